@@ -1,0 +1,167 @@
+// sbus: call, send to and ping services on the bus from the command line.
+//
+//   sbus call NODE.CATEGORY.SERVICE 'JSON' [--timeout S] (--config FILE | --broker URI... --secret-file F)
+//   sbus send NODE.CATEGORY.SERVICE 'JSON' ...
+//   sbus ping NODE ...
+//
+// Exit codes: 0 success, 1 the service answered with an error, 2 usage or
+// config error, 3 timeout, 4 no broker reachable or connection lost.
+#include <boost/program_options.hpp>
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <sbus/sender.hpp>
+
+#include "config/config.hpp"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitServiceError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitTimeout = 3;
+constexpr int kExitUnreachable = 4;
+
+const char* kUsage =
+    "Usage:\n"
+    "  sbus call NODE.CATEGORY.SERVICE 'JSON' [options]   call a service, print its result\n"
+    "  sbus send NODE.CATEGORY.SERVICE 'JSON' [options]   send a message to a message service\n"
+    "  sbus ping NODE [options]                           exit 0 when NODE answers\n";
+
+int exit_code_for(const sbus::SenderError& e) {
+  switch (e.kind()) {
+    case sbus::SenderError::Kind::kAddress: return kExitUsage;
+    case sbus::SenderError::Kind::kTimeout: return kExitTimeout;
+    case sbus::SenderError::Kind::kProtocol: return kExitServiceError;
+    default: return kExitUnreachable;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string command;
+  std::vector<std::string> arguments;
+  std::string config_path;
+  std::vector<std::string> brokers;
+  std::string secret_file;
+  std::string exchange;
+  double timeout_seconds = 30;
+
+  po::options_description options("Options");
+  options.add_options()
+      ("config,c", po::value(&config_path), "take brokers, exchange and secret from this sbusd YAML file")
+      ("broker,b", po::value(&brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over")
+      ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
+      ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
+      ("timeout", po::value(&timeout_seconds), "seconds to wait for a reply (default 30)")
+      ("help,h", "print this help");
+  po::options_description hidden;
+  hidden.add_options()
+      ("command", po::value(&command))
+      ("arguments", po::value(&arguments));
+  po::options_description all;
+  all.add(options).add(hidden);
+  po::positional_options_description positional;
+  positional.add("command", 1).add("arguments", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "sbus: " << e.what() << "\n" << kUsage << options;
+    return kExitUsage;
+  }
+  if (vm.count("help") || command.empty()) {
+    std::cout << kUsage << options;
+    return vm.count("help") ? kExitOk : kExitUsage;
+  }
+  const std::size_t wanted = command == "ping" ? 1 : 2;
+  if ((command != "call" && command != "send" && command != "ping") || arguments.size() != wanted) {
+    std::cerr << "sbus: expected " << (command == "ping" ? "ping NODE" : command + " NODE.CATEGORY.SERVICE 'JSON'")
+              << "\n" << kUsage;
+    return kExitUsage;
+  }
+  if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
+    std::cerr << "sbus: --timeout must be a positive number of seconds\n";
+    return kExitUsage;
+  }
+
+  sbus::SenderOptions sender_options;
+  if (!config_path.empty()) {
+    sbus::ConfigOverrides overrides;
+    overrides.brokers = brokers;
+    if (!secret_file.empty()) overrides.secret_file = secret_file;
+    sbus::Config config;
+    std::vector<std::string> problems;
+    if (!sbus::load_config(config_path, overrides, &config, &problems)) {
+      for (const std::string& problem : problems) std::cerr << problem << "\n";
+      return kExitUsage;
+    }
+    sender_options.brokers = config.brokers;
+    sender_options.exchange = config.exchange;
+    sender_options.secret = config.secret;
+  } else {
+    if (brokers.empty()) {
+      std::cerr << "sbus: give --config FILE or at least one --broker URI\n";
+      return kExitUsage;
+    }
+    sender_options.brokers = brokers;
+    if (!secret_file.empty()) {
+      std::string error;
+      if (!sbus::read_secret_file(secret_file, &sender_options.secret, &error)) {
+        std::cerr << "sbus: " << error << "\n";
+        return kExitUsage;
+      }
+    } else if (command != "ping") {
+      std::cerr << "sbus: give --secret-file (or --config) to sign calls\n";
+      return kExitUsage;
+    }
+  }
+  if (!exchange.empty()) sender_options.exchange = exchange;
+
+  if (command != "ping") {
+    rapidjson::Document params;
+    params.Parse(arguments[1].data(), arguments[1].size());
+    if (params.HasParseError()) {
+      std::cerr << "sbus: params are not valid JSON: " << arguments[1] << "\n";
+      return kExitUsage;
+    }
+  }
+
+  const auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_seconds * 1000));
+  try {
+    sbus::Sender sender(std::move(sender_options));
+    if (command == "ping") {
+      if (sender.ping(arguments[0], timeout)) {
+        std::cout << "PONG from " << arguments[0] << " via " << sender.connected_broker() << "\n";
+        return kExitOk;
+      }
+      std::cerr << "sbus: no answer from " << arguments[0] << " within " << timeout_seconds << " s\n";
+      return kExitTimeout;
+    }
+    if (command == "send") {
+      sender.send(arguments[0], arguments[1]);
+      return kExitOk;
+    }
+    sbus::CallResult result = sender.call(arguments[0], arguments[1], timeout);
+    if (!result.ok()) {
+      std::cerr << "sbus: " << arguments[0] << " failed: " << result.error_code << ": " << result.message << "\n";
+      return kExitServiceError;
+    }
+    std::cout << result.message << "\n";
+    return kExitOk;
+  } catch (const sbus::SenderError& e) {
+    std::cerr << "sbus: " << e.what() << "\n";
+    return exit_code_for(e);
+  }
+}

@@ -1,0 +1,124 @@
+#include "common/amqp_connection.hpp"
+
+#include <amqp_tcp_socket.h>
+
+#include <sys/time.h>
+
+#include <utility>
+
+#include "common/error.hpp"
+
+namespace sbus {
+
+std::string bytes_to_string(amqp_bytes_t bytes) {
+  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
+
+std::string describe_reply(const amqp_rpc_reply_t& reply) {
+  switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return "ok";
+    case AMQP_RESPONSE_NONE:
+      return "no reply from the broker";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return amqp_error_string2(reply.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      switch (reply.reply.id) {
+        case AMQP_CONNECTION_CLOSE_METHOD: {
+          auto* m = static_cast<amqp_connection_close_t*>(reply.reply.decoded);
+          return "connection closed by broker: " + bytes_to_string(m->reply_text) + " (" +
+                 std::to_string(m->reply_code) + ")";
+        }
+        case AMQP_CHANNEL_CLOSE_METHOD: {
+          auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
+          return "channel closed by broker: " + bytes_to_string(m->reply_text) + " (" +
+                 std::to_string(m->reply_code) + ")";
+        }
+        default:
+          return "unexpected method from broker: " + std::to_string(reply.reply.id);
+      }
+  }
+  return "unknown reply";
+}
+
+AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& options) {
+  if (uri.tls) {
+    throw AmqpError("connect to " + uri.redacted() +
+                    " failed: amqps:// is not supported by this build yet");
+  }
+  AmqpConnection connection;
+  connection.uri_ = uri;
+  connection.state_ = amqp_new_connection();
+  if (connection.state_ == nullptr) throw AmqpError("connect to " + uri.redacted() + ": out of memory");
+
+  amqp_socket_t* socket = amqp_tcp_socket_new(connection.state_);
+  if (socket == nullptr) throw AmqpError("connect to " + uri.redacted() + ": cannot create socket");
+
+  timeval timeout{};
+  timeout.tv_sec = options.connect_timeout.count() / 1000;
+  timeout.tv_usec = (options.connect_timeout.count() % 1000) * 1000;
+  amqp_set_handshake_timeout(connection.state_, &timeout);
+  amqp_set_rpc_timeout(connection.state_, &timeout);
+  int status = amqp_socket_open_noblock(socket, uri.host.c_str(), uri.port, &timeout);
+  if (status != AMQP_STATUS_OK) {
+    throw AmqpError("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
+  }
+
+  amqp_table_entry_t property{};
+  property.key = amqp_cstring_bytes("connection_name");
+  property.value.kind = AMQP_FIELD_KIND_UTF8;
+  property.value.value.bytes = to_bytes(options.connection_name);
+  amqp_table_t properties{1, &property};
+  amqp_rpc_reply_t login = amqp_login_with_properties(
+      connection.state_, uri.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_seconds,
+      &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
+  if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+    throw AmqpError("login to " + uri.redacted() + " failed: " + describe_reply(login));
+  }
+  amqp_channel_open(connection.state_, kChannel);
+  connection.check_last("channel.open");
+  return connection;
+}
+
+AmqpConnection::AmqpConnection(AmqpConnection&& other) noexcept
+    : state_(std::exchange(other.state_, nullptr)), uri_(std::move(other.uri_)) {}
+
+AmqpConnection& AmqpConnection::operator=(AmqpConnection&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = std::exchange(other.state_, nullptr);
+    uri_ = std::move(other.uri_);
+  }
+  return *this;
+}
+
+AmqpConnection::~AmqpConnection() { close(); }
+
+void AmqpConnection::check(const amqp_rpc_reply_t& reply, std::string_view operation) const {
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
+  throw AmqpError(std::string(operation) + " on " + uri_.redacted() +
+                  " failed: " + describe_reply(reply));
+}
+
+void AmqpConnection::check_last(std::string_view operation) const {
+  check(amqp_get_rpc_reply(state_), operation);
+}
+
+void AmqpConnection::check_status(int status, std::string_view operation) const {
+  if (status == AMQP_STATUS_OK) return;
+  throw AmqpError(std::string(operation) + " on " + uri_.redacted() +
+                  " failed: " + amqp_error_string2(status));
+}
+
+void AmqpConnection::close() {
+  if (state_ == nullptr) return;
+  // Short timeouts: a dead broker must not hold up a stop.
+  timeval quick{1, 0};
+  amqp_set_rpc_timeout(state_, &quick);
+  amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(state_);
+  state_ = nullptr;
+}
+
+}  // namespace sbus

@@ -1,0 +1,70 @@
+// A move-only owner of one rabbitmq-c connection with channel 1 open, and
+// the translation of rabbitmq-c's replies into AmqpError.
+//
+// rabbitmq-c is not thread-safe: an AmqpConnection belongs to the one thread
+// that opened it.
+#pragma once
+
+#include <amqp.h>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "common/broker_uri.hpp"
+
+namespace sbus {
+
+inline constexpr amqp_channel_t kChannel = 1;
+
+struct ConnectOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  int heartbeat_seconds = 10;
+  // The connection name shown in the management UI and `rabbitmqctl
+  // list_connections client_properties`.
+  std::string connection_name = "sbus";
+};
+
+// "login to amqp://guest@127.0.0.1:5672/%2f failed: ACCESS_REFUSED ..."
+std::string describe_reply(const amqp_rpc_reply_t& reply);
+std::string bytes_to_string(amqp_bytes_t bytes);
+inline amqp_bytes_t to_bytes(std::string_view text) {
+  return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+class AmqpConnection {
+ public:
+  // Connects, logs in and opens channel 1; throws AmqpError naming the
+  // broker and what failed.
+  static AmqpConnection open(const BrokerUri& uri, const ConnectOptions& options);
+
+  AmqpConnection() = default;
+  AmqpConnection(AmqpConnection&& other) noexcept;
+  AmqpConnection& operator=(AmqpConnection&& other) noexcept;
+  AmqpConnection(const AmqpConnection&) = delete;
+  AmqpConnection& operator=(const AmqpConnection&) = delete;
+  ~AmqpConnection();
+
+  amqp_connection_state_t get() const { return state_; }
+  explicit operator bool() const { return state_ != nullptr; }
+  int fd() const { return amqp_get_sockfd(state_); }
+  const BrokerUri& uri() const { return uri_; }
+
+  // Throws AmqpError "OPERATION on BROKER failed: DETAIL" unless `reply` is
+  // normal.
+  void check(const amqp_rpc_reply_t& reply, std::string_view operation) const;
+  // Same, for the last synchronous method on this connection.
+  void check_last(std::string_view operation) const;
+  // Throws for a non-OK status code of rabbitmq-c.
+  void check_status(int status, std::string_view operation) const;
+
+  // Closes channel and connection politely (best effort, never throws) and
+  // frees the connection.
+  void close();
+
+ private:
+  amqp_connection_state_t state_ = nullptr;
+  BrokerUri uri_;
+};
+
+}  // namespace sbus

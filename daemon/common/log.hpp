@@ -1,0 +1,56 @@
+// One log line per call, written with a single write(2) to stderr so that
+// lines of the supervisor and of every worker (which share its stderr) never
+// interleave. Thread-safe.
+//
+//   SBUS_LOG(kWarn) << "event " << id << ": " << what;
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace sbus {
+
+enum class LogLevel { kDebug = 0, kInfo, kWarn, kError };
+
+// Parses "debug", "info", "warn"/"warning", "error"; false if unknown.
+bool parse_log_level(std::string_view text, LogLevel* level);
+const char* log_level_name(LogLevel level);
+
+// Sets the process's minimum level and the tag every line carries (e.g.
+// "supervisor" or "worker 127.0.0.1:5672"). Call once per process, before
+// threads start; a forked worker calls it again.
+void log_init(std::string tag, LogLevel level);
+bool log_enabled(LogLevel level);
+
+class LogLine {
+ public:
+  explicit LogLine(LogLevel level) : level_(level) {}
+  ~LogLine();
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+
+  template <typename T>
+  LogLine& operator<<(const T& value) {
+    stream_ << value;
+    return *this;
+  }
+
+ private:
+  LogLevel level_;
+  std::ostringstream stream_;
+};
+
+// Turns `LogLine(...) << ...` into a void expression for SBUS_LOG's ?:.
+struct LogVoidify {
+  void operator&(const LogLine&) const {}
+};
+
+}  // namespace sbus
+
+// An expression, not an if: safe in an unbraced if/else. The arguments are
+// not evaluated when the level is off.
+#define SBUS_LOG(level)                                         \
+  !::sbus::log_enabled(::sbus::LogLevel::level)                 \
+      ? (void)0                                                 \
+      : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)

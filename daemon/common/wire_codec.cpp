@@ -1,0 +1,267 @@
+#include "common/wire_codec.hpp"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlerror.h>
+
+#include <cstring>
+#include <memory>
+
+namespace sbus {
+namespace {
+
+struct DocDeleter {
+  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
+};
+struct CtxtDeleter {
+  void operator()(xmlParserCtxt* ctxt) const { xmlFreeParserCtxt(ctxt); }
+};
+using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
+using CtxtPtr = std::unique_ptr<xmlParserCtxt, CtxtDeleter>;
+
+// No NOENT (entities stay unexpanded), no DTDLOAD, no network; errors are
+// read from the context instead of printed.
+constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+
+void ignore_errors(void*, xmlError*) {}
+
+bool is_named(const xmlNode* node, const char* name) {
+  return node->type == XML_ELEMENT_NODE &&
+         std::strcmp(reinterpret_cast<const char*>(node->name), name) == 0;
+}
+
+std::string node_text(const xmlNode* node) {
+  std::string text;
+  for (const xmlNode* child = node->children; child != nullptr; child = child->next) {
+    if ((child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE) &&
+        child->content != nullptr) {
+      text += reinterpret_cast<const char*>(child->content);
+    }
+  }
+  return text;
+}
+
+const xmlNode* find_child(const xmlNode* parent, const char* name) {
+  for (const xmlNode* child = parent->children; child != nullptr; child = child->next) {
+    if (is_named(child, name)) return child;
+  }
+  return nullptr;
+}
+
+std::string attribute(const xmlNode* node, const char* name) {
+  xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
+  if (value == nullptr) return {};
+  std::string text(reinterpret_cast<const char*>(value));
+  xmlFree(value);
+  return text;
+}
+
+bool has_attribute(const xmlNode* node, const char* name) {
+  return xmlHasProp(node, reinterpret_cast<const xmlChar*>(name)) != nullptr;
+}
+
+// Parses `body` into a document whose root is `root_name`.
+DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failure) {
+  if (body.size() > static_cast<std::size_t>(INT32_MAX)) {
+    *failure = {errc::kTooLarge, "document too large"};
+    return nullptr;
+  }
+  CtxtPtr ctxt(xmlNewParserCtxt());
+  if (!ctxt) {
+    *failure = {errc::kMalformedXml, "out of memory"};
+    return nullptr;
+  }
+  DocPtr doc(xmlCtxtReadMemory(ctxt.get(), body.data(), static_cast<int>(body.size()),
+                               nullptr, nullptr, kParseOptions));
+  if (!doc) {
+    const xmlError* error = xmlCtxtGetLastError(ctxt.get());
+    std::string detail = "not well-formed XML";
+    if (error != nullptr && error->message != nullptr) {
+      detail = "XML error at line " + std::to_string(error->line) + ": " + error->message;
+      while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    }
+    *failure = {errc::kMalformedXml, detail};
+    return nullptr;
+  }
+  if (doc->intSubset != nullptr || doc->extSubset != nullptr) {
+    *failure = {errc::kMalformedXml, "a document type declaration is not allowed"};
+    return nullptr;
+  }
+  const xmlNode* root = xmlDocGetRootElement(doc.get());
+  if (root == nullptr || !is_named(root, root_name)) {
+    *failure = {errc::kMalformedXml, std::string("root element is not <") + root_name + ">"};
+    return nullptr;
+  }
+  return doc;
+}
+
+void append_escaped(std::string* out, std::string_view text, bool in_attribute) {
+  for (char c : xml_safe_text(text)) {
+    switch (c) {
+      case '&': *out += "&amp;"; break;
+      case '<': *out += "&lt;"; break;
+      case '>': *out += "&gt;"; break;
+      case '"':
+        if (in_attribute) {
+          *out += "&quot;";
+          break;
+        }
+        [[fallthrough]];
+      default: *out += c;
+    }
+  }
+}
+
+// A CDATA section cannot hold "]]>": split it between two sections.
+void append_cdata(std::string* out, std::string_view text) {
+  std::string safe = xml_safe_text(text);
+  *out += "<![CDATA[";
+  std::size_t start = 0;
+  for (std::size_t at = safe.find("]]>"); at != std::string::npos; at = safe.find("]]>", start)) {
+    out->append(safe, start, at + 2 - start);
+    *out += "]]><![CDATA[";
+    start = at + 2;
+  }
+  out->append(safe, start, std::string::npos);
+  *out += "]]>";
+}
+
+}  // namespace
+
+void wire_codec_init() {
+  xmlInitParser();
+  xmlSetStructuredErrorFunc(nullptr, ignore_errors);
+}
+
+bool decode_event(std::string_view body, Event* event, DecodeFailure* failure) {
+  DocPtr doc = parse(body, "event", failure);
+  if (!doc) return false;
+  const xmlNode* root = xmlDocGetRootElement(doc.get());
+
+  if (const xmlNode* id = find_child(root, "id")) event->id = node_text(id);
+  if (!has_attribute(root, "version")) {
+    *failure = {errc::kMalformedXml, "<event> has no version attribute"};
+    return false;
+  }
+
+  const xmlNode* category = find_child(root, "catgory");
+  if (category == nullptr) category = find_child(root, "category");
+  struct Field {
+    const char* name;
+    const xmlNode* node;
+    std::string* out;
+  } fields[] = {
+      {"id", find_child(root, "id"), &event->id},
+      {"token", find_child(root, "token"), &event->token},
+      {"catgory", category, &event->category},
+      {"service", find_child(root, "service"), &event->service},
+      {"params", find_child(root, "params"), &event->params},
+  };
+  for (const Field& field : fields) {
+    if (field.node == nullptr) {
+      *failure = {errc::kMissingElement, std::string("<event> has no <") + field.name + "> element"};
+      return false;
+    }
+    *field.out = node_text(field.node);
+  }
+  return true;
+}
+
+std::string encode_event(const Event& event) {
+  std::string out;
+  out.reserve(256 + event.params.size());
+  out += "<?xml version=\"1.0\"?>\n<event version=\"1\">\n    <id>";
+  append_escaped(&out, event.id, false);
+  out += "</id>\n    <token>";
+  append_escaped(&out, event.token, false);
+  out += "</token>\n    <catgory>";
+  append_escaped(&out, event.category, false);
+  out += "</catgory>\n    <service>";
+  append_escaped(&out, event.service, false);
+  out += "</service>\n    <params>";
+  append_cdata(&out, event.params);
+  out += "</params>\n</event>";
+  return out;
+}
+
+std::string encode_reply(const Reply& reply) {
+  std::string out;
+  out.reserve(128 + reply.message.size());
+  out += "<?xml version=\"1.0\"?>\n<response";
+  if (reply.error_code.empty()) {
+    out += " status=\"ok\"";
+  } else {
+    out += " status=\"error\" code=\"";
+    append_escaped(&out, reply.error_code, true);
+    out += '"';
+  }
+  out += ">\n    <id>";
+  append_escaped(&out, reply.id, false);
+  out += "</id>\n    <message>";
+  append_cdata(&out, reply.message);
+  out += "</message>\n</response>";
+  return out;
+}
+
+bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure) {
+  DocPtr doc = parse(body, "response", failure);
+  if (!doc) return false;
+  const xmlNode* root = xmlDocGetRootElement(doc.get());
+  const xmlNode* id = find_child(root, "id");
+  const xmlNode* message = find_child(root, "message");
+  if (id == nullptr || message == nullptr) {
+    *failure = {errc::kMissingElement,
+                std::string("<response> has no <") + (id == nullptr ? "id" : "message") + "> element"};
+    return false;
+  }
+  reply->id = node_text(id);
+  reply->message = node_text(message);
+  reply->error_code.clear();
+  if (has_attribute(root, "status")) {
+    if (attribute(root, "status") == "error") {
+      reply->error_code = attribute(root, "code");
+      if (reply->error_code.empty()) reply->error_code = "error";
+    }
+  } else if (reply->message == "Token not valid!") {
+    reply->error_code = errc::kInvalidToken;
+  } else if (reply->message.rfind("Cannot Find RPC Service:", 0) == 0) {
+    reply->error_code = errc::kUnknownService;
+  }
+  return true;
+}
+
+std::string xml_safe_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      out += (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f ? '?' : static_cast<char>(c);
+      ++p;
+      continue;
+    }
+    // A well-formed UTF-8 sequence of 2 to 4 bytes, no overlongs or surrogates.
+    int length = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+    if (c >= 0xf5) length = 0;
+    bool valid = length > 0 && end - p >= length;
+    for (int i = 1; valid && i < length; ++i) valid = (p[i] & 0xc0) == 0x80;
+    if (valid && length == 3) {
+      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+    }
+    if (valid && length == 4) {
+      valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+    }
+    if (!valid) {
+      out += '?';
+      ++p;
+      continue;
+    }
+    out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(length));
+    p += length;
+  }
+  return out;
+}
+
+}  // namespace sbus

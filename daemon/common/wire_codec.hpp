@@ -1,0 +1,71 @@
+// The py-servicebus wire format (see PROTOCOL.md): the call event and the
+// response, as UTF-8 XML. Decoding uses libxml2 with no DTD, no entity
+// substitution and no network; encoding writes the text directly.
+//
+// Thread-safety: every function may be called from any thread once
+// wire_codec_init() has run (once per process, before threads start).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sbus {
+
+// Error codes carried in <response status="error" code="...">.
+namespace errc {
+inline constexpr const char* kMalformedXml = "malformed_xml";
+inline constexpr const char* kMissingElement = "missing_element";
+inline constexpr const char* kInvalidParams = "invalid_params";
+inline constexpr const char* kInvalidToken = "invalid_token";
+inline constexpr const char* kUnknownService = "unknown_service";
+inline constexpr const char* kServiceFailed = "service_failed";
+inline constexpr const char* kTooLarge = "message_too_large";
+inline constexpr const char* kShuttingDown = "shutting_down";
+}  // namespace errc
+
+// The body of a liveness probe and of its answer.
+inline constexpr std::string_view kPingBody = "PING";
+inline constexpr std::string_view kPongBody = "PONG";
+
+struct Event {
+  std::string id;
+  std::string token;
+  std::string category;
+  std::string service;
+  std::string params;  // JSON text
+};
+
+struct Reply {
+  std::string id;
+  std::string message;     // result JSON text, or error text
+  std::string error_code;  // empty: a result
+};
+
+// What went wrong in a decode: `code` is one of errc, `detail` a sentence.
+struct DecodeFailure {
+  std::string code;
+  std::string detail;
+};
+
+void wire_codec_init();
+
+// Decodes a call event. Accepts both <catgory> (py-servicebus) and
+// <category>. On failure returns false and fills `failure`; `event->id` is
+// set whenever the <id> element could be read, so that an error reply can
+// name it. Does not parse the params JSON.
+bool decode_event(std::string_view body, Event* event, DecodeFailure* failure);
+
+// Encodes a call event as py-servicebus agents expect it (<catgory>).
+std::string encode_event(const Event& event);
+
+std::string encode_reply(const Reply& reply);
+
+// Decodes a response. A reply without a status attribute whose message is
+// one of py-servicebus's own error texts is reported as that error.
+bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure);
+
+// Text safe for XML 1.0 character data: invalid UTF-8 and control
+// characters other than tab, CR and LF replaced by '?'.
+std::string xml_safe_text(std::string_view text);
+
+}  // namespace sbus

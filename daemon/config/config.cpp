@@ -1,0 +1,350 @@
+#include "config/config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace sbus {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "export", "options"};
+constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange",  "secret",
+                                    "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
+                                    "heartbeat", "log_level",         "services",  "drain_timeout"};
+
+// Collects problems, each prefixed with "FILE:LINE: KEY: ".
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void problem(const YAML::Node& where, const std::string& key, const std::string& what) {
+    problem_at(where.Mark().is_null() ? 0 : where.Mark().line + 1, key, what);
+  }
+  void problem_at(int line, const std::string& key, const std::string& what) {
+    std::ostringstream out;
+    out << file_;
+    if (line > 0) out << ':' << line;
+    out << ": ";
+    if (!key.empty()) out << key << ": ";
+    out << what;
+    problems_.push_back(out.str());
+  }
+
+  bool scalar(const YAML::Node& node, const std::string& key, std::string* out) {
+    if (!node.IsScalar()) {
+      problem(node, key, "must be a string");
+      return false;
+    }
+    *out = node.Scalar();
+    return true;
+  }
+
+  // An integer in [min, max].
+  template <typename T>
+  bool integer(const YAML::Node& node, const std::string& key, long long min, long long max, T* out) {
+    long long value = 0;
+    if (!node.IsScalar() || !YAML::convert<long long>::decode(node, value)) {
+      problem(node, key, "must be an integer");
+      return false;
+    }
+    if (value < min || value > max) {
+      problem(node, key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return false;
+    }
+    *out = static_cast<T>(value);
+    return true;
+  }
+
+  void unknown_keys(const YAML::Node& map, const std::string& prefix, const char* const* keys,
+                    std::size_t count) {
+    for (const auto& entry : map) {
+      const std::string key = entry.first.Scalar();
+      bool known = false;
+      for (std::size_t i = 0; i < count; ++i) known = known || key == keys[i];
+      if (!known) problem(entry.first, prefix + key, "unknown key");
+    }
+  }
+
+  std::vector<std::string>& problems() { return problems_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> problems_;
+};
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+bool valid_name_part(const std::string& part) {
+  if (part.empty()) return false;
+  for (char c : part) {
+    if (c == '.' || c == ' ' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
+void load_services(const YAML::Node& list, const std::string& base_dir, Config* config,
+                   Checker* checker) {
+  if (!list.IsSequence()) {
+    checker->problem(list, "services", "must be a list of services");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node entry = list[i];
+    const std::string at = "services[" + std::to_string(i) + "]";
+    if (!entry.IsMap()) {
+      checker->problem(entry, at, "must be a map with name, plugin and kind");
+      continue;
+    }
+    checker->unknown_keys(entry, at + ".", kServiceKeys, std::size(kServiceKeys));
+
+    ServiceConfig service;
+    service.line = entry.Mark().line + 1;
+    bool ok = true;
+    if (!entry["name"]) {
+      checker->problem(entry, at + ".name", "missing (CATEGORY.SERVICE)");
+      ok = false;
+    } else if (checker->scalar(entry["name"], at + ".name", &service.name)) {
+      std::size_t dot = service.name.find('.');
+      service.category = service.name.substr(0, dot);
+      service.service = dot == std::string::npos ? "" : service.name.substr(dot + 1);
+      if (dot == std::string::npos || !valid_name_part(service.category) ||
+          !valid_name_part(service.service)) {
+        checker->problem(entry["name"], at + ".name",
+                         "'" + service.name + "' is not CATEGORY.SERVICE");
+        ok = false;
+      } else if (!names.insert(service.name).second) {
+        checker->problem(entry["name"], at + ".name", "duplicate service '" + service.name + "'");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+
+    if (!entry["plugin"]) {
+      checker->problem(entry, at + ".plugin", "missing (a plugin name or a path to a .so)");
+      ok = false;
+    } else if (checker->scalar(entry["plugin"], at + ".plugin", &service.plugin)) {
+      const bool is_path = service.plugin.find('/') != std::string::npos ||
+                           service.plugin.ends_with(".so");
+      service.plugin_path = is_path ? resolve(base_dir, service.plugin)
+                                    : (fs::path(config->plugin_dir) / (service.plugin + ".so")).string();
+    } else {
+      ok = false;
+    }
+
+    std::string kind = "rpc";
+    if (entry["kind"] && checker->scalar(entry["kind"], at + ".kind", &kind)) {
+      if (kind == "rpc") {
+        service.kind = ServiceKind::kRpc;
+      } else if (kind == "message") {
+        service.kind = ServiceKind::kMessage;
+      } else {
+        checker->problem(entry["kind"], at + ".kind", "must be rpc or message, not '" + kind + "'");
+        ok = false;
+      }
+    }
+    if (entry["queue_len"] &&
+        !checker->integer(entry["queue_len"], at + ".queue_len", 1, 1000000, &service.queue_len)) {
+      ok = false;
+    }
+    service.export_name = service.service;
+    if (entry["export"] && !checker->scalar(entry["export"], at + ".export", &service.export_name)) {
+      ok = false;
+    }
+    if (const YAML::Node options = entry["options"]) {
+      if (!options.IsMap()) {
+        checker->problem(options, at + ".options", "must be a map of names to values");
+        ok = false;
+      } else {
+        for (const auto& option : options) {
+          std::string value;
+          if (checker->scalar(option.second, at + ".options." + option.first.Scalar(), &value)) {
+            service.options[option.first.Scalar()] = value;
+          } else {
+            ok = false;
+          }
+        }
+      }
+    }
+    if (ok) config->services.push_back(std::move(service));
+  }
+}
+
+}  // namespace
+
+bool read_secret_file(const std::string& path, std::string* secret, std::string* error) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    *error = "cannot read secret file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    *error = "secret file " + path + " is readable by group or others; chmod 600 it";
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read secret file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  *secret = content.str();
+  while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) secret->pop_back();
+  if (secret->empty()) {
+    *error = "secret file " + path + " is empty";
+    return false;
+  }
+  return true;
+}
+
+bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
+                 std::vector<std::string>* problems) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    problems->push_back(path + ": cannot open: " + std::strerror(errno));
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str(), path, overrides, config, problems);
+}
+
+bool load_config_text(const std::string& text, const std::string& path,
+                      const ConfigOverrides& overrides, Config* config,
+                      std::vector<std::string>* problems) {
+  Checker checker(path);
+  *config = Config{};
+  config->path = path;
+  const std::string base_dir = fs::absolute(fs::path(path)).parent_path().string();
+
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    checker.problem_at(e.mark.is_null() ? 0 : e.mark.line + 1, "", "YAML syntax error: " + e.msg);
+    *problems = std::move(checker.problems());
+    return false;
+  }
+  if (!root.IsMap()) {
+    checker.problem_at(1, "", "the config must be a YAML map (node, brokers, services, ...)");
+    *problems = std::move(checker.problems());
+    return false;
+  }
+  checker.unknown_keys(root, "", kTopKeys, std::size(kTopKeys));
+
+  config->node = host_name();
+  if (root["node"] && checker.scalar(root["node"], "node", &config->node) &&
+      !valid_name_part(config->node)) {
+    checker.problem(root["node"], "node", "'" + config->node + "' is not a valid node name (no dots)");
+  }
+  if (root["exchange"]) checker.scalar(root["exchange"], "exchange", &config->exchange);
+
+  if (root["plugin_dir"] && checker.scalar(root["plugin_dir"], "plugin_dir", &config->plugin_dir)) {
+    config->plugin_dir = resolve(base_dir, config->plugin_dir);
+  }
+  if (overrides.plugin_dir) config->plugin_dir = fs::absolute(*overrides.plugin_dir).string();
+  if (config->plugin_dir.empty()) config->plugin_dir = "/usr/lib/sbus/plugins";
+
+  if (root["prefetch"]) checker.integer(root["prefetch"], "prefetch", 1, 65535, &config->prefetch);
+  if (root["max_message_bytes"]) {
+    checker.integer(root["max_message_bytes"], "max_message_bytes", 64, 1LL << 30,
+                    &config->max_message_bytes);
+  }
+  if (root["heartbeat"]) checker.integer(root["heartbeat"], "heartbeat", 0, 3600, &config->heartbeat_seconds);
+  if (root["drain_timeout"]) {
+    checker.integer(root["drain_timeout"], "drain_timeout", 0, 3600, &config->drain_timeout_seconds);
+  }
+  if (root["log_level"]) {
+    std::string level;
+    if (checker.scalar(root["log_level"], "log_level", &level) &&
+        !parse_log_level(level, &config->log_level)) {
+      checker.problem(root["log_level"], "log_level", "must be debug, info, warn or error");
+    }
+  }
+  if (overrides.log_level) config->log_level = *overrides.log_level;
+
+  // Brokers: from the command line when given there.
+  if (!overrides.brokers.empty()) {
+    for (const std::string& uri_text : overrides.brokers) {
+      BrokerUri uri;
+      std::string error;
+      if (parse_broker_uri(uri_text, &uri, &error)) {
+        config->brokers.push_back(uri_text);
+        config->broker_uris.push_back(uri);
+      } else {
+        checker.problem_at(0, "--broker " + uri_text, error);
+      }
+    }
+  } else if (!root["brokers"]) {
+    checker.problem_at(1, "brokers", "missing: list at least one amqp:// URI");
+  } else if (!root["brokers"].IsSequence() || root["brokers"].size() == 0) {
+    checker.problem(root["brokers"], "brokers", "must be a non-empty list of amqp:// URIs");
+  } else {
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < root["brokers"].size(); ++i) {
+      const YAML::Node item = root["brokers"][i];
+      const std::string key = "brokers[" + std::to_string(i) + "]";
+      std::string uri_text;
+      if (!checker.scalar(item, key, &uri_text)) continue;
+      BrokerUri uri;
+      std::string error;
+      if (!parse_broker_uri(uri_text, &uri, &error)) {
+        checker.problem(item, key, error);
+      } else if (!seen.insert(uri.redacted()).second) {
+        checker.problem(item, key, "duplicate broker " + uri.redacted());
+      } else {
+        config->brokers.push_back(uri_text);
+        config->broker_uris.push_back(uri);
+      }
+    }
+  }
+
+  // The secret: --secret-file, else secret_file, else inline secret.
+  std::string secret_file;
+  if (root["secret_file"] && checker.scalar(root["secret_file"], "secret_file", &secret_file)) {
+    secret_file = resolve(base_dir, secret_file);
+  }
+  if (overrides.secret_file) secret_file = *overrides.secret_file;
+  if (!secret_file.empty()) {
+    std::string error;
+    if (!read_secret_file(secret_file, &config->secret, &error)) {
+      if (overrides.secret_file) {
+        checker.problem_at(0, "--secret-file", error);
+      } else {
+        checker.problem(root["secret_file"], "secret_file", error);
+      }
+    }
+  } else if (root["secret"]) {
+    checker.scalar(root["secret"], "secret", &config->secret);
+  } else {
+    checker.problem_at(1, "secret_file", "missing: set secret_file (or secret, for tests)");
+  }
+
+  if (root["services"]) load_services(root["services"], base_dir, config, &checker);
+
+  *problems = std::move(checker.problems());
+  return problems->empty();
+}
+
+}  // namespace sbus

@@ -1,0 +1,72 @@
+// The sbusd configuration: the YAML file of sbusd and of `sbus --config`.
+// See config/sbusd.yaml for the annotated example and the README for the
+// reference.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/broker_uri.hpp"
+#include "common/log.hpp"
+
+namespace sbus {
+
+enum class ServiceKind { kRpc, kMessage };
+
+struct ServiceConfig {
+  std::string name;         // CATEGORY.SERVICE, as configured
+  std::string category;
+  std::string service;
+  std::string plugin;       // as written in the YAML
+  std::string plugin_path;  // resolved path of the .so
+  std::string export_name;  // the service's name inside the plugin
+  ServiceKind kind = ServiceKind::kRpc;
+  std::size_t queue_len = 100;
+  std::map<std::string, std::string> options;
+  int line = 0;  // 1-based line of the entry, for messages
+};
+
+struct Config {
+  std::string path;
+  std::string node;
+  std::vector<std::string> brokers;  // as written
+  std::vector<BrokerUri> broker_uris;
+  std::string exchange = "py-servicebus";
+  std::string secret;
+  std::string plugin_dir;
+  int prefetch = 64;
+  std::size_t max_message_bytes = 1024 * 1024;
+  int heartbeat_seconds = 10;
+  int drain_timeout_seconds = 30;
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<ServiceConfig> services;
+};
+
+// Command-line settings that replace those of the file.
+struct ConfigOverrides {
+  std::vector<std::string> brokers;
+  std::optional<std::string> plugin_dir;
+  std::optional<std::string> secret_file;
+  std::optional<LogLevel> log_level;
+};
+
+// Reads and validates `path`. Returns true when the config is usable;
+// otherwise `problems` holds one line per problem, each naming the file, the
+// line and the key ("sbusd.yaml:7: brokers[1]: malformed AMQP URI ...").
+// Does not load plugins (see worker/plugin_loader.hpp for that check).
+bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
+                 std::vector<std::string>* problems);
+
+// Same, from YAML text; `path` is used for messages and relative paths.
+bool load_config_text(const std::string& text, const std::string& path,
+                      const ConfigOverrides& overrides, Config* config,
+                      std::vector<std::string>* problems);
+
+// Reads a secret from `path`; refuses a file that the group or others can
+// read. Trailing newlines are dropped.
+bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
+
+}  // namespace sbus

@@ -1,0 +1,84 @@
+// sbusd: the sbus agent daemon.
+#include <boost/program_options.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/log.hpp"
+#include "config/config.hpp"
+#include "supervisor/supervisor.hpp"
+#include "worker/plugin_loader.hpp"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::string log_level;
+  sbus::ConfigOverrides overrides;
+  std::string plugin_dir;
+  std::string secret_file;
+
+  po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
+  options.add_options()
+      ("config,c", po::value(&config_path)->default_value("/etc/sbus/sbusd.yaml"), "the YAML config file")
+      ("check,t", "validate the config and load every plugin, then exit: 0 if all is well, "
+                  "1 with each problem on its own line")
+      ("log-level", po::value(&log_level), "debug, info, warn or error (overrides the config)")
+      ("broker", po::value(&overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
+      ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
+      ("secret-file", po::value(&secret_file), "file holding the shared secret (overrides the config)")
+      ("version,V", "print the version and exit")
+      ("help,h", "print this help and exit");
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, options), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "sbusd: " << e.what() << "\n" << options;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "sbusd " << SBUS_VERSION << " (plugin ABI " << sbus::kAbiVersion << ")\n";
+    return 0;
+  }
+  if (vm.count("plugin-dir")) overrides.plugin_dir = plugin_dir;
+  if (vm.count("secret-file")) overrides.secret_file = secret_file;
+  if (vm.count("log-level")) {
+    sbus::LogLevel level;
+    if (!sbus::parse_log_level(log_level, &level)) {
+      std::cerr << "sbusd: --log-level must be debug, info, warn or error\n";
+      return 2;
+    }
+    overrides.log_level = level;
+  }
+
+  sbus::Config config;
+  std::vector<std::string> problems;
+  sbus::load_config(config_path, overrides, &config, &problems);
+  if (vm.count("check")) {
+    if (problems.empty()) sbus::check_plugins(config, &problems);
+    for (const std::string& problem : problems) std::cerr << problem << "\n";
+    if (!problems.empty()) {
+      std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
+      return 1;
+    }
+    std::cout << "sbusd: config " << config_path << " is ok: node " << config.node << ", "
+              << config.brokers.size() << " broker(s), " << config.services.size() << " service(s)\n";
+    return 0;
+  }
+  if (problems.empty()) problems = sbus::check_plugins_isolated(config);
+  if (!problems.empty()) {
+    for (const std::string& problem : problems) std::cerr << problem << "\n";
+    std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size()
+              << " problem(s)\n";
+    return 1;
+  }
+  sbus::log_init("supervisor", config.log_level);
+  return sbus::run_supervisor(config);
+}

@@ -1,0 +1,34 @@
+// What passes between a worker's connection thread and its service threads.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/wire_codec.hpp"
+
+namespace sbus {
+
+// One delivery handed to a service. `generation` names the connection it
+// came on: its delivery tag means nothing on another.
+struct Job {
+  std::uint64_t generation = 0;
+  std::uint64_t delivery_tag = 0;
+  std::string reply_to;  // empty: a message, not an RPC
+  std::string correlation_id;
+  Event event;
+  rapidjson::Document params;
+};
+
+// The result of a Job, for the connection thread to publish and ack.
+struct Outcome {
+  std::uint64_t generation = 0;
+  std::uint64_t delivery_tag = 0;
+  std::size_t runner = 0;  // index of the service that ran it
+  std::string reply_to;    // empty: nothing to publish, only ack
+  std::string correlation_id;
+  std::string body;        // the encoded reply
+};
+
+}  // namespace sbus

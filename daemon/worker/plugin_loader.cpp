@@ -1,0 +1,87 @@
+#include "worker/plugin_loader.hpp"
+
+#include <boost/dll/shared_library_load_mode.hpp>
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "common/error.hpp"
+
+namespace sbus {
+
+PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
+  if (auto found = plugins_.find(path); found != plugins_.end()) return found->second;
+
+  if (!std::filesystem::exists(path)) throw PluginError("plugin " + path + ": no such file");
+  auto library = std::make_shared<boost::dll::shared_library>();
+  boost::system::error_code error;
+  library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, error);
+  if (error) {
+    // dlerror() says more than the error code (a missing dependency, a
+    // symbol the plugin needs).
+    const char* detail = dlerror();
+    throw PluginError("plugin " + path + ": cannot load: " + (detail ? detail : error.message()));
+  }
+  if (!library->has(kPluginSymbol)) {
+    throw PluginError("plugin " + path + ": no symbol " + kPluginSymbol +
+                      " (not an sbus plugin? export services with SBUS_PLUGIN)");
+  }
+  const PluginDescriptor* descriptor =
+      library->get<const PluginDescriptor*()>(kPluginSymbol)();
+  if (descriptor == nullptr) throw PluginError("plugin " + path + ": descriptor is null");
+  if (descriptor->abi_version != kAbiVersion) {
+    throw PluginError("plugin " + path + ": built for sbus plugin ABI " +
+                      std::to_string(descriptor->abi_version) + ", this sbusd speaks ABI " +
+                      std::to_string(kAbiVersion) + "; rebuild it against this SDK");
+  }
+  const std::string name = descriptor->name != nullptr ? descriptor->name : "";
+  if (auto other = names_.find(name); other != names_.end() && other->second != path) {
+    throw PluginError("plugin " + path + ": its name '" + name + "' is taken by " + other->second);
+  }
+  names_[name] = path;
+  return plugins_[path] = Plugin{std::move(library), descriptor};
+}
+
+const PluginDescriptor& PluginLoader::descriptor(const std::string& path) {
+  return *load(path).descriptor;
+}
+
+LoadedService PluginLoader::create(const std::string& path, const std::string& export_name) {
+  Plugin& plugin = load(path);
+  const PluginDescriptor& d = *plugin.descriptor;
+  for (std::size_t i = 0; i < d.service_count; ++i) {
+    if (d.services[i].name != nullptr && export_name == d.services[i].name) {
+      std::unique_ptr<Service> service(d.services[i].create());
+      if (!service) throw PluginError("plugin " + path + ": service " + export_name + " created null");
+      return LoadedService(plugin.library, std::move(service));
+    }
+  }
+  std::string known;
+  for (std::size_t i = 0; i < d.service_count; ++i) {
+    known += (known.empty() ? "" : ", ") + std::string(d.services[i].name);
+  }
+  throw PluginError("plugin " + path + " (" + d.name + ") has no service '" + export_name +
+                    "' (it has: " + known + ")");
+}
+
+void check_plugins(const Config& config, std::vector<std::string>* problems) {
+  PluginLoader loader;
+  for (std::size_t i = 0; i < config.services.size(); ++i) {
+    const ServiceConfig& service = config.services[i];
+    try {
+      const PluginDescriptor& d = loader.descriptor(service.plugin_path);
+      bool found = false;
+      for (std::size_t s = 0; s < d.service_count; ++s) {
+        found = found || service.export_name == d.services[s].name;
+      }
+      if (!found) loader.create(service.plugin_path, service.export_name);  // throws the message
+    } catch (const PluginError& e) {
+      problems->push_back(config.path + ":" + std::to_string(service.line) + ": services[" +
+                          std::to_string(i) + "].plugin: " + e.what());
+    }
+  }
+}
+
+}  // namespace sbus

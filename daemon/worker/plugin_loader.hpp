@@ -1,0 +1,69 @@
+// Loads service objects from plugin shared objects with Boost.DLL.
+//
+// A plugin exports one PluginDescriptor (see sbus/plugin.hpp). The loader
+// reads its ABI version before anything else and refuses a mismatch; it
+// never calls into a plugin whose version differs.
+#pragma once
+
+#include <boost/dll/shared_library.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sbus/plugin.hpp>
+
+#include "config/config.hpp"
+
+namespace sbus {
+
+// A service object together with the library that holds its code. The
+// object is destroyed before the library is unloaded.
+class LoadedService {
+ public:
+  LoadedService(std::shared_ptr<boost::dll::shared_library> library, std::unique_ptr<Service> service)
+      : library_(std::move(library)), service_(std::move(service)) {}
+  LoadedService(LoadedService&&) noexcept = default;
+  LoadedService& operator=(LoadedService&& other) noexcept {
+    service_ = std::move(other.service_);
+    library_ = std::move(other.library_);
+    return *this;
+  }
+  ~LoadedService() { service_.reset(); }
+
+  Service& service() { return *service_; }
+
+ private:
+  // Declared first: destroyed last.
+  std::shared_ptr<boost::dll::shared_library> library_;
+  std::unique_ptr<Service> service_;
+};
+
+class PluginLoader {
+ public:
+  // Loads `path` (once; later calls reuse it) and creates the service
+  // `export_name` of it. Throws PluginError naming the file and the cause.
+  LoadedService create(const std::string& path, const std::string& export_name);
+
+  // The descriptor of `path`, loading it if needed. Throws PluginError.
+  const PluginDescriptor& descriptor(const std::string& path);
+
+ private:
+  struct Plugin {
+    std::shared_ptr<boost::dll::shared_library> library;
+    const PluginDescriptor* descriptor = nullptr;
+  };
+  Plugin& load(const std::string& path);
+
+  std::map<std::string, Plugin> plugins_;     // by path
+  std::map<std::string, std::string> names_;  // plugin name -> path
+};
+
+// Loads every plugin of `config` and checks that each configured service
+// exists in it; appends one line per problem ("FILE:LINE: services[i]: ...").
+// Runs plugin code (static constructors): call it in a throwaway process
+// where that matters.
+void check_plugins(const Config& config, std::vector<std::string>* problems);
+
+}  // namespace sbus

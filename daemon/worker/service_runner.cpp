@@ -1,0 +1,137 @@
+#include "worker/service_runner.hpp"
+
+#include <exception>
+
+#include "common/error.hpp"
+#include "common/log.hpp"
+
+namespace sbus {
+
+ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
+                             ServiceContext context, CompletionQueue* completions)
+    : index_(index),
+      config_(std::move(config)),
+      service_(std::move(service)),
+      context_(std::move(context)),
+      completions_(completions) {}
+
+ServiceRunner::~ServiceRunner() { stop(); }
+
+void ServiceRunner::start() {
+  thread_ = std::thread([this] { run(); });
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait(lock, [this] { return started_ || !start_error_.empty(); });
+  if (!start_error_.empty()) {
+    std::string error = start_error_;
+    lock.unlock();
+    thread_.join();
+    throw PluginError("service " + config_.name + ": start failed: " + error);
+  }
+}
+
+bool ServiceRunner::try_submit(Job& job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.size() >= config_.queue_len) return false;
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+std::size_t ServiceRunner::discard_queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::size_t count = queue_.size();
+  queue_.clear();
+  return count;
+}
+
+void ServiceRunner::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ServiceRunner::run() {
+  try {
+    service_.service().start(context_);
+  } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    start_error_ = e.what()[0] ? e.what() : "exception";
+    wake_.notify_all();
+    return;
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    start_error_ = "unknown exception";
+    wake_.notify_all();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = true;
+  }
+  wake_.notify_all();
+
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) break;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    completions_->push(execute(job));
+  }
+
+  try {
+    service_.service().stop();
+  } catch (const std::exception& e) {
+    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw: " << e.what();
+  } catch (...) {
+    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw";
+  }
+}
+
+Outcome ServiceRunner::execute(Job& job) {
+  Outcome outcome;
+  outcome.generation = job.generation;
+  outcome.delivery_tag = job.delivery_tag;
+  outcome.runner = index_;
+  outcome.reply_to = std::move(job.reply_to);
+  outcome.correlation_id = std::move(job.correlation_id);
+
+  Request request(job.event.id, context_.node, std::move(job.event.category),
+                  std::move(job.event.service), std::move(job.params));
+  Reply reply;
+  reply.id = std::move(job.event.id);
+  const bool is_call = !outcome.reply_to.empty();
+  try {
+    if (is_call) {
+      Response response;
+      service_.service().on_call(request, response);
+      reply.error_code = response.error_code();
+      reply.message = response.body();
+    } else {
+      service_.service().on_message(request);
+    }
+  } catch (const std::exception& e) {
+    reply.error_code = errc::kServiceFailed;
+    reply.message = std::string("service ") + config_.name + " failed: " + e.what();
+  } catch (...) {
+    reply.error_code = errc::kServiceFailed;
+    reply.message = "service " + config_.name + " failed: unknown exception";
+  }
+  if (!reply.error_code.empty()) {
+    SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": " << reply.error_code
+                    << ": " << reply.message;
+  }
+  if (is_call) outcome.body = encode_reply(reply);
+  return outcome;
+}
+
+}  // namespace sbus

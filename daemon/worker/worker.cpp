@@ -1,0 +1,471 @@
+#include "worker/worker.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "common/amqp_connection.hpp"
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "common/token.hpp"
+#include "common/wire_codec.hpp"
+#include "worker/completion_queue.hpp"
+#include "worker/plugin_loader.hpp"
+#include "worker/service_runner.hpp"
+
+namespace sbus {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kReconnectFirst{100};
+constexpr milliseconds kReconnectCap{10000};
+// The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
+// notices missed ones only when called.
+constexpr int kPollMillis = 500;
+
+// The delivery fields the worker keeps after the envelope is freed.
+struct Delivery {
+  std::uint64_t delivery_tag = 0;
+  std::string reply_to;
+  std::string correlation_id;
+  std::string_view body;
+};
+
+class Worker {
+ public:
+  Worker(const Config& config, std::size_t broker_index)
+      : config_(config), broker_index_(broker_index), uri_(config.broker_uris[broker_index]) {}
+
+  int run();
+
+ private:
+  enum class ServeEnd { kStopped, kConnectionLost };
+
+  void start_services();
+  void stop_services();
+  bool connect();
+  ServeEnd serve();
+  bool read_one();
+  bool handle_frame();
+  void handle_delivery(const Delivery& delivery);
+  void dispatch(Job job, std::size_t runner);
+  bool flush_completions();
+  void begin_stop();
+  void forget_pending();
+  bool publish_reply(const std::string& reply_to, const std::string& correlation_id,
+                     std::string_view body);
+  void answer_error(const Delivery& delivery, const std::string& id, const char* code,
+                    const std::string& message);
+  void settle(std::uint64_t tag, bool ack);
+  bool sleep_unless_signalled(milliseconds duration);
+  bool check_signal();
+
+  const Config& config_;
+  std::size_t broker_index_;
+  BrokerUri uri_;
+  AmqpConnection connection_;
+  bool connection_ok_ = false;
+  std::uint64_t generation_ = 0;
+  std::string consumer_tag_;
+
+  int signal_fd_ = -1;
+  bool stopping_ = false;
+  Clock::time_point drain_deadline_{};
+
+  CompletionQueue completions_;
+  std::vector<Outcome> completed_;
+  std::vector<std::unique_ptr<ServiceRunner>> runners_;
+  std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
+  std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
+  std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+};
+
+void Worker::start_services() {
+  PluginLoader loader;
+  std::vector<std::string> brokers = {config_.brokers[broker_index_]};
+  for (std::size_t i = 0; i < config_.brokers.size(); ++i) {
+    if (i != broker_index_) brokers.push_back(config_.brokers[i]);
+  }
+  for (const ServiceConfig& service : config_.services) {
+    ServiceContext context{config_.node,    service.category, service.service, service.options,
+                           brokers,         config_.exchange, config_.secret};
+    auto runner = std::make_unique<ServiceRunner>(
+        runners_.size(), service, loader.create(service.plugin_path, service.export_name),
+        std::move(context), &completions_);
+    runner->start();
+    by_name_[service.name] = runners_.size();
+    runners_.push_back(std::move(runner));
+  }
+  backlog_.resize(runners_.size());
+}
+
+void Worker::stop_services() {
+  for (auto& runner : runners_) runner->stop();
+  runners_.clear();
+}
+
+bool Worker::connect() {
+  try {
+    ConnectOptions options;
+    options.heartbeat_seconds = config_.heartbeat_seconds;
+    options.connection_name = "sbusd " + config_.node;
+    AmqpConnection connection = AmqpConnection::open(uri_, options);
+    amqp_connection_state_t c = connection.get();
+    const amqp_bytes_t exchange = to_bytes(config_.exchange);
+    const amqp_bytes_t queue = to_bytes(config_.node);
+
+    // Exactly as py-servicebus declares them (PROTOCOL.md), or the broker
+    // refuses the redeclare with PRECONDITION_FAILED.
+    amqp_exchange_declare(c, kChannel, exchange, amqp_cstring_bytes("direct"), 0, 0, 0, 0,
+                          amqp_empty_table);
+    connection.check_last("declare exchange " + config_.exchange);
+    amqp_queue_declare(c, kChannel, queue, 0, 1, 0, 0, amqp_empty_table);
+    connection.check_last("declare queue " + config_.node);
+    amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
+    connection.check_last("bind queue " + config_.node);
+    amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
+    connection.check_last("basic.qos");
+    amqp_basic_consume_ok_t* ok =
+        amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    connection.check_last("consume from " + config_.node);
+    consumer_tag_ = bytes_to_string(ok->consumer_tag);
+
+    connection_ = std::move(connection);
+    connection_ok_ = true;
+    ++generation_;
+    SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
+                    << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
+    return true;
+  } catch (const AmqpError& e) {
+    SBUS_LOG(kWarn) << e.what();
+    return false;
+  }
+}
+
+bool Worker::check_signal() {
+  signalfd_siginfo info{};
+  while (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
+    if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
+      if (!stopping_) SBUS_LOG(kInfo) << "signal " << info.ssi_signo << ": stopping";
+      begin_stop();
+    }
+  }
+  return stopping_;
+}
+
+bool Worker::sleep_unless_signalled(milliseconds duration) {
+  pollfd fd{signal_fd_, POLLIN, 0};
+  ::poll(&fd, 1, static_cast<int>(duration.count()));
+  return !check_signal();
+}
+
+void Worker::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  drain_deadline_ = Clock::now() + std::chrono::seconds(config_.drain_timeout_seconds);
+  // Not started: leave them unacked, the broker gives them to the next consumer.
+  forget_pending();
+  if (connection_ok_ && !consumer_tag_.empty()) {
+    amqp_basic_cancel(connection_.get(), kChannel, to_bytes(consumer_tag_));
+    if (amqp_get_rpc_reply(connection_.get()).reply_type != AMQP_RESPONSE_NORMAL) {
+      connection_ok_ = false;
+    }
+  }
+}
+
+void Worker::forget_pending() {
+  for (std::size_t i = 0; i < runners_.size(); ++i) {
+    outstanding_ -= runners_[i]->discard_queued();
+    outstanding_ -= backlog_[i].size();
+    backlog_[i].clear();
+  }
+}
+
+bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id,
+                           std::string_view body) {
+  amqp_basic_properties_t props{};
+  if (!correlation_id.empty()) {
+    props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
+    props.correlation_id = to_bytes(correlation_id);
+  }
+  int status = amqp_basic_publish(connection_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
+                                  0, 0, &props, to_bytes(body));
+  if (status != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "publish reply to " << reply_to << " failed: " << amqp_error_string2(status);
+    connection_ok_ = false;
+    return false;
+  }
+  return true;
+}
+
+void Worker::settle(std::uint64_t tag, bool ack) {
+  int status = ack ? amqp_basic_ack(connection_.get(), kChannel, tag, 0)
+                   : amqp_basic_reject(connection_.get(), kChannel, tag, 0);
+  if (status != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "ack of delivery " << tag << " failed: " << amqp_error_string2(status);
+    connection_ok_ = false;
+  }
+}
+
+void Worker::answer_error(const Delivery& delivery, const std::string& id, const char* code,
+                          const std::string& message) {
+  SBUS_LOG(kWarn) << "event " << (id.empty() ? "-" : id) << ": " << code << ": " << message;
+  if (delivery.reply_to.empty()) {
+    // A message nobody waits for: reject it (a dead-letter exchange on the
+    // queue would keep it).
+    settle(delivery.delivery_tag, false);
+    return;
+  }
+  Reply reply{id, message, code};
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+    settle(delivery.delivery_tag, true);
+  }
+}
+
+void Worker::handle_delivery(const Delivery& delivery) {
+  const bool is_call = !delivery.reply_to.empty();
+  if (is_call && delivery.body == kPingBody) {
+    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody)) {
+      settle(delivery.delivery_tag, true);
+    }
+    return;
+  }
+  if (delivery.body.size() > config_.max_message_bytes) {
+    answer_error(delivery, "", errc::kTooLarge,
+                 "message of " + std::to_string(delivery.body.size()) + " bytes is over the limit of " +
+                     std::to_string(config_.max_message_bytes));
+    return;
+  }
+
+  Job job;
+  DecodeFailure failure;
+  if (!decode_event(delivery.body, &job.event, &failure)) {
+    answer_error(delivery, job.event.id, failure.code.c_str(), failure.detail);
+    return;
+  }
+  if (!compat_token_valid(config_.secret, job.event.token, std::chrono::system_clock::now())) {
+    answer_error(delivery, job.event.id, errc::kInvalidToken, "Token not valid!");
+    return;
+  }
+  const std::string name = job.event.category + "." + job.event.service;
+  auto found = by_name_.find(name);
+  const bool kind_matches =
+      found != by_name_.end() &&
+      (runners_[found->second]->config().kind == ServiceKind::kRpc) == is_call;
+  if (!kind_matches) {
+    answer_error(delivery, job.event.id, errc::kUnknownService,
+                 std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
+                     name);
+    return;
+  }
+  job.params.Parse(job.event.params.data(), job.event.params.size());
+  if (job.params.HasParseError()) {
+    answer_error(delivery, job.event.id, errc::kInvalidParams,
+                 std::string("params are not JSON: ") + rapidjson::GetParseError_En(job.params.GetParseError()) +
+                     " at offset " + std::to_string(job.params.GetErrorOffset()));
+    return;
+  }
+  job.generation = generation_;
+  job.delivery_tag = delivery.delivery_tag;
+  job.reply_to = delivery.reply_to;
+  job.correlation_id = delivery.correlation_id;
+  ++outstanding_;
+  dispatch(std::move(job), found->second);
+}
+
+void Worker::dispatch(Job job, std::size_t runner) {
+  if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job)) {
+    backlog_[runner].push_back(std::move(job));
+  }
+}
+
+bool Worker::flush_completions() {
+  completions_.take(&completed_);
+  for (Outcome& outcome : completed_) {
+    --outstanding_;
+    // Room in that service's queue: move its backlog along.
+    auto& backlog = backlog_[outcome.runner];
+    while (!backlog.empty() && runners_[outcome.runner]->try_submit(backlog.front())) {
+      backlog.pop_front();
+    }
+    if (outcome.generation != generation_ || !connection_ok_) {
+      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+                      << " finished after its connection was lost; its reply is dropped";
+      continue;
+    }
+    if (!outcome.reply_to.empty() &&
+        !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
+      continue;
+    }
+    settle(outcome.delivery_tag, true);
+  }
+  completed_.clear();
+  return connection_ok_;
+}
+
+// Handles a frame that is not a delivery: the broker closing the channel or
+// the connection, cancelling the consumer, or returning a message.
+bool Worker::handle_frame() {
+  amqp_frame_t frame;
+  if (amqp_simple_wait_frame(connection_.get(), &frame) != AMQP_STATUS_OK) return false;
+  if (frame.frame_type != AMQP_FRAME_METHOD) return true;
+  switch (frame.payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD:
+      return true;
+    case AMQP_BASIC_RETURN_METHOD: {
+      amqp_message_t message;
+      amqp_rpc_reply_t ret = amqp_read_message(connection_.get(), frame.channel, &message, 0);
+      if (ret.reply_type != AMQP_RESPONSE_NORMAL) return false;
+      amqp_destroy_message(&message);
+      return true;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+      SBUS_LOG(kWarn) << "broker closed the channel: " << bytes_to_string(m->reply_text) << " ("
+                      << m->reply_code << ")";
+      return false;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+      SBUS_LOG(kWarn) << "broker closed the connection: " << bytes_to_string(m->reply_text) << " ("
+                      << m->reply_code << ")";
+      amqp_connection_close_ok_t ok{};
+      amqp_send_method(connection_.get(), 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+      return false;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+      SBUS_LOG(kWarn) << "broker cancelled the consumer of queue " << config_.node;
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Reads one delivery or frame if one is ready; false when the connection is
+// gone.
+bool Worker::read_one() {
+  amqp_envelope_t envelope;
+  timeval zero{0, 0};
+  amqp_maybe_release_buffers(connection_.get());
+  amqp_rpc_reply_t ret = amqp_consume_message(connection_.get(), &envelope, &zero, 0);
+  if (ret.reply_type == AMQP_RESPONSE_NORMAL) {
+    if (!stopping_) {
+      Delivery delivery;
+      delivery.delivery_tag = envelope.delivery_tag;
+      const amqp_basic_properties_t& props = envelope.message.properties;
+      if ((props._flags & AMQP_BASIC_REPLY_TO_FLAG) && props.reply_to.len > 0) {
+        delivery.reply_to = bytes_to_string(props.reply_to);
+      }
+      if (props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+        delivery.correlation_id = bytes_to_string(props.correlation_id);
+      }
+      delivery.body = std::string_view(static_cast<const char*>(envelope.message.body.bytes),
+                                       envelope.message.body.len);
+      handle_delivery(delivery);
+    }
+    // While stopping, a delivery stays unacked: the broker requeues it.
+    amqp_destroy_envelope(&envelope);
+    return connection_ok_;
+  }
+  if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+    if (ret.library_error == AMQP_STATUS_TIMEOUT) return true;
+    if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) return handle_frame();
+  }
+  SBUS_LOG(kWarn) << "connection to " << uri_.redacted() << " lost: " << describe_reply(ret);
+  return false;
+}
+
+Worker::ServeEnd Worker::serve() {
+  amqp_connection_state_t c = connection_.get();
+  for (;;) {
+    if (!flush_completions()) return ServeEnd::kConnectionLost;
+    if (stopping_ && (outstanding_ == 0 || Clock::now() >= drain_deadline_)) {
+      if (outstanding_ > 0) {
+        SBUS_LOG(kWarn) << "drain timeout: " << outstanding_ << " calls still running are abandoned";
+      }
+      return ServeEnd::kStopped;
+    }
+    // Frames rabbitmq-c already holds are not visible to poll.
+    if (amqp_frames_enqueued(c) || amqp_data_in_buffer(c)) {
+      if (!read_one()) return ServeEnd::kConnectionLost;
+      continue;
+    }
+    pollfd fds[3] = {{connection_.fd(), POLLIN, 0},
+                     {completions_.fd(), POLLIN, 0},
+                     {signal_fd_, POLLIN, 0}};
+    int ready = ::poll(fds, 3, kPollMillis);
+    if (ready < 0 && errno != EINTR) return ServeEnd::kConnectionLost;
+    if (fds[2].revents & POLLIN) check_signal();
+    // Also on a poll timeout: rabbitmq-c sends a due heartbeat and notices
+    // a missed one only inside its read calls.
+    if ((fds[0].revents != 0 || ready == 0) && !read_one()) return ServeEnd::kConnectionLost;
+  }
+}
+
+int Worker::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal_fd_ = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+
+  wire_codec_init();
+  try {
+    start_services();
+  } catch (const Error& e) {
+    SBUS_LOG(kError) << e.what();
+    stop_services();
+    return kWorkerExitFatal;
+  }
+
+  milliseconds backoff = kReconnectFirst;
+  std::mt19937 random(static_cast<unsigned>(getpid()));
+  while (!check_signal()) {
+    if (!connect()) {
+      std::uniform_int_distribution<long> jitter(0, backoff.count() / 4);
+      milliseconds wait = backoff + milliseconds(jitter(random));
+      SBUS_LOG(kInfo) << "reconnecting to " << uri_.redacted() << " in " << wait.count() << " ms";
+      if (!sleep_unless_signalled(wait)) break;
+      backoff = std::min(backoff * 2, kReconnectCap);
+      continue;
+    }
+    backoff = kReconnectFirst;
+    ServeEnd end = serve();
+    if (end == ServeEnd::kStopped) break;
+    // Lost: jobs not started will be redelivered; running ones finish and
+    // their replies are dropped (flush_completions).
+    connection_ok_ = false;
+    forget_pending();
+    connection_ = AmqpConnection();
+  }
+
+  connection_.close();
+  stop_services();
+  ::close(signal_fd_);
+  SBUS_LOG(kInfo) << "stopped";
+  return kWorkerExitOk;
+}
+
+}  // namespace
+
+int run_worker(const Config& config, std::size_t broker_index) {
+  Worker worker(config, broker_index);
+  return worker.run();
+}
+
+}  // namespace sbus

@@ -1,0 +1,27 @@
+// A worker process serves the configured services through one broker.
+//
+// Its main thread owns the AMQP connection: it consumes, dispatches each
+// delivery to a service thread, publishes the replies that come back
+// through the CompletionQueue, acks, and serves heartbeats. It never blocks
+// on a service: a delivery for a full service queue waits in a backlog, and
+// the prefetch window bounds how many deliveries the worker holds.
+#pragma once
+
+#include <cstddef>
+
+#include "config/config.hpp"
+
+namespace sbus {
+
+// Exit codes of a worker process.
+inline constexpr int kWorkerExitOk = 0;
+inline constexpr int kWorkerExitError = 1;
+// A problem no restart can fix (a plugin that cannot load or start).
+inline constexpr int kWorkerExitFatal = 2;
+
+// Runs the worker for `config.broker_uris[broker_index]` until SIGTERM or
+// SIGINT (which the caller must have blocked), then drains and returns an
+// exit code.
+int run_worker(const Config& config, std::size_t broker_index);
+
+}  // namespace sbus

@@ -1,0 +1,81 @@
+// The sbus sender: calls services on any node of the bus as
+// NODE.CATEGORY.SERVICE, and sends fire-and-forget messages.
+//
+// A Sender owns one AMQP connection, to the first broker of its list that
+// accepts, and one reply consumer on it (RabbitMQ's direct reply-to), so any
+// number of calls can be in flight on it. It is not thread-safe: use one
+// Sender per thread. It speaks the py-servicebus wire protocol, so it calls
+// py-servicebus agents as well as sbusd.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#define SBUS_EXPORT __attribute__((visibility("default")))
+
+namespace sbus {
+
+struct SenderOptions {
+  // AMQP URIs, tried in order: amqp://user:pass@host:port/vhost
+  std::vector<std::string> brokers;
+  std::string exchange = "py-servicebus";
+  // The shared secret the agents check the token against.
+  std::string secret;
+  std::chrono::milliseconds connect_timeout{3000};
+};
+
+// The answer of a service. A reply with status="error" (sbusd) or a plain
+// py-servicebus error text is still a CallResult; transport failures are
+// SenderError.
+struct CallResult {
+  std::string id;          // the event id of the call
+  std::string message;     // the result's JSON text, or the error text
+  std::string error_code;  // empty on success
+  bool ok() const { return error_code.empty(); }
+};
+
+class SBUS_EXPORT SenderError : public std::runtime_error {
+ public:
+  enum class Kind { kAddress, kConnect, kPublish, kTimeout, kConnectionLost, kProtocol };
+  SenderError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+class SBUS_EXPORT Sender {
+ public:
+  // Does not connect yet: the first call does.
+  explicit Sender(SenderOptions options);
+  ~Sender();
+  Sender(Sender&&) noexcept;
+  Sender& operator=(Sender&&) noexcept;
+
+  // Calls `address` (NODE.CATEGORY.SERVICE) with `params_json` (any JSON
+  // text) and waits up to `timeout` for the reply. Throws SenderError on a
+  // bad address, when no broker accepts, or on timeout.
+  CallResult call(std::string_view address, std::string_view params_json,
+                  std::chrono::milliseconds timeout);
+
+  // Publishes a message for a message service; returns once it is handed to
+  // the broker.
+  void send(std::string_view address, std::string_view params_json);
+
+  // True when `node` answers PING with PONG within `timeout`.
+  bool ping(std::string_view node, std::chrono::milliseconds timeout);
+
+  // The broker URI (password hidden) the sender is connected to, or "".
+  std::string connected_broker() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sbus
