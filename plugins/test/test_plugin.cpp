@@ -4,9 +4,13 @@
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`
+//   test.relay   calls another service through sbus::Sender, as a service
+//                that uses others does: {"address": "N.C.S", "params": ...}
 #include <sbus/plugin.hpp>
+#include <sbus/sender.hpp>
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -67,10 +71,45 @@ class RecordService : public sbus::Service {
   std::string path_;
 };
 
+class RelayService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& context) override {
+    options_.brokers = context.brokers;
+    options_.exchange = context.exchange;
+    options_.secret = context.secret;
+  }
+
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    const rapidjson::Value& params = request.params();
+    if (!params.IsObject() || !params.HasMember("address") || !params["address"].IsString() ||
+        !params.HasMember("params")) {
+      response.error("invalid_params", R"(test.relay takes {"address": "NODE.CATEGORY.SERVICE", "params": ...})");
+      return;
+    }
+    rapidjson::StringBuffer inner;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(inner);
+    params["params"].Accept(writer);
+    // One connection for the service's lifetime, made on first use.
+    if (!sender_) sender_ = std::make_unique<sbus::Sender>(options_);
+    sbus::CallResult result =
+        sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
+    if (result.ok()) {
+      response.send_json(result.message);
+    } else {
+      response.error(result.error_code, result.message);
+    }
+  }
+
+ private:
+  sbus::SenderOptions options_;
+  std::unique_ptr<sbus::Sender> sender_;
+};
+
 }  // namespace
 
 SBUS_PLUGIN("test",
             SBUS_SERVICE("echo", EchoService),
             SBUS_SERVICE("sleep", SleepService),
             SBUS_SERVICE("fail", FailService),
-            SBUS_SERVICE("record", RecordService))
+            SBUS_SERVICE("record", RecordService),
+            SBUS_SERVICE("relay", RelayService))
