@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,7 +21,8 @@ namespace fs = std::filesystem;
 constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "export", "options"};
 constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange",  "secret",
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
-                                    "heartbeat", "log_level",         "services",  "drain_timeout"};
+                                    "heartbeat", "log_level",         "services",  "drain_timeout",
+                                    "log_file",  "log_max_bytes",     "log_keep"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
 class Checker {
@@ -218,6 +220,22 @@ bool read_secret_file(const std::string& path, std::string* secret, std::string*
   return true;
 }
 
+bool worker_settings_differ(const Config& a, const Config& b) {
+  // The line of an entry is where it was written, not what it does.
+  auto same_service = [](const ServiceConfig& x, const ServiceConfig& y) {
+    return x.name == y.name && x.plugin_path == y.plugin_path && x.export_name == y.export_name &&
+           x.kind == y.kind && x.queue_len == y.queue_len && x.options == y.options;
+  };
+  if (a.services.size() != b.services.size() ||
+      !std::equal(a.services.begin(), a.services.end(), b.services.begin(), same_service)) {
+    return true;
+  }
+  return a.node != b.node || a.exchange != b.exchange || a.secret != b.secret ||
+         a.plugin_dir != b.plugin_dir || a.prefetch != b.prefetch ||
+         a.max_message_bytes != b.max_message_bytes || a.heartbeat_seconds != b.heartbeat_seconds ||
+         a.drain_timeout_seconds != b.drain_timeout_seconds || a.log_level != b.log_level;
+}
+
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
                  std::vector<std::string>* problems) {
   std::ifstream in(path, std::ios::binary);
@@ -283,6 +301,13 @@ bool load_config_text(const std::string& text, const std::string& path,
     }
   }
   if (overrides.log_level) config->log_level = *overrides.log_level;
+  if (root["log_file"] && checker.scalar(root["log_file"], "log_file", &config->log_file)) {
+    config->log_file = resolve(base_dir, config->log_file);
+  }
+  if (root["log_max_bytes"]) {
+    checker.integer(root["log_max_bytes"], "log_max_bytes", 4096, 1LL << 40, &config->log_max_bytes);
+  }
+  if (root["log_keep"]) checker.integer(root["log_keep"], "log_keep", 0, 100, &config->log_keep);
 
   // Brokers: from the command line when given there.
   if (!overrides.brokers.empty()) {

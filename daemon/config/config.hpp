@@ -42,8 +42,18 @@ struct Config {
   int heartbeat_seconds = 10;
   int drain_timeout_seconds = 30;
   LogLevel log_level = LogLevel::kInfo;
+  // Empty: log to stderr (journald under systemd). Otherwise a file that
+  // the supervisor writes for all processes and rotates by size.
+  std::string log_file;
+  std::size_t log_max_bytes = 10 * 1024 * 1024;
+  int log_keep = 5;
   std::vector<ServiceConfig> services;
 };
+
+// True when a worker running `a` would behave differently under `b`: any
+// setting but the broker list differs. Plugin files are compared by the
+// caller.
+bool worker_settings_differ(const Config& a, const Config& b);
 
 // Command-line settings that replace those of the file.
 struct ConfigOverrides {

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (vm.count("version")) {
-    std::cout << "sbusd " << SBUS_VERSION << " (plugin ABI " << sbus::kAbiVersion << ")\n";
+    std::cout << "sbusd " SBUS_VERSION << " (plugin ABI " << sbus::kAbiVersion << ")\n";
     return 0;
   }
   if (vm.count("plugin-dir")) overrides.plugin_dir = plugin_dir;
@@ -80,5 +80,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
-  return sbus::run_supervisor(config);
+  return sbus::run_supervisor(config_path, overrides, std::move(config));
 }

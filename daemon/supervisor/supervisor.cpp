@@ -1,20 +1,27 @@
 #include "supervisor/supervisor.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
-#include <vector>
 
 #include "common/log.hpp"
+#include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
+#include "supervisor/systemd_notify.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/worker.hpp"
 
@@ -25,15 +32,27 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-enum class WorkerState { kRunning, kWaitingRestart, kStopped, kFailed };
+// Longest wait for a new worker to connect before the one it replaces is
+// stopped anyway (its broker may be down: the old one could not serve either).
+constexpr std::chrono::seconds kReplaceTimeout{30};
+// READY=1 at start is sent once every worker is connected, or after this.
+constexpr std::chrono::seconds kReadyTimeout{10};
+
+enum class WorkerState { kRunning, kWaitingRestart, kDraining, kFailed };
 
 struct WorkerRecord {
-  std::size_t broker = 0;
+  std::string broker;                    // the URI as written: the worker's identity
+  std::shared_ptr<const Config> config;  // the config it runs with
+  std::size_t broker_index = 0;          // its broker in config->broker_uris
   pid_t pid = -1;
-  WorkerState state = WorkerState::kStopped;
+  WorkerState state = WorkerState::kWaitingRestart;
+  bool connected = false;
+  int status_fd = -1;
   Clock::time_point started_at{};
   Clock::time_point restart_at{};
   RestartPolicy policy;
+
+  std::string name() const { return config->broker_uris[broker_index].redacted(); }
 };
 
 std::string describe_status(int status) {
@@ -45,30 +64,90 @@ std::string describe_status(int status) {
   return "ended";
 }
 
+// Plugin files by path: size and modification time, to see a replaced .so.
+using PluginStamps = std::map<std::string, std::pair<off_t, std::int64_t>>;
+
+PluginStamps stamp_plugins(const Config& config) {
+  PluginStamps stamps;
+  for (const ServiceConfig& service : config.services) {
+    struct stat info {};
+    if (::stat(service.plugin_path.c_str(), &info) == 0) {
+      stamps[service.plugin_path] = {info.st_size, static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 +
+                                                       info.st_mtim.tv_nsec};
+    }
+  }
+  return stamps;
+}
+
 class Supervisor {
  public:
-  explicit Supervisor(const Config& config) : config_(config) {}
+  Supervisor(std::string path, ConfigOverrides overrides, Config config)
+      : path_(std::move(path)),
+        overrides_(std::move(overrides)),
+        config_(std::make_shared<const Config>(std::move(config))),
+        stamps_(stamp_plugins(*config_)) {}
+
   int run();
 
  private:
+  WorkerRecord* find(pid_t pid);
   void spawn(WorkerRecord& worker);
   void reap();
+  void read_status(WorkerRecord& worker);
   void begin_stop();
-  bool any_running() const;
+  void reload();
+  void step_replacement();
+  void update_status();
+  void close_status(WorkerRecord& worker);
+  bool any_alive() const;
 
-  const Config& config_;
-  std::vector<WorkerRecord> workers_;
-  sigset_t signals_{};
+  std::string path_;
+  ConfigOverrides overrides_;
+  std::shared_ptr<const Config> config_;
+  PluginStamps stamps_;
+  std::deque<WorkerRecord> workers_;  // deque: records keep their address
+
+  // A worker to be replaced, waiting for its replacement to connect.
+  struct Replacement {
+    std::string broker;
+    pid_t old_pid = -1;
+    pid_t new_pid = -1;
+    Clock::time_point deadline{};
+  };
+  std::deque<std::string> to_replace_;
+  std::optional<Replacement> replacing_;
+
+  SystemdNotifier notifier_;
+  std::unique_ptr<LogFile> log_file_;
   int signal_fd_ = -1;
   bool stopping_ = false;
+  bool ready_sent_ = false;
+  Clock::time_point started_{};
   Clock::time_point kill_at_{};
+  Clock::time_point next_watchdog_{};
 };
 
+WorkerRecord* Supervisor::find(pid_t pid) {
+  for (WorkerRecord& worker : workers_) {
+    if (worker.pid == pid) return &worker;
+  }
+  return nullptr;
+}
+
 void Supervisor::spawn(WorkerRecord& worker) {
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
+    SBUS_LOG(kError) << "pipe failed: " << std::strerror(errno) << "; retrying in 1 s";
+    worker.state = WorkerState::kWaitingRestart;
+    worker.restart_at = Clock::now() + std::chrono::seconds(1);
+    return;
+  }
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
-    SBUS_LOG(kError) << "fork failed: " << std::strerror(errno);
+    SBUS_LOG(kError) << "fork failed: " << std::strerror(errno) << "; retrying in 1 s";
+    ::close(status_pipe[0]);
+    ::close(status_pipe[1]);
     worker.state = WorkerState::kWaitingRestart;
     worker.restart_at = Clock::now() + std::chrono::seconds(1);
     return;
@@ -77,45 +156,69 @@ void Supervisor::spawn(WorkerRecord& worker) {
     // A worker must not outlive its supervisor.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(kWorkerExitOk);
-    ::close(signal_fd_);
-    log_init("worker " + config_.broker_uris[worker.broker].redacted(), config_.log_level);
-    _exit(run_worker(config_, worker.broker));
+    ::close(status_pipe[0]);
+    ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
+    log_init("worker " + worker.name(), worker.config->log_level);
+    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1]));
   }
+  ::close(status_pipe[1]);
+  ::fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
+  close_status(worker);
+  worker.status_fd = status_pipe[0];
   worker.pid = pid;
   worker.state = WorkerState::kRunning;
+  worker.connected = false;
   worker.started_at = Clock::now();
-  SBUS_LOG(kInfo) << "worker for " << config_.broker_uris[worker.broker].redacted() << " started, pid "
-                  << pid;
+  SBUS_LOG(kInfo) << "worker for " << worker.name() << " started, pid " << pid;
+}
+
+void Supervisor::close_status(WorkerRecord& worker) {
+  if (worker.status_fd >= 0) ::close(worker.status_fd);
+  worker.status_fd = -1;
+}
+
+void Supervisor::read_status(WorkerRecord& worker) {
+  char bytes[64];
+  ssize_t n;
+  while (worker.status_fd >= 0 && (n = ::read(worker.status_fd, bytes, sizeof(bytes))) > 0) {
+    for (ssize_t i = 0; i < n; ++i) {
+      if (bytes[i] == kStatusConnected) worker.connected = true;
+      if (bytes[i] == kStatusDisconnected) worker.connected = false;
+    }
+  }
 }
 
 void Supervisor::reap() {
   int status = 0;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    auto it = std::find_if(workers_.begin(), workers_.end(),
-                           [pid](const WorkerRecord& w) { return w.pid == pid; });
-    if (it == workers_.end()) continue;
-    WorkerRecord& worker = *it;
+    WorkerRecord* found = find(pid);
+    if (found == nullptr) continue;
+    WorkerRecord& worker = *found;
+    read_status(worker);
+    close_status(worker);
     worker.pid = -1;
+    worker.connected = false;
     const auto now = Clock::now();
     const auto uptime = duration_cast<milliseconds>(now - worker.started_at);
-    const std::string broker = config_.broker_uris[worker.broker].redacted();
-    if (stopping_) {
-      worker.state = WorkerState::kStopped;
-      SBUS_LOG(kInfo) << "worker for " << broker << " (pid " << pid << ") " << describe_status(status);
+    if (worker.state == WorkerState::kDraining || stopping_) {
+      SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
+      // Drained workers are done: drop their records.
+      workers_.erase(std::find_if(workers_.begin(), workers_.end(),
+                                  [&](const WorkerRecord& w) { return &w == &worker; }));
       continue;
     }
     const bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitFatal;
     RestartPolicy::Decision decision = worker.policy.on_exit(fatal, uptime, now);
     if (decision.give_up) {
       worker.state = WorkerState::kFailed;
-      SBUS_LOG(kError) << "worker for " << broker << " (pid " << pid << ") " << describe_status(status)
-                       << ": fatal, not restarting";
+      SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status)
+                       << ": fatal, not restarting until the next reload";
       continue;
     }
     worker.state = WorkerState::kWaitingRestart;
     worker.restart_at = decision.restart_at;
-    SBUS_LOG(kWarn) << "worker for " << broker << " (pid " << pid << ") " << describe_status(status)
+    SBUS_LOG(kWarn) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status)
                     << " after " << uptime.count() << " ms; restarting in "
                     << duration_cast<milliseconds>(decision.restart_at - now).count() << " ms";
   }
@@ -124,74 +227,218 @@ void Supervisor::reap() {
 void Supervisor::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
+  notifier_.stopping();
+  SBUS_LOG(kInfo) << "stopping: draining workers";
   // Workers drain for up to drain_timeout; past that and a grace period, KILL.
-  kill_at_ = Clock::now() + std::chrono::seconds(config_.drain_timeout_seconds + 5);
-  for (WorkerRecord& worker : workers_) {
-    if (worker.state == WorkerState::kRunning) {
-      ::kill(worker.pid, SIGTERM);
-    } else if (worker.state == WorkerState::kWaitingRestart) {
-      worker.state = WorkerState::kStopped;
+  kill_at_ = Clock::now() + std::chrono::seconds(config_->drain_timeout_seconds + 5);
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->pid > 0) {
+      ::kill(it->pid, SIGTERM);
+      ++it;
+    } else {
+      close_status(*it);
+      it = workers_.erase(it);
     }
   }
 }
 
-bool Supervisor::any_running() const {
-  return std::any_of(workers_.begin(), workers_.end(),
-                     [](const WorkerRecord& w) { return w.state == WorkerState::kRunning; });
+void Supervisor::reload() {
+  notifier_.reloading();
+  SBUS_LOG(kInfo) << "reloading " << path_;
+  Config loaded;
+  std::vector<std::string> problems;
+  if (load_config(path_, overrides_, &loaded, &problems)) problems = check_plugins_isolated(loaded);
+  if (!problems.empty()) {
+    for (const std::string& problem : problems) SBUS_LOG(kError) << "reload: " << problem;
+    SBUS_LOG(kError) << "reload failed: " << problems.size() << " problem(s); still running the previous config";
+    notifier_.ready();
+    return;
+  }
+  auto config = std::make_shared<const Config>(std::move(loaded));
+  PluginStamps stamps = stamp_plugins(*config);
+  const bool changed = worker_settings_differ(*config_, *config) || stamps != stamps_;
+  log_init("supervisor", config->log_level);
+
+  int added = 0;
+  int removed = 0;
+  // Removed brokers: drain their workers.
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (std::find(config->brokers.begin(), config->brokers.end(), it->broker) != config->brokers.end() ||
+        it->state == WorkerState::kDraining) {
+      ++it;
+      continue;
+    }
+    ++removed;
+    if (it->pid > 0) {
+      SBUS_LOG(kInfo) << "broker " << it->name() << " removed: draining its worker pid " << it->pid;
+      it->state = WorkerState::kDraining;
+      ::kill(it->pid, SIGTERM);
+      ++it;
+    } else {
+      close_status(*it);
+      it = workers_.erase(it);
+    }
+  }
+  to_replace_.clear();
+  for (std::size_t i = 0; i < config->brokers.size(); ++i) {
+    const std::string& broker = config->brokers[i];
+    auto current = std::find_if(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) {
+      return w.broker == broker && w.state != WorkerState::kDraining;
+    });
+    if (current == workers_.end()) {
+      ++added;
+      WorkerRecord& worker = workers_.emplace_back();
+      worker.broker = broker;
+      worker.config = config;
+      worker.broker_index = i;
+      spawn(worker);
+      continue;
+    }
+    if (!changed || current->pid <= 0) {
+      // Unchanged, or not running: take the new config as it is.
+      current->config = config;
+      current->broker_index = i;
+      if (current->state == WorkerState::kFailed) spawn(*current);
+      continue;
+    }
+    to_replace_.push_back(broker);
+  }
+  config_ = config;
+  stamps_ = std::move(stamps);
+  SBUS_LOG(kInfo) << "reload: " << added << " broker(s) added, " << removed << " removed, "
+                  << to_replace_.size() << " worker(s) to replace one at a time";
+  notifier_.ready();
+}
+
+// Replaces the workers in to_replace_ one at a time: start the new one,
+// wait until it consumes, then drain the old one.
+void Supervisor::step_replacement() {
+  if (replacing_) {
+    WorkerRecord* fresh = find(replacing_->new_pid);
+    WorkerRecord* old = find(replacing_->old_pid);
+    const bool fresh_up = fresh != nullptr && fresh->connected;
+    if (!fresh_up && Clock::now() < replacing_->deadline && fresh != nullptr) return;
+    if (old != nullptr && old->state == WorkerState::kRunning) {
+      if (!fresh_up) SBUS_LOG(kWarn) << "replacement for " << old->name() << " not connected in time; replacing anyway";
+      old->state = WorkerState::kDraining;
+      ::kill(old->pid, SIGTERM);
+    }
+    replacing_.reset();
+  }
+  while (!to_replace_.empty()) {
+    const std::string broker = to_replace_.front();
+    to_replace_.pop_front();
+    auto old = std::find_if(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) {
+      return w.broker == broker && w.state == WorkerState::kRunning;
+    });
+    auto index = std::find(config_->brokers.begin(), config_->brokers.end(), broker);
+    if (old == workers_.end() || index == config_->brokers.end()) continue;
+    const pid_t old_pid = old->pid;
+    // The old one keeps serving until the new one consumes.
+    WorkerRecord& fresh = workers_.emplace_back();
+    fresh.broker = broker;
+    fresh.config = config_;
+    fresh.broker_index = static_cast<std::size_t>(index - config_->brokers.begin());
+    spawn(fresh);
+    replacing_ = Replacement{broker, old_pid, fresh.pid, Clock::now() + kReplaceTimeout};
+    SBUS_LOG(kInfo) << "replacing worker pid " << old_pid << " for " << fresh.name() << " with pid " << fresh.pid;
+    return;
+  }
+}
+
+bool Supervisor::any_alive() const {
+  return std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
+}
+
+void Supervisor::update_status() {
+  // A broker counts once, however many of its workers (old and new during a
+  // replacement) are connected.
+  std::size_t connected = 0;
+  for (const std::string& broker : config_->brokers) {
+    connected += std::any_of(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) {
+      return w.broker == broker && w.connected && w.state == WorkerState::kRunning;
+    });
+  }
+  const std::size_t brokers = config_->brokers.size();
+  if (!ready_sent_ && (connected >= brokers || Clock::now() - started_ >= kReadyTimeout)) {
+    ready_sent_ = true;
+    notifier_.ready();
+    SBUS_LOG(kInfo) << "ready: " << connected << "/" << brokers << " brokers connected";
+  }
+  notifier_.status(std::to_string(connected) + "/" + std::to_string(brokers) + " brokers connected, " +
+                   std::to_string(config_->services.size()) + " services" + (stopping_ ? ", stopping" : ""));
 }
 
 int Supervisor::run() {
-  sigemptyset(&signals_);
-  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals_, signal);
-  sigprocmask(SIG_BLOCK, &signals_, nullptr);
-  signal_fd_ = signalfd(-1, &signals_, SFD_NONBLOCK | SFD_CLOEXEC);
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, signal);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  signal_fd_ = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) {
     SBUS_LOG(kError) << "signalfd failed: " << std::strerror(errno);
     return 1;
   }
-
-  workers_.resize(config_.broker_uris.size());
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i].broker = i;
-    spawn(workers_[i]);
+  // A log file set in the YAML is fixed for the life of the process.
+  if (!config_->log_file.empty()) {
+    log_file_ = std::make_unique<LogFile>(config_->log_file, config_->log_max_bytes, config_->log_keep);
+    std::string error;
+    if (!log_file_->start(&error)) {
+      SBUS_LOG(kError) << error;
+      return 1;
+    }
   }
-  SBUS_LOG(kInfo) << "sbusd started: node " << config_.node << ", " << workers_.size()
-                  << " brokers, " << config_.services.size() << " services";
+
+  started_ = Clock::now();
+  for (std::size_t i = 0; i < config_->brokers.size(); ++i) {
+    WorkerRecord& worker = workers_.emplace_back();
+    worker.broker = config_->brokers[i];
+    worker.config = config_;
+    worker.broker_index = i;
+    spawn(worker);
+  }
+  SBUS_LOG(kInfo) << "sbusd " << SBUS_VERSION << " started: node " << config_->node << ", "
+                  << workers_.size() << " brokers, " << config_->services.size() << " services";
 
   for (;;) {
-    // Sleep until a signal or the next restart that is due.
     auto now = Clock::now();
     milliseconds timeout{1000};
     for (const WorkerRecord& worker : workers_) {
       if (worker.state == WorkerState::kWaitingRestart) {
-        timeout = std::min(timeout, std::max(milliseconds(0),
-                                             duration_cast<milliseconds>(worker.restart_at - now)));
+        timeout = std::min(timeout, std::max(milliseconds(0), duration_cast<milliseconds>(worker.restart_at - now)));
       }
     }
-    pollfd fd{signal_fd_, POLLIN, 0};
-    ::poll(&fd, 1, static_cast<int>(timeout.count()) + 1);
+    if (notifier_.watchdog_interval().count() > 0) {
+      timeout = std::min(timeout, std::max(milliseconds(0), duration_cast<milliseconds>(next_watchdog_ - now)));
+    }
+    std::vector<pollfd> fds;
+    fds.push_back({signal_fd_, POLLIN, 0});
+    if (log_file_) fds.push_back({log_file_->fd(), POLLIN, 0});
+    for (const WorkerRecord& worker : workers_) {
+      if (worker.status_fd >= 0) fds.push_back({worker.status_fd, POLLIN, 0});
+    }
+    ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()) + 1);
 
     bool stop = false;
-    bool reload = false;
+    bool reload_wanted = false;
     signalfd_siginfo info{};
     while (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
-      if (info.ssi_signo == SIGHUP) reload = true;
+      if (info.ssi_signo == SIGHUP) reload_wanted = true;
     }
     // Fixed order: reap, then stop, then reload.
     reap();
-    if (stop && !stopping_) {
-      SBUS_LOG(kInfo) << "stopping: draining workers";
-      begin_stop();
-    }
-    if (reload && !stopping_) {
-      SBUS_LOG(kWarn) << "SIGHUP: reload is not supported yet; restart sbusd to apply a new config";
-    }
+    if (stop) begin_stop();
+    if (reload_wanted && !stopping_) reload();
+    for (WorkerRecord& worker : workers_) read_status(worker);
+    if (log_file_) log_file_->pump();
+
     if (stopping_) {
-      if (!any_running()) break;
+      update_status();
+      if (!any_alive()) break;
       if (Clock::now() >= kill_at_) {
         for (WorkerRecord& worker : workers_) {
-          if (worker.state == WorkerState::kRunning) {
+          if (worker.pid > 0) {
             SBUS_LOG(kWarn) << "worker pid " << worker.pid << " did not stop in time: SIGKILL";
             ::kill(worker.pid, SIGKILL);
           }
@@ -200,19 +447,21 @@ int Supervisor::run() {
       }
       continue;
     }
+    step_replacement();
     now = Clock::now();
     for (WorkerRecord& worker : workers_) {
       if (worker.state == WorkerState::kWaitingRestart && worker.restart_at <= now) spawn(worker);
     }
-    if (std::all_of(workers_.begin(), workers_.end(),
-                    [](const WorkerRecord& w) { return w.state == WorkerState::kFailed; })) {
-      SBUS_LOG(kError) << "every worker failed fatally; exiting";
-      ::close(signal_fd_);
-      return 1;
+    update_status();
+    if (notifier_.watchdog_interval().count() > 0 && now >= next_watchdog_) {
+      notifier_.watchdog();
+      next_watchdog_ = now + duration_cast<milliseconds>(notifier_.watchdog_interval());
     }
   }
+  for (WorkerRecord& worker : workers_) close_status(worker);
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "sbusd stopped";
+  if (log_file_) log_file_->pump();
   return 0;
 }
 
@@ -220,9 +469,13 @@ int Supervisor::run() {
 
 std::vector<std::string> check_plugins_isolated(const Config& config) {
   int fds[2];
-  if (pipe(fds) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
   const pid_t pid = fork();
-  if (pid < 0) return {std::string("fork failed: ") + std::strerror(errno)};
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return {std::string("fork failed: ") + std::strerror(errno)};
+  }
   if (pid == 0) {
     ::close(fds[0]);
     std::vector<std::string> problems;
@@ -246,7 +499,8 @@ std::vector<std::string> check_plugins_isolated(const Config& config) {
   while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0) text.append(buffer, static_cast<std::size_t>(n));
   ::close(fds[0]);
   int status = 0;
-  waitpid(pid, &status, 0);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   std::vector<std::string> problems;
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) problems.push_back(line);
@@ -256,8 +510,8 @@ std::vector<std::string> check_plugins_isolated(const Config& config) {
   return problems;
 }
 
-int run_supervisor(const Config& config) {
-  Supervisor supervisor(config);
+int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config) {
+  Supervisor supervisor(path, overrides, std::move(config));
   return supervisor.run();
 }
 

@@ -1,17 +1,23 @@
 // The supervisor process: forks one worker per broker, restarts the ones
-// that die, and stops them all on SIGTERM or SIGINT. It never runs plugin
-// code; the plugin check before start runs in a throwaway child.
+// that die, reloads the config on SIGHUP and stops everything on SIGTERM or
+// SIGINT. It never runs plugin code: plugin checks run in throwaway
+// children.
 //
-// Signals are blocked and read from a signalfd in the supervisor's loop;
-// each turn reaps exited workers first, then handles a stop.
+// Signals are blocked and read from a signalfd in a poll loop; each turn
+// handles, in this order: exited workers, a stop, a reload, then worker
+// status reports and due restarts.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "config/config.hpp"
 
 namespace sbus {
 
 // Runs until stopped; returns the process exit code (0 after a clean stop).
-int run_supervisor(const Config& config);
+// `path` and `overrides` are read again on every reload.
+int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config);
 
 // Loads every plugin of `config` in a forked child and returns its problems
 // (empty when all load).

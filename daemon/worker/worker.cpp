@@ -47,8 +47,11 @@ struct Delivery {
 
 class Worker {
  public:
-  Worker(const Config& config, std::size_t broker_index)
-      : config_(config), broker_index_(broker_index), uri_(config.broker_uris[broker_index]) {}
+  Worker(const Config& config, std::size_t broker_index, int status_fd)
+      : config_(config),
+        broker_index_(broker_index),
+        uri_(config.broker_uris[broker_index]),
+        status_fd_(status_fd) {}
 
   int run();
 
@@ -73,6 +76,7 @@ class Worker {
   void settle(std::uint64_t tag, bool ack);
   bool sleep_unless_signalled(milliseconds duration);
   bool check_signal();
+  void report(char status);
 
   const Config& config_;
   std::size_t broker_index_;
@@ -81,6 +85,7 @@ class Worker {
   bool connection_ok_ = false;
   std::uint64_t generation_ = 0;
   std::string consumer_tag_;
+  int status_fd_;
 
   int signal_fd_ = -1;
   bool stopping_ = false;
@@ -149,11 +154,18 @@ bool Worker::connect() {
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
+    report(kStatusConnected);
     return true;
   } catch (const AmqpError& e) {
     SBUS_LOG(kWarn) << e.what();
     return false;
   }
+}
+
+void Worker::report(char status) {
+  if (status_fd_ < 0) return;
+  // Non-blocking: a supervisor that is not reading must not stall serving.
+  [[maybe_unused]] ssize_t n = ::write(status_fd_, &status, 1);
 }
 
 bool Worker::check_signal() {
@@ -450,6 +462,7 @@ int Worker::run() {
     // Lost: jobs not started will be redelivered; running ones finish and
     // their replies are dropped (flush_completions).
     connection_ok_ = false;
+    report(kStatusDisconnected);
     forget_pending();
     connection_ = AmqpConnection();
   }
@@ -463,8 +476,8 @@ int Worker::run() {
 
 }  // namespace
 
-int run_worker(const Config& config, std::size_t broker_index) {
-  Worker worker(config, broker_index);
+int run_worker(const Config& config, std::size_t broker_index, int status_fd) {
+  Worker worker(config, broker_index, status_fd);
   return worker.run();
 }
 

@@ -19,9 +19,13 @@ inline constexpr int kWorkerExitError = 1;
 // A problem no restart can fix (a plugin that cannot load or start).
 inline constexpr int kWorkerExitFatal = 2;
 
+// What a worker tells its supervisor through the status pipe, one byte each.
+inline constexpr char kStatusConnected = 'U';
+inline constexpr char kStatusDisconnected = 'D';
+
 // Runs the worker for `config.broker_uris[broker_index]` until SIGTERM or
-// SIGINT (which the caller must have blocked), then drains and returns an
-// exit code.
-int run_worker(const Config& config, std::size_t broker_index);
+// SIGINT, then drains and returns an exit code. Writes kStatus* bytes to
+// `status_fd` (-1: none) as its connection comes and goes.
+int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1);
 
 }  // namespace sbus
