@@ -2,6 +2,8 @@
 //   test.echo    answers its params unchanged
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
 //   test.fail    throws, to show that a failing service gets an error reply
+//   test.crash   dereferences null: the worker dies and the supervisor
+//                restarts it (do not configure it in production)
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`
 //   test.relay   calls another service through sbus::Sender, as a service
@@ -44,6 +46,14 @@ class FailService : public sbus::Service {
  public:
   void on_call(const sbus::Request&, sbus::Response&) override {
     throw std::runtime_error("test.fail always fails");
+  }
+};
+
+class CrashService : public sbus::Service {
+ public:
+  void on_call(const sbus::Request&, sbus::Response&) override {
+    volatile int* null = nullptr;
+    *null = 1;
   }
 };
 
@@ -111,5 +121,6 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("echo", EchoService),
             SBUS_SERVICE("sleep", SleepService),
             SBUS_SERVICE("fail", FailService),
+            SBUS_SERVICE("crash", CrashService),
             SBUS_SERVICE("record", RecordService),
             SBUS_SERVICE("relay", RelayService))
