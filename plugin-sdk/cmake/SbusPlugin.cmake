@@ -1,18 +1,21 @@
 # sbus_add_plugin(NAME SOURCES...)
 #
-# Builds the sbus plugin NAME as NAME.so from SOURCES, against the plugin SDK
+# Builds the sbus plugin NAME as NAME.so (CMake target sbus_plugin_NAME,
+# since names like `test` are reserved) from SOURCES, against the plugin SDK
 # (headers, RapidJSON) and the sender library, so that `plugin: NAME` in
 # sbusd.yaml finds it in plugin_dir. In the sbus tree it lands in
 # build/plugins/ and installs to lib/sbus/plugins/.
 function(sbus_add_plugin name)
-  add_library(${name} MODULE ${ARGN})
-  target_link_libraries(${name} PRIVATE sbus::plugin_sdk)
-  set_target_properties(${name} PROPERTIES
+  set(target sbus_plugin_${name})
+  add_library(${target} MODULE ${ARGN})
+  target_link_libraries(${target} PRIVATE sbus::plugin_sdk)
+  set_target_properties(${target} PROPERTIES
+    OUTPUT_NAME ${name}
     PREFIX ""
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
   if(TARGET sbus_sdk)
-    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/plugins)
-    install(TARGETS ${name} LIBRARY DESTINATION lib/sbus/plugins)
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/plugins)
+    install(TARGETS ${target} LIBRARY DESTINATION lib/sbus/plugins)
   endif()
 endfunction()
