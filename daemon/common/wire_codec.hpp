@@ -20,7 +20,7 @@ inline constexpr const char* kInvalidToken = "invalid_token";
 inline constexpr const char* kUnknownService = "unknown_service";
 inline constexpr const char* kServiceFailed = "service_failed";
 inline constexpr const char* kTooLarge = "message_too_large";
-inline constexpr const char* kShuttingDown = "shutting_down";
+inline constexpr const char* kInterrupted = "interrupted";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/crash_journal.hpp"
 #include "common/log.hpp"
 #include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
@@ -117,6 +118,7 @@ class Supervisor {
   std::deque<std::string> to_replace_;
   std::optional<Replacement> replacing_;
 
+  CrashJournal* journal_ = nullptr;
   SystemdNotifier notifier_;
   std::unique_ptr<LogFile> log_file_;
   int signal_fd_ = -1;
@@ -159,7 +161,7 @@ void Supervisor::spawn(WorkerRecord& worker) {
     ::close(status_pipe[0]);
     ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
     log_init("worker " + worker.name(), worker.config->log_level);
-    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1]));
+    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1], journal_));
   }
   ::close(status_pipe[1]);
   ::fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
@@ -199,6 +201,12 @@ void Supervisor::reap() {
     close_status(worker);
     worker.pid = -1;
     worker.connected = false;
+    if (journal_ != nullptr) {
+      if (int interrupted = journal_->worker_died(pid)) {
+        SBUS_LOG(kWarn) << "worker pid " << pid << " died during " << interrupted
+                        << " call(s); they will be answered `interrupted` if redelivered";
+      }
+    }
     const auto now = Clock::now();
     const auto uptime = duration_cast<milliseconds>(now - worker.started_at);
     if (worker.state == WorkerState::kDraining || stopping_) {
@@ -389,6 +397,8 @@ int Supervisor::run() {
     }
   }
 
+  journal_ = CrashJournal::create();
+  if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = Clock::now();
   for (std::size_t i = 0; i < config_->brokers.size(); ++i) {
     WorkerRecord& worker = workers_.emplace_back();

@@ -17,6 +17,7 @@ struct Job {
   std::uint64_t delivery_tag = 0;
   std::string reply_to;  // empty: a message, not an RPC
   std::string correlation_id;
+  std::uint64_t key = 0;  // CrashJournal::key of the delivery
   Event event;
   rapidjson::Document params;
 };

@@ -1,5 +1,7 @@
 #include "worker/service_runner.hpp"
 
+#include <unistd.h>
+
 #include <exception>
 
 #include "common/error.hpp"
@@ -8,12 +10,14 @@
 namespace sbus {
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                             ServiceContext context, CompletionQueue* completions)
+                             ServiceContext context, CompletionQueue* completions,
+                             CrashJournal* journal)
     : index_(index),
       config_(std::move(config)),
       service_(std::move(service)),
       context_(std::move(context)),
-      completions_(completions) {}
+      completions_(completions),
+      journal_(journal) {}
 
 ServiceRunner::~ServiceRunner() { stop(); }
 
@@ -57,6 +61,7 @@ void ServiceRunner::stop() {
 }
 
 void ServiceRunner::run() {
+  if (journal_ != nullptr) journal_slot_ = journal_->claim_slot(getpid());
   try {
     service_.service().start(context_);
   } catch (const std::exception& e) {
@@ -95,6 +100,7 @@ void ServiceRunner::run() {
   } catch (...) {
     SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw";
   }
+  if (journal_ != nullptr) journal_->release_slot(journal_slot_);
 }
 
 Outcome ServiceRunner::execute(Job& job) {
@@ -110,6 +116,7 @@ Outcome ServiceRunner::execute(Job& job) {
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = !outcome.reply_to.empty();
+  if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
   try {
     if (is_call) {
       Response response;
@@ -126,6 +133,7 @@ Outcome ServiceRunner::execute(Job& job) {
     reply.error_code = errc::kServiceFailed;
     reply.message = "service " + config_.name + " failed: unknown exception";
   }
+  if (journal_ != nullptr) journal_->end(journal_slot_);
   if (!reply.error_code.empty()) {
     SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": " << reply.error_code
                     << ": " << reply.message;

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "common/crash_journal.hpp"
 #include "config/config.hpp"
 #include "worker/completion_queue.hpp"
 #include "worker/plugin_loader.hpp"
@@ -22,7 +23,7 @@ namespace sbus {
 class ServiceRunner {
  public:
   ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                ServiceContext context, CompletionQueue* completions);
+                ServiceContext context, CompletionQueue* completions, CrashJournal* journal);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
   ServiceRunner& operator=(const ServiceRunner&) = delete;
@@ -53,6 +54,8 @@ class ServiceRunner {
   LoadedService service_;
   ServiceContext context_;
   CompletionQueue* completions_;
+  CrashJournal* journal_;  // may be null
+  int journal_slot_ = -1;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -42,16 +42,18 @@ struct Delivery {
   std::uint64_t delivery_tag = 0;
   std::string reply_to;
   std::string correlation_id;
+  bool redelivered = false;
   std::string_view body;
 };
 
 class Worker {
  public:
-  Worker(const Config& config, std::size_t broker_index, int status_fd)
+  Worker(const Config& config, std::size_t broker_index, int status_fd, CrashJournal* journal)
       : config_(config),
         broker_index_(broker_index),
         uri_(config.broker_uris[broker_index]),
-        status_fd_(status_fd) {}
+        status_fd_(status_fd),
+        journal_(journal) {}
 
   int run();
 
@@ -86,6 +88,7 @@ class Worker {
   std::uint64_t generation_ = 0;
   std::string consumer_tag_;
   int status_fd_;
+  CrashJournal* journal_;
 
   int signal_fd_ = -1;
   bool stopping_ = false;
@@ -110,7 +113,7 @@ void Worker::start_services() {
                            brokers,         config_.exchange, config_.secret};
     auto runner = std::make_unique<ServiceRunner>(
         runners_.size(), service, loader.create(service.plugin_path, service.export_name),
-        std::move(context), &completions_);
+        std::move(context), &completions_, journal_);
     runner->start();
     by_name_[service.name] = runners_.size();
     runners_.push_back(std::move(runner));
@@ -284,6 +287,15 @@ void Worker::handle_delivery(const Delivery& delivery) {
                      name);
     return;
   }
+  if (is_call) {
+    job.key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, job.event.id);
+    // Messages run again after a crash (at least once); calls do not.
+    if (delivery.redelivered && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
+      answer_error(delivery, job.event.id, errc::kInterrupted,
+                   "the call to " + name + " was interrupted: the worker running it died; it is not run again");
+      return;
+    }
+  }
   job.params.Parse(job.event.params.data(), job.event.params.size());
   if (job.params.HasParseError()) {
     answer_error(delivery, job.event.id, errc::kInvalidParams,
@@ -378,6 +390,7 @@ bool Worker::read_one() {
     if (!stopping_) {
       Delivery delivery;
       delivery.delivery_tag = envelope.delivery_tag;
+      delivery.redelivered = envelope.redelivered != 0;
       const amqp_basic_properties_t& props = envelope.message.properties;
       if ((props._flags & AMQP_BASIC_REPLY_TO_FLAG) && props.reply_to.len > 0) {
         delivery.reply_to = bytes_to_string(props.reply_to);
@@ -476,8 +489,8 @@ int Worker::run() {
 
 }  // namespace
 
-int run_worker(const Config& config, std::size_t broker_index, int status_fd) {
-  Worker worker(config, broker_index, status_fd);
+int run_worker(const Config& config, std::size_t broker_index, int status_fd, CrashJournal* journal) {
+  Worker worker(config, broker_index, status_fd, journal);
   return worker.run();
 }
 

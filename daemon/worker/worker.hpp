@@ -9,6 +9,7 @@
 
 #include <cstddef>
 
+#include "common/crash_journal.hpp"
 #include "config/config.hpp"
 
 namespace sbus {
@@ -25,7 +26,10 @@ inline constexpr char kStatusDisconnected = 'D';
 
 // Runs the worker for `config.broker_uris[broker_index]` until SIGTERM or
 // SIGINT, then drains and returns an exit code. Writes kStatus* bytes to
-// `status_fd` (-1: none) as its connection comes and goes.
-int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1);
+// `status_fd` (-1: none) as its connection comes and goes. With a
+// `journal`, a redelivered RPC that a dead worker had started is answered
+// with an `interrupted` error instead of being run twice.
+int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1,
+               CrashJournal* journal = nullptr);
 
 }  // namespace sbus

@@ -1,0 +1,67 @@
+// Which calls were running when a worker died, shared by the supervisor and
+// its workers through memory mapped before the first fork.
+//
+// A call that was running when its worker crashed is redelivered by the
+// broker (it was not acked). Running it again could crash the next worker
+// too, and an RPC is not assumed idempotent; so before it runs a redelivered
+// delivery, a worker asks the journal whether that delivery was already
+// started somewhere, and answers an error instead.
+//
+// Each service thread holds one slot: {pid, key of the running delivery}.
+// When the supervisor reaps a worker, it moves the keys of that worker's
+// slots into a ring of interrupted keys and frees the slots. All fields are
+// lock-free atomics: a process can die anywhere without leaving a lock held.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace sbus {
+
+class CrashJournal {
+ public:
+  static constexpr std::size_t kSlots = 4096;
+  static constexpr std::size_t kRing = 1024;
+
+  // Maps a journal shared with every process forked afterwards; nullptr if
+  // mmap fails (then workers run without the check).
+  static CrashJournal* create();
+
+  // A delivery's identity: its reply_to, correlation_id and event id.
+  static std::uint64_t key(std::string_view reply_to, std::string_view correlation_id,
+                           std::string_view event_id);
+
+  // Service thread: takes a free slot for this process; -1 when full.
+  int claim_slot(pid_t pid);
+  void begin(int slot, std::uint64_t key) {
+    if (slot >= 0) slots_[slot].key.store(key, std::memory_order_release);
+  }
+  void end(int slot) {
+    if (slot >= 0) slots_[slot].key.store(0, std::memory_order_release);
+  }
+  void release_slot(int slot) {
+    if (slot >= 0) slots_[slot].pid.store(0, std::memory_order_release);
+  }
+
+  // Supervisor, after reaping `pid`: records what it was running; returns how
+  // many calls were interrupted.
+  int worker_died(pid_t pid);
+
+  // Worker: true when `key` was interrupted by a dead worker, or is running
+  // in another slot right now.
+  bool started_elsewhere(std::uint64_t key) const;
+
+ private:
+  struct Slot {
+    std::atomic<pid_t> pid;
+    std::atomic<std::uint64_t> key;
+  };
+  Slot slots_[kSlots];
+  std::atomic<std::uint64_t> ring_[kRing];
+  std::atomic<std::uint32_t> ring_next_;
+};
+
+}  // namespace sbus
