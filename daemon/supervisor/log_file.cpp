@@ -21,7 +21,7 @@ LogFile::~LogFile() {
   if (file_ >= 0) ::close(file_);
 }
 
-bool LogFile::start(std::string* error) {
+bool LogFile::start(int redirect_fd, std::string* error) {
   file_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (file_ < 0) {
     *error = "cannot open log file " + path_ + ": " + std::strerror(errno);
@@ -36,8 +36,8 @@ bool LogFile::start(std::string* error) {
   }
   pipe_read_ = fds[0];
   ::fcntl(pipe_read_, F_SETFL, O_NONBLOCK);
-  // dup2 clears O_CLOEXEC on fd 2: workers inherit it as their stderr.
-  ::dup2(fds[1], STDERR_FILENO);
+  // dup2 clears O_CLOEXEC: workers inherit it as their stderr.
+  ::dup2(fds[1], redirect_fd);
   ::close(fds[1]);
   return true;
 }

@@ -16,10 +16,11 @@ class LogFile {
   LogFile(const LogFile&) = delete;
   LogFile& operator=(const LogFile&) = delete;
 
-  // Opens (appending) the file and points this process's stderr, and so
-  // that of every worker forked later, at a pipe whose read end is fd().
-  // Returns false with `error` set when the file cannot be opened.
-  bool start(std::string* error);
+  // Opens (appending) the file and points `redirect_fd` (the supervisor's
+  // stderr, and so that of every worker forked later) at a pipe whose read
+  // end is fd(). Returns false with `error` set when the file cannot be
+  // opened.
+  bool start(int redirect_fd, std::string* error);
 
   // The pipe's read end, for the supervisor's poll loop.
   int fd() const { return pipe_read_; }

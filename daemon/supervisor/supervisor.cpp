@@ -391,7 +391,7 @@ int Supervisor::run() {
   if (!config_->log_file.empty()) {
     log_file_ = std::make_unique<LogFile>(config_->log_file, config_->log_max_bytes, config_->log_keep);
     std::string error;
-    if (!log_file_->start(&error)) {
+    if (!log_file_->start(STDERR_FILENO, &error)) {
       SBUS_LOG(kError) << error;
       return 1;
     }
