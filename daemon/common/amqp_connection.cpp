@@ -110,6 +110,12 @@ void AmqpConnection::check_status(int status, std::string_view operation) const 
                   " failed: " + amqp_error_string2(status));
 }
 
+void AmqpConnection::abandon() {
+  if (state_ == nullptr) return;
+  amqp_destroy_connection(state_);
+  state_ = nullptr;
+}
+
 void AmqpConnection::close() {
   if (state_ == nullptr) return;
   // Short timeouts: a dead broker must not hold up a stop.

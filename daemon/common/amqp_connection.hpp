@@ -16,6 +16,8 @@
 namespace sbus {
 
 inline constexpr amqp_channel_t kChannel = 1;
+// The worker's ping watcher sends its probes on a channel of their own.
+inline constexpr amqp_channel_t kProbeChannel = 2;
 
 struct ConnectOptions {
   std::chrono::milliseconds connect_timeout{3000};
@@ -61,6 +63,9 @@ class AmqpConnection {
   // Closes channel and connection politely (best effort, never throws) and
   // frees the connection.
   void close();
+  // Frees the connection without the closing handshake: for a connection
+  // already known to be dead, where the handshake could only time out.
+  void abandon();
 
  private:
   amqp_connection_state_t state_ = nullptr;

@@ -22,7 +22,8 @@ constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "
 constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange",  "secret",
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
-                                    "log_file",  "log_max_bytes",     "log_keep"};
+                                    "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
+                                    "ping_timeout"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
 class Checker {
@@ -233,7 +234,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
   return a.node != b.node || a.exchange != b.exchange || a.secret != b.secret ||
          a.plugin_dir != b.plugin_dir || a.prefetch != b.prefetch ||
          a.max_message_bytes != b.max_message_bytes || a.heartbeat_seconds != b.heartbeat_seconds ||
-         a.drain_timeout_seconds != b.drain_timeout_seconds || a.log_level != b.log_level;
+         a.drain_timeout_seconds != b.drain_timeout_seconds || a.log_level != b.log_level ||
+         a.ping_interval_ms != b.ping_interval_ms || a.ping_timeout_ms != b.ping_timeout_ms;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -292,6 +294,20 @@ bool load_config_text(const std::string& text, const std::string& path,
   if (root["heartbeat"]) checker.integer(root["heartbeat"], "heartbeat", 0, 3600, &config->heartbeat_seconds);
   if (root["drain_timeout"]) {
     checker.integer(root["drain_timeout"], "drain_timeout", 0, 3600, &config->drain_timeout_seconds);
+  }
+  // Seconds in the YAML, with fractions: 0.5 is half a second.
+  auto seconds = [&checker](const YAML::Node& node, const char* key, double max, int* out_ms) {
+    double value = 0;
+    if (!node.IsScalar() || !YAML::convert<double>::decode(node, value) || value < 0 || value > max) {
+      checker.problem(node, key, "must be a number of seconds between 0 and " + std::to_string(static_cast<int>(max)));
+      return;
+    }
+    *out_ms = static_cast<int>(value * 1000);
+  };
+  if (root["ping_interval"]) seconds(root["ping_interval"], "ping_interval", 3600, &config->ping_interval_ms);
+  if (root["ping_timeout"]) seconds(root["ping_timeout"], "ping_timeout", 600, &config->ping_timeout_ms);
+  if (config->ping_interval_ms > 0 && config->ping_timeout_ms < 100) {
+    checker.problem(root["ping_timeout"], "ping_timeout", "must be at least 0.1 s while the ping watcher is on");
   }
   if (root["log_level"]) {
     std::string level;

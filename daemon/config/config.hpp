@@ -41,6 +41,11 @@ struct Config {
   std::size_t max_message_bytes = 1024 * 1024;
   int heartbeat_seconds = 10;
   int drain_timeout_seconds = 30;
+  // The ping watcher: every interval a worker round-trips a probe through
+  // the broker and drops the connection when no answer comes within the
+  // timeout. 0 interval: off.
+  int ping_interval_ms = 2000;
+  int ping_timeout_ms = 3000;
   LogLevel log_level = LogLevel::kInfo;
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.

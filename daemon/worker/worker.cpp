@@ -79,6 +79,7 @@ class Worker {
   bool sleep_unless_signalled(milliseconds duration);
   bool check_signal();
   void report(char status);
+  bool probe();
 
   const Config& config_;
   std::size_t broker_index_;
@@ -92,6 +93,7 @@ class Worker {
 
   int signal_fd_ = -1;
   bool stopping_ = false;
+  Clock::time_point next_probe_{};
   Clock::time_point drain_deadline_{};
 
   CompletionQueue completions_;
@@ -145,6 +147,10 @@ bool Worker::connect() {
     connection.check_last("declare queue " + config_.node);
     amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
     connection.check_last("bind queue " + config_.node);
+    if (config_.ping_interval_ms > 0) {
+      amqp_channel_open(c, kProbeChannel);
+      connection.check_last("open probe channel");
+    }
     amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
     connection.check_last("basic.qos");
     amqp_basic_consume_ok_t* ok =
@@ -154,6 +160,7 @@ bool Worker::connect() {
 
     connection_ = std::move(connection);
     connection_ok_ = true;
+    next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
@@ -414,6 +421,29 @@ bool Worker::read_one() {
   return false;
 }
 
+// The ping watcher's probe: a passive declare of the node queue, answered by
+// the broker's channel and queue processes. A broker that hangs or a link
+// that silently drops packets leaves it unanswered; then the connection is
+// closed so that the reconnect logic runs. Blocks this thread for at most
+// ping_timeout, which only a broken broker makes it wait.
+bool Worker::probe() {
+  timeval timeout{config_.ping_timeout_ms / 1000, (config_.ping_timeout_ms % 1000) * 1000};
+  amqp_set_rpc_timeout(connection_.get(), &timeout);
+  const auto started = Clock::now();
+  amqp_queue_declare(connection_.get(), kProbeChannel, to_bytes(config_.node), 1, 0, 0, 0, amqp_empty_table);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(connection_.get());
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+    SBUS_LOG(kDebug) << "ping: broker answered in "
+                     << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()
+                     << " us";
+    return true;
+  }
+  SBUS_LOG(kWarn) << "ping: no answer from " << uri_.redacted() << " within " << config_.ping_timeout_ms
+                  << " ms (" << describe_reply(reply) << "); reconnecting";
+  connection_ok_ = false;
+  return false;
+}
+
 Worker::ServeEnd Worker::serve() {
   amqp_connection_state_t c = connection_.get();
   for (;;) {
@@ -432,7 +462,17 @@ Worker::ServeEnd Worker::serve() {
     pollfd fds[3] = {{connection_.fd(), POLLIN, 0},
                      {completions_.fd(), POLLIN, 0},
                      {signal_fd_, POLLIN, 0}};
-    int ready = ::poll(fds, 3, kPollMillis);
+    int wait = kPollMillis;
+    if (config_.ping_interval_ms > 0) {
+      const auto now = Clock::now();
+      if (now >= next_probe_) {
+        if (!probe()) return ServeEnd::kConnectionLost;
+        next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
+        continue;
+      }
+      wait = std::min<int>(wait, static_cast<int>(std::chrono::duration_cast<milliseconds>(next_probe_ - now).count()) + 1);
+    }
+    int ready = ::poll(fds, 3, wait);
     if (ready < 0 && errno != EINTR) return ServeEnd::kConnectionLost;
     if (fds[2].revents & POLLIN) check_signal();
     // Also on a poll timeout: rabbitmq-c sends a due heartbeat and notices
@@ -477,7 +517,7 @@ int Worker::run() {
     connection_ok_ = false;
     report(kStatusDisconnected);
     forget_pending();
-    connection_ = AmqpConnection();
+    connection_.abandon();
   }
 
   connection_.close();
