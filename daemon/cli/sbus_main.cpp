@@ -40,7 +40,9 @@ int exit_code_for(const sbus::SenderError& e) {
   switch (e.kind()) {
     case sbus::SenderError::Kind::kAddress: return kExitUsage;
     case sbus::SenderError::Kind::kTimeout: return kExitTimeout;
-    case sbus::SenderError::Kind::kProtocol: return kExitServiceError;
+    case sbus::SenderError::Kind::kProtocol:
+    case sbus::SenderError::Kind::kUnroutable:
+    case sbus::SenderError::Kind::kPublish: return kExitServiceError;
     default: return kExitUnreachable;
   }
 }
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   std::string secret_file;
   std::string exchange;
   double timeout_seconds = 30;
+  int retry = 0;
 
   po::options_description options("Options");
   options.add_options()
@@ -63,6 +66,9 @@ int main(int argc, char** argv) {
       ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
       ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
       ("timeout", po::value(&timeout_seconds), "seconds to wait for a reply (default 30)")
+      ("retry", po::value(&retry), "retry a call this many times on the next broker when its connection fails "
+                                   "(calls are not assumed idempotent: default 0)")
+      ("smart-route", "PING the node through each broker first and use the first where it answers")
       ("help,h", "print this help");
   po::options_description hidden;
   hidden.add_options()
@@ -128,6 +134,12 @@ int main(int argc, char** argv) {
     }
   }
   if (!exchange.empty()) sender_options.exchange = exchange;
+  if (retry < 0) {
+    std::cerr << "sbus: --retry must be 0 or more\n";
+    return kExitUsage;
+  }
+  sender_options.retry = retry;
+  sender_options.smart_route = vm.count("smart-route") > 0;
 
   if (command != "ping") {
     rapidjson::Document params;

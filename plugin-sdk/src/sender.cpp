@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <chrono>
 
 #include "common/amqp_connection.hpp"
@@ -52,41 +54,80 @@ std::string id_prefix() {
 struct Sender::Impl {
   SenderOptions options;
   AmqpConnection connection;
+  std::size_t broker = 0;  // index of the connected (or next) broker
   std::string connected;
   bool consuming_replies = false;
+  bool confirming = false;
+  std::uint64_t published_on_confirm_channel = 0;
   std::uint64_t next_id = 0;
   std::string prefix = id_prefix();
 
-  void connect() {
+  // The channel for confirmed sends: replies and their acks stay apart.
+  static constexpr amqp_channel_t kSendChannel = 2;
+
+  bool open_broker(std::size_t index, std::string* failures) {
+    BrokerUri uri;
+    std::string error;
+    const std::string& text = options.brokers[index];
+    if (!parse_broker_uri(text, &uri, &error)) {
+      *failures += "\n  " + text + ": " + error;
+      return false;
+    }
+    try {
+      ConnectOptions connect_options;
+      connect_options.connect_timeout = options.connect_timeout;
+      connect_options.heartbeat_seconds = 0;
+      connect_options.connection_name = "sbus sender";
+      connection = AmqpConnection::open(uri, connect_options);
+      connected = uri.redacted();
+      broker = index;
+      consuming_replies = false;
+      confirming = false;
+      published_on_confirm_channel = 0;
+      return true;
+    } catch (const AmqpError& e) {
+      *failures += "\n  " + std::string(e.what());
+      return false;
+    }
+  }
+
+  // Connects to the first broker, from `broker` on, that accepts; with
+  // smart_route and a `node`, to the first one through which the node
+  // answers PING.
+  void connect(const std::string& node = {}) {
     if (connection) return;
     if (options.brokers.empty()) throw SenderError(SenderError::Kind::kConnect, "no broker given");
     std::string failures;
-    for (const std::string& text : options.brokers) {
-      BrokerUri uri;
-      std::string error;
-      if (!parse_broker_uri(text, &uri, &error)) {
-        failures += "\n  " + text + ": " + error;
-        continue;
-      }
+    const std::size_t count = options.brokers.size();
+    std::optional<std::size_t> first_open;
+    for (std::size_t step = 0; step < count; ++step) {
+      const std::size_t index = (broker + step) % count;
+      if (!open_broker(index, &failures)) continue;
+      if (!options.smart_route || node.empty()) return;
+      if (!first_open) first_open = index;
       try {
-        ConnectOptions connect_options;
-        connect_options.connect_timeout = options.connect_timeout;
-        connect_options.heartbeat_seconds = 0;
-        connect_options.connection_name = "sbus sender";
-        connection = AmqpConnection::open(uri, connect_options);
-        connected = uri.redacted();
-        consuming_replies = false;
-        return;
-      } catch (const AmqpError& e) {
+        if (ping_here(node, std::chrono::milliseconds(3000))) return;
+        failures += "\n  " + connected + ": " + node + " did not answer PING";
+      } catch (const SenderError& e) {
         failures += "\n  " + std::string(e.what());
       }
+      drop();
     }
+    // Smart route found no broker where the node answers: use the first
+    // that accepted, as py-servicebus does, and let the call time out there.
+    if (first_open && open_broker(*first_open, &failures)) return;
     throw SenderError(SenderError::Kind::kConnect, "no broker accepted the connection:" + failures);
   }
 
-  [[noreturn]] void lost(const std::string& what) {
-    connection = AmqpConnection();
+  void drop() {
+    connection.abandon();
     connected.clear();
+  }
+
+  // The connection is gone: forget it, and start from the next broker.
+  [[noreturn]] void lost(const std::string& what) {
+    drop();
+    broker = (broker + 1) % std::max<std::size_t>(1, options.brokers.size());
     throw SenderError(SenderError::Kind::kConnectionLost, what);
   }
 
@@ -99,20 +140,88 @@ struct Sender::Impl {
     consuming_replies = true;
   }
 
-  void publish(const std::string& node, std::string_view body, const std::string& correlation_id,
-               bool rpc) {
+  void publish_call(const std::string& node, std::string_view body, const std::string& correlation_id) {
     amqp_basic_properties_t props{};
-    if (rpc) {
-      props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
-      props.reply_to = amqp_cstring_bytes(kDirectReplyTo);
-      props.correlation_id = to_bytes(correlation_id);
-    } else {
-      props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    }
+    props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+    props.reply_to = amqp_cstring_bytes(kDirectReplyTo);
+    props.correlation_id = to_bytes(correlation_id);
     int status = amqp_basic_publish(connection.get(), kChannel, to_bytes(options.exchange), to_bytes(node),
                                     0, 0, &props, to_bytes(body));
     if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
+  }
+
+  // Publishes a persistent, mandatory message and waits for the broker's
+  // confirm.
+  void publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout) {
+    amqp_connection_state_t c = connection.get();
+    if (!confirming) {
+      amqp_channel_open(c, kSendChannel);
+      amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
+      if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("open channel on " + connected + ": " + describe_reply(reply));
+      amqp_confirm_select(c, kSendChannel);
+      reply = amqp_get_rpc_reply(c);
+      if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("confirm.select on " + connected + ": " + describe_reply(reply));
+      confirming = true;
+    }
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    int status = amqp_basic_publish(c, kSendChannel, to_bytes(options.exchange), to_bytes(node), 1, 0, &props,
+                                    to_bytes(body));
+    if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
+    const std::uint64_t tag = ++published_on_confirm_channel;
+
+    // An unroutable message comes back as basic.return before its ack.
+    bool returned = false;
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+      if (left.count() <= 0) lost("no confirm from " + connected + " within " + std::to_string(timeout.count()) + " ms");
+      timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
+      amqp_frame_t frame;
+      int result = amqp_simple_wait_frame_noblock(c, &frame, &wait);
+      if (result == AMQP_STATUS_TIMEOUT) continue;
+      if (result != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(result));
+      if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+      switch (frame.payload.method.id) {
+        case AMQP_BASIC_RETURN_METHOD: {
+          amqp_message_t message;
+          amqp_rpc_reply_t ret = amqp_read_message(c, frame.channel, &message, 0);
+          if (ret.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
+          amqp_destroy_message(&message);
+          returned = frame.channel == kSendChannel;
+          break;
+        }
+        case AMQP_BASIC_DELIVER_METHOD: {
+          // A late reply to an earlier call: not waited for any more.
+          amqp_message_t message;
+          amqp_rpc_reply_t ret = amqp_read_message(c, frame.channel, &message, 0);
+          if (ret.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
+          amqp_destroy_message(&message);
+          break;
+        }
+        case AMQP_BASIC_ACK_METHOD: {
+          auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+          if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
+          if (returned) {
+            throw SenderError(SenderError::Kind::kUnroutable,
+                              "no queue for node " + node + " on " + connected + " (exchange " + options.exchange +
+                                  "): is its agent configured with this node name?");
+          }
+          return;
+        }
+        case AMQP_BASIC_NACK_METHOD:
+          if (frame.channel != kSendChannel) break;
+          throw SenderError(SenderError::Kind::kPublish, "broker " + connected + " refused the message (nack)");
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+          lost("broker " + connected + " closed the channel: " + describe_reply(amqp_rpc_reply_t{
+                                                                         AMQP_RESPONSE_SERVER_EXCEPTION,
+                                                                         frame.payload.method, 0}));
+        default:
+          break;
+      }
+    }
   }
 
   // Waits for the reply with `correlation_id`; false on timeout.
@@ -150,6 +259,20 @@ struct Sender::Impl {
     }
   }
 
+  // PING `node` on the current connection.
+  bool ping_here(const std::string& node, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    consume_replies();
+    const std::string correlation_id = next_event_id();
+    publish_call(node, kPingBody, correlation_id);
+    std::string body;
+    return wait_reply(correlation_id, deadline, &body) && body == kPongBody;
+  }
+
+  std::string token() const {
+    return compat_token(options.secret, local_date(std::chrono::system_clock::now()));
+  }
+
   std::string next_event_id() { return prefix + std::to_string(++next_id); }
 };
 
@@ -165,51 +288,64 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
                         std::chrono::milliseconds timeout) {
   const Address target = parse_address(address);
   const auto deadline = Clock::now() + timeout;
-  impl_->connect();
-  impl_->consume_replies();
-
   Event event;
-  event.id = impl_->next_event_id();
-  event.token = compat_token(impl_->options.secret, local_date(std::chrono::system_clock::now()));
   event.category = target.category;
   event.service = target.service;
   event.params = params_json;
-  impl_->publish(target.node, encode_event(event), event.id, true);
 
-  std::string body;
-  if (!impl_->wait_reply(event.id, deadline, &body)) {
-    throw SenderError(SenderError::Kind::kTimeout,
-                      "no reply from " + std::string(address) + " within " +
-                          std::to_string(timeout.count()) + " ms (via " + impl_->connected + ")");
+  for (int attempt = 0;; ++attempt) {
+    try {
+      impl_->connect(target.node);
+      impl_->consume_replies();
+      event.id = impl_->next_event_id();
+      event.token = impl_->token();
+      impl_->publish_call(target.node, encode_event(event), event.id);
+      std::string body;
+      if (!impl_->wait_reply(event.id, deadline, &body)) {
+        throw SenderError(SenderError::Kind::kTimeout,
+                          "no reply from " + std::string(address) + " within " +
+                              std::to_string(timeout.count()) + " ms (via " + impl_->connected + ")");
+      }
+      Reply reply;
+      DecodeFailure failure;
+      if (!decode_reply(body, &reply, &failure)) {
+        throw SenderError(SenderError::Kind::kProtocol,
+                          "malformed reply from " + std::string(address) + ": " + failure.detail);
+      }
+      return CallResult{reply.id, reply.message, reply.error_code};
+    } catch (const SenderError& e) {
+      const bool retryable =
+          e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kConnect;
+      if (!retryable || attempt >= impl_->options.retry || Clock::now() >= deadline) throw;
+    }
   }
-  Reply reply;
-  DecodeFailure failure;
-  if (!decode_reply(body, &reply, &failure)) {
-    throw SenderError(SenderError::Kind::kProtocol, "malformed reply from " + std::string(address) + ": " + failure.detail);
-  }
-  return CallResult{reply.id, reply.message, reply.error_code};
 }
 
 void Sender::send(std::string_view address, std::string_view params_json) {
   const Address target = parse_address(address);
-  impl_->connect();
   Event event;
-  event.id = impl_->next_event_id();
-  event.token = compat_token(impl_->options.secret, local_date(std::chrono::system_clock::now()));
   event.category = target.category;
   event.service = target.service;
   event.params = params_json;
-  impl_->publish(target.node, encode_event(event), event.id, false);
+  // A lost connection is always worth another broker here: a message is
+  // delivered at least once whatever we do.
+  const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      impl_->connect();
+      event.id = impl_->next_event_id();
+      event.token = impl_->token();
+      impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
+      return;
+    } catch (const SenderError& e) {
+      if (e.kind() != SenderError::Kind::kConnectionLost || attempt + 1 >= tries) throw;
+    }
+  }
 }
 
 bool Sender::ping(std::string_view node, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
   impl_->connect();
-  impl_->consume_replies();
-  const std::string correlation_id = impl_->next_event_id();
-  impl_->publish(std::string(node), kPingBody, correlation_id, true);
-  std::string body;
-  return impl_->wait_reply(correlation_id, deadline, &body) && body == kPongBody;
+  return impl_->ping_here(std::string(node), timeout);
 }
 
 std::string Sender::connected_broker() const { return impl_->connected; }

@@ -27,6 +27,13 @@ struct SenderOptions {
   // The shared secret the agents check the token against.
   std::string secret;
   std::chrono::milliseconds connect_timeout{3000};
+  // A call whose connection fails (lost, publish refused) is tried again on
+  // the next broker this many times. RPCs are not assumed idempotent, so
+  // the default is 0: the caller decides.
+  int retry = 0;
+  // py-servicebus's "smart route": before the first call to a node, PING it
+  // through each broker in turn and use the first broker where it answers.
+  bool smart_route = false;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -41,7 +48,7 @@ struct CallResult {
 
 class SBUS_EXPORT SenderError : public std::runtime_error {
  public:
-  enum class Kind { kAddress, kConnect, kPublish, kTimeout, kConnectionLost, kProtocol };
+  enum class Kind { kAddress, kConnect, kPublish, kUnroutable, kTimeout, kConnectionLost, kProtocol };
   SenderError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
@@ -63,8 +70,12 @@ class SBUS_EXPORT Sender {
   CallResult call(std::string_view address, std::string_view params_json,
                   std::chrono::milliseconds timeout);
 
-  // Publishes a message for a message service; returns once it is handed to
-  // the broker.
+  // Publishes a persistent message for a message service, with publisher
+  // confirms and the mandatory flag: returns once the broker has confirmed
+  // it, throws kUnroutable when no queue takes it (no such node) and
+  // kPublish when the broker refuses it. Tried on the next broker on a
+  // connection failure (sending is safe to repeat: messages are delivered
+  // at least once anyway).
   void send(std::string_view address, std::string_view params_json);
 
   // True when `node` answers PING with PONG within `timeout`.
