@@ -248,7 +248,9 @@ std::string xml_safe_text(std::string_view text) {
     bool valid = length > 0 && end - p >= length;
     for (int i = 1; valid && i < length; ++i) valid = (p[i] & 0xc0) == 0x80;
     if (valid && length == 3) {
-      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+      // No overlongs, no surrogates, and not U+FFFE or U+FFFF (XML forbids them).
+      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0) &&
+              !(c == 0xef && p[1] == 0xbf && p[2] >= 0xbe);
     }
     if (valid && length == 4) {
       valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);

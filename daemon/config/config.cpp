@@ -377,7 +377,9 @@ bool load_config_text(const std::string& text, const std::string& path,
       }
     }
   } else if (root["secret"]) {
-    checker.scalar(root["secret"], "secret", &config->secret);
+    if (checker.scalar(root["secret"], "secret", &config->secret) && config->secret.empty()) {
+      checker.problem(root["secret"], "secret", "must not be empty");
+    }
   } else {
     checker.problem_at(1, "secret_file", "missing: set secret_file (or secret, for tests)");
   }

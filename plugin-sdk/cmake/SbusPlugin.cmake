@@ -15,7 +15,10 @@ function(sbus_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
   if(TARGET sbus_sdk)
-    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/plugins)
+    # Installed in lib/sbus/plugins/: libsbus.so is three folders up.
+    set_target_properties(${target} PROPERTIES
+      LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/plugins
+      INSTALL_RPATH "$ORIGIN/../../../${CMAKE_INSTALL_LIBDIR}")
     install(TARGETS ${target} LIBRARY DESTINATION lib/sbus/plugins)
   endif()
 endfunction()
