@@ -64,11 +64,21 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
     throw AmqpError("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
   }
 
-  amqp_table_entry_t property{};
-  property.key = amqp_cstring_bytes("connection_name");
-  property.value.kind = AMQP_FIELD_KIND_UTF8;
-  property.value.value.bytes = to_bytes(options.connection_name);
-  amqp_table_t properties{1, &property};
+  // consumer_cancel_notify: the broker tells a consumer whose queue was
+  // deleted (basic.cancel) instead of leaving it deaf; rabbitmq-c merges
+  // these capabilities with its own.
+  amqp_table_entry_t capability{};
+  capability.key = amqp_cstring_bytes("consumer_cancel_notify");
+  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capability.value.value.boolean = 1;
+  amqp_table_entry_t properties_entries[2]{};
+  properties_entries[0].key = amqp_cstring_bytes("connection_name");
+  properties_entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  properties_entries[0].value.value.bytes = to_bytes(options.connection_name);
+  properties_entries[1].key = amqp_cstring_bytes("capabilities");
+  properties_entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
+  properties_entries[1].value.value.table = amqp_table_t{1, &capability};
+  amqp_table_t properties{2, properties_entries};
   amqp_rpc_reply_t login = amqp_login_with_properties(
       connection.state_, uri.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_seconds,
       &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());

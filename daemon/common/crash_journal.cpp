@@ -48,15 +48,24 @@ int CrashJournal::worker_died(pid_t pid) {
   int interrupted = 0;
   for (Slot& slot : slots_) {
     if (slot.pid.load(std::memory_order_acquire) != pid) continue;
-    std::uint64_t key = slot.key.exchange(0, std::memory_order_acq_rel);
+    // Into the ring before out of the slot: a worker checking meanwhile
+    // finds the key in one place or the other, never in neither.
+    const std::uint64_t key = slot.key.load(std::memory_order_acquire);
     if (key != 0) {
       std::uint32_t at = ring_next_.fetch_add(1, std::memory_order_acq_rel) % kRing;
       ring_[at].store(key, std::memory_order_release);
       ++interrupted;
     }
+    slot.key.store(0, std::memory_order_release);
     slot.pid.store(0, std::memory_order_release);
   }
   return interrupted;
+}
+
+int CrashJournal::interruptions(std::uint64_t key) const {
+  int count = 0;
+  for (const auto& entry : ring_) count += entry.load(std::memory_order_acquire) == key;
+  return count;
 }
 
 bool CrashJournal::started_elsewhere(std::uint64_t key) const {

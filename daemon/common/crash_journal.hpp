@@ -54,6 +54,10 @@ class CrashJournal {
   // in another slot right now.
   bool started_elsewhere(std::uint64_t key) const;
 
+  // How many times `key` was interrupted by a dying worker (as far as the
+  // ring remembers).
+  int interruptions(std::uint64_t key) const;
+
  private:
   struct Slot {
     std::atomic<pid_t> pid;

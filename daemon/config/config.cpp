@@ -23,7 +23,7 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
                                     "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
-                                    "ping_timeout"};
+                                    "ping_timeout", "queue_type",       "max_retries", "error_queue"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
 class Checker {
@@ -235,7 +235,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.plugin_dir != b.plugin_dir || a.prefetch != b.prefetch ||
          a.max_message_bytes != b.max_message_bytes || a.heartbeat_seconds != b.heartbeat_seconds ||
          a.drain_timeout_seconds != b.drain_timeout_seconds || a.log_level != b.log_level ||
-         a.ping_interval_ms != b.ping_interval_ms || a.ping_timeout_ms != b.ping_timeout_ms;
+         a.ping_interval_ms != b.ping_interval_ms || a.ping_timeout_ms != b.ping_timeout_ms ||
+         a.queue_type != b.queue_type || a.max_retries != b.max_retries || a.error_queue != b.error_queue;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -309,6 +310,13 @@ bool load_config_text(const std::string& text, const std::string& path,
   if (config->ping_interval_ms > 0 && config->ping_timeout_ms < 100) {
     checker.problem(root["ping_timeout"], "ping_timeout", "must be at least 0.1 s while the ping watcher is on");
   }
+  if (root["queue_type"] && checker.scalar(root["queue_type"], "queue_type", &config->queue_type) &&
+      config->queue_type != "classic" && config->queue_type != "quorum") {
+    checker.problem(root["queue_type"], "queue_type", "must be classic or quorum, not '" + config->queue_type + "'");
+  }
+  if (root["max_retries"]) checker.integer(root["max_retries"], "max_retries", 0, 1000, &config->max_retries);
+  if (root["error_queue"]) checker.scalar(root["error_queue"], "error_queue", &config->error_queue);
+  if (config->error_queue.empty()) config->error_queue = config->node + ".error";
   if (root["log_level"]) {
     std::string level;
     if (checker.scalar(root["log_level"], "log_level", &level) &&

@@ -46,6 +46,13 @@ struct Config {
   // timeout. 0 interval: off.
   int ping_interval_ms = 2000;
   int ping_timeout_ms = 3000;
+  // The node queue's type: classic (py-servicebus's, no arguments) or
+  // quorum (survives the loss of a node of a RabbitMQ cluster).
+  std::string queue_type = "classic";
+  // A message whose on_message throws (or that crashes the worker) is tried
+  // this many more times, then moved to error_queue (default NODE.error).
+  int max_retries = 5;
+  std::string error_queue;
   LogLevel log_level = LogLevel::kInfo;
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.

@@ -42,6 +42,7 @@ constexpr std::chrono::seconds kReadyTimeout{10};
 enum class WorkerState { kRunning, kWaitingRestart, kDraining, kFailed };
 
 struct WorkerRecord {
+  std::uint64_t id = 0;                  // stable across restarts, unlike pid
   std::string broker;                    // the URI as written: the worker's identity
   std::shared_ptr<const Config> config;  // the config it runs with
   std::size_t broker_index = 0;          // its broker in config->broker_uris
@@ -112,9 +113,12 @@ class Supervisor {
   struct Replacement {
     std::string broker;
     pid_t old_pid = -1;
-    pid_t new_pid = -1;
+    std::uint64_t new_id = 0;
     Clock::time_point deadline{};
   };
+  WorkerRecord& add_worker(const std::string& broker, std::size_t index);
+  WorkerRecord* find_id(std::uint64_t id);
+  std::uint64_t next_id_ = 0;
   std::deque<std::string> to_replace_;
   std::optional<Replacement> replacing_;
 
@@ -128,6 +132,22 @@ class Supervisor {
   Clock::time_point kill_at_{};
   Clock::time_point next_watchdog_{};
 };
+
+WorkerRecord& Supervisor::add_worker(const std::string& broker, std::size_t index) {
+  WorkerRecord& worker = workers_.emplace_back();
+  worker.id = ++next_id_;
+  worker.broker = broker;
+  worker.config = config_;
+  worker.broker_index = index;
+  return worker;
+}
+
+WorkerRecord* Supervisor::find_id(std::uint64_t id) {
+  for (WorkerRecord& worker : workers_) {
+    if (worker.id == id) return &worker;
+  }
+  return nullptr;
+}
 
 WorkerRecord* Supervisor::find(pid_t pid) {
   for (WorkerRecord& worker : workers_) {
@@ -295,10 +315,8 @@ void Supervisor::reload() {
     });
     if (current == workers_.end()) {
       ++added;
-      WorkerRecord& worker = workers_.emplace_back();
-      worker.broker = broker;
+      WorkerRecord& worker = add_worker(broker, i);
       worker.config = config;
-      worker.broker_index = i;
       spawn(worker);
       continue;
     }
@@ -322,10 +340,24 @@ void Supervisor::reload() {
 // wait until it consumes, then drain the old one.
 void Supervisor::step_replacement() {
   if (replacing_) {
-    WorkerRecord* fresh = find(replacing_->new_pid);
+    WorkerRecord* fresh = find_id(replacing_->new_id);
     WorkerRecord* old = find(replacing_->old_pid);
     const bool fresh_up = fresh != nullptr && fresh->connected;
-    if (!fresh_up && Clock::now() < replacing_->deadline && fresh != nullptr) return;
+    if (fresh == nullptr || fresh->state == WorkerState::kFailed) {
+      // The new worker cannot run (a service's start() failed): keep the
+      // old one serving with the old settings rather than leave the broker
+      // without a worker.
+      SBUS_LOG(kError) << "replacement worker for " << replacing_->broker
+                       << " failed to start; the previous worker keeps serving";
+      if (fresh != nullptr) {
+        const std::uint64_t id = fresh->id;
+        workers_.erase(std::find_if(workers_.begin(), workers_.end(),
+                                    [id](const WorkerRecord& w) { return w.id == id; }));
+      }
+      replacing_.reset();
+      return;
+    }
+    if (!fresh_up && Clock::now() < replacing_->deadline) return;
     if (old != nullptr && old->state == WorkerState::kRunning) {
       if (!fresh_up) SBUS_LOG(kWarn) << "replacement for " << old->name() << " not connected in time; replacing anyway";
       old->state = WorkerState::kDraining;
@@ -343,12 +375,9 @@ void Supervisor::step_replacement() {
     if (old == workers_.end() || index == config_->brokers.end()) continue;
     const pid_t old_pid = old->pid;
     // The old one keeps serving until the new one consumes.
-    WorkerRecord& fresh = workers_.emplace_back();
-    fresh.broker = broker;
-    fresh.config = config_;
-    fresh.broker_index = static_cast<std::size_t>(index - config_->brokers.begin());
+    WorkerRecord& fresh = add_worker(broker, static_cast<std::size_t>(index - config_->brokers.begin()));
     spawn(fresh);
-    replacing_ = Replacement{broker, old_pid, fresh.pid, Clock::now() + kReplaceTimeout};
+    replacing_ = Replacement{broker, old_pid, fresh.id, Clock::now() + kReplaceTimeout};
     SBUS_LOG(kInfo) << "replacing worker pid " << old_pid << " for " << fresh.name() << " with pid " << fresh.pid;
     return;
   }
@@ -400,13 +429,7 @@ int Supervisor::run() {
   journal_ = CrashJournal::create();
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = Clock::now();
-  for (std::size_t i = 0; i < config_->brokers.size(); ++i) {
-    WorkerRecord& worker = workers_.emplace_back();
-    worker.broker = config_->brokers[i];
-    worker.config = config_;
-    worker.broker_index = i;
-    spawn(worker);
-  }
+  for (std::size_t i = 0; i < config_->brokers.size(); ++i) spawn(add_worker(config_->brokers[i], i));
   SBUS_LOG(kInfo) << "sbusd " << SBUS_VERSION << " started: node " << config_->node << ", "
                   << workers_.size() << " brokers, " << config_->services.size() << " services";
 
@@ -503,15 +526,35 @@ std::vector<std::string> check_plugins_isolated(const Config& config) {
     _exit(problems.empty() ? 0 : 1);
   }
   ::close(fds[1]);
+  // A plugin that hangs while loading must not hang the supervisor.
+  constexpr std::chrono::seconds kCheckTimeout{30};
+  const auto deadline = Clock::now() + kCheckTimeout;
   std::string text;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0) text.append(buffer, static_cast<std::size_t>(n));
+  bool timed_out = false;
+  for (;;) {
+    const auto left = duration_cast<milliseconds>(deadline - Clock::now()).count();
+    pollfd fd{fds[0], POLLIN, 0};
+    if (left <= 0 || ::poll(&fd, 1, static_cast<int>(left)) == 0) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    char buffer[4096];
+    ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
   ::close(fds[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   std::vector<std::string> problems;
+  if (timed_out) {
+    problems.push_back("plugin check did not finish within " + std::to_string(kCheckTimeout.count()) +
+                       " s (a plugin hangs while loading)");
+    return problems;
+  }
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) problems.push_back(line);
   if (problems.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {

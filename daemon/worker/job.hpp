@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/wire_codec.hpp"
 
@@ -20,6 +22,9 @@ struct Job {
   std::uint64_t key = 0;  // CrashJournal::key of the delivery
   Event event;
   rapidjson::Document params;
+  // Messages only: what the error queue gets if it keeps failing.
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // The result of a Job, for the connection thread to publish and ack.
@@ -29,7 +34,15 @@ struct Outcome {
   std::size_t runner = 0;  // index of the service that ran it
   std::string reply_to;    // empty: nothing to publish, only ack
   std::string correlation_id;
-  std::string body;        // the encoded reply
+  std::string body;        // the encoded reply; for a dead letter, the original body
+  // A message that failed max_retries times: move it to the error queue.
+  bool dead_letter = false;
+  // Stopped before the message could be handled: leave it unacked.
+  bool leave = false;
+  std::string error;
+  int attempts = 0;
+  std::string service;
+  std::vector<std::pair<std::string, std::string>> headers;  // the original ones
 };
 
 }  // namespace sbus

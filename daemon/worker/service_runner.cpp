@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
 
 #include "common/error.hpp"
@@ -11,13 +13,14 @@ namespace sbus {
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
                              ServiceContext context, CompletionQueue* completions,
-                             CrashJournal* journal)
+                             CrashJournal* journal, int max_retries)
     : index_(index),
       config_(std::move(config)),
       service_(std::move(service)),
       context_(std::move(context)),
       completions_(completions),
-      journal_(journal) {}
+      journal_(journal),
+      max_retries_(max_retries) {}
 
 ServiceRunner::~ServiceRunner() { stop(); }
 
@@ -124,7 +127,37 @@ Outcome ServiceRunner::execute(Job& job) {
       reply.error_code = response.error_code();
       reply.message = response.body();
     } else {
-      service_.service().on_message(request);
+      // A message is retried with back-off (100 ms doubling, at most 5 s)
+      // up to max_retries, then goes to the error queue.
+      for (int attempt = 1;; ++attempt) {
+        outcome.attempts = attempt;
+        std::string error;
+        try {
+          service_.service().on_message(request);
+          break;
+        } catch (const std::exception& e) {
+          error = e.what();
+        } catch (...) {
+          error = "unknown exception";
+        }
+        SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": attempt " << attempt
+                        << " failed: " << error;
+        if (attempt > max_retries_) {
+          outcome.dead_letter = true;
+          outcome.error = error;
+          outcome.service = config_.name;
+          outcome.body = std::move(job.body);
+          outcome.headers = std::move(job.headers);
+          break;
+        }
+        std::unique_lock<std::mutex> lock(mutex_);
+        auto delay = std::chrono::milliseconds(100) * (1 << std::min(attempt - 1, 6));
+        if (wake_.wait_for(lock, std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(5)),
+                           [this] { return stopping_; })) {
+          outcome.leave = true;  // stopping: unacked, the broker keeps it
+          break;
+        }
+      }
     }
   } catch (const std::exception& e) {
     reply.error_code = errc::kServiceFailed;

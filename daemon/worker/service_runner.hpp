@@ -23,7 +23,8 @@ namespace sbus {
 class ServiceRunner {
  public:
   ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                ServiceContext context, CompletionQueue* completions, CrashJournal* journal);
+                ServiceContext context, CompletionQueue* completions, CrashJournal* journal,
+                int max_retries);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
   ServiceRunner& operator=(const ServiceRunner&) = delete;
@@ -55,6 +56,7 @@ class ServiceRunner {
   ServiceContext context_;
   CompletionQueue* completions_;
   CrashJournal* journal_;  // may be null
+  int max_retries_;
   int journal_slot_ = -1;
 
   std::mutex mutex_;

@@ -44,7 +44,34 @@ struct Delivery {
   std::string correlation_id;
   bool redelivered = false;
   std::string_view body;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// The headers of a delivery whose values are text or numbers, as text: what
+// the error queue keeps of them.
+std::vector<std::pair<std::string, std::string>> text_headers(const amqp_basic_properties_t& props) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return headers;
+  for (int i = 0; i < props.headers.num_entries; ++i) {
+    const amqp_table_entry_t& entry = props.headers.entries[i];
+    std::string value;
+    switch (entry.value.kind) {
+      case AMQP_FIELD_KIND_UTF8:
+      case AMQP_FIELD_KIND_BYTES: value = bytes_to_string(entry.value.value.bytes); break;
+      case AMQP_FIELD_KIND_I8: value = std::to_string(entry.value.value.i8); break;
+      case AMQP_FIELD_KIND_U8: value = std::to_string(entry.value.value.u8); break;
+      case AMQP_FIELD_KIND_I16: value = std::to_string(entry.value.value.i16); break;
+      case AMQP_FIELD_KIND_U16: value = std::to_string(entry.value.value.u16); break;
+      case AMQP_FIELD_KIND_I32: value = std::to_string(entry.value.value.i32); break;
+      case AMQP_FIELD_KIND_U32: value = std::to_string(entry.value.value.u32); break;
+      case AMQP_FIELD_KIND_I64: value = std::to_string(entry.value.value.i64); break;
+      case AMQP_FIELD_KIND_U64: value = std::to_string(entry.value.value.u64); break;
+      default: continue;
+    }
+    headers.emplace_back(bytes_to_string(entry.key), std::move(value));
+  }
+  return headers;
+}
 
 class Worker {
  public:
@@ -76,6 +103,8 @@ class Worker {
   void answer_error(const Delivery& delivery, const std::string& id, const char* code,
                     const std::string& message);
   void settle(std::uint64_t tag, bool ack);
+  bool publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
+                           int attempts, const std::vector<std::pair<std::string, std::string>>& headers);
   bool sleep_unless_signalled(milliseconds duration);
   bool check_signal();
   void report(char status);
@@ -115,7 +144,7 @@ void Worker::start_services() {
                            brokers,         config_.exchange, config_.secret};
     auto runner = std::make_unique<ServiceRunner>(
         runners_.size(), service, loader.create(service.plugin_path, service.export_name),
-        std::move(context), &completions_, journal_);
+        std::move(context), &completions_, journal_, config_.max_retries);
     runner->start();
     by_name_[service.name] = runners_.size();
     runners_.push_back(std::move(runner));
@@ -143,8 +172,17 @@ bool Worker::connect() {
     amqp_exchange_declare(c, kChannel, exchange, amqp_cstring_bytes("direct"), 0, 0, 0, 0,
                           amqp_empty_table);
     connection.check_last("declare exchange " + config_.exchange);
-    amqp_queue_declare(c, kChannel, queue, 0, 1, 0, 0, amqp_empty_table);
+    // Classic: no arguments, as py-servicebus declares it (an existing queue
+    // keeps its type: RabbitMQ refuses to redeclare it with another).
+    amqp_table_entry_t type_entry{amqp_cstring_bytes("x-queue-type"), {}};
+    type_entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    type_entry.value.value.bytes = amqp_cstring_bytes("quorum");
+    const amqp_table_t queue_args =
+        config_.queue_type == "quorum" ? amqp_table_t{1, &type_entry} : amqp_empty_table;
+    amqp_queue_declare(c, kChannel, queue, 0, 1, 0, 0, queue_args);
     connection.check_last("declare queue " + config_.node);
+    amqp_queue_declare(c, kChannel, to_bytes(config_.error_queue), 0, 1, 0, 0, queue_args);
+    connection.check_last("declare queue " + config_.error_queue);
     amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
     connection.check_last("bind queue " + config_.node);
     if (config_.ping_interval_ms > 0) {
@@ -234,6 +272,37 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
   return true;
 }
 
+bool Worker::publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
+                                 int attempts, const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::vector<amqp_table_entry_t> entries;
+  const std::string attempts_text = std::to_string(attempts);
+  auto add = [&entries](const std::string& key, const std::string& value) {
+    amqp_table_entry_t entry{to_bytes(key), {}};
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = to_bytes(value);
+    entries.push_back(entry);
+  };
+  for (const auto& [key, value] : headers) {
+    if (key.rfind("x-sbus-", 0) != 0) add(key, value);
+  }
+  add("x-sbus-error", error);
+  add("x-sbus-service", service);
+  add("x-sbus-node", config_.node);
+  add("x-sbus-attempts", attempts_text);
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+  int status = amqp_basic_publish(connection_.get(), kChannel, amqp_empty_bytes, to_bytes(config_.error_queue), 0,
+                                  0, &props, to_bytes(body));
+  if (status != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "publish to " << config_.error_queue << " failed: " << amqp_error_string2(status);
+    connection_ok_ = false;
+    return false;
+  }
+  return true;
+}
+
 void Worker::settle(std::uint64_t tag, bool ack) {
   int status = ack ? amqp_basic_ack(connection_.get(), kChannel, tag, 0)
                    : amqp_basic_reject(connection_.get(), kChannel, tag, 0);
@@ -294,6 +363,21 @@ void Worker::handle_delivery(const Delivery& delivery) {
                      name);
     return;
   }
+  if (!is_call) {
+    job.key = CrashJournal::key(job.event.id, job.event.token, job.event.params);
+    const int crashes =
+        delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.key) : 0;
+    if (crashes > config_.max_retries) {
+      SBUS_LOG(kError) << "event " << job.event.id << ": " << name << " crashed the worker " << crashes
+                       << " times; moving it to " << config_.error_queue;
+      if (publish_dead_letter(std::string(delivery.body), name,
+                              "the message crashed the worker " + std::to_string(crashes) + " times", crashes,
+                              delivery.headers)) {
+        settle(delivery.delivery_tag, true);
+      }
+      return;
+    }
+  }
   if (is_call) {
     job.key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, job.event.id);
     // Messages run again after a crash (at least once); calls do not.
@@ -309,6 +393,10 @@ void Worker::handle_delivery(const Delivery& delivery) {
                  std::string("params are not JSON: ") + rapidjson::GetParseError_En(job.params.GetParseError()) +
                      " at offset " + std::to_string(job.params.GetErrorOffset()));
     return;
+  }
+  if (!is_call) {
+    job.body = delivery.body;
+    job.headers = delivery.headers;
   }
   job.generation = generation_;
   job.delivery_tag = delivery.delivery_tag;
@@ -338,8 +426,15 @@ bool Worker::flush_completions() {
                       << " finished after its connection was lost; its reply is dropped";
       continue;
     }
-    if (!outcome.reply_to.empty() &&
-        !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
+    if (outcome.leave) continue;
+    if (outcome.dead_letter) {
+      SBUS_LOG(kError) << outcome.service << ": message failed " << outcome.attempts << " times ("
+                       << outcome.error << "); moved to " << config_.error_queue;
+      if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
+        continue;
+      }
+    } else if (!outcome.reply_to.empty() &&
+               !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
       continue;
     }
     settle(outcome.delivery_tag, true);
@@ -407,6 +502,7 @@ bool Worker::read_one() {
       }
       delivery.body = std::string_view(static_cast<const char*>(envelope.message.body.bytes),
                                        envelope.message.body.len);
+      if (delivery.reply_to.empty()) delivery.headers = text_headers(props);
       handle_delivery(delivery);
     }
     // While stopping, a delivery stays unacked: the broker requeues it.

@@ -250,7 +250,8 @@ struct Sender::Impl {
           if (frame.frame_type == AMQP_FRAME_METHOD &&
               (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
                frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-            lost("broker " + connected + " closed the channel");
+            lost("broker " + connected + " closed the channel: " +
+                 describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
           }
           continue;
         }

@@ -2,6 +2,8 @@
 //   test.echo    answers its params unchanged
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
 //   test.fail    throws, to show that a failing service gets an error reply
+//   test.fail_message  (kind: message) throws, to try the retries and the
+//                error queue
 //   test.crash   dereferences null: the worker dies and the supervisor
 //                restarts it (do not configure it in production)
 //   test.record  (kind: message) appends its params as a JSON line to the
@@ -46,6 +48,13 @@ class FailService : public sbus::Service {
  public:
   void on_call(const sbus::Request&, sbus::Response&) override {
     throw std::runtime_error("test.fail always fails");
+  }
+};
+
+class FailMessageService : public sbus::Service {
+ public:
+  void on_message(const sbus::Request&) override {
+    throw std::runtime_error("test.fail_message always fails");
   }
 };
 
@@ -121,6 +130,7 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("echo", EchoService),
             SBUS_SERVICE("sleep", SleepService),
             SBUS_SERVICE("fail", FailService),
+            SBUS_SERVICE("fail_message", FailMessageService),
             SBUS_SERVICE("crash", CrashService),
             SBUS_SERVICE("record", RecordService),
             SBUS_SERVICE("relay", RelayService))

@@ -1,0 +1,222 @@
+// What the integration tests share: the test broker (started by the CTest
+// fixture `broker`, see tests/integration/test_broker), temporary folders,
+// sbusd and sbus as real child processes, and a raw rabbitmq-c client that
+// speaks to the broker without any sbus code in between.
+//
+// Every function runs on the test's main thread unless its comment says
+// otherwise. Failures of the harness itself (a broker that is not there, an
+// sbusd that never answers) throw std::runtime_error with a sentence saying
+// what is missing, which Catch2 reports as the test's failure.
+#pragma once
+
+#include <amqp.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sbus/sender.hpp>
+
+namespace sbus_test {
+
+using namespace std::chrono_literals;
+
+// The secret every sbusd of the tests checks tokens against.
+inline constexpr const char* kSecret = "integration test secret";
+
+// The test broker's AMQP port, read from SBUS_TEST_BROKER_DIR/port.
+int broker_port();
+// amqp://guest:guest@127.0.0.1:PORT/%2f
+std::string broker_uri();
+
+// A TCP port on 127.0.0.1 that refuses connections for the object's
+// lifetime: a socket is bound to it but does not listen, so nobody else can
+// take it meanwhile.
+class DeadPort {
+ public:
+  DeadPort();
+  ~DeadPort();
+  DeadPort(const DeadPort&) = delete;
+  DeadPort& operator=(const DeadPort&) = delete;
+
+  int port() const { return port_; }
+  std::string uri() const;
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A fresh folder under $TMPDIR (or /tmp), removed with its content on
+// destruction unless SBUS_TEST_KEEP is set in the environment.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+std::string read_file(const std::string& path);  // "" if it cannot be read
+void write_file(const std::string& path, std::string_view text);
+
+// Writes `secret` to DIR/secret with mode 0600 and returns the file's path.
+std::string write_secret(const std::string& dir, std::string_view secret = kSecret);
+
+// Calls `predicate` every `interval` until it returns true (then true) or
+// `timeout` has passed (then false, after one last try).
+bool wait_until(const std::function<bool()>& predicate, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval = 20ms);
+
+// A node name no other test (or earlier run) uses: "it-<pid>-<counter>".
+std::string unique_node();
+
+// The py-servicebus token, hex(SHA-1(SECRET " - " DATE)), computed with
+// OpenSSL here rather than with sbus's own code, and the local date as
+// YYYY-MM-DD shifted by `day_offset` days.
+std::string py_token(std::string_view secret, std::string_view date);
+std::string local_date(int day_offset = 0);
+
+// A call body exactly as py-servicebus writes it (PROTOCOL.md), with
+// today's token for `secret`.
+std::string py_call_body(std::string_view id, std::string_view secret, std::string_view category,
+                         std::string_view service, std::string_view params_json);
+
+struct ProcessResult {
+  int exit_code = -1;  // the exit code, or 128 + the signal that killed it
+  std::string out;
+  std::string err;
+};
+
+// Runs build/bin/sbus with `args` and collects its output. A run longer
+// than `limit` is killed (exit_code 128 + SIGKILL).
+ProcessResult run_cli(const std::vector<std::string>& args, std::chrono::milliseconds limit = 30s);
+// Same for any program given by path.
+ProcessResult run_program(const std::string& path, const std::vector<std::string>& args,
+                          std::chrono::milliseconds limit = 30s);
+
+// `rabbitmqctl ARGS` against the test broker (scripts/broker ctl); takes a
+// second or two.
+ProcessResult broker_ctl(const std::vector<std::string>& args);
+
+struct SbusdOptions {
+  // Written to the config's `brokers:`; empty means {broker_uri()}.
+  std::vector<std::string> brokers;
+  // 0 keeps sbusd's default.
+  std::size_t max_message_bytes = 0;
+  int drain_timeout_seconds = 30;
+  // Top-level YAML lines added to the config as they are, e.g. "ping_interval: 0\n".
+  std::string extra_yaml;
+  // Wait in the constructor until the node answers PING.
+  bool wait_ready = true;
+};
+
+// An sbusd child process with its own config, secret and log in a temp
+// folder, serving a unique node with math.add, test.echo, test.sleep,
+// test.fail and test.record (kind message, writing to record_file()).
+class SbusdProcess {
+ public:
+  explicit SbusdProcess(SbusdOptions options = {});
+  // Stops it (see stop()) if it still runs.
+  ~SbusdProcess();
+  SbusdProcess(const SbusdProcess&) = delete;
+  SbusdProcess& operator=(const SbusdProcess&) = delete;
+
+  const std::string& node() const { return node_; }
+  // NODE.CATEGORY.SERVICE for "CATEGORY.SERVICE".
+  std::string address(std::string_view service) const { return node_ + "." + std::string(service); }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& secret_file() const { return secret_file_; }
+  const std::string& record_file() const { return record_file_; }
+  pid_t pid() const { return pid_; }
+
+  // Options for an sbus::Sender that reaches this node with the right secret.
+  sbus::SenderOptions sender_options() const;
+  // The broker and secret arguments of the sbus CLI for this node.
+  std::vector<std::string> cli_args() const;
+
+  // Sends `signal` to the supervisor.
+  void signal(int signal);
+  // Waits up to `timeout` for sbusd to exit by itself; its exit code (or
+  // 128 + signal) if it did.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  // SIGTERM, then waits; after `grace` SIGKILL. Returns the exit code (or
+  // 128 + signal). Once stopped, returns the same code again.
+  int stop(std::chrono::milliseconds grace = 10s);
+  bool running() const { return pid_ > 0 && !exit_code_; }
+
+  // What sbusd wrote to stdout and stderr so far.
+  std::string log() const;
+
+ private:
+  void wait_ready();
+
+  TempDir dir_;
+  std::string node_;
+  std::string secret_file_;
+  std::string record_file_;
+  std::string config_path_;
+  std::string log_path_;
+  std::vector<std::string> brokers_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
+// One rabbitmq-c connection to the test broker as guest, with channel 1
+// open: the tests' way to publish and read raw bodies and properties, as a
+// py-servicebus peer would. Owned by one thread at a time (rabbitmq-c is not
+// thread-safe); throws std::runtime_error naming what failed.
+class RawAmqp {
+ public:
+  explicit RawAmqp(int port = broker_port());
+  ~RawAmqp();
+  RawAmqp(const RawAmqp&) = delete;
+  RawAmqp& operator=(const RawAmqp&) = delete;
+
+  amqp_connection_state_t get() const { return state_; }
+
+  // Throws unless the last synchronous method succeeded.
+  void check(std::string_view what) const;
+
+  // Declares an exclusive, auto-delete, server-named queue, as a
+  // py-servicebus sender does for each call, and consumes it without acks
+  // on channel 1. Returns its name.
+  std::string declare_reply_queue();
+
+  // Publishes on channel 1. reply_to and correlation_id are set when not
+  // empty.
+  void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               std::string_view reply_to = {}, std::string_view correlation_id = {});
+
+  struct Message {
+    std::string body;
+    std::string reply_to;        // empty when the property is absent
+    std::string correlation_id;  // empty when the property is absent
+    bool has_reply_to = false;
+    bool has_correlation_id = false;
+    std::uint64_t delivery_tag = 0;
+  };
+  // The next delivery of any consumer of this connection, or nothing after
+  // `timeout`. Throws if the broker closes the channel or connection.
+  std::optional<Message> receive(std::chrono::milliseconds timeout);
+
+ private:
+  amqp_connection_state_t state_ = nullptr;
+};
+
+// Text between the first `open` and the following `close`, or nullopt.
+std::optional<std::string> between(std::string_view text, std::string_view open,
+                                   std::string_view close);
+
+}  // namespace sbus_test

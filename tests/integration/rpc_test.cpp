@@ -1,0 +1,516 @@
+// sbusd, the sbus CLI and the sender library together against a real broker:
+// calls, errors, messages, liveness, concurrency, shutdown and failover.
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sbus/sender.hpp>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using sbus_test::between;
+using sbus_test::broker_uri;
+using sbus_test::DeadPort;
+using sbus_test::RawAmqp;
+using sbus_test::run_cli;
+using sbus_test::SbusdOptions;
+using sbus_test::SbusdProcess;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// How long `call` took.
+template <typename F>
+std::chrono::milliseconds timed(F&& call) {
+  const auto start = Clock::now();
+  call();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+}  // namespace
+
+TEST_CASE("sbus call prints the result of math.add and exits 0", "[rpc][cli]") {
+  SbusdProcess sbusd;
+  auto result = run_cli(concat({"call", sbusd.address("math.add"), "[1,2]", "--timeout", "10"}, sbusd.cli_args()));
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "3\n");
+}
+
+TEST_CASE("test.echo returns any JSON value unchanged", "[rpc]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  // Compact JSON as RapidJSON writes it, so that "unchanged" means byte for byte.
+  const std::vector<std::string> values = {
+      R"({"object":{"nested":{"deeper":[1,[2,[3,{}]],[]]}},"empty":{},"list":[]})",
+      R"([1,-2,3.5,-0.25,12345678901234567890,-9223372036854775808,null,true,false])",
+      R"({"unicode":"h\u00e9llo","raw":"héllo wörld ☃ 日本語 😀","escapes":"tab\tquote\"back\\slash\nline"})",
+      R"({"cdata end":"a]]>b","twice":"]]>]]>","markup":"<event version=\"1\"><id>&amp;</id></event>"})",
+      R"("]]>")",
+      R"(null)",
+      R"(42)",
+      R"("")",
+  };
+  for (const std::string& value : values) {
+    // RapidJSON writes \u00e9 back as the UTF-8 character itself.
+    const std::string expected =
+        value.find("\\u00e9") != std::string::npos
+            ? R"({"unicode":"héllo","raw":"héllo wörld ☃ 日本語 😀","escapes":"tab\tquote\"back\\slash\nline"})"
+            : value;
+    sbus::CallResult result = sender.call(sbusd.address("test.echo"), value, 10s);
+    INFO("sent: " << value);
+    CHECK(result.ok());
+    CHECK(result.error_code == "");
+    CHECK(result.message == expected);
+  }
+}
+
+TEST_CASE("a call sbusd cannot serve gets an error reply at once, not silence", "[rpc][errors]") {
+  SbusdProcess sbusd;
+
+  SECTION("an unknown service") {
+    sbus::Sender sender(sbusd.sender_options());
+    sbus::CallResult result;
+    auto took = timed([&] { result = sender.call(sbusd.address("math.nosuch"), "[1,2]", 10s); });
+    CHECK(took < 2s);
+    CHECK(result.error_code == "unknown_service");
+    CHECK(result.message == "Cannot Find RPC Service: math.nosuch");
+  }
+
+  SECTION("a message service called as an RPC") {
+    sbus::Sender sender(sbusd.sender_options());
+    sbus::CallResult result;
+    auto took = timed([&] { result = sender.call(sbusd.address("test.record"), "[1]", 10s); });
+    CHECK(took < 2s);
+    CHECK(result.error_code == "unknown_service");
+  }
+
+  SECTION("a token signed with the wrong secret") {
+    sbus::SenderOptions options = sbusd.sender_options();
+    options.secret = "not the secret";
+    sbus::Sender sender(options);
+    sbus::CallResult result;
+    auto took = timed([&] { result = sender.call(sbusd.address("math.add"), "[1,2]", 10s); });
+    CHECK(took < 2s);
+    CHECK(result.error_code == "invalid_token");
+    CHECK(result.message == "Token not valid!");
+  }
+
+  SECTION("a body that is not XML") {
+    RawAmqp raw;
+    const std::string reply_queue = raw.declare_reply_queue();
+    std::optional<RawAmqp::Message> reply;
+    auto took = timed([&] {
+      raw.publish("py-servicebus", sbusd.node(), "<event", reply_queue, "malformed-1");
+      reply = raw.receive(10s);
+    });
+    REQUIRE(reply);
+    CHECK(took < 2s);
+    CHECK(reply->correlation_id == "malformed-1");
+    CHECK(reply->body.find("<response") != std::string::npos);
+    CHECK(reply->body.find("status=\"error\"") != std::string::npos);
+    CHECK(reply->body.find("code=\"malformed_xml\"") != std::string::npos);
+  }
+
+  SECTION("an event without its version attribute") {
+    RawAmqp raw;
+    const std::string reply_queue = raw.declare_reply_queue();
+    std::string body = sbus_test::py_call_body("no-version-1", sbus_test::kSecret, "math", "add", "[1,2]");
+    body.replace(body.find(" version=\"1\""), 12, "");
+    raw.publish("py-servicebus", sbusd.node(), body, reply_queue, "no-version-1");
+    std::optional<RawAmqp::Message> reply = raw.receive(10s);
+    REQUIRE(reply);
+    CHECK(reply->correlation_id == "no-version-1");
+    CHECK(reply->body.find("code=\"malformed_xml\"") != std::string::npos);
+    CHECK(between(reply->body, "<id>", "</id>") == "no-version-1");
+  }
+
+  SECTION("the CLI reports the error on stderr and exits 1") {
+    auto result = run_cli(concat({"call", sbusd.address("math.nosuch"), "[]", "--timeout", "10"}, sbusd.cli_args()));
+    CHECK(result.exit_code == 1);
+    CHECK(result.out == "");
+    CHECK(result.err == "sbus: " + sbusd.address("math.nosuch") +
+                            " failed: unknown_service: Cannot Find RPC Service: math.nosuch\n");
+  }
+}
+
+TEST_CASE("params that are not JSON get invalid_params", "[rpc][errors]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  sbus::CallResult result;
+  auto took = timed([&] { result = sender.call(sbusd.address("math.add"), "[1, 2", 10s); });
+  CHECK(took < 2s);
+  CHECK(result.error_code == "invalid_params");
+  CHECK(result.message.find("params are not JSON") != std::string::npos);
+}
+
+TEST_CASE("a call larger than max_message_bytes gets message_too_large", "[rpc][errors]") {
+  SbusdOptions options;
+  options.max_message_bytes = 1024;
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+
+  const std::string small = "[\"" + std::string(100, 'x') + "\"]";
+  CHECK(sender.call(sbusd.address("test.echo"), small, 10s).message == small);
+
+  const std::string large = "[\"" + std::string(2000, 'x') + "\"]";
+  sbus::CallResult result;
+  auto took = timed([&] { result = sender.call(sbusd.address("test.echo"), large, 10s); });
+  CHECK(took < 2s);
+  CHECK(result.error_code == "message_too_large");
+  CHECK(result.message.find("over the limit of 1024") != std::string::npos);
+}
+
+TEST_CASE("a service that throws gets service_failed and the worker keeps serving", "[rpc][errors]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+
+  sbus::CallResult failed = sender.call(sbusd.address("test.fail"), "[]", 10s);
+  CHECK(failed.error_code == "service_failed");
+  CHECK(failed.message.find("test.fail always fails") != std::string::npos);
+
+  sbus::CallResult sum = sender.call(sbusd.address("math.add"), "[2,3]", 10s);
+  CHECK(sum.ok());
+  CHECK(sum.message == "5");
+  CHECK(sbusd.running());
+}
+
+TEST_CASE("sbus ping exits 0 for a live node and 3 for a node nobody serves", "[rpc][cli]") {
+  SbusdProcess sbusd;
+
+  auto live = run_cli(concat({"ping", sbusd.node(), "--timeout", "10"}, sbusd.cli_args()));
+  INFO("stderr: " << live.err);
+  CHECK(live.exit_code == 0);
+  CHECK(live.out.find("PONG from " + sbusd.node()) != std::string::npos);
+
+  sbus_test::ProcessResult nobody;
+  auto took = timed([&] {
+    nobody = run_cli({"ping", "NO-SUCH-NODE-" + std::to_string(getpid()), "--timeout", "1", "--broker", broker_uri()});
+  });
+  INFO("stderr: " << nobody.err);
+  CHECK(nobody.exit_code == 3);
+  CHECK(nobody.err.find("no answer from NO-SUCH-NODE") != std::string::npos);
+  CHECK(took >= 900ms);
+  CHECK(took < 5s);
+}
+
+TEST_CASE("a message sent to test.record is appended to its file", "[message][cli]") {
+  SbusdProcess sbusd;
+  auto sent = run_cli(concat({"send", sbusd.address("test.record"), R"({"n":1,"text":"recorded"})"}, sbusd.cli_args()));
+  INFO("stderr: " << sent.err);
+  REQUIRE(sent.exit_code == 0);
+  const bool recorded = sbus_test::wait_until(
+      [&] { return sbus_test::read_file(sbusd.record_file()) == "{\"n\":1,\"text\":\"recorded\"}\n"; }, 10s);
+  INFO("record file: " << sbus_test::read_file(sbusd.record_file()));
+  CHECK(recorded);
+}
+
+TEST_CASE("a message with a bad token is dropped, not recorded", "[message][errors]") {
+  SbusdProcess sbusd;
+  RawAmqp raw;
+  // One channel: the worker takes the two in this order, so once the second
+  // is recorded the first has been dealt with.
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("bad-1", "not the secret", "test", "record", R"(["forged"])"));
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("good-1", sbus_test::kSecret, "test", "record", R"(["genuine"])"));
+  const bool recorded = sbus_test::wait_until(
+      [&] { return sbus_test::read_file(sbusd.record_file()).find("genuine") != std::string::npos; }, 10s);
+  INFO("record file: " << sbus_test::read_file(sbusd.record_file()));
+  CHECK(recorded);
+  CHECK(sbus_test::read_file(sbusd.record_file()) == "[\"genuine\"]\n");
+}
+
+TEST_CASE("sbus call takes the brokers and the secret from an sbusd config", "[rpc][cli]") {
+  SbusdProcess sbusd;
+  auto result = run_cli({"call", sbusd.address("math.add"), "[1,2,3]", "--timeout", "10", "--config", sbusd.config_path()});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "6\n");
+}
+
+TEST_CASE("a call of half a megabyte round-trips under the default size limit", "[rpc]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  // Several AMQP frames each way (the frame size is 128 KiB).
+  std::string big = "[\"";
+  for (int i = 0; big.size() < 512 * 1024; ++i) big += "chunk " + std::to_string(i) + " ]]> ";
+  big += "\"]";
+  sbus::CallResult result = sender.call(sbusd.address("test.echo"), big, 20s);
+  CHECK(result.ok());
+  CHECK(result.message.size() == big.size());
+  CHECK(result.message == big);
+}
+
+TEST_CASE("a call that times out exits 3, and its late reply is not taken for the next call's", "[rpc][timeout]") {
+  SbusdProcess sbusd;
+
+  SECTION("the CLI") {
+    sbus_test::ProcessResult result;
+    auto took = timed([&] {
+      result = run_cli(concat({"call", sbusd.address("test.sleep"), "[2]", "--timeout", "0.5"}, sbusd.cli_args()));
+    });
+    CHECK(result.exit_code == 3);
+    CHECK(result.out == "");
+    CHECK(result.err.find("no reply from " + sbusd.address("test.sleep")) != std::string::npos);
+    CHECK(took < 1900ms);
+  }
+
+  SECTION("the sender") {
+    sbus::Sender sender(sbusd.sender_options());
+    bool timed_out = false;
+    try {
+      sender.call(sbusd.address("test.sleep"), "[1]", 300ms);
+    } catch (const sbus::SenderError& e) {
+      timed_out = e.kind() == sbus::SenderError::Kind::kTimeout;
+    }
+    CHECK(timed_out);
+    // test.sleep runs one call at a time: the reply of the first sleep
+    // arrives while this call waits, and must be skipped.
+    sbus::CallResult result = sender.call(sbusd.address("test.sleep"), "[0.25]", 10s);
+    CHECK(result.ok());
+    CHECK(result.message == "0.25");
+  }
+}
+
+TEST_CASE("a call through an exchange that does not exist reports the broker's reason", "[rpc][errors]") {
+  sbus_test::TempDir dir;
+  const std::string secret = sbus_test::write_secret(dir.path());
+  const std::string exchange = "no-such-exchange-" + std::to_string(getpid());
+  auto result = run_cli({"call", "SOME-NODE.math.add", "[1,2]", "--timeout", "5", "--broker", broker_uri(),
+                         "--secret-file", secret, "--exchange", exchange});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 4);
+  // RabbitMQ closes the channel with 404 "NOT_FOUND - no exchange '...' in vhost '/'".
+  CHECK(result.err.find("NOT_FOUND") != std::string::npos);
+  CHECK(result.err.find(exchange) != std::string::npos);
+}
+
+TEST_CASE("sbusd consumes again after its queue is deleted", "[rpc][recovery]") {
+  SbusdOptions options;
+  SECTION("with the ping watcher on, as by default") {}
+  SECTION("with the ping watcher off") {
+    // Then only the broker's consumer-cancel notice (consumer_cancel_notify)
+    // tells the worker that its queue is gone.
+    options.extra_yaml = "ping_interval: 0\n";
+  }
+  SbusdProcess sbusd(options);
+  {
+    RawAmqp raw;
+    amqp_queue_delete(raw.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 0, 0);
+    raw.check("delete queue " + sbusd.node());
+  }
+  sbus::Sender sender(sbusd.sender_options());
+  const bool back = sbus_test::wait_until(
+      [&] {
+        try {
+          return sender.ping(sbusd.node(), 250ms);
+        } catch (const sbus::SenderError&) {
+          return false;
+        }
+      },
+      10s, 50ms);
+  INFO("sbusd log:\n" << sbusd.log());
+  CHECK(back);
+}
+
+TEST_CASE("sbusd reconnects after the broker closes its connection", "[rpc][recovery]") {
+  SbusdProcess sbusd;
+  // The worker's connection, by the name it gives itself.
+  auto connections = sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  REQUIRE(connections.exit_code == 0);
+  std::string connection_pid;
+  std::istringstream lines(connections.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos) connection_pid = line.substr(0, line.find('\t'));
+  }
+  INFO("connections:\n" << connections.out);
+  REQUIRE(!connection_pid.empty());
+  auto closed = sbus_test::broker_ctl({"close_connection", connection_pid, "closed by the integration test"});
+  INFO("close_connection: " << closed.out << closed.err);
+  REQUIRE(closed.exit_code == 0);
+
+  sbus::Sender sender(sbusd.sender_options());
+  sbus::CallResult sum;
+  const bool back = sbus_test::wait_until(
+      [&] {
+        try {
+          sum = sender.call(sbusd.address("math.add"), "[1,2]", 500ms);
+          return sum.ok();
+        } catch (const sbus::SenderError&) {
+          return false;
+        }
+      },
+      15s, 50ms);
+  const std::string log = sbusd.log();
+  INFO("sbusd log:\n" << log);
+  CHECK(back);
+  CHECK(sum.message == "3");
+  CHECK(log.find("closed by the integration test") != std::string::npos);
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("a slow service does not hold up the other services", "[rpc][concurrency]") {
+  SbusdProcess sbusd;
+
+  // Two test.sleep 2 calls, each from its own thread and Sender; math.add is
+  // called over and over on the main thread until both sleeps are answered,
+  // so that some of those calls surely overlap a running sleep.
+  std::atomic<int> ready{0};
+  std::atomic<int> finished{0};
+  std::atomic<bool> go{false};
+  struct SleepOutcome {
+    bool ok = false;
+    std::string message;
+    std::string error;
+  };
+  SleepOutcome outcomes[2];
+  std::vector<std::thread> sleepers;
+  for (SleepOutcome& outcome : outcomes) {
+    sleepers.emplace_back([&] {
+      try {
+        sbus::Sender sender(sbusd.sender_options());
+        sender.ping(sbusd.node(), 10s);  // connected before the race starts
+        ++ready;
+        while (!go) std::this_thread::yield();
+        sbus::CallResult result = sender.call(sbusd.address("test.sleep"), "[2]", 15s);
+        outcome.ok = result.ok();
+        outcome.message = result.message;
+      } catch (const std::exception& e) {
+        outcome.error = e.what();
+      }
+      ++finished;
+    });
+  }
+  sbus::Sender sender(sbusd.sender_options());
+  const bool connected = sender.ping(sbusd.node(), 10s);
+  const bool all_ready = sbus_test::wait_until([&] { return ready == 2; }, 15s);
+  go = true;
+
+  int calls = 0;
+  int wrong = 0;
+  std::chrono::milliseconds slowest{0};
+  const auto started = Clock::now();
+  while (connected && all_ready && finished < 2 && Clock::now() - started < 20s) {
+    sbus::CallResult sum;
+    auto took = timed([&] { sum = sender.call(sbusd.address("math.add"), "[20,22]", 10s); });
+    slowest = std::max(slowest, took);
+    ++calls;
+    if (sum.message != "42") ++wrong;
+  }
+  const auto sleeps_took = Clock::now() - started;
+  for (std::thread& t : sleepers) t.join();
+
+  REQUIRE(connected);
+  REQUIRE(all_ready);
+  CHECK(wrong == 0);
+  CHECK(calls >= 2);
+  CHECK(slowest < 1s);
+  CHECK(sleeps_took >= 2s);
+  for (const SleepOutcome& outcome : outcomes) {
+    INFO("sleep error: " << outcome.error);
+    CHECK(outcome.ok);
+    CHECK(outcome.message == "2");
+  }
+}
+
+TEST_CASE("SIGTERM lets a call in progress finish, then sbusd exits 0", "[rpc][shutdown]") {
+  SbusdProcess sbusd;
+  RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+
+  // The sleep first, then a probe on the same channel: the worker takes
+  // deliveries in order, so once the probe is answered the sleep is running.
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[2]"), reply_queue, "sleep-1");
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("probe-1", sbus_test::kSecret, "math", "add", "[1,1]"), reply_queue, "probe-1");
+  std::optional<RawAmqp::Message> probe = raw.receive(10s);
+  REQUIRE(probe);
+  REQUIRE(probe->correlation_id == "probe-1");
+
+  const auto signalled = Clock::now();
+  sbusd.signal(SIGTERM);
+  std::optional<RawAmqp::Message> sleep = raw.receive(10s);
+  std::optional<int> exit_code = sbusd.wait_exit(15s);
+
+  INFO("sbusd log:\n" << sbusd.log());
+  REQUIRE(sleep);
+  CHECK(sleep->correlation_id == "sleep-1");
+  CHECK(sleep->body.find("status=\"ok\"") != std::string::npos);
+  CHECK(between(sleep->body, "<message>", "</message>") == "<![CDATA[2]]>");
+  CHECK(Clock::now() - signalled < 10s);
+  REQUIRE(exit_code);
+  CHECK(*exit_code == 0);
+}
+
+TEST_CASE("sbusd --check names the file and line of a plugin that does not exist", "[config]") {
+  sbus_test::TempDir dir;
+  const std::string secret = sbus_test::write_secret(dir.path());
+  const std::string config = dir.file("broken.yaml");
+  sbus_test::write_file(config,
+                        "node: check-node\n"                              // 1
+                        "brokers:\n"                                      // 2
+                        "  - " + broker_uri() + "\n"                      // 3
+                        "secret_file: " + secret + "\n"                   // 4
+                        "plugin_dir: " SBUS_BUILD_DIR "/plugins\n"        // 5
+                        "services:\n"                                     // 6
+                        "  - name: math.add\n"                            // 7
+                        "    plugin: math\n"                              // 8
+                        "  - name: gone.away\n"                           // 9
+                        "    plugin: nosuch\n");                          // 10
+  auto result = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err.find(config + ":9: services[1].plugin:") != std::string::npos);
+  CHECK(result.err.find("nosuch.so: no such file") != std::string::npos);
+}
+
+TEST_CASE("the sender skips a broker that refuses the connection and uses the next", "[failover][cli]") {
+  SbusdProcess sbusd;
+  DeadPort dead;
+  auto result = run_cli({"call", sbusd.address("math.add"), "[1,2]", "--timeout", "10", "--broker", dead.uri(),
+                         "--broker", broker_uri(), "--secret-file", sbusd.secret_file()});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "3\n");
+}
+
+TEST_CASE("sbusd serves through a live broker while another of its brokers is down", "[failover]") {
+  DeadPort dead;
+  SbusdOptions options;
+  options.brokers = {dead.uri(), broker_uri()};
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  sbus::CallResult sum = sender.call(sbusd.address("math.add"), "[1,2]", 10s);
+  CHECK(sum.message == "3");
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("the CLI without a reachable broker exits 4 and says which broker failed", "[failover][cli]") {
+  DeadPort dead;
+  sbus_test::TempDir dir;
+  const std::string secret = sbus_test::write_secret(dir.path());
+  auto result = run_cli({"call", "SOME-NODE.math.add", "[1,2]", "--timeout", "5", "--broker", dead.uri(),
+                         "--secret-file", secret});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 4);
+  CHECK(result.out == "");
+  CHECK(result.err.find("no broker accepted the connection") != std::string::npos);
+  CHECK(result.err.find("127.0.0.1:" + std::to_string(dead.port())) != std::string::npos);
+}

@@ -1,0 +1,252 @@
+// The plugin loader, driven with the real plugins of the build (math.so,
+// test.so) and with the broken ones of tests/plugins/.
+#include "worker/plugin_loader.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "config/config.hpp"
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+const std::string kBuildDir = SBUS_BUILD_DIR;
+const std::string kMathPlugin = kBuildDir + "/plugins/math.so";
+const std::string kTestPlugin = kBuildDir + "/plugins/test.so";
+const std::string kBadAbiPlugin = kBuildDir + "/test-plugins/bad_abi_plugin.so";
+const std::string kNoSymbolPlugin = kBuildDir + "/test-plugins/no_symbol_plugin.so";
+const std::string kDuplicateMathPlugin = kBuildDir + "/test-plugins/duplicate_math_plugin.so";
+
+sbus::Request make_request(const std::string& category, const std::string& service,
+                           const char* params_json) {
+  rapidjson::Document params;
+  params.Parse(params_json);
+  REQUIRE_FALSE(params.HasParseError());
+  return sbus::Request("event-1", "node-1", category, service, std::move(params));
+}
+
+// The message of the PluginError that `action` throws ("" if none).
+template <typename Action>
+std::string plugin_error(Action action) {
+  try {
+    action();
+  } catch (const sbus::PluginError& e) {
+    return e.what();
+  }
+  FAIL("no PluginError was thrown");
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("the built plugins exist where the loader tests look for them", "[plugin_loader]") {
+  for (const std::string& path :
+       {kMathPlugin, kTestPlugin, kBadAbiPlugin, kNoSymbolPlugin, kDuplicateMathPlugin}) {
+    INFO(path);
+    CHECK(std::filesystem::exists(path));
+  }
+}
+
+TEST_CASE("math.add loaded through the loader sums its params", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  sbus::LoadedService add = loader.create(kMathPlugin, "add");
+
+  SECTION("integers") {
+    sbus::Response response;
+    add.service().on_call(make_request("math", "add", "[1, 2]"), response);
+    CHECK_FALSE(response.is_error());
+    CHECK(response.body() == "3");
+  }
+  SECTION("params that are not a list give invalid_params") {
+    sbus::Response response;
+    add.service().on_call(make_request("math", "add", R"({"a": 1})"), response);
+    CHECK(response.is_error());
+    CHECK(response.error_code() == "invalid_params");
+  }
+}
+
+TEST_CASE("the descriptor of test.so lists its name and services", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  const sbus::PluginDescriptor& d = loader.descriptor(kTestPlugin);
+  CHECK(d.abi_version == sbus::kAbiVersion);
+  CHECK(std::string(d.name) == "test");
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < d.service_count; ++i) names.emplace_back(d.services[i].name);
+  // The services plugins/test/test_plugin.cpp documents (it may grow).
+  for (const char* name : {"echo", "sleep", "fail", "record", "relay"}) {
+    CHECK_THAT(names, Catch::Matchers::VectorContains(std::string(name)));
+  }
+}
+
+TEST_CASE("test.echo answers its params unchanged", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  sbus::LoadedService echo = loader.create(kTestPlugin, "echo");
+  sbus::Response response;
+  echo.service().on_call(make_request("test", "echo", R"({"a":[1,"x",null]})"), response);
+  CHECK_FALSE(response.is_error());
+  CHECK(response.body() == R"({"a":[1,"x",null]})");
+}
+
+TEST_CASE("a loaded service outlives the loader that created it", "[plugin_loader]") {
+  std::vector<sbus::LoadedService> services;
+  {
+    sbus::PluginLoader loader;
+    services.push_back(loader.create(kMathPlugin, "add"));
+    services.push_back(loader.create(kMathPlugin, "add"));
+  }
+  // The library stays mapped as long as a service of it lives.
+  for (sbus::LoadedService& service : services) {
+    sbus::Response response;
+    service.service().on_call(make_request("math", "add", "[40, 2]"), response);
+    CHECK(response.body() == "42");
+  }
+  services.erase(services.begin());
+  sbus::Response response;
+  services.front().service().on_call(make_request("math", "add", "[1, 1]"), response);
+  CHECK(response.body() == "2");
+}
+
+TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the cause",
+          "[plugin_loader]") {
+  sbus::PluginLoader loader;
+
+  SECTION("a file that does not exist") {
+    const std::string path = kBuildDir + "/plugins/nonexistent.so";
+    const std::string error = plugin_error([&] { loader.descriptor(path); });
+    CHECK_THAT(error, Contains(path));
+    CHECK_THAT(error, Contains("no such file"));
+  }
+  SECTION("a file that is not a shared object") {
+    const std::string path = std::string(SBUS_SOURCE_DIR) + "/tests/CMakeLists.txt";
+    const std::string error = plugin_error([&] { loader.descriptor(path); });
+    CHECK_THAT(error, Contains(path));
+    CHECK_THAT(error, Contains("cannot load"));
+  }
+  SECTION("a shared object without the descriptor symbol") {
+    const std::string error = plugin_error([&] { loader.create(kNoSymbolPlugin, "add"); });
+    CHECK_THAT(error, Contains(kNoSymbolPlugin));
+    CHECK_THAT(error, Contains("no symbol sbus_plugin_descriptor"));
+  }
+  SECTION("a plugin built for another ABI, whose descriptor is never read past the version") {
+    const std::string error = plugin_error([&] { loader.create(kBadAbiPlugin, "add"); });
+    CHECK_THAT(error, Contains(kBadAbiPlugin));
+    CHECK_THAT(error, Contains("ABI 999"));
+    CHECK_THAT(error, Contains("ABI " + std::to_string(sbus::kAbiVersion)));
+    // Refused again, not cached as loaded.
+    CHECK_THAT(plugin_error([&] { loader.descriptor(kBadAbiPlugin); }), Contains("ABI 999"));
+  }
+  SECTION("a service the plugin does not have, listing the ones it has") {
+    const std::string error = plugin_error([&] { loader.create(kMathPlugin, "subtract"); });
+    CHECK_THAT(error, Contains(kMathPlugin));
+    CHECK_THAT(error, Contains("no service 'subtract'"));
+    CHECK_THAT(error, Contains("(it has: add)"));
+    const sbus::PluginDescriptor& test = loader.descriptor(kTestPlugin);
+    std::string all_services;
+    for (std::size_t i = 0; i < test.service_count; ++i) {
+      all_services += (i == 0 ? "" : ", ") + std::string(test.services[i].name);
+    }
+    REQUIRE_THAT(all_services, StartsWith("echo, sleep, fail"));
+    const std::string test_error = plugin_error([&] { loader.create(kTestPlugin, "nope"); });
+    CHECK_THAT(test_error, Contains("(it has: " + all_services + ")"));
+  }
+}
+
+TEST_CASE("the loader refuses two different files with the same plugin name", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  SECTION("math.so first") {
+    loader.descriptor(kMathPlugin);
+    const std::string error = plugin_error([&] { loader.create(kDuplicateMathPlugin, "add"); });
+    CHECK_THAT(error, Contains(kDuplicateMathPlugin));
+    CHECK_THAT(error, Contains("'math'"));
+    CHECK_THAT(error, Contains(kMathPlugin));
+    // The first one still works.
+    sbus::LoadedService add = loader.create(kMathPlugin, "add");
+    sbus::Response response;
+    add.service().on_call(make_request("math", "add", "[2, 3]"), response);
+    CHECK(response.body() == "5");
+  }
+  SECTION("the other one first") {
+    sbus::LoadedService other = loader.create(kDuplicateMathPlugin, "add");
+    sbus::Response response;
+    other.service().on_call(make_request("math", "add", "[2, 3]"), response);
+    CHECK(response.body() == "\"the other math.add\"");
+    const std::string error = plugin_error([&] { loader.descriptor(kMathPlugin); });
+    CHECK_THAT(error, Contains("'math'"));
+    CHECK_THAT(error, Contains(kDuplicateMathPlugin));
+  }
+  SECTION("the same file twice is one plugin") {
+    const sbus::PluginDescriptor& first = loader.descriptor(kMathPlugin);
+    const sbus::PluginDescriptor& second = loader.descriptor(kMathPlugin);
+    CHECK(&first == &second);
+  }
+}
+
+TEST_CASE("check_plugins reports FILE:LINE of each service entry whose plugin fails",
+          "[plugin_loader]") {
+  const std::string yaml =
+      "brokers: [amqp://127.0.0.1/]\n"
+      "secret: s\n"
+      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "services:\n"
+      "  - name: math.add\n"                                     // 5
+      "    plugin: math\n"
+      "  - name: math.sub\n"                                     // 7
+      "    plugin: math\n"
+      "  - name: test.echo\n"                                    // 9
+      "    plugin: test\n"
+      "  - name: other.add\n"                                    // 11
+      "    plugin: " + kDuplicateMathPlugin + "\n"
+      "    export: add\n"
+      "  - name: ghost.add\n"                                    // 14
+      "    plugin: ghost\n"
+      "  - name: bad.add\n"                                      // 16
+      "    plugin: " + kBadAbiPlugin + "\n"
+      "    export: add\n";
+  const std::string path = "/srv/sbus/sbusd.yaml";
+  sbus::Config config;
+  std::vector<std::string> problems;
+  REQUIRE(sbus::load_config_text(yaml, path, {}, &config, &problems));
+  REQUIRE(config.services.size() == 6);
+
+  sbus::check_plugins(config, &problems);
+  std::string all;
+  for (const std::string& problem : problems) all += problem + "\n";
+  INFO(all);
+  REQUIRE(problems.size() == 4);
+  CHECK_THAT(problems[0], StartsWith(path + ":7: services[1].plugin: "));
+  CHECK_THAT(problems[0], Contains("no service 'sub'"));
+  CHECK_THAT(problems[1], StartsWith(path + ":11: services[3].plugin: "));
+  CHECK_THAT(problems[1], Contains("'math'"));
+  CHECK_THAT(problems[2], StartsWith(path + ":14: services[4].plugin: "));
+  CHECK_THAT(problems[2], Contains("no such file"));
+  CHECK_THAT(problems[3], StartsWith(path + ":16: services[5].plugin: "));
+  CHECK_THAT(problems[3], Contains("ABI 999"));
+}
+
+TEST_CASE("check_plugins finds nothing wrong with the plugins of a good config",
+          "[plugin_loader]") {
+  const std::string yaml =
+      "brokers: [amqp://127.0.0.1/]\n"
+      "secret: s\n"
+      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "services:\n"
+      "  - name: math.add\n"
+      "    plugin: math\n"
+      "  - name: test.echo\n"
+      "    plugin: test\n"
+      "  - name: test.log\n"
+      "    plugin: test\n"
+      "    kind: message\n"
+      "    export: record\n";
+  sbus::Config config;
+  std::vector<std::string> problems;
+  REQUIRE(sbus::load_config_text(yaml, "/srv/sbus/sbusd.yaml", {}, &config, &problems));
+  sbus::check_plugins(config, &problems);
+  CHECK(problems.empty());
+}

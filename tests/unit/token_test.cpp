@@ -1,0 +1,156 @@
+// The compat token of PROTOCOL.md: hex(SHA-1(SECRET " - " DATE)), valid for
+// the receiver's yesterday, today and tomorrow.
+#include "common/token.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <string>
+
+namespace {
+
+using namespace std::chrono;
+
+// Sets TZ for the lifetime of the object, so that "local date" is
+// deterministic, and restores the previous value afterwards.
+class ScopedTimeZone {
+ public:
+  explicit ScopedTimeZone(const char* tz) {
+    if (const char* old = std::getenv("TZ")) old_ = old;
+    ::setenv("TZ", tz, 1);
+    ::tzset();
+  }
+  ~ScopedTimeZone() {
+    if (old_) {
+      ::setenv("TZ", old_->c_str(), 1);
+    } else {
+      ::unsetenv("TZ");
+    }
+    ::tzset();
+  }
+  ScopedTimeZone(const ScopedTimeZone&) = delete;
+  ScopedTimeZone& operator=(const ScopedTimeZone&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+system_clock::time_point utc(year_month_day day, hours hour = hours(12), minutes minute = minutes(0)) {
+  return sys_days(day) + hour + minute;
+}
+
+constexpr const char* kSecret = "secret token";
+constexpr const char* kToken22 = "f3c4e891f6389a1f211c7d3fa217827bada51eab";
+constexpr const char* kToken23 = "e7ea0d27ee691122c648a3c259c0a2aa0df621d9";
+constexpr const char* kToken24 = "1fee7331024700449d007cecd79bee7b2c202c4e";
+
+}  // namespace
+
+TEST_CASE("compat_token matches the py-servicebus vectors of PROTOCOL.md", "[token]") {
+  CHECK(sbus::compat_token(kSecret, "2026-11-22") == kToken22);
+  CHECK(sbus::compat_token(kSecret, "2026-11-23") == kToken23);
+  CHECK(sbus::compat_token(kSecret, "2026-11-24") == kToken24);
+}
+
+TEST_CASE("compat_token is 40 lowercase hex digits and depends on secret and date", "[token]") {
+  const std::string token = sbus::compat_token("another secret", "2026-11-23");
+  CHECK(token.size() == 40);
+  CHECK(token.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(token != kToken23);
+  CHECK(sbus::compat_token(kSecret, "2026-11-25") != kToken24);
+}
+
+TEST_CASE("compat_token_valid accepts the tokens of yesterday, today and tomorrow only",
+          "[token]") {
+  ScopedTimeZone tz("UTC");
+  using std::chrono::November;
+
+  SECTION("at noon on the 23rd") {
+    const auto now = utc(2026y / November / 23);
+    CHECK(sbus::compat_token_valid(kSecret, kToken22, now));
+    CHECK(sbus::compat_token_valid(kSecret, kToken23, now));
+    CHECK(sbus::compat_token_valid(kSecret, kToken24, now));
+  }
+  SECTION("just after midnight and just before the next one") {
+    CHECK(sbus::compat_token_valid(kSecret, kToken22, utc(2026y / November / 23, hours(0), minutes(1))));
+    CHECK(sbus::compat_token_valid(kSecret, kToken24, utc(2026y / November / 23, hours(23), minutes(59))));
+  }
+  SECTION("two days off either way is refused") {
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, kToken22, utc(2026y / November / 24)));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, kToken24, utc(2026y / November / 22)));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, kToken23, utc(2026y / November / 25)));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, kToken23, utc(2026y / November / 21)));
+  }
+  SECTION("a token made with another secret is refused") {
+    const auto now = utc(2026y / November / 23);
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, sbus::compat_token("secret token2", "2026-11-23"), now));
+    CHECK_FALSE(sbus::compat_token_valid("other secret", kToken23, now));
+  }
+  SECTION("empty, truncated and extended tokens are refused") {
+    const auto now = utc(2026y / November / 23);
+    const std::string token = kToken23;
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, "", now));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, token.substr(0, 39), now));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, token.substr(0, 20), now));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, token + "0", now));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, "2026-11-23", now));
+  }
+}
+
+TEST_CASE("compat_token_valid judges by the receiver's local date", "[token]") {
+  using std::chrono::November;
+  // 2026-11-25 20:00 UTC is already 2026-11-26 in a zone nine hours east.
+  const auto now = utc(2026y / November / 25, hours(20));
+  SECTION("in UTC the 24th is yesterday and the 27th two days off") {
+    ScopedTimeZone tz("UTC");
+    CHECK(sbus::compat_token_valid(kSecret, sbus::compat_token(kSecret, "2026-11-24"), now));
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, sbus::compat_token(kSecret, "2026-11-27"), now));
+  }
+  SECTION("at UTC+9 the 24th is two days off and the 27th is tomorrow") {
+    ScopedTimeZone tz("XST-9");
+    CHECK(sbus::local_date(now) == "2026-11-26");
+    CHECK_FALSE(sbus::compat_token_valid(kSecret, sbus::compat_token(kSecret, "2026-11-24"), now));
+    CHECK(sbus::compat_token_valid(kSecret, sbus::compat_token(kSecret, "2026-11-27"), now));
+  }
+}
+
+TEST_CASE("local_date moves across month, year and leap-day ends", "[token]") {
+  ScopedTimeZone tz("UTC");
+  using std::chrono::December;
+  using std::chrono::February;
+  using std::chrono::January;
+  using std::chrono::November;
+
+  SECTION("the day itself") {
+    CHECK(sbus::local_date(utc(2026y / November / 23)) == "2026-11-23");
+    CHECK(sbus::local_date(utc(2026y / November / 23, hours(0), minutes(0))) == "2026-11-23");
+    CHECK(sbus::local_date(utc(2026y / November / 23, hours(23), minutes(59))) == "2026-11-23");
+  }
+  SECTION("a month end") {
+    CHECK(sbus::local_date(utc(2026y / January / 31), 1) == "2026-02-01");
+    CHECK(sbus::local_date(utc(2026y / February / 1), -1) == "2026-01-31");
+    CHECK(sbus::local_date(utc(2026y / November / 30, hours(23), minutes(30)), 1) == "2026-12-01");
+  }
+  SECTION("a year end") {
+    CHECK(sbus::local_date(utc(2026y / December / 31), 1) == "2027-01-01");
+    CHECK(sbus::local_date(utc(2027y / January / 1, hours(0), minutes(5)), -1) == "2026-12-31");
+  }
+  SECTION("February in a leap year and in a common year") {
+    CHECK(sbus::local_date(utc(2028y / February / 28), 1) == "2028-02-29");
+    CHECK(sbus::local_date(utc(2028y / February / 29), 1) == "2028-03-01");
+    CHECK(sbus::local_date(utc(2027y / February / 28), 1) == "2027-03-01");
+  }
+}
+
+TEST_CASE("local_date keeps the date across a daylight-saving change", "[token]") {
+  // Central Europe: summer time ends on 2026-10-25 at 03:00 local time.
+  ScopedTimeZone tz("CET-1CEST,M3.5.0,M10.5.0/3");
+  using std::chrono::October;
+  const auto before = utc(2026y / October / 24, hours(22), minutes(30));  // 00:30 CEST on the 25th
+  CHECK(sbus::local_date(before) == "2026-10-25");
+  CHECK(sbus::local_date(before, 1) == "2026-10-26");
+  CHECK(sbus::local_date(before, -1) == "2026-10-24");
+}
