@@ -34,7 +34,9 @@ const char* kUsage =
     "Usage:\n"
     "  sbus call NODE.CATEGORY.SERVICE 'JSON' [options]   call a service, print its result\n"
     "  sbus send NODE.CATEGORY.SERVICE 'JSON' [options]   send a message to a message service\n"
-    "  sbus ping NODE [options]                           exit 0 when NODE answers\n";
+    "  sbus ping NODE [options]                           exit 0 when NODE answers\n"
+    "  sbus errors list NODE [options]                    show the messages in NODE.error\n"
+    "  sbus errors requeue NODE [options]                 move them back to NODE\n";
 
 int exit_code_for(const sbus::SenderError& e) {
   switch (e.kind()) {
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> brokers;
   std::string secret_file;
   std::string exchange;
+  std::string error_queue;
   double timeout_seconds = 30;
   int retry = 0;
 
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
       ("broker,b", po::value(&brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
       ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
+      ("error-queue", po::value(&error_queue), "for `errors`: the queue (default NODE.error)")
       ("timeout", po::value(&timeout_seconds), "seconds to wait for a reply (default 30)")
       ("retry", po::value(&retry), "retry a call this many times on the next broker when its connection fails "
                                    "(calls are not assumed idempotent: default 0)")
@@ -92,7 +96,14 @@ int main(int argc, char** argv) {
     return vm.count("help") ? kExitOk : kExitUsage;
   }
   const std::size_t wanted = command == "ping" ? 1 : 2;
-  if ((command != "call" && command != "send" && command != "ping") || arguments.size() != wanted) {
+  const bool errors_ok = command == "errors" && arguments.size() == 2 &&
+                         (arguments[0] == "list" || arguments[0] == "requeue");
+  if (command == "errors" && !errors_ok) {
+    std::cerr << "sbus: expected errors list NODE or errors requeue NODE\n" << kUsage;
+    return kExitUsage;
+  }
+  if ((command != "call" && command != "send" && command != "ping" && command != "errors") ||
+      (command != "errors" && arguments.size() != wanted)) {
     std::cerr << "sbus: expected " << (command == "ping" ? "ping NODE" : command + " NODE.CATEGORY.SERVICE 'JSON'")
               << "\n" << kUsage;
     return kExitUsage;
@@ -128,7 +139,7 @@ int main(int argc, char** argv) {
         std::cerr << "sbus: " << error << "\n";
         return kExitUsage;
       }
-    } else if (command != "ping") {
+    } else if (command != "ping" && command != "errors") {
       std::cerr << "sbus: give --secret-file (or --config) to sign calls\n";
       return kExitUsage;
     }
@@ -141,7 +152,7 @@ int main(int argc, char** argv) {
   sender_options.retry = retry;
   sender_options.smart_route = vm.count("smart-route") > 0;
 
-  if (command != "ping") {
+  if (command == "call" || command == "send") {
     rapidjson::Document params;
     params.Parse(arguments[1].data(), arguments[1].size());
     if (params.HasParseError()) {
@@ -160,6 +171,20 @@ int main(int argc, char** argv) {
       }
       std::cerr << "sbus: no answer from " << arguments[0] << " within " << timeout_seconds << " s\n";
       return kExitTimeout;
+    }
+    if (command == "errors") {
+      const std::string& node = arguments[1];
+      if (arguments[0] == "requeue") {
+        std::cout << "requeued " << sender.requeue_errors(node, error_queue) << " message(s) to " << node << "\n";
+        return kExitOk;
+      }
+      std::vector<sbus::DeadLetter> letters = sender.list_errors(node, error_queue);
+      for (const sbus::DeadLetter& letter : letters) {
+        std::cout << letter.header("x-sbus-service") << " (" << letter.header("x-sbus-attempts")
+                  << " attempts): " << letter.header("x-sbus-error") << "\n  " << letter.body << "\n";
+      }
+      std::cout << letters.size() << " message(s) in " << (error_queue.empty() ? node + ".error" : error_queue) << "\n";
+      return kExitOk;
     }
     if (command == "send") {
       sender.send(arguments[0], arguments[1]);

@@ -274,12 +274,13 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
 
 bool Worker::publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
                                  int attempts, const std::vector<std::pair<std::string, std::string>>& headers) {
+  // The table points into `texts`, which must outlive the publish.
+  std::deque<std::string> texts;
   std::vector<amqp_table_entry_t> entries;
-  const std::string attempts_text = std::to_string(attempts);
-  auto add = [&entries](const std::string& key, const std::string& value) {
-    amqp_table_entry_t entry{to_bytes(key), {}};
+  auto add = [&entries, &texts](std::string key, std::string value) {
+    amqp_table_entry_t entry{to_bytes(texts.emplace_back(std::move(key))), {}};
     entry.value.kind = AMQP_FIELD_KIND_UTF8;
-    entry.value.value.bytes = to_bytes(value);
+    entry.value.value.bytes = to_bytes(texts.emplace_back(std::move(value)));
     entries.push_back(entry);
   };
   for (const auto& [key, value] : headers) {
@@ -288,7 +289,7 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   add("x-sbus-error", error);
   add("x-sbus-service", service);
   add("x-sbus-node", config_.node);
-  add("x-sbus-attempts", attempts_text);
+  add("x-sbus-attempts", std::to_string(attempts));
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;

@@ -64,6 +64,44 @@ struct Sender::Impl {
 
   // The channel for confirmed sends: replies and their acks stay apart.
   static constexpr amqp_channel_t kSendChannel = 2;
+  // The channel that reads error queues; closing it returns what it held.
+  static constexpr amqp_channel_t kErrorChannel = 3;
+
+  // Takes the next message of `queue` on kErrorChannel, unacked; false when
+  // the queue is empty.
+  bool get(const std::string& queue, DeadLetter* letter, std::uint64_t* tag) {
+    amqp_connection_state_t c = connection.get();
+    amqp_rpc_reply_t reply = amqp_basic_get(c, kErrorChannel, to_bytes(queue), 0);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("basic.get from " + queue + " on " + connected + ": " + describe_reply(reply));
+    if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return false;
+    *tag = static_cast<amqp_basic_get_ok_t*>(reply.reply.decoded)->delivery_tag;
+    amqp_message_t message;
+    reply = amqp_read_message(c, kErrorChannel, &message, 0);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("reading from " + queue + " on " + connected + ": " + describe_reply(reply));
+    letter->body = bytes_to_string(message.body);
+    letter->headers.clear();
+    if (message.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+      const amqp_table_t& headers = message.properties.headers;
+      for (int i = 0; i < headers.num_entries; ++i) {
+        const amqp_table_entry_t& entry = headers.entries[i];
+        if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
+          letter->headers.emplace_back(bytes_to_string(entry.key), bytes_to_string(entry.value.value.bytes));
+        }
+      }
+    }
+    amqp_destroy_message(&message);
+    return true;
+  }
+
+  void open_error_channel() {
+    amqp_channel_open(connection.get(), kErrorChannel);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(connection.get());
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("open channel on " + connected + ": " + describe_reply(reply));
+  }
+
+  void close_error_channel() {
+    amqp_channel_close(connection.get(), kErrorChannel, AMQP_REPLY_SUCCESS);
+  }
 
   bool open_broker(std::size_t index, std::string* failures) {
     BrokerUri uri;
@@ -347,6 +385,49 @@ void Sender::send(std::string_view address, std::string_view params_json) {
 bool Sender::ping(std::string_view node, std::chrono::milliseconds timeout) {
   impl_->connect();
   return impl_->ping_here(std::string(node), timeout);
+}
+
+std::vector<DeadLetter> Sender::list_errors(std::string_view node, std::string_view error_queue) {
+  const std::string queue = error_queue.empty() ? std::string(node) + ".error" : std::string(error_queue);
+  impl_->connect();
+  impl_->open_error_channel();
+  std::vector<DeadLetter> letters;
+  DeadLetter letter;
+  std::uint64_t tag = 0;
+  while (impl_->get(queue, &letter, &tag)) letters.push_back(letter);
+  // Unacked: closing the channel leaves every message where it was.
+  impl_->close_error_channel();
+  return letters;
+}
+
+std::size_t Sender::requeue_errors(std::string_view node, std::string_view error_queue) {
+  const std::string queue = error_queue.empty() ? std::string(node) + ".error" : std::string(error_queue);
+  impl_->connect();
+  impl_->open_error_channel();
+  std::size_t moved = 0;
+  DeadLetter letter;
+  std::uint64_t tag = 0;
+  try {
+    while (impl_->get(queue, &letter, &tag)) {
+      // Signed again: the original token may be days old by now.
+      Event event;
+      DecodeFailure failure;
+      if (decode_event(letter.body, &event, &failure)) {
+        event.token = impl_->token();
+        letter.body = encode_event(event);
+      }
+      impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000));
+      if (amqp_basic_ack(impl_->connection.get(), Impl::kErrorChannel, tag, 0) != AMQP_STATUS_OK) {
+        impl_->lost("ack on " + impl_->connected + " failed");
+      }
+      ++moved;
+    }
+  } catch (...) {
+    if (impl_->connection) impl_->close_error_channel();
+    throw;
+  }
+  impl_->close_error_channel();
+  return moved;
 }
 
 std::string Sender::connected_broker() const { return impl_->connected; }

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #define SBUS_EXPORT __attribute__((visibility("default")))
@@ -44,6 +45,20 @@ struct CallResult {
   std::string message;     // the result's JSON text, or the error text
   std::string error_code;  // empty on success
   bool ok() const { return error_code.empty(); }
+};
+
+// A message that failed max_retries times, as kept in NODE.error: the
+// original body, and headers with x-sbus-error, x-sbus-service,
+// x-sbus-attempts besides the original ones.
+struct DeadLetter {
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return value;
+    }
+    return {};
+  }
 };
 
 class SBUS_EXPORT SenderError : public std::runtime_error {
@@ -80,6 +95,13 @@ class SBUS_EXPORT Sender {
 
   // True when `node` answers PING with PONG within `timeout`.
   bool ping(std::string_view node, std::chrono::milliseconds timeout);
+
+  // The messages in `node`'s error queue (default NODE.error), left there.
+  std::vector<DeadLetter> list_errors(std::string_view node, std::string_view error_queue = {});
+  // Moves every message of the error queue back to `node` (confirmed, one
+  // by one: a message leaves the error queue only once the broker has it
+  // back); returns how many.
+  std::size_t requeue_errors(std::string_view node, std::string_view error_queue = {});
 
   // The broker URI (password hidden) the sender is connected to, or "".
   std::string connected_broker() const;
