@@ -307,7 +307,9 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   std::string name = read_file(name_file);
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   if (name.empty()) throw std::runtime_error("no test broker: " + name_file + " is missing");
-  std::vector<std::string> argv = {"ctl", name, std::string(SBUS_TEST_BROKER_DIR) + "/node", "--"};
+  std::string node_dir = read_file(std::string(SBUS_TEST_BROKER_DIR) + "/nodedir");
+  while (!node_dir.empty() && (node_dir.back() == '\n' || node_dir.back() == ' ')) node_dir.pop_back();
+  std::vector<std::string> argv = {"ctl", name, node_dir, "--"};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }

@@ -570,3 +570,72 @@ TEST_CASE("command-line overrides replace the file's values", "[config]") {
     CHECK(l.config.log_level == sbus::LogLevel::kError);
   }
 }
+
+TEST_CASE("reliability settings have defaults and are checked", "[config]") {
+  const std::string base =
+      "node: N1\n"
+      "brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\n"
+      "secret: s\n";
+  SECTION("defaults") {
+    Loaded loaded = load_text(base);
+    REQUIRE(loaded.ok);
+    CHECK(loaded.config.queue_type == "classic");
+    CHECK(loaded.config.max_retries == 5);
+    CHECK(loaded.config.error_queue == "N1.error");
+    CHECK(loaded.config.ping_interval_ms == 2000);
+    CHECK(loaded.config.ping_timeout_ms == 3000);
+  }
+  SECTION("values in seconds, with fractions") {
+    Loaded loaded = load_text(base + "queue_type: quorum\nmax_retries: 2\nerror_queue: dead\n"
+                                     "ping_interval: 0.5\nping_timeout: 1.5\n");
+    REQUIRE(loaded.ok);
+    CHECK(loaded.config.queue_type == "quorum");
+    CHECK(loaded.config.max_retries == 2);
+    CHECK(loaded.config.error_queue == "dead");
+    CHECK(loaded.config.ping_interval_ms == 500);
+    CHECK(loaded.config.ping_timeout_ms == 1500);
+  }
+  SECTION("a queue type other than classic or quorum") {
+    Loaded loaded = load_text(base + "queue_type: stream\n");
+    CHECK_FALSE(loaded.ok);
+    CHECK_THAT(loaded.all_problems(), Contains(":4: queue_type: must be classic or quorum"));
+  }
+  SECTION("a negative max_retries and a ping timeout that is not a number") {
+    Loaded loaded = load_text(base + "max_retries: -1\nping_timeout: soon\n");
+    CHECK_FALSE(loaded.ok);
+    CHECK_THAT(loaded.all_problems(), Contains(":4: max_retries: must be between 0 and 1000"));
+    CHECK_THAT(loaded.all_problems(), Contains(":5: ping_timeout: must be a number of seconds"));
+  }
+}
+
+TEST_CASE("only settings that change a worker's behaviour count as a change for reload", "[config]") {
+  const std::string base =
+      "brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\n"
+      "secret: s\n"
+      "services:\n"
+      "  - {name: math.add, plugin: /x/math.so}\n";
+  Loaded a = load_text(base);
+  REQUIRE(a.ok);
+  SECTION("another broker list alone is no change for the workers") {
+    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5673/%2f]\nsecret: s\nservices:\n"
+                         "  - {name: math.add, plugin: /x/math.so}\n");
+    REQUIRE(b.ok);
+    CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
+  }
+  SECTION("a service moved to another line is no change") {
+    Loaded b = load_text("# moved\n" + base);
+    REQUIRE(b.ok);
+    CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
+  }
+  SECTION("another queue_len is a change") {
+    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\nsecret: s\nservices:\n"
+                         "  - {name: math.add, plugin: /x/math.so, queue_len: 5}\n");
+    REQUIRE(b.ok);
+    CHECK(sbus::worker_settings_differ(a.config, b.config));
+  }
+  SECTION("another prefetch is a change") {
+    Loaded b = load_text(base + "prefetch: 8\n");
+    REQUIRE(b.ok);
+    CHECK(sbus::worker_settings_differ(a.config, b.config));
+  }
+}
