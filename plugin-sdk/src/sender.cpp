@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <optional>
+#include <tuple>
+#include <unordered_set>
 #include <chrono>
 
 #include "common/amqp_connection.hpp"
@@ -165,6 +168,9 @@ struct Sender::Impl {
   // The connection is gone: forget it, and start from the next broker.
   [[noreturn]] void lost(const std::string& what) {
     drop();
+    // Their replies would come on the lost connection: they never will.
+    async_pending.clear();
+    async_ready.clear();
     broker = (broker + 1) % std::max<std::size_t>(1, options.brokers.size());
     throw SenderError(SenderError::Kind::kConnectionLost, what);
   }
@@ -262,23 +268,22 @@ struct Sender::Impl {
     }
   }
 
-  // Waits for the reply with `correlation_id`; false on timeout.
-  bool wait_reply(const std::string& correlation_id, Clock::time_point deadline, std::string* body) {
+  // The next delivery on the reply consumer: false on timeout.
+  bool receive(Clock::time_point deadline, std::string* correlation_id, std::string* body) {
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return false;
+      if (left.count() < 0) left = std::chrono::microseconds(0);
       timeval timeout{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
       amqp_envelope_t envelope;
       amqp_maybe_release_buffers(connection.get());
       amqp_rpc_reply_t ret = amqp_consume_message(connection.get(), &envelope, &timeout, 0);
       if (ret.reply_type == AMQP_RESPONSE_NORMAL) {
         const amqp_basic_properties_t& props = envelope.message.properties;
-        bool match = (props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) &&
-                     bytes_to_string(props.correlation_id) == correlation_id;
-        if (match) *body = bytes_to_string(envelope.message.body);
+        correlation_id->clear();
+        if (props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) *correlation_id = bytes_to_string(props.correlation_id);
+        *body = bytes_to_string(envelope.message.body);
         amqp_destroy_envelope(&envelope);
-        if (match) return true;
-        continue;  // a late reply of an earlier call that timed out
+        return true;
       }
       if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
         if (ret.library_error == AMQP_STATUS_TIMEOUT) return false;
@@ -297,6 +302,27 @@ struct Sender::Impl {
       lost("connection to " + connected + " lost: " + describe_reply(ret));
     }
   }
+
+  // Waits for the reply with `correlation_id`; false on timeout. Replies of
+  // asynchronous calls that arrive meanwhile are kept for next_reply().
+  bool wait_reply(const std::string& correlation_id, Clock::time_point deadline, std::string* body) {
+    std::string id;
+    std::string text;
+    while (receive(deadline, &id, &text)) {
+      if (id == correlation_id) {
+        *body = std::move(text);
+        return true;
+      }
+      if (async_pending.erase(id) > 0) async_ready.emplace_back(std::move(id), std::move(text));
+      // Anything else: a late reply of a call that timed out.
+    }
+    return false;
+  }
+
+  // Asynchronous calls in flight, by event id (also their correlation id),
+  // and their replies received while a synchronous call was waiting.
+  std::unordered_set<std::string> async_pending;
+  std::deque<std::pair<std::string, std::string>> async_ready;
 
   // PING `node` on the current connection.
   bool ping_here(const std::string& node, std::chrono::milliseconds timeout) {
@@ -386,6 +412,45 @@ bool Sender::ping(std::string_view node, std::chrono::milliseconds timeout) {
   impl_->connect();
   return impl_->ping_here(std::string(node), timeout);
 }
+
+std::string Sender::call_async(std::string_view address, std::string_view params_json) {
+  const Address target = parse_address(address);
+  impl_->connect(target.node);
+  impl_->consume_replies();
+  Event event;
+  event.id = impl_->next_event_id();
+  event.token = impl_->token();
+  event.category = target.category;
+  event.service = target.service;
+  event.params = params_json;
+  impl_->publish_call(target.node, encode_event(event), event.id);
+  impl_->async_pending.insert(event.id);
+  return event.id;
+}
+
+std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) {
+  std::string id;
+  std::string body;
+  if (!impl_->async_ready.empty()) {
+    std::tie(id, body) = std::move(impl_->async_ready.front());
+    impl_->async_ready.pop_front();
+  } else {
+    if (impl_->async_pending.empty() || !impl_->connection) return std::nullopt;
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      if (!impl_->receive(deadline, &id, &body)) return std::nullopt;
+      if (impl_->async_pending.erase(id) > 0) break;
+    }
+  }
+  Reply reply;
+  DecodeFailure failure;
+  if (!decode_reply(body, &reply, &failure)) {
+    return AsyncReply{id, CallResult{id, "malformed reply: " + failure.detail, "malformed_reply"}};
+  }
+  return AsyncReply{id, CallResult{reply.id, reply.message, reply.error_code}};
+}
+
+std::size_t Sender::in_flight() const { return impl_->async_pending.size() + impl_->async_ready.size(); }
 
 std::vector<DeadLetter> Sender::list_errors(std::string_view node, std::string_view error_queue) {
   const std::string queue = error_queue.empty() ? std::string(node) + ".error" : std::string(error_queue);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -513,4 +515,32 @@ TEST_CASE("the CLI without a reachable broker exits 4 and says which broker fail
   CHECK(result.out == "");
   CHECK(result.err.find("no broker accepted the connection") != std::string::npos);
   CHECK(result.err.find("127.0.0.1:" + std::to_string(dead.port())) != std::string::npos);
+}
+
+TEST_CASE("64 calls in flight on one sender connection each get their own answer", "[rpc][async]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  std::map<std::string, long> expected;  // call id -> the sum it must answer
+  for (long i = 0; i < 64; ++i) {
+    expected[sender.call_async(sbusd.address("math.add"), "[" + std::to_string(i) + ",1000]")] = i + 1000;
+  }
+  CHECK(sender.in_flight() == 64);
+  // A synchronous call in between: async replies arriving meanwhile are kept.
+  CHECK(sender.call(sbusd.address("math.add"), "[2,2]", 10s).message == "4");
+
+  std::size_t answered = 0;
+  const auto deadline = Clock::now() + 20s;
+  while (answered < 64 && Clock::now() < deadline) {
+    std::optional<sbus::AsyncReply> reply = sender.next_reply(1s);
+    if (!reply) continue;
+    INFO("call " << reply->id);
+    REQUIRE(expected.count(reply->id) == 1);
+    CHECK(reply->result.ok());
+    CHECK(reply->result.message == std::to_string(expected[reply->id]));
+    expected.erase(reply->id);
+    ++answered;
+  }
+  CHECK(answered == 64);
+  CHECK(sender.in_flight() == 0);
+  CHECK_FALSE(sender.next_reply(10ms).has_value());
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -61,6 +62,12 @@ struct DeadLetter {
   }
 };
 
+// The reply of a call made with Sender::call_async.
+struct AsyncReply {
+  std::string id;  // what call_async returned
+  CallResult result;
+};
+
 class SBUS_EXPORT SenderError : public std::runtime_error {
  public:
   enum class Kind { kAddress, kConnect, kPublish, kUnroutable, kTimeout, kConnectionLost, kProtocol };
@@ -84,6 +91,18 @@ class SBUS_EXPORT Sender {
   // bad address, when no broker accepts, or on timeout.
   CallResult call(std::string_view address, std::string_view params_json,
                   std::chrono::milliseconds timeout);
+
+  // Pipelining: publishes a call and returns its id at once, without
+  // waiting; its reply comes from next_reply(). Any number can be in flight
+  // on the one connection. Not retried on another broker: when the
+  // connection is lost, the calls in flight are forgotten (next_reply then
+  // returns nothing for them) and the next call throws or reconnects.
+  std::string call_async(std::string_view address, std::string_view params_json);
+  // Waits up to `timeout` for the reply of any call in flight; nullopt on
+  // timeout or when none is in flight. Throws SenderError when the
+  // connection is lost.
+  std::optional<AsyncReply> next_reply(std::chrono::milliseconds timeout);
+  std::size_t in_flight() const;
 
   // Publishes a persistent message for a message service, with publisher
   // confirms and the mandatory flag: returns once the broker has confirmed
