@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   std::string secret_file;
   std::string exchange;
   std::string error_queue;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   double timeout_seconds = 30;
   int retry = 0;
 
@@ -69,6 +72,10 @@ int main(int argc, char** argv) {
       ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
       ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
       ("error-queue", po::value(&error_queue), "for `errors`: the queue (default NODE.error)")
+      ("tls-ca", po::value(&tls_ca), "amqps://: the CA file to trust (default: the system's store)")
+      ("tls-cert", po::value(&tls_cert), "amqps://: client certificate, for mutual TLS")
+      ("tls-key", po::value(&tls_key), "amqps://: client key, for mutual TLS")
+      ("tls-insecure", "amqps://: do not verify the broker's certificate or host name (tests only)")
       ("timeout", po::value(&timeout_seconds), "seconds to wait for a reply (default 30)")
       ("retry", po::value(&retry), "retry a call this many times on the next broker when its connection fails "
                                    "(calls are not assumed idempotent: default 0)")
@@ -127,6 +134,10 @@ int main(int argc, char** argv) {
     sender_options.brokers = config.brokers;
     sender_options.exchange = config.exchange;
     sender_options.secret = config.secret;
+    sender_options.tls_ca_file = config.tls.ca_file;
+    sender_options.tls_cert_file = config.tls.cert_file;
+    sender_options.tls_key_file = config.tls.key_file;
+    sender_options.tls_verify = config.tls.verify;
   } else {
     if (brokers.empty()) {
       std::cerr << "sbus: give --config FILE or at least one --broker URI\n";
@@ -145,6 +156,14 @@ int main(int argc, char** argv) {
     }
   }
   if (!exchange.empty()) sender_options.exchange = exchange;
+  if (!tls_ca.empty()) sender_options.tls_ca_file = tls_ca;
+  if (!tls_cert.empty()) sender_options.tls_cert_file = tls_cert;
+  if (!tls_key.empty()) sender_options.tls_key_file = tls_key;
+  if (vm.count("tls-insecure")) sender_options.tls_verify = false;
+  if (sender_options.tls_cert_file.empty() != sender_options.tls_key_file.empty()) {
+    std::cerr << "sbus: --tls-cert and --tls-key go together\n";
+    return kExitUsage;
+  }
   if (retry < 0) {
     std::cerr << "sbus: --retry must be 0 or more\n";
     return kExitUsage;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "common/broker_uri.hpp"
+#include "common/tls_options.hpp"
 
 namespace sbus {
 
@@ -25,6 +26,8 @@ struct ConnectOptions {
   // The connection name shown in the management UI and `rabbitmqctl
   // list_connections client_properties`.
   std::string connection_name = "sbus";
+  // For amqps:// URIs.
+  TlsOptions tls;
 };
 
 // "login to amqp://guest@127.0.0.1:5672/%2f failed: ACCESS_REFUSED ..."

@@ -23,7 +23,9 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
                                     "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
-                                    "ping_timeout", "queue_type",       "max_retries", "error_queue"};
+                                    "ping_timeout", "queue_type",       "max_retries", "error_queue",
+                                    "tls"};
+constexpr const char* kTlsKeys[] = {"ca_file", "cert_file", "key_file", "verify"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
 class Checker {
@@ -236,7 +238,9 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.max_message_bytes != b.max_message_bytes || a.heartbeat_seconds != b.heartbeat_seconds ||
          a.drain_timeout_seconds != b.drain_timeout_seconds || a.log_level != b.log_level ||
          a.ping_interval_ms != b.ping_interval_ms || a.ping_timeout_ms != b.ping_timeout_ms ||
-         a.queue_type != b.queue_type || a.max_retries != b.max_retries || a.error_queue != b.error_queue;
+         a.queue_type != b.queue_type || a.max_retries != b.max_retries || a.error_queue != b.error_queue ||
+         a.tls.ca_file != b.tls.ca_file || a.tls.cert_file != b.tls.cert_file ||
+         a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -390,6 +394,28 @@ bool load_config_text(const std::string& text, const std::string& path,
     }
   } else {
     checker.problem_at(1, "secret_file", "missing: set secret_file (or secret, for tests)");
+  }
+
+  if (const YAML::Node tls = root["tls"]) {
+    if (!tls.IsMap()) {
+      checker.problem(tls, "tls", "must be a map (ca_file, cert_file, key_file, verify)");
+    } else {
+      checker.unknown_keys(tls, "tls.", kTlsKeys, std::size(kTlsKeys));
+      for (auto [key, out] : {std::pair{"ca_file", &config->tls.ca_file}, std::pair{"cert_file", &config->tls.cert_file},
+                              std::pair{"key_file", &config->tls.key_file}}) {
+        if (tls[key] && checker.scalar(tls[key], std::string("tls.") + key, out)) *out = resolve(base_dir, *out);
+      }
+      if (tls["verify"]) {
+        bool verify = true;
+        if (!tls["verify"].IsScalar() || !YAML::convert<bool>::decode(tls["verify"], verify)) {
+          checker.problem(tls["verify"], "tls.verify", "must be true or false");
+        }
+        config->tls.verify = verify;
+      }
+      if (config->tls.cert_file.empty() != config->tls.key_file.empty()) {
+        checker.problem(tls, "tls", "cert_file and key_file go together (mutual TLS)");
+      }
+    }
   }
 
   if (root["services"]) load_services(root["services"], base_dir, config, &checker);

@@ -11,6 +11,7 @@
 
 #include "common/broker_uri.hpp"
 #include "common/log.hpp"
+#include "common/tls_options.hpp"
 
 namespace sbus {
 
@@ -59,6 +60,8 @@ struct Config {
   std::string log_file;
   std::size_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
+  // For amqps:// brokers: the YAML's `tls:` map.
+  TlsOptions tls;
   std::vector<ServiceConfig> services;
 };
 

@@ -162,6 +162,7 @@ bool Worker::connect() {
     ConnectOptions options;
     options.heartbeat_seconds = config_.heartbeat_seconds;
     options.connection_name = "sbusd " + config_.node;
+    options.tls = config_.tls;
     AmqpConnection connection = AmqpConnection::open(uri_, options);
     amqp_connection_state_t c = connection.get();
     const amqp_bytes_t exchange = to_bytes(config_.exchange);

@@ -119,6 +119,10 @@ struct Sender::Impl {
       connect_options.connect_timeout = options.connect_timeout;
       connect_options.heartbeat_seconds = 0;
       connect_options.connection_name = "sbus sender";
+      connect_options.tls.ca_file = options.tls_ca_file;
+      connect_options.tls.cert_file = options.tls_cert_file;
+      connect_options.tls.key_file = options.tls_key_file;
+      connect_options.tls.verify = options.tls_verify;
       connection = AmqpConnection::open(uri, connect_options);
       connected = uri.redacted();
       broker = index;

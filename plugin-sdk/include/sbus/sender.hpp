@@ -29,6 +29,13 @@ struct SenderOptions {
   // The shared secret the agents check the token against.
   std::string secret;
   std::chrono::milliseconds connect_timeout{3000};
+  // For amqps:// brokers: the CA to trust (empty: the system's store), a
+  // client certificate and key for mutual TLS, and whether to verify the
+  // broker's certificate and host name (only turn it off for tests).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool tls_verify = true;
   // A call whose connection fails (lost, publish refused) is tried again on
   // the next broker this many times. RPCs are not assumed idempotent, so
   // the default is 0: the caller decides.
