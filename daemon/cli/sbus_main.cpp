@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   std::string secret_file;
   std::string exchange;
   std::string error_queue;
+  std::string token_mode;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
       ("broker,b", po::value(&brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
       ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
+      ("token", po::value(&token_mode), "how to sign calls: compat (default) or hmac-sha256")
       ("error-queue", po::value(&error_queue), "for `errors`: the queue (default NODE.error)")
       ("tls-ca", po::value(&tls_ca), "amqps://: the CA file to trust (default: the system's store)")
       ("tls-cert", po::value(&tls_cert), "amqps://: client certificate, for mutual TLS")
@@ -134,6 +136,7 @@ int main(int argc, char** argv) {
     sender_options.brokers = config.brokers;
     sender_options.exchange = config.exchange;
     sender_options.secret = config.secret;
+    sender_options.token = config.token;
     sender_options.tls_ca_file = config.tls.ca_file;
     sender_options.tls_cert_file = config.tls.cert_file;
     sender_options.tls_key_file = config.tls.key_file;
@@ -156,6 +159,13 @@ int main(int argc, char** argv) {
     }
   }
   if (!exchange.empty()) sender_options.exchange = exchange;
+  if (!token_mode.empty()) {
+    if (token_mode != "compat" && token_mode != "hmac-sha256") {
+      std::cerr << "sbus: --token must be compat or hmac-sha256\n";
+      return kExitUsage;
+    }
+    sender_options.token = token_mode;
+  }
   if (!tls_ca.empty()) sender_options.tls_ca_file = tls_ca;
   if (!tls_cert.empty()) sender_options.tls_cert_file = tls_cert;
   if (!tls_key.empty()) sender_options.tls_key_file = tls_key;

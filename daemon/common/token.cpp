@@ -1,8 +1,12 @@
 #include "common/token.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <cstdlib>
 #include <ctime>
 
 namespace sbus {
@@ -50,6 +54,90 @@ bool compat_token_valid(std::string_view secret, std::string_view token,
     }
   }
   return valid;
+}
+
+}  // namespace sbus
+
+namespace sbus {
+namespace {
+
+void append_field(std::string* out, std::string_view field) {
+  out->append(std::to_string(field.size())).append(":").append(field).append("\n");
+}
+
+std::string to_hex(const unsigned char* data, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex(2 * size, '0');
+  for (std::size_t i = 0; i < size; ++i) {
+    hex[2 * i] = kHex[data[i] >> 4];
+    hex[2 * i + 1] = kHex[data[i] & 0xf];
+  }
+  return hex;
+}
+
+bool is_hex(std::string_view text, std::size_t length) {
+  if (text.size() != length) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string hmac_signature(std::string_view secret, std::string_view id, std::string_view category,
+                           std::string_view service, std::string_view params, std::int64_t timestamp,
+                           std::string_view nonce) {
+  std::string canonical = "sbus-hmac-sha256-v1\n";
+  append_field(&canonical, id);
+  append_field(&canonical, category);
+  append_field(&canonical, service);
+  append_field(&canonical, params);
+  append_field(&canonical, std::to_string(timestamp));
+  append_field(&canonical, nonce);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), digest, &length);
+  return to_hex(digest, length);
+}
+
+std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
+                            std::string_view service, std::string_view params) {
+  unsigned char random[16];
+  if (RAND_bytes(random, sizeof(random)) != 1) std::abort();  // no randomness: nothing safe to send
+  const std::string nonce = to_hex(random, sizeof(random));
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  return std::string(kHmacPrefix) + std::to_string(now) + ":" + nonce + ":" +
+         hmac_signature(secret, id, category, service, params, now, nonce);
+}
+
+bool parse_hmac_token(std::string_view token, HmacToken* parsed) {
+  if (token.substr(0, kHmacPrefix.size()) != kHmacPrefix) return false;
+  token.remove_prefix(kHmacPrefix.size());
+  const std::size_t first = token.find(':');
+  const std::size_t second = first == std::string_view::npos ? first : token.find(':', first + 1);
+  if (second == std::string_view::npos) return false;
+  const std::string_view timestamp = token.substr(0, first);
+  const std::string_view nonce = token.substr(first + 1, second - first - 1);
+  const std::string_view signature = token.substr(second + 1);
+  if (timestamp.empty() || timestamp.size() > 12 || !is_hex(nonce, 32) || !is_hex(signature, 64)) return false;
+  std::int64_t value = 0;
+  for (char c : timestamp) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  parsed->timestamp = value;
+  parsed->nonce = nonce;
+  parsed->signature = signature;
+  return true;
+}
+
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace sbus

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,38 @@ std::string local_date(std::chrono::system_clock::time_point when, int day_offse
 // around `now`.
 bool compat_token_valid(std::string_view secret, std::string_view token,
                         std::chrono::system_clock::time_point now);
+
+}  // namespace sbus
+
+namespace sbus {
+
+// The hmac-sha256 token: the sender signs the canonical event (id,
+// category, service, params, timestamp, nonce; each field length-prefixed so
+// that no two events share a text) with HMAC-SHA256 of the shared secret.
+// On the wire it travels in <token> as
+//   hmac-sha256:TIMESTAMP:NONCE:SIGNATURE
+// (unix seconds, 32 hex digits, 64 hex digits), so that a py-servicebus
+// agent simply refuses it as a bad token.
+inline constexpr std::string_view kHmacPrefix = "hmac-sha256:";
+
+struct HmacToken {
+  std::int64_t timestamp = 0;
+  std::string nonce;
+  std::string signature;  // hex
+};
+
+std::string hmac_signature(std::string_view secret, std::string_view id, std::string_view category,
+                           std::string_view service, std::string_view params, std::int64_t timestamp,
+                           std::string_view nonce);
+
+// A token for a new call: now, a random nonce, its signature.
+std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
+                            std::string_view service, std::string_view params);
+
+// Splits a token in hmac-sha256 form; false when it is not well-formed.
+bool parse_hmac_token(std::string_view token, HmacToken* parsed);
+
+// Constant-time comparison of two texts (of any lengths).
+bool equal_constant_time(std::string_view a, std::string_view b);
 
 }  // namespace sbus

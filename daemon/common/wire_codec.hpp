@@ -21,6 +21,9 @@ inline constexpr const char* kUnknownService = "unknown_service";
 inline constexpr const char* kServiceFailed = "service_failed";
 inline constexpr const char* kTooLarge = "message_too_large";
 inline constexpr const char* kInterrupted = "interrupted";
+inline constexpr const char* kInvalidSignature = "invalid_signature";
+inline constexpr const char* kTokenExpired = "token_expired";
+inline constexpr const char* kReplayed = "replayed";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,7 +25,8 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
                                     "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
                                     "ping_timeout", "queue_type",       "max_retries", "error_queue",
-                                    "tls"};
+                                    "tls",       "token",             "accept",    "max_skew",
+                                    "secret_env"};
 constexpr const char* kTlsKeys[] = {"ca_file", "cert_file", "key_file", "verify"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
@@ -240,7 +242,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.ping_interval_ms != b.ping_interval_ms || a.ping_timeout_ms != b.ping_timeout_ms ||
          a.queue_type != b.queue_type || a.max_retries != b.max_retries || a.error_queue != b.error_queue ||
          a.tls.ca_file != b.tls.ca_file || a.tls.cert_file != b.tls.cert_file ||
-         a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify;
+         a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify || a.token != b.token ||
+         a.accept != b.accept || a.max_skew_seconds != b.max_skew_seconds;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -373,7 +376,29 @@ bool load_config_text(const std::string& text, const std::string& path,
     }
   }
 
-  // The secret: --secret-file, else secret_file, else inline secret.
+  // Tokens.
+  auto token_mode = [&checker](const YAML::Node& node, const std::string& key, std::string* out) {
+    if (checker.scalar(node, key, out) && *out != "compat" && *out != "hmac-sha256") {
+      checker.problem(node, key, "must be compat or hmac-sha256, not '" + *out + "'");
+    }
+  };
+  if (root["token"]) token_mode(root["token"], "token", &config->token);
+  if (const YAML::Node accept = root["accept"]) {
+    if (!accept.IsSequence() || accept.size() == 0) {
+      checker.problem(accept, "accept", "must be a list of token modes: [compat, hmac-sha256]");
+    } else {
+      for (std::size_t i = 0; i < accept.size(); ++i) {
+        std::string mode;
+        token_mode(accept[i], "accept[" + std::to_string(i) + "]", &mode);
+        config->accept.push_back(mode);
+      }
+    }
+  }
+  if (config->accept.empty()) config->accept.push_back(config->token);
+  if (root["max_skew"]) checker.integer(root["max_skew"], "max_skew", 1, 86400, &config->max_skew_seconds);
+
+  // The secret: --secret-file, else secret_file, else secret_env, else
+  // inline secret. Never from a command line.
   std::string secret_file;
   if (root["secret_file"] && checker.scalar(root["secret_file"], "secret_file", &secret_file)) {
     secret_file = resolve(base_dir, secret_file);
@@ -388,12 +413,22 @@ bool load_config_text(const std::string& text, const std::string& path,
         checker.problem(root["secret_file"], "secret_file", error);
       }
     }
+  } else if (root["secret_env"]) {
+    std::string variable;
+    if (checker.scalar(root["secret_env"], "secret_env", &variable)) {
+      const char* value = std::getenv(variable.c_str());
+      if (value == nullptr || *value == '\0') {
+        checker.problem(root["secret_env"], "secret_env", "environment variable " + variable + " is not set or empty");
+      } else {
+        config->secret = value;
+      }
+    }
   } else if (root["secret"]) {
     if (checker.scalar(root["secret"], "secret", &config->secret) && config->secret.empty()) {
       checker.problem(root["secret"], "secret", "must not be empty");
     }
   } else {
-    checker.problem_at(1, "secret_file", "missing: set secret_file (or secret, for tests)");
+    checker.problem_at(1, "secret_file", "missing: set secret_file (or secret_env, or secret for tests)");
   }
 
   if (const YAML::Node tls = root["tls"]) {

@@ -60,6 +60,12 @@ struct Config {
   std::string log_file;
   std::size_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
+  // Tokens: `token` is how this side signs (the sbus CLI with --config);
+  // `accept` what sbusd accepts (default: just `token`), both during a
+  // migration. hmac-sha256 calls older or newer than max_skew are refused.
+  std::string token = "compat";
+  std::vector<std::string> accept;
+  int max_skew_seconds = 60;
   // For amqps:// brokers: the YAML's `tls:` map.
   TlsOptions tls;
   std::vector<ServiceConfig> services;

@@ -123,6 +123,7 @@ class Supervisor {
   std::optional<Replacement> replacing_;
 
   CrashJournal* journal_ = nullptr;
+  ReplayCache* replay_ = nullptr;
   SystemdNotifier notifier_;
   std::unique_ptr<LogFile> log_file_;
   int signal_fd_ = -1;
@@ -181,7 +182,7 @@ void Supervisor::spawn(WorkerRecord& worker) {
     ::close(status_pipe[0]);
     ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
     log_init("worker " + worker.name(), worker.config->log_level);
-    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1], journal_));
+    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1], WorkerShared{journal_, replay_}));
   }
   ::close(status_pipe[1]);
   ::fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
@@ -426,6 +427,7 @@ int Supervisor::run() {
     }
   }
 
+  replay_ = ReplayCache::create();
   journal_ = CrashJournal::create();
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = Clock::now();

@@ -75,12 +75,13 @@ std::vector<std::pair<std::string, std::string>> text_headers(const amqp_basic_p
 
 class Worker {
  public:
-  Worker(const Config& config, std::size_t broker_index, int status_fd, CrashJournal* journal)
+  Worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared)
       : config_(config),
         broker_index_(broker_index),
         uri_(config.broker_uris[broker_index]),
         status_fd_(status_fd),
-        journal_(journal) {}
+        journal_(shared.journal),
+        replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {}
 
   int run();
 
@@ -109,6 +110,7 @@ class Worker {
   bool check_signal();
   void report(char status);
   bool probe();
+  bool check_token(const Event& event, const char** code, std::string* message);
 
   const Config& config_;
   std::size_t broker_index_;
@@ -119,6 +121,7 @@ class Worker {
   std::string consumer_tag_;
   int status_fd_;
   CrashJournal* journal_;
+  ReplayCache* replay_;
 
   int signal_fd_ = -1;
   bool stopping_ = false;
@@ -350,8 +353,10 @@ void Worker::handle_delivery(const Delivery& delivery) {
     answer_error(delivery, job.event.id, failure.code.c_str(), failure.detail);
     return;
   }
-  if (!compat_token_valid(config_.secret, job.event.token, std::chrono::system_clock::now())) {
-    answer_error(delivery, job.event.id, errc::kInvalidToken, "Token not valid!");
+  const char* token_code = nullptr;
+  std::string token_message;
+  if (!check_token(job.event, &token_code, &token_message)) {
+    answer_error(delivery, job.event.id, token_code, token_message);
     return;
   }
   const std::string name = job.event.category + "." + job.event.service;
@@ -542,6 +547,61 @@ bool Worker::probe() {
   return false;
 }
 
+// Checks the event's token against the modes in `accept`. The messages name
+// what failed, never the secret or the expected value.
+bool Worker::check_token(const Event& event, const char** code, std::string* message) {
+  const auto accepts = [this](const char* mode) {
+    return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
+  };
+  const auto now = std::chrono::system_clock::now();
+  if (event.token.rfind(kHmacPrefix, 0) != 0) {
+    if (accepts("compat") && compat_token_valid(config_.secret, event.token, now)) return true;
+    *code = errc::kInvalidToken;
+    *message = accepts("compat") ? "Token not valid!" : "Token not valid! (this agent accepts only hmac-sha256 tokens)";
+    return false;
+  }
+  HmacToken token;
+  if (!accepts("hmac-sha256") || !parse_hmac_token(event.token, &token)) {
+    *code = errc::kInvalidToken;
+    *message = accepts("hmac-sha256") ? "Token not valid! (malformed hmac-sha256 token)"
+                                      : "Token not valid! (this agent does not accept hmac-sha256 tokens)";
+    return false;
+  }
+  const std::int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (token.timestamp < seconds - config_.max_skew_seconds || token.timestamp > seconds + config_.max_skew_seconds) {
+    *code = errc::kTokenExpired;
+    *message = "token timestamp is " + std::to_string(seconds - token.timestamp) +
+               " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
+    return false;
+  }
+  const std::string expected = hmac_signature(config_.secret, event.id, event.category, event.service,
+                                              event.params, token.timestamp, token.nonce);
+  if (!equal_constant_time(expected, token.signature)) {
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, or another secret)";
+    return false;
+  }
+  // Only a correctly signed call takes a slot: junk cannot fill the cache.
+  if (replay_ == nullptr) {
+    *code = errc::kReplayed;
+    *message = "no replay cache: refusing hmac-sha256 calls";
+    return false;
+  }
+  switch (replay_->remember(token.nonce, token.timestamp + config_.max_skew_seconds, seconds)) {
+    case ReplayCache::Result::kFresh:
+      return true;
+    case ReplayCache::Result::kReplayed:
+      *code = errc::kReplayed;
+      *message = "this call was already received (nonce seen before): replay refused";
+      return false;
+    case ReplayCache::Result::kFull:
+      *code = errc::kReplayed;
+      *message = "replay cache full: call refused";
+      return false;
+  }
+  return false;
+}
+
 Worker::ServeEnd Worker::serve() {
   amqp_connection_state_t c = connection_.get();
   for (;;) {
@@ -627,8 +687,8 @@ int Worker::run() {
 
 }  // namespace
 
-int run_worker(const Config& config, std::size_t broker_index, int status_fd, CrashJournal* journal) {
-  Worker worker(config, broker_index, status_fd, journal);
+int run_worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared) {
+  Worker worker(config, broker_index, status_fd, shared);
   return worker.run();
 }
 

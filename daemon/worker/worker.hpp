@@ -10,6 +10,7 @@
 #include <cstddef>
 
 #include "common/crash_journal.hpp"
+#include "common/replay_cache.hpp"
 #include "config/config.hpp"
 
 namespace sbus {
@@ -26,10 +27,16 @@ inline constexpr char kStatusDisconnected = 'D';
 
 // Runs the worker for `config.broker_uris[broker_index]` until SIGTERM or
 // SIGINT, then drains and returns an exit code. Writes kStatus* bytes to
-// `status_fd` (-1: none) as its connection comes and goes. With a
+// `status_fd` (-1: none) as its connection comes and goes.
+//
+// What the workers of one sbusd share, mapped by the supervisor: with a
 // `journal`, a redelivered RPC that a dead worker had started is answered
-// with an `interrupted` error instead of being run twice.
-int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1,
-               CrashJournal* journal = nullptr);
+// with an `interrupted` error instead of being run twice; `replay` holds the
+// nonces of hmac-sha256 calls (without it, each worker keeps its own).
+struct WorkerShared {
+  CrashJournal* journal = nullptr;
+  ReplayCache* replay = nullptr;
+};
+int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1, WorkerShared shared = {});
 
 }  // namespace sbus

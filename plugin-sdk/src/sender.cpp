@@ -338,7 +338,10 @@ struct Sender::Impl {
     return wait_reply(correlation_id, deadline, &body) && body == kPongBody;
   }
 
-  std::string token() const {
+  std::string sign(const Event& event) const {
+    if (options.token == "hmac-sha256") {
+      return make_hmac_token(options.secret, event.id, event.category, event.service, event.params);
+    }
     return compat_token(options.secret, local_date(std::chrono::system_clock::now()));
   }
 
@@ -367,7 +370,7 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       impl_->connect(target.node);
       impl_->consume_replies();
       event.id = impl_->next_event_id();
-      event.token = impl_->token();
+      event.token = impl_->sign(event);
       impl_->publish_call(target.node, encode_event(event), event.id);
       std::string body;
       if (!impl_->wait_reply(event.id, deadline, &body)) {
@@ -403,7 +406,7 @@ void Sender::send(std::string_view address, std::string_view params_json) {
     try {
       impl_->connect();
       event.id = impl_->next_event_id();
-      event.token = impl_->token();
+      event.token = impl_->sign(event);
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
       return;
     } catch (const SenderError& e) {
@@ -423,10 +426,10 @@ std::string Sender::call_async(std::string_view address, std::string_view params
   impl_->consume_replies();
   Event event;
   event.id = impl_->next_event_id();
-  event.token = impl_->token();
   event.category = target.category;
   event.service = target.service;
   event.params = params_json;
+  event.token = impl_->sign(event);
   impl_->publish_call(target.node, encode_event(event), event.id);
   impl_->async_pending.insert(event.id);
   return event.id;
@@ -482,7 +485,7 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
       Event event;
       DecodeFailure failure;
       if (decode_event(letter.body, &event, &failure)) {
-        event.token = impl_->token();
+        event.token = impl_->sign(event);
         letter.body = encode_event(event);
       }
       impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000));

@@ -28,6 +28,10 @@ struct SenderOptions {
   std::string exchange = "py-servicebus";
   // The shared secret the agents check the token against.
   std::string secret;
+  // How calls are signed: "compat" (py-servicebus's daily token) or
+  // "hmac-sha256" (per call: timestamp, nonce and HMAC of the whole event;
+  // cannot be replayed).
+  std::string token = "compat";
   std::chrono::milliseconds connect_timeout{3000};
   // For amqps:// brokers: the CA to trust (empty: the system's store), a
   // client certificate and key for mutual TLS, and whether to verify the
