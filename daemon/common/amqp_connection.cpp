@@ -4,9 +4,11 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/log.hpp"
 
 namespace sbus {
 
@@ -42,17 +44,20 @@ std::string describe_reply(const amqp_rpc_reply_t& reply) {
 }
 
 AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& options) {
-  if (uri.tls) {
-    throw AmqpError("connect to " + uri.redacted() +
-                    " failed: amqps:// is not supported by this build yet");
-  }
   AmqpConnection connection;
   connection.uri_ = uri;
   connection.state_ = amqp_new_connection();
   if (connection.state_ == nullptr) throw AmqpError("connect to " + uri.redacted() + ": out of memory");
 
-  amqp_socket_t* socket = amqp_tcp_socket_new(connection.state_);
-  if (socket == nullptr) throw AmqpError("connect to " + uri.redacted() + ": cannot create socket");
+  amqp_socket_t* socket = nullptr;
+  if (uri.tls) {
+    connection.tls_.emplace(TlsSocket::attach(connection.state_, uri, options.tls));
+    socket = connection.tls_->socket();
+    TlsSocket::clear_errors();
+  } else {
+    socket = amqp_tcp_socket_new(connection.state_);
+    if (socket == nullptr) throw AmqpError("connect to " + uri.redacted() + ": cannot create socket");
+  }
 
   timeval timeout{};
   timeout.tv_sec = options.connect_timeout.count() / 1000;
@@ -61,7 +66,14 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   amqp_set_rpc_timeout(connection.state_, &timeout);
   int status = amqp_socket_open_noblock(socket, uri.host.c_str(), uri.port, &timeout);
   if (status != AMQP_STATUS_OK) {
+    if (connection.tls_ && TlsSocket::is_tls_status(status)) {
+      throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(status));
+    }
     throw AmqpError("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
+  }
+  if (connection.tls_) {
+    SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << connection.tls_->negotiated();
+    TlsSocket::clear_errors();
   }
 
   // consumer_cancel_notify: the broker tells a consumer whose queue was
@@ -83,6 +95,20 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
       connection.state_, uri.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_seconds,
       &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+    // TLS 1.3: a broker that refuses the client (no certificate, or one it
+    // does not trust) says so only after the client finished the handshake.
+    if (connection.tls_ && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+      const int error = login.library_error;
+      if (!connection.tls_->broker_refused() &&
+          (TlsSocket::is_tls_status(error) || error == AMQP_STATUS_CONNECTION_CLOSED ||
+           error == AMQP_STATUS_SOCKET_ERROR)) {
+        const std::chrono::milliseconds listen = std::min<std::chrono::milliseconds>(options.connect_timeout, std::chrono::seconds(2));
+        connection.tls_->probe(uri.host, uri.port, listen);
+      }
+      if (connection.tls_->broker_refused()) {
+        throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(error));
+      }
+    }
     throw AmqpError("login to " + uri.redacted() + " failed: " + describe_reply(login));
   }
   amqp_channel_open(connection.state_, kChannel);
@@ -91,13 +117,17 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
 }
 
 AmqpConnection::AmqpConnection(AmqpConnection&& other) noexcept
-    : state_(std::exchange(other.state_, nullptr)), uri_(std::move(other.uri_)) {}
+    : state_(std::exchange(other.state_, nullptr)), uri_(std::move(other.uri_)), tls_(std::move(other.tls_)) {
+  other.tls_.reset();
+}
 
 AmqpConnection& AmqpConnection::operator=(AmqpConnection&& other) noexcept {
   if (this != &other) {
     close();
     state_ = std::exchange(other.state_, nullptr);
     uri_ = std::move(other.uri_);
+    tls_ = std::move(other.tls_);
+    other.tls_.reset();
   }
   return *this;
 }
@@ -124,6 +154,7 @@ void AmqpConnection::abandon() {
   if (state_ == nullptr) return;
   amqp_destroy_connection(state_);
   state_ = nullptr;
+  tls_.reset();
 }
 
 void AmqpConnection::close() {
@@ -135,6 +166,7 @@ void AmqpConnection::close() {
   amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(state_);
   state_ = nullptr;
+  tls_.reset();
 }
 
 }  // namespace sbus

@@ -8,11 +8,13 @@
 #include <amqp.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/broker_uri.hpp"
 #include "common/tls_options.hpp"
+#include "common/tls_socket.hpp"
 
 namespace sbus {
 
@@ -40,7 +42,9 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
 class AmqpConnection {
  public:
   // Connects, logs in and opens channel 1; throws AmqpError naming the
-  // broker and what failed.
+  // broker and what failed. For amqps:// a failed handshake says why:
+  // "TLS handshake with amqps://guest@localhost:5671/%2f failed: certificate
+  // verify failed: unable to get local issuer certificate (unknown CA: ...)".
   static AmqpConnection open(const BrokerUri& uri, const ConnectOptions& options);
 
   AmqpConnection() = default;
@@ -73,6 +77,8 @@ class AmqpConnection {
  private:
   amqp_connection_state_t state_ = nullptr;
   BrokerUri uri_;
+  // amqps:// only. Freed after state_, whose SSL context reports into it.
+  std::optional<TlsSocket> tls_;
 };
 
 }  // namespace sbus
