@@ -19,9 +19,19 @@ struct CtxtDeleter {
 using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
 using CtxtPtr = std::unique_ptr<xmlParserCtxt, CtxtDeleter>;
 
-// No NOENT (entities stay unexpanded), no DTDLOAD, no network; errors are
-// read from the context instead of printed.
-constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+// No NOENT (entities stay unexpanded), no DTDLOAD, no network; the
+// encoding a document declares is ignored: the wire format is UTF-8, and an
+// encoding such as UTF-7 would let libxml2 read markup that
+// check_markup() cannot see. Errors are read from the context instead of
+// printed.
+constexpr int kParseOptions =
+    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+
+// Limits no call event or response comes near: both are two levels deep,
+// with six elements and at most two attributes on one.
+constexpr int kMaxDepth = 16;
+constexpr int kMaxMarkup = 256;     // start tags, comments and processing instructions
+constexpr int kMaxAttributes = 16;  // in one start tag
 
 void ignore_errors(void*, xmlError*) {}
 
@@ -60,27 +70,149 @@ bool has_attribute(const xmlNode* node, const char* name) {
   return xmlHasProp(node, reinterpret_cast<const xmlChar*>(name)) != nullptr;
 }
 
+// A linear scan of the markup, before libxml2 sees the body, for what
+// libxml2 2.9 handles slowly or dangerously: a document type declaration
+// (entity expansion, external entities), deep nesting, a flood of elements,
+// and many attributes in one tag (its duplicate check is quadratic: 1 MB of
+// attributes takes minutes). It is strict where libxml2 would fail anyway
+// (a quote not after '=', '<' inside a tag), so that the two always agree
+// on where tags start and end; libxml2 stops at its first error
+// (stop_on_error), so it never reads past a place where they could differ.
+bool check_markup(std::string_view body, DecodeFailure* failure) {
+  const auto refuse = [failure](std::string detail) {
+    *failure = {errc::kMalformedXml, std::move(detail)};
+    return false;
+  };
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  std::size_t at = body.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  while (at < body.size() && is_space(body[at])) ++at;
+  if (at == body.size() || body[at] != '<') return refuse("not XML: the body does not start with '<'");
+
+  int depth = 0;
+  int markup = 0;
+  while ((at = body.find('<', at)) != std::string_view::npos) {
+    const std::string_view rest = body.substr(at + 1);
+    // Skips past `close`, searched after `open`; an unclosed construct is
+    // left for libxml2 to report.
+    const auto skip = [&](std::size_t open, std::string_view close) {
+      const std::size_t end = rest.find(close, open);
+      at = end == std::string_view::npos ? body.size() : at + 1 + end + close.size();
+    };
+    if (rest.starts_with("![CDATA[")) {
+      skip(8, "]]>");
+      continue;
+    }
+    if (rest.starts_with("/")) {
+      if (depth > 0) --depth;
+      skip(1, ">");
+      continue;
+    }
+    if (++markup > kMaxMarkup) {
+      return refuse("more than " + std::to_string(kMaxMarkup) + " elements, comments and instructions");
+    }
+    if (rest.starts_with("!--")) {
+      skip(3, "-->");
+      continue;
+    }
+    if (rest.starts_with("?")) {
+      skip(1, "?>");
+      continue;
+    }
+    if (rest.starts_with("!")) return refuse("a document type declaration is not allowed");
+    // A start tag. Its name must begin like an XML name (this also refuses
+    // UTF-16 and UCS-4 text, whose second byte is 0).
+    const unsigned char first = rest.empty() ? 0 : static_cast<unsigned char>(rest[0]);
+    const unsigned char lower = first | 0x20;
+    if (!((lower >= 'a' && lower <= 'z') || first == '_' || first == ':' || first >= 0x80)) {
+      return refuse("'<' not followed by an element name");
+    }
+    int attributes = 0;
+    std::size_t i = 1;
+    for (; i < rest.size() && rest[i] != '>'; ++i) {
+      const char c = rest[i];
+      if (c == '<' || c == '"' || c == '\'') return refuse("malformed start tag");
+      if (c != '=') continue;
+      if (++attributes > kMaxAttributes) {
+        return refuse("more than " + std::to_string(kMaxAttributes) + " attributes in one element");
+      }
+      do ++i;
+      while (i < rest.size() && is_space(rest[i]));
+      if (i == rest.size()) break;
+      if (rest[i] != '"' && rest[i] != '\'') return refuse("malformed start tag: attribute value not quoted");
+      const std::size_t close = rest.find(rest[i], i + 1);
+      if (close == std::string_view::npos) {
+        i = rest.size();
+        break;
+      }
+      if (rest.substr(i + 1, close - i - 1).find('<') != std::string_view::npos) {
+        return refuse("'<' in an attribute value");
+      }
+      i = close;
+    }
+    if (i >= rest.size()) break;  // unclosed: libxml2 reports it
+    if (rest[i - 1] != '/' && ++depth > kMaxDepth) {
+      return refuse("elements nested more than " + std::to_string(kMaxDepth) + " deep");
+    }
+    at += 1 + i + 1;
+  }
+  return true;
+}
+
+// Why a parse was stopped; in the parser context's _private.
+struct ParseGuard {
+  std::string refused;  // by refuse_doctype, or empty
+  std::string error;    // the first error, "XML error at line N: ...", or empty
+};
+
+// The first error ends the parse: libxml2 would otherwise go on reading
+// after it (without building a tree), with its view of the markup no longer
+// the one check_markup() checked. Namespace errors are not fatal: a
+// document with an undeclared prefix still parses.
+void stop_on_error(void* user_data, xmlError* error) {
+  if (error == nullptr || error->level < XML_ERR_ERROR || error->domain == XML_FROM_NAMESPACE) return;
+  auto* ctxt = static_cast<xmlParserCtxt*>(user_data);
+  auto* guard = static_cast<ParseGuard*>(ctxt->_private);
+  if (guard->error.empty()) {
+    guard->error = "XML error at line " + std::to_string(error->line) + ": " +
+                   (error->message != nullptr ? error->message : "not well-formed");
+    while (guard->error.back() == '\n' || guard->error.back() == ' ') guard->error.pop_back();
+  }
+  xmlStopParser(ctxt);
+}
+
+// Never reached after check_markup(); kept so that a DOCTYPE cannot reach
+// the internal subset (entity declarations) whatever the scan missed.
+void refuse_doctype(void* user_data, const xmlChar*, const xmlChar*, const xmlChar*) {
+  auto* ctxt = static_cast<xmlParserCtxt*>(user_data);
+  static_cast<ParseGuard*>(ctxt->_private)->refused = "a document type declaration is not allowed";
+  xmlStopParser(ctxt);
+}
+
 // Parses `body` into a document whose root is `root_name`.
 DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failure) {
   if (body.size() > static_cast<std::size_t>(INT32_MAX)) {
     *failure = {errc::kTooLarge, "document too large"};
     return nullptr;
   }
+  if (!check_markup(body, failure)) return nullptr;
   CtxtPtr ctxt(xmlNewParserCtxt());
   if (!ctxt) {
     *failure = {errc::kMalformedXml, "out of memory"};
     return nullptr;
   }
+  ParseGuard guard;
+  ctxt->_private = &guard;
+  ctxt->sax->serror = stop_on_error;
+  ctxt->sax->internalSubset = refuse_doctype;
   DocPtr doc(xmlCtxtReadMemory(ctxt.get(), body.data(), static_cast<int>(body.size()),
                                nullptr, nullptr, kParseOptions));
+  if (!guard.refused.empty() || !guard.error.empty()) {
+    // A stopped parse may still hand back a partial tree.
+    *failure = {errc::kMalformedXml, !guard.refused.empty() ? guard.refused : guard.error};
+    return nullptr;
+  }
   if (!doc) {
-    const xmlError* error = xmlCtxtGetLastError(ctxt.get());
-    std::string detail = "not well-formed XML";
-    if (error != nullptr && error->message != nullptr) {
-      detail = "XML error at line " + std::to_string(error->line) + ": " + error->message;
-      while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
-    }
-    *failure = {errc::kMalformedXml, detail};
+    *failure = {errc::kMalformedXml, "not well-formed XML"};
     return nullptr;
   }
   if (doc->intSubset != nullptr || doc->extSubset != nullptr) {

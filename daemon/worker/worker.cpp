@@ -7,6 +7,8 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <chrono>
@@ -36,6 +38,47 @@ constexpr milliseconds kReconnectCap{10000};
 // The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
 // notices missed ones only when called.
 constexpr int kPollMillis = 500;
+
+// Deeper params are refused: RapidJSON's DOM is destroyed and written out
+// recursively, so a document nested 100,000 deep would overflow a service
+// thread's stack. No real call nests anywhere near this.
+constexpr int kMaxParamsDepth = 64;
+
+// A SAX pass that only counts nesting; iterative, so the check itself
+// cannot overflow the stack.
+class DepthCheck : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthCheck> {
+ public:
+  bool StartObject() { return ++depth_ <= kMaxParamsDepth; }
+  bool EndObject(rapidjson::SizeType) { return --depth_, true; }
+  bool StartArray() { return ++depth_ <= kMaxParamsDepth; }
+  bool EndArray(rapidjson::SizeType) { return --depth_, true; }
+  bool too_deep() const { return depth_ > kMaxParamsDepth; }
+
+ private:
+  int depth_ = 0;
+};
+
+// Parses a call's params into `params`; false with the reason in `error`.
+bool parse_params(std::string_view text, rapidjson::Document* params, std::string* error) {
+  DepthCheck check;
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  rapidjson::ParseResult result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, check);
+  if (check.too_deep()) {
+    *error = "params are nested more than " + std::to_string(kMaxParamsDepth) + " deep";
+    return false;
+  }
+  if (!result.IsError()) {
+    params->Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+    result = rapidjson::ParseResult(params->GetParseError(), params->GetErrorOffset());
+  }
+  if (result.IsError()) {
+    *error = std::string("params are not JSON: ") + rapidjson::GetParseError_En(result.Code()) + " at offset " +
+             std::to_string(result.Offset());
+    return false;
+  }
+  return true;
+}
 
 // The delivery fields the worker keeps after the envelope is freed.
 struct Delivery {
@@ -390,15 +433,15 @@ void Worker::handle_delivery(const Delivery& delivery) {
     // Messages run again after a crash (at least once); calls do not.
     if (delivery.redelivered && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
-                   "the call to " + name + " was interrupted: the worker running it died; it is not run again");
+                   "the call to " + name +
+                       " was interrupted: the worker running it died or lost its broker connection;"
+                       " it is not run again");
       return;
     }
   }
-  job.params.Parse(job.event.params.data(), job.event.params.size());
-  if (job.params.HasParseError()) {
-    answer_error(delivery, job.event.id, errc::kInvalidParams,
-                 std::string("params are not JSON: ") + rapidjson::GetParseError_En(job.params.GetParseError()) +
-                     " at offset " + std::to_string(job.params.GetErrorOffset()));
+  std::string params_error;
+  if (!parse_params(job.event.params, &job.params, &params_error)) {
+    answer_error(delivery, job.event.id, errc::kInvalidParams, params_error);
     return;
   }
   if (!is_call) {
