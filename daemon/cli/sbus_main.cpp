@@ -35,7 +35,7 @@ const char* kUsage =
     "  sbus call NODE.CATEGORY.SERVICE 'JSON' [options]   call a service, print its result\n"
     "  sbus send NODE.CATEGORY.SERVICE 'JSON' [options]   send a message to a message service\n"
     "  sbus ping NODE [options]                           exit 0 when NODE answers\n"
-    "  sbus errors list NODE [options]                    show the messages in NODE.error\n"
+    "  sbus errors list NODE [options]                    one line per message in NODE.error\n"
     "  sbus errors requeue NODE [options]                 move them back to NODE\n";
 
 int exit_code_for(const sbus::SenderError& e) {
@@ -47,6 +47,23 @@ int exit_code_for(const sbus::SenderError& e) {
     case sbus::SenderError::Kind::kPublish: return kExitServiceError;
     default: return kExitUnreachable;
   }
+}
+
+// `text` with line breaks, tabs and backslashes escaped, so that it takes
+// one line of output.
+std::string one_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default: out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -153,8 +170,9 @@ int main(int argc, char** argv) {
         std::cerr << "sbus: " << error << "\n";
         return kExitUsage;
       }
-    } else if (command != "ping" && command != "errors") {
-      std::cerr << "sbus: give --secret-file (or --config) to sign calls\n";
+    } else if (command != "ping" && !(command == "errors" && arguments[0] == "list")) {
+      std::cerr << "sbus: give --secret-file (or --config) to sign "
+                << (command == "errors" ? "the requeued messages" : "calls") << "\n";
       return kExitUsage;
     }
   }
@@ -207,12 +225,13 @@ int main(int argc, char** argv) {
         std::cout << "requeued " << sender.requeue_errors(node, error_queue) << " message(s) to " << node << "\n";
         return kExitOk;
       }
+      // One line per message, for grep and wc -l; the count on stderr.
       std::vector<sbus::DeadLetter> letters = sender.list_errors(node, error_queue);
       for (const sbus::DeadLetter& letter : letters) {
-        std::cout << letter.header("x-sbus-service") << " (" << letter.header("x-sbus-attempts")
-                  << " attempts): " << letter.header("x-sbus-error") << "\n  " << letter.body << "\n";
+        std::cout << one_line(letter.header("x-sbus-service")) << "\t" << one_line(letter.header("x-sbus-attempts"))
+                  << " attempts\t" << one_line(letter.header("x-sbus-error")) << "\t" << one_line(letter.body) << "\n";
       }
-      std::cout << letters.size() << " message(s) in " << (error_queue.empty() ? node + ".error" : error_queue) << "\n";
+      std::cerr << letters.size() << " message(s) in " << (error_queue.empty() ? node + ".error" : error_queue) << "\n";
       return kExitOk;
     }
     if (command == "send") {

@@ -69,7 +69,7 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
     if (connection.tls_ && TlsSocket::is_tls_status(status)) {
       throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(status));
     }
-    throw AmqpError("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
+    throw BrokerUnreachable("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
   }
   if (connection.tls_) {
     SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << connection.tls_->negotiated();

@@ -21,6 +21,13 @@ class AmqpError : public Error {
   using Error::Error;
 };
 
+// No TCP connection to the broker at all (refused, unreachable, timed out):
+// the broker is down or cut off, as opposed to one that answers and refuses.
+class BrokerUnreachable : public AmqpError {
+ public:
+  using AmqpError::AmqpError;
+};
+
 // A plugin that cannot be loaded: missing file, missing symbol, ABI mismatch,
 // unknown service.
 class PluginError : public Error {

@@ -32,6 +32,7 @@ struct Outcome {
   std::uint64_t generation = 0;
   std::uint64_t delivery_tag = 0;
   std::size_t runner = 0;  // index of the service that ran it
+  std::uint64_t key = 0;   // CrashJournal::key of the delivery
   std::string reply_to;    // empty: nothing to publish, only ack
   std::string correlation_id;
   std::string body;        // the encoded reply; for a dead letter, the original body

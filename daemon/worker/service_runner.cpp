@@ -111,6 +111,7 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.generation = job.generation;
   outcome.delivery_tag = job.delivery_tag;
   outcome.runner = index_;
+  outcome.key = job.key;
   outcome.reply_to = std::move(job.reply_to);
   outcome.correlation_id = std::move(job.correlation_id);
 

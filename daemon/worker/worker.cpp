@@ -11,16 +11,19 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/amqp_connection.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "common/port_probe.hpp"
 #include "common/token.hpp"
 #include "common/wire_codec.hpp"
 #include "worker/completion_queue.hpp"
@@ -35,6 +38,26 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kReconnectFirst{100};
 constexpr milliseconds kReconnectCap{10000};
+// A connection that lived this long was healthy: the back-off starts over
+// and the first reconnect is at once.
+constexpr milliseconds kHealthyAfter{10000};
+// While the broker is unreachable, how often its port is tried between
+// reconnects: the back-off spaces out AMQP handshakes, not this.
+constexpr milliseconds kPortWatch{200};
+// Replies of calls that finished after their connection was lost, kept for
+// their redelivery (the broker requeues the unacked call).
+constexpr std::size_t kUnsentReplies = 1024;
+// RabbitMQ 3.x closes the connection with INTERNAL_ERROR (541) when a reply
+// goes to a direct reply-to address whose caller was on a cluster node that
+// is gone; the call, unacked, is redelivered and would do it again, for
+// ever, and the replies of every other caller in flight on the connection
+// are lost with it. So after such a close, the reply addresses used this
+// long before it are suspects: their replies go through a connection of
+// their own (the quarantine), where a 541 costs nothing else and proves the
+// address dead.
+constexpr std::size_t kRecentReplies = 256;
+constexpr milliseconds kSuspectWindow{5000};
+constexpr std::size_t kSuspects = 4096;
 // The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
 // notices missed ones only when called.
 constexpr int kPollMillis = 500;
@@ -134,6 +157,12 @@ class Worker {
   void start_services();
   void stop_services();
   bool connect();
+  bool wait_to_reconnect(milliseconds duration);
+  void keep_unsent_reply(std::uint64_t key, std::string body);
+  void suspect_recent_replies(int reply_code);
+  void suspect_recent_replies(const amqp_rpc_reply_t& reply);
+  void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                           std::uint64_t address);
   ServeEnd serve();
   bool read_one();
   bool handle_frame();
@@ -160,6 +189,7 @@ class Worker {
   BrokerUri uri_;
   AmqpConnection connection_;
   bool connection_ok_ = false;
+  bool broker_unreachable_ = false;  // the last connect found no TCP listener
   std::uint64_t generation_ = 0;
   std::string consumer_tag_;
   int status_fd_;
@@ -177,6 +207,17 @@ class Worker {
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+  std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
+  std::deque<std::uint64_t> unsent_order_;                        // oldest first
+  struct SentReply {
+    Clock::time_point at;
+    std::uint64_t address = 0;  // hash of reply_to
+  };
+  std::array<SentReply, kRecentReplies> recent_replies_{};  // a ring
+  std::size_t recent_next_ = 0;
+  std::unordered_set<std::uint64_t> suspect_addresses_;
+  std::unordered_set<std::uint64_t> dead_addresses_;
+  AmqpConnection quarantine_;
 };
 
 void Worker::start_services() {
@@ -236,6 +277,7 @@ bool Worker::connect() {
       amqp_channel_open(c, kProbeChannel);
       connection.check_last("open probe channel");
     }
+
     amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
     connection.check_last("basic.qos");
     amqp_basic_consume_ok_t* ok =
@@ -250,11 +292,117 @@ bool Worker::connect() {
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
     report(kStatusConnected);
+    broker_unreachable_ = false;
     return true;
+  } catch (const BrokerUnreachable& e) {
+    SBUS_LOG(kWarn) << e.what();
+    broker_unreachable_ = true;
+    return false;
   } catch (const AmqpError& e) {
     SBUS_LOG(kWarn) << e.what();
+    broker_unreachable_ = false;
     return false;
   }
+}
+
+// Sleeps `duration`, or less: false on a stop signal; after an unreachable
+// broker, true as soon as its port accepts connections again, so that a
+// restarted broker is served within moments of coming back.
+bool Worker::wait_to_reconnect(milliseconds duration) {
+  const auto until = Clock::now() + duration;
+  for (auto now = Clock::now(); now < until; now = Clock::now()) {
+    const auto left = std::chrono::duration_cast<milliseconds>(until - now);
+    if (!sleep_unless_signalled(broker_unreachable_ ? std::min(left, kPortWatch) : left)) return false;
+    if (broker_unreachable_ && port_accepts(uri_.host, uri_.port, kPortWatch)) {
+      SBUS_LOG(kInfo) << uri_.redacted() << " accepts connections again";
+      return true;
+    }
+  }
+  return true;
+}
+
+// After a 541 close: the reply addresses of the last kSuspectWindow are
+// suspected of pointing at a lost node. A redelivered call with one of them
+// is acked without an answer (handle_delivery): its caller is gone, or got
+// its answer before the close.
+void Worker::suspect_recent_replies(int reply_code) {
+  if (reply_code != AMQP_INTERNAL_ERROR) return;
+  if (suspect_addresses_.size() >= kSuspects) suspect_addresses_.clear();
+  const auto since = Clock::now() - kSuspectWindow;
+  std::size_t added = 0;
+  for (const SentReply& sent : recent_replies_) {
+    if (sent.address != 0 && sent.at >= since && dead_addresses_.count(sent.address) == 0) {
+      added += suspect_addresses_.insert(sent.address).second;
+    }
+  }
+  SBUS_LOG(kWarn) << "the broker failed to deliver a reply (541): replies to the " << added
+                  << " address(es) used in the last " << kSuspectWindow.count()
+                  << " ms go through a quarantine connection until each is proven alive or dead";
+}
+
+// Publishes a reply to a suspect address on the quarantine connection and
+// waits for the broker to have routed it: a synchronous method on the same
+// channel is answered only after the publish was handled. The address is
+// then alive (cleared) or dead (its replies are dropped from now on). Either
+// way the call is done: the caller acks it.
+void Worker::publish_quarantined(const std::string& reply_to, const std::string& correlation_id,
+                                 std::string_view body, std::uint64_t address) {
+  try {
+    if (!quarantine_) {
+      ConnectOptions options;
+      options.heartbeat_seconds = 0;
+      options.connection_name = "sbusd " + config_.node + " quarantine";
+      options.tls = config_.tls;
+      quarantine_ = AmqpConnection::open(uri_, options);
+    }
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
+    props.correlation_id = to_bytes(correlation_id);
+    quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
+                                                0, 0, &props, to_bytes(body)),
+                             "publish reply");
+    amqp_exchange_declare(quarantine_.get(), kChannel, to_bytes(config_.exchange), amqp_cstring_bytes("direct"), 1, 0,
+                          0, 0, amqp_empty_table);
+    const amqp_rpc_reply_t reply = amqp_get_rpc_reply(quarantine_.get());
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+      SBUS_LOG(kInfo) << "reply address " << reply_to << " is alive: its replies go the usual way again";
+      suspect_addresses_.erase(address);
+      return;
+    }
+    quarantine_.abandon();
+    if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
+      suspect_addresses_.erase(address);
+      if (dead_addresses_.size() >= kSuspects) dead_addresses_.clear();
+      dead_addresses_.insert(address);
+      SBUS_LOG(kWarn) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
+                      << "); replies to it are dropped";
+      return;
+    }
+    SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << describe_reply(reply);
+  } catch (const AmqpError& e) {
+    SBUS_LOG(kWarn) << "quarantine connection: " << e.what() << "; a reply to " << reply_to << " is dropped";
+    quarantine_.abandon();
+  }
+}
+
+// The same, for a close that reached a synchronous call (the probe) or a
+// read.
+void Worker::suspect_recent_replies(const amqp_rpc_reply_t& reply) {
+  if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION) return;
+  if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    suspect_recent_replies(static_cast<amqp_connection_close_t*>(reply.reply.decoded)->reply_code);
+  } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    suspect_recent_replies(static_cast<amqp_channel_close_t*>(reply.reply.decoded)->reply_code);
+  }
+}
+
+void Worker::keep_unsent_reply(std::uint64_t key, std::string body) {
+  if (key == 0) return;
+  if (unsent_replies_.size() >= kUnsentReplies) {
+    unsent_replies_.erase(unsent_order_.front());
+    unsent_order_.pop_front();
+  }
+  if (unsent_replies_.insert_or_assign(key, std::move(body)).second) unsent_order_.push_back(key);
 }
 
 void Worker::report(char status) {
@@ -304,6 +452,15 @@ void Worker::forget_pending() {
 
 bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id,
                            std::string_view body) {
+  const std::uint64_t address = std::hash<std::string>{}(reply_to);
+  if (!dead_addresses_.empty() && dead_addresses_.count(address) != 0) {
+    SBUS_LOG(kDebug) << "reply to dead address " << reply_to << " dropped";
+    return true;
+  }
+  if (!suspect_addresses_.empty() && suspect_addresses_.count(address) != 0) {
+    publish_quarantined(reply_to, correlation_id, body, address);
+    return true;
+  }
   amqp_basic_properties_t props{};
   if (!correlation_id.empty()) {
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
@@ -316,6 +473,7 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
     connection_ok_ = false;
     return false;
   }
+  recent_replies_[recent_next_++ % kRecentReplies] = {Clock::now(), address};
   return true;
 }
 
@@ -403,6 +561,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     return;
   }
   const std::string name = job.event.category + "." + job.event.service;
+  SBUS_LOG(kDebug) << "event " << job.event.id << ": " << name << (delivery.redelivered ? " (redelivered)" : "")
+                   << " reply_to " << delivery.reply_to;
   auto found = by_name_.find(name);
   const bool kind_matches =
       found != by_name_.end() &&
@@ -430,6 +590,15 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   if (is_call) {
     job.key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, job.event.id);
+    // A call that finished while the connection was down: its reply now.
+    if (auto unsent = unsent_replies_.find(job.key); delivery.redelivered && unsent != unsent_replies_.end()) {
+      SBUS_LOG(kInfo) << "event " << job.event.id << ": redelivered after a lost connection; sending the reply kept for it";
+      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second)) {
+        settle(delivery.delivery_tag, true);
+      }
+      unsent_replies_.erase(unsent);
+      return;
+    }
     // Messages run again after a crash (at least once); calls do not.
     if (delivery.redelivered && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
@@ -472,8 +641,14 @@ bool Worker::flush_completions() {
       backlog.pop_front();
     }
     if (outcome.generation != generation_ || !connection_ok_) {
-      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
-                      << " finished after its connection was lost; its reply is dropped";
+      if (!outcome.reply_to.empty() && !outcome.dead_letter && !outcome.leave) {
+        SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+                        << " finished after its connection was lost; its reply is kept for the redelivery";
+        keep_unsent_reply(outcome.key, std::move(outcome.body));
+      } else {
+        SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+                        << " finished after its connection was lost; the broker delivers it again";
+      }
       continue;
     }
     if (outcome.leave) continue;
@@ -513,12 +688,14 @@ bool Worker::handle_frame() {
       auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
       SBUS_LOG(kWarn) << "broker closed the channel: " << bytes_to_string(m->reply_text) << " ("
                       << m->reply_code << ")";
+      suspect_recent_replies(m->reply_code);
       return false;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
       SBUS_LOG(kWarn) << "broker closed the connection: " << bytes_to_string(m->reply_text) << " ("
                       << m->reply_code << ")";
+      suspect_recent_replies(m->reply_code);
       amqp_connection_close_ok_t ok{};
       amqp_send_method(connection_.get(), 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
       return false;
@@ -564,6 +741,7 @@ bool Worker::read_one() {
     if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) return handle_frame();
   }
   SBUS_LOG(kWarn) << "connection to " << uri_.redacted() << " lost: " << describe_reply(ret);
+  suspect_recent_replies(ret);
   return false;
 }
 
@@ -586,6 +764,7 @@ bool Worker::probe() {
   }
   SBUS_LOG(kWarn) << "ping: no answer from " << uri_.redacted() << " within " << config_.ping_timeout_ms
                   << " ms (" << describe_reply(reply) << "); reconnecting";
+  suspect_recent_replies(reply);
   connection_ok_ = false;
   return false;
 }
@@ -699,29 +878,40 @@ int Worker::run() {
     return kWorkerExitFatal;
   }
 
+  // Exponential back-off with jitter between failed connects, and after a
+  // connection that did not stay up long: a broker that accepts and drops
+  // at once is not hammered.
   milliseconds backoff = kReconnectFirst;
+  bool connect_now = true;
   std::mt19937 random(static_cast<unsigned>(getpid()));
   while (!check_signal()) {
-    if (!connect()) {
+    if (!connect_now) {
       std::uniform_int_distribution<long> jitter(0, backoff.count() / 4);
-      milliseconds wait = backoff + milliseconds(jitter(random));
+      const milliseconds wait = backoff + milliseconds(jitter(random));
       SBUS_LOG(kInfo) << "reconnecting to " << uri_.redacted() << " in " << wait.count() << " ms";
-      if (!sleep_unless_signalled(wait)) break;
+      if (!wait_to_reconnect(wait)) break;
       backoff = std::min(backoff * 2, kReconnectCap);
-      continue;
     }
-    backoff = kReconnectFirst;
+    connect_now = false;
+    if (!connect()) continue;
+    const auto connected_at = Clock::now();
     ServeEnd end = serve();
     if (end == ServeEnd::kStopped) break;
     // Lost: jobs not started will be redelivered; running ones finish and
-    // their replies are dropped (flush_completions).
+    // their replies are kept for their redelivery (flush_completions).
     connection_ok_ = false;
     report(kStatusDisconnected);
     forget_pending();
     connection_.abandon();
+    quarantine_.abandon();
+    if (Clock::now() - connected_at >= kHealthyAfter) {
+      backoff = kReconnectFirst;
+      connect_now = true;
+    }
   }
 
   connection_.close();
+  quarantine_.close();
   stop_services();
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <iterator>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <unordered_set>
 #include <chrono>
@@ -24,6 +26,9 @@ using Clock = std::chrono::steady_clock;
 // RabbitMQ's direct reply-to: replies come to the publishing channel without
 // a queue of our own.
 constexpr const char* kDirectReplyTo = "amq.rabbitmq.reply-to";
+// How long a broker may take to confirm a call (with retry) before the
+// call is tried on the next broker.
+constexpr std::chrono::milliseconds kCallConfirmWait{1000};
 
 struct Address {
   std::string node;
@@ -60,6 +65,12 @@ struct Sender::Impl {
   std::size_t broker = 0;  // index of the connected (or next) broker
   std::string connected;
   bool consuming_replies = false;
+  // With retry: calls are published in confirm mode on the reply channel
+  // (direct reply-to needs the call published on the consuming channel).
+  bool confirming_calls = false;
+  std::uint64_t calls_published = 0;
+  std::set<std::uint64_t> calls_unconfirmed;  // delivery tags
+  std::set<std::uint64_t> calls_nacked;
   bool confirming = false;
   std::uint64_t published_on_confirm_channel = 0;
   std::uint64_t next_id = 0;
@@ -127,6 +138,10 @@ struct Sender::Impl {
       connected = uri.redacted();
       broker = index;
       consuming_replies = false;
+      confirming_calls = false;
+      calls_published = 0;
+      calls_unconfirmed.clear();
+      calls_nacked.clear();
       confirming = false;
       published_on_confirm_channel = 0;
       return true;
@@ -186,6 +201,21 @@ struct Sender::Impl {
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(connection.get());
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("consume replies on " + connected + ": " + describe_reply(reply));
     consuming_replies = true;
+    if (options.retry > 0) {
+      amqp_confirm_select(connection.get(), kChannel);
+      reply = amqp_get_rpc_reply(connection.get());
+      if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("confirm.select on " + connected + ": " + describe_reply(reply));
+      confirming_calls = true;
+    }
+  }
+
+  // A basic.ack or basic.nack of calls published in confirm mode.
+  void settle_calls(std::uint64_t tag, bool multiple, bool nacked) {
+    auto first = multiple ? calls_unconfirmed.begin() : calls_unconfirmed.find(tag);
+    auto last = multiple ? calls_unconfirmed.upper_bound(tag)
+                         : (first == calls_unconfirmed.end() ? first : std::next(first));
+    if (nacked) calls_nacked.insert(first, last);
+    calls_unconfirmed.erase(first, last);
   }
 
   void publish_call(const std::string& node, std::string_view body, const std::string& correlation_id) {
@@ -196,6 +226,7 @@ struct Sender::Impl {
     int status = amqp_basic_publish(connection.get(), kChannel, to_bytes(options.exchange), to_bytes(node),
                                     0, 0, &props, to_bytes(body));
     if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
+    if (confirming_calls) calls_unconfirmed.insert(++calls_published);
   }
 
   // Publishes a persistent, mandatory message and waits for the broker's
@@ -294,6 +325,16 @@ struct Sender::Impl {
         if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
           amqp_frame_t frame;
           if (amqp_simple_wait_frame(connection.get(), &frame) != AMQP_STATUS_OK) lost("connection to " + connected + " lost");
+          if (frame.frame_type == AMQP_FRAME_METHOD && frame.channel == kChannel &&
+              frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+            const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+            settle_calls(ack->delivery_tag, ack->multiple != 0, false);
+          }
+          if (frame.frame_type == AMQP_FRAME_METHOD && frame.channel == kChannel &&
+              frame.payload.method.id == AMQP_BASIC_NACK_METHOD) {
+            const auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+            settle_calls(nack->delivery_tag, nack->multiple != 0, true);
+          }
           if (frame.frame_type == AMQP_FRAME_METHOD &&
               (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
                frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
@@ -373,7 +414,21 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       event.token = impl_->sign(event);
       impl_->publish_call(target.node, encode_event(event), event.id);
       std::string body;
-      if (!impl_->wait_reply(event.id, deadline, &body)) {
+      bool replied = false;
+      if (impl_->confirming_calls) {
+        // The broker must take the call within a second, or it is tried
+        // on the next broker.
+        const std::uint64_t tag = impl_->calls_published;
+        replied = impl_->wait_reply(event.id, std::min(deadline, Clock::now() + kCallConfirmWait), &body);
+        if (!replied && impl_->calls_nacked.erase(tag) > 0) {
+          impl_->lost("broker " + impl_->connected + " refused the call (nack)");
+        }
+        if (!replied && impl_->calls_unconfirmed.count(tag) > 0 && Clock::now() < deadline) {
+          impl_->lost("broker " + impl_->connected + " did not confirm the call within " +
+                      std::to_string(kCallConfirmWait.count()) + " ms");
+        }
+      }
+      if (!replied && !impl_->wait_reply(event.id, deadline, &body)) {
         throw SenderError(SenderError::Kind::kTimeout,
                           "no reply from " + std::string(address) + " within " +
                               std::to_string(timeout.count()) + " ms (via " + impl_->connected + ")");
@@ -474,13 +529,27 @@ std::vector<DeadLetter> Sender::list_errors(std::string_view node, std::string_v
 
 std::size_t Sender::requeue_errors(std::string_view node, std::string_view error_queue) {
   const std::string queue = error_queue.empty() ? std::string(node) + ".error" : std::string(error_queue);
+  if (impl_->options.secret.empty()) {
+    // Requeued messages are signed again; signed with no secret, every one
+    // would fail its token check and be lost.
+    throw SenderError(SenderError::Kind::kAddress, "requeue needs the secret to sign the messages again");
+  }
   impl_->connect();
   impl_->open_error_channel();
+  // Only what is there now: a message that fails again at once comes back
+  // behind us and must not be moved round and round.
+  amqp_queue_declare_ok_t* declared = amqp_queue_declare(impl_->connection.get(), Impl::kErrorChannel,
+                                                          to_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(impl_->connection.get());
+  if (reply.reply_type != AMQP_RESPONSE_NORMAL || declared == nullptr) {
+    impl_->lost("queue " + queue + " on " + impl_->connected + ": " + describe_reply(reply));
+  }
+  const std::uint32_t waiting = declared->message_count;
   std::size_t moved = 0;
   DeadLetter letter;
   std::uint64_t tag = 0;
   try {
-    while (impl_->get(queue, &letter, &tag)) {
+    while (moved < waiting && impl_->get(queue, &letter, &tag)) {
       // Signed again: the original token may be days old by now.
       Event event;
       DecodeFailure failure;

@@ -42,7 +42,10 @@ struct SenderOptions {
   bool tls_verify = true;
   // A call whose connection fails (lost, publish refused) is tried again on
   // the next broker this many times. RPCs are not assumed idempotent, so
-  // the default is 0: the caller decides.
+  // the default is 0: the caller decides. With retry, calls are published
+  // with publisher confirms, and a call the broker has not confirmed within
+  // a second counts as a failed publish: a clustered broker can drop a
+  // publish to a quorum queue whose leader just died.
   int retry = 0;
   // py-servicebus's "smart route": before the first call to a node, PING it
   // through each broker in turn and use the first broker where it answers.
@@ -128,9 +131,11 @@ class SBUS_EXPORT Sender {
 
   // The messages in `node`'s error queue (default NODE.error), left there.
   std::vector<DeadLetter> list_errors(std::string_view node, std::string_view error_queue = {});
-  // Moves every message of the error queue back to `node` (confirmed, one
-  // by one: a message leaves the error queue only once the broker has it
-  // back); returns how many.
+  // Moves the messages that are in the error queue now back to `node`,
+  // signed again with the secret (throws kAddress without one); confirmed,
+  // one by one: a message leaves the error queue only once the broker has
+  // it back. A message that fails again meanwhile is not moved twice.
+  // Returns how many were moved.
   std::size_t requeue_errors(std::string_view node, std::string_view error_queue = {});
 
   // The broker URI (password hidden) the sender is connected to, or "".
