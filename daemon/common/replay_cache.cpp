@@ -2,7 +2,7 @@
 
 #include <sys/mman.h>
 
-#include <new>
+#include <atomic>
 
 namespace sbus {
 
@@ -10,7 +10,9 @@ ReplayCache* ReplayCache::create(bool shared) {
   const int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
   void* memory = mmap(nullptr, sizeof(ReplayCache), PROT_READ | PROT_WRITE, flags, -1, 0);
   if (memory == MAP_FAILED) return nullptr;
-  return new (memory) ReplayCache;  // zeroed: every slot free
+  // An implicit-lifetime type on zero-filled pages: every slot free, and
+  // no page touched until a nonce lands on it.
+  return static_cast<ReplayCache*>(memory);
 }
 
 ReplayCache::Result ReplayCache::remember(std::string_view nonce, std::int64_t expires, std::int64_t now) {
@@ -23,13 +25,15 @@ ReplayCache::Result ReplayCache::remember(std::string_view nonce, std::int64_t e
   const std::size_t start = static_cast<std::size_t>(hash % kSlots);
   for (std::size_t i = 0; i < kProbe; ++i) {
     Slot& slot = slots_[(start + i) % kSlots];
-    std::uint64_t current = slot.hash.load(std::memory_order_acquire);
-    if (current == hash && slot.expires.load(std::memory_order_acquire) >= now) return Result::kReplayed;
-    if (current == 0 || slot.expires.load(std::memory_order_acquire) < now) {
+    std::atomic_ref<std::uint64_t> slot_hash(slot.hash);
+    std::atomic_ref<std::int64_t> slot_expires(slot.expires);
+    std::uint64_t current = slot_hash.load(std::memory_order_acquire);
+    if (current == hash && slot_expires.load(std::memory_order_acquire) >= now) return Result::kReplayed;
+    if (current == 0 || slot_expires.load(std::memory_order_acquire) < now) {
       // Free or expired: claim it. Losing the race means another process
       // took it: look further.
-      if (slot.hash.compare_exchange_strong(current, hash, std::memory_order_acq_rel)) {
-        slot.expires.store(expires, std::memory_order_release);
+      if (slot_hash.compare_exchange_strong(current, hash, std::memory_order_acq_rel)) {
+        slot_expires.store(expires, std::memory_order_release);
         return Result::kFresh;
       }
       if (current == hash) return Result::kReplayed;

@@ -32,9 +32,12 @@ class ReplayCache {
   Result remember(std::string_view nonce, std::int64_t expires, std::int64_t now);
 
  private:
+  // Plain integers, accessed through std::atomic_ref: constructing
+  // std::atomic members would write all 4 MiB at start, making every page
+  // resident in the supervisor and each worker.
   struct Slot {
-    std::atomic<std::uint64_t> hash;
-    std::atomic<std::int64_t> expires;
+    std::uint64_t hash;
+    std::int64_t expires;
   };
   Slot slots_[kSlots];
 };

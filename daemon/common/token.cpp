@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -32,13 +33,15 @@ std::string local_date(std::chrono::system_clock::time_point when, int day_offse
   std::time_t t = std::chrono::system_clock::to_time_t(when);
   std::tm local{};
   localtime_r(&t, &local);
-  // Normalising through mktime moves across month and year ends and DST.
-  local.tm_mday += day_offset;
-  local.tm_hour = 12;
-  local.tm_isdst = -1;
-  std::mktime(&local);
+  // Calendar arithmetic, not mktime: mktime reads the time zone file on
+  // every call, and a date moves across month and year ends the same way
+  // in every zone.
+  using namespace std::chrono;
+  const year_month_day date{sys_days{year{local.tm_year + 1900} / (local.tm_mon + 1) / local.tm_mday} +
+                            days{day_offset}};
   char buffer[16];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d", &local);
+  std::snprintf(buffer, sizeof(buffer), "%04d-%02u-%02u", static_cast<int>(date.year()),
+                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()));
   return buffer;
 }
 
@@ -48,6 +51,31 @@ bool compat_token_valid(std::string_view secret, std::string_view token,
   for (int offset = -1; offset <= 1; ++offset) {
     std::string expected = compat_token(secret, local_date(now, offset));
     // No early exit: the time taken does not depend on which day matched.
+    if (token.size() == expected.size() &&
+        CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
+      valid = true;
+    }
+  }
+  return valid;
+}
+
+CompatTokens::CompatTokens(std::string secret) : secret_(std::move(secret)) {}
+
+void CompatTokens::refresh(std::chrono::system_clock::time_point now) {
+  if (now < next_refresh_) return;
+  for (int offset = -1; offset <= 1; ++offset) tokens_[offset + 1] = compat_token(secret_, local_date(now, offset));
+  next_refresh_ = now + kRefresh;
+}
+
+const std::string& CompatTokens::today(std::chrono::system_clock::time_point now) {
+  refresh(now);
+  return tokens_[1];
+}
+
+bool CompatTokens::valid(std::string_view token, std::chrono::system_clock::time_point now) {
+  refresh(now);
+  bool valid = false;
+  for (const std::string& expected : tokens_) {
     if (token.size() == expected.size() &&
         CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
       valid = true;

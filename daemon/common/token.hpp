@@ -3,6 +3,7 @@
 // tokens of yesterday, today and tomorrow by its own local date.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -19,6 +20,24 @@ std::string local_date(std::chrono::system_clock::time_point when, int day_offse
 // around `now`.
 bool compat_token_valid(std::string_view secret, std::string_view token,
                         std::chrono::system_clock::time_point now);
+
+// compat_token_valid and the sender's token without three SHA-1s per call:
+// the tokens of the three days around now, worked out again once a minute
+// (so a new day is seen within a minute of midnight). One per thread.
+class CompatTokens {
+ public:
+  explicit CompatTokens(std::string secret);
+  bool valid(std::string_view token, std::chrono::system_clock::time_point now);
+  const std::string& today(std::chrono::system_clock::time_point now);
+
+ private:
+  static constexpr std::chrono::seconds kRefresh{60};
+  void refresh(std::chrono::system_clock::time_point now);
+
+  std::string secret_;
+  std::array<std::string, 3> tokens_;  // yesterday, today, tomorrow
+  std::chrono::system_clock::time_point next_refresh_{};
+};
 
 }  // namespace sbus
 

@@ -1,5 +1,6 @@
-// Tells systemd (Type=notify) what the supervisor is doing, through
-// libsystemd's sd_notify. Without NOTIFY_SOCKET every call does nothing.
+// Tells systemd (Type=notify) what the supervisor is doing, with the
+// sd_notify datagram protocol. Without NOTIFY_SOCKET every call does
+// nothing.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,7 @@ class SystemdNotifier {
  private:
   void send(const std::string& state);
 
+  std::string socket_path_;  // from NOTIFY_SOCKET; empty: not under systemd
   std::chrono::microseconds watchdog_interval_{0};
   std::string last_status_;
 };

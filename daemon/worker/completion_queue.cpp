@@ -14,25 +14,27 @@ CompletionQueue::CompletionQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))
 
 CompletionQueue::~CompletionQueue() { ::close(fd_); }
 
+// The eventfd is written and read under the lock, together with `woken_`:
+// so take() reads it exactly when push() wrote it, and a loop that calls
+// take() on every turn makes no read that finds nothing.
 void CompletionQueue::push(Outcome outcome) {
-  bool was_empty;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    was_empty = items_.empty();
-    items_.push_back(std::move(outcome));
-  }
-  if (was_empty) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  items_.push_back(std::move(outcome));
+  if (!woken_) {
+    woken_ = true;
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof(one));
   }
 }
 
 void CompletionQueue::take(std::vector<Outcome>* out) {
+  out->clear();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!woken_) return;
+  woken_ = false;
   std::uint64_t count;
   [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof(count));
-  std::lock_guard<std::mutex> lock(mutex_);
   out->swap(items_);
-  items_.clear();
 }
 
 }  // namespace sbus

@@ -27,6 +27,7 @@ class CompletionQueue {
   int fd_;
   std::mutex mutex_;
   std::vector<Outcome> items_;
+  bool woken_ = false;  // the eventfd was written and not read yet
 };
 
 }  // namespace sbus

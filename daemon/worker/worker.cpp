@@ -1,5 +1,6 @@
 #include "worker/worker.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -147,6 +148,7 @@ class Worker {
         uri_(config.broker_uris[broker_index]),
         status_fd_(status_fd),
         journal_(shared.journal),
+        compat_tokens_(config.secret),
         replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {}
 
   int run();
@@ -194,6 +196,7 @@ class Worker {
   std::string consumer_tag_;
   int status_fd_;
   CrashJournal* journal_;
+  CompatTokens compat_tokens_;
   ReplayCache* replay_;
 
   int signal_fd_ = -1;
@@ -777,7 +780,7 @@ bool Worker::check_token(const Event& event, const char** code, std::string* mes
   };
   const auto now = std::chrono::system_clock::now();
   if (event.token.rfind(kHmacPrefix, 0) != 0) {
-    if (accepts("compat") && compat_token_valid(config_.secret, event.token, now)) return true;
+    if (accepts("compat") && compat_tokens_.valid(event.token, now)) return true;
     *code = errc::kInvalidToken;
     *message = accepts("compat") ? "Token not valid!" : "Token not valid! (this agent accepts only hmac-sha256 tokens)";
     return false;
@@ -921,6 +924,12 @@ int Worker::run() {
 }  // namespace
 
 int run_worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared) {
+  // Each call's params take a 64 KiB block (RapidJSON's first pool chunk)
+  // on this thread and free it on a service thread; with glibc's sliding
+  // thresholds the heap top then grows and is trimmed again on every call.
+  // Fixed thresholds keep such blocks in the heap, and the heap as it is.
+  mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
   Worker worker(config, broker_index, status_fd, shared);
   return worker.run();
 }

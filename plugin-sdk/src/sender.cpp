@@ -379,12 +379,14 @@ struct Sender::Impl {
     return wait_reply(correlation_id, deadline, &body) && body == kPongBody;
   }
 
-  std::string sign(const Event& event) const {
+  std::string sign(const Event& event) {
     if (options.token == "hmac-sha256") {
       return make_hmac_token(options.secret, event.id, event.category, event.service, event.params);
     }
-    return compat_token(options.secret, local_date(std::chrono::system_clock::now()));
+    if (!compat_tokens) compat_tokens.emplace(options.secret);
+    return compat_tokens->today(std::chrono::system_clock::now());
   }
+  std::optional<CompatTokens> compat_tokens;
 
   std::string next_event_id() { return prefix + std::to_string(++next_id); }
 };

@@ -102,6 +102,26 @@ TEST_CASE("compat_token_valid accepts the tokens of yesterday, today and tomorro
   }
 }
 
+TEST_CASE("CompatTokens accepts the same three days and moves on to the next day within a minute", "[token]") {
+  ScopedTimeZone tz("UTC");
+  using std::chrono::November;
+  sbus::CompatTokens tokens(kSecret);
+  const auto noon = utc(2026y / November / 23);
+  CHECK(tokens.today(noon) == kToken23);
+  CHECK(tokens.valid(kToken22, noon));
+  CHECK(tokens.valid(kToken23, noon));
+  CHECK(tokens.valid(kToken24, noon));
+  CHECK_FALSE(tokens.valid(sbus::compat_token(kSecret, "2026-11-25"), noon));
+  CHECK_FALSE(tokens.valid(std::string(kToken23).substr(0, 39), noon));
+
+  // Worked out again at most a minute after the date changed.
+  const auto next_day = utc(2026y / November / 24, hours(0), minutes(1)) + seconds(30);
+  CHECK(tokens.today(utc(2026y / November / 23, hours(23), minutes(59)) + seconds(59)) == kToken23);
+  CHECK(tokens.today(next_day) == kToken24);
+  CHECK_FALSE(tokens.valid(kToken22, next_day));
+  CHECK(tokens.valid(sbus::compat_token(kSecret, "2026-11-25"), next_day));
+}
+
 TEST_CASE("compat_token_valid judges by the receiver's local date", "[token]") {
   using std::chrono::November;
   // 2026-11-25 20:00 UTC is already 2026-11-26 in a zone nine hours east.

@@ -1,0 +1,20 @@
+// CPU time and resident memory of other processes, read from /proc.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace bench {
+
+// utime + stime of `pid` (all its threads, living and ended), in seconds;
+// 0 when it is gone.
+double cpu_seconds(pid_t pid);
+// VmRSS of `pid` in KiB; 0 when it is gone.
+long rss_kib(pid_t pid);
+// The living children of `pid`.
+std::vector<pid_t> children_of(pid_t pid);
+// cpu_seconds of `pid` and of its children.
+double tree_cpu_seconds(pid_t pid);
+
+}  // namespace bench
