@@ -188,6 +188,21 @@ void refuse_doctype(void* user_data, const xmlChar*, const xmlChar*, const xmlCh
   xmlStopParser(ctxt);
 }
 
+// This thread's parser context, reused from one message to the next (a new
+// context and dictionary per message were most of the cost of a parse).
+// Its dictionary keeps the names it has seen: one that grew past
+// kMaxDictNames (hostile documents with ever new names) is replaced.
+constexpr std::size_t kMaxDictNames = 4096;
+
+xmlParserCtxt* thread_parser() {
+  thread_local CtxtPtr ctxt;
+  if (ctxt && ctxt->dict != nullptr && static_cast<std::size_t>(xmlDictSize(ctxt->dict)) > kMaxDictNames) {
+    ctxt.reset();
+  }
+  if (!ctxt) ctxt.reset(xmlNewParserCtxt());
+  return ctxt.get();
+}
+
 // Parses `body` into a document whose root is `root_name`.
 DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failure) {
   if (body.size() > static_cast<std::size_t>(INT32_MAX)) {
@@ -195,8 +210,8 @@ DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failur
     return nullptr;
   }
   if (!check_markup(body, failure)) return nullptr;
-  CtxtPtr ctxt(xmlNewParserCtxt());
-  if (!ctxt) {
+  xmlParserCtxt* ctxt = thread_parser();
+  if (ctxt == nullptr) {
     *failure = {errc::kMalformedXml, "out of memory"};
     return nullptr;
   }
@@ -204,8 +219,9 @@ DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failur
   ctxt->_private = &guard;
   ctxt->sax->serror = stop_on_error;
   ctxt->sax->internalSubset = refuse_doctype;
-  DocPtr doc(xmlCtxtReadMemory(ctxt.get(), body.data(), static_cast<int>(body.size()),
-                               nullptr, nullptr, kParseOptions));
+  DocPtr doc(xmlCtxtReadMemory(ctxt, body.data(), static_cast<int>(body.size()), nullptr, nullptr,
+                               kParseOptions));
+  ctxt->_private = nullptr;
   if (!guard.refused.empty() || !guard.error.empty()) {
     // A stopped parse may still hand back a partial tree.
     *failure = {errc::kMalformedXml, !guard.refused.empty() ? guard.refused : guard.error};
