@@ -178,6 +178,9 @@ class Worker {
   void answer_error(const Delivery& delivery, const std::string& id, const char* code,
                     const std::string& message);
   void settle(std::uint64_t tag, bool ack);
+  void track_delivery(std::uint64_t tag, bool handled);
+  void mark_left(std::uint64_t tag);
+  void flush_acks();
   bool publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
                            int attempts, const std::vector<std::pair<std::string, std::string>>& headers);
   bool sleep_unless_signalled(milliseconds duration);
@@ -210,6 +213,18 @@ class Worker {
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+  // Deliveries of this connection not acked yet, in delivery-tag order.
+  // Acks are sent once per loop turn: one basic.ack with `multiple` for
+  // the settled run at the front (less work for the broker, which is the
+  // bottleneck under load), single acks for settled deliveries behind one
+  // still running, so that a slow call never holds back the others' acks.
+  enum class AckState { kOpen, kAcked, kRejected, kLeft };
+  struct Unsettled {
+    std::uint64_t tag;
+    AckState state;
+  };
+  std::deque<Unsettled> unsettled_;
+  Unsettled* find_unsettled(std::uint64_t tag);
   std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
   struct SentReply {
@@ -290,6 +305,7 @@ bool Worker::connect() {
 
     connection_ = std::move(connection);
     connection_ok_ = true;
+    unsettled_.clear();
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
@@ -512,11 +528,57 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   return true;
 }
 
+// Every delivery is tracked as it arrives, also one left unhandled while
+// stopping (kLeft): a multiple ack must never cover it.
+void Worker::track_delivery(std::uint64_t tag, bool handled) {
+  unsettled_.push_back({tag, handled ? AckState::kOpen : AckState::kLeft});
+}
+
+// The entry of `tag` (they are in tag order), or nullptr.
+Worker::Unsettled* Worker::find_unsettled(std::uint64_t tag) {
+  auto it = std::lower_bound(unsettled_.begin(), unsettled_.end(), tag,
+                             [](const Unsettled& entry, std::uint64_t t) { return entry.tag < t; });
+  return it != unsettled_.end() && it->tag == tag ? &*it : nullptr;
+}
+
+void Worker::mark_left(std::uint64_t tag) {
+  if (Unsettled* entry = find_unsettled(tag)) entry->state = AckState::kLeft;
+}
+
 void Worker::settle(std::uint64_t tag, bool ack) {
-  int status = ack ? amqp_basic_ack(connection_.get(), kChannel, tag, 0)
-                   : amqp_basic_reject(connection_.get(), kChannel, tag, 0);
+  Unsettled* it = find_unsettled(tag);
+  if (it == nullptr) return;
+  if (ack) {
+    it->state = AckState::kAcked;
+    return;
+  }
+  it->state = AckState::kRejected;
+  int status = amqp_basic_reject(connection_.get(), kChannel, tag, 0);
   if (status != AMQP_STATUS_OK) {
-    SBUS_LOG(kWarn) << "ack of delivery " << tag << " failed: " << amqp_error_string2(status);
+    SBUS_LOG(kWarn) << "reject of delivery " << tag << " failed: " << amqp_error_string2(status);
+    connection_ok_ = false;
+  }
+}
+
+void Worker::flush_acks() {
+  if (!connection_ok_) return;
+  std::uint64_t upto = 0;
+  while (!unsettled_.empty() && (unsettled_.front().state == AckState::kAcked ||
+                                 unsettled_.front().state == AckState::kRejected)) {
+    if (unsettled_.front().state == AckState::kAcked) upto = unsettled_.front().tag;
+    unsettled_.pop_front();
+  }
+  int status = upto != 0 ? amqp_basic_ack(connection_.get(), kChannel, upto, 1) : AMQP_STATUS_OK;
+  for (auto it = unsettled_.begin(); it != unsettled_.end() && status == AMQP_STATUS_OK;) {
+    if (it->state == AckState::kAcked) {
+      status = amqp_basic_ack(connection_.get(), kChannel, it->tag, 0);
+      it = unsettled_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (status != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "ack failed: " << amqp_error_string2(status);
     connection_ok_ = false;
   }
 }
@@ -654,7 +716,11 @@ bool Worker::flush_completions() {
       }
       continue;
     }
-    if (outcome.leave) continue;
+    if (outcome.leave) {
+      // Left unacked on purpose: the broker gives it to the next consumer.
+      mark_left(outcome.delivery_tag);
+      continue;
+    }
     if (outcome.dead_letter) {
       SBUS_LOG(kError) << outcome.service << ": message failed " << outcome.attempts << " times ("
                        << outcome.error << "); moved to " << config_.error_queue;
@@ -719,6 +785,7 @@ bool Worker::read_one() {
   amqp_maybe_release_buffers(connection_.get());
   amqp_rpc_reply_t ret = amqp_consume_message(connection_.get(), &envelope, &zero, 0);
   if (ret.reply_type == AMQP_RESPONSE_NORMAL) {
+    track_delivery(envelope.delivery_tag, !stopping_);
     if (!stopping_) {
       Delivery delivery;
       delivery.delivery_tag = envelope.delivery_tag;
@@ -831,6 +898,8 @@ Worker::ServeEnd Worker::serve() {
   amqp_connection_state_t c = connection_.get();
   for (;;) {
     if (!flush_completions()) return ServeEnd::kConnectionLost;
+    flush_acks();
+    if (!connection_ok_) return ServeEnd::kConnectionLost;
     if (stopping_ && (outstanding_ == 0 || Clock::now() >= drain_deadline_)) {
       if (outstanding_ > 0) {
         SBUS_LOG(kWarn) << "drain timeout: " << outstanding_ << " calls still running are abandoned";
