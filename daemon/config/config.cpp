@@ -19,7 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "export", "options"};
+constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "export", "idempotent", "options"};
 constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange",  "secret",
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
@@ -178,6 +178,12 @@ void load_services(const YAML::Node& list, const std::string& base_dir, Config* 
     if (entry["export"] && !checker->scalar(entry["export"], at + ".export", &service.export_name)) {
       ok = false;
     }
+    if (const YAML::Node idempotent = entry["idempotent"]) {
+      if (!idempotent.IsScalar() || !YAML::convert<bool>::decode(idempotent, service.idempotent)) {
+        checker->problem(idempotent, at + ".idempotent", "must be true or false");
+        ok = false;
+      }
+    }
     if (const YAML::Node options = entry["options"]) {
       if (!options.IsMap()) {
         checker->problem(options, at + ".options", "must be a map of names to values");
@@ -229,7 +235,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
   // The line of an entry is where it was written, not what it does.
   auto same_service = [](const ServiceConfig& x, const ServiceConfig& y) {
     return x.name == y.name && x.plugin_path == y.plugin_path && x.export_name == y.export_name &&
-           x.kind == y.kind && x.queue_len == y.queue_len && x.options == y.options;
+           x.kind == y.kind && x.queue_len == y.queue_len && x.idempotent == y.idempotent &&
+           x.options == y.options;
   };
   if (a.services.size() != b.services.size() ||
       !std::equal(a.services.begin(), a.services.end(), b.services.begin(), same_service)) {

@@ -26,6 +26,9 @@ struct ServiceConfig {
   std::string export_name;  // the service's name inside the plugin
   ServiceKind kind = ServiceKind::kRpc;
   std::size_t queue_len = 100;
+  // RPC only: a call whose worker died running it is run again (up to
+  // max_retries times) instead of being answered `interrupted`.
+  bool idempotent = false;
   std::map<std::string, std::string> options;
   int line = 0;  // 1-based line of the entry, for messages
 };

@@ -664,8 +664,11 @@ void Worker::handle_delivery(const Delivery& delivery) {
       unsent_replies_.erase(unsent);
       return;
     }
-    // Messages run again after a crash (at least once); calls do not.
-    if (delivery.redelivered && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
+    // Messages run again after a crash (at least once); calls do not,
+    // unless the service is idempotent (and then at most max_retries times).
+    const bool run_again = runners_[found->second]->config().idempotent &&
+                           (journal_ == nullptr || journal_->interruptions(job.key) <= config_.max_retries);
+    if (delivery.redelivered && !run_again && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
                    "the call to " + name +
                        " was interrupted: the worker running it died or lost its broker connection;"

@@ -119,6 +119,8 @@ struct DaemonConfig {
   std::vector<std::string> brokers;  // empty: {broker_uri()}
   std::vector<std::string> services = {"math.add"};
   int drain_timeout_seconds = 10;
+  std::vector<std::string> idempotent = {};  // services marked idempotent: true
+  std::string extra_yaml = {};               // top-level settings
 };
 
 // An sbusd child process with its config, secret and log in a TempDir.
@@ -148,8 +150,14 @@ class Daemon {
     yaml += "secret_file: " + secret_file_ + "\n";
     yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
     yaml += "drain_timeout: " + std::to_string(config.drain_timeout_seconds) + "\n";
+    yaml += config.extra_yaml;
     yaml += "services:\n";
-    for (const std::string& service : config.services) yaml += service_yaml(service);
+    for (const std::string& service : config.services) {
+      yaml += service_yaml(service);
+      if (std::find(config.idempotent.begin(), config.idempotent.end(), service) != config.idempotent.end()) {
+        yaml += "    idempotent: true\n";
+      }
+    }
     write_raw_config(yaml);
   }
 
@@ -546,6 +554,35 @@ TEST_CASE("A worker killed with SIGKILL is back and serving within a second", "[
   CHECK(sbusd.has_child(restarted));
   CHECK(sbusd.log().find("(pid " + std::to_string(worker) + ") killed by signal 9") != std::string::npos);
   CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("A call to an idempotent service whose worker died is run again, up to max_retries times",
+          "[supervisor][restart][crash]") {
+  Daemon sbusd({.brokers = {},
+                .services = {"math.add", "test.crash"},
+                .drain_timeout_seconds = 10,
+                .idempotent = {"test.crash"},
+                .extra_yaml = "max_retries: 1\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+
+  sbus::Sender sender(sbusd.sender_options());
+  std::optional<sbus::CallResult> crash;
+  std::string transport_error;
+  try {
+    crash = sender.call(sbusd.address("test.crash"), "null", 20s);
+  } catch (const sbus::SenderError& e) {
+    transport_error = e.what();
+  }
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(transport_error == "");
+  REQUIRE(crash);
+  // Run, redelivered and run again (max_retries 1), then answered.
+  CHECK(crash->error_code == "interrupted");
+  CHECK(sbusd.log_count("killed by signal 11") == 2);
+  REQUIRE(wait_until([&] { return sbusd.children().size() == 1; }, 10s));
+  sbus::CallResult sum = sender.call(sbusd.address("math.add"), "[2,3]", 10s);
+  CHECK(sum.message == "5");
 }
 
 TEST_CASE("A plugin that segfaults on a call brings its worker back without touching the other worker",

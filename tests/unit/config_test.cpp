@@ -111,7 +111,8 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
       "    plugin: math\n"
       "    kind: rpc\n"
       "    queue_len: 7\n"
-      "  - name: test.log\n"          // line 18
+      "    idempotent: true\n"
+      "  - name: test.log\n"          // line 19
       "    plugin: /opt/other/test.so\n"
       "    kind: message\n"
       "    export: record\n"
@@ -152,6 +153,7 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
   CHECK(add.export_name == "add");
   CHECK(add.kind == sbus::ServiceKind::kRpc);
   CHECK(add.queue_len == 7);
+  CHECK(add.idempotent);
   CHECK(add.line == 14);
 
   const sbus::ServiceConfig& log = c.services[1];
@@ -160,7 +162,7 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
   CHECK(log.export_name == "record");
   CHECK(log.kind == sbus::ServiceKind::kMessage);
   CHECK(log.options == std::map<std::string, std::string>{{"file", "/tmp/record.log"}, {"mode", "fast"}});
-  CHECK(log.line == 18);
+  CHECK(log.line == 19);
 }
 
 TEST_CASE("a minimal config gets the documented defaults", "[config]") {
@@ -186,6 +188,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   CHECK(c.plugin_dir == "/usr/lib/sbus/plugins");
   REQUIRE(c.services.size() == 1);
   CHECK(c.services[0].queue_len == 100);
+  CHECK_FALSE(c.services[0].idempotent);
   CHECK(c.services[0].kind == sbus::ServiceKind::kRpc);
   CHECK(c.services[0].export_name == "add");
   CHECK(c.services[0].plugin_path == "/usr/lib/sbus/plugins/math.so");
@@ -238,6 +241,11 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
     yaml = kMinimal + "    queue_len: abc\n";
     prefix = "/etc/sbus/sbusd.yaml:8: services[0].queue_len: ";
     what = "must be an integer";
+  }
+  SECTION("idempotent that is not a boolean") {
+    yaml = kMinimal + "    idempotent: sometimes\n";
+    prefix = "/etc/sbus/sbusd.yaml:8: services[0].idempotent: ";
+    what = "must be true or false";
   }
   SECTION("queue_len out of range") {
     yaml = kMinimal + "    queue_len: 0\n";
