@@ -12,13 +12,11 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
 #include <random>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "common/amqp_connection.hpp"
@@ -27,8 +25,10 @@
 #include "common/port_probe.hpp"
 #include "common/token.hpp"
 #include "common/wire_codec.hpp"
+#include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/reply_guard.hpp"
 #include "worker/service_runner.hpp"
 
 namespace sbus {
@@ -48,17 +48,6 @@ constexpr milliseconds kPortWatch{200};
 // Replies of calls that finished after their connection was lost, kept for
 // their redelivery (the broker requeues the unacked call).
 constexpr std::size_t kUnsentReplies = 1024;
-// RabbitMQ 3.x closes the connection with INTERNAL_ERROR (541) when a reply
-// goes to a direct reply-to address whose caller was on a cluster node that
-// is gone; the call, unacked, is redelivered and would do it again, for
-// ever, and the replies of every other caller in flight on the connection
-// are lost with it. So after such a close, the reply addresses used this
-// long before it are suspects: their replies go through a connection of
-// their own (the quarantine), where a 541 costs nothing else and proves the
-// address dead.
-constexpr std::size_t kRecentReplies = 256;
-constexpr milliseconds kSuspectWindow{5000};
-constexpr std::size_t kSuspects = 4096;
 // The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
 // notices missed ones only when called.
 constexpr int kPollMillis = 500;
@@ -178,8 +167,6 @@ class Worker {
   void answer_error(const Delivery& delivery, const std::string& id, const char* code,
                     const std::string& message);
   void settle(std::uint64_t tag, bool ack);
-  void track_delivery(std::uint64_t tag, bool handled);
-  void mark_left(std::uint64_t tag);
   void flush_acks();
   bool publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
                            int attempts, const std::vector<std::pair<std::string, std::string>>& headers);
@@ -213,28 +200,10 @@ class Worker {
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
-  // Deliveries of this connection not acked yet, in delivery-tag order.
-  // Acks are sent once per loop turn: one basic.ack with `multiple` for
-  // the settled run at the front (less work for the broker, which is the
-  // bottleneck under load), single acks for settled deliveries behind one
-  // still running, so that a slow call never holds back the others' acks.
-  enum class AckState { kOpen, kAcked, kRejected, kLeft };
-  struct Unsettled {
-    std::uint64_t tag;
-    AckState state;
-  };
-  std::deque<Unsettled> unsettled_;
-  Unsettled* find_unsettled(std::uint64_t tag);
+  AckTracker acks_;  // the deliveries of this connection not acked yet
   std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
-  struct SentReply {
-    Clock::time_point at;
-    std::uint64_t address = 0;  // hash of reply_to
-  };
-  std::array<SentReply, kRecentReplies> recent_replies_{};  // a ring
-  std::size_t recent_next_ = 0;
-  std::unordered_set<std::uint64_t> suspect_addresses_;
-  std::unordered_set<std::uint64_t> dead_addresses_;
+  ReplyGuard replies_;
   AmqpConnection quarantine_;
 };
 
@@ -305,7 +274,7 @@ bool Worker::connect() {
 
     connection_ = std::move(connection);
     connection_ok_ = true;
-    unsettled_.clear();
+    acks_.clear();
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
@@ -340,22 +309,13 @@ bool Worker::wait_to_reconnect(milliseconds duration) {
   return true;
 }
 
-// After a 541 close: the reply addresses of the last kSuspectWindow are
-// suspected of pointing at a lost node. A redelivered call with one of them
-// is acked without an answer (handle_delivery): its caller is gone, or got
-// its answer before the close.
+// After a 541 close, the addresses replied to just before are suspects
+// (ReplyGuard); their replies go through the quarantine connection.
 void Worker::suspect_recent_replies(int reply_code) {
   if (reply_code != AMQP_INTERNAL_ERROR) return;
-  if (suspect_addresses_.size() >= kSuspects) suspect_addresses_.clear();
-  const auto since = Clock::now() - kSuspectWindow;
-  std::size_t added = 0;
-  for (const SentReply& sent : recent_replies_) {
-    if (sent.address != 0 && sent.at >= since && dead_addresses_.count(sent.address) == 0) {
-      added += suspect_addresses_.insert(sent.address).second;
-    }
-  }
+  const std::size_t added = replies_.delivery_failed(Clock::now());
   SBUS_LOG(kWarn) << "the broker failed to deliver a reply (541): replies to the " << added
-                  << " address(es) used in the last " << kSuspectWindow.count()
+                  << " address(es) used in the last " << ReplyGuard::kWindow.count()
                   << " ms go through a quarantine connection until each is proven alive or dead";
 }
 
@@ -385,14 +345,12 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
     const amqp_rpc_reply_t reply = amqp_get_rpc_reply(quarantine_.get());
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
       SBUS_LOG(kInfo) << "reply address " << reply_to << " is alive: its replies go the usual way again";
-      suspect_addresses_.erase(address);
+      replies_.alive(address);
       return;
     }
     quarantine_.abandon();
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
-      suspect_addresses_.erase(address);
-      if (dead_addresses_.size() >= kSuspects) dead_addresses_.clear();
-      dead_addresses_.insert(address);
+      replies_.dead(address);
       SBUS_LOG(kWarn) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
                       << "); replies to it are dropped";
       return;
@@ -471,14 +429,16 @@ void Worker::forget_pending() {
 
 bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id,
                            std::string_view body) {
-  const std::uint64_t address = std::hash<std::string>{}(reply_to);
-  if (!dead_addresses_.empty() && dead_addresses_.count(address) != 0) {
-    SBUS_LOG(kDebug) << "reply to dead address " << reply_to << " dropped";
-    return true;
-  }
-  if (!suspect_addresses_.empty() && suspect_addresses_.count(address) != 0) {
-    publish_quarantined(reply_to, correlation_id, body, address);
-    return true;
+  const std::uint64_t address = ReplyGuard::address(reply_to);
+  switch (replies_.route(address)) {
+    case ReplyGuard::Route::kDrop:
+      SBUS_LOG(kDebug) << "reply to dead address " << reply_to << " dropped";
+      return true;
+    case ReplyGuard::Route::kQuarantine:
+      publish_quarantined(reply_to, correlation_id, body, address);
+      return true;
+    case ReplyGuard::Route::kDirect:
+      break;
   }
   amqp_basic_properties_t props{};
   if (!correlation_id.empty()) {
@@ -492,7 +452,7 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
     connection_ok_ = false;
     return false;
   }
-  recent_replies_[recent_next_++ % kRecentReplies] = {Clock::now(), address};
+  replies_.sent(address, Clock::now());
   return true;
 }
 
@@ -528,31 +488,12 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   return true;
 }
 
-// Every delivery is tracked as it arrives, also one left unhandled while
-// stopping (kLeft): a multiple ack must never cover it.
-void Worker::track_delivery(std::uint64_t tag, bool handled) {
-  unsettled_.push_back({tag, handled ? AckState::kOpen : AckState::kLeft});
-}
-
-// The entry of `tag` (they are in tag order), or nullptr.
-Worker::Unsettled* Worker::find_unsettled(std::uint64_t tag) {
-  auto it = std::lower_bound(unsettled_.begin(), unsettled_.end(), tag,
-                             [](const Unsettled& entry, std::uint64_t t) { return entry.tag < t; });
-  return it != unsettled_.end() && it->tag == tag ? &*it : nullptr;
-}
-
-void Worker::mark_left(std::uint64_t tag) {
-  if (Unsettled* entry = find_unsettled(tag)) entry->state = AckState::kLeft;
-}
-
 void Worker::settle(std::uint64_t tag, bool ack) {
-  Unsettled* it = find_unsettled(tag);
-  if (it == nullptr) return;
   if (ack) {
-    it->state = AckState::kAcked;
+    acks_.ack(tag);
     return;
   }
-  it->state = AckState::kRejected;
+  if (!acks_.reject(tag)) return;
   int status = amqp_basic_reject(connection_.get(), kChannel, tag, 0);
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "reject of delivery " << tag << " failed: " << amqp_error_string2(status);
@@ -562,24 +503,13 @@ void Worker::settle(std::uint64_t tag, bool ack) {
 
 void Worker::flush_acks() {
   if (!connection_ok_) return;
-  std::uint64_t upto = 0;
-  while (!unsettled_.empty() && (unsettled_.front().state == AckState::kAcked ||
-                                 unsettled_.front().state == AckState::kRejected)) {
-    if (unsettled_.front().state == AckState::kAcked) upto = unsettled_.front().tag;
-    unsettled_.pop_front();
-  }
-  int status = upto != 0 ? amqp_basic_ack(connection_.get(), kChannel, upto, 1) : AMQP_STATUS_OK;
-  for (auto it = unsettled_.begin(); it != unsettled_.end() && status == AMQP_STATUS_OK;) {
-    if (it->state == AckState::kAcked) {
-      status = amqp_basic_ack(connection_.get(), kChannel, it->tag, 0);
-      it = unsettled_.erase(it);
-    } else {
-      ++it;
+  for (const AckTracker::Ack& ack : acks_.take_due()) {
+    int status = amqp_basic_ack(connection_.get(), kChannel, ack.tag, ack.multiple ? 1 : 0);
+    if (status != AMQP_STATUS_OK) {
+      SBUS_LOG(kWarn) << "ack of delivery " << ack.tag << " failed: " << amqp_error_string2(status);
+      connection_ok_ = false;
+      return;
     }
-  }
-  if (status != AMQP_STATUS_OK) {
-    SBUS_LOG(kWarn) << "ack failed: " << amqp_error_string2(status);
-    connection_ok_ = false;
   }
 }
 
@@ -721,7 +651,7 @@ bool Worker::flush_completions() {
     }
     if (outcome.leave) {
       // Left unacked on purpose: the broker gives it to the next consumer.
-      mark_left(outcome.delivery_tag);
+      acks_.leave(outcome.delivery_tag);
       continue;
     }
     if (outcome.dead_letter) {
@@ -788,7 +718,9 @@ bool Worker::read_one() {
   amqp_maybe_release_buffers(connection_.get());
   amqp_rpc_reply_t ret = amqp_consume_message(connection_.get(), &envelope, &zero, 0);
   if (ret.reply_type == AMQP_RESPONSE_NORMAL) {
-    track_delivery(envelope.delivery_tag, !stopping_);
+    // Every delivery, also one left unhandled while stopping, which a
+    // multiple ack must never cover.
+    acks_.track(envelope.delivery_tag, !stopping_);
     if (!stopping_) {
       Delivery delivery;
       delivery.delivery_tag = envelope.delivery_tag;
