@@ -72,7 +72,8 @@ bool compat_token_valid(std::string_view secret, std::string_view token,
 CompatTokens::CompatTokens(std::string secret) : secret_(std::move(secret)) {}
 
 void CompatTokens::refresh(std::chrono::system_clock::time_point now) {
-  if (now < next_refresh_) return;
+  // Also when the clock was set back by more than a refresh period.
+  if (now < next_refresh_ && now >= next_refresh_ - kRefresh) return;
   for (int offset = -1; offset <= 1; ++offset) tokens_[offset + 1] = compat_token(secret_, local_date(now, offset));
   next_refresh_ = now + kRefresh;
 }

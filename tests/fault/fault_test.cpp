@@ -630,15 +630,17 @@ void check_requeue(const Broker& broker) {
     CHECK(round.attempts == 2 * kPoison);
     REQUIRE(round.back);
   }
-  // Without a secret (the CLI accepts that for `errors`): refused, or done
-  // without losing a message.
+  // Without a secret: refused (requeued messages are signed again), and
+  // nothing lost.
   {
     const Round round = requeue({});
     print("errors requeue without secret, max_retries 0", round);
     if (!round.back) {
       std::cout << "sbusd log (last 5 lines):\n" << tail_lines(daemon.log(), 5) << std::endl;
     }
-    // Either way all of them are still somewhere: back in NODE.error.
+    CHECK(round.exit_code == 2);
+    CHECK(round.err.find("secret") != std::string::npos);
+    // All of them are still in NODE.error.
     CHECK(round.back);
   }
 }

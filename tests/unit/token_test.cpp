@@ -120,6 +120,10 @@ TEST_CASE("CompatTokens accepts the same three days and moves on to the next day
   CHECK(tokens.today(next_day) == kToken24);
   CHECK_FALSE(tokens.valid(kToken22, next_day));
   CHECK(tokens.valid(sbus::compat_token(kSecret, "2026-11-25"), next_day));
+
+  // A clock set back a day is followed at once, not a day later.
+  CHECK(tokens.today(noon) == kToken23);
+  CHECK(tokens.valid(kToken22, noon));
 }
 
 TEST_CASE("compat_token_valid judges by the receiver's local date", "[token]") {
