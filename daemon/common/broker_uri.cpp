@@ -1,45 +1,140 @@
 #include "common/broker_uri.hpp"
 
-#include <amqp.h>
-
-#include <vector>
+#include <charconv>
 
 namespace sbus {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX escapes; false on a truncated or non-hex escape.
+bool percent_decode(std::string_view text, std::string* out) {
+  out->clear();
+  out->reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out->push_back(text[i]);
+      continue;
+    }
+    if (i + 2 >= text.size()) return false;
+    const int high = hex_value(text[i + 1]);
+    const int low = hex_value(text[i + 2]);
+    if (high < 0 || low < 0) return false;
+    out->push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::string BrokerUri::redacted() const {
   std::string vhost_part = vhost == "/" ? "%2f" : vhost;
-  return std::string(tls ? "amqps://" : "amqp://") + user + "@" + host + ":" +
-         std::to_string(port) + "/" + vhost_part;
+  std::string host_part = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return std::string(tls ? "amqps://" : "amqp://") + user + "@" + host_part + ":" + std::to_string(port) + "/" +
+         vhost_part;
 }
 
+// amqp[s]://[USER[:PASSWORD]@]HOST[:PORT][/VHOST], as RabbitMQ's URI spec
+// has it: USER, PASSWORD and VHOST may be percent-encoded; HOST is a name,
+// an IPv4 address or an IPv6 address in brackets; what is left out takes
+// RabbitMQ's defaults (guest, guest, localhost, 5672 or 5671, "/").
 bool parse_broker_uri(std::string_view text, BrokerUri* uri, std::string* error) {
-  if (text.rfind("amqp://", 0) != 0 && text.rfind("amqps://", 0) != 0) {
+  BrokerUri parsed;
+  if (text.rfind("amqp://", 0) == 0) {
+    text.remove_prefix(7);
+  } else if (text.rfind("amqps://", 0) == 0) {
+    text.remove_prefix(8);
+    parsed.tls = true;
+    parsed.port = 5671;
+  } else {
     *error = "not an AMQP URI (expected amqp://user:password@host:port/vhost)";
     return false;
   }
-  // amqp_parse_url decodes in place and points into the buffer.
-  std::vector<char> buffer(text.begin(), text.end());
-  buffer.push_back('\0');
-  amqp_connection_info info{};
-  amqp_default_connection_info(&info);
-  int status = amqp_parse_url(buffer.data(), &info);
-  if (status != AMQP_STATUS_OK) {
-    *error = std::string("malformed AMQP URI: ") + amqp_error_string2(status);
+  if (text.find_first_of("?#") != std::string_view::npos) {
+    *error = "malformed AMQP URI: query strings and fragments are not supported";
     return false;
   }
-  if (info.host == nullptr || *info.host == '\0') {
+
+  std::string_view authority = text.substr(0, text.find('/'));
+  const bool has_path = authority.size() < text.size();
+  const std::string_view path = has_path ? text.substr(authority.size() + 1) : std::string_view();
+
+  // The user info ends at the last '@': a password may hold an encoded one.
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    authority.remove_prefix(at + 1);
+    const std::size_t colon = userinfo.find(':');
+    if (!percent_decode(userinfo.substr(0, colon), &parsed.user) ||
+        (colon != std::string_view::npos && !percent_decode(userinfo.substr(colon + 1), &parsed.password))) {
+      *error = "malformed AMQP URI: bad percent-encoding in the user or password";
+      return false;
+    }
+  }
+
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      *error = "malformed AMQP URI: '[' without ']' around an IPv6 address";
+      return false;
+    }
+    parsed.host = std::string(authority.substr(1, close - 1));
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        *error = "malformed AMQP URI: unexpected text after ']'";
+        return false;
+      }
+      port_text = rest.substr(1);
+      if (port_text.empty()) {
+        *error = "malformed AMQP URI: empty port";
+        return false;
+      }
+    }
+  } else {
+    const std::size_t colon = authority.find(':');
+    parsed.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) {
+        *error = "malformed AMQP URI: empty port";
+        return false;
+      }
+    }
+  }
+  if (parsed.host.empty()) {
     *error = "malformed AMQP URI: no host";
     return false;
   }
-  uri->user = info.user;
-  uri->password = info.password;
-  uri->host = info.host;
-  uri->port = info.port;
-  uri->vhost = info.vhost;
-  uri->tls = info.ssl != 0;
-  // rabbitmq-c turns an empty path into "/", as the AMQP URI spec's
-  // default vhost; "%2f" decodes to "/" too.
-  if (uri->vhost.empty()) uri->vhost = "/";
+  if (!port_text.empty()) {
+    int port = 0;
+    auto [end, status] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (status != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+      *error = "malformed AMQP URI: port must be a number from 1 to 65535";
+      return false;
+    }
+    parsed.port = port;
+  }
+
+  if (has_path) {
+    if (path.find('/') != std::string_view::npos) {
+      *error = "malformed AMQP URI: a '/' in the vhost must be written %2f";
+      return false;
+    }
+    if (!percent_decode(path, &parsed.vhost)) {
+      *error = "malformed AMQP URI: bad percent-encoding in the vhost";
+      return false;
+    }
+  }
+  // An empty path is the default vhost, as with the AMQP URI spec.
+  if (parsed.vhost.empty()) parsed.vhost = "/";
+  *uri = std::move(parsed);
   return true;
 }
 

@@ -5,10 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <sbus/plugin.hpp>
+
 #include "common/log.hpp"
 #include "config/config.hpp"
 #include "supervisor/supervisor.hpp"
-#include "worker/plugin_loader.hpp"
 
 namespace po = boost::program_options;
 
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> problems;
   sbus::load_config(config_path, overrides, &config, &problems);
   if (vm.count("check")) {
-    if (problems.empty()) sbus::check_plugins(config, &problems);
+    if (problems.empty()) problems = sbus::check_plugins_isolated(config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";

@@ -23,8 +23,9 @@
 #include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
 #include "supervisor/systemd_notify.hpp"
-#include "worker/plugin_loader.hpp"
-#include "worker/worker.hpp"
+#include "common/replay_cache.hpp"
+#include "supervisor/worker_process.hpp"
+#include "worker/worker_module.hpp"
 
 namespace sbus {
 namespace {
@@ -159,32 +160,27 @@ WorkerRecord* Supervisor::find(pid_t pid) {
 
 void Supervisor::spawn(WorkerRecord& worker) {
   int status_pipe[2];
+  std::string error;
+  pid_t pid = -1;
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
-    SBUS_LOG(kError) << "pipe failed: " << std::strerror(errno) << "; retrying in 1 s";
-    worker.state = WorkerState::kWaitingRestart;
-    worker.restart_at = Clock::now() + std::chrono::seconds(1);
-    return;
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    SBUS_LOG(kError) << "fork failed: " << std::strerror(errno) << "; retrying in 1 s";
-    ::close(status_pipe[0]);
+    error = std::string("pipe failed: ") + std::strerror(errno);
+  } else {
+    pid = fork_worker(
+        [&](const WorkerModule& module) {
+          ::close(status_pipe[0]);
+          ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
+          return module.serve(worker.config.get(), worker.broker_index, status_pipe[1], journal_, replay_);
+        },
+        &error);
     ::close(status_pipe[1]);
+    if (pid < 0) ::close(status_pipe[0]);
+  }
+  if (pid < 0) {
+    SBUS_LOG(kError) << "cannot start a worker for " << worker.name() << ": " << error << "; retrying in 1 s";
     worker.state = WorkerState::kWaitingRestart;
     worker.restart_at = Clock::now() + std::chrono::seconds(1);
     return;
   }
-  if (pid == 0) {
-    // A worker must not outlive its supervisor.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(kWorkerExitOk);
-    ::close(status_pipe[0]);
-    ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
-    log_init("worker " + worker.name(), worker.config->log_level);
-    _exit(run_worker(*worker.config, worker.broker_index, status_pipe[1], WorkerShared{journal_, replay_}));
-  }
-  ::close(status_pipe[1]);
   ::fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
   close_status(worker);
   worker.status_fd = status_pipe[0];
@@ -505,27 +501,17 @@ int Supervisor::run() {
 std::vector<std::string> check_plugins_isolated(const Config& config) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
-  const pid_t pid = fork();
+  std::string error;
+  const pid_t pid = fork_worker(
+      [&](const WorkerModule& module) {
+        ::close(fds[0]);
+        return module.check(&config, fds[1]);
+      },
+      &error);
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
-    return {std::string("fork failed: ") + std::strerror(errno)};
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::vector<std::string> problems;
-    check_plugins(config, &problems);
-    std::string text;
-    for (const std::string& problem : problems) text += problem + "\n";
-    const char* p = text.data();
-    std::size_t left = text.size();
-    while (left > 0) {
-      ssize_t n = ::write(fds[1], p, left);
-      if (n <= 0) break;
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    _exit(problems.empty() ? 0 : 1);
+    return {error};
   }
   ::close(fds[1]);
   // A plugin that hangs while loading must not hang the supervisor.

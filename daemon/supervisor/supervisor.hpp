@@ -1,7 +1,8 @@
-// The supervisor process: forks one worker per broker, restarts the ones
-// that die, reloads the config on SIGHUP and stops everything on SIGTERM or
-// SIGINT. It never runs plugin code: plugin checks run in throwaway
-// children.
+// The supervisor process: forks one worker per broker (each loads the worker
+// module, worker/worker_module.hpp), restarts the ones that die, reloads the
+// config on SIGHUP and stops everything on SIGTERM or SIGINT. It never runs
+// plugin code nor maps the libraries that serving needs: plugin checks run
+// in throwaway workers.
 //
 // Signals are blocked and read from a signalfd in a poll loop; each turn
 // handles, in this order: exited workers, a stop, a reload, then worker
@@ -19,8 +20,8 @@ namespace sbus {
 // `path` and `overrides` are read again on every reload.
 int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config);
 
-// Loads every plugin of `config` in a forked child and returns its problems
-// (empty when all load).
+// Loads every plugin of `config` in a throwaway worker process and returns
+// its problems (empty when all load).
 std::vector<std::string> check_plugins_isolated(const Config& config);
 
 }  // namespace sbus

@@ -16,7 +16,7 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
 
   if (!std::filesystem::exists(path)) throw PluginError("plugin " + path + ": no such file");
   auto library = std::make_shared<boost::dll::shared_library>();
-  boost::system::error_code error;
+  boost::dll::fs::error_code error;
   library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, error);
   if (error) {
     // dlerror() says more than the error code (a missing dependency, a

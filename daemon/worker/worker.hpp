@@ -12,18 +12,9 @@
 #include "common/crash_journal.hpp"
 #include "common/replay_cache.hpp"
 #include "config/config.hpp"
+#include "worker/worker_module.hpp"
 
 namespace sbus {
-
-// Exit codes of a worker process.
-inline constexpr int kWorkerExitOk = 0;
-inline constexpr int kWorkerExitError = 1;
-// A problem no restart can fix (a plugin that cannot load or start).
-inline constexpr int kWorkerExitFatal = 2;
-
-// What a worker tells its supervisor through the status pipe, one byte each.
-inline constexpr char kStatusConnected = 'U';
-inline constexpr char kStatusDisconnected = 'D';
 
 // Runs the worker for `config.broker_uris[broker_index]` until SIGTERM or
 // SIGINT, then drains and returns an exit code. Writes kStatus* bytes to

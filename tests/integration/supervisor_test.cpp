@@ -556,6 +556,67 @@ TEST_CASE("A worker killed with SIGKILL is back and serving within a second", "[
   CHECK(sbusd.stop() == 0);
 }
 
+// The shared objects a process maps, from /proc/PID/maps.
+std::set<std::string> mapped_libraries(pid_t pid) {
+  std::set<std::string> libraries;
+  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/maps"));
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t slash = line.rfind('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
+      libraries.insert(line.substr(slash + 1));
+    }
+  }
+  return libraries;
+}
+
+bool maps_library(const std::set<std::string>& libraries, const std::string& prefix) {
+  return std::any_of(libraries.begin(), libraries.end(),
+                     [&](const std::string& name) { return name.rfind(prefix, 0) == 0; });
+}
+
+TEST_CASE("The supervisor maps none of the libraries that serving needs; its worker maps them",
+          "[supervisor][memory]") {
+  Daemon sbusd;
+  sbusd.start();
+  sbusd.wait_ready();
+  const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+  REQUIRE(sbusd.has_child(worker));
+  const std::set<std::string> supervisor_maps = mapped_libraries(sbusd.pid());
+  const std::set<std::string> worker_maps = mapped_libraries(worker);
+  for (const char* library : {"librabbitmq.so", "libssl.so", "libcrypto.so", "libxml2.so", "sbusd-worker.so",
+                              "math.so", "libsbus.so"}) {
+    INFO(library);
+    CHECK_FALSE(maps_library(supervisor_maps, library));
+    CHECK(maps_library(worker_maps, library));
+  }
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("sbusd without its worker module refuses to start and names the missing file",
+          "[supervisor][memory]") {
+  // A copy of sbusd in a tree of its own: no ../libexec/sbus beside it.
+  TempDir tree;
+  REQUIRE(::mkdir(tree.file("bin").c_str(), 0755) == 0);
+  const std::string copy = tree.file("bin/sbusd");
+  write_file(copy, read_file(SBUS_BUILD_DIR "/bin/sbusd"));
+  REQUIRE(::chmod(copy.c_str(), 0755) == 0);
+  TempDir dir;
+  const std::string secret_file = sbus_test::write_secret(dir.path());
+  const std::string config = dir.file("sbusd.yaml");
+  write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + broker_uri() +
+                         "]\nsecret_file: " + secret_file + "\nplugin_dir: " SBUS_BUILD_DIR
+                         "/plugins\nservices:\n" + service_yaml("math.add"));
+  const std::string output = dir.file("output");
+  const int status = std::system((copy + " --config " + config + " > " + output + " 2>&1").c_str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  const std::string text = read_file(output);
+  INFO(text);
+  CHECK(text.find("cannot load the worker module " + tree.file("libexec/sbus/sbusd-worker.so")) !=
+        std::string::npos);
+  CHECK(text.find("not started") != std::string::npos);
+}
+
 TEST_CASE("A call to an idempotent service whose worker died is run again, up to max_retries times",
           "[supervisor][restart][crash]") {
   Daemon sbusd({.brokers = {},

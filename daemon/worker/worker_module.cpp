@@ -1,0 +1,35 @@
+// The entry points of sbusd-worker.so (see worker_module.hpp).
+#include "worker/worker_module.hpp"
+
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "common/log.hpp"
+#include "worker/plugin_loader.hpp"
+#include "worker/worker.hpp"
+
+#define SBUS_MODULE_EXPORT __attribute__((visibility("default")))
+
+extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index,
+                                                    int status_fd, sbus::CrashJournal* journal,
+                                                    sbus::ReplayCache* replay) {
+  // This module has its own copy of the log: set it up for this process.
+  sbus::log_init("worker " + config->broker_uris[broker_index].redacted(), config->log_level);
+  return sbus::run_worker(*config, broker_index, status_fd, sbus::WorkerShared{journal, replay});
+}
+
+extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd) {
+  std::vector<std::string> problems;
+  sbus::check_plugins(*config, &problems);
+  std::string text;
+  for (const std::string& problem : problems) text += problem + "\n";
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(out_fd, text.data() + written, text.size() - written);
+    if (n <= 0) break;
+    written += static_cast<std::size_t>(n);
+  }
+  return problems.empty() ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+// The worker module, sbusd-worker.so: the code of a worker process.
+//
+// sbusd links none of the libraries that serving needs (rabbitmq-c,
+// OpenSSL, libxml2, Boost.DLL) and never loads a plugin. Each worker is a
+// fork of the supervisor that loads this module and calls one of its entry
+// points with the config the supervisor loaded; so the supervisor stays
+// small and a worker maps only what it uses.
+#pragma once
+
+#include <cstddef>
+
+#include "common/crash_journal.hpp"
+#include "common/replay_cache.hpp"
+#include "config/config.hpp"
+
+namespace sbus {
+
+// Exit codes of a worker process.
+inline constexpr int kWorkerExitOk = 0;
+inline constexpr int kWorkerExitError = 1;
+// A problem no restart can fix (a plugin that cannot load or start).
+inline constexpr int kWorkerExitFatal = 2;
+
+// What a worker tells its supervisor through the status pipe, one byte each.
+inline constexpr char kStatusConnected = 'U';
+inline constexpr char kStatusDisconnected = 'D';
+
+}  // namespace sbus
+
+extern "C" {
+// Serves config->broker_uris[broker_index] until SIGTERM or SIGINT (see
+// worker.hpp); returns the process's exit code.
+int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd,
+                      sbus::CrashJournal* journal, sbus::ReplayCache* replay);
+// Loads every plugin of `config` and writes one line per problem to
+// `out_fd`; returns 0 when all load, 1 otherwise.
+int sbus_worker_check(const sbus::Config* config, int out_fd);
+}
+
+namespace sbus {
+
+struct WorkerModule {
+  decltype(&sbus_worker_serve) serve = nullptr;
+  decltype(&sbus_worker_check) check = nullptr;
+};
+
+}  // namespace sbus
