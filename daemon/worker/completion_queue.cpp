@@ -20,11 +20,19 @@ CompletionQueue::~CompletionQueue() { ::close(fd_); }
 void CompletionQueue::push(Outcome outcome) {
   std::lock_guard<std::mutex> lock(mutex_);
   items_.push_back(std::move(outcome));
-  if (!woken_) {
-    woken_ = true;
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof(one));
-  }
+  wake_locked();
+}
+
+void CompletionQueue::wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  wake_locked();
+}
+
+void CompletionQueue::wake_locked() {
+  if (woken_) return;
+  woken_ = true;
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof(one));
 }
 
 void CompletionQueue::take(std::vector<Outcome>* out) {

@@ -1,5 +1,6 @@
 // Outcomes travelling from service threads to the connection thread, with an
-// eventfd that the connection thread polls. The eventfd is written only when
+// eventfd that the connection thread polls. Also the OutcomeSink interface
+// through which a service thread hands over each outcome. The eventfd is written only when
 // the queue goes from empty to non-empty, so a burst costs one wake-up.
 #pragma once
 
@@ -10,6 +11,14 @@
 
 namespace sbus {
 
+// Where a service thread hands each outcome (the worker: it publishes the
+// reply itself when it can, else queues it in a CompletionQueue).
+class OutcomeSink {
+ public:
+  virtual ~OutcomeSink() = default;
+  virtual void complete(Outcome outcome) = 0;
+};
+
 class CompletionQueue {
  public:
   CompletionQueue();
@@ -19,11 +28,16 @@ class CompletionQueue {
 
   // Any thread.
   void push(Outcome outcome);
+  // Any thread: makes the connection thread's poll return, with or without
+  // outcomes queued.
+  void wake();
   // The connection thread: takes everything queued and clears the wake-up.
   void take(std::vector<Outcome>* out);
   int fd() const { return fd_; }
 
  private:
+  void wake_locked();
+
   int fd_;
   std::mutex mutex_;
   std::vector<Outcome> items_;

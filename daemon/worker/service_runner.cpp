@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <utility>
 
 #include "common/error.hpp"
 #include "common/log.hpp"
@@ -12,7 +13,7 @@
 namespace sbus {
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                             ServiceContext context, CompletionQueue* completions,
+                             ServiceContext context, OutcomeSink* completions,
                              CrashJournal* journal, int max_retries)
     : index_(index),
       config_(std::move(config)),
@@ -27,7 +28,7 @@ ServiceRunner::~ServiceRunner() { stop(); }
 void ServiceRunner::start() {
   thread_ = std::thread([this] { run(); });
   std::unique_lock<std::mutex> lock(mutex_);
-  wake_.wait(lock, [this] { return started_ || !start_error_.empty(); });
+  started_cv_.wait(lock, [this] { return started_ || !start_error_.empty(); });
   if (!start_error_.empty()) {
     std::string error = start_error_;
     lock.unlock();
@@ -36,13 +37,20 @@ void ServiceRunner::start() {
   }
 }
 
-bool ServiceRunner::try_submit(Job& job) {
+bool ServiceRunner::try_submit(Job& job, bool* wake_later) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (queue_.size() >= config_.queue_len) return false;
     queue_.push_back(std::move(job));
+    wake = std::exchange(sleeping_, false);
   }
-  wake_.notify_one();
+  // A busy thread finds the job when it is done: no wake-up needed.
+  if (wake && wake_later != nullptr) {
+    *wake_later = true;
+  } else if (wake) {
+    wakeup_.fire();
+  }
   return true;
 }
 
@@ -54,13 +62,29 @@ std::size_t ServiceRunner::discard_queued() {
 }
 
 void ServiceRunner::stop() {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
     queue_.clear();
+    wake = std::exchange(sleeping_, false);
   }
-  wake_.notify_all();
+  if (wake) wakeup_.fire();
   if (thread_.joinable()) thread_.join();
+}
+
+void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
+                          std::optional<std::chrono::steady_clock::time_point> deadline) {
+  sleeping_ = true;
+  wakeup_.arm();
+  lock.unlock();
+  if (!deadline) {
+    wakeup_.sleep();
+  } else if (const auto left = *deadline - std::chrono::steady_clock::now(); left.count() > 0) {
+    wakeup_.sleep_for(left);
+  }
+  lock.lock();
+  sleeping_ = false;
 }
 
 void ServiceRunner::run() {
@@ -70,30 +94,30 @@ void ServiceRunner::run() {
   } catch (const std::exception& e) {
     std::lock_guard<std::mutex> lock(mutex_);
     start_error_ = e.what()[0] ? e.what() : "exception";
-    wake_.notify_all();
+    started_cv_.notify_all();
     return;
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     start_error_ = "unknown exception";
-    wake_.notify_all();
+    started_cv_.notify_all();
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     started_ = true;
   }
-  wake_.notify_all();
+  started_cv_.notify_all();
 
   for (;;) {
     Job job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) sleep(lock, std::nullopt);
       if (stopping_) break;
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    completions_->push(execute(job));
+    completions_->complete(execute(job));
   }
 
   try {
@@ -152,9 +176,11 @@ Outcome ServiceRunner::execute(Job& job) {
           break;
         }
         std::unique_lock<std::mutex> lock(mutex_);
-        auto delay = std::chrono::milliseconds(100) * (1 << std::min(attempt - 1, 6));
-        if (wake_.wait_for(lock, std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(5)),
-                           [this] { return stopping_; })) {
+        const auto delay = std::chrono::milliseconds(100) * (1 << std::min(attempt - 1, 6));
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(5));
+        while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
+        if (stopping_) {
           outcome.leave = true;  // stopping: unacked, the broker keeps it
           break;
         }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -129,7 +130,7 @@ std::vector<std::pair<std::string, std::string>> text_headers(const amqp_basic_p
   return headers;
 }
 
-class Worker {
+class Worker : public OutcomeSink {
  public:
   Worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared)
       : config_(config),
@@ -141,6 +142,9 @@ class Worker {
         replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {}
 
   int run();
+
+  // Service threads.
+  void complete(Outcome outcome) override;
 
  private:
   enum class ServeEnd { kStopped, kConnectionLost };
@@ -159,7 +163,11 @@ class Worker {
   bool handle_frame();
   void handle_delivery(const Delivery& delivery);
   void dispatch(Job job, std::size_t runner);
+  void wake_services();
+  ServeEnd serve_turns();
   bool flush_completions();
+  void finish(Outcome& outcome);
+  bool finish_inline(Outcome& outcome);
   void begin_stop();
   void forget_pending();
   bool publish_reply(const std::string& reply_to, const std::string& correlation_id,
@@ -194,9 +202,15 @@ class Worker {
   Clock::time_point next_probe_{};
   Clock::time_point drain_deadline_{};
 
+  // Held by the connection thread except while it sleeps in poll(): then a
+  // service thread may take it to publish its reply itself (complete()).
+  // Guards everything below and above but the service queues.
+  std::mutex loop_mutex_;
+  std::unique_lock<std::mutex> loop_lock_{loop_mutex_, std::defer_lock};
   CompletionQueue completions_;
   std::vector<Outcome> completed_;
   std::vector<std::unique_ptr<ServiceRunner>> runners_;
+  std::vector<ServiceRunner*> to_wake_;  // connection thread only
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
@@ -218,7 +232,7 @@ void Worker::start_services() {
                            brokers,         config_.exchange, config_.secret};
     auto runner = std::make_unique<ServiceRunner>(
         runners_.size(), service, loader.create(service.plugin_path, service.export_name),
-        std::move(context), &completions_, journal_, config_.max_retries);
+        std::move(context), this, journal_, config_.max_retries);
     runner->start();
     by_name_[service.name] = runners_.size();
     runners_.push_back(std::move(runner));
@@ -624,50 +638,93 @@ void Worker::handle_delivery(const Delivery& delivery) {
 }
 
 void Worker::dispatch(Job job, std::size_t runner) {
-  if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job)) {
+  bool wake = false;
+  if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job, &wake)) {
     backlog_[runner].push_back(std::move(job));
   }
+  if (wake) to_wake_.push_back(runners_[runner].get());
+}
+
+// The service threads that got a job while asleep, woken once the
+// connection thread is about to sleep or to read the next delivery: a
+// service thread that finishes quickly then finds loop_mutex_ free and
+// publishes its reply itself.
+void Worker::wake_services() {
+  for (ServiceRunner* runner : to_wake_) runner->wake();
+  to_wake_.clear();
 }
 
 bool Worker::flush_completions() {
   completions_.take(&completed_);
-  for (Outcome& outcome : completed_) {
-    --outstanding_;
-    // Room in that service's queue: move its backlog along.
-    auto& backlog = backlog_[outcome.runner];
-    while (!backlog.empty() && runners_[outcome.runner]->try_submit(backlog.front())) {
-      backlog.pop_front();
-    }
-    if (outcome.generation != generation_ || !connection_ok_) {
-      if (!outcome.reply_to.empty() && !outcome.dead_letter && !outcome.leave) {
-        SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
-                        << " finished after its connection was lost; its reply is kept for the redelivery";
-        keep_unsent_reply(outcome.key, std::move(outcome.body));
-      } else {
-        SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
-                        << " finished after its connection was lost; the broker delivers it again";
-      }
-      continue;
-    }
-    if (outcome.leave) {
-      // Left unacked on purpose: the broker gives it to the next consumer.
-      acks_.leave(outcome.delivery_tag);
-      continue;
-    }
-    if (outcome.dead_letter) {
-      SBUS_LOG(kError) << outcome.service << ": message failed " << outcome.attempts << " times ("
-                       << outcome.error << "); moved to " << config_.error_queue;
-      if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
-        continue;
-      }
-    } else if (!outcome.reply_to.empty() &&
-               !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
-      continue;
-    }
-    settle(outcome.delivery_tag, true);
-  }
+  for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
   return connection_ok_;
+}
+
+// Publishes an outcome's reply (or dead letter) and marks its delivery for
+// the ack.
+void Worker::finish(Outcome& outcome) {
+  --outstanding_;
+  // Room in that service's queue: move its backlog along.
+  auto& backlog = backlog_[outcome.runner];
+  while (!backlog.empty() && runners_[outcome.runner]->try_submit(backlog.front())) {
+    backlog.pop_front();
+  }
+  if (outcome.generation != generation_ || !connection_ok_) {
+    if (!outcome.reply_to.empty() && !outcome.dead_letter && !outcome.leave) {
+      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+                      << " finished after its connection was lost; its reply is kept for the redelivery";
+      keep_unsent_reply(outcome.key, std::move(outcome.body));
+    } else {
+      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+                      << " finished after its connection was lost; the broker delivers it again";
+    }
+    return;
+  }
+  if (outcome.leave) {
+    // Left unacked on purpose: the broker gives it to the next consumer.
+    acks_.leave(outcome.delivery_tag);
+    return;
+  }
+  if (outcome.dead_letter) {
+    SBUS_LOG(kError) << outcome.service << ": message failed " << outcome.attempts << " times ("
+                     << outcome.error << "); moved to " << config_.error_queue;
+    if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
+      return;
+    }
+  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
+    return;
+  }
+  settle(outcome.delivery_tag, true);
+}
+
+// A service thread hands over an outcome. When the connection thread sleeps
+// in poll() (its lock is free), the service thread publishes the reply and
+// acks itself: one thread wake-up less per call, and the reply out sooner.
+// Otherwise, and for anything but a plain reply or ack on a live
+// connection, the outcome waits in the queue for the connection thread.
+void Worker::complete(Outcome outcome) {
+  std::unique_lock<std::mutex> lock(loop_mutex_, std::try_to_lock);
+  if (lock.owns_lock() && finish_inline(outcome)) return;
+  if (lock.owns_lock()) lock.unlock();
+  completions_.push(std::move(outcome));
+}
+
+bool Worker::finish_inline(Outcome& outcome) {
+  if (!connection_ok_ || stopping_ || outcome.generation != generation_ || outcome.leave || outcome.dead_letter) {
+    return false;
+  }
+  if (!outcome.reply_to.empty() &&
+      replies_.route(ReplyGuard::address(outcome.reply_to)) != ReplyGuard::Route::kDirect) {
+    return false;  // the quarantine path may block: the connection thread's work
+  }
+  finish(outcome);
+  flush_acks();
+  // The connection thread must run a turn when the connection failed, or
+  // when rabbitmq-c read frames while sending (poll() cannot see those).
+  amqp_connection_state_t c = connection_.get();
+  if (!connection_ok_ || amqp_frames_enqueued(c) || amqp_data_in_buffer(c)) completions_.wake();
+  return true;
 }
 
 // Handles a frame that is not a delivery: the broker closing the channel or
@@ -830,6 +887,12 @@ bool Worker::check_token(const Event& event, const char** code, std::string* mes
 }
 
 Worker::ServeEnd Worker::serve() {
+  const ServeEnd end = serve_turns();
+  wake_services();
+  return end;
+}
+
+Worker::ServeEnd Worker::serve_turns() {
   amqp_connection_state_t c = connection_.get();
   for (;;) {
     if (!flush_completions()) return ServeEnd::kConnectionLost;
@@ -843,6 +906,7 @@ Worker::ServeEnd Worker::serve() {
     }
     // Frames rabbitmq-c already holds are not visible to poll.
     if (amqp_frames_enqueued(c) || amqp_data_in_buffer(c)) {
+      wake_services();
       if (!read_one()) return ServeEnd::kConnectionLost;
       continue;
     }
@@ -853,13 +917,17 @@ Worker::ServeEnd Worker::serve() {
     if (config_.ping_interval_ms > 0) {
       const auto now = Clock::now();
       if (now >= next_probe_) {
+        wake_services();
         if (!probe()) return ServeEnd::kConnectionLost;
         next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
         continue;
       }
       wait = std::min<int>(wait, static_cast<int>(std::chrono::duration_cast<milliseconds>(next_probe_ - now).count()) + 1);
     }
+    loop_lock_.unlock();
+    wake_services();
     int ready = ::poll(fds, 3, wait);
+    loop_lock_.lock();
     if (ready < 0 && errno != EINTR) return ServeEnd::kConnectionLost;
     if (fds[2].revents & POLLIN) check_signal();
     // Also on a poll timeout: rabbitmq-c sends a due heartbeat and notices
@@ -869,6 +937,7 @@ Worker::ServeEnd Worker::serve() {
 }
 
 int Worker::run() {
+  loop_lock_.lock();
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -884,6 +953,8 @@ int Worker::run() {
     stop_services();
     return kWorkerExitFatal;
   }
+  // What the supervisor's heap and plugin loading left free: give it back.
+  malloc_trim(0);
 
   // Exponential back-off with jitter between failed connects, and after a
   // connection that did not stay up long: a broker that accepts and drops
