@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,11 @@ struct Job {
   std::string correlation_id;
   std::uint64_t key = 0;  // CrashJournal::key of the delivery
   Event event;
+  // The memory of `params`, sized to them: a Document's own pool takes a
+  // 64 KiB chunk, and with many calls in flight those chunks spread the
+  // heap. Declared first: `params` (and the Request it moves into, which
+  // the service destroys before the Job) point into it.
+  std::unique_ptr<rapidjson::MemoryPoolAllocator<>> params_memory;
   rapidjson::Document params;
   // Messages only: what the error queue gets if it keeps failing.
   std::string body;

@@ -72,8 +72,9 @@ class DepthCheck : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthC
   int depth_ = 0;
 };
 
-// Parses a call's params into `params`; false with the reason in `error`.
-bool parse_params(std::string_view text, rapidjson::Document* params, std::string* error) {
+// Parses a call's params into job->params, in a pool of its own sized to
+// them; false with the reason in `error`.
+bool parse_params(std::string_view text, Job* job, std::string* error) {
   DepthCheck check;
   rapidjson::Reader reader;
   rapidjson::MemoryStream stream(text.data(), text.size());
@@ -83,8 +84,13 @@ bool parse_params(std::string_view text, rapidjson::Document* params, std::strin
     return false;
   }
   if (!result.IsError()) {
-    params->Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
-    result = rapidjson::ParseResult(params->GetParseError(), params->GetErrorOffset());
+    // A DOM takes about 16 bytes a value: a chunk of twice the text holds
+    // most params whole; larger ones take more chunks.
+    const std::size_t chunk = std::clamp<std::size_t>(2 * text.size(), 256, 64 * 1024);
+    job->params_memory = std::make_unique<rapidjson::MemoryPoolAllocator<>>(chunk);
+    job->params = rapidjson::Document(job->params_memory.get());
+    job->params.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+    result = rapidjson::ParseResult(job->params.GetParseError(), job->params.GetErrorOffset());
   }
   if (result.IsError()) {
     *error = std::string("params are not JSON: ") + rapidjson::GetParseError_En(result.Code()) + " at offset " +
@@ -621,7 +627,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
     }
   }
   std::string params_error;
-  if (!parse_params(job.event.params, &job.params, &params_error)) {
+  if (!parse_params(job.event.params, &job, &params_error)) {
     answer_error(delivery, job.event.id, errc::kInvalidParams, params_error);
     return;
   }
@@ -999,10 +1005,9 @@ int Worker::run() {
 }  // namespace
 
 int run_worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared) {
-  // Each call's params take a 64 KiB block (RapidJSON's first pool chunk)
-  // on this thread and free it on a service thread; with glibc's sliding
-  // thresholds the heap top then grows and is trimmed again on every call.
-  // Fixed thresholds keep such blocks in the heap, and the heap as it is.
+  // Blocks are taken on one thread and freed on another (params, replies);
+  // with glibc's sliding thresholds the heap top then grows and is trimmed
+  // again and again under load. Fixed thresholds keep the heap as it is.
   mallopt(M_MMAP_THRESHOLD, 512 * 1024);
   mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
   Worker worker(config, broker_index, status_fd, shared);
