@@ -1,7 +1,7 @@
 // Outcomes travelling from service threads to the connection thread, with an
-// eventfd that the connection thread polls. Also the OutcomeSink interface
-// through which a service thread hands over each outcome. The eventfd is written only when
+// eventfd that the connection thread polls. The eventfd is written only when
 // the queue goes from empty to non-empty, so a burst costs one wake-up.
+// Also OutcomeSink, through which a service thread hands over each outcome.
 #pragma once
 
 #include <mutex>

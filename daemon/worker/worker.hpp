@@ -4,7 +4,9 @@
 // delivery to a service thread, publishes the replies that come back
 // through the CompletionQueue, acks, and serves heartbeats. It never blocks
 // on a service: a delivery for a full service queue waits in a backlog, and
-// the prefetch window bounds how many deliveries the worker holds.
+// the prefetch window bounds how many deliveries the worker holds. While it
+// sleeps in poll(), a service thread that finishes takes the connection's
+// lock and publishes its reply and ack itself.
 #pragma once
 
 #include <cstddef>
