@@ -1,22 +1,18 @@
 #include "common/wire_codec.hpp"
 
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
 #include <cstring>
+#include <iterator>
 #include <memory>
 
 namespace sbus {
 namespace {
 
-struct DocDeleter {
-  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
-};
 struct CtxtDeleter {
   void operator()(xmlParserCtxt* ctxt) const { xmlFreeParserCtxt(ctxt); }
 };
-using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
 using CtxtPtr = std::unique_ptr<xmlParserCtxt, CtxtDeleter>;
 
 // No NOENT (entities stay unexpanded), no DTDLOAD, no network; the
@@ -34,41 +30,6 @@ constexpr int kMaxMarkup = 256;     // start tags, comments and processing instr
 constexpr int kMaxAttributes = 16;  // in one start tag
 
 void ignore_errors(void*, xmlError*) {}
-
-bool is_named(const xmlNode* node, const char* name) {
-  return node->type == XML_ELEMENT_NODE &&
-         std::strcmp(reinterpret_cast<const char*>(node->name), name) == 0;
-}
-
-std::string node_text(const xmlNode* node) {
-  std::string text;
-  for (const xmlNode* child = node->children; child != nullptr; child = child->next) {
-    if ((child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE) &&
-        child->content != nullptr) {
-      text += reinterpret_cast<const char*>(child->content);
-    }
-  }
-  return text;
-}
-
-const xmlNode* find_child(const xmlNode* parent, const char* name) {
-  for (const xmlNode* child = parent->children; child != nullptr; child = child->next) {
-    if (is_named(child, name)) return child;
-  }
-  return nullptr;
-}
-
-std::string attribute(const xmlNode* node, const char* name) {
-  xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
-  if (value == nullptr) return {};
-  std::string text(reinterpret_cast<const char*>(value));
-  xmlFree(value);
-  return text;
-}
-
-bool has_attribute(const xmlNode* node, const char* name) {
-  return xmlHasProp(node, reinterpret_cast<const xmlChar*>(name)) != nullptr;
-}
 
 // A linear scan of the markup, before libxml2 sees the body, for what
 // libxml2 2.9 handles slowly or dangerously: a document type declaration
@@ -159,23 +120,107 @@ bool check_markup(std::string_view body, DecodeFailure* failure) {
 }
 
 // Why a parse was stopped; in the parser context's _private.
-struct ParseGuard {
-  std::string refused;  // by refuse_doctype, or empty
-  std::string error;    // the first error, "XML error at line N: ...", or empty
+// What one parse keeps of the document, filled by the SAX callbacks below:
+// no tree is built. Of the root it keeps the name and wanted attributes; of
+// its children, the text (character data and CDATA, not that of deeper
+// elements) of the first child of each wanted name, as a tree walk would.
+struct Capture {
+  struct Field {
+    const char* name;
+    std::string* text;
+    bool seen = false;
+  };
+  struct Attribute {
+    const char* name;
+    std::string* value;
+    bool seen = false;
+  };
+  Field* fields = nullptr;
+  std::size_t field_count = 0;
+  Attribute* attributes = nullptr;
+  std::size_t attribute_count = 0;
+
+  std::string root;      // the root element's local name
+  int depth = 0;         // of the element being read: the root is 1
+  Field* open = nullptr;  // the wanted child being read, if any
+  std::string refused;   // by refuse_doctype, or empty
+  std::string error;     // the first error, "XML error at line N: ...", or empty
 };
 
+Capture* capture_of(void* user_data) {
+  return static_cast<Capture*>(static_cast<xmlParserCtxt*>(user_data)->_private);
+}
+
+const char* text_of(const xmlChar* text) { return reinterpret_cast<const char*>(text); }
+
+// Without entity substitution, libxml2 hands an '&' of an attribute value
+// (written "&amp;" or "&#38;") to SAX as "&#38;"; every other reference is
+// decoded already.
+std::string attribute_value(const xmlChar* begin, const xmlChar* end) {
+  std::string value(text_of(begin), static_cast<std::size_t>(end - begin));
+  for (std::size_t at = value.find("&#38;"); at != std::string::npos; at = value.find("&#38;", at + 1)) {
+    value.replace(at, 5, "&");
+  }
+  return value;
+}
+
+void start_element(void* user_data, const xmlChar* name, const xmlChar*, const xmlChar*, int, const xmlChar**,
+                   int attribute_count, int, const xmlChar** attributes) {
+  Capture* capture = capture_of(user_data);
+  ++capture->depth;
+  if (capture->depth == 1) {
+    capture->root = text_of(name);
+    // Five pointers an attribute: local name, prefix, URI, value, value end.
+    for (int i = 0; i < attribute_count; ++i) {
+      const xmlChar** attribute = attributes + 5 * i;
+      for (std::size_t w = 0; w < capture->attribute_count; ++w) {
+        Capture::Attribute& wanted = capture->attributes[w];
+        if (!wanted.seen && std::strcmp(text_of(attribute[0]), wanted.name) == 0) {
+          wanted.seen = true;
+          *wanted.value = attribute_value(attribute[3], attribute[4]);
+        }
+      }
+    }
+    return;
+  }
+  if (capture->depth != 2) return;
+  for (std::size_t f = 0; f < capture->field_count; ++f) {
+    Capture::Field& field = capture->fields[f];
+    if (!field.seen && std::strcmp(text_of(name), field.name) == 0) {
+      field.seen = true;
+      field.text->clear();
+      capture->open = &field;
+      return;
+    }
+  }
+}
+
+void end_element(void* user_data, const xmlChar*, const xmlChar*, const xmlChar*) {
+  Capture* capture = capture_of(user_data);
+  if (capture->depth == 2) capture->open = nullptr;
+  --capture->depth;
+}
+
+// Character data, whitespace and CDATA alike.
+void characters(void* user_data, const xmlChar* text, int length) {
+  Capture* capture = capture_of(user_data);
+  if (capture->depth == 2 && capture->open != nullptr) {
+    capture->open->text->append(text_of(text), static_cast<std::size_t>(length));
+  }
+}
+
 // The first error ends the parse: libxml2 would otherwise go on reading
-// after it (without building a tree), with its view of the markup no longer
-// the one check_markup() checked. Namespace errors are not fatal: a
-// document with an undeclared prefix still parses.
+// after it, with its view of the markup no longer the one check_markup()
+// checked. Namespace errors are not fatal: a document with an undeclared
+// prefix still parses.
 void stop_on_error(void* user_data, xmlError* error) {
   if (error == nullptr || error->level < XML_ERR_ERROR || error->domain == XML_FROM_NAMESPACE) return;
   auto* ctxt = static_cast<xmlParserCtxt*>(user_data);
-  auto* guard = static_cast<ParseGuard*>(ctxt->_private);
-  if (guard->error.empty()) {
-    guard->error = "XML error at line " + std::to_string(error->line) + ": " +
-                   (error->message != nullptr ? error->message : "not well-formed");
-    while (guard->error.back() == '\n' || guard->error.back() == ' ') guard->error.pop_back();
+  Capture* capture = capture_of(ctxt);
+  if (capture->error.empty()) {
+    capture->error = "XML error at line " + std::to_string(error->line) + ": " +
+                     (error->message != nullptr ? error->message : "not well-formed");
+    while (capture->error.back() == '\n' || capture->error.back() == ' ') capture->error.pop_back();
   }
   xmlStopParser(ctxt);
 }
@@ -183,15 +228,16 @@ void stop_on_error(void* user_data, xmlError* error) {
 // Never reached after check_markup(); kept so that a DOCTYPE cannot reach
 // the internal subset (entity declarations) whatever the scan missed.
 void refuse_doctype(void* user_data, const xmlChar*, const xmlChar*, const xmlChar*) {
-  auto* ctxt = static_cast<xmlParserCtxt*>(user_data);
-  static_cast<ParseGuard*>(ctxt->_private)->refused = "a document type declaration is not allowed";
-  xmlStopParser(ctxt);
+  capture_of(user_data)->refused = "a document type declaration is not allowed";
+  xmlStopParser(static_cast<xmlParserCtxt*>(user_data));
 }
 
 // This thread's parser context, reused from one message to the next (a new
-// context and dictionary per message were most of the cost of a parse).
-// Its dictionary keeps the names it has seen: one that grew past
-// kMaxDictNames (hostile documents with ever new names) is replaced.
+// context and dictionary per message were most of the cost of a parse),
+// with SAX callbacks that keep what a decode needs and build no tree: no
+// document, no nodes, no copies of the text. Its dictionary keeps the names
+// it has seen: one that grew past kMaxDictNames (hostile documents with
+// ever new names) is replaced.
 constexpr std::size_t kMaxDictNames = 4096;
 
 xmlParserCtxt* thread_parser() {
@@ -199,48 +245,54 @@ xmlParserCtxt* thread_parser() {
   if (ctxt && ctxt->dict != nullptr && static_cast<std::size_t>(xmlDictSize(ctxt->dict)) > kMaxDictNames) {
     ctxt.reset();
   }
-  if (!ctxt) ctxt.reset(xmlNewParserCtxt());
+  if (!ctxt) {
+    ctxt.reset(xmlNewParserCtxt());
+    if (!ctxt) return nullptr;
+    xmlSAXHandler* sax = ctxt->sax;
+    std::memset(sax, 0, sizeof(*sax));
+    sax->initialized = XML_SAX2_MAGIC;
+    sax->startElementNs = start_element;
+    sax->endElementNs = end_element;
+    sax->characters = characters;
+    sax->ignorableWhitespace = characters;
+    sax->cdataBlock = characters;
+    sax->internalSubset = refuse_doctype;
+    sax->serror = stop_on_error;
+  }
   return ctxt.get();
 }
 
-// Parses `body` into a document whose root is `root_name`.
-DocPtr parse(std::string_view body, const char* root_name, DecodeFailure* failure) {
+// Parses `body`, whose root must be `root_name`, into `capture`.
+bool parse(std::string_view body, const char* root_name, Capture* capture, DecodeFailure* failure) {
   if (body.size() > static_cast<std::size_t>(INT32_MAX)) {
     *failure = {errc::kTooLarge, "document too large"};
-    return nullptr;
+    return false;
   }
-  if (!check_markup(body, failure)) return nullptr;
+  if (!check_markup(body, failure)) return false;
   xmlParserCtxt* ctxt = thread_parser();
   if (ctxt == nullptr) {
     *failure = {errc::kMalformedXml, "out of memory"};
-    return nullptr;
+    return false;
   }
-  ParseGuard guard;
-  ctxt->_private = &guard;
-  ctxt->sax->serror = stop_on_error;
-  ctxt->sax->internalSubset = refuse_doctype;
-  DocPtr doc(xmlCtxtReadMemory(ctxt, body.data(), static_cast<int>(body.size()), nullptr, nullptr,
-                               kParseOptions));
+  ctxt->_private = capture;
+  // No document is built (the SAX callbacks keep what is needed), so none
+  // comes back: well-formedness is read from the context.
+  xmlCtxtReadMemory(ctxt, body.data(), static_cast<int>(body.size()), nullptr, nullptr, kParseOptions);
+  const bool well_formed = ctxt->wellFormed != 0;
   ctxt->_private = nullptr;
-  if (!guard.refused.empty() || !guard.error.empty()) {
-    // A stopped parse may still hand back a partial tree.
-    *failure = {errc::kMalformedXml, !guard.refused.empty() ? guard.refused : guard.error};
-    return nullptr;
+  if (!capture->refused.empty() || !capture->error.empty()) {
+    *failure = {errc::kMalformedXml, !capture->refused.empty() ? capture->refused : capture->error};
+    return false;
   }
-  if (!doc) {
+  if (!well_formed) {
     *failure = {errc::kMalformedXml, "not well-formed XML"};
-    return nullptr;
+    return false;
   }
-  if (doc->intSubset != nullptr || doc->extSubset != nullptr) {
-    *failure = {errc::kMalformedXml, "a document type declaration is not allowed"};
-    return nullptr;
-  }
-  const xmlNode* root = xmlDocGetRootElement(doc.get());
-  if (root == nullptr || !is_named(root, root_name)) {
+  if (capture->root != root_name) {
     *failure = {errc::kMalformedXml, std::string("root element is not <") + root_name + ">"};
-    return nullptr;
+    return false;
   }
-  return doc;
+  return true;
 }
 
 void append_escaped(std::string* out, std::string_view text, bool in_attribute) {
@@ -282,35 +334,35 @@ void wire_codec_init() {
 }
 
 bool decode_event(std::string_view body, Event* event, DecodeFailure* failure) {
-  DocPtr doc = parse(body, "event", failure);
-  if (!doc) return false;
-  const xmlNode* root = xmlDocGetRootElement(doc.get());
-
-  if (const xmlNode* id = find_child(root, "id")) event->id = node_text(id);
-  if (!has_attribute(root, "version")) {
+  // py-servicebus writes <catgory>; <category> is taken when it is absent.
+  std::string spelled_right;
+  std::string version;
+  Capture::Field fields[] = {{"id", &event->id},           {"token", &event->token},
+                             {"catgory", &event->category}, {"category", &spelled_right},
+                             {"service", &event->service},  {"params", &event->params}};
+  Capture::Attribute attributes[] = {{"version", &version}};
+  Capture capture;
+  capture.fields = fields;
+  capture.field_count = std::size(fields);
+  capture.attributes = attributes;
+  capture.attribute_count = std::size(attributes);
+  if (!parse(body, "event", &capture, failure)) {
+    event->id.clear();  // what was read of it may be cut short
+    return false;
+  }
+  if (!attributes[0].seen) {
     *failure = {errc::kMalformedXml, "<event> has no version attribute"};
     return false;
   }
-
-  const xmlNode* category = find_child(root, "catgory");
-  if (category == nullptr) category = find_child(root, "category");
-  struct Field {
-    const char* name;
-    const xmlNode* node;
-    std::string* out;
-  } fields[] = {
-      {"id", find_child(root, "id"), &event->id},
-      {"token", find_child(root, "token"), &event->token},
-      {"catgory", category, &event->category},
-      {"service", find_child(root, "service"), &event->service},
-      {"params", find_child(root, "params"), &event->params},
-  };
-  for (const Field& field : fields) {
-    if (field.node == nullptr) {
+  if (!fields[2].seen && fields[3].seen) {
+    fields[2].seen = true;
+    event->category = std::move(spelled_right);
+  }
+  for (const Capture::Field& field : fields) {
+    if (!field.seen && std::strcmp(field.name, "category") != 0) {
       *failure = {errc::kMissingElement, std::string("<event> has no <") + field.name + "> element"};
       return false;
     }
-    *field.out = node_text(field.node);
   }
   return true;
 }
@@ -352,24 +404,24 @@ std::string encode_reply(const Reply& reply) {
 }
 
 bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure) {
-  DocPtr doc = parse(body, "response", failure);
-  if (!doc) return false;
-  const xmlNode* root = xmlDocGetRootElement(doc.get());
-  const xmlNode* id = find_child(root, "id");
-  const xmlNode* message = find_child(root, "message");
-  if (id == nullptr || message == nullptr) {
+  std::string status;
+  std::string code;
+  Capture::Field fields[] = {{"id", &reply->id}, {"message", &reply->message}};
+  Capture::Attribute attributes[] = {{"status", &status}, {"code", &code}};
+  Capture capture;
+  capture.fields = fields;
+  capture.field_count = std::size(fields);
+  capture.attributes = attributes;
+  capture.attribute_count = std::size(attributes);
+  if (!parse(body, "response", &capture, failure)) return false;
+  if (!fields[0].seen || !fields[1].seen) {
     *failure = {errc::kMissingElement,
-                std::string("<response> has no <") + (id == nullptr ? "id" : "message") + "> element"};
+                std::string("<response> has no <") + (!fields[0].seen ? "id" : "message") + "> element"};
     return false;
   }
-  reply->id = node_text(id);
-  reply->message = node_text(message);
   reply->error_code.clear();
-  if (has_attribute(root, "status")) {
-    if (attribute(root, "status") == "error") {
-      reply->error_code = attribute(root, "code");
-      if (reply->error_code.empty()) reply->error_code = "error";
-    }
+  if (attributes[0].seen) {
+    if (status == "error") reply->error_code = code.empty() ? "error" : code;
   } else if (reply->message == "Token not valid!") {
     reply->error_code = errc::kInvalidToken;
   } else if (reply->message.rfind("Cannot Find RPC Service:", 0) == 0) {

@@ -1,6 +1,8 @@
 // The py-servicebus wire format (see PROTOCOL.md): the call event and the
 // response, as UTF-8 XML. Decoding uses libxml2 with no DTD, no entity
-// substitution and no network; encoding writes the text directly.
+// substitution and no network, through SAX callbacks that keep the few
+// fields a decode needs (no tree is built); encoding writes the text
+// directly.
 //
 // Thread-safety: every function may be called from any thread once
 // wire_codec_init() has run (once per process, before threads start).

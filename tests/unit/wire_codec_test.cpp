@@ -233,6 +233,46 @@ TEST_CASE("decode_reply reads a py-servicebus reply, which has no status attribu
   }
 }
 
+TEST_CASE("decode_event takes the first element of each name, and only the text directly in it",
+          "[wire_codec]") {
+  const Decoded d = decode(
+      "<event version=\"1\"><id>a<!-- note -->b<x>not this</x>c</id><id>second</id>"
+      "<token>t &amp; &#65;</token><catgory>math</catgory><category>other</category>"
+      "<service>add</service><params><![CDATA[[1,]]>2]</params></event>");
+  REQUIRE(d.ok);
+  CHECK(d.event.id == "abc");
+  CHECK(d.event.token == "t & A");
+  CHECK(d.event.category == "math");
+  CHECK(d.event.service == "add");
+  CHECK(d.event.params == "[1,2]");
+}
+
+TEST_CASE("decode_event takes <category> when there is no <catgory>, and namespaced names",
+          "[wire_codec]") {
+  const Decoded d = decode(
+      "<e:event xmlns:e=\"urn:x\" version=\"1\"><e:id>1</e:id><token>t</token>"
+      "<category>math</category><service>add</service><params>[1]</params></e:event>");
+  REQUIRE(d.ok);
+  CHECK(d.event.id == "1");
+  CHECK(d.event.category == "math");
+}
+
+TEST_CASE("decode_reply decodes entities in the status and code attributes", "[wire_codec]") {
+  const DecodedReply d = decode_reply(
+      "<response status=\"&#101;rror\" code=\"a&amp;b&lt;c&#38;d\"><id>1</id><message>m</message></response>");
+  REQUIRE(d.ok);
+  CHECK(d.reply.error_code == "a&b<c&d");
+}
+
+TEST_CASE("a call cut short inside its id leaves no id to name in the error reply", "[wire_codec]") {
+  sbus::wire_codec_init();
+  Event event;
+  DecodeFailure failure;
+  CHECK_FALSE(sbus::decode_event("<event version=\"1\"><id>abc&bogus;def</id></event>", &event, &failure));
+  CHECK(failure.code == sbus::errc::kMalformedXml);
+  CHECK(event.id.empty());
+}
+
 TEST_CASE("decode_reply refuses what is not a response", "[wire_codec]") {
   std::string body;
   std::string code;
