@@ -165,13 +165,14 @@ void Supervisor::spawn(WorkerRecord& worker) {
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
     error = std::string("pipe failed: ") + std::strerror(errno);
   } else {
-    pid = fork_worker(
-        [&](const WorkerModule& module) {
-          ::close(status_pipe[0]);
-          ::fcntl(status_pipe[1], F_SETFL, O_NONBLOCK);
-          return module.serve(worker.config.get(), worker.broker_index, status_pipe[1], journal_, replay_);
-        },
-        &error);
+    WorkerStart start;
+    start.config = worker.config.get();
+    start.broker_index = worker.broker_index;
+    start.out_fd = status_pipe[1];
+    start.close_fd = status_pipe[0];
+    start.journal = journal_;
+    start.replay = replay_;
+    pid = fork_worker(start, &error);
     ::close(status_pipe[1]);
     if (pid < 0) ::close(status_pipe[0]);
   }
@@ -502,12 +503,12 @@ std::vector<std::string> check_plugins_isolated(const Config& config) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
   std::string error;
-  const pid_t pid = fork_worker(
-      [&](const WorkerModule& module) {
-        ::close(fds[0]);
-        return module.check(&config, fds[1]);
-      },
-      &error);
+  WorkerStart start;
+  start.entry = WorkerStart::Entry::kCheck;
+  start.config = &config;
+  start.out_fd = fds[1];
+  start.close_fd = fds[0];
+  const pid_t pid = fork_worker(start, &error);
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);

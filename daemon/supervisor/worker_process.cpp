@@ -1,6 +1,7 @@
 #include "supervisor/worker_process.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "worker/worker_module.hpp"
+
 namespace sbus {
 
 std::string worker_module_path() {
@@ -18,12 +21,14 @@ std::string worker_module_path() {
   return (self.parent_path().parent_path() / "libexec" / "sbus" / "sbusd-worker.so").string();
 }
 
-pid_t fork_worker(const std::function<int(const WorkerModule&)>& job, std::string* error) {
+pid_t fork_worker(const WorkerStart& start, std::string* error) {
   const std::string path = worker_module_path();
   if (::access(path.c_str(), R_OK) != 0) {
     *error = "cannot load the worker module " + path + ": " + std::strerror(errno);
     return -1;
   }
+  const bool serve = start.entry == WorkerStart::Entry::kServe;
+  const char* symbol = serve ? "sbus_worker_serve" : "sbus_worker_check";
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -35,20 +40,23 @@ pid_t fork_worker(const std::function<int(const WorkerModule&)>& job, std::strin
   // A worker must not outlive its supervisor.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) _exit(kWorkerExitOk);
+  if (start.close_fd >= 0) ::close(start.close_fd);
+  // Non-blocking: a supervisor that is not reading must not stall serving.
+  if (serve) ::fcntl(start.out_fd, F_SETFL, O_NONBLOCK);
   // Local: the module's copies of the config and log code stay its own.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  WorkerModule module;
-  if (handle != nullptr) {
-    module.serve = reinterpret_cast<decltype(module.serve)>(dlsym(handle, "sbus_worker_serve"));
-    module.check = reinterpret_cast<decltype(module.check)>(dlsym(handle, "sbus_worker_check"));
-  }
-  if (module.serve == nullptr || module.check == nullptr) {
+  void* entry = handle != nullptr ? dlsym(handle, symbol) : nullptr;
+  if (entry == nullptr) {
     const char* reason = dlerror();
     std::fprintf(stderr, "sbusd: cannot load the worker module %s: %s\n", path.c_str(),
-                 reason != nullptr ? reason : "entry points missing");
+                 reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
   }
-  _exit(job(module));
+  if (serve) {
+    _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
+                                                                 start.journal, start.replay));
+  }
+  _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd));
 }
 
 }  // namespace sbus

@@ -37,11 +37,3 @@ int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int 
 int sbus_worker_check(const sbus::Config* config, int out_fd);
 }
 
-namespace sbus {
-
-struct WorkerModule {
-  decltype(&sbus_worker_serve) serve = nullptr;
-  decltype(&sbus_worker_check) check = nullptr;
-};
-
-}  // namespace sbus
