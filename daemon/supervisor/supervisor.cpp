@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,10 +19,10 @@
 
 #include "common/crash_journal.hpp"
 #include "common/log.hpp"
+#include "common/replay_cache.hpp"
 #include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
 #include "supervisor/systemd_notify.hpp"
-#include "common/replay_cache.hpp"
 #include "supervisor/worker_process.hpp"
 #include "worker/worker_module.hpp"
 
