@@ -47,9 +47,10 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   void* entry = handle != nullptr ? dlsym(handle, symbol) : nullptr;
   if (entry == nullptr) {
+    // On stderr for a worker; a check reports it with the problems it finds.
     const char* reason = dlerror();
-    std::fprintf(stderr, "sbusd: cannot load the worker module %s: %s\n", path.c_str(),
-                 reason != nullptr ? reason : "entry point missing");
+    dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n",
+            serve ? "sbusd: " : "", path.c_str(), reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
   }
   if (serve) {
