@@ -113,11 +113,17 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   }
   amqp_channel_open(connection.state_, kChannel);
   connection.check_last("channel.open");
+  connection.queued_.set_frame_max(static_cast<std::size_t>(amqp_get_frame_max(connection.state_)));
+  connection.write_stall_ = options.write_stall;
   return connection;
 }
 
 AmqpConnection::AmqpConnection(AmqpConnection&& other) noexcept
-    : state_(std::exchange(other.state_, nullptr)), uri_(std::move(other.uri_)), tls_(std::move(other.tls_)) {
+    : state_(std::exchange(other.state_, nullptr)),
+      uri_(std::move(other.uri_)),
+      tls_(std::move(other.tls_)),
+      queued_(std::move(other.queued_)),
+      write_stall_(other.write_stall_) {
   other.tls_.reset();
 }
 
@@ -128,6 +134,8 @@ AmqpConnection& AmqpConnection::operator=(AmqpConnection&& other) noexcept {
     uri_ = std::move(other.uri_);
     tls_ = std::move(other.tls_);
     other.tls_.reset();
+    queued_ = std::move(other.queued_);
+    write_stall_ = other.write_stall_;
   }
   return *this;
 }
@@ -150,15 +158,33 @@ void AmqpConnection::check_status(int status, std::string_view operation) const 
                   " failed: " + amqp_error_string2(status));
 }
 
+int AmqpConnection::queue_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                                  const amqp_basic_properties_t& properties, amqp_bytes_t body, bool mandatory) {
+  if (tls_) return amqp_basic_publish(state_, channel, exchange, routing_key, mandatory ? 1 : 0, 0, &properties, body);
+  return queued_.add_publish(channel, exchange, routing_key, mandatory, properties, body);
+}
+
+int AmqpConnection::queue_method(amqp_channel_t channel, amqp_method_number_t method, void* decoded) {
+  if (tls_) return amqp_send_method(state_, channel, method, decoded);
+  return queued_.add_method(channel, method, decoded);
+}
+
+int AmqpConnection::flush() {
+  if (queued_.empty()) return AMQP_STATUS_OK;
+  return queued_.write_to(amqp_get_sockfd(state_), write_stall_);
+}
+
 void AmqpConnection::abandon() {
   if (state_ == nullptr) return;
   amqp_destroy_connection(state_);
   state_ = nullptr;
   tls_.reset();
+  queued_.clear();
 }
 
 void AmqpConnection::close() {
   if (state_ == nullptr) return;
+  flush();
   // Short timeouts: a dead broker must not hold up a stop.
   timeval quick{1, 0};
   amqp_set_rpc_timeout(state_, &quick);
@@ -167,6 +193,7 @@ void AmqpConnection::close() {
   amqp_destroy_connection(state_);
   state_ = nullptr;
   tls_.reset();
+  queued_.clear();
 }
 
 }  // namespace sbus

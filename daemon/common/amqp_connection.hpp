@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/broker_uri.hpp"
+#include "common/frame_buffer.hpp"
 #include "common/tls_options.hpp"
 #include "common/tls_socket.hpp"
 
@@ -30,6 +31,9 @@ struct ConnectOptions {
   std::string connection_name = "sbus";
   // For amqps:// URIs.
   TlsOptions tls;
+  // flush(): how long the socket may take no bytes before the connection
+  // counts as lost.
+  std::chrono::milliseconds write_stall{30000};
 };
 
 // "login to amqp://guest@127.0.0.1:5672/%2f failed: ACCESS_REFUSED ..."
@@ -67,6 +71,20 @@ class AmqpConnection {
   // Throws for a non-OK status code of rabbitmq-c.
   void check_status(int status, std::string_view operation) const;
 
+  // Frames queued for one write by flush(). A reply and its ack are four
+  // frames, which rabbitmq-c writes with four send() calls; queued, they go
+  // out with one, and so do the replies and acks of a whole loop turn.
+  // Over TLS, which rabbitmq-c encrypts, each goes out at once instead.
+  // Nothing else may be sent on the connection while frames are queued:
+  // flush() first. Each returns an AMQP status.
+  int queue_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                    const amqp_basic_properties_t& properties, amqp_bytes_t body, bool mandatory = false);
+  int queue_method(amqp_channel_t channel, amqp_method_number_t method, void* decoded);
+  // Writes what is queued. On failure the connection is broken (part of a
+  // frame may have gone out): give it up.
+  int flush();
+  bool has_queued() const { return !queued_.empty(); }
+
   // Closes channel and connection politely (best effort, never throws) and
   // frees the connection.
   void close();
@@ -79,6 +97,8 @@ class AmqpConnection {
   BrokerUri uri_;
   // amqps:// only. Freed after state_, whose SSL context reports into it.
   std::optional<TlsSocket> tls_;
+  FrameBuffer queued_;
+  std::chrono::milliseconds write_stall_{30000};
 };
 
 }  // namespace sbus

@@ -182,6 +182,7 @@ class Worker : public OutcomeSink {
                     const std::string& message);
   void settle(std::uint64_t tag, bool ack);
   void flush_acks();
+  bool send_queued();
   bool publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
                            int attempts, const std::vector<std::pair<std::string, std::string>>& headers);
   bool sleep_unless_signalled(milliseconds duration);
@@ -465,8 +466,7 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = to_bytes(correlation_id);
   }
-  int status = amqp_basic_publish(connection_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
-                                  0, 0, &props, to_bytes(body));
+  int status = connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(reply_to), props, to_bytes(body));
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "publish reply to " << reply_to << " failed: " << amqp_error_string2(status);
     connection_ok_ = false;
@@ -498,8 +498,8 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
-  int status = amqp_basic_publish(connection_.get(), kChannel, amqp_empty_bytes, to_bytes(config_.error_queue), 0,
-                                  0, &props, to_bytes(body));
+  int status =
+      connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(config_.error_queue), props, to_bytes(body));
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "publish to " << config_.error_queue << " failed: " << amqp_error_string2(status);
     connection_ok_ = false;
@@ -514,23 +514,38 @@ void Worker::settle(std::uint64_t tag, bool ack) {
     return;
   }
   if (!acks_.reject(tag)) return;
-  int status = amqp_basic_reject(connection_.get(), kChannel, tag, 0);
+  amqp_basic_reject_t reject{tag, 0};
+  int status = connection_.queue_method(kChannel, AMQP_BASIC_REJECT_METHOD, &reject);
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "reject of delivery " << tag << " failed: " << amqp_error_string2(status);
     connection_ok_ = false;
   }
 }
 
+// Queues the due acks, then writes everything queued: the replies and acks
+// of this turn go out together.
 void Worker::flush_acks() {
   if (!connection_ok_) return;
   for (const AckTracker::Ack& ack : acks_.take_due()) {
-    int status = amqp_basic_ack(connection_.get(), kChannel, ack.tag, ack.multiple ? 1 : 0);
+    amqp_basic_ack_t method{ack.tag, ack.multiple ? amqp_boolean_t{1} : amqp_boolean_t{0}};
+    int status = connection_.queue_method(kChannel, AMQP_BASIC_ACK_METHOD, &method);
     if (status != AMQP_STATUS_OK) {
       SBUS_LOG(kWarn) << "ack of delivery " << ack.tag << " failed: " << amqp_error_string2(status);
       connection_ok_ = false;
       return;
     }
   }
+  send_queued();
+}
+
+bool Worker::send_queued() {
+  if (!connection_ok_) return false;
+  int status = connection_.flush();
+  if (status != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "write to " << uri_.redacted() << " failed: " << amqp_error_string2(status);
+    connection_ok_ = false;
+  }
+  return connection_ok_;
 }
 
 void Worker::answer_error(const Delivery& delivery, const std::string& id, const char* code,
@@ -819,6 +834,7 @@ bool Worker::read_one() {
 // closed so that the reconnect logic runs. Blocks this thread for at most
 // ping_timeout, which only a broken broker makes it wait.
 bool Worker::probe() {
+  if (!send_queued()) return false;
   timeval timeout{config_.ping_timeout_ms / 1000, (config_.ping_timeout_ms % 1000) * 1000};
   amqp_set_rpc_timeout(connection_.get(), &timeout);
   const auto started = Clock::now();

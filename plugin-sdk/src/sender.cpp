@@ -223,8 +223,9 @@ struct Sender::Impl {
     props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
     props.reply_to = amqp_cstring_bytes(kDirectReplyTo);
     props.correlation_id = to_bytes(correlation_id);
-    int status = amqp_basic_publish(connection.get(), kChannel, to_bytes(options.exchange), to_bytes(node),
-                                    0, 0, &props, to_bytes(body));
+    // One write for the three frames, where rabbitmq-c makes three.
+    int status = connection.queue_publish(kChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body));
+    if (status == AMQP_STATUS_OK) status = connection.flush();
     if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
     if (confirming_calls) calls_unconfirmed.insert(++calls_published);
   }
@@ -245,8 +246,9 @@ struct Sender::Impl {
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    int status = amqp_basic_publish(c, kSendChannel, to_bytes(options.exchange), to_bytes(node), 1, 0, &props,
-                                    to_bytes(body));
+    int status =
+        connection.queue_publish(kSendChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body), true);
+    if (status == AMQP_STATUS_OK) status = connection.flush();
     if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
     const std::uint64_t tag = ++published_on_confirm_channel;
 
