@@ -171,6 +171,10 @@ int AmqpConnection::queue_method(amqp_channel_t channel, amqp_method_number_t me
 
 int AmqpConnection::flush() {
   if (queued_.empty()) return AMQP_STATUS_OK;
+  if (state_ == nullptr) {
+    queued_.clear();
+    return AMQP_STATUS_SOCKET_ERROR;
+  }
   return queued_.write_to(amqp_get_sockfd(state_), write_stall_);
 }
 
