@@ -92,7 +92,7 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   properties_entries[1].value.value.table = amqp_table_t{1, &capability};
   amqp_table_t properties{2, properties_entries};
   amqp_rpc_reply_t login = amqp_login_with_properties(
-      connection.state_, uri.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_seconds,
+      connection.state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
       &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     // TLS 1.3: a broker that refuses the client (no certificate, or one it

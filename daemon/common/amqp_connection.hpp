@@ -26,6 +26,11 @@ inline constexpr amqp_channel_t kProbeChannel = 2;
 struct ConnectOptions {
   std::chrono::milliseconds connect_timeout{3000};
   int heartbeat_seconds = 10;
+  // The largest frame proposed to the broker. rabbitmq-c sizes each
+  // channel's decoding pool pages and its send buffer by it: with
+  // RabbitMQ's 128 KiB a worker holds about 0.2 MB more. 32 KiB still
+  // carries a typical call in one frame; longer bodies take more frames.
+  int frame_max = 32 * 1024;
   // The connection name shown in the management UI and `rabbitmqctl
   // list_connections client_properties`.
   std::string connection_name = "sbus";

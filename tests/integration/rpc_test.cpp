@@ -249,7 +249,7 @@ TEST_CASE("sbus call takes the brokers and the secret from an sbusd config", "[r
 TEST_CASE("a call of half a megabyte round-trips under the default size limit", "[rpc]") {
   SbusdProcess sbusd;
   sbus::Sender sender(sbusd.sender_options());
-  // Several AMQP frames each way (the frame size is 128 KiB).
+  // Several AMQP frames each way (the frame size is 32 KiB).
   std::string big = "[\"";
   for (int i = 0; big.size() < 512 * 1024; ++i) big += "chunk " + std::to_string(i) + " ]]> ";
   big += "\"]";
