@@ -20,7 +20,19 @@ CompletionQueue::~CompletionQueue() { ::close(fd_); }
 void CompletionQueue::push(Outcome outcome) {
   std::lock_guard<std::mutex> lock(mutex_);
   items_.push_back(std::move(outcome));
-  wake_locked();
+  if (watching_) wake_locked();
+}
+
+bool CompletionQueue::watch() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!items_.empty()) return false;
+  watching_ = true;
+  return true;
+}
+
+void CompletionQueue::unwatch() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  watching_ = false;
 }
 
 void CompletionQueue::wake() {
@@ -38,10 +50,11 @@ void CompletionQueue::wake_locked() {
 void CompletionQueue::take(std::vector<Outcome>* out) {
   out->clear();
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!woken_) return;
-  woken_ = false;
-  std::uint64_t count;
-  [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof(count));
+  if (woken_) {
+    woken_ = false;
+    std::uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof(count));
+  }
   out->swap(items_);
 }
 

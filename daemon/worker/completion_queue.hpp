@@ -1,6 +1,8 @@
 // Outcomes travelling from service threads to the connection thread, with an
-// eventfd that the connection thread polls. The eventfd is written only when
-// the queue goes from empty to non-empty, so a burst costs one wake-up.
+// eventfd that the connection thread polls. The eventfd is written only
+// while the connection thread watches it (between watch() and unwatch(),
+// around its poll()), and then once per burst: a connection thread that is
+// awake takes what is queued on its next turn without any system call.
 // Also OutcomeSink, through which a service thread hands over each outcome.
 #pragma once
 
@@ -33,6 +35,11 @@ class CompletionQueue {
   void wake();
   // The connection thread: takes everything queued and clears the wake-up.
   void take(std::vector<Outcome>* out);
+  // The connection thread, before it sleeps on fd(): false when outcomes
+  // are already queued (take them instead of sleeping). After the sleep:
+  // unwatch().
+  bool watch();
+  void unwatch();
   int fd() const { return fd_; }
 
  private:
@@ -41,7 +48,8 @@ class CompletionQueue {
   int fd_;
   std::mutex mutex_;
   std::vector<Outcome> items_;
-  bool woken_ = false;  // the eventfd was written and not read yet
+  bool woken_ = false;     // the eventfd was written and not read yet
+  bool watching_ = false;  // the connection thread sleeps on the eventfd
 };
 
 }  // namespace sbus

@@ -946,10 +946,13 @@ Worker::ServeEnd Worker::serve_turns() {
       }
       wait = std::min<int>(wait, static_cast<int>(std::chrono::duration_cast<milliseconds>(next_probe_ - now).count()) + 1);
     }
+    // Outcomes queued since the top of this turn are taken instead.
+    if (!completions_.watch()) continue;
     loop_lock_.unlock();
     wake_services();
     int ready = ::poll(fds, 3, wait);
     loop_lock_.lock();
+    completions_.unwatch();
     if (ready < 0 && errno != EINTR) return ServeEnd::kConnectionLost;
     if (fds[2].revents & POLLIN) check_signal();
     // Also on a poll timeout: rabbitmq-c sends a due heartbeat and notices
