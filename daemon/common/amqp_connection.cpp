@@ -188,8 +188,8 @@ void AmqpConnection::abandon() {
 
 void AmqpConnection::close() {
   if (state_ == nullptr) return;
-  flush();
   // Short timeouts: a dead broker must not hold up a stop.
+  if (!queued_.empty()) queued_.write_to(amqp_get_sockfd(state_), std::chrono::seconds(1));
   timeval quick{1, 0};
   amqp_set_rpc_timeout(state_, &quick);
   amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);

@@ -53,25 +53,50 @@ std::string bytes_of(const sbus::FrameBuffer& buffer) { return std::string(buffe
 
 std::string text(amqp_bytes_t bytes) { return std::string(static_cast<const char*>(bytes.bytes), bytes.len); }
 
-// Decodes a method frame's payload with rabbitmq-c.
-struct DecodedMethod {
-  amqp_pool_t pool;
-  amqp_method_number_t id = 0;
-  void* decoded = nullptr;
-  explicit DecodedMethod(const Frame& frame) {
-    init_amqp_pool(&pool, 4096);
-    REQUIRE(frame.type == AMQP_FRAME_METHOD);
-    id = get32(frame.payload, 0);
-    std::string args = frame.payload.substr(4);
-    REQUIRE(amqp_decode_method(id, &pool, amqp_bytes_t{args.size(), args.data()}, &decoded) == AMQP_STATUS_OK);
-    // amqp_decode_method points into `args` for strings: keep a copy alive.
-    args_ = std::move(args);
+// A method frame or a content header frame decoded with rabbitmq-c. The
+// decoded strings point into `bytes_` and `pool_`, which live as long as
+// it does.
+class Decoded {
+ public:
+  // `type`: AMQP_FRAME_METHOD or AMQP_FRAME_HEADER, what the frame must be.
+  Decoded(const Frame& frame, int type) {
+    init_amqp_pool(&pool_, 4096);
+    REQUIRE(frame.type == type);
+    if (type == AMQP_FRAME_METHOD) {
+      id = get32(frame.payload, 0);
+      bytes_ = frame.payload.substr(4);
+      REQUIRE(amqp_decode_method(id, &pool_, encoded(), &decoded) == AMQP_STATUS_OK);
+    } else {
+      bytes_ = frame.payload.substr(12);
+      REQUIRE(amqp_decode_properties(AMQP_BASIC_CLASS, &pool_, encoded(), &decoded) == AMQP_STATUS_OK);
+    }
   }
-  ~DecodedMethod() { empty_amqp_pool(&pool); }
+  Decoded(const Decoded&) = delete;
+  Decoded& operator=(const Decoded&) = delete;
+  ~Decoded() { empty_amqp_pool(&pool_); }
+
+  template <typename T>
+  const T& as() const {
+    return *static_cast<const T*>(decoded);
+  }
+
+  amqp_method_number_t id = 0;  // for a method
+  void* decoded = nullptr;
 
  private:
-  std::string args_;
+  amqp_bytes_t encoded() { return amqp_bytes_t{bytes_.size(), bytes_.data()}; }
+
+  amqp_pool_t pool_;
+  std::string bytes_;
 };
+
+// Queues a publish of a body far larger than a socket's buffer.
+void queue_large_body(sbus::FrameBuffer& buffer) {
+  static std::string body(4 * 1024 * 1024, 'x');
+  amqp_basic_properties_t props{};
+  REQUIRE(buffer.add_publish(1, amqp_empty_bytes, amqp_cstring_bytes("q"), false, props,
+                             amqp_bytes_t{body.size(), body.data()}) == AMQP_STATUS_OK);
+}
 
 }  // namespace
 
@@ -91,27 +116,21 @@ TEST_CASE("a publish is a method, a content header and body frames that rabbitmq
   REQUIRE(frames.size() == 5);
   for (const Frame& frame : frames) CHECK(frame.channel == 1);
 
-  DecodedMethod method(frames[0]);
+  Decoded method(frames[0], AMQP_FRAME_METHOD);
   REQUIRE(method.id == AMQP_BASIC_PUBLISH_METHOD);
-  const auto* publish = static_cast<amqp_basic_publish_t*>(method.decoded);
-  CHECK(text(publish->exchange) == "py-servicebus");
-  CHECK(text(publish->routing_key) == "amq.gen-reply");
-  CHECK(publish->mandatory == 0);
+  const auto& publish = method.as<amqp_basic_publish_t>();
+  CHECK(text(publish.exchange) == "py-servicebus");
+  CHECK(text(publish.routing_key) == "amq.gen-reply");
+  CHECK(publish.mandatory == 0);
 
   REQUIRE(frames[1].type == AMQP_FRAME_HEADER);
   const std::string& header = frames[1].payload;
   CHECK(get32(header, 0) >> 16 == AMQP_BASIC_CLASS);
   CHECK(get32(header, 8) == body.size());  // the low half of the 64-bit body size
-  amqp_pool_t pool;
-  init_amqp_pool(&pool, 4096);
-  std::string encoded = header.substr(12);
-  void* decoded = nullptr;
-  REQUIRE(amqp_decode_properties(AMQP_BASIC_CLASS, &pool, amqp_bytes_t{encoded.size(), encoded.data()}, &decoded) ==
-          AMQP_STATUS_OK);
-  const auto* read_props = static_cast<amqp_basic_properties_t*>(decoded);
-  CHECK(read_props->_flags == AMQP_BASIC_CORRELATION_ID_FLAG);
-  CHECK(text(read_props->correlation_id) == "corr-7");
-  empty_amqp_pool(&pool);
+  Decoded properties(frames[1], AMQP_FRAME_HEADER);
+  const auto& read_props = properties.as<amqp_basic_properties_t>();
+  CHECK(read_props._flags == AMQP_BASIC_CORRELATION_ID_FLAG);
+  CHECK(text(read_props.correlation_id) == "corr-7");
 
   std::string read_body;
   for (std::size_t i = 2; i < frames.size(); ++i) {
@@ -162,26 +181,20 @@ TEST_CASE("headers too large for the first guess still encode, and methods follo
   const std::vector<Frame> frames = frames_of(bytes_of(buffer));
   REQUIRE(frames.size() == 5);
   CHECK(frames[1].payload.size() > 40 * 100);
-  amqp_pool_t pool;
-  init_amqp_pool(&pool, 4096);
-  std::string encoded = frames[1].payload.substr(12);
-  void* decoded = nullptr;
-  REQUIRE(amqp_decode_properties(AMQP_BASIC_CLASS, &pool, amqp_bytes_t{encoded.size(), encoded.data()}, &decoded) ==
-          AMQP_STATUS_OK);
-  const auto* read_props = static_cast<amqp_basic_properties_t*>(decoded);
-  REQUIRE(read_props->headers.num_entries == 40);
-  CHECK(text(read_props->headers.entries[39].key) == "x-key-39");
-  CHECK(text(read_props->headers.entries[39].value.value.bytes) == values[39]);
-  empty_amqp_pool(&pool);
+  Decoded properties(frames[1], AMQP_FRAME_HEADER);
+  const auto& read_props = properties.as<amqp_basic_properties_t>();
+  REQUIRE(read_props.headers.num_entries == 40);
+  CHECK(text(read_props.headers.entries[39].key) == "x-key-39");
+  CHECK(text(read_props.headers.entries[39].value.value.bytes) == values[39]);
   CHECK(frames[2].payload == "body");
 
-  DecodedMethod read_ack(frames[3]);
+  Decoded read_ack(frames[3], AMQP_FRAME_METHOD);
   REQUIRE(read_ack.id == AMQP_BASIC_ACK_METHOD);
-  CHECK(static_cast<amqp_basic_ack_t*>(read_ack.decoded)->delivery_tag == 42);
-  CHECK(static_cast<amqp_basic_ack_t*>(read_ack.decoded)->multiple == 1);
-  DecodedMethod read_reject(frames[4]);
+  CHECK(read_ack.as<amqp_basic_ack_t>().delivery_tag == 42);
+  CHECK(read_ack.as<amqp_basic_ack_t>().multiple == 1);
+  Decoded read_reject(frames[4], AMQP_FRAME_METHOD);
   REQUIRE(read_reject.id == AMQP_BASIC_REJECT_METHOD);
-  CHECK(static_cast<amqp_basic_reject_t*>(read_reject.decoded)->delivery_tag == 43);
+  CHECK(read_reject.as<amqp_basic_reject_t>().delivery_tag == 43);
 }
 
 TEST_CASE("properties that do not fit in a frame are refused and leave the buffer as it was", "[frames]") {
@@ -206,10 +219,7 @@ TEST_CASE("write_to sends every queued byte through the socket and empties the b
   REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
   sbus::FrameBuffer buffer;
   // Larger than a socket buffer: the writer waits for the reader.
-  std::string body(4 * 1024 * 1024, 'x');
-  amqp_basic_properties_t props{};
-  REQUIRE(buffer.add_publish(1, amqp_empty_bytes, amqp_cstring_bytes("q"), false, props,
-                             amqp_bytes_t{body.size(), body.data()}) == AMQP_STATUS_OK);
+  queue_large_body(buffer);
   const std::string expected = bytes_of(buffer);
   std::string received;
   std::thread reader([&] {
@@ -228,15 +238,9 @@ TEST_CASE("write_to gives up on a peer that stops reading, and on a closed one",
   int pair[2];
   REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
   sbus::FrameBuffer buffer;
-  std::string body(4 * 1024 * 1024, 'x');
-  amqp_basic_properties_t props{};
-  auto queue_body = [&] {
-    REQUIRE(buffer.add_publish(1, amqp_empty_bytes, amqp_cstring_bytes("q"), false, props,
-                               amqp_bytes_t{body.size(), body.data()}) == AMQP_STATUS_OK);
-  };
 
   SECTION("a peer that reads nothing: a timeout after the stall") {
-    queue_body();
+    queue_large_body(buffer);
     const auto started = std::chrono::steady_clock::now();
     CHECK(buffer.write_to(pair[0], 200ms) == AMQP_STATUS_TIMEOUT);
     CHECK(std::chrono::steady_clock::now() - started >= 200ms);
@@ -245,7 +249,7 @@ TEST_CASE("write_to gives up on a peer that stops reading, and on a closed one",
   SECTION("a closed peer: a socket error, and no SIGPIPE") {
     ::close(pair[1]);
     pair[1] = -1;
-    queue_body();
+    queue_large_body(buffer);
     CHECK(buffer.write_to(pair[0], 5s) == AMQP_STATUS_SOCKET_ERROR);
   }
   ::close(pair[0]);
