@@ -43,6 +43,17 @@ long rss_kib(pid_t pid) {
   return 0;
 }
 
+long private_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  long kib = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Private_Clean:", 0) == 0 || line.rfind("Private_Dirty:", 0) == 0) {
+      kib += std::strtol(line.c_str() + line.find(':') + 1, nullptr, 10);
+    }
+  }
+  return kib;
+}
+
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> children;
   DIR* proc = opendir("/proc");

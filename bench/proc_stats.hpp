@@ -12,6 +12,9 @@ namespace bench {
 double cpu_seconds(pid_t pid);
 // VmRSS of `pid` in KiB; 0 when it is gone.
 long rss_kib(pid_t pid);
+// The part of its RSS that no other process maps (USS: Private_Clean +
+// Private_Dirty of /proc/PID/smaps_rollup) in KiB; 0 when it is gone.
+long private_kib(pid_t pid);
 // The living children of `pid`.
 std::vector<pid_t> children_of(pid_t pid);
 // cpu_seconds of `pid` and of its children.

@@ -742,6 +742,8 @@ void Bench::run() {
   const long supervisor_idle = rss_kib(sbusd_pid_);
   const long worker_idle = rss_kib(worker);
   const long floor_idle = rss_kib(floor_pid_);
+  const long worker_idle_private = private_kib(worker);
+  const long floor_idle_private = private_kib(floor_pid_);
 
   auto errors_of = [](auto& client) -> std::uint64_t {
     if constexpr (requires { client.errors(); }) {
@@ -794,6 +796,8 @@ void Bench::run() {
   const long supervisor_after = rss_kib(sbusd_pid_);
   const long worker_after = rss_kib(worker);
   const long floor_after = rss_kib(floor_pid_);
+  const long worker_after_private = private_kib(worker);
+  const long floor_after_private = private_kib(floor_pid_);
 
   section("RPC (math.add), one sender connection");
   add_rpc_rows("sequential, 1 in flight", seq, true);
@@ -836,6 +840,11 @@ void Bench::run() {
   rss_row("supervisor, after the run", floor_after, supervisor_after, 5.0);
   rss_row("worker, idle", floor_idle, worker_idle, 8.0);
   rss_row("worker, after the run", floor_after, worker_after, 8.0);
+  // Most of a worker's RSS is library pages that every process using the
+  // same libraries shares; what it alone holds is what each more broker
+  // costs.
+  rss_row("worker private (USS), idle", floor_idle_private, worker_idle_private, std::nullopt);
+  rss_row("worker private (USS), after the run", floor_after_private, worker_after_private, std::nullopt);
   rss_row("worker growth, " + std::to_string(first) + " to " + std::to_string(options_.soak_calls) + " calls", 0,
           worker_soaked - worker_first, 1.0);
 
