@@ -19,6 +19,7 @@
 #include <sbus/sender.hpp>
 
 #include "config/config.hpp"
+#include "config/sender_options.hpp"
 
 namespace po = boost::program_options;
 
@@ -150,14 +151,7 @@ int main(int argc, char** argv) {
       for (const std::string& problem : problems) std::cerr << problem << "\n";
       return kExitUsage;
     }
-    sender_options.brokers = config.brokers;
-    sender_options.exchange = config.exchange;
-    sender_options.secret = config.secret;
-    sender_options.token = config.token;
-    sender_options.tls_ca_file = config.tls.ca_file;
-    sender_options.tls_cert_file = config.tls.cert_file;
-    sender_options.tls_key_file = config.tls.key_file;
-    sender_options.tls_verify = config.tls.verify;
+    sender_options = sbus::sender_options_of(config);
   } else {
     if (brokers.empty()) {
       std::cerr << "sbus: give --config FILE or at least one --broker URI\n";

@@ -63,9 +63,9 @@ struct Config {
   std::string log_file;
   std::size_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
-  // Tokens: `token` is how this side signs (the sbus CLI with --config);
-  // `accept` what sbusd accepts (default: just `token`), both during a
-  // migration. hmac-sha256 calls older or newer than max_skew are refused.
+  // Tokens: `token` is how this side signs (plugins calling other services,
+  // the sbus CLI with --config); `accept` what sbusd accepts (default: just
+  // `token`), both during a migration. hmac-sha256 calls older or newer than max_skew are refused.
   std::string token = "compat";
   std::vector<std::string> accept;
   int max_skew_seconds = 60;

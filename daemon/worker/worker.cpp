@@ -26,6 +26,7 @@
 #include "common/port_probe.hpp"
 #include "common/token.hpp"
 #include "common/wire_codec.hpp"
+#include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
 #include "worker/plugin_loader.hpp"
@@ -230,13 +231,12 @@ class Worker : public OutcomeSink {
 
 void Worker::start_services() {
   PluginLoader loader;
-  std::vector<std::string> brokers = {config_.brokers[broker_index_]};
-  for (std::size_t i = 0; i < config_.brokers.size(); ++i) {
-    if (i != broker_index_) brokers.push_back(config_.brokers[i]);
-  }
+  // This worker's broker first.
+  SenderOptions sender = sender_options_of(config_);
+  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_),
+              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_) + 1);
   for (const ServiceConfig& service : config_.services) {
-    ServiceContext context{config_.node,    service.category, service.service, service.options,
-                           brokers,         config_.exchange, config_.secret};
+    ServiceContext context{config_.node, service.category, service.service, service.options, sender};
     auto runner = std::make_unique<ServiceRunner>(
         runners_.size(), service, loader.create(service.plugin_path, service.export_name),
         std::move(context), this, journal_, config_.max_retries);

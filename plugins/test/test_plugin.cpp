@@ -94,11 +94,7 @@ class RecordService : public sbus::Service {
 
 class RelayService : public sbus::Service {
  public:
-  void start(const sbus::ServiceContext& context) override {
-    options_.brokers = context.brokers;
-    options_.exchange = context.exchange;
-    options_.secret = context.secret;
-  }
+  void start(const sbus::ServiceContext& context) override { options_ = context.sender; }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();

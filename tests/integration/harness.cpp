@@ -344,6 +344,8 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
       "    plugin: test\n"
       "  - name: test.fail\n"
       "    plugin: test\n"
+      "  - name: test.relay\n"
+      "    plugin: test\n"
       "  - name: test.record\n"
       "    plugin: test\n"
       "    kind: message\n"

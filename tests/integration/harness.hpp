@@ -124,7 +124,8 @@ struct SbusdOptions {
 
 // An sbusd child process with its own config, secret and log in a temp
 // folder, serving a unique node with math.add, test.echo, test.sleep,
-// test.fail and test.record (kind message, writing to record_file()).
+// test.fail, test.relay and test.record (kind message, writing to
+// record_file()).
 class SbusdProcess {
  public:
   explicit SbusdProcess(SbusdOptions options = {});

@@ -82,6 +82,23 @@ TEST_CASE("test.echo returns any JSON value unchanged", "[rpc]") {
   }
 }
 
+TEST_CASE("a service calls another through the sender its context gives it", "[rpc][plugin]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  SECTION("the answer comes back through both services") {
+    const std::string params = R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})";
+    sbus::CallResult result = sender.call(sbusd.address("test.relay"), params, 20s);
+    INFO(result.error_code << ": " << result.message);
+    CHECK(result.ok());
+    CHECK(result.message == "42");
+  }
+  SECTION("the inner call's error is the outer call's") {
+    const std::string params = R"({"address":")" + sbusd.address("test.fail") + R"(","params":[]})";
+    sbus::CallResult result = sender.call(sbusd.address("test.relay"), params, 20s);
+    CHECK(result.error_code == "service_failed");
+  }
+}
+
 TEST_CASE("a call sbusd cannot serve gets an error reply at once, not silence", "[rpc][errors]") {
   SbusdProcess sbusd;
 

@@ -115,3 +115,24 @@ TEST_CASE("during a migration an agent accepts both token modes", "[token][hmac]
     CHECK(sender.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
   }
 }
+
+TEST_CASE("a plugin's own calls are signed as the config's token says", "[token][hmac][plugin]") {
+  SbusdOptions options;
+  const bool hmac = GENERATE(true, false);
+  INFO((hmac ? "token: hmac-sha256" : "token: compat (the default)"));
+  options.extra_yaml = std::string("accept: [hmac-sha256]\n") + (hmac ? "token: hmac-sha256\n" : "");
+  SbusdProcess sbusd(options);
+  sbus::SenderOptions sender_options = sbusd.sender_options();
+  sender_options.token = "hmac-sha256";
+  sbus::Sender sender(sender_options);
+  // test.relay calls math.add on the same agent, which takes only hmac-sha256.
+  const std::string params = R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})";
+  sbus::CallResult result = sender.call(sbusd.address("test.relay"), params, 20s);
+  if (hmac) {
+    INFO(result.error_code << ": " << result.message);
+    CHECK(result.ok());
+    CHECK(result.message == "42");
+  } else {
+    CHECK(result.error_code == "invalid_token");
+  }
+}

@@ -141,6 +141,14 @@ TEST_CASE("sbusd serves calls over amqps:// with mutual TLS, to the sbus CLI and
     CHECK(result.out == "5\n");
     CHECK(result.err.empty());
   }
+  SECTION("a service calls another over amqps:// with the config's tls: settings (test.relay)") {
+    sbus::Sender sender(tls_sender({uri("good")}));
+    const std::string params = R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})";
+    const sbus::CallResult result = sender.call(sbusd.address("test.relay"), params, 20s);
+    INFO(result.error_code << ": " << result.message);
+    CHECK(result.ok());
+    CHECK(result.message == "42");
+  }
   SECTION("the negotiated protocol is TLS 1.2 or newer, and the worker of the other broker says why it cannot connect") {
     const std::string refused =
         "TLS handshake with " + redacted("wrong-name") + " failed: certificate verify failed: hostname mismatch";

@@ -41,9 +41,11 @@
 #include <utility>
 #include <vector>
 
+#include "sbus/sender.hpp"
+
 namespace sbus {
 
-inline constexpr std::uint32_t kAbiVersion = 1;
+inline constexpr std::uint32_t kAbiVersion = 2;
 
 // One call or message as the service sees it. Owned by sbusd; valid for the
 // duration of on_call / on_message only.
@@ -126,12 +128,10 @@ struct ServiceContext {
   std::string category;
   std::string service;
   std::map<std::string, std::string> options;
-  // The worker's broker first, then the others of the config, and the
-  // exchange and secret: what a service needs to call others through
-  // sbus::Sender (sbus/sender.hpp).
-  std::vector<std::string> brokers;
-  std::string exchange;
-  std::string secret;
+  // What a service needs to call others: sbus::Sender(context.sender). The
+  // worker's broker first, then the others of the config; the config's
+  // exchange, secret, `token` (how to sign) and `tls:` settings.
+  SenderOptions sender;
 };
 
 // Base class of every service. Override on_call for an RPC service,

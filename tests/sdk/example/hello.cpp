@@ -29,11 +29,7 @@ class GreetService : public sbus::Service {
 
 class PingService : public sbus::Service {
  public:
-  void start(const sbus::ServiceContext& context) override {
-    options_.brokers = context.brokers;
-    options_.exchange = context.exchange;
-    options_.secret = context.secret;
-  }
+  void start(const sbus::ServiceContext& context) override { options_ = context.sender; }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();

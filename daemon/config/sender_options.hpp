@@ -1,0 +1,26 @@
+// The sender settings a config gives: what the sbus CLI uses with --config
+// and what each plugin gets as ServiceContext::sender.
+#pragma once
+
+#include <sbus/sender.hpp>
+
+#include "config/config.hpp"
+
+namespace sbus {
+
+// The config's brokers in order, exchange, secret, token mode and TLS
+// settings.
+inline SenderOptions sender_options_of(const Config& config) {
+  SenderOptions options;
+  options.brokers = config.brokers;
+  options.exchange = config.exchange;
+  options.secret = config.secret;
+  options.token = config.token;
+  options.tls_ca_file = config.tls.ca_file;
+  options.tls_cert_file = config.tls.cert_file;
+  options.tls_key_file = config.tls.key_file;
+  options.tls_verify = config.tls.verify;
+  return options;
+}
+
+}  // namespace sbus
