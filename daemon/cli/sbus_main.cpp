@@ -3,6 +3,7 @@
 //   sbus call NODE.CATEGORY.SERVICE 'JSON' [--timeout S] (--config FILE | --broker URI... --secret-file F)
 //   sbus send NODE.CATEGORY.SERVICE 'JSON' ...
 //   sbus ping NODE ...
+//   sbus stats NODE ...
 //
 // Exit codes: 0 success, 1 the service answered with an error, 2 usage or
 // config error, 3 timeout, 4 no broker reachable or connection lost.
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -36,6 +38,7 @@ const char* kUsage =
     "  sbus call NODE.CATEGORY.SERVICE 'JSON' [options]   call a service, print its result\n"
     "  sbus send NODE.CATEGORY.SERVICE 'JSON' [options]   send a message to a message service\n"
     "  sbus ping NODE [options]                           exit 0 when NODE answers\n"
+    "  sbus stats NODE [options]                          what NODE's agent has served, per service\n"
     "  sbus errors list NODE [options]                    one line per message in NODE.error\n"
     "  sbus errors requeue NODE [options]                 move them back to NODE\n";
 
@@ -65,6 +68,36 @@ std::string one_line(std::string_view text) {
     }
   }
   return out;
+}
+
+// The answer of NODE.sbus.stats as a table; false when it is not what
+// sbusd answers.
+bool print_stats(const std::string& json) {
+  rapidjson::Document stats;
+  stats.Parse(json.data(), json.size());
+  if (stats.HasParseError() || !stats.IsObject() || !stats.HasMember("services") || !stats["services"].IsObject()) {
+    return false;
+  }
+  const auto text = [&](const char* key) {
+    return stats.HasMember(key) && stats[key].IsString() ? std::string(stats[key].GetString()) : std::string("?");
+  };
+  const auto number = [](const rapidjson::Value& object, const char* key) {
+    return object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : 0.0;
+  };
+  std::printf("%s (pid %.0f) via %s: up %.0f s, connected %.0f s, %.0f reconnect(s)\n", text("node").c_str(),
+              number(stats, "pid"), text("broker").c_str(), number(stats, "uptime_s"), number(stats, "connected_s"),
+              number(stats, "reconnects"));
+  std::printf("%-32s %-8s %10s %8s %10s %8s %7s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
+              "QUEUED");
+  for (const auto& service : stats["services"].GetObject()) {
+    const rapidjson::Value& s = service.value;
+    if (!s.IsObject()) return false;
+    const bool running = s.HasMember("running") && s["running"].IsBool() && s["running"].GetBool();
+    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f\n", service.name.GetString(),
+                s.HasMember("kind") && s["kind"].IsString() ? s["kind"].GetString() : "?", number(s, "handled"),
+                number(s, "failed"), number(s, "busy_s"), running ? "yes" : "no", number(s, "queued"));
+  }
+  return true;
 }
 
 }  // namespace
@@ -122,17 +155,19 @@ int main(int argc, char** argv) {
     std::cout << kUsage << options;
     return vm.count("help") ? kExitOk : kExitUsage;
   }
-  const std::size_t wanted = command == "ping" ? 1 : 2;
+  const bool node_only = command == "ping" || command == "stats";
+  const std::size_t wanted = node_only ? 1 : 2;
   const bool errors_ok = command == "errors" && arguments.size() == 2 &&
                          (arguments[0] == "list" || arguments[0] == "requeue");
   if (command == "errors" && !errors_ok) {
     std::cerr << "sbus: expected errors list NODE or errors requeue NODE\n" << kUsage;
     return kExitUsage;
   }
-  if ((command != "call" && command != "send" && command != "ping" && command != "errors") ||
+  if ((command != "call" && command != "send" && command != "ping" && command != "stats" && command != "errors") ||
       (command != "errors" && arguments.size() != wanted)) {
-    std::cerr << "sbus: expected " << (command == "ping" ? "ping NODE" : command + " NODE.CATEGORY.SERVICE 'JSON'")
-              << "\n" << kUsage;
+    std::cerr << "sbus: expected "
+              << (node_only ? command + " NODE" : command + " NODE.CATEGORY.SERVICE 'JSON'") << "\n"
+              << kUsage;
     return kExitUsage;
   }
   if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
@@ -212,6 +247,19 @@ int main(int argc, char** argv) {
       }
       std::cerr << "sbus: no answer from " << arguments[0] << " within " << timeout_seconds << " s\n";
       return kExitTimeout;
+    }
+    if (command == "stats") {
+      sbus::CallResult result = sender.call(arguments[0] + ".sbus.stats", "[]", timeout);
+      if (!result.ok()) {
+        std::cerr << "sbus: " << arguments[0] << ".sbus.stats failed: " << result.error_code << ": " << result.message
+                  << "\n";
+        return kExitServiceError;
+      }
+      if (!print_stats(result.message)) {
+        std::cerr << "sbus: " << arguments[0] << " answered sbus.stats with something else: " << result.message << "\n";
+        return kExitServiceError;
+      }
+      return kExitOk;
     }
     if (command == "errors") {
       const std::string& node = arguments[1];

@@ -139,6 +139,11 @@ void load_services(const YAML::Node& list, const std::string& base_dir, Config* 
         checker->problem(entry["name"], at + ".name",
                          "'" + service.name + "' is not CATEGORY.SERVICE");
         ok = false;
+      } else if (service.category == kOwnCategory) {
+        checker->problem(entry["name"], at + ".name",
+                         "the category '" + std::string(kOwnCategory) + "' is sbusd's own (" +
+                             std::string(kOwnCategory) + ".stats)");
+        ok = false;
       } else if (!names.insert(service.name).second) {
         checker->problem(entry["name"], at + ".name", "duplicate service '" + service.name + "'");
         ok = false;

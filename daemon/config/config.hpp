@@ -17,6 +17,10 @@ namespace sbus {
 
 enum class ServiceKind { kRpc, kMessage };
 
+// The category of the services sbusd answers itself (sbus.stats); no
+// configured service may use it.
+inline constexpr const char* kOwnCategory = "sbus";
+
 struct ServiceConfig {
   std::string name;         // CATEGORY.SERVICE, as configured
   std::string category;

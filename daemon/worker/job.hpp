@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,6 +47,9 @@ struct Outcome {
   bool dead_letter = false;
   // Stopped before the message could be handled: leave it unacked.
   bool leave = false;
+  // Answered with an error, or moved to the error queue (sbus.stats).
+  bool failed = false;
+  std::chrono::nanoseconds busy{0};  // in on_call / on_message
   std::string error;
   int attempts = 0;
   std::string service;

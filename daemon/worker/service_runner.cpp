@@ -54,6 +54,11 @@ bool ServiceRunner::try_submit(Job& job, bool* wake_later) {
   return true;
 }
 
+std::size_t ServiceRunner::queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
 std::size_t ServiceRunner::discard_queued() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
@@ -116,8 +121,11 @@ void ServiceRunner::run() {
       if (stopping_) break;
       job = std::move(queue_.front());
       queue_.pop_front();
+      running_.store(true, std::memory_order_relaxed);
     }
-    completions_->complete(execute(job));
+    Outcome outcome = execute(job);
+    running_.store(false, std::memory_order_relaxed);
+    completions_->complete(std::move(outcome));
   }
 
   try {
@@ -145,6 +153,7 @@ Outcome ServiceRunner::execute(Job& job) {
   reply.id = std::move(job.event.id);
   const bool is_call = !outcome.reply_to.empty();
   if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
+  const auto started = std::chrono::steady_clock::now();
   try {
     if (is_call) {
       Response response;
@@ -193,7 +202,9 @@ Outcome ServiceRunner::execute(Job& job) {
     reply.error_code = errc::kServiceFailed;
     reply.message = "service " + config_.name + " failed: unknown exception";
   }
+  outcome.busy = std::chrono::steady_clock::now() - started;
   if (journal_ != nullptr) journal_->end(journal_slot_);
+  outcome.failed = !reply.error_code.empty() || outcome.dead_letter;
   if (!reply.error_code.empty()) {
     SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": " << reply.error_code
                     << ": " << reply.message;

@@ -6,6 +6,7 @@
 // never leave the thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -53,6 +54,10 @@ class ServiceRunner {
 
   const ServiceConfig& config() const { return config_; }
 
+  // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
+  std::size_t queued();
+  bool running() const { return running_.load(std::memory_order_relaxed); }
+
  private:
   void run();
   Outcome execute(Job& job);
@@ -76,6 +81,7 @@ class ServiceRunner {
   Wakeup wakeup_;
   bool stopping_ = false;
   bool started_ = false;
+  std::atomic<bool> running_{false};
   std::string start_error_;
   std::thread thread_;
 };

@@ -10,6 +10,8 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <chrono>
@@ -191,6 +193,8 @@ class Worker : public OutcomeSink {
   void report(char status);
   bool probe();
   bool check_token(const Event& event, const char** code, std::string* message);
+  void answer_own(const Delivery& delivery, const Event& event);
+  std::string stats_json();
 
   const Config& config_;
   std::size_t broker_index_;
@@ -222,6 +226,17 @@ class Worker : public OutcomeSink {
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+
+  // What sbus.stats reports of each service (by runner), counted in finish().
+  struct ServiceStats {
+    std::uint64_t handled = 0;  // calls answered and messages done
+    std::uint64_t failed = 0;   // answered with an error, or moved to the error queue
+    std::chrono::nanoseconds busy{0};
+  };
+  std::vector<ServiceStats> stats_;
+  const Clock::time_point started_at_ = Clock::now();
+  Clock::time_point connected_at_{};
+  std::uint64_t connects_ = 0;
   AckTracker acks_;  // the deliveries of this connection not acked yet
   std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
@@ -245,6 +260,7 @@ void Worker::start_services() {
     runners_.push_back(std::move(runner));
   }
   backlog_.resize(runners_.size());
+  stats_.resize(runners_.size());
 }
 
 void Worker::stop_services() {
@@ -295,6 +311,8 @@ bool Worker::connect() {
 
     connection_ = std::move(connection);
     connection_ok_ = true;
+    connected_at_ = Clock::now();
+    ++connects_;
     acks_.clear();
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
@@ -590,6 +608,10 @@ void Worker::handle_delivery(const Delivery& delivery) {
     answer_error(delivery, job.event.id, token_code, token_message);
     return;
   }
+  if (job.event.category == kOwnCategory) {
+    answer_own(delivery, job.event);
+    return;
+  }
   const std::string name = job.event.category + "." + job.event.service;
   SBUS_LOG(kDebug) << "event " << job.event.id << ": " << name << (delivery.redelivered ? " (redelivered)" : "")
                    << " reply_to " << delivery.reply_to;
@@ -658,6 +680,71 @@ void Worker::handle_delivery(const Delivery& delivery) {
   dispatch(std::move(job), found->second);
 }
 
+// The services sbusd answers itself, on the connection thread: they answer
+// also while every service thread is busy or stuck.
+void Worker::answer_own(const Delivery& delivery, const Event& event) {
+  const bool is_call = !delivery.reply_to.empty();
+  if (!is_call || event.service != "stats") {
+    answer_error(delivery, event.id, errc::kUnknownService,
+                 std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
+                     kOwnCategory + "." + event.service);
+    return;
+  }
+  SBUS_LOG(kDebug) << "event " << event.id << ": " << kOwnCategory << ".stats";
+  Reply reply{event.id, stats_json(), ""};
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+    settle(delivery.delivery_tag, true);
+  }
+}
+
+// This worker, its connection and each of its services, as JSON: see the
+// README ("sbus stats").
+std::string Worker::stats_json() {
+  const auto now = Clock::now();
+  const auto seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
+  rapidjson::StringBuffer text;
+  rapidjson::Writer<rapidjson::StringBuffer> out(text);
+  out.SetMaxDecimalPlaces(3);
+  out.StartObject();
+  out.Key("node");
+  out.String(config_.node.c_str(), static_cast<rapidjson::SizeType>(config_.node.size()));
+  out.Key("pid");
+  out.Int(static_cast<int>(getpid()));
+  const std::string broker = uri_.redacted();
+  out.Key("broker");
+  out.String(broker.c_str(), static_cast<rapidjson::SizeType>(broker.size()));
+  out.Key("uptime_s");
+  out.Double(seconds(now - started_at_));
+  out.Key("connected_s");
+  out.Double(seconds(now - connected_at_));
+  out.Key("reconnects");
+  out.Uint64(connects_ - 1);
+  out.Key("services");
+  out.StartObject();
+  for (std::size_t i = 0; i < runners_.size(); ++i) {
+    ServiceRunner& runner = *runners_[i];
+    const ServiceStats& stats = stats_[i];
+    out.Key(runner.config().name.c_str(), static_cast<rapidjson::SizeType>(runner.config().name.size()));
+    out.StartObject();
+    out.Key("kind");
+    out.String(runner.config().kind == ServiceKind::kRpc ? "rpc" : "message");
+    out.Key("handled");
+    out.Uint64(stats.handled);
+    out.Key("failed");
+    out.Uint64(stats.failed);
+    out.Key("busy_s");
+    out.Double(seconds(stats.busy));
+    out.Key("running");
+    out.Bool(runner.running());
+    out.Key("queued");
+    out.Uint64(runner.queued() + backlog_[i].size());
+    out.EndObject();
+  }
+  out.EndObject();
+  out.EndObject();
+  return std::string(text.GetString(), text.GetSize());
+}
+
 void Worker::dispatch(Job job, std::size_t runner) {
   bool wake = false;
   if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job, &wake)) {
@@ -686,6 +773,12 @@ bool Worker::flush_completions() {
 // the ack.
 void Worker::finish(Outcome& outcome) {
   --outstanding_;
+  if (!outcome.leave) {
+    ServiceStats& stats = stats_[outcome.runner];
+    ++stats.handled;
+    if (outcome.failed) ++stats.failed;
+    stats.busy += outcome.busy;
+  }
   // Room in that service's queue: move its backlog along.
   auto& backlog = backlog_[outcome.runner];
   while (!backlog.empty() && runners_[outcome.runner]->try_submit(backlog.front())) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <atomic>
@@ -96,6 +97,61 @@ TEST_CASE("a service calls another through the sender its context gives it", "[r
     const std::string params = R"({"address":")" + sbusd.address("test.fail") + R"(","params":[]})";
     sbus::CallResult result = sender.call(sbusd.address("test.relay"), params, 20s);
     CHECK(result.error_code == "service_failed");
+  }
+}
+
+TEST_CASE("sbus.stats counts what each service handled, and answers while a service is busy", "[rpc][stats]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  CHECK(sender.call(sbusd.address("math.add"), "[1,2]", 10s).ok());
+  CHECK(sender.call(sbusd.address("math.add"), "[3,4]", 10s).ok());
+  CHECK(sender.call(sbusd.address("test.fail"), "[]", 10s).error_code == "service_failed");
+  // test.sleep busy on its thread while the stats are asked for.
+  std::thread sleeper([&] {
+    sbus::Sender other(sbusd.sender_options());
+    other.call(sbusd.address("test.sleep"), "[3]", 10s);
+  });
+  rapidjson::Document stats;
+  const auto sleeping = [&] {
+    const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
+    REQUIRE(result.ok());
+    stats.Parse(result.message.c_str());
+    REQUIRE(stats.IsObject());
+    return stats["services"]["test.sleep"]["running"].GetBool();
+  };
+  const bool seen_running = sbus_test::wait_until(sleeping, 2500ms);
+  sleeper.join();
+  CHECK(seen_running);
+  CHECK(std::string(stats["node"].GetString()) == sbusd.node());
+  CHECK(stats["reconnects"].GetUint64() == 0);
+  const rapidjson::Value& services = stats["services"];
+  CHECK(services["math.add"]["handled"].GetUint64() == 2);
+  CHECK(services["math.add"]["failed"].GetUint64() == 0);
+  CHECK(services["test.fail"]["handled"].GetUint64() == 1);
+  CHECK(services["test.fail"]["failed"].GetUint64() == 1);
+  CHECK(std::string(services["test.record"]["kind"].GetString()) == "message");
+
+  SECTION("the sbus CLI prints them as a table") {
+    auto result = run_cli(concat({"stats", sbusd.node()}, sbusd.cli_args()));
+    INFO("stdout: " << result.out << "stderr: " << result.err);
+    CHECK(result.exit_code == 0);
+    std::istringstream lines(result.out);
+    bool found = false;
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream fields(line);
+      std::string name, kind, handled, failed;
+      fields >> name >> kind >> handled >> failed;
+      if (name == "test.sleep") {
+        found = true;
+        CHECK(kind == "rpc");
+        CHECK(handled == "1");
+        CHECK(failed == "0");
+      }
+    }
+    CHECK(found);
+  }
+  SECTION("another service of sbusd's own category is unknown") {
+    CHECK(sender.call(sbusd.address("sbus.nope"), "[]", 10s).error_code == "unknown_service");
   }
 }
 

@@ -323,6 +323,11 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
     prefix = "/etc/sbus/sbusd.yaml:8: services[1].name: ";
     what = "is not CATEGORY.SERVICE";
   }
+  SECTION("a service in sbusd's own category") {
+    yaml = kMinimal + "  - name: sbus.stats\n    plugin: math\n";
+    prefix = "/etc/sbus/sbusd.yaml:8: services[1].name: ";
+    what = "the category 'sbus' is sbusd's own (sbus.stats)";
+  }
   SECTION("a service without a name") {
     yaml = kMinimal + "  - plugin: math\n";
     prefix = "/etc/sbus/sbusd.yaml:8: services[1].name: ";
