@@ -69,7 +69,8 @@ struct Config {
   int log_keep = 5;
   // Tokens: `token` is how this side signs (plugins calling other services,
   // the sbus CLI with --config); `accept` what sbusd accepts (default: just
-  // `token`), both during a migration. hmac-sha256 calls older or newer than max_skew are refused.
+  // `token`), both during a migration. hmac-sha256 calls older or newer
+  // than max_skew are refused.
   std::string token = "compat";
   std::vector<std::string> accept;
   int max_skew_seconds = 60;
