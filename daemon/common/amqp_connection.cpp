@@ -51,9 +51,14 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
 
   amqp_socket_t* socket = nullptr;
   if (uri.tls) {
-    connection.tls_.emplace(TlsSocket::attach(connection.state_, uri, options.tls));
+    if (!options.tls.verify) {
+      SBUS_LOG(kWarn) << "TLS verification is OFF for " << uri.redacted()
+                      << " (tls.verify: false / --tls-insecure): its certificate and host name are not "
+                         "checked, so anyone on the path can impersonate the broker and read every message";
+    }
+    connection.tls_ = TlsSocket::attach(connection.state_, uri, options.tls);
     socket = connection.tls_->socket();
-    TlsSocket::clear_errors();
+    connection.tls_->clear_errors();
   } else {
     socket = amqp_tcp_socket_new(connection.state_);
     if (socket == nullptr) throw AmqpError("connect to " + uri.redacted() + ": cannot create socket");
@@ -73,7 +78,7 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   }
   if (connection.tls_) {
     SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << connection.tls_->negotiated();
-    TlsSocket::clear_errors();
+    connection.tls_->clear_errors();
   }
 
   // consumer_cancel_notify: the broker tells a consumer whose queue was
@@ -188,6 +193,12 @@ void AmqpConnection::abandon() {
 
 void AmqpConnection::close() {
   if (state_ == nullptr) return;
+  // A connection whose setup failed before it had a socket (no TLS module,
+  // say) has nothing to close: rabbitmq-c would assert on sending.
+  if (amqp_get_socket(state_) == nullptr) {
+    abandon();
+    return;
+  }
   // Short timeouts: a dead broker must not hold up a stop.
   if (!queued_.empty()) queued_.write_to(amqp_get_sockfd(state_), std::chrono::seconds(1));
   timeval quick{1, 0};

@@ -8,7 +8,7 @@
 #include <amqp.h>
 
 #include <chrono>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -101,7 +101,7 @@ class AmqpConnection {
   amqp_connection_state_t state_ = nullptr;
   BrokerUri uri_;
   // amqps:// only. Freed after state_, whose SSL context reports into it.
-  std::optional<TlsSocket> tls_;
+  std::unique_ptr<TlsSocket> tls_;
   FrameBuffer queued_;
   std::chrono::milliseconds write_stall_{30000};
 };

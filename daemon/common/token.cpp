@@ -1,14 +1,21 @@
 #include "common/token.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+
+// Only OpenSSL's digest functions, from its static library (see
+// daemon/CMakeLists.txt): a worker without TLS maps no libcrypto.so. So the
+// low-level SHA-1 and SHA-256 functions, not SHA1() or HMAC(), which go
+// through EVP and its providers; they are deprecated in OpenSSL 3 and still
+// supported.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 namespace sbus {
 
@@ -18,17 +25,10 @@ std::string compat_token(std::string_view secret, std::string_view date) {
   input.append(secret).append(" - ").append(date);
 
   unsigned char digest[SHA_DIGEST_LENGTH];
-  // The low-level SHA-1 functions, not SHA1(): in OpenSSL 3 that one goes
-  // through EVP and loads the default provider, which maps 2 MB more of
-  // libcrypto into a worker that needs nothing else of it (without TLS and
-  // hmac tokens). Deprecated in OpenSSL 3, still supported.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   SHA_CTX sha;
   SHA1_Init(&sha);
   SHA1_Update(&sha, input.data(), input.size());
   SHA1_Final(digest, &sha);
-#pragma GCC diagnostic pop
 
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex(2 * SHA_DIGEST_LENGTH, '0');
@@ -124,6 +124,37 @@ bool is_hex(std::string_view text, std::size_t length) {
 
 }  // namespace
 
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+  // RFC 2104: H((K ^ opad) || H((K ^ ipad) || data)), K the key padded with
+  // zeros to the block size, or its digest when longer than a block.
+  unsigned char block[SHA256_CBLOCK] = {};
+  SHA256_CTX sha;
+  if (key.size() > sizeof(block)) {
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, key.data(), key.size());
+    SHA256_Final(block, &sha);
+  } else {
+    std::memcpy(block, key.data(), key.size());
+  }
+  unsigned char pad[SHA256_CBLOCK];
+  unsigned char inner[SHA256_DIGEST_LENGTH];
+  unsigned char outer[SHA256_DIGEST_LENGTH];
+  for (std::size_t i = 0; i < sizeof(pad); ++i) pad[i] = block[i] ^ 0x36;
+  SHA256_Init(&sha);
+  SHA256_Update(&sha, pad, sizeof(pad));
+  SHA256_Update(&sha, data.data(), data.size());
+  SHA256_Final(inner, &sha);
+  for (std::size_t i = 0; i < sizeof(pad); ++i) pad[i] = block[i] ^ 0x5c;
+  SHA256_Init(&sha);
+  SHA256_Update(&sha, pad, sizeof(pad));
+  SHA256_Update(&sha, inner, sizeof(inner));
+  SHA256_Final(outer, &sha);
+  OPENSSL_cleanse(block, sizeof(block));
+  OPENSSL_cleanse(pad, sizeof(pad));
+  OPENSSL_cleanse(inner, sizeof(inner));
+  return to_hex(outer, sizeof(outer));
+}
+
 std::string hmac_signature(std::string_view secret, std::string_view id, std::string_view category,
                            std::string_view service, std::string_view params, std::int64_t timestamp,
                            std::string_view nonce) {
@@ -134,17 +165,21 @@ std::string hmac_signature(std::string_view secret, std::string_view id, std::st
   append_field(&canonical, params);
   append_field(&canonical, std::to_string(timestamp));
   append_field(&canonical, nonce);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), digest, &length);
-  return to_hex(digest, length);
+  return hmac_sha256_hex(secret, canonical);
 }
 
 std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
                             std::string_view service, std::string_view params) {
+  // From the kernel's generator, as OpenSSL seeds its own: it blocks only
+  // before the pool is first initialised at boot.
   unsigned char random[16];
-  if (RAND_bytes(random, sizeof(random)) != 1) std::abort();  // no randomness: nothing safe to send
+  std::size_t filled = 0;
+  while (filled < sizeof(random)) {
+    const ssize_t n = getrandom(random + filled, sizeof(random) - filled, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) std::abort();  // no randomness: nothing safe to send
+    filled += static_cast<std::size_t>(n);
+  }
   const std::string nonce = to_hex(random, sizeof(random));
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch())

@@ -58,6 +58,9 @@ struct HmacToken {
   std::string signature;  // hex
 };
 
+// HMAC-SHA256 (RFC 2104) of `data` under `key`, as 64 lowercase hex digits.
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
+
 std::string hmac_signature(std::string_view secret, std::string_view id, std::string_view category,
                            std::string_view service, std::string_view params, std::int64_t timestamp,
                            std::string_view nonce);

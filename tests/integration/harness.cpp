@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -561,6 +563,30 @@ std::optional<std::string> between(std::string_view text, std::string_view open,
   const std::size_t end = text.find(close, from);
   if (end == std::string_view::npos) return std::nullopt;
   return std::string(text.substr(from, end - from));
+}
+
+std::set<std::string> mapped_libraries(pid_t pid) {
+  std::set<std::string> libraries;
+  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/maps"));
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t slash = line.rfind('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
+      libraries.insert(line.substr(slash + 1));
+    }
+  }
+  return libraries;
+}
+
+bool maps_library(const std::set<std::string>& libraries, const std::string& prefix) {
+  return std::any_of(libraries.begin(), libraries.end(),
+                     [&](const std::string& name) { return name.rfind(prefix, 0) == 0; });
+}
+
+pid_t worker_pid_in_log(const std::string& log, const std::string& redacted_broker) {
+  const std::string needle = "worker for " + redacted_broker + " started, pid ";
+  const std::size_t at = log.rfind(needle);
+  if (at == std::string::npos) return -1;
+  return static_cast<pid_t>(std::atol(log.c_str() + at + needle.size()));
 }
 
 }  // namespace sbus_test

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,16 @@ std::string local_date(int day_offset = 0);
 // today's token for `secret`.
 std::string py_call_body(std::string_view id, std::string_view secret, std::string_view category,
                          std::string_view service, std::string_view params_json);
+
+// The file names of the shared objects `pid` maps, from /proc/PID/maps
+// ("libc.so.6", "sbusd-worker.so").
+std::set<std::string> mapped_libraries(pid_t pid);
+// Whether one of `libraries` starts with `prefix` ("libssl.so").
+bool maps_library(const std::set<std::string>& libraries, const std::string& prefix);
+
+// The pid of the worker for `redacted_broker` that sbusd's log `log` last
+// reported started; -1 if none.
+pid_t worker_pid_in_log(const std::string& log, const std::string& redacted_broker);
 
 struct ProcessResult {
   int exit_code = -1;  // the exit code, or 128 + the signal that killed it

@@ -45,6 +45,8 @@ extern char** environ;
 using namespace std::chrono_literals;
 using sbus_test::broker_port;
 using sbus_test::broker_uri;
+using sbus_test::mapped_libraries;
+using sbus_test::maps_library;
 using sbus_test::kSecret;
 using sbus_test::RawAmqp;
 using sbus_test::read_file;
@@ -228,11 +230,7 @@ class Daemon {
   // The pid of the newest worker started for `redacted_broker`, from the
   // supervisor's "worker for BROKER started, pid N" lines; -1 if none.
   pid_t worker_pid(const std::string& redacted_broker) const {
-    const std::string text = log();
-    const std::string needle = "worker for " + redacted_broker + " started, pid ";
-    const std::size_t at = text.rfind(needle);
-    if (at == std::string::npos) return -1;
-    return static_cast<pid_t>(std::atol(text.c_str() + at + needle.size()));
+    return sbus_test::worker_pid_in_log(log(), redacted_broker);
   }
 
   // True while `pid` is a live child of this sbusd.
@@ -556,38 +554,43 @@ TEST_CASE("A worker killed with SIGKILL is back and serving within a second", "[
   CHECK(sbusd.stop() == 0);
 }
 
-// The shared objects a process maps, from /proc/PID/maps.
-std::set<std::string> mapped_libraries(pid_t pid) {
-  std::set<std::string> libraries;
-  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/maps"));
-  for (std::string line; std::getline(lines, line);) {
-    const std::size_t slash = line.rfind('/');
-    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
-      libraries.insert(line.substr(slash + 1));
-    }
-  }
-  return libraries;
-}
-
-bool maps_library(const std::set<std::string>& libraries, const std::string& prefix) {
-  return std::any_of(libraries.begin(), libraries.end(),
-                     [&](const std::string& name) { return name.rfind(prefix, 0) == 0; });
-}
-
-TEST_CASE("The supervisor maps none of the libraries that serving needs, and its worker maps them all",
+TEST_CASE("The supervisor maps none of the libraries that serving needs, and a worker without TLS maps no OpenSSL",
           "[supervisor][memory]") {
-  Daemon sbusd;
+  // test.so links libsbus.so (test.relay calls through sbus::Sender), and
+  // the worker checks both kinds of token: neither needs libssl, libcrypto
+  // or a shared rabbitmq-c, which only sbus-tls.so brings.
+  Daemon sbusd({.brokers = {},
+                .services = {"math.add", "test.echo", "test.relay"},
+                .extra_yaml = "accept: [compat, hmac-sha256]\n"});
   sbusd.start();
   sbusd.wait_ready();
   const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
   REQUIRE(sbusd.has_child(worker));
+
+  sbus::SenderOptions compat = sbusd.sender_options();
+  sbus::SenderOptions hmac = sbusd.sender_options();
+  hmac.token = "hmac-sha256";
+  CHECK(sbus::Sender(compat).call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+  CHECK(sbus::Sender(hmac).call(sbusd.address("math.add"), "[3,4]", 10s).message == "7");
+  const std::string relay = R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})";
+  CHECK(sbus::Sender(compat).call(sbusd.address("test.relay"), relay, 10s).message == "42");
+
   const std::set<std::string> supervisor_maps = mapped_libraries(sbusd.pid());
   const std::set<std::string> worker_maps = mapped_libraries(worker);
-  for (const char* library : {"librabbitmq.so", "libssl.so", "libcrypto.so", "libxml2.so", "sbusd-worker.so",
-                              "math.so"}) {
+  INFO("worker maps: " << [&] {
+    std::string names;
+    for (const std::string& name : worker_maps) names += name + " ";
+    return names;
+  }());
+  for (const char* library : {"libxml2.so", "sbusd-worker.so", "math.so", "test.so", "libsbus.so"}) {
     INFO(library);
     CHECK_FALSE(maps_library(supervisor_maps, library));
     CHECK(maps_library(worker_maps, library));
+  }
+  for (const char* library : {"librabbitmq.so", "libssl.so", "libcrypto.so", "sbus-tls.so"}) {
+    INFO(library);
+    CHECK_FALSE(maps_library(supervisor_maps, library));
+    CHECK_FALSE(maps_library(worker_maps, library));
   }
   CHECK(sbusd.stop() == 0);
 }

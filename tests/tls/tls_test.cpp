@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -149,6 +150,17 @@ TEST_CASE("sbusd serves calls over amqps:// with mutual TLS, to the sbus CLI and
     CHECK(result.ok());
     CHECK(result.message == "42");
   }
+  SECTION("the worker of an amqps:// broker maps sbus-tls.so with libssl and libcrypto; the supervisor none") {
+    const pid_t worker = sbus_test::worker_pid_in_log(sbusd.log(), redacted("good"));
+    REQUIRE(worker > 0);
+    const std::set<std::string> worker_maps = sbus_test::mapped_libraries(worker);
+    const std::set<std::string> supervisor_maps = sbus_test::mapped_libraries(sbusd.pid());
+    for (const char* library : {"sbus-tls.so", "libssl.so", "libcrypto.so"}) {
+      INFO(library);
+      CHECK(sbus_test::maps_library(worker_maps, library));
+      CHECK_FALSE(sbus_test::maps_library(supervisor_maps, library));
+    }
+  }
   SECTION("the negotiated protocol is TLS 1.2 or newer, and the worker of the other broker says why it cannot connect") {
     const std::string refused =
         "TLS handshake with " + redacted("wrong-name") + " failed: certificate verify failed: hostname mismatch";
@@ -237,4 +249,17 @@ TEST_CASE("with tls.verify false sbusd connects to a broker whose certificate is
     CHECK(result.out == "9\n");
     CHECK_THAT(line_with(result.err, "TLS verification is OFF for " + redacted("wrong-name")), Contains(" warn ["));
   }
+}
+
+TEST_CASE("without its TLS module the sbus CLI refuses an amqps:// broker and names the module and the path",
+          "[tls]") {
+  const std::string missing = std::string(SBUS_BUILD_DIR) + "/no-such-folder/sbus-tls.so";
+  const ProcessResult result =
+      sbus_test::run_program("/usr/bin/env", {"SBUS_TLS_MODULE=" + missing, std::string(SBUS_BUILD_DIR) + "/bin/sbus",
+                                              "ping", "no-such-node", "--broker", uri("good"), "--tls-ca",
+                                              cert("ca.pem"), "--timeout", "2"});
+  INFO("sbus said: " << result.err);
+  CHECK(result.exit_code != 0);
+  CHECK_THAT(result.err, Contains("TLS setup for " + redacted("good") + " failed: the TLS module sbus-tls.so cannot "
+                                  "be loaded (" + missing + ": no such file)"));
 }

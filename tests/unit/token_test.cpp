@@ -189,6 +189,26 @@ TEST_CASE("the hmac-sha256 signature matches a vector computed with the openssl 
         "03d05c7eb357dcd949a04f2334fd7d57bd5bef42175e6b2faafcc8da59faaa71");
 }
 
+TEST_CASE("hmac_sha256_hex matches RFC 4231 and keys of exactly one block", "[token][hmac]") {
+  SECTION("RFC 4231 test case 1: a 20-byte key") {
+    CHECK(sbus::hmac_sha256_hex(std::string(20, '\x0b'), "Hi There") ==
+          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  }
+  SECTION("RFC 4231 test case 2: a key shorter than the digest") {
+    CHECK(sbus::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  }
+  SECTION("RFC 4231 test case 6: a key longer than a block is hashed first") {
+    CHECK(sbus::hmac_sha256_hex(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First") ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  }
+  SECTION("a key of exactly 64 bytes is used as it is, and the data may be empty") {
+    // openssl dgst -sha256 -mac HMAC -macopt hexkey:(64 x 61) < /dev/null
+    CHECK(sbus::hmac_sha256_hex(std::string(64, 'a'), "") ==
+          "b389ef8fc24e40e35b42b70221b466916836a241257699d090bc736b8ad21b98");
+  }
+}
+
 TEST_CASE("every field of the event is covered by the hmac-sha256 signature", "[token][hmac]") {
   const std::string nonce = "0123456789abcdef0123456789abcdef";
   const std::string base = sbus::hmac_signature("k", "id", "cat", "svc", "[1]", 100, nonce);
