@@ -457,3 +457,38 @@ TEST_CASE("xml_safe_text replaces the noncharacters U+FFFE and U+FFFF, which XML
     CHECK(d.ok);
   }
 }
+
+TEST_CASE("a call of 1 MB decodes whole, and so do the calls on either side of it", "[wire_codec]") {
+  // The parser context is kept per thread; after a large body it drops its
+  // copy of the input, and the next parse must not notice.
+  EventXml small;
+  const Decoded before = decode(small.text());
+  REQUIRE(before.ok);
+
+  EventXml large;
+  const std::string items = "[" + std::string(1024 * 1024, '1') + "]";
+  large.params = "<params><![CDATA[" + items + "]]></params>";
+  const Decoded big = decode(large.text());
+  REQUIRE(big.ok);
+  CHECK(big.event.params == items);
+
+  const Decoded after = decode(small.text());
+  REQUIRE(after.ok);
+  CHECK(after.event.params == "[1, 2]");
+  CHECK(after.event.id == "42");
+}
+
+TEST_CASE("decode_event refuses content after the root element and a body cut short in any construct",
+          "[wire_codec]") {
+  const std::string whole = EventXml().text();
+  std::string body;
+  SECTION("text after the root") { body = whole + "junk"; }
+  SECTION("a second root") { body = whole + "<event version=\"1\"/>"; }
+  SECTION("cut inside a comment") { body = whole + "<!-- not closed"; }
+  SECTION("cut inside a CDATA section") { body = whole.substr(0, whole.find("[1, 2]")); }
+  SECTION("cut inside a start tag") { body = whole.substr(0, whole.find("version") + 4); }
+  const Decoded d = decode(body);
+  INFO(body);
+  CHECK_FALSE(d.ok);
+  CHECK(d.failure.code == sbus::errc::kMalformedXml);
+}
