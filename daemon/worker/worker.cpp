@@ -55,6 +55,9 @@ constexpr std::size_t kUnsentReplies = 1024;
 // The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
 // notices missed ones only when called.
 constexpr int kPollMillis = 500;
+// At most this many deliveries that rabbitmq-c has buffered are read before
+// the service threads they went to are woken.
+constexpr std::size_t kWakeBatch = 16;
 
 // Deeper params are refused: RapidJSON's DOM is destroyed and written out
 // recursively, so a document nested 100,000 deep would overflow a service
@@ -223,6 +226,7 @@ class Worker : public OutcomeSink {
   std::vector<Outcome> completed_;
   std::vector<std::unique_ptr<ServiceRunner>> runners_;
   std::vector<ServiceRunner*> to_wake_;  // connection thread only
+  std::size_t reads_since_wake_ = 0;     // buffered deliveries read since the last wake_services()
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
@@ -760,6 +764,7 @@ void Worker::dispatch(Job job, std::size_t runner) {
 void Worker::wake_services() {
   for (ServiceRunner* runner : to_wake_) runner->wake();
   to_wake_.clear();
+  reads_since_wake_ = 0;
 }
 
 bool Worker::flush_completions() {
@@ -1019,9 +1024,11 @@ Worker::ServeEnd Worker::serve_turns() {
       }
       return ServeEnd::kStopped;
     }
-    // Frames rabbitmq-c already holds are not visible to poll.
+    // Frames rabbitmq-c already holds are not visible to poll. The service
+    // threads woken for the deliveries read so far wait for a batch of
+    // them: each wake-up then starts several jobs, not one.
     if (amqp_frames_enqueued(c) || amqp_data_in_buffer(c)) {
-      wake_services();
+      if (++reads_since_wake_ >= kWakeBatch) wake_services();
       if (!read_one()) return ServeEnd::kConnectionLost;
       continue;
     }
