@@ -1,8 +1,9 @@
 // The py-servicebus wire format (see PROTOCOL.md): the call event and the
-// response, as UTF-8 XML. Decoding uses libxml2 with no DTD, no entity
-// substitution and no network, through SAX callbacks that keep the few
-// fields a decode needs (no tree is built); encoding writes the text
-// directly.
+// response, as UTF-8 XML. Decoding reads the layout that sbus and
+// py-servicebus write with a strict reader of its own, and everything else
+// with libxml2 (no DTD, no entity substitution, no network, through SAX
+// callbacks that keep the few fields a decode needs; no tree is built);
+// encoding writes the text directly.
 //
 // Thread-safety: every function may be called from any thread once
 // wire_codec_init() has run (once per process, before threads start).
@@ -54,11 +55,21 @@ struct DecodeFailure {
 
 void wire_codec_init();
 
+// How a body is read: kFastFirst tries the fast reader and falls back to
+// libxml2 for anything outside its subset of XML (see wire_codec.cpp);
+// kLibxml2, what the tests and fuzz targets compare it against, skips it.
+// Both give the same result for every body.
+enum class XmlReader { kFastFirst, kLibxml2 };
+
+// Whether the fast reader takes `body` whole (libxml2 is then not called).
+bool fast_reader_takes(std::string_view body);
+
 // Decodes a call event. Accepts both <catgory> (py-servicebus) and
 // <category>. On failure returns false and fills `failure`; `event->id` is
 // set whenever the <id> element could be read, so that an error reply can
 // name it. Does not parse the params JSON.
-bool decode_event(std::string_view body, Event* event, DecodeFailure* failure);
+bool decode_event(std::string_view body, Event* event, DecodeFailure* failure,
+                  XmlReader reader = XmlReader::kFastFirst);
 
 // Encodes a call event as py-servicebus agents expect it (<catgory>).
 std::string encode_event(const Event& event);
@@ -67,7 +78,8 @@ std::string encode_reply(const Reply& reply);
 
 // Decodes a response. A reply without a status attribute whose message is
 // one of py-servicebus's own error texts is reported as that error.
-bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure);
+bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure,
+                  XmlReader reader = XmlReader::kFastFirst);
 
 // Text safe for XML 1.0 character data: invalid UTF-8 and control
 // characters other than tab, CR and LF replaced by '?'.

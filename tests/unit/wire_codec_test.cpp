@@ -6,6 +6,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::EndsWith;
@@ -491,4 +493,114 @@ TEST_CASE("decode_event refuses content after the root element and a body cut sh
   INFO(body);
   CHECK_FALSE(d.ok);
   CHECK(d.failure.code == sbus::errc::kMalformedXml);
+}
+
+namespace {
+
+// Every field of a decode, for comparing the two readers.
+std::string describe_event_decode(std::string_view body, sbus::XmlReader reader) {
+  Event event;
+  DecodeFailure failure;
+  const bool ok = sbus::decode_event(body, &event, &failure, reader);
+  return std::string(ok ? "ok" : "failed") + "|" + event.id + "|" + event.token + "|" + event.category + "|" +
+         event.service + "|" + event.params + "|" + failure.code + "|" + failure.detail;
+}
+
+std::string describe_reply_decode(std::string_view body, sbus::XmlReader reader) {
+  Reply reply;
+  DecodeFailure failure;
+  const bool ok = sbus::decode_reply(body, &reply, &failure, reader);
+  return std::string(ok ? "ok" : "failed") + "|" + reply.id + "|" + reply.message + "|" + reply.error_code + "|" +
+         failure.code + "|" + failure.detail;
+}
+
+}  // namespace
+
+TEST_CASE("the fast reader takes what sbus and py-servicebus write", "[wire_codec][fast_reader]") {
+  sbus::wire_codec_init();
+  CHECK(sbus::fast_reader_takes(sbus::encode_event(Event{"host-1-7", "0123abcd", "math", "add", "[1, 2]"})));
+  CHECK(sbus::fast_reader_takes(sbus::encode_event(Event{"a<b&c", "t", "c", "s", "{\"k\": \"]]>\"}"})) == false);
+  CHECK(sbus::fast_reader_takes(EventXml().text()));
+  CHECK(sbus::fast_reader_takes(sbus::encode_reply(Reply{"host-1-7", "3", ""})));
+  CHECK(sbus::fast_reader_takes(sbus::encode_reply(Reply{"host-1-7", "no such service", "unknown_service"})));
+  CHECK(sbus::fast_reader_takes("<?xml version=\"1.0\" ?>\n<response><id>1</id><message>Token not valid!</message></response>"));
+  SECTION("CDATA split around ]]> by the encoder") {
+    const std::string body = sbus::encode_reply(Reply{"1", "a]]>b", ""});
+    CHECK(sbus::fast_reader_takes(body));
+    CHECK(describe_reply_decode(body, sbus::XmlReader::kFastFirst) ==
+          describe_reply_decode(body, sbus::XmlReader::kLibxml2));
+  }
+}
+
+TEST_CASE("the fast reader and libxml2 read every body alike, and the fast reader declines what it cannot read exactly",
+          "[wire_codec][fast_reader]") {
+  sbus::wire_codec_init();
+  const std::string whole = EventXml().text();
+  const auto with = [](std::string EventXml::*part, std::string text) {
+    EventXml xml;
+    xml.*part = std::move(text);
+    return xml.text();
+  };
+  // {body, whether the fast reader must take it}
+  const std::vector<std::pair<std::string, bool>> bodies = {
+      {whole, true},
+      {whole.substr(whole.find('<', 1)), true},  // no XML declaration
+      {"<?xml version=\"1.0\" encoding=\"UTF-8\"?>" + whole.substr(whole.find('\n')), true},
+      {with(&EventXml::root, "<event version='2' extra=\"x\" >"), true},
+      {with(&EventXml::root, "<event\tversion = \"1\"\n>"), true},
+      {with(&EventXml::id, "<id/>"), true},
+      {with(&EventXml::id, "<id></id>"), true},
+      {with(&EventXml::id, "<id a=\"1\">x</id ><id>second</id>"), true},
+      {with(&EventXml::id, "<id>> a > b</id>"), true},
+      {with(&EventXml::id, "<other-name.x>7</other-name.x><id>8</id>"), true},
+      {with(&EventXml::params, "<params>  <![CDATA[[1]]]>  <![CDATA[,2]]>tail</params>"), true},
+      {with(&EventXml::params, "<params><![CDATA[a]]b]]]]><![CDATA[>c]]></params>"), true},
+      {with(&EventXml::category, "<category>math</category>"), true},
+      {whole + "\n\t ", true},
+      // Declined: libxml2 reads these (or refuses them) its own way.
+      {" " + whole, false},
+      {"<?xml version=\"1.1\"?>" + whole.substr(whole.find('\n')), false},
+      {"<?xml version=\"1.0\" standalone=\"yes\"?>" + whole.substr(whole.find('\n')), false},
+      {with(&EventXml::id, "<id>a&amp;b</id>"), false},
+      {with(&EventXml::id, "<id>&#65;</id>"), false},
+      {with(&EventXml::id, "<id>a]]>b</id>"), false},
+      {with(&EventXml::id, "<id>\xc3\xa9t\xc3\xa9</id>"), false},
+      {with(&EventXml::id, "<id>bad \xff byte</id>"), false},
+      {with(&EventXml::id, "<id>a\r\nb</id>"), false},
+      {with(&EventXml::id, "<id>a<!-- c -->b</id>"), false},
+      {with(&EventXml::id, "<id>a<?pi x?>b</id>"), false},
+      {with(&EventXml::id, "<id><b>deep</b></id>"), false},
+      {with(&EventXml::id, "<x:id xmlns:x=\"urn:x\">1</x:id>"), false},
+      {with(&EventXml::id, "<id>1</idd>"), false},
+      {with(&EventXml::id, "<id>1"), false},
+      {with(&EventXml::id, "<1id>1</1id>"), false},
+      {with(&EventXml::id, "<id a=\"1\" a=\"2\">1</id>"), false},
+      {with(&EventXml::root, "<event version=\"1\" version=\"2\">"), false},
+      {with(&EventXml::root, "<event version=\"a&amp;b\">"), false},
+      {with(&EventXml::root, "<event version=\"a\tb\">"), false},
+      {with(&EventXml::root, "<event version=\"1\"other=\"2\">"), false},
+      {with(&EventXml::root, "<event version=1>"), false},
+      {with(&EventXml::root, "<event version=\"1\">text beside"), false},
+      {with(&EventXml::root, "<ev:event xmlns:ev=\"urn:x\" version=\"1\">"), false},
+      {with(&EventXml::params, "<params><![CDATA[[1, 2]</params>"), false},
+      {whole + "<!-- after -->", false},
+      {whole + "junk", false},
+      {whole + "<event version=\"1\"/>", false},
+      {"<event version=\"1\"/>", true},
+      {"<response/>", true},
+      {"", false},
+      {"PING", false},
+      // Found by the fuzzers: the root's '<' missing, and nothing after the declaration.
+      {"<?xml version=\"1.0\"?>\n|response>\n<id>1</id><message><![CDATA[3]]></message>\n</response>", false},
+      {"Xevent version=\"1\"/>", false},
+      {"<?xml version=\"1.0\" ?>\t", false},
+  };
+  for (const auto& [body, fast] : bodies) {
+    INFO(body);
+    CHECK(sbus::fast_reader_takes(body) == fast);
+    CHECK(describe_event_decode(body, sbus::XmlReader::kFastFirst) ==
+          describe_event_decode(body, sbus::XmlReader::kLibxml2));
+    CHECK(describe_reply_decode(body, sbus::XmlReader::kFastFirst) ==
+          describe_reply_decode(body, sbus::XmlReader::kLibxml2));
+  }
 }
