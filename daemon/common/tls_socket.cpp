@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
 
 #include "common/error.hpp"
 
@@ -72,10 +71,6 @@ TlsAttachFunction load_tls_module(const std::vector<std::string>& candidates, st
       tried += path + ": no such file";
       continue;
     }
-    // dlerror() is per thread, but two threads loading at once would still
-    // each see the other's message.
-    static std::mutex dl_mutex;
-    const std::lock_guard<std::mutex> lock(dl_mutex);
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
       const char* why = dlerror();
