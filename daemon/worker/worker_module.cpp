@@ -3,10 +3,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "common/log.hpp"
+#include "common/tls_socket.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/worker.hpp"
 
@@ -23,6 +25,14 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd) {
   std::vector<std::string> problems;
   sbus::check_plugins(*config, &problems);
+  // A broken install fails here rather than at the first connection.
+  const auto& brokers = config->broker_uris;
+  if (std::any_of(brokers.begin(), brokers.end(), [](const sbus::BrokerUri& uri) { return uri.tls; })) {
+    std::string error;
+    if (sbus::load_tls_module(sbus::tls_module_candidates(), &error) == nullptr) {
+      problems.push_back(config->path + ": brokers: an amqps:// broker needs TLS, but " + error);
+    }
+  }
   std::string text;
   for (const std::string& problem : problems) text += problem + "\n";
   std::size_t written = 0;

@@ -263,3 +263,28 @@ TEST_CASE("without its TLS module the sbus CLI refuses an amqps:// broker and na
   CHECK_THAT(result.err, Contains("TLS setup for " + redacted("good") + " failed: the TLS module sbus-tls.so cannot "
                                   "be loaded (" + missing + ": no such file)"));
 }
+
+TEST_CASE("sbusd --check of a config with an amqps:// broker checks that the TLS module loads", "[tls]") {
+  sbus_test::TempDir dir;
+  const std::string secret_file = sbus_test::write_secret(dir.path());
+  const std::string config = dir.file("sbusd.yaml");
+  sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + uri("good") +
+                                    "]\nsecret_file: " + secret_file + "\nplugin_dir: " + SBUS_BUILD_DIR +
+                                    "/plugins\n" + tls_yaml() + "services:\n  - name: math.add\n    plugin: math\n");
+  const std::string sbusd = std::string(SBUS_BUILD_DIR) + "/bin/sbusd";
+  SECTION("with the module beside the worker module: no problem") {
+    const ProcessResult result = sbus_test::run_program(sbusd, {"--check", "--config", config});
+    INFO(result.out << result.err);
+    CHECK(result.exit_code == 0);
+  }
+  SECTION("without it: the problem names the config, the module and the path tried") {
+    const std::string missing = dir.file("nowhere/sbus-tls.so");
+    const ProcessResult result =
+        sbus_test::run_program("/usr/bin/env", {"SBUS_TLS_MODULE=" + missing, sbusd, "--check", "--config", config});
+    INFO(result.out << result.err);
+    CHECK(result.exit_code == 1);
+    CHECK_THAT(result.out + result.err,
+               Contains(config + ": brokers: an amqps:// broker needs TLS, but the TLS module sbus-tls.so cannot be "
+                                 "loaded (" + missing + ": no such file)"));
+  }
+}
