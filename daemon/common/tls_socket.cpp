@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.hpp"
@@ -68,7 +70,7 @@ TlsAttachFunction load_tls_module(const std::vector<std::string>& candidates, st
     if (!tried.empty()) tried += "; ";
     struct stat status{};
     if (::stat(path.c_str(), &status) != 0) {
-      tried += path + ": no such file";
+      tried += path + ": " + (errno == ENOENT ? std::string("no such file") : std::strerror(errno));
       continue;
     }
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -20,6 +20,8 @@ TEST_CASE("load_tls_module takes the first candidate that is an sbus TLS module 
   const std::string missing = SBUS_BUILD_DIR "/no-such-folder/sbus-tls.so";
   const std::string not_elf = SBUS_SOURCE_DIR "/README.md";
   const std::string other_module = SBUS_BUILD_DIR "/test-plugins/bad_abi_plugin.so";
+  // A path through a file, not a folder: stat fails with ENOTDIR.
+  const std::string through_file = SBUS_SOURCE_DIR "/README.md/sbus-tls.so";
 
   SECTION("the real module after three that are not") {
     std::string error;
@@ -28,10 +30,11 @@ TEST_CASE("load_tls_module takes the first candidate that is an sbus TLS module 
   }
   SECTION("none of them: each path is named with its reason") {
     std::string error;
-    CHECK(sbus::load_tls_module({missing, not_elf, other_module}, &error) == nullptr);
+    CHECK(sbus::load_tls_module({missing, through_file, not_elf, other_module}, &error) == nullptr);
     INFO(error);
     CHECK(error.rfind("the TLS module sbus-tls.so cannot be loaded (", 0) == 0);
     CHECK(error.find(missing + ": no such file") != std::string::npos);
+    CHECK(error.find(through_file + ": Not a directory") != std::string::npos);
     CHECK(error.find(not_elf + ": ") != std::string::npos);
     CHECK(error.find(other_module + ": not an sbus TLS module (no sbus_tls_attach)") != std::string::npos);
   }
