@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 
 namespace sbus {
 
@@ -40,6 +41,12 @@ void CompletionQueue::wake() {
   wake_locked();
 }
 
+void CompletionQueue::owe_read() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  read_owed_ = true;
+  wake_locked();
+}
+
 void CompletionQueue::wake_locked() {
   if (woken_) return;
   woken_ = true;
@@ -47,7 +54,7 @@ void CompletionQueue::wake_locked() {
   [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof(one));
 }
 
-void CompletionQueue::take(std::vector<Outcome>* out) {
+bool CompletionQueue::take(std::vector<Outcome>* out) {
   out->clear();
   std::lock_guard<std::mutex> lock(mutex_);
   if (woken_) {
@@ -56,6 +63,7 @@ void CompletionQueue::take(std::vector<Outcome>* out) {
     [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof(count));
   }
   out->swap(items_);
+  return std::exchange(read_owed_, false);
 }
 
 }  // namespace sbus

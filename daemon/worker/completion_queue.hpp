@@ -3,7 +3,6 @@
 // while the connection thread watches it (between watch() and unwatch(),
 // around its poll()), and then once per burst: a connection thread that is
 // awake takes what is queued on its next turn without any system call.
-// Also OutcomeSink, through which a service thread hands over each outcome.
 #pragma once
 
 #include <mutex>
@@ -12,14 +11,6 @@
 #include "worker/job.hpp"
 
 namespace sbus {
-
-// Where a service thread hands each outcome (the worker: it publishes the
-// reply itself when it can, else queues it in a CompletionQueue).
-class OutcomeSink {
- public:
-  virtual ~OutcomeSink() = default;
-  virtual void complete(Outcome outcome) = 0;
-};
 
 class CompletionQueue {
  public:
@@ -33,8 +24,12 @@ class CompletionQueue {
   // Any thread: makes the connection thread's poll return, with or without
   // outcomes queued.
   void wake();
-  // The connection thread: takes everything queued and clears the wake-up.
-  void take(std::vector<Outcome>* out);
+  // Any thread: the connection thread must read the broker socket until
+  // nothing is left (a reader that was woken for it could not).
+  void owe_read();
+  // The connection thread: takes everything queued and clears the wake-up;
+  // true when a read is owed (and clears that too).
+  bool take(std::vector<Outcome>* out);
   // The connection thread, before it sleeps on fd(): false when outcomes
   // are already queued (take them instead of sleeping). After the sleep:
   // unwatch().
@@ -50,6 +45,7 @@ class CompletionQueue {
   std::vector<Outcome> items_;
   bool woken_ = false;     // the eventfd was written and not read yet
   bool watching_ = false;  // the connection thread sleeps on the eventfd
+  bool read_owed_ = false;
 };
 
 }  // namespace sbus

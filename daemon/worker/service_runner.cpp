@@ -13,13 +13,13 @@
 namespace sbus {
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                             ServiceContext context, OutcomeSink* completions,
+                             ServiceContext context, RunnerHost* host,
                              CrashJournal* journal, int max_retries)
     : index_(index),
       config_(std::move(config)),
       service_(std::move(service)),
       context_(std::move(context)),
-      completions_(completions),
+      host_(host),
       journal_(journal),
       max_retries_(max_retries) {}
 
@@ -73,7 +73,7 @@ void ServiceRunner::stop() {
     queue_.clear();
   }
   // Always: the thread may sleep with its wake-up still owed by a caller of
-  // try_submit(job, &wake_later). A needless fire costs one syscall.
+  // try_submit(job, &wake_later). A needless fire costs one system call.
   wakeup_.fire();
   if (thread_.joinable()) thread_.join();
 }
@@ -81,15 +81,21 @@ void ServiceRunner::stop() {
 void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
                           std::optional<std::chrono::steady_clock::time_point> deadline) {
   sleeping_ = true;
-  wakeup_.arm();
   lock.unlock();
+  bool socket = false;
   if (!deadline) {
-    wakeup_.sleep();
+    socket = wakeup_.sleep(host_idle_);
   } else if (const auto left = *deadline - std::chrono::steady_clock::now(); left.count() > 0) {
-    wakeup_.sleep_for(left);
+    wakeup_.sleep(false, left);
   }
   lock.lock();
   sleeping_ = false;
+  if (socket) {
+    // Awake now: a job the read hands to this service is queued, not woken for.
+    lock.unlock();
+    host_idle_ = host_->read_socket();
+    lock.lock();
+  }
 }
 
 void ServiceRunner::run() {
@@ -125,7 +131,7 @@ void ServiceRunner::run() {
     }
     Outcome outcome = execute(job);
     running_.store(false, std::memory_order_relaxed);
-    completions_->complete(std::move(outcome));
+    host_idle_ = host_->complete(std::move(outcome));
   }
 
   try {

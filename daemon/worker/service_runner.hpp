@@ -2,8 +2,13 @@
 //
 // The connection thread submits jobs with try_submit(), which never blocks;
 // the service thread runs them one at a time and hands each outcome to its
-// OutcomeSink. Exceptions from the plugin become error replies; they
+// RunnerHost. Exceptions from the plugin become error replies; they
 // never leave the thread.
+//
+// The worker may also seat one runner as the reader of the broker socket
+// (watch_socket()): while its thread is idle it then sleeps on the socket
+// too, and reads the next delivery itself through RunnerHost::read_socket().
+// A call for this service then costs one thread wake-up, not two.
 #pragma once
 
 #include <atomic>
@@ -18,16 +23,29 @@
 
 #include "common/crash_journal.hpp"
 #include "config/config.hpp"
-#include "worker/completion_queue.hpp"
+#include "worker/job.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/wakeup.hpp"
 
 namespace sbus {
 
+// What a service thread needs of the worker that runs it. Called on the
+// service thread, with none of the runner's locks held.
+class RunnerHost {
+ public:
+  virtual ~RunnerHost() = default;
+  // Hands over an outcome. True when the connection thread was found
+  // asleep (and the worker finished the outcome on this thread at once).
+  virtual bool complete(Outcome outcome) = 0;
+  // The runner holds the reader seat and the socket has new data. True when
+  // the connection thread was found asleep, as above.
+  virtual bool read_socket() = 0;
+};
+
 class ServiceRunner {
  public:
   ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                ServiceContext context, OutcomeSink* completions, CrashJournal* journal,
+                ServiceContext context, RunnerHost* host, CrashJournal* journal,
                 int max_retries);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
@@ -43,6 +61,12 @@ class ServiceRunner {
   // that the service thread does not find that lock held.
   bool try_submit(Job& job, bool* wake_later = nullptr);
   void wake() { wakeup_.fire(); }
+
+  // Any thread (the worker, under its own lock): seats this runner as the
+  // reader of the broker socket `fd`, or unseats it. False when the kernel
+  // refuses; the runner is then not seated.
+  bool watch_socket(int fd) { return wakeup_.watch(fd); }
+  void unwatch_socket(int fd) { wakeup_.unwatch(fd); }
 
   // Drops the jobs not yet started and returns how many; the one running
   // finishes and reports as usual.
@@ -62,14 +86,15 @@ class ServiceRunner {
   void run();
   Outcome execute(Job& job);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
-  // until try_submit() or stop() wakes it, or until `deadline`.
+  // until try_submit() or stop() wakes it, or until `deadline`. An idle
+  // sleep (no deadline) also serves the socket, when seated.
   void sleep(std::unique_lock<std::mutex>& lock, std::optional<std::chrono::steady_clock::time_point> deadline);
 
   std::size_t index_;
   ServiceConfig config_;
   LoadedService service_;
   ServiceContext context_;
-  OutcomeSink* completions_;
+  RunnerHost* host_;
   CrashJournal* journal_;  // may be null
   int max_retries_;
   int journal_slot_ = -1;
@@ -79,6 +104,11 @@ class ServiceRunner {
   std::deque<Job> queue_;
   bool sleeping_ = false;  // the thread sleeps on wakeup_, or is about to
   Wakeup wakeup_;
+  // The connection thread was asleep when this thread last handed it
+  // something: then an idle sleep watches the socket. While the connection
+  // thread is busy it reads anyway, and a seat holder woken for the data
+  // would find the worker's lock taken and sleep again for nothing.
+  bool host_idle_ = true;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;
   std::atomic<bool> running_{false};

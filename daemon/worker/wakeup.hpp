@@ -1,50 +1,48 @@
-// One thread sleeps until another wakes it, on a futex word: a hand-off
-// costs the waker one FUTEX_WAKE and the sleeper one FUTEX_WAIT. (With
-// std::condition_variable the woken thread also pays a FUTEX_WAKE when it
-// unlocks its mutex: glibc relocks that mutex as contended after a wait.)
+// How a service thread sleeps: until another thread fires its Wakeup, or,
+// while it holds the worker's reader seat, until the broker socket has data.
 //
-// The sleeper arms it while it holds the lock that guards its condition,
-// releases the lock and sleeps; the waker changes the condition under that
-// lock and fires after releasing it. A fire between arm and sleep makes the
-// sleep return at once, so no wake-up is lost; sleep() may also return
-// early, so the sleeper rechecks its condition.
+// The hand-off is an eventfd: fire() writes it, and the sleep that finds it
+// written reads it back. A fire while nobody sleeps makes the next sleep
+// return at once, so no fire is lost; sleep() may also return early, so the
+// sleeper rechecks its condition after each one.
+//
+// The socket is watched with EPOLLEXCLUSIVE, edge-triggered, and it is the
+// connection thread's epoll that registers it next (worker.cpp): the kernel
+// walks a socket's exclusive waiters in the order they were added and wakes
+// the first one that sleeps. A seat holder asleep with the socket is woken
+// instead of the connection thread; one that runs a job, or sleeps without
+// the socket, is passed over and the connection thread reads. Whoever is
+// woken reads until nothing is left, or tells the connection thread to.
 #pragma once
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
-#include <cstdint>
+#include <optional>
 
 namespace sbus {
 
 class Wakeup {
  public:
-  void arm() { word_.store(0, std::memory_order_relaxed); }
+  Wakeup();  // throws Error when out of file descriptors
+  ~Wakeup();
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
 
-  void sleep() { futex(FUTEX_WAIT_PRIVATE, 0, nullptr); }
+  // Any thread.
+  void fire();
 
-  void sleep_for(std::chrono::nanoseconds duration) {
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
-    const timespec timeout{static_cast<time_t>(seconds.count()), static_cast<long>((duration - seconds).count())};
-    futex(FUTEX_WAIT_PRIVATE, 0, &timeout);
-  }
+  // The sleeping thread: until fired, until `timeout` has passed, or, with
+  // `with_socket`, until the watched socket has new data. True when that
+  // socket has: the caller reads it. An interrupted sleep returns false.
+  bool sleep(bool with_socket, std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 
-  void fire() {
-    word_.store(1, std::memory_order_release);
-    futex(FUTEX_WAKE_PRIVATE, 1, nullptr);
-  }
+  // Any thread: starts or stops watching the broker socket `fd` (one at a
+  // time). False, with errno set, when the kernel refuses.
+  bool watch(int fd);
+  void unwatch(int fd);
 
  private:
-  void futex(int op, std::uint32_t value, const timespec* timeout) {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), op, value, timeout, nullptr, 0);
-  }
-
-  std::atomic<std::uint32_t> word_{0};
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  int event_fd_ = -1;
+  int epoll_fd_ = -1;  // the eventfd and the watched socket
 };
 
 }  // namespace sbus

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -52,12 +54,19 @@ constexpr milliseconds kPortWatch{200};
 // Replies of calls that finished after their connection was lost, kept for
 // their redelivery (the broker requeues the unacked call).
 constexpr std::size_t kUnsentReplies = 1024;
-// The longest the loop sleeps in poll: rabbitmq-c sends heartbeats and
-// notices missed ones only when called.
+// The longest the loop sleeps while heartbeats are on: rabbitmq-c sends
+// them and notices missed ones only when called. Without heartbeats, pings
+// or a drain under way, an idle worker sleeps until something happens.
 constexpr int kPollMillis = 500;
 // At most this many deliveries that rabbitmq-c has buffered are read before
 // the service threads they went to are woken.
 constexpr std::size_t kWakeBatch = 16;
+// No service holds the reader seat.
+constexpr std::size_t kNoSeat = static_cast<std::size_t>(-1);
+// What woke the connection thread's epoll_wait.
+constexpr std::uint64_t kSignalEvent = 0;
+constexpr std::uint64_t kCompletionEvent = 1;
+constexpr std::uint64_t kSocketEvent = 2;
 
 // Deeper params are refused: RapidJSON's DOM is destroyed and written out
 // recursively, so a document nested 100,000 deep would overflow a service
@@ -142,7 +151,7 @@ std::vector<std::pair<std::string, std::string>> text_headers(const amqp_basic_p
   return headers;
 }
 
-class Worker : public OutcomeSink {
+class Worker : public RunnerHost {
  public:
   Worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared)
       : config_(config),
@@ -156,10 +165,14 @@ class Worker : public OutcomeSink {
   int run();
 
   // Service threads.
-  void complete(Outcome outcome) override;
+  bool complete(Outcome outcome) override;
+  bool read_socket() override;
 
  private:
   enum class ServeEnd { kStopped, kConnectionLost };
+  // What one read found: a frame (a delivery or another), nothing ready
+  // (the socket is drained), or a lost connection.
+  enum class Read { kFrame, kNothing, kLost };
 
   void start_services();
   void stop_services();
@@ -171,13 +184,19 @@ class Worker : public OutcomeSink {
   void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
                            std::uint64_t address);
   ServeEnd serve();
-  bool read_one();
+  Read read_one();
+  bool drain();
   bool handle_frame();
   void handle_delivery(const Delivery& delivery);
   void dispatch(Job job, std::size_t runner);
   void wake_services();
+  void take_wakes(std::vector<ServiceRunner*>* out);
+  static void fire(std::vector<ServiceRunner*>* runners);
+  bool watch_connection();
+  void unwatch_connection();
+  void move_seat(std::size_t runner);
   ServeEnd serve_turns();
-  bool flush_completions();
+  bool flush_completions(bool* read_owed);
   void finish(Outcome& outcome);
   bool finish_inline(Outcome& outcome);
   void begin_stop();
@@ -225,8 +244,15 @@ class Worker : public OutcomeSink {
   CompletionQueue completions_;
   std::vector<Outcome> completed_;
   std::vector<std::unique_ptr<ServiceRunner>> runners_;
-  std::vector<ServiceRunner*> to_wake_;  // connection thread only
-  std::size_t reads_since_wake_ = 0;     // buffered deliveries read since the last wake_services()
+  std::vector<ServiceRunner*> to_wake_;
+  std::vector<ServiceRunner*> waking_;  // the connection thread's, taken from to_wake_
+  std::size_t reads_since_wake_ = 0;    // buffered deliveries read since the last wake_services()
+  // The connection thread sleeps on this epoll: the socket, the completion
+  // queue and the signals. The socket is registered behind the seat
+  // holder's (wakeup.hpp), so the seat holder is woken for it first.
+  int epoll_fd_ = -1;
+  std::size_t seat_ = kNoSeat;         // the runner that reads the socket when idle
+  std::size_t seat_wanted_ = kNoSeat;  // the runner woken last: take_wakes() seats it
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
@@ -270,6 +296,7 @@ void Worker::start_services() {
 void Worker::stop_services() {
   for (auto& runner : runners_) runner->stop();
   runners_.clear();
+  seat_ = kNoSeat;
 }
 
 bool Worker::connect() {
@@ -314,6 +341,10 @@ bool Worker::connect() {
     consumer_tag_ = bytes_to_string(ok->consumer_tag);
 
     connection_ = std::move(connection);
+    if (!watch_connection()) {
+      connection_.abandon();
+      return false;
+    }
     connection_ok_ = true;
     connected_at_ = Clock::now();
     ++connects_;
@@ -684,8 +715,9 @@ void Worker::handle_delivery(const Delivery& delivery) {
   dispatch(std::move(job), found->second);
 }
 
-// The services sbusd answers itself, on the connection thread: they answer
-// also while every service thread is busy or stuck.
+// The services sbusd answers itself, on the thread that read the call (the
+// connection thread, or an idle seat holder): they answer also while every
+// service thread is busy or stuck.
 void Worker::answer_own(const Delivery& delivery, const Event& event) {
   const bool is_call = !delivery.reply_to.empty();
   if (!is_call || event.service != "stats") {
@@ -754,21 +786,85 @@ void Worker::dispatch(Job job, std::size_t runner) {
   if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job, &wake)) {
     backlog_[runner].push_back(std::move(job));
   }
-  if (wake) to_wake_.push_back(runners_[runner].get());
+  if (wake) {
+    to_wake_.push_back(runners_[runner].get());
+    seat_wanted_ = runner;
+  }
 }
 
-// The service threads that got a job while asleep, woken once the
-// connection thread is about to sleep or to read the next delivery: a
+// The service threads that got a job while asleep are woken once the thread
+// that read those jobs is about to sleep or to read the next batch: a
 // service thread that finishes quickly then finds loop_mutex_ free and
-// publishes its reply itself.
-void Worker::wake_services() {
-  for (ServiceRunner* runner : to_wake_) runner->wake();
-  to_wake_.clear();
+// publishes its reply itself. Called with loop_mutex_ held; the caller
+// fires them after letting go of it.
+//
+// The one woken last takes the reader seat: if its caller waits for each
+// reply before the next call, that next call wakes only it.
+void Worker::take_wakes(std::vector<ServiceRunner*>* out) {
+  if (seat_wanted_ != kNoSeat && seat_wanted_ != seat_ && connection_ok_) move_seat(seat_wanted_);
+  seat_wanted_ = kNoSeat;
+  out->swap(to_wake_);
   reads_since_wake_ = 0;
 }
 
-bool Worker::flush_completions() {
-  completions_.take(&completed_);
+void Worker::fire(std::vector<ServiceRunner*>* runners) {
+  for (ServiceRunner* runner : *runners) runner->wake();
+  runners->clear();
+}
+
+// The connection thread, with loop_mutex_ held.
+void Worker::wake_services() {
+  take_wakes(&waking_);
+  fire(&waking_);
+}
+
+// Registers a new connection's socket: first with the seat holder, then with
+// the connection thread, which the kernel then wakes only when the seat
+// holder does not sleep on the socket (wakeup.hpp).
+bool Worker::watch_connection() {
+  const int fd = connection_.fd();
+  if (seat_ != kNoSeat && !runners_[seat_]->watch_socket(fd)) {
+    SBUS_LOG(kWarn) << "epoll: cannot watch the socket from a service thread: " << std::strerror(errno);
+    seat_ = kNoSeat;
+  }
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLEXCLUSIVE;
+  event.data.u64 = kSocketEvent;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    SBUS_LOG(kError) << "epoll: cannot watch the connection's socket: " << std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// Before the socket is closed. (A socket rabbitmq-c closed itself has left
+// every epoll already.)
+void Worker::unwatch_connection() {
+  const int fd = connection_.fd();
+  if (fd < 0) return;
+  if (seat_ != kNoSeat) runners_[seat_]->unwatch_socket(fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Worker::move_seat(std::size_t runner) {
+  const int fd = connection_.fd();
+  if (seat_ != kNoSeat) runners_[seat_]->unwatch_socket(fd);
+  seat_ = kNoSeat;
+  if (!runners_[runner]->watch_socket(fd)) return;  // the connection thread reads, as without a seat
+  seat_ = runner;
+  // The connection thread's registration goes behind the new one.
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLEXCLUSIVE;
+  event.data.u64 = kSocketEvent;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    SBUS_LOG(kError) << "epoll: cannot watch the connection's socket: " << std::strerror(errno) << "; reconnecting";
+    connection_ok_ = false;
+  }
+}
+
+bool Worker::flush_completions(bool* read_owed) {
+  *read_owed = completions_.take(&completed_);
   for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
   return connection_ok_;
@@ -822,11 +918,41 @@ void Worker::finish(Outcome& outcome) {
 // acks itself: one thread wake-up less per call, and the reply out sooner.
 // Otherwise, and for anything but a plain reply or ack on a live
 // connection, the outcome waits in the queue for the connection thread.
-void Worker::complete(Outcome outcome) {
+bool Worker::complete(Outcome outcome) {
   std::unique_lock<std::mutex> lock(loop_mutex_, std::try_to_lock);
-  if (lock.owns_lock() && finish_inline(outcome)) return;
-  if (lock.owns_lock()) lock.unlock();
+  const bool idle = lock.owns_lock();
+  if (idle && finish_inline(outcome)) return true;
+  if (idle) lock.unlock();
   completions_.push(std::move(outcome));
+  return idle;
+}
+
+// The service thread that holds the reader seat was woken by the socket. It
+// reads what came, as the connection thread would have: a call to its own
+// service then starts on this thread without another wake-up. At most one
+// batch; the rest, and anything but plain reading, it leaves to the
+// connection thread, which must then read until nothing is left: the kernel
+// woke only this thread for the data.
+bool Worker::read_socket() {
+  std::unique_lock<std::mutex> lock(loop_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    completions_.owe_read();  // the connection thread is awake: it reads on its next turn
+    return false;
+  }
+  bool drained = false;
+  if (connection_ok_ && !stopping_) {
+    Read read = Read::kFrame;
+    for (std::size_t n = 0; n < kWakeBatch && read == Read::kFrame; ++n) read = read_one();
+    if (read == Read::kLost) connection_ok_ = false;
+    drained = read == Read::kNothing;
+    flush_acks();  // what the reads answered at once (pings, errors)
+  }
+  if (!drained) completions_.owe_read();
+  thread_local std::vector<ServiceRunner*> wakes;
+  take_wakes(&wakes);
+  lock.unlock();
+  fire(&wakes);
+  return true;
 }
 
 bool Worker::finish_inline(Outcome& outcome) {
@@ -886,9 +1012,8 @@ bool Worker::handle_frame() {
   }
 }
 
-// Reads one delivery or frame if one is ready; false when the connection is
-// gone.
-bool Worker::read_one() {
+// Reads one delivery or frame if one is ready.
+Worker::Read Worker::read_one() {
   amqp_envelope_t envelope;
   timeval zero{0, 0};
   amqp_maybe_release_buffers(connection_.get());
@@ -915,15 +1040,32 @@ bool Worker::read_one() {
     }
     // While stopping, a delivery stays unacked: the broker requeues it.
     amqp_destroy_envelope(&envelope);
-    return connection_ok_;
+    return connection_ok_ ? Read::kFrame : Read::kLost;
   }
   if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-    if (ret.library_error == AMQP_STATUS_TIMEOUT) return true;
-    if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) return handle_frame();
+    // rabbitmq-c times out only after a recv() found the socket empty.
+    if (ret.library_error == AMQP_STATUS_TIMEOUT) return Read::kNothing;
+    if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) return handle_frame() ? Read::kFrame : Read::kLost;
   }
   SBUS_LOG(kWarn) << "connection to " << uri_.redacted() << " lost: " << describe_reply(ret);
   suspect_recent_replies(ret);
-  return false;
+  return Read::kLost;
+}
+
+// Reads until nothing is ready (a read owed by the seat holder: the kernel
+// woke only it for that data, and no new edge may come).
+bool Worker::drain() {
+  for (;;) {
+    switch (read_one()) {
+      case Read::kFrame:
+        if (++reads_since_wake_ >= kWakeBatch) wake_services();
+        break;
+      case Read::kNothing:
+        return true;
+      case Read::kLost:
+        return false;
+    }
+  }
 }
 
 // The ping watcher's probe: a passive declare of the node queue, answered by
@@ -1015,7 +1157,8 @@ Worker::ServeEnd Worker::serve() {
 Worker::ServeEnd Worker::serve_turns() {
   amqp_connection_state_t c = connection_.get();
   for (;;) {
-    if (!flush_completions()) return ServeEnd::kConnectionLost;
+    bool read_owed = false;
+    if (!flush_completions(&read_owed)) return ServeEnd::kConnectionLost;
     flush_acks();
     if (!connection_ok_) return ServeEnd::kConnectionLost;
     if (stopping_ && (outstanding_ == 0 || Clock::now() >= drain_deadline_)) {
@@ -1024,40 +1167,51 @@ Worker::ServeEnd Worker::serve_turns() {
       }
       return ServeEnd::kStopped;
     }
+    if (read_owed) {
+      if (!drain()) return ServeEnd::kConnectionLost;
+      continue;
+    }
     // Frames rabbitmq-c already holds are not visible to poll. The service
     // threads woken for the deliveries read so far wait for a batch of
     // them: each wake-up then starts several jobs, not one.
     if (amqp_frames_enqueued(c) || amqp_data_in_buffer(c)) {
       if (++reads_since_wake_ >= kWakeBatch) wake_services();
-      if (!read_one()) return ServeEnd::kConnectionLost;
+      if (read_one() == Read::kLost) return ServeEnd::kConnectionLost;
       continue;
     }
-    pollfd fds[3] = {{connection_.fd(), POLLIN, 0},
-                     {completions_.fd(), POLLIN, 0},
-                     {signal_fd_, POLLIN, 0}};
-    int wait = kPollMillis;
+    const auto now = Clock::now();
+    const auto millis_until = [now](Clock::time_point when) {
+      return static_cast<int>(std::chrono::duration_cast<milliseconds>(when - now).count()) + 1;
+    };
+    int wait = amqp_get_heartbeat(c) > 0 ? kPollMillis : -1;
     if (config_.ping_interval_ms > 0) {
-      const auto now = Clock::now();
       if (now >= next_probe_) {
         wake_services();
         if (!probe()) return ServeEnd::kConnectionLost;
         next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
         continue;
       }
-      wait = std::min<int>(wait, static_cast<int>(std::chrono::duration_cast<milliseconds>(next_probe_ - now).count()) + 1);
+      wait = wait < 0 ? millis_until(next_probe_) : std::min(wait, millis_until(next_probe_));
     }
+    if (stopping_) wait = wait < 0 ? millis_until(drain_deadline_) : std::min(wait, millis_until(drain_deadline_));
     // Outcomes queued since the top of this turn are taken instead.
     if (!completions_.watch()) continue;
+    take_wakes(&waking_);
     loop_lock_.unlock();
-    wake_services();
-    int ready = ::poll(fds, 3, wait);
+    fire(&waking_);
+    epoll_event events[3];
+    const int ready = epoll_wait(epoll_fd_, events, 3, wait);
     loop_lock_.lock();
     completions_.unwatch();
     if (ready < 0 && errno != EINTR) return ServeEnd::kConnectionLost;
-    if (fds[2].revents & POLLIN) check_signal();
-    // Also on a poll timeout: rabbitmq-c sends a due heartbeat and notices
-    // a missed one only inside its read calls.
-    if ((fds[0].revents != 0 || ready == 0) && !read_one()) return ServeEnd::kConnectionLost;
+    // Also on a timeout: rabbitmq-c sends a due heartbeat and notices a
+    // missed one only inside its read calls.
+    bool readable = ready == 0;
+    for (int i = 0; i < ready; ++i) {
+      if (events[i].data.u64 == kSignalEvent) check_signal();
+      if (events[i].data.u64 == kSocketEvent) readable = true;
+    }
+    if (readable && read_one() == Read::kLost) return ServeEnd::kConnectionLost;
   }
 }
 
@@ -1069,6 +1223,16 @@ int Worker::run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal_fd_ = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = kSignalEvent;
+  const bool watching = signal_fd_ >= 0 && epoll_fd_ >= 0 && epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, signal_fd_, &event) == 0;
+  event.data.u64 = kCompletionEvent;
+  if (!watching || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, completions_.fd(), &event) != 0) {
+    SBUS_LOG(kError) << "signalfd or epoll: " << std::strerror(errno);
+    return kWorkerExitFatal;
+  }
 
   wire_codec_init();
   try {
@@ -1105,6 +1269,7 @@ int Worker::run() {
     connection_ok_ = false;
     report(kStatusDisconnected);
     forget_pending();
+    unwatch_connection();
     connection_.abandon();
     quarantine_.abandon();
     if (Clock::now() - connected_at >= kHealthyAfter) {
@@ -1113,9 +1278,11 @@ int Worker::run() {
     }
   }
 
+  unwatch_connection();
   connection_.close();
   quarantine_.close();
   stop_services();
+  ::close(epoll_fd_);
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";
   return kWorkerExitOk;

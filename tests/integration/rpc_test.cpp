@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -616,4 +617,179 @@ TEST_CASE("64 calls in flight on one sender connection each get their own answer
   CHECK(answered == 64);
   CHECK(sender.in_flight() == 0);
   CHECK_FALSE(sender.next_reply(10ms).has_value());
+}
+
+namespace {
+
+// The voluntary context switches of the worker `pid`: of its main thread
+// (the connection thread) and of all its threads together.
+struct Switches {
+  long connection = 0;
+  long all = 0;
+};
+
+long voluntary_switches(const std::string& status_path) {
+  std::istringstream lines(sbus_test::read_file(status_path));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(line.find(':') + 1));
+  }
+  return -1;
+}
+
+Switches switches_of(pid_t pid) {
+  Switches switches;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task/";
+  switches.connection = voluntary_switches(tasks + std::to_string(pid) + "/status");
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    switches.all += voluntary_switches(task.path().string() + "/status");
+  }
+  return switches;
+}
+
+pid_t worker_pid(sbus::Sender& sender, const SbusdProcess& sbusd) {
+  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
+  REQUIRE(result.ok());
+  rapidjson::Document stats;
+  stats.Parse(result.message.c_str());
+  REQUIRE(stats.IsObject());
+  return static_cast<pid_t>(stats["pid"].GetInt());
+}
+
+}  // namespace
+
+TEST_CASE("a caller's sequential calls are read by the service's own thread: the connection thread sleeps through them",
+          "[rpc][seat]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  const pid_t worker = worker_pid(sender, sbusd);
+  constexpr int kCalls = 300;
+  // math.add first, then test.echo: the seat moves to the service called.
+  for (const char* service : {"math.add", "test.echo"}) {
+    INFO(service);
+    for (int i = 0; i < 5; ++i) REQUIRE(sender.call(sbusd.address(service), "[1,2]", 10s).ok());
+    const Switches before = switches_of(worker);
+    int right = 0;
+    for (int i = 0; i < kCalls; ++i) {
+      const sbus::CallResult result = sender.call(sbusd.address(service), "[" + std::to_string(i) + ",1]", 10s);
+      right += result.message == (std::string(service) == "math.add" ? std::to_string(i + 1)
+                                                                    : "[" + std::to_string(i) + ",1]");
+    }
+    const Switches after = switches_of(worker);
+    CHECK(right == kCalls);
+    INFO("connection thread: " << after.connection - before.connection << ", all threads: " << after.all - before.all);
+    // Without the seat, the connection thread sleeps and wakes once a call.
+    CHECK(after.connection - before.connection < kCalls / 3);
+    // The thread that served them did: the counts are real.
+    CHECK(after.all - before.all >= kCalls);
+  }
+}
+
+TEST_CASE("callers of several services at once, sequential and pipelined, each get their own answer (reader seat)",
+          "[rpc][seat][concurrency]") {
+  SbusdProcess sbusd;
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 200;
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kThreads; ++t) {
+    callers.emplace_back([&, t] {
+      try {
+        sbus::Sender sender(sbusd.sender_options());
+        for (int i = 0; i < kCalls; ++i) {
+          // The seat moves on every other call: math.add and test.echo alternate.
+          const bool add = (i + t) % 2 == 0;
+          const std::string params = "[" + std::to_string(i) + "," + std::to_string(t) + "]";
+          const sbus::CallResult result = sender.call(sbusd.address(add ? "math.add" : "test.echo"), params, 10s);
+          if (!result.ok()) ++failed;
+          if (result.message != (add ? std::to_string(i + t) : params)) ++wrong;
+        }
+      } catch (const std::exception&) {
+        failed += kCalls;
+      }
+    });
+  }
+  // Meanwhile bursts of 32 in flight at math.add.
+  sbus::Sender burst(sbusd.sender_options());
+  int burst_wrong = 0;
+  for (int round = 0; round < 10; ++round) {
+    std::map<std::string, long> expected;
+    for (long i = 0; i < 32; ++i) {
+      expected[burst.call_async(sbusd.address("math.add"), "[" + std::to_string(i) + ",7]")] = i + 7;
+    }
+    for (std::size_t answered = 0; answered < 32;) {
+      std::optional<sbus::AsyncReply> reply = burst.next_reply(10s);
+      REQUIRE(reply.has_value());
+      if (expected.count(reply->id) != 1 || reply->result.message != std::to_string(expected[reply->id])) {
+        ++burst_wrong;
+      }
+      ++answered;
+    }
+  }
+  for (std::thread& caller : callers) caller.join();
+  CHECK(failed == 0);
+  CHECK(wrong == 0);
+  CHECK(burst_wrong == 0);
+
+  // Every call was handled once, by the service it named.
+  sbus::Sender sender(sbusd.sender_options());
+  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
+  REQUIRE(result.ok());
+  rapidjson::Document stats;
+  stats.Parse(result.message.c_str());
+  REQUIRE(stats.IsObject());
+  CHECK(stats["services"]["math.add"]["handled"].GetUint64() == kThreads * kCalls / 2 + 10 * 32);
+  CHECK(stats["services"]["test.echo"]["handled"].GetUint64() == kThreads * kCalls / 2);
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("a call that reaches the reader seat while another thread writes a large reply is served, with no tick to rescue it",
+          "[rpc][seat][concurrency]") {
+  // No heartbeat and no ping: nothing wakes the connection thread but the
+  // socket, its queue and signals. A call the seat holder was woken for but
+  // could not read (the lock taken by test.echo's thread, which writes its
+  // reply of megabytes) must still be read by the connection thread.
+  SbusdOptions options;
+  options.max_message_bytes = 16 * 1024 * 1024;
+  options.extra_yaml = "heartbeat: 0\nping_interval: 0\n";
+  SbusdProcess sbusd(options);
+  std::string big = "[\"";
+  while (big.size() < 2 * 1024 * 1024) big += "0123456789abcdef";
+  big += "\"]";
+
+  std::atomic<bool> echoes_done{false};
+  int echoes_right = 0;
+  std::thread echoer([&] {
+    try {
+      sbus::Sender sender(sbusd.sender_options());
+      for (int i = 0; i < 4; ++i) echoes_right += sender.call(sbusd.address("test.echo"), big, 30s).message == big;
+    } catch (const std::exception&) {
+    }
+    echoes_done = true;
+  });
+  // math.add sequentially all along, and a few more after the last echo:
+  // the seat is math.add's, and its calls keep coming while the replies are
+  // written.
+  sbus::Sender sender(sbusd.sender_options());
+  int calls = 0;
+  int failed = 0;
+  int after = 0;
+  const auto deadline = Clock::now() + 60s;
+  std::string failure;
+  while (after < 20 && failed == 0 && Clock::now() < deadline) {
+    if (echoes_done) ++after;
+    try {
+      const sbus::CallResult result = sender.call(sbusd.address("math.add"), "[" + std::to_string(calls) + ",1]", 5s);
+      if (result.message != std::to_string(calls + 1)) failure = result.error_code + " " + result.message;
+    } catch (const std::exception& e) {
+      failure = e.what();  // a call left unread: it times out
+    }
+    ++calls;
+    failed += !failure.empty();
+  }
+  INFO("call " << calls << ": " << failure);
+  echoer.join();
+  CHECK(failed == 0);
+  CHECK(echoes_right == 4);
+  CHECK(after == 20);
 }
