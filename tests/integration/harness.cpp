@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -60,6 +61,9 @@ pid_t spawn(const std::vector<std::string>& args, int in_fd, int out_fd, int err
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
+    // A test process that dies (an abort, a crash) takes its sbusd along:
+    // an orphan would go on serving and retrying beside the next tests.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     execv(argv[0], argv.data());
     _exit(127);
   }

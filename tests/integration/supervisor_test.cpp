@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -206,6 +207,7 @@ class Daemon {
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::signal(SIGPIPE, SIG_DFL);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // no orphan if the test process dies
       ::execve(argv[0], argv.data(), envp.data());
       _exit(127);
     }
