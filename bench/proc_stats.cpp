@@ -78,4 +78,29 @@ double tree_cpu_seconds(pid_t pid) {
   return total;
 }
 
+long voluntary_switches(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = opendir(tasks.c_str());
+  if (dir == nullptr) return 0;
+  long total = 0;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream in(tasks + "/" + entry->d_name + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        total += std::strtol(line.c_str() + line.find(':') + 1, nullptr, 10);
+        break;
+      }
+    }
+  }
+  closedir(dir);
+  return total;
+}
+
+long tree_voluntary_switches(pid_t pid) {
+  long total = voluntary_switches(pid);
+  for (pid_t child : children_of(pid)) total += voluntary_switches(child);
+  return total;
+}
+
 }  // namespace bench

@@ -19,5 +19,9 @@ long private_kib(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 // cpu_seconds of `pid` and of its children.
 double tree_cpu_seconds(pid_t pid);
+// Voluntary context switches (each a sleep and a wake-up) of the living
+// threads of `pid`, and of `pid` and its children.
+long voluntary_switches(pid_t pid);
+long tree_voluntary_switches(pid_t pid);
 
 }  // namespace bench

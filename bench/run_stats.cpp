@@ -19,6 +19,7 @@ void RunStats::merge(RunStats other) {
   errors += other.errors;
   seconds = std::max(seconds, other.seconds);
   cpu_seconds += other.cpu_seconds;
+  switches += other.switches;
   latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
 }
 

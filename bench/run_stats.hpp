@@ -12,6 +12,8 @@ struct RunStats {
   double seconds = 0;
   // Server CPU (utime + stime of every process of the server) over the run.
   double cpu_seconds = 0;
+  // Voluntary context switches of the server's threads over the run.
+  long switches = 0;
   std::vector<std::uint64_t> latencies_ns;
 
   double rate() const { return seconds > 0 ? static_cast<double>(calls) / seconds : 0; }
@@ -19,6 +21,7 @@ struct RunStats {
   // sorts them. 0 when there are none.
   double latency_us(double p);
   double cpu_per_10k() const { return calls > 0 ? cpu_seconds * 10000.0 / static_cast<double>(calls) : 0; }
+  double switches_per_call() const { return calls > 0 ? static_cast<double>(switches) / static_cast<double>(calls) : 0; }
   void merge(RunStats other);
 };
 

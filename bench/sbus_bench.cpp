@@ -281,6 +281,7 @@ class Bench {
 
   // Measurement.
   double server_cpu(System system) const;
+  long server_switches(System system) const;
   pid_t sbus_worker() const;
   template <class F>
   RunStats timed(System system, F&& run);
@@ -450,6 +451,10 @@ double Bench::server_cpu(System system) const {
   return system == System::kFloor ? cpu_seconds(floor_pid_) : tree_cpu_seconds(sbusd_pid_);
 }
 
+long Bench::server_switches(System system) const {
+  return system == System::kFloor ? voluntary_switches(floor_pid_) : tree_voluntary_switches(sbusd_pid_);
+}
+
 pid_t Bench::sbus_worker() const {
   std::vector<pid_t> workers = children_of(sbusd_pid_);
   return workers.empty() ? -1 : workers.front();
@@ -458,8 +463,10 @@ pid_t Bench::sbus_worker() const {
 template <class F>
 RunStats Bench::timed(System system, F&& run) {
   const double before = server_cpu(system);
+  const long switches_before = server_switches(system);
   RunStats stats = run();
   stats.cpu_seconds = server_cpu(system) - before;
+  stats.switches = server_switches(system) - switches_before;
   return stats;
 }
 
@@ -830,6 +837,15 @@ void Bench::run() {
   cpu_row("CPU s per 10,000 calls, sequential", seq);
   cpu_row("CPU s per 10,000 calls, 64 in flight", pipe64);
   cpu_row("CPU s per 10,000 calls, 16 callers", callers);
+  // How often a server thread sleeps and is woken: the cost that dominates
+  // a sequential call on a VM.
+  auto switch_row = [&](const std::string& label, std::map<System, std::vector<RunStats>>& runs) {
+    Row& row = add(label, "", 2);
+    for (RunStats& stats : runs[System::kFloor]) row.floor.push_back(stats.switches_per_call());
+    for (RunStats& stats : runs[System::kSbus]) row.sbus.push_back(stats.switches_per_call());
+  };
+  switch_row("thread sleeps per call, sequential", seq);
+  switch_row("thread sleeps per call, 64 in flight", pipe64);
 
   section("memory (VmRSS; floor: its server)");
   auto rss_row = [&](const std::string& label, long floor_kib, long sbus_kib, std::optional<double> max_mb) {

@@ -535,6 +535,33 @@ TEST_CASE("SIGTERM lets a call in progress finish, then sbusd exits 0", "[rpc][s
   CHECK(*exit_code == 0);
 }
 
+TEST_CASE("with no heartbeat and no ping, a stopping worker still gives up on a call at drain_timeout",
+          "[rpc][shutdown]") {
+  // Nothing else would wake the connection thread before the call ends:
+  // the drain deadline must bound its sleep.
+  SbusdOptions options;
+  options.drain_timeout_seconds = 1;
+  options.extra_yaml = "heartbeat: 0\nping_interval: 0\n";
+  SbusdProcess sbusd(options);
+  RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[4]"), reply_queue, "sleep-1");
+  raw.publish("py-servicebus", sbusd.node(),
+              sbus_test::py_call_body("probe-1", sbus_test::kSecret, "math", "add", "[1,1]"), reply_queue, "probe-1");
+  std::optional<RawAmqp::Message> probe = raw.receive(10s);
+  REQUIRE(probe);
+  REQUIRE(probe->correlation_id == "probe-1");  // the sleep runs
+
+  sbusd.signal(SIGTERM);
+  // Logged only while the call still runs (it ends 4 s after it began).
+  const bool gave_up = sbus_test::wait_until(
+      [&] { return sbusd.log().find("drain timeout: 1 calls still running are abandoned") != std::string::npos; }, 10s);
+  INFO("sbusd log:\n" << sbusd.log());
+  CHECK(gave_up);
+  CHECK(sbusd.wait_exit(20s).has_value());
+}
+
 TEST_CASE("sbusd --check names the file and line of a plugin that does not exist", "[config]") {
   sbus_test::TempDir dir;
   const std::string secret = sbus_test::write_secret(dir.path());
