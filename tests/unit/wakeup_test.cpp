@@ -3,7 +3,10 @@
 // socket, ahead of the connection thread's epoll that registered it later.
 #include "worker/wakeup.hpp"
 
+#include "common/error.hpp"
+
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -146,4 +149,25 @@ TEST_CASE("Data while the seat holder is not asleep on the socket wakes the conn
     CHECK(connection.woken(5000));
     holder.join();
   }
+}
+
+TEST_CASE("A Wakeup that gets no file descriptors throws an error that says so", "[wakeup]") {
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  // Room for no new descriptor: the lowest free one is the count in use.
+  const int lowest_free = ::dup(0);
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit none = saved;
+  none.rlim_cur = static_cast<rlim_t>(lowest_free);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &none) == 0);
+  std::string message;
+  try {
+    sbus::Wakeup wakeup;
+  } catch (const sbus::Error& e) {
+    message = e.what();
+  }
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(message.find("eventfd or epoll for a service thread") != std::string::npos);
+  CHECK(message.find("open files") != std::string::npos);  // strerror(EMFILE)
 }
