@@ -295,6 +295,7 @@ class FastReader {
                                        [this](std::string_view declaration) { return at(declaration); });
       if (known == std::end(kDeclarations)) return false;
       at_ += known->size();
+      ++markup_;
     }
     skip_blanks();
     std::string_view root;
@@ -333,7 +334,7 @@ class FastReader {
 
   // A start tag at '<'. Attributes are kept for the root only.
   bool start_tag(std::string_view* tag, bool* empty, bool root) {
-    if (!at("<")) return false;
+    if (!at("<") || ++markup_ > kMaxMarkup) return false;  // check_markup() refuses the flood
     ++at_;
     if (!name(tag)) return false;
     std::string_view seen[kMaxAttributes];
@@ -411,8 +412,11 @@ class FastReader {
         continue;
       }
       if (at("</")) return end_tag(tag);
-      const std::size_t end = text_.find_first_of("<&", at_);
-      if (end == std::string_view::npos || text_[end] == '&') return false;
+      // find_first_of("<&") would look each character up in the set with a
+      // call of its own.
+      std::size_t end = at_;
+      while (end < text_.size() && text_[end] != '<' && text_[end] != '&') ++end;
+      if (end == text_.size() || text_[end] == '&') return false;
       const std::string_view run = text_.substr(at_, end - at_);
       if (run.empty() || run.find("]]>") != std::string_view::npos) return false;  // '<' not of a CDATA or end tag
       if (text != nullptr) text->append(run);
@@ -422,6 +426,7 @@ class FastReader {
 
   std::string_view text_;
   std::size_t at_ = 0;
+  int markup_ = 0;  // the declaration and start tags so far, as check_markup() counts them
   Capture* capture_;
 };
 
@@ -451,11 +456,13 @@ bool parse(std::string_view body, const char* root_name, Capture* capture, Decod
     *failure = {errc::kTooLarge, "document too large"};
     return false;
   }
-  if (!check_markup(body, failure)) return false;
+  // The fast reader declines every body that check_markup() refuses, so
+  // only what it declines is checked.
   if (reader == XmlReader::kFastFirst) {
     if (FastReader(body, capture).read()) return check_root(*capture, root_name, failure);
     reset(capture);
   }
+  if (!check_markup(body, failure)) return false;
   xmlParserCtxt* ctxt = thread_parser();
   if (ctxt == nullptr) {
     *failure = {errc::kMalformedXml, "out of memory"};

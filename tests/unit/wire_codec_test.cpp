@@ -497,6 +497,12 @@ TEST_CASE("decode_event refuses content after the root element and a body cut sh
 
 namespace {
 
+std::string repeated(std::string_view text, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += text;
+  return out;
+}
+
 // Every field of a decode, for comparing the two readers.
 std::string describe_event_decode(std::string_view body, sbus::XmlReader reader) {
   Event event;
@@ -587,6 +593,10 @@ TEST_CASE("the fast reader and libxml2 read every body alike, and the fast reade
       {whole + "junk", false},
       {whole + "<event version=\"1\"/>", false},
       {"<event version=\"1\"/>", true},
+      // As many start tags as check_markup() lets through, and one more.
+      {"<response>" + repeated("<x/>", 255) + "</response>", true},
+      {"<response>" + repeated("<x/>", 256) + "</response>", false},
+      {"<?xml version=\"1.0\"?><response>" + repeated("<x/>", 255) + "</response>", false},
       {"<response/>", true},
       {"", false},
       {"PING", false},
