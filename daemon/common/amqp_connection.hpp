@@ -8,6 +8,7 @@
 #include <amqp.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,6 +47,50 @@ std::string describe_reply(const amqp_rpc_reply_t& reply);
 std::string bytes_to_string(amqp_bytes_t bytes);
 inline amqp_bytes_t to_bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
+}
+
+// Reads the content of the basic.deliver just read on `channel`: its header
+// frame and body frames. amqp_read_message() would give every message a
+// memory pool of its own (a zeroed 4 KiB page, and three allocations more
+// for a delivery) and free it right after; here the properties stay in the
+// channel's pool, valid until the next amqp_maybe_release_buffers(), and the
+// body goes to `body`, whose memory the caller keeps for the next one.
+//
+// Every other frame read meanwhile goes to `other`: one of another channel
+// (AMQP lets channels interleave, though RabbitMQ sends a content's frames
+// together), and reading goes on while `other` returns true; or one of
+// `channel` in place of the content (a close). Returns AMQP_STATUS_OK,
+// AMQP_STATUS_UNEXPECTED_STATE when it stopped at such a frame,
+// AMQP_STATUS_BAD_AMQP_DATA for more body than the header announced, or the
+// error of a read.
+template <class OtherFrame>
+int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_basic_properties_t** properties,
+                 std::string* body, OtherFrame&& other) {
+  *properties = nullptr;
+  std::uint64_t size = 0;
+  body->clear();
+  while (*properties == nullptr || body->size() < size) {
+    amqp_frame_t frame;
+    const int status = amqp_simple_wait_frame(c, &frame);
+    if (status != AMQP_STATUS_OK) return status;
+    if (frame.channel != channel) {
+      if (!other(frame)) return AMQP_STATUS_UNEXPECTED_STATE;
+      continue;
+    }
+    if (frame.frame_type != (*properties == nullptr ? AMQP_FRAME_HEADER : AMQP_FRAME_BODY)) {
+      other(frame);
+      return AMQP_STATUS_UNEXPECTED_STATE;
+    }
+    if (frame.frame_type == AMQP_FRAME_HEADER) {
+      *properties = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
+      size = frame.payload.properties.body_size;
+      continue;
+    }
+    const amqp_bytes_t fragment = frame.payload.body_fragment;
+    if (fragment.len > size - body->size()) return AMQP_STATUS_BAD_AMQP_DATA;
+    body->append(static_cast<const char*>(fragment.bytes), fragment.len);
+  }
+  return AMQP_STATUS_OK;
 }
 
 class AmqpConnection {

@@ -1042,46 +1042,21 @@ Worker::Read Worker::read_one() {
   return handle_frame(frame) ? Read::kFrame : Read::kLost;
 }
 
-// The content of a basic.deliver: its header frame and body frames, read
-// here rather than by amqp_consume_message(), which gives every delivery a
-// memory pool of its own (a zeroed 4 KiB page, and three more allocations)
-// that is freed again right after. The properties stay in the channel's
-// pool until the next read; the body is copied to body_, whose memory is
-// kept from one delivery to the next. A frame of another channel in between
-// (RabbitMQ sends a content's frames together, but AMQP lets other channels
-// interleave) is handled as read_one() would handle it.
+// A delivery: its content (read_content()), then handle_delivery(). A
+// frame of another channel read meanwhile is handled as read_one() would.
 Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
-  amqp_connection_state_t c = connection_.get();
   const auto* method = static_cast<const amqp_basic_deliver_t*>(deliver.payload.method.decoded);
   const std::uint64_t tag = method->delivery_tag;
   const bool redelivered = method->redelivered != 0;
   const amqp_basic_properties_t* props = nullptr;
-  std::uint64_t size = 0;
-  body_.clear();
-  while (props == nullptr || body_.size() < size) {
-    amqp_frame_t frame;
-    const int status = amqp_simple_wait_frame(c, &frame);
-    if (status != AMQP_STATUS_OK) return lost("reading a delivery", status);
-    if (frame.channel != deliver.channel) {
-      if (!handle_frame(frame)) return Read::kLost;
-      continue;
-    }
-    const int expected = props == nullptr ? AMQP_FRAME_HEADER : AMQP_FRAME_BODY;
-    if (frame.frame_type != expected) {
-      // A close instead of the content; anything else breaks the protocol.
-      if (!handle_frame(frame)) return Read::kLost;
-      return lost("reading a delivery", AMQP_STATUS_UNEXPECTED_STATE);
-    }
-    if (expected == AMQP_FRAME_HEADER) {
-      // Of any size the broker lets through: handle_delivery() answers one
-      // over max_message_bytes with an error.
-      props = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
-      size = frame.payload.properties.body_size;
-      continue;
-    }
-    const amqp_bytes_t fragment = frame.payload.body_fragment;
-    if (fragment.len > size - body_.size()) return lost("reading a delivery", AMQP_STATUS_BAD_AMQP_DATA);
-    body_.append(static_cast<const char*>(fragment.bytes), fragment.len);
+  bool closed = false;  // a close read in between, already logged by handle_frame()
+  const int status = read_content(connection_.get(), deliver.channel, &props, &body_, [&](const amqp_frame_t& frame) {
+    closed = !handle_frame(frame);
+    return !closed;
+  });
+  if (status != AMQP_STATUS_OK) {
+    if (closed) return Read::kLost;
+    return lost("reading a delivery", status);
   }
 
   // Every delivery, also one left unhandled while stopping, which a

@@ -307,46 +307,58 @@ struct Sender::Impl {
 
   // The next delivery on the reply consumer: false on timeout.
   bool receive(Clock::time_point deadline, std::string* correlation_id, std::string* body) {
+    amqp_connection_state_t c = connection.get();
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
       if (left.count() < 0) left = std::chrono::microseconds(0);
       timeval timeout{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
-      amqp_envelope_t envelope;
-      amqp_maybe_release_buffers(connection.get());
-      amqp_rpc_reply_t ret = amqp_consume_message(connection.get(), &envelope, &timeout, 0);
-      if (ret.reply_type == AMQP_RESPONSE_NORMAL) {
-        const amqp_basic_properties_t& props = envelope.message.properties;
-        correlation_id->clear();
-        if (props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) *correlation_id = bytes_to_string(props.correlation_id);
-        *body = bytes_to_string(envelope.message.body);
-        amqp_destroy_envelope(&envelope);
+      amqp_maybe_release_buffers(c);
+      amqp_frame_t frame;
+      int status = amqp_simple_wait_frame_noblock(c, &frame, &timeout);
+      if (status == AMQP_STATUS_TIMEOUT) return false;
+      if (status != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(status));
+      if (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD) {
+        handle_frame(frame);
+        continue;
+      }
+      // A reply, read without amqp_consume_message()'s pool of its own.
+      const amqp_basic_properties_t* props = nullptr;
+      status = read_content(c, frame.channel, &props, body, [this](const amqp_frame_t& other) {
+        handle_frame(other);
         return true;
+      });
+      if (status != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(status));
+      correlation_id->clear();
+      if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+        correlation_id->assign(static_cast<const char*>(props->correlation_id.bytes), props->correlation_id.len);
       }
-      if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-        if (ret.library_error == AMQP_STATUS_TIMEOUT) return false;
-        if (ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-          amqp_frame_t frame;
-          if (amqp_simple_wait_frame(connection.get(), &frame) != AMQP_STATUS_OK) lost("connection to " + connected + " lost");
-          if (frame.frame_type == AMQP_FRAME_METHOD && frame.channel == kChannel &&
-              frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-            const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
-            settle_calls(ack->delivery_tag, ack->multiple != 0, false);
-          }
-          if (frame.frame_type == AMQP_FRAME_METHOD && frame.channel == kChannel &&
-              frame.payload.method.id == AMQP_BASIC_NACK_METHOD) {
-            const auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
-            settle_calls(nack->delivery_tag, nack->multiple != 0, true);
-          }
-          if (frame.frame_type == AMQP_FRAME_METHOD &&
-              (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-               frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-            lost("broker " + connected + " closed the channel: " +
-                 describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
-          }
-          continue;
+      return true;
+    }
+  }
+
+  // A frame read while waiting for replies that is not one: the broker's
+  // confirm of calls published in confirm mode, or a close (which throws).
+  void handle_frame(const amqp_frame_t& frame) {
+    if (frame.frame_type != AMQP_FRAME_METHOD) return;
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD:
+        if (frame.channel == kChannel) {
+          const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+          settle_calls(ack->delivery_tag, ack->multiple != 0, false);
         }
-      }
-      lost("connection to " + connected + " lost: " + describe_reply(ret));
+        return;
+      case AMQP_BASIC_NACK_METHOD:
+        if (frame.channel == kChannel) {
+          const auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+          settle_calls(nack->delivery_tag, nack->multiple != 0, true);
+        }
+        return;
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD:
+        lost("broker " + connected + " closed the channel: " +
+             describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
+      default:
+        return;
     }
   }
 
