@@ -495,34 +495,48 @@ bool parse(std::string_view body, const char* root_name, Capture* capture, Decod
   return check_root(*capture, root_name, failure);
 }
 
-void append_escaped(std::string* out, std::string_view text, bool in_attribute) {
-  for (char c : xml_safe_text(text)) {
-    switch (c) {
-      case '&': *out += "&amp;"; break;
-      case '<': *out += "&lt;"; break;
-      case '>': *out += "&gt;"; break;
-      case '"':
-        if (in_attribute) {
-          *out += "&quot;";
-          break;
-        }
-        [[fallthrough]];
-      default: *out += c;
-    }
+// Whether xml_safe_text() would return `text` as it is: printable ASCII,
+// tab, LF and CR. Such text (nearly all that is written) is not copied.
+bool already_safe(std::string_view text) {
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t' && c != '\n' && c != '\r') || byte >= 0x7f) return false;
   }
+  return true;
 }
 
-// A CDATA section cannot hold "]]>": split it between two sections.
+void append_escaped(std::string* out, std::string_view text, bool in_attribute) {
+  std::string safe;
+  if (!already_safe(text)) text = safe = xml_safe_text(text);
+  std::size_t start = 0;  // of the text not appended yet
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    const char* entity = nullptr;
+    switch (text[at]) {
+      case '&': entity = "&amp;"; break;
+      case '<': entity = "&lt;"; break;
+      case '>': entity = "&gt;"; break;
+      case '"': entity = in_attribute ? "&quot;" : nullptr; break;
+      default: break;
+    }
+    if (entity == nullptr) continue;
+    out->append(text.substr(start, at - start));
+    *out += entity;
+    start = at + 1;
+  }
+  out->append(text.substr(start));
+}
+
 void append_cdata(std::string* out, std::string_view text) {
-  std::string safe = xml_safe_text(text);
+  std::string safe;
+  if (!already_safe(text)) text = safe = xml_safe_text(text);
   *out += "<![CDATA[";
   std::size_t start = 0;
-  for (std::size_t at = safe.find("]]>"); at != std::string::npos; at = safe.find("]]>", start)) {
-    out->append(safe, start, at + 2 - start);
+  for (std::size_t at = text.find("]]>"); at != std::string_view::npos; at = text.find("]]>", start)) {
+    out->append(text.substr(start, at + 2 - start));
     *out += "]]><![CDATA[";
     start = at + 2;
   }
-  out->append(safe, start, std::string::npos);
+  out->append(text.substr(start));
   *out += "]]>";
 }
 

@@ -186,6 +186,18 @@ TEST_CASE("encode_reply of a result says status ok and keeps id and message", "[
   CHECK(d.reply.error_code.empty());
 }
 
+TEST_CASE("escaping: a quote only in attributes, every special character wherever it stands",
+          "[wire_codec]") {
+  const std::string body = sbus::encode_reply(Reply{"\"q\"&", "m", "a\"b<c>&d"});
+  CHECK_THAT(body, Contains("code=\"a&quot;b&lt;c&gt;&amp;d\""));
+  CHECK_THAT(body, Contains("<id>\"q\"&amp;</id>"));
+  const DecodedReply d = decode_reply(body);
+  REQUIRE(d.ok);
+  CHECK(d.reply.id == "\"q\"&");
+  CHECK(d.reply.error_code == "a\"b<c>&d");
+  CHECK_THAT(sbus::encode_event(Event{"&<>", "t", "c", "s", "[]"}), Contains("<id>&amp;&lt;&gt;</id>"));
+}
+
 TEST_CASE("an error reply carries status error, its code, and the text in <message>",
           "[wire_codec]") {
   const std::string body = sbus::encode_reply(
