@@ -127,12 +127,12 @@ bool check_markup(std::string_view body, DecodeFailure* failure) {
 // elements) of the first child of each wanted name, as a tree walk would.
 struct Capture {
   struct Field {
-    const char* name;
+    std::string_view name;
     std::string* text;
     bool seen = false;
   };
   struct Attribute {
-    const char* name;
+    std::string_view name;
     std::string* value;
     bool seen = false;
   };
@@ -176,7 +176,7 @@ void start_element(void* user_data, const xmlChar* name, const xmlChar*, const x
       const xmlChar** attribute = attributes + 5 * i;
       for (std::size_t w = 0; w < capture->attribute_count; ++w) {
         Capture::Attribute& wanted = capture->attributes[w];
-        if (!wanted.seen && std::strcmp(text_of(attribute[0]), wanted.name) == 0) {
+        if (!wanted.seen && text_of(attribute[0]) == wanted.name) {
           wanted.seen = true;
           *wanted.value = attribute_value(attribute[3], attribute[4]);
         }
@@ -187,7 +187,7 @@ void start_element(void* user_data, const xmlChar* name, const xmlChar*, const x
   if (capture->depth != 2) return;
   for (std::size_t f = 0; f < capture->field_count; ++f) {
     Capture::Field& field = capture->fields[f];
-    if (!field.seen && std::strcmp(text_of(name), field.name) == 0) {
+    if (!field.seen && text_of(name) == field.name) {
       field.seen = true;
       field.text->clear();
       capture->open = &field;
@@ -283,10 +283,10 @@ class FastReader {
   // True when it took the body: `capture` then holds what libxml2's parse
   // would have left there. False: `capture` is to be reset and the body
   // parsed by libxml2.
+  //
+  // Each byte is looked at by the one step that reads it, and every step
+  // declines what is not printable ASCII, tab or LF, where it may stand.
   bool read() {
-    for (char c : text_) {
-      if ((c < 0x20 && c != '\t' && c != '\n') || c > 0x7e) return false;
-    }
     if (at("<?xml")) {
       static constexpr std::string_view kDeclarations[] = {
           "<?xml version=\"1.0\"?>", "<?xml version=\"1.0\" ?>", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
@@ -308,7 +308,7 @@ class FastReader {
         if (!end_tag(root)) return false;
         break;
       }
-      if (!at("<") || at("<!") || at("<?")) return false;  // text, a comment or a PI beside the children
+      if (!at('<') || at("<!") || at("<?")) return false;  // text, a comment or a PI beside the children
       if (!child()) return false;
     }
     skip_blanks();
@@ -316,7 +316,14 @@ class FastReader {
   }
 
  private:
-  bool at(std::string_view what) const { return text_.substr(at_, what.size()) == what; }
+  bool at(std::string_view what) const {
+    return text_.size() - at_ >= what.size() && std::memcmp(text_.data() + at_, what.data(), what.size()) == 0;
+  }
+  bool at(char c) const { return at_ < text_.size() && text_[at_] == c; }
+
+  static bool printable(char c) { return c >= 0x20 && c <= 0x7e; }  // ASCII; false for bytes over 0x7f
+  static bool text_char(char c) { return printable(c) || c == '\t' || c == '\n'; }
+  static bool all_text(std::string_view text) { return std::all_of(text.begin(), text.end(), text_char); }
 
   void skip_blanks() {
     while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n')) ++at_;
@@ -334,7 +341,7 @@ class FastReader {
 
   // A start tag at '<'. Attributes are kept for the root only.
   bool start_tag(std::string_view* tag, bool* empty, bool root) {
-    if (!at("<") || ++markup_ > kMaxMarkup) return false;  // check_markup() refuses the flood
+    if (!at('<') || ++markup_ > kMaxMarkup) return false;  // check_markup() refuses the flood
     ++at_;
     if (!name(tag)) return false;
     std::string_view seen[kMaxAttributes];
@@ -342,7 +349,7 @@ class FastReader {
     for (;;) {
       const std::size_t before = at_;
       skip_blanks();
-      if (at(">") || at("/>")) {
+      if (at('>') || at("/>")) {
         *empty = at("/>");
         at_ += *empty ? 2 : 1;
         return true;
@@ -355,7 +362,7 @@ class FastReader {
       if (seen_count == kMaxAttributes) return false;
       seen[seen_count++] = attribute;
       skip_blanks();
-      if (!at("=")) return false;
+      if (!at('=')) return false;
       ++at_;
       skip_blanks();
       if (at_ == text_.size() || (text_[at_] != '"' && text_[at_] != '\'')) return false;
@@ -363,7 +370,9 @@ class FastReader {
       if (close == std::string_view::npos) return false;
       const std::string_view value = text_.substr(at_ + 1, close - at_ - 1);
       // libxml2 decodes references and turns tab and LF into spaces.
-      if (value.find_first_of("<&\t\n") != std::string_view::npos) return false;
+      if (!std::all_of(value.begin(), value.end(), [](char c) { return printable(c) && c != '<' && c != '&'; })) {
+        return false;
+      }
       at_ = close + 1;
       if (!root) continue;
       for (std::size_t w = 0; w < capture_->attribute_count; ++w) {
@@ -381,7 +390,7 @@ class FastReader {
     std::string_view closing;
     if (!name(&closing) || closing != tag) return false;
     skip_blanks();
-    if (!at(">")) return false;
+    if (!at('>')) return false;
     ++at_;
     return true;
   }
@@ -407,7 +416,9 @@ class FastReader {
       if (at("<![CDATA[")) {
         const std::size_t end = text_.find("]]>", at_ + 9);
         if (end == std::string_view::npos) return false;
-        if (text != nullptr) text->append(text_.substr(at_ + 9, end - at_ - 9));
+        const std::string_view section = text_.substr(at_ + 9, end - at_ - 9);
+        if (!all_text(section)) return false;
+        if (text != nullptr) text->append(section);
         at_ = end + 3;
         continue;
       }
@@ -415,7 +426,10 @@ class FastReader {
       // find_first_of("<&") would look each character up in the set with a
       // call of its own.
       std::size_t end = at_;
-      while (end < text_.size() && text_[end] != '<' && text_[end] != '&') ++end;
+      while (end < text_.size() && text_[end] != '<' && text_[end] != '&') {
+        if (!text_char(text_[end])) return false;
+        ++end;
+      }
       if (end == text_.size() || text_[end] == '&') return false;
       const std::string_view run = text_.substr(at_, end - at_);
       if (run.empty() || run.find("]]>") != std::string_view::npos) return false;  // '<' not of a CDATA or end tag
@@ -578,8 +592,8 @@ bool decode_event(std::string_view body, Event* event, DecodeFailure* failure, X
     event->category = std::move(spelled_right);
   }
   for (const Capture::Field& field : fields) {
-    if (!field.seen && std::strcmp(field.name, "category") != 0) {
-      *failure = {errc::kMissingElement, std::string("<event> has no <") + field.name + "> element"};
+    if (!field.seen && field.name != "category") {
+      *failure = {errc::kMissingElement, "<event> has no <" + std::string(field.name) + "> element"};
       return false;
     }
   }
