@@ -3,15 +3,16 @@
 //   sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]
 //              [--startup-runs N] [--sbusd PATH] [--plugin-dir DIR] [--floor PATH]
 //
-// The default run takes about five minutes: 5 runs of 3 s of each load
+// The default run takes about four minutes: 15 runs of 1 s of each load
 // pattern per system, and a soak of 200,000 calls for RSS growth. --soak
 // makes the soak the 1,000,000 calls (three to four minutes more);
 // --quick is the test suite's short run (figures printed, not asserted).
 //
 // Starts the floor server (sbus-bench-floor) and sbusd with the example
 // plugins against the broker on 127.0.0.1:PORT, drives both with the same
-// load patterns, run by run in turn (floor, then sbus, so both see the same
-// machine), and prints one table: the median of the runs of each figure,
+// load patterns, run by run in turn (floor then sbus, then sbus then floor,
+// so both see the same machine and neither always goes first), and prints
+// one table: the median of the runs of each figure,
 // and sbus's ratio to the floor beside it. `scripts/bench` starts a private
 // broker and runs it. Progress goes to stderr, the table to stdout.
 //
@@ -87,10 +88,12 @@ const char* name_of(System system) { return system == System::kFloor ? "floor" :
 struct Options {
   int port = 0;
   bool quick = false;
-  // Five: on a shared VM one run in three or four can land in a slow spell
-  // of either side; the median of five stands through two.
-  int runs = 5;
-  double seconds = 3.0;
+  // Many short runs rather than a few long ones: a slow spell of a shared
+  // VM lasts seconds and lands in one or two 1 s runs of one side, which
+  // the median of fifteen stands through; in a 3 s run of five it moved
+  // the median (sequential ratios of 0.79 to 0.94 of one build).
+  int runs = 15;
+  double seconds = 1.0;
   // RSS after the first 10,000 calls against after this many.
   std::uint64_t soak_calls = 200000;
   int startup_runs = 5;
@@ -475,7 +478,8 @@ std::map<System, std::vector<RunStats>> Bench::repeat(const std::string& what,
   std::map<System, std::vector<RunStats>> runs;
   std::cerr << "sbus-bench: " << what << ":";
   for (int run = 0; run < options_.runs; ++run) {
-    for (System system : {System::kFloor, System::kSbus}) {
+    const bool floor_first = run % 2 == 0;
+    for (System system : {floor_first ? System::kFloor : System::kSbus, floor_first ? System::kSbus : System::kFloor}) {
       RunStats stats = measure(system);
       std::cerr << " " << name_of(system) << " " << static_cast<long>(stats.rate()) << "/s";
       if (system == System::kSbus) sbus_errors_ += stats.errors;
