@@ -5,7 +5,7 @@
 //
 // The default run takes about four minutes: 15 runs of 1 s of each load
 // pattern per system, and a soak of 200,000 calls for RSS growth. --soak
-// makes the soak the 1,000,000 calls (three to four minutes more);
+// makes the soak the 1,000,000 calls (one to two minutes more);
 // --quick is the test suite's short run (figures printed, not asserted).
 //
 // Starts the floor server (sbus-bench-floor) and sbusd with the example
