@@ -93,20 +93,29 @@ class DepthCheck : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthC
 // Parses a call's params into job->params, in a pool of its own sized to
 // them; false with the reason in `error`.
 bool parse_params(std::string_view text, Job* job, std::string* error) {
-  DepthCheck check;
-  rapidjson::Reader reader;
-  rapidjson::MemoryStream stream(text.data(), text.size());
-  rapidjson::ParseResult result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, check);
-  if (check.too_deep()) {
-    *error = "params are nested more than " + std::to_string(kMaxParamsDepth) + " deep";
-    return false;
+  rapidjson::ParseResult result;
+  // Each level opens with a '[' or '{' of its own: shorter text cannot be
+  // too deep, and skips the pass (and its two allocations).
+  if (text.size() > static_cast<std::size_t>(kMaxParamsDepth)) {
+    DepthCheck check;
+    rapidjson::Reader reader;
+    rapidjson::MemoryStream stream(text.data(), text.size());
+    result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, check);
+    if (check.too_deep()) {
+      *error = "params are nested more than " + std::to_string(kMaxParamsDepth) + " deep";
+      return false;
+    }
   }
   if (!result.IsError()) {
     // A DOM takes about 16 bytes a value: a chunk of twice the text holds
     // most params whole; larger ones take more chunks.
     const std::size_t chunk = std::clamp<std::size_t>(2 * text.size(), 256, 64 * 1024);
     job->params_memory = std::make_unique<rapidjson::MemoryPoolAllocator<>>(chunk);
-    job->params = rapidjson::Document(job->params_memory.get());
+    // The parse stack's allocator is stateless: one for all, instead of one
+    // allocated with each document.
+    static rapidjson::CrtAllocator stack_allocator;
+    constexpr std::size_t kStackBytes = 1024;  // RapidJSON's default
+    job->params = rapidjson::Document(job->params_memory.get(), kStackBytes, &stack_allocator);
     job->params.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
     result = rapidjson::ParseResult(job->params.GetParseError(), job->params.GetErrorOffset());
   }

@@ -235,6 +235,19 @@ TEST_CASE("params that are not JSON get invalid_params", "[rpc][errors]") {
   CHECK(result.message.find("params are not JSON") != std::string::npos);
 }
 
+TEST_CASE("params nested 64 deep are served, 65 deep get invalid_params naming the limit", "[rpc][errors]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  const std::string deepest = std::string(64, '[') + "1" + std::string(64, ']');
+  CHECK(sender.call(sbusd.address("test.echo"), deepest, 10s).message == deepest);
+  const std::string too_deep = std::string(65, '[') + "1" + std::string(65, ']');
+  const sbus::CallResult result = sender.call(sbusd.address("test.echo"), too_deep, 10s);
+  CHECK(result.error_code == "invalid_params");
+  CHECK(result.message.find("nested more than 64 deep") != std::string::npos);
+  // Short params skip the depth pass: an error in them is still found.
+  CHECK(sender.call(sbusd.address("test.echo"), "[[1]", 10s).error_code == "invalid_params");
+}
+
 TEST_CASE("a call larger than max_message_bytes gets message_too_large", "[rpc][errors]") {
   SbusdOptions options;
   options.max_message_bytes = 1024;
