@@ -518,20 +518,30 @@ TEST_CASE("a slow service does not hold up the other services", "[rpc][concurren
   }
 }
 
-TEST_CASE("SIGTERM lets a call in progress finish, then sbusd exits 0", "[rpc][shutdown]") {
-  SbusdProcess sbusd;
-  RawAmqp raw;
-  const std::string reply_queue = raw.declare_reply_queue();
+namespace {
 
-  // The sleep first, then a probe on the same channel: the worker takes
-  // deliveries in order, so once the probe is answered the sleep is running.
+// Publishes a test.sleep call ("sleep-1") of `seconds`, then a math.add probe
+// on the same channel, and waits for the probe's answer: the worker takes
+// deliveries in order, so once the probe is answered the sleep is running.
+void start_sleep(SbusdProcess& sbusd, RawAmqp& raw, const std::string& reply_queue, int seconds) {
   raw.publish("py-servicebus", sbusd.node(),
-              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[2]"), reply_queue, "sleep-1");
+              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[" + std::to_string(seconds) + "]"),
+              reply_queue, "sleep-1");
   raw.publish("py-servicebus", sbusd.node(),
               sbus_test::py_call_body("probe-1", sbus_test::kSecret, "math", "add", "[1,1]"), reply_queue, "probe-1");
   std::optional<RawAmqp::Message> probe = raw.receive(10s);
   REQUIRE(probe);
   REQUIRE(probe->correlation_id == "probe-1");
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM lets a call in progress finish, then sbusd exits 0", "[rpc][shutdown]") {
+  SbusdProcess sbusd;
+  RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+
+  start_sleep(sbusd, raw, reply_queue, 2);
 
   const auto signalled = Clock::now();
   sbusd.signal(SIGTERM);
@@ -558,13 +568,7 @@ TEST_CASE("with no heartbeat and no ping, a stopping worker still gives up on a 
   SbusdProcess sbusd(options);
   RawAmqp raw;
   const std::string reply_queue = raw.declare_reply_queue();
-  raw.publish("py-servicebus", sbusd.node(),
-              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[4]"), reply_queue, "sleep-1");
-  raw.publish("py-servicebus", sbusd.node(),
-              sbus_test::py_call_body("probe-1", sbus_test::kSecret, "math", "add", "[1,1]"), reply_queue, "probe-1");
-  std::optional<RawAmqp::Message> probe = raw.receive(10s);
-  REQUIRE(probe);
-  REQUIRE(probe->correlation_id == "probe-1");  // the sleep runs
+  start_sleep(sbusd, raw, reply_queue, 4);
 
   sbusd.signal(SIGTERM);
   // Logged only while the call still runs (it ends 4 s after it began).
