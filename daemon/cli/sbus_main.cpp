@@ -20,6 +20,7 @@
 
 #include <sbus/sender.hpp>
 
+#include "common/broker_uri.hpp"
 #include "config/config.hpp"
 #include "config/sender_options.hpp"
 
@@ -35,6 +36,7 @@ constexpr int kExitUnreachable = 4;
 
 const char* kUsage =
     "Usage:\n"
+    "  sbus help | --help | --version\n"
     "  sbus call NODE.CATEGORY.SERVICE 'JSON' [options]   call a service, print its result\n"
     "  sbus send NODE.CATEGORY.SERVICE 'JSON' [options]   send a message to a message service\n"
     "  sbus ping NODE [options]                           exit 0 when NODE answers\n"
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
       ("retry", po::value(&retry), "retry a call this many times on the next broker when its connection fails "
                                    "(calls are not assumed idempotent: default 0)")
       ("smart-route", "PING the node through each broker first and use the first where it answers")
+      ("version,V", "print the version and exit")
       ("help,h", "print this help");
   po::options_description hidden;
   hidden.add_options()
@@ -151,9 +154,17 @@ int main(int argc, char** argv) {
     std::cerr << "sbus: " << e.what() << "\n" << kUsage << options;
     return kExitUsage;
   }
-  if (vm.count("help") || command.empty()) {
+  if (vm.count("version")) {
+    std::cout << "sbus " SBUS_VERSION "\n";
+    return kExitOk;
+  }
+  if (vm.count("help") || command == "help") {
     std::cout << kUsage << options;
-    return vm.count("help") ? kExitOk : kExitUsage;
+    return kExitOk;
+  }
+  if (command.empty()) {
+    std::cerr << kUsage << options;
+    return kExitUsage;
   }
   const bool node_only = command == "ping" || command == "stats";
   const std::size_t wanted = node_only ? 1 : 2;
@@ -191,6 +202,14 @@ int main(int argc, char** argv) {
     if (brokers.empty()) {
       std::cerr << "sbus: give --config FILE or at least one --broker URI\n";
       return kExitUsage;
+    }
+    for (const std::string& text : brokers) {
+      sbus::BrokerUri uri;
+      std::string error;
+      if (!sbus::parse_broker_uri(text, &uri, &error)) {
+        std::cerr << "sbus: --broker " << text << ": " << error << "\n";
+        return kExitUsage;
+      }
     }
     sender_options.brokers = brokers;
     if (!secret_file.empty()) {

@@ -5,12 +5,35 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "common/port_probe.hpp"
 
 namespace sbus {
+
+namespace {
+
+// Why a TCP connect failed, as an operator reads it. rabbitmq-c says "a
+// socket error occurred" for a refused connection and keeps the reason to
+// itself: a second connect, on this failure path only, finds it.
+std::string describe_open_failure(const BrokerUri& uri, int status, std::chrono::milliseconds timeout) {
+  if (status == AMQP_STATUS_SOCKET_ERROR) {
+    switch (connect_error(uri.host, uri.port, std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(1)))) {
+      case ECONNREFUSED: return "connection refused";
+      case EHOSTUNREACH: return "no route to host";
+      case ENETUNREACH: return "network unreachable";
+      case ETIMEDOUT: return "timed out";
+      default: break;
+    }
+  }
+  if (status == AMQP_STATUS_TIMEOUT) return "timed out";
+  return amqp_error_string2(status);
+}
+
+}  // namespace
 
 std::string bytes_to_string(amqp_bytes_t bytes) {
   return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
@@ -74,7 +97,7 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
     if (connection.tls_ && TlsSocket::is_tls_status(status)) {
       throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(status));
     }
-    throw BrokerUnreachable("connect to " + uri.redacted() + " failed: " + amqp_error_string2(status));
+    throw BrokerUnreachable("connect to " + uri.redacted() + " failed: " + describe_open_failure(uri, status, options.connect_timeout));
   }
   if (connection.tls_) {
     SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << connection.tls_->negotiated();

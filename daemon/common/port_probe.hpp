@@ -11,4 +11,9 @@ namespace sbus {
 // within `timeout`.
 bool port_accepts(const std::string& host, int port, std::chrono::milliseconds timeout);
 
+// The same connect: 0 when some address accepted, else the errno of the
+// last address tried (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH ...;
+// EADDRNOTAVAIL when `host` does not resolve).
+int connect_error(const std::string& host, int port, std::chrono::milliseconds timeout);
+
 }  // namespace sbus

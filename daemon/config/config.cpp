@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/install_paths.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -304,7 +305,7 @@ bool load_config_text(const std::string& text, const std::string& path,
     config->plugin_dir = resolve(base_dir, config->plugin_dir);
   }
   if (overrides.plugin_dir) config->plugin_dir = fs::absolute(*overrides.plugin_dir).string();
-  if (config->plugin_dir.empty()) config->plugin_dir = "/usr/lib/sbus/plugins";
+  if (config->plugin_dir.empty()) config->plugin_dir = kDefaultPluginDir;
 
   if (root["prefetch"]) checker.integer(root["prefetch"], "prefetch", 1, 65535, &config->prefetch);
   if (root["max_message_bytes"]) {

@@ -61,6 +61,19 @@ void LogFile::pump() {
   }
 }
 
+bool LogFile::reopen(std::string* error) {
+  const int file = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (file < 0) {
+    *error = "cannot reopen log file " + path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  ::close(file_);
+  file_ = file;
+  struct stat info {};
+  size_ = ::fstat(file_, &info) == 0 ? static_cast<std::size_t>(info.st_size) : 0;
+  return true;
+}
+
 void LogFile::rotate() {
   if (keep_ <= 0) {
     [[maybe_unused]] int r = ::ftruncate(file_, 0);

@@ -28,6 +28,10 @@ class LogFile {
   // Moves what is in the pipe to the file; rotates as needed.
   void pump();
 
+  // Opens the file at `path` anew (SIGUSR1, after an outside logrotate moved
+  // it away); the old file stays in use when that fails, with `error` set.
+  bool reopen(std::string* error);
+
  private:
   void rotate();
 

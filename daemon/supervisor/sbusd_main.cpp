@@ -9,6 +9,7 @@
 
 #include "common/log.hpp"
 #include "config/config.hpp"
+#include "config/install_paths.hpp"
 #include "supervisor/supervisor.hpp"
 
 namespace po = boost::program_options;
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
 
   po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
   options.add_options()
-      ("config,c", po::value(&config_path)->default_value("/etc/sbus/sbusd.yaml"), "the YAML config file")
+      ("config,c", po::value(&config_path)->default_value(sbus::kDefaultConfigPath), "the YAML config file")
       ("check,t", "validate the config and load every plugin, then exit: 0 if all is well, "
                   "1 with each problem on its own line")
       ("log-level", po::value(&log_level), "debug, info, warn or error (overrides the config)")
@@ -62,8 +63,13 @@ int main(int argc, char** argv) {
   sbus::Config config;
   std::vector<std::string> problems;
   sbus::load_config(config_path, overrides, &config, &problems);
+  // Every problem at once: the plugins of the services the config names are
+  // loaded (in a child process) also when the config has other problems.
+  if (!config.services.empty()) {
+    std::vector<std::string> plugin_problems = sbus::check_plugins_isolated(config);
+    problems.insert(problems.end(), plugin_problems.begin(), plugin_problems.end());
+  }
   if (vm.count("check")) {
-    if (problems.empty()) problems = sbus::check_plugins_isolated(config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
@@ -73,7 +79,6 @@ int main(int argc, char** argv) {
               << config.brokers.size() << " broker(s), " << config.services.size() << " service(s)\n";
     return 0;
   }
-  if (problems.empty()) problems = sbus::check_plugins_isolated(config);
   if (!problems.empty()) {
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size()

@@ -98,6 +98,7 @@ class Supervisor {
   void read_status(WorkerRecord& worker);
   void begin_stop();
   void reload();
+  void reopen_log();
   void step_replacement();
   void update_status();
   void close_status(WorkerRecord& worker);
@@ -403,10 +404,27 @@ void Supervisor::update_status() {
                    std::to_string(config_->services.size()) + " services" + (stopping_ ? ", stopping" : ""));
 }
 
+// SIGUSR1: the log file anew, as nginx does, for an outside logrotate.
+void Supervisor::reopen_log() {
+  if (!log_file_) {
+    SBUS_LOG(kInfo) << "SIGUSR1: no log_file in the config (the log goes to stderr): nothing to reopen";
+    return;
+  }
+  log_file_->pump();
+  std::string error;
+  if (log_file_->reopen(&error)) {
+    SBUS_LOG(kInfo) << "SIGUSR1: log file " << config_->log_file << " reopened";
+  } else {
+    SBUS_LOG(kError) << "SIGUSR1: " << error << "; still writing to the old file";
+  }
+}
+
 int Supervisor::run() {
   sigset_t signals;
   sigemptyset(&signals);
-  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, signal);
+  // SIGUSR1 too: its default action would end the process. Workers inherit
+  // the mask and so never act on it.
+  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, signal);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   signal_fd_ = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) {
@@ -452,15 +470,18 @@ int Supervisor::run() {
 
     bool stop = false;
     bool reload_wanted = false;
+    bool reopen_wanted = false;
     signalfd_siginfo info{};
     while (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
       if (info.ssi_signo == SIGHUP) reload_wanted = true;
+      if (info.ssi_signo == SIGUSR1) reopen_wanted = true;
     }
-    // Fixed order: reap, then stop, then reload.
+    // Fixed order: reap, then stop, then reload, then log reopen.
     reap();
     if (stop) begin_stop();
     if (reload_wanted && !stopping_) reload();
+    if (reopen_wanted) reopen_log();
     for (WorkerRecord& worker : workers_) read_status(worker);
     if (log_file_) log_file_->pump();
 

@@ -671,9 +671,14 @@ void Worker::handle_delivery(const Delivery& delivery) {
       found != by_name_.end() &&
       (runners_[found->second]->config().kind == ServiceKind::kRpc) == is_call;
   if (!kind_matches) {
-    answer_error(delivery, job.event.id, errc::kUnknownService,
-                 std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
-                     name);
+    // py-servicebus's words first: its senders read the code from them.
+    std::string message =
+        std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") + name;
+    if (found != by_name_.end()) {
+      message += is_call ? " (it is a message service: send to it, as `sbus send` does)"
+                         : " (it is an RPC service: call it, as `sbus call` does)";
+    }
+    answer_error(delivery, job.event.id, errc::kUnknownService, message);
     return;
   }
   if (!is_call) {

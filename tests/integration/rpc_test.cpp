@@ -174,6 +174,8 @@ TEST_CASE("a call sbusd cannot serve gets an error reply at once, not silence", 
     auto took = timed([&] { result = sender.call(sbusd.address("test.record"), "[1]", 10s); });
     CHECK(took < 2s);
     CHECK(result.error_code == "unknown_service");
+    CHECK(result.message ==
+          "Cannot Find RPC Service: test.record (it is a message service: send to it, as `sbus send` does)");
   }
 
   SECTION("a token signed with the wrong secret") {

@@ -185,13 +185,14 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   CHECK(c.heartbeat_seconds == 10);
   CHECK(c.drain_timeout_seconds == 30);
   CHECK(c.log_level == sbus::LogLevel::kInfo);
-  CHECK(c.plugin_dir == "/usr/lib/sbus/plugins");
+  // Derived from the install prefix the build was configured with.
+  CHECK(c.plugin_dir == std::string(SBUS_INSTALL_PREFIX) + "/lib/sbus/plugins");
   REQUIRE(c.services.size() == 1);
   CHECK(c.services[0].queue_len == 100);
   CHECK_FALSE(c.services[0].idempotent);
   CHECK(c.services[0].kind == sbus::ServiceKind::kRpc);
   CHECK(c.services[0].export_name == "add");
-  CHECK(c.services[0].plugin_path == "/usr/lib/sbus/plugins/math.so");
+  CHECK(c.services[0].plugin_path == std::string(SBUS_INSTALL_PREFIX) + "/lib/sbus/plugins/math.so");
 }
 
 TEST_CASE("relative paths are resolved against the config file's folder", "[config]") {

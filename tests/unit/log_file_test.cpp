@@ -87,3 +87,31 @@ TEST_CASE("a log file that cannot be opened is an error naming it", "[log]") {
   CHECK_FALSE(log.start(STDERR_FILENO, &error));
   CHECK(error.find("/nonexistent-dir/sbusd.log") != std::string::npos);
 }
+
+TEST_CASE("reopen() writes to a new file at the path after the old one was moved away", "[log]") {
+  ScratchDir dir;
+  const std::string path = dir.path + "/sbusd.log";
+  int target = ::open("/dev/null", O_WRONLY);
+  REQUIRE(target >= 0);
+  {
+    sbus::LogFile log(path, 1 << 20, 3);
+    std::string error;
+    REQUIRE(log.start(target, &error));
+    write_line(target, "before");
+    log.pump();
+    std::filesystem::rename(path, path + ".moved");
+    write_line(target, "still to the moved file");
+    log.pump();
+    REQUIRE(log.reopen(&error));
+    write_line(target, "after");
+    log.pump();
+    CHECK(slurp(path + ".moved") == "before\nstill to the moved file\n");
+    CHECK(slurp(path) == "after\n");
+
+    // A reopen that fails keeps the file in use.
+    std::filesystem::remove_all(dir.path);
+    CHECK_FALSE(log.reopen(&error));
+    CHECK(error.find(path) != std::string::npos);
+  }
+  ::close(target);
+}
