@@ -94,6 +94,12 @@ bool print_stats(const std::string& json) {
   for (const auto& service : stats["services"].GetObject()) {
     const rapidjson::Value& s = service.value;
     if (!s.IsObject()) return false;
+    if (s.HasMember("unavailable") && s["unavailable"].IsString()) {
+      std::printf("%-32s %-8s UNAVAILABLE: %s\n", service.name.GetString(),
+                  s.HasMember("kind") && s["kind"].IsString() ? s["kind"].GetString() : "?",
+                  one_line(s["unavailable"].GetString()).c_str());
+      continue;
+    }
     const bool running = s.HasMember("running") && s["running"].IsBool() && s["running"].GetBool();
     std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f\n", service.name.GetString(),
                 s.HasMember("kind") && s["kind"].IsString() ? s["kind"].GetString() : "?", number(s, "handled"),

@@ -27,6 +27,8 @@ inline constexpr const char* kInterrupted = "interrupted";
 inline constexpr const char* kInvalidSignature = "invalid_signature";
 inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
+// The service is configured but cannot serve: its start() failed.
+inline constexpr const char* kServiceUnavailable = "service_unavailable";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

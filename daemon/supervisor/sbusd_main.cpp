@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       ("config,c", po::value(&config_path)->default_value(sbus::kDefaultConfigPath), "the YAML config file")
       ("check,t", "validate the config and load every plugin, then exit: 0 if all is well, "
                   "1 with each problem on its own line")
+      ("start", "with --check: also create each service and run its start() and stop(), as a worker "
+                "would (as the user running the check: mind what start() opens)")
       ("log-level", po::value(&log_level), "debug, info, warn or error (overrides the config)")
       ("broker", po::value(&overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
       ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
@@ -65,8 +67,12 @@ int main(int argc, char** argv) {
   sbus::load_config(config_path, overrides, &config, &problems);
   // Every problem at once: the plugins of the services the config names are
   // loaded (in a child process) also when the config has other problems.
+  if (vm.count("start") && !vm.count("check")) {
+    std::cerr << "sbusd: --start goes with --check\n";
+    return 2;
+  }
   if (!config.services.empty()) {
-    std::vector<std::string> plugin_problems = sbus::check_plugins_isolated(config);
+    std::vector<std::string> plugin_problems = sbus::check_plugins_isolated(config, vm.count("start") > 0);
     problems.insert(problems.end(), plugin_problems.begin(), plugin_problems.end());
   }
   if (vm.count("check")) {

@@ -50,6 +50,11 @@ struct WorkerRecord {
   WorkerState state = WorkerState::kWaitingRestart;
   bool connected = false;
   int status_fd = -1;
+  // What its status pipe said of services that could not start
+  // ("CATEGORY.SERVICE: REASON"), and a record not yet ended by its line feed.
+  std::vector<std::string> unavailable;
+  std::string partial;
+  bool in_record = false;
   Clock::time_point started_at{};
   Clock::time_point restart_at{};
   RestartPolicy policy;
@@ -184,6 +189,9 @@ void Supervisor::spawn(WorkerRecord& worker) {
   }
   ::fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
   close_status(worker);
+  worker.unavailable.clear();
+  worker.partial.clear();
+  worker.in_record = false;
   worker.status_fd = status_pipe[0];
   worker.pid = pid;
   worker.state = WorkerState::kRunning;
@@ -202,8 +210,24 @@ void Supervisor::read_status(WorkerRecord& worker) {
   ssize_t n;
   while (worker.status_fd >= 0 && (n = ::read(worker.status_fd, bytes, sizeof(bytes))) > 0) {
     for (ssize_t i = 0; i < n; ++i) {
-      if (bytes[i] == kStatusConnected) worker.connected = true;
-      if (bytes[i] == kStatusDisconnected) worker.connected = false;
+      const char byte = bytes[i];
+      if (worker.in_record) {
+        if (byte != '\n') {
+          if (worker.partial.size() < 4096) worker.partial += byte;
+          continue;
+        }
+        SBUS_LOG(kError) << "worker pid " << worker.pid << " for " << worker.name()
+                         << ": service unavailable: " << worker.partial;
+        worker.unavailable.push_back(std::move(worker.partial));
+        worker.partial.clear();
+        worker.in_record = false;
+      } else if (byte == kStatusUnavailable) {
+        worker.in_record = true;
+      } else if (byte == kStatusConnected) {
+        worker.connected = true;
+      } else if (byte == kStatusDisconnected) {
+        worker.connected = false;
+      }
     }
   }
 }
@@ -273,7 +297,9 @@ void Supervisor::reload() {
   SBUS_LOG(kInfo) << "reloading " << path_;
   Config loaded;
   std::vector<std::string> problems;
-  if (load_config(path_, overrides_, &loaded, &problems)) problems = check_plugins_isolated(loaded);
+  // start() too: a service that cannot start is refused before any worker
+  // is replaced (a worker would serve on without it).
+  if (load_config(path_, overrides_, &loaded, &problems)) problems = check_plugins_isolated(loaded, true);
   if (!problems.empty()) {
     for (const std::string& problem : problems) SBUS_LOG(kError) << "reload: " << problem;
     SBUS_LOG(kError) << "reload failed: " << problems.size() << " problem(s); still running the previous config";
@@ -394,14 +420,36 @@ void Supervisor::update_status() {
       return w.broker == broker && w.connected && w.state == WorkerState::kRunning;
     });
   }
+  // A broker is settled once its worker connected or gave up (fatal): READY
+  // waits for every broker to settle, and for kReadyTimeout at most (a
+  // broker that is down must not keep the unit from starting).
+  std::size_t settled = 0;
+  std::vector<std::string> unavailable;
+  for (const std::string& broker : config_->brokers) {
+    settled += std::any_of(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) {
+      return w.broker == broker && ((w.connected && w.state == WorkerState::kRunning) || w.state == WorkerState::kFailed);
+    });
+  }
+  for (const WorkerRecord& worker : workers_) {
+    if (worker.state != WorkerState::kRunning) continue;
+    for (const std::string& service : worker.unavailable) {
+      if (std::find(unavailable.begin(), unavailable.end(), service) == unavailable.end()) {
+        unavailable.push_back(service);
+      }
+    }
+  }
   const std::size_t brokers = config_->brokers.size();
-  if (!ready_sent_ && (connected >= brokers || Clock::now() - started_ >= kReadyTimeout)) {
+  if (!ready_sent_ && (settled >= brokers || Clock::now() - started_ >= kReadyTimeout)) {
     ready_sent_ = true;
     notifier_.ready();
-    SBUS_LOG(kInfo) << "ready: " << connected << "/" << brokers << " brokers connected";
+    SBUS_LOG(kInfo) << "ready: " << connected << "/" << brokers << " brokers connected"
+                    << (unavailable.empty() ? "" : ", " + std::to_string(unavailable.size()) + " service(s) unavailable");
   }
-  notifier_.status(std::to_string(connected) + "/" + std::to_string(brokers) + " brokers connected, " +
-                   std::to_string(config_->services.size()) + " services" + (stopping_ ? ", stopping" : ""));
+  std::string status = std::to_string(connected) + "/" + std::to_string(brokers) + " brokers connected, " +
+                       std::to_string(config_->services.size()) + " services";
+  if (stopping_) status += ", stopping";
+  for (std::size_t i = 0; i < unavailable.size(); ++i) status += (i == 0 ? "; unavailable: " : "; ") + unavailable[i];
+  notifier_.status(status);
 }
 
 // SIGUSR1: the log file anew, as nginx does, for an outside logrotate.
@@ -519,12 +567,13 @@ int Supervisor::run() {
 
 }  // namespace
 
-std::vector<std::string> check_plugins_isolated(const Config& config) {
+std::vector<std::string> check_plugins_isolated(const Config& config, bool run_start) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
   std::string error;
   WorkerStart start;
   start.entry = WorkerStart::Entry::kCheck;
+  start.run_start = run_start;
   start.config = &config;
   start.out_fd = fds[1];
   start.close_fd = fds[0];

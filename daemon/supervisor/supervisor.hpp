@@ -21,7 +21,8 @@ namespace sbus {
 int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config);
 
 // Loads every plugin of `config` in a throwaway worker process and returns
-// its problems (empty when all load).
-std::vector<std::string> check_plugins_isolated(const Config& config);
+// its problems (empty when all load). With `run_start`, each service is also
+// created and its start() and stop() run there, as a worker would.
+std::vector<std::string> check_plugins_isolated(const Config& config, bool run_start = false);
 
 }  // namespace sbus

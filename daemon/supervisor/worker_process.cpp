@@ -57,7 +57,7 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
                                                                  start.journal, start.replay));
   }
-  _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd));
+  _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd, start.run_start ? 1 : 0));
 }
 
 }  // namespace sbus

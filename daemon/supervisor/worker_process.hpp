@@ -24,6 +24,7 @@ struct WorkerStart {
   int close_fd = -1;             // the parent's end of that pipe: closed in the child
   CrashJournal* journal = nullptr;
   ReplayCache* replay = nullptr;
+  bool run_start = false;        // kCheck: create each service and run its start() and stop()
 };
 
 // Forks a child that loads sbusd-worker.so, calls the entry point and exits

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "common/error.hpp"
+#include "config/sender_options.hpp"
 
 namespace sbus {
 
@@ -80,6 +81,26 @@ void check_plugins(const Config& config, std::vector<std::string>* problems) {
     } catch (const PluginError& e) {
       problems->push_back(config.path + ":" + std::to_string(service.line) + ": services[" +
                           std::to_string(i) + "].plugin: " + e.what());
+    }
+  }
+}
+
+void check_service_starts(const Config& config, std::vector<std::string>* problems) {
+  PluginLoader loader;
+  const SenderOptions sender = sender_options_of(config);
+  for (std::size_t i = 0; i < config.services.size(); ++i) {
+    const ServiceConfig& service = config.services[i];
+    const std::string where =
+        config.path + ":" + std::to_string(service.line) + ": services[" + std::to_string(i) + "]: ";
+    try {
+      LoadedService loaded = loader.create(service.plugin_path, service.export_name);
+      const ServiceContext context{config.node, service.category, service.service, service.options, sender};
+      loaded.service().start(context);
+      loaded.service().stop();
+    } catch (const std::exception& e) {
+      problems->push_back(where + service.name + ": start failed: " + (e.what()[0] ? e.what() : "exception"));
+    } catch (...) {
+      problems->push_back(where + service.name + ": start failed: unknown exception");
     }
   }
 }

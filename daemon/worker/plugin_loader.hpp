@@ -66,4 +66,10 @@ class PluginLoader {
 // where that matters.
 void check_plugins(const Config& config, std::vector<std::string>* problems);
 
+// Creates each service of `config` and runs its start() and then stop() on
+// this thread, as a worker would; appends one line per service whose start()
+// throws ("FILE:LINE: services[i]: start failed: ..."). Call it after
+// check_plugins() found nothing, in a throwaway process.
+void check_service_starts(const Config& config, std::vector<std::string>* problems);
+
 }  // namespace sbus

@@ -16,6 +16,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -187,6 +188,7 @@ class Worker : public RunnerHost {
   enum class Read { kFrame, kNothing, kLost };
 
   void start_services();
+  void report_unavailable(const std::string& name, const std::string& reason);
   void stop_services();
   bool connect();
   bool wait_to_reconnect(milliseconds duration);
@@ -269,6 +271,8 @@ class Worker : public RunnerHost {
   std::size_t seat_ = kNoSeat;         // the runner that reads the socket when idle
   std::size_t seat_wanted_ = kNoSeat;  // the runner woken last: take_wakes() seats it
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
+  // Services whose plugin failed to load or start, with the reason.
+  std::map<std::string, std::string> unavailable_;
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
 
@@ -297,16 +301,36 @@ void Worker::start_services() {
   std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_),
               sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_) + 1);
   for (const ServiceConfig& service : config_.services) {
-    ServiceContext context{config_.node, service.category, service.service, service.options, sender};
-    auto runner = std::make_unique<ServiceRunner>(
-        runners_.size(), service, loader.create(service.plugin_path, service.export_name),
-        std::move(context), this, journal_, config_.max_retries);
-    runner->start();
-    by_name_[service.name] = runners_.size();
-    runners_.push_back(std::move(runner));
+    // A service that cannot load or start takes no other down: it is
+    // answered service_unavailable, and the supervisor is told why.
+    try {
+      ServiceContext context{config_.node, service.category, service.service, service.options, sender};
+      auto runner = std::make_unique<ServiceRunner>(
+          runners_.size(), service, loader.create(service.plugin_path, service.export_name),
+          std::move(context), this, journal_, config_.max_retries);
+      runner->start();
+      by_name_[service.name] = runners_.size();
+      runners_.push_back(std::move(runner));
+    } catch (const Error& e) {
+      SBUS_LOG(kError) << e.what() << "; " << service.name << " is unavailable until the next restart or reload, "
+                       << "the other services serve";
+      unavailable_[service.name] = e.what();
+      report_unavailable(service.name, e.what());
+    }
   }
   backlog_.resize(runners_.size());
   stats_.resize(runners_.size());
+}
+
+// One status record a service: kStatusUnavailable, "NAME: REASON", a line
+// feed (the reason on one line).
+void Worker::report_unavailable(const std::string& name, const std::string& reason) {
+  if (status_fd_ < 0) return;
+  std::string record(1, kStatusUnavailable);
+  record += name + ": " + reason;
+  std::replace(record.begin() + 1, record.end(), '\n', ' ');
+  record += '\n';
+  [[maybe_unused]] ssize_t n = ::write(status_fd_, record.data(), record.size());
 }
 
 void Worker::stop_services() {
@@ -666,6 +690,18 @@ void Worker::handle_delivery(const Delivery& delivery) {
   const std::string name = job.event.category + "." + job.event.service;
   SBUS_LOG(kDebug) << "event " << job.event.id << ": " << name << (delivery.redelivered ? " (redelivered)" : "")
                    << " reply_to " << delivery.reply_to;
+  if (auto down = unavailable_.find(name); down != unavailable_.end()) {
+    if (!is_call) {
+      // Kept, with the reason, for `sbus errors requeue` once it starts.
+      if (publish_dead_letter(std::string(delivery.body), name, "service unavailable: " + down->second, 0,
+                              delivery.headers)) {
+        settle(delivery.delivery_tag, true);
+      }
+      return;
+    }
+    answer_error(delivery, job.event.id, errc::kServiceUnavailable, name + " is unavailable: " + down->second);
+    return;
+  }
   auto found = by_name_.find(name);
   const bool kind_matches =
       found != by_name_.end() &&
@@ -795,6 +831,17 @@ std::string Worker::stats_json() {
     out.Bool(runner.running());
     out.Key("queued");
     out.Uint64(runner.queued() + backlog_[i].size());
+    out.EndObject();
+  }
+  for (const ServiceConfig& service : config_.services) {
+    auto down = unavailable_.find(service.name);
+    if (down == unavailable_.end()) continue;
+    out.Key(service.name.c_str(), static_cast<rapidjson::SizeType>(service.name.size()));
+    out.StartObject();
+    out.Key("kind");
+    out.String(service.kind == ServiceKind::kRpc ? "rpc" : "message");
+    out.Key("unavailable");
+    out.String(down->second.c_str(), static_cast<rapidjson::SizeType>(down->second.size()));
     out.EndObject();
   }
   out.EndObject();

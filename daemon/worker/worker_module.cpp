@@ -22,9 +22,11 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
   return sbus::run_worker(*config, broker_index, status_fd, sbus::WorkerShared{journal, replay});
 }
 
-extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd) {
+extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start) {
+  sbus::log_init("check", config->log_level);
   std::vector<std::string> problems;
   sbus::check_plugins(*config, &problems);
+  if (run_start != 0 && problems.empty()) sbus::check_service_starts(*config, &problems);
   // A broken install fails here rather than at the first connection.
   const auto& brokers = config->broker_uris;
   if (std::any_of(brokers.begin(), brokers.end(), [](const sbus::BrokerUri& uri) { return uri.tls; })) {

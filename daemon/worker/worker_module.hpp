@@ -24,6 +24,9 @@ inline constexpr int kWorkerExitFatal = 2;
 // What a worker tells its supervisor through the status pipe, one byte each.
 inline constexpr char kStatusConnected = 'U';
 inline constexpr char kStatusDisconnected = 'D';
+// Followed by "CATEGORY.SERVICE: REASON" and a line feed: a service that
+// could not load or start; the worker serves the others.
+inline constexpr char kStatusUnavailable = 'X';
 
 }  // namespace sbus
 
@@ -33,7 +36,8 @@ extern "C" {
 int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd,
                       sbus::CrashJournal* journal, sbus::ReplayCache* replay);
 // Loads every plugin of `config` and writes one line per problem to
-// `out_fd`; returns 0 when all load, 1 otherwise.
-int sbus_worker_check(const sbus::Config* config, int out_fd);
+// `out_fd`; with `run_start` non-zero, also creates each service and runs its
+// start() and stop(). Returns 0 when all is well, 1 otherwise.
+int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start);
 }
 

@@ -248,6 +248,8 @@ class Daemon {
 
   std::string address(const std::string& service) const { return node_ + "." + service; }
   const std::string& node() const { return node_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& secret_file() const { return secret_file_; }
   pid_t pid() const { return pid_; }
   std::string log() const { return read_file(log_path_); }
   std::size_t log_count(const std::string& needle) const { return count_of(log(), needle); }
@@ -1024,4 +1026,65 @@ TEST_CASE("sd_notify messages arrive in order on the notify socket", "[superviso
   CHECK(stopping_status > stopping);
   CHECK(stopping_status >= 0);
   if (stopping_status >= 0) CHECK(lines[stopping_status].find(", stopping") != std::string::npos);
+}
+
+TEST_CASE("A service whose start() throws is answered service_unavailable while the others serve, and READY and STATUS say so",
+          "[supervisor][systemd][start]") {
+  // test.record without `options: {file: ...}` throws in start().
+  TempDir dir;
+  NotifySocket notify(dir.file("notify"));
+  Daemon sbusd({.brokers = {}, .services = {"math.add", "test.record", "test.echo"}});
+  sbusd.start({"NOTIFY_SOCKET=" + notify.path()});
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(notify.wait_for("READY=1", 0, 20s));
+  const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+  const std::string why = "service test.record: start failed: test.record needs options: {file: PATH}";
+  REQUIRE(wait_until([&] { return notify.find("STATUS=1/1 brokers connected, 3 services; unavailable: test.record: " + why) >= 0; }, 5s));
+  CHECK(sbusd.log_count("service unavailable: test.record: " + why) == 1);
+
+  sbus::Sender sender(sbusd.sender_options());
+  // The others serve.
+  CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 5s).message == "5");
+  CHECK(sender.call(sbusd.address("test.echo"), "[\"hi\"]", 5s).message == "[\"hi\"]");
+  // A call to it is answered at once, naming why.
+  const auto started = Clock::now();
+  const sbus::CallResult refused = sender.call(sbusd.address("test.record"), "[1]", 10s);
+  CHECK(Clock::now() - started < 2s);
+  CHECK(refused.error_code == "service_unavailable");
+  CHECK(refused.message == "test.record is unavailable: " + why);
+  // A message to it is kept in the error queue with the reason, not lost.
+  sender.send(sbusd.address("test.record"), "{\"n\":1}");
+  std::vector<sbus::DeadLetter> letters;
+  REQUIRE(wait_until([&] { return !(letters = sender.list_errors(sbusd.node())).empty(); }, 5s));
+  CHECK(letters[0].header("x-sbus-service") == "test.record");
+  CHECK(letters[0].header("x-sbus-error") == "service unavailable: " + why);
+  // sbus stats shows it.
+  const auto stats = sbus_test::run_cli(
+      {"stats", sbusd.node(), "--broker", broker_uri(), "--secret-file", sbusd.secret_file(), "--timeout", "5"});
+  CHECK(stats.exit_code == 0);
+  CHECK(stats.out.find("test.record") != std::string::npos);
+  CHECK(stats.out.find("UNAVAILABLE: " + why) != std::string::npos);
+  // The worker was not restarted for it.
+  CHECK(sbusd.worker_pid(redacted("127.0.0.1", broker_port())) == worker);
+  CHECK(sbusd.has_child(worker));
+  CHECK(sbusd.log_count("fatal") == 0);
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("sbusd --check --start runs each service's start() and names the one that throws",
+          "[supervisor][check][start]") {
+  Daemon sbusd({.brokers = {}, .services = {"math.add", "test.record"}});
+  const auto loads = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--check"});
+  // Loading alone finds nothing wrong.
+  CHECK(loads.exit_code == 0);
+  const auto starts =
+      sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--check", "--start"});
+  INFO(starts.err);
+  CHECK(starts.exit_code == 1);
+  CHECK(starts.err.find(sbusd.config_path() + ":") != std::string::npos);
+  CHECK(starts.err.find("services[1]: test.record: start failed: test.record needs options: {file: PATH}") !=
+        std::string::npos);
+  CHECK(starts.err.find("has 1 problem(s)") != std::string::npos);
+  const auto misused = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--start"});
+  CHECK(misused.exit_code == 2);
 }
