@@ -86,9 +86,15 @@ bool print_stats(const std::string& json) {
   const auto number = [](const rapidjson::Value& object, const char* key) {
     return object.HasMember(key) && object[key].IsNumber() ? object[key].GetDouble() : 0.0;
   };
-  std::printf("%s (pid %.0f) via %s: up %.0f s, connected %.0f s, %.0f reconnect(s)\n", text("node").c_str(),
-              number(stats, "pid"), text("broker").c_str(), number(stats, "uptime_s"), number(stats, "connected_s"),
-              number(stats, "reconnects"));
+  std::printf("%s (pid %.0f) via %s: up %.0f s, connected %.0f s, %.0f reconnect(s), %.0f restart(s)",
+              text("node").c_str(), number(stats, "pid"), text("broker").c_str(), number(stats, "uptime_s"),
+              number(stats, "connected_s"), number(stats, "reconnects"), number(stats, "restarts"));
+  // The counters below start from zero with each run of the worker.
+  if (stats.HasMember("last_exit") && stats["last_exit"].IsString()) {
+    std::printf("; the last run %s %.0f s ago: counters since then", one_line(stats["last_exit"].GetString()).c_str(),
+                number(stats, "last_exit_s_ago"));
+  }
+  std::printf("\n");
   std::printf("%-32s %-8s %10s %8s %10s %8s %7s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
               "QUEUED");
   for (const auto& service : stats["services"].GetObject()) {
@@ -106,6 +112,40 @@ bool print_stats(const std::string& json) {
                 number(s, "failed"), number(s, "busy_s"), running ? "yes" : "no", number(s, "queued"));
   }
   return true;
+}
+
+// NODE.sbus.stats through each broker in turn (a node's agent runs one
+// worker per broker, each with its own counters); 0 when at least one
+// answered.
+int print_all_stats(const sbus::SenderOptions& options, const std::string& node, std::chrono::milliseconds timeout) {
+  int code = kExitOk;
+  std::size_t answered = 0;
+  for (std::size_t i = 0; i < options.brokers.size(); ++i) {
+    sbus::SenderOptions one = options;
+    one.brokers = {options.brokers[i]};
+    one.retry = 0;
+    one.smart_route = false;
+    if (i > 0) std::printf("\n");
+    try {
+      sbus::Sender sender(std::move(one));
+      sbus::CallResult result = sender.call(node + ".sbus.stats", "[]", timeout);
+      if (!result.ok()) {
+        std::cerr << "sbus: " << node << ".sbus.stats via " << sender.connected_broker()
+                  << " failed: " << result.error_code << ": " << result.message << "\n";
+        code = kExitServiceError;
+      } else if (!print_stats(result.message)) {
+        std::cerr << "sbus: " << node << " answered sbus.stats with something else: " << result.message << "\n";
+        code = kExitServiceError;
+      } else {
+        ++answered;
+      }
+    } catch (const sbus::SenderError& e) {
+      std::cerr << "sbus: no stats through broker " << (i + 1) << " of " << options.brokers.size() << ": "
+                << e.what() << "\n";
+      code = exit_code_for(e);
+    }
+  }
+  return answered > 0 ? kExitOk : code;
 }
 
 }  // namespace
@@ -263,6 +303,7 @@ int main(int argc, char** argv) {
   }
 
   const auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_seconds * 1000));
+  if (command == "stats") return print_all_stats(sender_options, arguments[0], timeout);
   try {
     sbus::Sender sender(std::move(sender_options));
     if (command == "ping") {
@@ -272,19 +313,6 @@ int main(int argc, char** argv) {
       }
       std::cerr << "sbus: no answer from " << arguments[0] << " within " << timeout_seconds << " s\n";
       return kExitTimeout;
-    }
-    if (command == "stats") {
-      sbus::CallResult result = sender.call(arguments[0] + ".sbus.stats", "[]", timeout);
-      if (!result.ok()) {
-        std::cerr << "sbus: " << arguments[0] << ".sbus.stats failed: " << result.error_code << ": " << result.message
-                  << "\n";
-        return kExitServiceError;
-      }
-      if (!print_stats(result.message)) {
-        std::cerr << "sbus: " << arguments[0] << " answered sbus.stats with something else: " << result.message << "\n";
-        return kExitServiceError;
-      }
-      return kExitOk;
     }
     if (command == "errors") {
       const std::string& node = arguments[1];

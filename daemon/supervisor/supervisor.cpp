@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -55,6 +56,8 @@ struct WorkerRecord {
   std::vector<std::string> unavailable;
   std::string partial;
   bool in_record = false;
+  WorkerHistory history;  // handed to each run; restarts counted in spawn()
+  bool spawned = false;
   Clock::time_point started_at{};
   Clock::time_point restart_at{};
   RestartPolicy policy;
@@ -177,6 +180,9 @@ void Supervisor::spawn(WorkerRecord& worker) {
     start.close_fd = status_pipe[0];
     start.journal = journal_;
     start.replay = replay_;
+    if (worker.spawned) ++worker.history.restarts;
+    worker.spawned = true;
+    start.history = &worker.history;
     pid = fork_worker(start, &error);
     ::close(status_pipe[1]);
     if (pid < 0) ::close(status_pipe[0]);
@@ -251,6 +257,8 @@ void Supervisor::reap() {
     }
     const auto now = Clock::now();
     const auto uptime = duration_cast<milliseconds>(now - worker.started_at);
+    worker.history.last_exit_unix_ms = duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::snprintf(worker.history.last_exit, sizeof(worker.history.last_exit), "%s", describe_status(status).c_str());
     if (worker.state == WorkerState::kDraining || stopping_) {
       SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
       // Drained workers are done: drop their records.

@@ -55,7 +55,7 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
   }
   if (serve) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
-                                                                 start.journal, start.replay));
+                                                                 start.journal, start.replay, start.history));
   }
   _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd, start.run_start ? 1 : 0));
 }

@@ -13,6 +13,8 @@
 
 namespace sbus {
 
+struct WorkerHistory;  // worker/worker_module.hpp
+
 // What a worker runs, all set up before the fork: the child runs no more of
 // sbusd's own code than fork_worker() itself.
 struct WorkerStart {
@@ -24,7 +26,8 @@ struct WorkerStart {
   int close_fd = -1;             // the parent's end of that pipe: closed in the child
   CrashJournal* journal = nullptr;
   ReplayCache* replay = nullptr;
-  bool run_start = false;        // kCheck: create each service and run its start() and stop()
+  bool run_start = false;
+  const WorkerHistory* history = nullptr;  // kServe        // kCheck: create each service and run its start() and stop()
 };
 
 // Forks a child that loads sbusd-worker.so, calls the entry point and exits

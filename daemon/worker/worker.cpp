@@ -173,7 +173,8 @@ class Worker : public RunnerHost {
         status_fd_(status_fd),
         journal_(shared.journal),
         compat_tokens_(config.secret),
-        replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {}
+        replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)),
+        history_(shared.history) {}
 
   int run();
 
@@ -247,6 +248,7 @@ class Worker : public RunnerHost {
   CrashJournal* journal_;
   CompatTokens compat_tokens_;
   ReplayCache* replay_;
+  const WorkerHistory history_;
 
   int signal_fd_ = -1;
   bool stopping_ = false;
@@ -812,6 +814,17 @@ std::string Worker::stats_json() {
   out.Double(seconds(now - connected_at_));
   out.Key("reconnects");
   out.Uint64(connects_ - 1);
+  // Counters start from zero with each run of the worker: say how many runs
+  // there were before this one and how the last one ended.
+  out.Key("restarts");
+  out.Uint(history_.restarts);
+  if (history_.last_exit_unix_ms > 0) {
+    const auto ended = std::chrono::system_clock::time_point(std::chrono::milliseconds(history_.last_exit_unix_ms));
+    out.Key("last_exit");
+    out.String(history_.last_exit);
+    out.Key("last_exit_s_ago");
+    out.Double(seconds(std::chrono::system_clock::now() - ended));
+  }
   out.Key("services");
   out.StartObject();
   for (std::size_t i = 0; i < runners_.size(); ++i) {

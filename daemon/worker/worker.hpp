@@ -29,6 +29,7 @@ namespace sbus {
 struct WorkerShared {
   CrashJournal* journal = nullptr;
   ReplayCache* replay = nullptr;
+  WorkerHistory history;  // of the earlier runs, for sbus stats
 };
 int run_worker(const Config& config, std::size_t broker_index, int status_fd = -1, WorkerShared shared = {});
 

@@ -16,10 +16,12 @@
 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index,
                                                     int status_fd, sbus::CrashJournal* journal,
-                                                    sbus::ReplayCache* replay) {
+                                                    sbus::ReplayCache* replay,
+                                                    const sbus::WorkerHistory* history) {
   // This module has its own copy of the log: set it up for this process.
   sbus::log_init("worker " + config->broker_uris[broker_index].redacted(), config->log_level);
-  return sbus::run_worker(*config, broker_index, status_fd, sbus::WorkerShared{journal, replay});
+  return sbus::run_worker(*config, broker_index, status_fd,
+                          sbus::WorkerShared{journal, replay, history != nullptr ? *history : sbus::WorkerHistory{}});
 }
 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "common/crash_journal.hpp"
 #include "common/replay_cache.hpp"
@@ -28,13 +29,21 @@ inline constexpr char kStatusDisconnected = 'D';
 // could not load or start; the worker serves the others.
 inline constexpr char kStatusUnavailable = 'X';
 
+// What the supervisor knows of the earlier runs of a worker for the same
+// broker; `sbus stats` shows it, so that counters reset by a restart say so.
+struct WorkerHistory {
+  std::uint32_t restarts = 0;          // runs before this one
+  std::int64_t last_exit_unix_ms = 0;  // when the last run ended; 0: none did
+  char last_exit[96] = {};             // how ("killed by signal 11 (Segmentation fault)")
+};
+
 }  // namespace sbus
 
 extern "C" {
 // Serves config->broker_uris[broker_index] until SIGTERM or SIGINT (see
 // worker.hpp); returns the process's exit code.
 int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd,
-                      sbus::CrashJournal* journal, sbus::ReplayCache* replay);
+                      sbus::CrashJournal* journal, sbus::ReplayCache* replay, const sbus::WorkerHistory* history);
 // Loads every plugin of `config` and writes one line per problem to
 // `out_fd`; with `run_start` non-zero, also creates each service and runs its
 // start() and stop(). Returns 0 when all is well, 1 otherwise.

@@ -1088,3 +1088,37 @@ TEST_CASE("sbusd --check --start runs each service's start() and names the one t
   const auto misused = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--start"});
   CHECK(misused.exit_code == 2);
 }
+
+TEST_CASE("sbus stats shows the worker of every broker, its restarts and how the last run ended",
+          "[supervisor][stats]") {
+  PrivateBroker second;
+  const std::string uri1 = broker_uri();
+  const std::string uri2 = uri_for("127.0.0.1", second.port());
+  Daemon sbusd({.brokers = {uri1, uri2}});
+  sbusd.start();
+  sbusd.wait_ready();
+  const auto stats = [&] {
+    return sbus_test::run_cli({"stats", sbusd.node(), "--broker", uri1, "--broker", uri2, "--secret-file",
+                               sbusd.secret_file(), "--timeout", "5"});
+  };
+  auto both = stats();
+  INFO("stdout:\n" << both.out << "stderr:\n" << both.err);
+  CHECK(both.exit_code == 0);
+  CHECK(both.out.find("via " + redacted("127.0.0.1", broker_port()) + ":") != std::string::npos);
+  CHECK(both.out.find("via " + redacted("127.0.0.1", second.port()) + ":") != std::string::npos);
+  CHECK(count_of(both.out, "0 restart(s)\n") == 2);
+
+  // The second broker's worker dies: its counters start over, and stats say so.
+  const pid_t worker2 = sbusd.worker_pid(redacted("127.0.0.1", second.port()));
+  REQUIRE(worker2 > 0);
+  REQUIRE(::kill(worker2, SIGKILL) == 0);
+  REQUIRE(wait_until([&] {
+    const pid_t now = sbusd.worker_pid(redacted("127.0.0.1", second.port()));
+    return now > 0 && now != worker2 && stats().out.find("1 restart(s); the last run killed by signal 9") != std::string::npos;
+  }, 15s));
+  auto after = stats();
+  INFO("after:\n" << after.out);
+  CHECK(count_of(after.out, "0 restart(s)\n") == 1);
+  CHECK(after.out.find("s ago: counters since then") != std::string::npos);
+  CHECK(sbusd.stop() == 0);
+}
