@@ -95,6 +95,28 @@ bool print_stats(const std::string& json) {
                 number(stats, "last_exit_s_ago"));
   }
   std::printf("\n");
+  if (stats.HasMember("other_agents") && stats["other_agents"].IsArray()) {
+    const auto names = [](const rapidjson::Value& agent, const char* key) {
+      std::string out;
+      if (!agent.HasMember(key) || !agent[key].IsArray()) return out;
+      for (const auto& name : agent[key].GetArray()) {
+        if (name.IsString()) out += (out.empty() ? "" : ", ") + one_line(name.GetString());
+      }
+      return out.empty() ? std::string("-") : out;
+    };
+    for (const auto& agent : stats["other_agents"].GetArray()) {
+      if (!agent.IsObject()) continue;
+      const bool same = agent.HasMember("same_services") && agent["same_services"].IsBool() &&
+                        agent["same_services"].GetBool();
+      std::printf("another agent of this node: host %s pid %.0f, %s\n",
+                  agent.HasMember("host") && agent["host"].IsString() ? one_line(agent["host"].GetString()).c_str() : "?",
+                  number(agent, "pid"),
+                  same ? "same services (they share the calls)"
+                       : ("OTHER SERVICES: only there: " + names(agent, "only_there") +
+                          "; only here: " + names(agent, "only_here"))
+                             .c_str());
+    }
+  }
   std::printf("%-32s %-8s %10s %8s %10s %8s %7s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
               "QUEUED");
   for (const auto& service : stats["services"].GetObject()) {

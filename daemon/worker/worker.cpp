@@ -35,6 +35,7 @@
 #include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
+#include "worker/peer_watch.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/reply_guard.hpp"
 #include "worker/service_runner.hpp"
@@ -275,6 +276,7 @@ class Worker : public RunnerHost {
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   // Services whose plugin failed to load or start, with the reason.
   std::map<std::string, std::string> unavailable_;
+  std::unique_ptr<PeerWatch> peer_watch_;
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
 
@@ -825,6 +827,26 @@ std::string Worker::stats_json() {
     out.Key("last_exit_s_ago");
     out.Double(seconds(std::chrono::system_clock::now() - ended));
   }
+  // Other agents serving this node through this broker (PeerWatch).
+  out.Key("other_agents");
+  out.StartArray();
+  for (const PeerWatch::Peer& peer : peer_watch_ ? peer_watch_->peers() : std::vector<PeerWatch::Peer>{}) {
+    out.StartObject();
+    out.Key("host");
+    out.String(peer.host.c_str(), static_cast<rapidjson::SizeType>(peer.host.size()));
+    out.Key("pid");
+    out.Int64(peer.pid);
+    out.Key("same_services");
+    out.Bool(peer.same_services());
+    for (const auto& [key, names] : {std::pair{"only_there", &peer.only_there}, std::pair{"only_here", &peer.only_here}}) {
+      out.Key(key);
+      out.StartArray();
+      for (const std::string& name : *names) out.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
+      out.EndArray();
+    }
+    out.EndObject();
+  }
+  out.EndArray();
   out.Key("services");
   out.StartObject();
   for (std::size_t i = 0; i < runners_.size(); ++i) {
@@ -1355,6 +1377,17 @@ int Worker::run() {
     SBUS_LOG(kError) << e.what();
     stop_services();
     return kWorkerExitFatal;
+  }
+  // Other agents of this node on this broker, on a thread of its own.
+  {
+    ConnectOptions options;
+    options.heartbeat_seconds = 0;
+    options.connection_name = "sbusd " + config_.node + " agent watch";
+    options.tls = config_.tls;
+    std::vector<std::string> names;
+    for (const ServiceConfig& service : config_.services) names.push_back(service.name);
+    peer_watch_ = std::make_unique<PeerWatch>(uri_, options, config_.exchange, config_.node, std::move(names));
+    peer_watch_->start();
   }
   // What the supervisor's heap and plugin loading left free: give it back.
   malloc_trim(0);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1121,4 +1122,81 @@ TEST_CASE("sbus stats shows the worker of every broker, its restarts and how the
   CHECK(count_of(after.out, "0 restart(s)\n") == 1);
   CHECK(after.out.find("s ago: counters since then") != std::string::npos);
   CHECK(sbusd.stop() == 0);
+}
+
+namespace {
+
+// A config for `node` with `services`, the test broker and the secret in `secret_file`.
+std::string agent_yaml(const std::string& node, const std::string& secret_file, const std::vector<std::string>& services) {
+  std::string yaml = "node: " + node + "\nbrokers:\n  - " + broker_uri() + "\nsecret_file: " + secret_file +
+                     "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n";
+  for (const std::string& service : services) yaml += service_yaml(service);
+  return yaml;
+}
+
+}  // namespace
+
+TEST_CASE("Two agents of one node name with other services are told apart loudly, in the log and in stats",
+          "[supervisor][node]") {
+  Daemon first({.brokers = {}, .services = {"math.add", "test.echo"}});
+  first.start();
+  first.wait_ready();
+  Daemon second;
+  second.write_raw_config(agent_yaml(first.node(), second.secret_file(), {"math.add", "test.sleep"}));
+  second.start();
+  second.wait_ready();
+  INFO("first:\n" << first.log() << "second:\n" << second.log());
+  // Both learn of it: the newcomer from the answer, the first from the announcement.
+  const std::string warning = "another agent serves node " + first.node() + " on this broker with other services";
+  REQUIRE(wait_until([&] { return first.log_count(warning) == 1 && second.log_count(warning) == 1; }, 10s));
+  CHECK(first.log_count("only there: test.sleep; only here: test.echo") == 1);
+  CHECK(second.log_count("only there: test.echo; only here: test.sleep") == 1);
+
+  const auto stats = sbus_test::run_cli(
+      {"stats", first.node(), "--broker", broker_uri(), "--secret-file", first.secret_file(), "--timeout", "5"});
+  CHECK(stats.exit_code == 0);
+  CHECK(stats.out.find("another agent of this node: host ") != std::string::npos);
+  CHECK(stats.out.find("OTHER SERVICES: only there: ") != std::string::npos);
+  CHECK(second.stop() == 0);
+  CHECK(first.stop() == 0);
+}
+
+TEST_CASE("Two agents of one node name with the same services share its calls, and both serve",
+          "[supervisor][node]") {
+  Daemon first({.brokers = {}, .services = {"math.add"}});
+  first.start();
+  first.wait_ready();
+  Daemon second;
+  second.write_raw_config(agent_yaml(first.node(), second.secret_file(), {"math.add"}));
+  second.start();
+  second.wait_ready();
+  INFO("first:\n" << first.log() << "second:\n" << second.log());
+  const std::string same = "another agent serves node " + first.node() + " on this broker with the same services";
+  REQUIRE(wait_until([&] { return first.log_count(same) == 1 && second.log_count(same) == 1; }, 10s));
+  CHECK(first.log_count("with other services") == 0);
+
+  // The broker hands the calls round: each agent answers some, none fails.
+  sbus::Sender sender(first.sender_options());
+  for (int i = 0; i < 40; ++i) REQUIRE(sender.call(first.address("math.add"), "[" + std::to_string(i) + ",1]", 5s).message == std::to_string(i + 1));
+  const auto handled = [&](Daemon& agent) {
+    sbus::SenderOptions options = agent.sender_options();
+    rapidjson::Document stats;
+    // sbus.stats reaches either agent: ask until this one's pid answers.
+    for (int tries = 0; tries < 50; ++tries) {
+      const auto result = sbus::Sender(options).call(first.node() + ".sbus.stats", "[]", 5s);
+      stats.Parse(result.message.c_str());
+      if (stats.IsObject() && stats["pid"].GetInt() == agent.worker_pid(redacted("127.0.0.1", broker_port()))) {
+        return stats["services"]["math.add"]["handled"].GetUint64();
+      }
+    }
+    return std::uint64_t{0};
+  };
+  const std::uint64_t by_first = handled(first);
+  const std::uint64_t by_second = handled(second);
+  std::cout << "[figure] 40 calls to two agents of one node: " << by_first << " and " << by_second << "\n";
+  CHECK(by_first > 0);
+  CHECK(by_second > 0);
+  CHECK(by_first + by_second == 40);
+  CHECK(second.stop() == 0);
+  CHECK(first.stop() == 0);
 }
