@@ -128,3 +128,16 @@ TEST_CASE("SIGUSR1 without a log file is logged and ends nothing", "[supervisor]
   CHECK(sbusd.running());
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("sbusd's retry log calls a refused connection that", "[supervisor][first-hour]") {
+  DeadPort dead;
+  SbusdOptions options;
+  options.brokers = {dead.uri()};
+  options.wait_ready = false;
+  SbusdProcess sbusd(options);
+  REQUIRE(sbus_test::wait_until([&] { return contains(sbusd.log(), "127.0.0.1:" + std::to_string(dead.port())); }, 10s));
+  REQUIRE(sbus_test::wait_until([&] { return contains(sbusd.log(), "connection refused"); }, 10s));
+  INFO(sbusd.log());
+  CHECK_FALSE(contains(sbusd.log(), "a socket error occurred"));
+  CHECK(sbusd.stop() == 0);
+}
