@@ -10,6 +10,7 @@
 #include <sbus/sender.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -34,13 +35,11 @@ class PriceService : public sbus::Service {
   void start(const sbus::ServiceContext& context) override {
     context_ = &context;
     for (const auto& [item, price] : context.options) {
-      std::size_t used = 0;
-      try {
-        prices_[item] = std::stod(price, &used);
-      } catch (const std::exception&) {
-      }
-      // An exception from start() stops the service from starting, with this text.
-      if (used == 0 || used != price.size()) throw std::runtime_error("price of " + item + " is not a number: " + price);
+      char* end = nullptr;
+      const double value = std::strtod(price.c_str(), &end);
+      // An exception from start() keeps the service from starting; its text is logged.
+      if (price.empty() || *end != '\0') throw std::runtime_error("option " + item + ": not a price: " + price);
+      prices_[item] = value;
     }
     sbus::log_info(context, "serving " + std::to_string(prices_.size()) + " prices");
   }

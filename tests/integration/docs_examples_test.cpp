@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -65,4 +66,36 @@ TEST_CASE("The docs' example client says what failed when no broker answers", "[
   CHECK(client.exit_code == 4);
   CHECK(contains(client.err, "shop_client: "));
   CHECK(contains(client.err, "connection refused"));
+}
+
+TEST_CASE("An order the docs' example plugin cannot price is retried, then kept in the error queue",
+          "[docs][examples]") {
+  sbus_test::TempDir dir;
+  sbus_test::SbusdOptions options;
+  options.extra_yaml = "max_retries: 1\n";
+  options.services_yaml =
+      "  - name: shop.price\n"
+      "    plugin: shop\n"
+      "    options: {apple: \"0.5\"}\n"
+      "  - name: shop.order\n"
+      "    plugin: shop\n"
+      "    kind: message\n"
+      "    options:\n"
+      "      file: " + dir.file("orders.txt") + "\n";
+  sbus_test::SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  sender.send(sbusd.address("shop.order"), R"({"item": "durian", "count": 1})");
+
+  std::vector<sbus::DeadLetter> letters;
+  CHECK(sbus_test::wait_until(
+      [&] {
+        letters = sender.list_errors(sbusd.node());
+        return !letters.empty();
+      },
+      10s, 100ms));
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].header("x-sbus-service") == "shop.order");
+  CHECK(letters[0].header("x-sbus-attempts") == "2");
+  CHECK(letters[0].header("x-sbus-error") == "shop.price: unknown_item: no price for durian");
+  CHECK(sbus_test::read_file(dir.file("orders.txt")).empty());
 }
