@@ -99,3 +99,16 @@ TEST_CASE("An order the docs' example plugin cannot price is retried, then kept 
   CHECK(letters[0].header("x-sbus-error") == "shop.price: unknown_item: no price for durian");
   CHECK(sbus_test::read_file(dir.file("orders.txt")).empty());
 }
+
+TEST_CASE("The docs' example config passes sbusd --check with the example plugin", "[docs][examples]") {
+  sbus_test::TempDir dir;
+  const std::string secret = sbus_test::write_secret(dir.path());
+  const auto check = sbus_test::run_program(
+      SBUS_BUILD_DIR "/bin/sbusd",
+      {"--config", SBUS_SOURCE_DIR "/docs/examples/shop.yaml", "--check", "--broker", sbus_test::broker_uri(),
+       "--plugin-dir", SBUS_BUILD_DIR "/plugins", "--secret-file", secret},
+      30s);
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(contains(check.out, "2 service(s)"));
+}

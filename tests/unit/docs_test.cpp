@@ -67,7 +67,7 @@ struct Example {
 };
 
 // The ```cpp blocks of docs/*.md whose first line is "// docs/examples/NAME"
-// and the ```cmake blocks whose first line is "# docs/examples/NAME".
+// and the ```cmake and ```yaml blocks whose first line is "# docs/examples/NAME".
 std::vector<Example> examples_in_docs() {
   std::vector<Example> examples;
   for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
@@ -75,7 +75,7 @@ std::vector<Example> examples_in_docs() {
     std::istringstream in(read(entry.path()));
     std::string line;
     while (std::getline(in, line)) {
-      if (line != "```cpp" && line != "```cmake") continue;
+      if (line != "```cpp" && line != "```cmake" && line != "```yaml") continue;
       const std::string marker = line == "```cpp" ? "// docs/examples/" : "# docs/examples/";
       std::string block;
       while (std::getline(in, line) && line != "```") block += line + "\n";
@@ -107,7 +107,7 @@ TEST_CASE("docs/errors.md lists exactly the error codes the code defines", "[doc
 TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and every file there is shown",
           "[docs]") {
   const auto examples = examples_in_docs();
-  REQUIRE(examples.size() >= 3);
+  REQUIRE(examples.size() >= 4);
   std::set<std::string> shown;
   for (const Example& example : examples) {
     INFO(example.doc << " shows docs/examples/" << example.name);
