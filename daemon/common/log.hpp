@@ -9,9 +9,10 @@
 #include <string>
 #include <string_view>
 
-namespace sbus {
+// LogLevel, shared with the plugins' log API.
+#include "sbus/log.hpp"
 
-enum class LogLevel { kDebug = 0, kInfo, kWarn, kError };
+namespace sbus {
 
 // Parses "debug", "info", "warn"/"warning", "error"; false if unknown.
 bool parse_log_level(std::string_view text, LogLevel* level);
@@ -22,6 +23,15 @@ const char* log_level_name(LogLevel level);
 // threads start; a forked worker calls it again.
 void log_init(std::string tag, LogLevel level);
 bool log_enabled(LogLevel level);
+// What log_init() set: a worker hands them to libsbus.so's copy of this
+// code, which plugins log through (sbus/log.hpp).
+const std::string& log_tag();
+LogLevel log_level();
+
+// `text` with backslash and control characters escaped (\\, \n, \r, \t,
+// \xHH) and bytes from 0x80 up kept: text from a plugin cannot end a line
+// early or forge another.
+std::string log_escape(std::string_view text);
 
 class LogLine {
  public:
@@ -45,6 +55,14 @@ class LogLine {
 struct LogVoidify {
   void operator&(const LogLine&) const {}
 };
+
+// libsbus.so links its own copy of this code (hidden, as all of sbus_base
+// there), which plugins log through. The worker finds this function through
+// each loaded plugin (a plugin links libsbus.so) and calls it with its
+// log_tag() and log_level(), so that plugin lines look like its own. Only
+// the first call counts. Not part of the documented SDK.
+inline constexpr const char* kLogConfigureSymbol = "sbus_log_configure";
+using LogConfigureFunction = void(const char* tag, int level);
 
 }  // namespace sbus
 

@@ -654,7 +654,7 @@ bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure, X
   }
   reply->error_code.clear();
   if (attributes[0].seen) {
-    if (status == "error") reply->error_code = code.empty() ? "error" : code;
+    if (status == "error") reply->error_code = code.empty() ? errc::kUnnamedError : code;
   } else if (reply->message == "Token not valid!") {
     reply->error_code = errc::kInvalidToken;
   } else if (reply->message.rfind("Cannot Find RPC Service:", 0) == 0) {

@@ -14,7 +14,9 @@
 
 namespace sbus {
 
-// Error codes carried in <response status="error" code="...">.
+// Error codes carried in <response status="error" code="...">. Each is
+// described in docs/errors.md, which a unit test holds against every
+// `namespace errc` (this one and sbus/plugin.hpp's).
 namespace errc {
 inline constexpr const char* kMalformedXml = "malformed_xml";
 inline constexpr const char* kMissingElement = "missing_element";
@@ -29,6 +31,12 @@ inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
 // The service is configured but cannot serve: its start() failed.
 inline constexpr const char* kServiceUnavailable = "service_unavailable";
+// Never sent by sbusd: what the sender reports for an error reply that
+// names no code (a sender or agent other than sbus).
+inline constexpr const char* kUnnamedError = "error";
+// Never sent by sbusd: what Sender::next_reply() reports for a reply it
+// cannot decode (Sender::call() throws SenderError kProtocol instead).
+inline constexpr const char* kMalformedReply = "malformed_reply";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

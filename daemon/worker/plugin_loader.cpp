@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "common/error.hpp"
+#include "common/log.hpp"
 #include "config/sender_options.hpp"
 
 namespace sbus {
@@ -42,6 +43,12 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
     throw PluginError("plugin " + path + ": its name '" + name + "' is taken by " + other->second);
   }
   names_[name] = path;
+  // A plugin that links libsbus.so logs through that library's copy of the
+  // log (sbus/log.hpp): give it this process's tag and level. dlsym on the
+  // plugin's handle searches its dependencies too.
+  if (library->has(kLogConfigureSymbol)) {
+    library->get<LogConfigureFunction>(kLogConfigureSymbol)(log_tag().c_str(), static_cast<int>(log_level()));
+  }
   return plugins_[path] = Plugin{std::move(library), descriptor};
 }
 

@@ -523,7 +523,7 @@ std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) 
   Reply reply;
   DecodeFailure failure;
   if (!decode_reply(body, &reply, &failure)) {
-    return AsyncReply{id, CallResult{id, "malformed reply: " + failure.detail, "malformed_reply"}};
+    return AsyncReply{id, CallResult{id, "malformed reply: " + failure.detail, errc::kMalformedReply}};
   }
   return AsyncReply{id, CallResult{reply.id, reply.message, reply.error_code}};
 }

@@ -10,6 +10,9 @@
 //                file named by the service's `options: {file: PATH}`
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
+//   test.log     logs the text of its params ["TEXT"] at info and at debug
+//                level through sbus/log.hpp, and answers true
+#include <sbus/log.hpp>
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>
 
@@ -122,6 +125,26 @@ class RelayService : public sbus::Service {
   std::unique_ptr<sbus::Sender> sender_;
 };
 
+class LogService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& context) override { context_ = &context; }
+
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    const rapidjson::Value& params = request.params();
+    if (!params.IsArray() || params.Size() != 1 || !params[0].IsString()) {
+      response.error("invalid_params", R"(test.log takes ["TEXT"])");
+      return;
+    }
+    const std::string text(params[0].GetString(), params[0].GetStringLength());
+    sbus::log_info(*context_, "info line: " + text);
+    sbus::log_debug(*context_, "debug line: " + text);
+    response.send(true);
+  }
+
+ private:
+  const sbus::ServiceContext* context_ = nullptr;
+};
+
 }  // namespace
 
 SBUS_PLUGIN("test",
@@ -131,4 +154,5 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("fail_message", FailMessageService),
             SBUS_SERVICE("crash", CrashService),
             SBUS_SERVICE("record", RecordService),
-            SBUS_SERVICE("relay", RelayService))
+            SBUS_SERVICE("relay", RelayService),
+            SBUS_SERVICE("log", LogService))

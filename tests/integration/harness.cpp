@@ -333,15 +333,18 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
   for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
   yaml += "exchange: py-servicebus\n";
   yaml += "secret_file: " + secret_file_ + "\n";
-  yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
+  yaml += "plugin_dir: " + (options.plugin_dir.empty() ? std::string(SBUS_BUILD_DIR "/plugins") : options.plugin_dir) + "\n";
   if (options.max_message_bytes > 0) {
     yaml += "max_message_bytes: " + std::to_string(options.max_message_bytes) + "\n";
   }
   yaml += "drain_timeout: " + std::to_string(options.drain_timeout_seconds) + "\n";
-  yaml += "log_level: debug\n";
+  yaml += "log_level: " + options.log_level + "\n";
   yaml += options.extra_yaml;
-  yaml +=
-      "services:\n"
+  yaml += "services:\n";
+  if (!options.services_yaml.empty()) {
+    yaml += options.services_yaml;
+  } else {
+    yaml +=
       "  - name: math.add\n"
       "    plugin: math\n"
       "  - name: test.echo\n"
@@ -357,6 +360,7 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
       "    kind: message\n"
       "    options:\n"
       "      file: " + record_file_ + "\n";
+  }
   write_file(config_path_, yaml);
 
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

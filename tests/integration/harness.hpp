@@ -129,6 +129,13 @@ struct SbusdOptions {
   int drain_timeout_seconds = 30;
   // Top-level YAML lines added to the config as they are, e.g. "ping_interval: 0\n".
   std::string extra_yaml;
+  // The config's log_level.
+  std::string log_level = "debug";
+  // When not empty: the config's `services:` list (its entries, as YAML
+  // lines) instead of the default services.
+  std::string services_yaml;
+  // When not empty: the config's plugin_dir instead of build/plugins.
+  std::string plugin_dir;
   // Wait in the constructor until the node answers PING.
   bool wait_ready = true;
 };

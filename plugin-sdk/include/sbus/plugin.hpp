@@ -20,9 +20,13 @@
 // services run in parallel. start() and stop() run on that same thread.
 //
 // Errors: an exception thrown from on_call becomes an error reply with code
-// "service_failed" and the exception's what() as the message; one thrown from
-// on_message is logged. Neither stops the worker. A crash (segfault, abort)
+// "service_failed" and the exception's what() in the message; one thrown from
+// on_message is logged and the message retried (max_retries), then moved to
+// the node's error queue. Neither stops the worker. A crash (segfault, abort)
 // ends the worker process, which the supervisor restarts.
+//
+// Logging: sbus/log.hpp writes lines to sbusd's log, named after the service.
+// docs/plugins.md is the guide to all of this.
 //
 // ABI: sbusd checks kAbiVersion of the plugin against its own before it
 // touches anything else in the plugin, and refuses a mismatch. Any change to
@@ -46,6 +50,15 @@
 namespace sbus {
 
 inline constexpr std::uint32_t kAbiVersion = 2;
+
+// The error codes the SDK itself puts in a Response; sbusd's own are in
+// docs/errors.md. A service may answer any other code of its own.
+namespace errc {
+// A call to a service that does not override on_call.
+inline constexpr const char* kNotSupported = "not_supported";
+// Response::error() given an empty code.
+inline constexpr const char* kServiceError = "service_error";
+}  // namespace errc
 
 // One call or message as the service sees it. Owned by sbusd; valid for the
 // duration of on_call / on_message only.
@@ -107,7 +120,7 @@ class Response {
   // An error reply: `code` is a short machine-readable word (e.g.
   // "invalid_params"), `message` the text a person reads.
   void error(std::string code, std::string message) {
-    error_code_ = code.empty() ? "service_error" : std::move(code);
+    error_code_ = code.empty() ? errc::kServiceError : std::move(code);
     body_ = std::move(message);
   }
 
@@ -147,7 +160,7 @@ class Service {
   virtual void stop() {}
 
   virtual void on_call(const Request& request, Response& response) {
-    response.error("not_supported",
+    response.error(errc::kNotSupported,
                    "service " + request.category() + "." + request.service() +
                        " does not answer calls");
   }

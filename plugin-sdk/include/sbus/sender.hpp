@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#define SBUS_EXPORT __attribute__((visibility("default")))
+#include "sbus/export.hpp"
 
 namespace sbus {
 
