@@ -27,6 +27,8 @@ inline constexpr const char* kInterrupted = "interrupted";
 inline constexpr const char* kInvalidSignature = "invalid_signature";
 inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
+// The service kept crashing its worker and is switched off for a cool-down.
+inline constexpr const char* kServiceUnavailable = "service_unavailable";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

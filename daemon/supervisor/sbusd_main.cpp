@@ -1,6 +1,7 @@
 // sbusd: the sbus agent daemon.
 #include <boost/program_options.hpp>
 
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   sbus::ConfigOverrides overrides;
   std::string plugin_dir;
   std::string secret_file;
+  double check_seconds = std::chrono::duration<double>(sbus::kDefaultCheckTimeout).count();
 
   po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
   options.add_options()
@@ -29,6 +31,9 @@ int main(int argc, char** argv) {
       ("broker", po::value(&overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
       ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (overrides the config)")
+      ("check-timeout", po::value(&check_seconds)->default_value(check_seconds),
+       "seconds a config check (--check, the one at start and each reload's) may take before it is "
+       "given up on")
       ("version,V", "print the version and exit")
       ("help,h", "print this help and exit");
 
@@ -59,11 +64,20 @@ int main(int argc, char** argv) {
     overrides.log_level = level;
   }
 
+  if (!(check_seconds > 0 && check_seconds <= 3600)) {
+    std::cerr << "sbusd: --check-timeout must be more than 0 and at most 3600 seconds\n";
+    return 2;
+  }
+  const auto check_timeout = std::chrono::milliseconds(static_cast<long long>(check_seconds * 1000));
+
+  // Loaded and checked in a child first: a secret file that blocks when
+  // read (a FIFO) or a plugin that hangs while loading ends in an error at
+  // the deadline instead of a hang. Once that passed, the file loads here
+  // at once.
   sbus::Config config;
-  std::vector<std::string> problems;
-  sbus::load_config(config_path, overrides, &config, &problems);
+  std::vector<std::string> problems = sbus::check_config_isolated(config_path, overrides, check_timeout);
+  if (problems.empty()) sbus::load_config(config_path, overrides, &config, &problems);
   if (vm.count("check")) {
-    if (problems.empty()) problems = sbus::check_plugins_isolated(config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
@@ -73,7 +87,6 @@ int main(int argc, char** argv) {
               << config.brokers.size() << " broker(s), " << config.services.size() << " service(s)\n";
     return 0;
   }
-  if (problems.empty()) problems = sbus::check_plugins_isolated(config);
   if (!problems.empty()) {
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size()
@@ -81,5 +94,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
-  return sbus::run_supervisor(config_path, overrides, std::move(config));
+  return sbus::run_supervisor(config_path, overrides, std::move(config), check_timeout);
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,27 @@ class ServiceRunner {
   // runs the service's stop().
   void stop();
 
+  // The call or message a runner was running when it was abandoned.
+  struct Abandoned {
+    std::uint64_t generation = 0;
+    std::uint64_t delivery_tag = 0;
+    std::string reply_to;  // empty: a message
+    std::string correlation_id;
+    std::string id;
+  };
+
+  // Gives up on the thread: it is detached and never joined, and whatever
+  // it returns from the plugin later is dropped (nor is stop() called, nor
+  // its journal slot cleared: a process that exits now leaves the running
+  // delivery in the crash journal, as a crash does). Returns what it was
+  // running, if anything. For a worker that must exit although a service
+  // is stuck; the runner must then outlive the process (never destroy it).
+  std::optional<Abandoned> abandon();
+
+  // stop(), unless the thread is still busy at `deadline`: then abandon()
+  // and false.
+  bool stop_by(std::chrono::steady_clock::time_point deadline);
+
   const ServiceConfig& config() const { return config_; }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
@@ -111,6 +133,16 @@ class ServiceRunner {
   bool host_idle_ = true;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;
+  bool finished_ = false;   // run() has returned, or is about to
+  bool abandoned_ = false;
+  // The delivery in the plugin right now, for abandon(): set by the service
+  // thread around each job, taken by whichever of the two threads exchanges
+  // it for null first.
+  struct InFlight {
+    const Outcome* outcome;
+    const std::string* id;
+  };
+  std::atomic<InFlight*> in_flight_{nullptr};
   std::atomic<bool> running_{false};
   std::string start_error_;
   std::thread thread_;

@@ -10,6 +10,10 @@
 //                file named by the service's `options: {file: PATH}`
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
+//   test.stall_once  hangs for an hour on the first call it ever gets, and
+//                answers "again" to later ones: "first" is remembered by
+//                creating the file of `options: {file: PATH}` (a stuck call
+//                that is run again after a restart)
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>
 
@@ -122,6 +126,31 @@ class RelayService : public sbus::Service {
   std::unique_ptr<sbus::Sender> sender_;
 };
 
+class StallOnceService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& context) override {
+    auto file = context.options.find("file");
+    if (file == context.options.end() || file->second.empty()) {
+      throw std::runtime_error("test.stall_once needs options: {file: PATH}");
+    }
+    path_ = file->second;
+  }
+
+  void on_call(const sbus::Request&, sbus::Response& response) override {
+    if (std::FILE* seen = std::fopen(path_.c_str(), "r")) {
+      std::fclose(seen);
+      response.send("again");
+      return;
+    }
+    if (std::FILE* mark = std::fopen(path_.c_str(), "w")) std::fclose(mark);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+    response.send("first");
+  }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace
 
 SBUS_PLUGIN("test",
@@ -131,4 +160,5 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("fail_message", FailMessageService),
             SBUS_SERVICE("crash", CrashService),
             SBUS_SERVICE("record", RecordService),
-            SBUS_SERVICE("relay", RelayService))
+            SBUS_SERVICE("relay", RelayService),
+            SBUS_SERVICE("stall_once", StallOnceService))
