@@ -78,16 +78,19 @@ void ServiceRunner::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::optional<ServiceRunner::Abandoned> ServiceRunner::abandon() {
+std::optional<ServiceRunner::Abandoned> ServiceRunner::abandon_call() { return give_up(false); }
+
+std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (abandoned_) return std::nullopt;
+  // Exchanged under mutex_: a service thread that finds it taken waits for
+  // that lock before it lets go of the outcome read here.
+  InFlight* in_flight = in_flight_.exchange(nullptr, std::memory_order_acq_rel);
+  if (in_flight == nullptr && !always) return std::nullopt;
   abandoned_ = true;
   stopping_ = true;
   queue_.clear();
   if (thread_.joinable()) thread_.detach();
-  // Exchanged under mutex_: a service thread that finds it taken waits for
-  // that lock before it lets go of the outcome read here.
-  InFlight* in_flight = in_flight_.exchange(nullptr, std::memory_order_acq_rel);
   if (in_flight == nullptr) return std::nullopt;
   Abandoned abandoned;
   abandoned.generation = in_flight->outcome->generation;
@@ -107,10 +110,13 @@ bool ServiceRunner::stop_by(std::chrono::steady_clock::time_point deadline) {
   }
   wakeup_.fire();
   {
+    // Even past the deadline, an idle thread gets a moment to end and run
+    // the service's stop().
+    deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
     std::unique_lock<std::mutex> lock(mutex_);
     if (!started_cv_.wait_until(lock, deadline, [this] { return finished_ || !thread_.joinable(); })) {
       lock.unlock();
-      abandon();
+      give_up(true);
       return false;
     }
   }
@@ -256,7 +262,7 @@ Outcome ServiceRunner::execute(Job& job) {
     reply.message = "service " + config_.name + " failed: unknown exception";
   }
   if (in_flight_.exchange(nullptr, std::memory_order_acq_rel) == nullptr) {
-    // abandon() took it: wait until it has copied what it needs, then leave
+    // give_up() took it: wait until it has copied what it needs, then leave
     // the delivery to it (and the journal slot as it is, as a crash would).
     std::lock_guard<std::mutex> lock(mutex_);
     outcome.abandoned = true;

@@ -86,16 +86,19 @@ class ServiceRunner {
     std::string id;
   };
 
-  // Gives up on the thread: it is detached and never joined, and whatever
-  // it returns from the plugin later is dropped (nor is stop() called, nor
-  // its journal slot cleared: a process that exits now leaves the running
-  // delivery in the crash journal, as a crash does). Returns what it was
-  // running, if anything. For a worker that must exit although a service
-  // is stuck; the runner must then outlive the process (never destroy it).
-  std::optional<Abandoned> abandon();
+  // When a delivery is in the plugin right now: gives up on the thread
+  // and returns what it runs. The thread is detached and never joined, and
+  // whatever it returns from the plugin later is dropped (nor is stop()
+  // called, nor its journal slot cleared: a process that exits now leaves
+  // the running delivery in the crash journal, as a crash does). For a
+  // worker that must exit although a service is stuck; the runner must then
+  // outlive the process (never destroy it). Nothing running: nullopt, and
+  // the runner stays as it is.
+  std::optional<Abandoned> abandon_call();
 
-  // stop(), unless the thread is still busy at `deadline`: then abandon()
-  // and false.
+  // stop(), unless the thread is still busy at `deadline` (or 1 s from now,
+  // whichever is later): then it is given up on as by abandon_call(), and
+  // false. Also false for a runner already given up on.
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
@@ -107,6 +110,8 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  // abandon_call(), or with `always` also a thread that runs no delivery.
+  std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
   // until try_submit() or stop() wakes it, or until `deadline`. An idle
   // sleep (no deadline) also serves the socket, when seated.
@@ -135,7 +140,7 @@ class ServiceRunner {
   bool started_ = false;
   bool finished_ = false;   // run() has returned, or is about to
   bool abandoned_ = false;
-  // The delivery in the plugin right now, for abandon(): set by the service
+  // The delivery in the plugin right now, for give_up(): set by the service
   // thread around each job, taken by whichever of the two threads exchanges
   // it for null first.
   struct InFlight {

@@ -389,7 +389,7 @@ void Worker::stop_services(Clock::time_point deadline) {
 // this sbusd is answered `interrupted` too, should this answer be lost.
 void Worker::abandon_running() {
   for (auto& runner : runners_) {
-    std::optional<ServiceRunner::Abandoned> call = runner->abandon();
+    std::optional<ServiceRunner::Abandoned> call = runner->abandon_call();
     if (!call) continue;
     --outstanding_;
     const std::string& name = runner->config().name;

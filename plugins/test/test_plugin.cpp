@@ -1,5 +1,6 @@
 // The test plugin: services to try sbus with and to test it.
-//   test.echo    answers its params unchanged
+//   test.echo    answers its params unchanged; with `options: {stop_file:
+//                PATH}` its stop() creates that file
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.fail_message  (kind: message) throws, to try the retries and the
@@ -28,9 +29,22 @@ namespace {
 
 class EchoService : public sbus::Service {
  public:
+  void start(const sbus::ServiceContext& context) override {
+    auto file = context.options.find("stop_file");
+    if (file != context.options.end()) stop_file_ = file->second;
+  }
+
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     response.send(request.params());
   }
+
+  void stop() override {
+    if (stop_file_.empty()) return;
+    if (std::FILE* mark = std::fopen(stop_file_.c_str(), "w")) std::fclose(mark);
+  }
+
+ private:
+  std::string stop_file_;
 };
 
 class SleepService : public sbus::Service {

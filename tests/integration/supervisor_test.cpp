@@ -1034,7 +1034,13 @@ TEST_CASE("sd_notify messages arrive in order on the notify socket", "[superviso
 
 TEST_CASE("SIGTERM with a stuck call exits at the drain timeout and answers that call `interrupted`",
           "[supervisor][stop][drain]") {
-  Daemon sbusd({.brokers = {}, .services = {"test.sleep", "math.add"}, .drain_timeout_seconds = 5});
+  TempDir marks;
+  const std::string stopped_mark = marks.file("echo-stopped");
+  Daemon sbusd({.brokers = {},
+                .services = {"test.sleep", "math.add"},
+                .drain_timeout_seconds = 5,
+                .services_yaml = "  - name: test.echo\n    plugin: test\n    options:\n      stop_file: " +
+                                 stopped_mark + "\n"});
   sbusd.start();
   sbusd.wait_ready();
 
@@ -1069,6 +1075,8 @@ TEST_CASE("SIGTERM with a stuck call exits at the drain timeout and answers that
   CHECK(exited_after < 7500);
   CHECK(sbusd.log_count("did not stop in time: SIGKILL") == 0);
   CHECK(sbusd.log_count("killed by signal") == 0);
+  // The services that were not stuck were stopped as usual.
+  CHECK(::access(stopped_mark.c_str(), F_OK) == 0);
   // Answered and acked: nothing left to run again.
   CHECK(queue_counts(probe, sbusd.node()).messages == 0);
   amqp_queue_delete(probe.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 0, 0);
