@@ -102,6 +102,14 @@ std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
 }
 
 bool ServiceRunner::stop_by(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) {
+    // No deadline: no timed wait (whose arithmetic max() would overflow).
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (abandoned_) return false;
+    lock.unlock();
+    stop();
+    return true;
+  }
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (abandoned_) return false;
