@@ -7,6 +7,7 @@
 //                error queue
 //   test.crash   dereferences null: the worker dies and the supervisor
 //                restarts it (do not configure it in production)
+//   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`
 //   test.relay   calls another service through sbus::Sender, as a service
@@ -81,6 +82,14 @@ class CrashService : public sbus::Service {
   // A real SIGSEGV in sanitized builds too: UBSan would otherwise catch the
   // null store and exit(1) first (./scripts/test --sanitize).
   __attribute__((no_sanitize("null"))) void on_call(const sbus::Request&, sbus::Response&) override {
+    volatile int* null = nullptr;
+    *null = 1;
+  }
+};
+
+class CrashMessageService : public sbus::Service {
+ public:
+  __attribute__((no_sanitize("null"))) void on_message(const sbus::Request&) override {
     volatile int* null = nullptr;
     *null = 1;
   }
@@ -173,6 +182,7 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("fail", FailService),
             SBUS_SERVICE("fail_message", FailMessageService),
             SBUS_SERVICE("crash", CrashService),
+            SBUS_SERVICE("crash_message", CrashMessageService),
             SBUS_SERVICE("record", RecordService),
             SBUS_SERVICE("relay", RelayService),
             SBUS_SERVICE("stall_once", StallOnceService))

@@ -1325,3 +1325,36 @@ TEST_CASE("sbusd --check gives up on a config that hangs at its deadline and say
   CHECK(check.err.find("did not finish within 2000 ms") != std::string::npos);
   CHECK(took < 5000);
 }
+
+TEST_CASE("A message to a service switched off for crashing goes to the error queue with the reason",
+          "[supervisor][restart][crash]") {
+  Daemon sbusd({.brokers = {},
+                .services = {"math.add"},
+                .extra_yaml = "max_retries: 0\ncrash_limit: 2\n",
+                .services_yaml = "  - name: test.crash_message\n    plugin: test\n    kind: message\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+  sbus::Sender sender(sbusd.sender_options());
+  std::vector<sbus::DeadLetter> letters;
+  // Each crashes the worker once; its redelivery goes to the error queue
+  // (max_retries 0). The second crash switches the service off.
+  for (std::size_t i = 1; i <= 2; ++i) {
+    sender.send(sbusd.address("test.crash_message"), "[" + std::to_string(i) + "]");
+    INFO("log:\n" << sbusd.log());
+    REQUIRE(wait_until([&] { return (letters = sender.list_errors(sbusd.node())).size() == i; }, 10s, 100ms));
+  }
+  sender.send(sbusd.address("test.crash_message"), "[3]");
+  REQUIRE(wait_until([&] { return (letters = sender.list_errors(sbusd.node())).size() == 3; }, 10s, 100ms));
+  INFO("log:\n" << sbusd.log());
+  const auto off = std::find_if(letters.begin(), letters.end(), [](const sbus::DeadLetter& letter) {
+    return letter.body.find("[3]") != std::string::npos;
+  });
+  REQUIRE(off != letters.end());
+  std::cout << "[figure] message to the switched-off test.crash_message: x-sbus-error: "
+            << off->header("x-sbus-error") << "\n";
+  CHECK(off->header("x-sbus-error").find("switched off") != std::string::npos);
+  CHECK(off->header("x-sbus-service") == "test.crash_message");
+  CHECK(sbusd.log_count("killed by signal 11") == 2);
+  CHECK(sender.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
+  CHECK(sbusd.stop() == 0);
+}
