@@ -247,7 +247,7 @@ void Supervisor::reap() {
     if (worker.state == WorkerState::kDraining || stopping_) {
       // A signal is a crash even while stopping (or the KILL after the
       // drain deadline): never at info.
-      if (WIFSIGNALED(status)) {
+      if (crashed) {
         SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
       } else {
         SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);

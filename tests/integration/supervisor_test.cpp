@@ -1358,3 +1358,55 @@ TEST_CASE("A message to a service switched off for crashing goes to the error qu
   CHECK(sender.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("A stuck call given up at the drain timeout after its connection was lost is answered `interrupted` "
+          "when the broker delivers it again",
+          "[supervisor][stop][drain]") {
+  Daemon sbusd({.brokers = {}, .services = {"test.sleep", "math.add"}, .drain_timeout_seconds = 6});
+  sbusd.start();
+  sbusd.wait_ready();
+
+  // A named reply queue: it outlives the caller's connection.
+  RawAmqp caller;
+  const std::string reply_queue = sbusd.node() + ".replies";
+  amqp_queue_declare(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), 0, 0, 0, 0, amqp_empty_table);
+  caller.check("declare " + reply_queue);
+  caller.publish("py-servicebus", sbusd.node(), sbus_test::py_call_body("stuck", kSecret, "test", "sleep", "[3600]"),
+                 reply_queue, "stuck");
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");  // it holds the stuck call
+
+  auto connections = sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  REQUIRE(connections.exit_code == 0);
+  std::string connection_pid;
+  std::istringstream lines(connections.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos) connection_pid = line.substr(0, line.find('\t'));
+  }
+  REQUIRE(!connection_pid.empty());
+
+  // The worker alone stops (the supervisor starts another), and loses its
+  // connection while it drains: it cannot answer the stuck call itself.
+  const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+  const auto stopped = Clock::now();
+  REQUIRE(::kill(worker, SIGTERM) == 0);
+  REQUIRE(sbus_test::broker_ctl({"close_connection", connection_pid, "closed by the integration test"}).exit_code == 0);
+
+  amqp_basic_consume(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), amqp_empty_bytes, 0, 1, 0,
+                     amqp_empty_table);
+  caller.check("consume " + reply_queue);
+  auto answer = caller.receive(20s);
+  const auto answered_after = ms_since(stopped);
+  std::cout << "[figure] stuck call of a worker stopped with its connection lost: answered after " << answered_after
+            << " ms\n";
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(answer);
+  CHECK(answer->correlation_id == "stuck");
+  CHECK(answer->body.find("interrupted") != std::string::npos);
+  CHECK(sbusd.log().find("(pid " + std::to_string(worker) + ") exited with code 0") != std::string::npos);
+  CHECK(sbusd.log_count("died during 1 call(s)") == 1);
+  CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+  CHECK(sbusd.stop() == 0);
+  amqp_queue_delete(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), 0, 0);
+  caller.check("delete " + reply_queue);
+}
