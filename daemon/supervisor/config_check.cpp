@@ -33,7 +33,9 @@ std::unique_ptr<ConfigCheck> ConfigCheck::start(const std::string& path, const C
   if (pid == 0) {
     // The supervisor blocks its signals to read them from a signalfd: undo
     // that, so that this child and its own plugin check child end on the
-    // signals their parents send when they die.
+    // signals their parents send when they die (and by default: a process
+    // that embeds this, such as a test runner, may handle them).
+    for (int signal : {SIGTERM, SIGINT, SIGHUP}) ::signal(signal, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -127,7 +127,9 @@ class ServiceRunner {
   int journal_slot_ = -1;
 
   std::mutex mutex_;
-  std::condition_variable started_cv_;  // start() waits for the service's start()
+  // start() waits on it for the service's start(), stop_by() for the end
+  // of run().
+  std::condition_variable started_cv_;
   std::deque<Job> queue_;
   bool sleeping_ = false;  // the thread sleeps on wakeup_, or is about to
   Wakeup wakeup_;
