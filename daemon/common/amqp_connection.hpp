@@ -110,7 +110,8 @@ class AmqpConnection {
 
   amqp_connection_state_t get() const { return state_; }
   explicit operator bool() const { return state_ != nullptr; }
-  int fd() const { return amqp_get_sockfd(state_); }
+  // -1 for a connection never opened (or abandoned).
+  int fd() const { return state_ != nullptr ? amqp_get_sockfd(state_) : -1; }
   const BrokerUri& uri() const { return uri_; }
 
   // Throws AmqpError "OPERATION on BROKER failed: DETAIL" unless `reply` is

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <new>
 
 namespace sbus {
@@ -33,18 +34,19 @@ std::uint64_t CrashJournal::key(std::string_view reply_to, std::string_view corr
   return hash == 0 ? 1 : hash;
 }
 
-int CrashJournal::claim_slot(pid_t pid) {
+int CrashJournal::claim_slot(pid_t pid, std::uint64_t service) {
   for (std::size_t i = 0; i < kSlots; ++i) {
     pid_t expected = 0;
     if (slots_[i].pid.compare_exchange_strong(expected, pid, std::memory_order_acq_rel)) {
       slots_[i].key.store(0, std::memory_order_release);
+      slots_[i].service.store(service, std::memory_order_release);
       return static_cast<int>(i);
     }
   }
   return -1;
 }
 
-int CrashJournal::worker_died(pid_t pid) {
+int CrashJournal::worker_died(pid_t pid, bool crashed, std::int64_t now_ns) {
   int interrupted = 0;
   for (Slot& slot : slots_) {
     if (slot.pid.load(std::memory_order_acquire) != pid) continue;
@@ -55,11 +57,29 @@ int CrashJournal::worker_died(pid_t pid) {
       std::uint32_t at = ring_next_.fetch_add(1, std::memory_order_acq_rel) % kRing;
       ring_[at].store(key, std::memory_order_release);
       ++interrupted;
+      const std::uint64_t service = slot.service.load(std::memory_order_acquire);
+      if (crashed && service != 0) {
+        Crash& crash = crashes_[crash_next_.fetch_add(1, std::memory_order_acq_rel) % kCrashRing];
+        crash.service.store(0, std::memory_order_release);
+        crash.at_ns.store(now_ns, std::memory_order_release);
+        crash.service.store(service, std::memory_order_release);
+      }
     }
     slot.key.store(0, std::memory_order_release);
     slot.pid.store(0, std::memory_order_release);
   }
   return interrupted;
+}
+
+std::vector<std::int64_t> CrashJournal::crash_times(std::uint64_t service) const {
+  std::vector<std::int64_t> times;
+  for (const Crash& crash : crashes_) {
+    if (crash.service.load(std::memory_order_acquire) == service) {
+      times.push_back(crash.at_ns.load(std::memory_order_acquire));
+    }
+  }
+  std::sort(times.begin(), times.end());
+  return times;
 }
 
 int CrashJournal::interruptions(std::uint64_t key) const {

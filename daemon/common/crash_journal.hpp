@@ -7,10 +7,13 @@
 // delivery, a worker asks the journal whether that delivery was already
 // started somewhere, and answers an error instead.
 //
-// Each service thread holds one slot: {pid, key of the running delivery}.
-// When the supervisor reaps a worker, it moves the keys of that worker's
-// slots into a ring of interrupted keys and frees the slots. All fields are
-// lock-free atomics: a process can die anywhere without leaving a lock held.
+// Each service thread holds one slot: {pid, its service, key of the running
+// delivery}. When the supervisor reaps a worker, it moves the keys of that
+// worker's slots into a ring of interrupted keys and frees the slots; when
+// the worker crashed (a signal, not an exit), it also notes the time and
+// service of each such call in a ring of crashes, so that a restarted worker
+// sees which services keep crashing it. All fields are lock-free atomics: a
+// process can die anywhere without leaving a lock held.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace sbus {
 
@@ -25,6 +29,7 @@ class CrashJournal {
  public:
   static constexpr std::size_t kSlots = 4096;
   static constexpr std::size_t kRing = 1024;
+  static constexpr std::size_t kCrashRing = 256;
 
   // Maps a journal shared with every process forked afterwards; nullptr if
   // mmap fails (then workers run without the check).
@@ -34,8 +39,12 @@ class CrashJournal {
   static std::uint64_t key(std::string_view reply_to, std::string_view correlation_id,
                            std::string_view event_id);
 
-  // Service thread: takes a free slot for this process; -1 when full.
-  int claim_slot(pid_t pid);
+  // A service's identity in the journal: CATEGORY.SERVICE hashed, never 0.
+  static std::uint64_t service_key(std::string_view name) { return key(name, {}, {}); }
+
+  // Service thread: takes a free slot for this process and `service` (a
+  // service_key()); -1 when full.
+  int claim_slot(pid_t pid, std::uint64_t service = 0);
   void begin(int slot, std::uint64_t key) {
     if (slot >= 0) slots_[slot].key.store(key, std::memory_order_release);
   }
@@ -47,8 +56,14 @@ class CrashJournal {
   }
 
   // Supervisor, after reaping `pid`: records what it was running; returns how
-  // many calls were interrupted.
-  int worker_died(pid_t pid);
+  // many calls were interrupted. With `crashed` (killed by a signal), each
+  // of them also counts as a crash of its service at `now_ns` (the
+  // steady_clock's count: CLOCK_MONOTONIC, the same in every process).
+  int worker_died(pid_t pid, bool crashed = false, std::int64_t now_ns = 0);
+
+  // Worker: the times (steady_clock nanoseconds) of the crashes of
+  // `service` that the ring remembers, oldest first.
+  std::vector<std::int64_t> crash_times(std::uint64_t service) const;
 
   // Worker: true when `key` was interrupted by a dead worker, or is running
   // in another slot right now.
@@ -62,10 +77,19 @@ class CrashJournal {
   struct Slot {
     std::atomic<pid_t> pid;
     std::atomic<std::uint64_t> key;
+    std::atomic<std::uint64_t> service;
+  };
+  // Written by the supervisor alone; `service` last, so that a reader that
+  // finds it set finds its time set too.
+  struct Crash {
+    std::atomic<std::uint64_t> service;
+    std::atomic<std::int64_t> at_ns;
   };
   Slot slots_[kSlots];
   std::atomic<std::uint64_t> ring_[kRing];
   std::atomic<std::uint32_t> ring_next_;
+  Crash crashes_[kCrashRing];
+  std::atomic<std::uint32_t> crash_next_;
 };
 
 }  // namespace sbus

@@ -3,18 +3,66 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
+
+#include "common/log_limiter.hpp"
 
 namespace sbus {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::string g_tag = "sbus";
+std::mutex g_limiter_mutex;
+LogLimiter g_limiter;
+
+// The longest text of one line: a bigger one is cut, with a marker.
+constexpr std::size_t kLineMax = 8192;
+
+// Control characters (and DEL) as \xNN. A value from outside gets the same
+// for backslashes (so that "\x0a" in it cannot pass for an escape) and for
+// every byte outside ASCII; a whole line keeps those (UTF-8 text, tabs).
+void append_escaped(std::string* out, std::string_view text, bool whole_line) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : text) {
+    const bool keep = (c >= 0x20 && c < 0x7f && c != '\\') ||
+                      (whole_line && (c >= 0x80 || c == '\t' || c == '\\'));
+    if (keep) {
+      out->push_back(static_cast<char>(c));
+      continue;
+    }
+    out->append("\\x");
+    out->push_back(kHex[c >> 4]);
+    out->push_back(kHex[c & 0xf]);
+  }
+}
 
 }  // namespace
+
+std::string log_value(std::string_view text, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max) + 8);
+  append_escaped(&out, text.substr(0, max), false);
+  if (text.size() > max) out += "...[" + std::to_string(text.size()) + " bytes]";
+  return out;
+}
+
+bool log_admit(LogLevel level, std::string_view kind) {
+  LogLimiter::Verdict verdict;
+  {
+    std::lock_guard<std::mutex> lock(g_limiter_mutex);
+    verdict = g_limiter.admit(kind, std::chrono::steady_clock::now());
+  }
+  if (verdict.suppressed > 0) {
+    LogLine(level) << verdict.suppressed << " similar messages suppressed (" << kind << ")";
+  }
+  return verdict.write;
+}
 
 bool parse_log_level(std::string_view text, LogLevel* level) {
   if (text == "debug") {
@@ -98,7 +146,11 @@ LogLine::~LogLine() {
   line += " pid=";
   line += std::to_string(getpid());
   line += "] ";
-  line += stream_.str();
+  // The text as one line whatever it holds (the code's own text is
+  // printable; a value from outside should come through log_value()).
+  const std::string text = stream_.str();
+  append_escaped(&line, std::string_view(text).substr(0, kLineMax), true);
+  if (text.size() > kLineMax) line += "...[" + std::to_string(text.size()) + " bytes]";
   line += '\n';
 
   const char* p = line.data();

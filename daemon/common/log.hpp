@@ -1,10 +1,13 @@
 // One log line per call, written with a single write(2) to stderr so that
 // lines of the supervisor and of every worker (which share its stderr) never
-// interleave. Thread-safe.
+// interleave. Thread-safe. A line is always one line: control characters in
+// the text (a line feed from a caller's id) are written as \xNN, and a text
+// over 8 KiB is cut with a marker.
 //
 //   SBUS_LOG(kWarn) << "event " << id << ": " << what;
 #pragma once
 
+#include <cstddef>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -32,6 +35,20 @@ LogLevel log_level();
 // \xHH) and bytes from 0x80 up kept: text from a plugin cannot end a line
 // early or forge another.
 std::string log_escape(std::string_view text);
+
+// A value from outside (the wire, a caller, a plugin's error text) as it
+// may appear in a log line: control characters, backslashes and bytes
+// outside printable ASCII written as \xNN, and at most `max` bytes of the
+// value kept, then "...[N bytes]" with its full length. A forged line ("\n
+// ... sbusd stopped") then stays visibly inside its own line.
+inline constexpr std::size_t kLogValueMax = 200;
+std::string log_value(std::string_view text, std::size_t max = kLogValueMax);
+
+// SBUS_LOG_LIMITED's gate: whether a line of `kind` may be written now (see
+// log_limiter.hpp: at most 20 lines of a kind per 10 s). When lines of that
+// kind were dropped before this one, first writes "N similar messages
+// suppressed (KIND)" at `level`. Thread-safe.
+bool log_admit(LogLevel level, std::string_view kind);
 
 class LogLine {
  public:
@@ -71,4 +88,12 @@ using LogConfigureFunction = void(const char* tag, int level);
 #define SBUS_LOG(level)                                         \
   !::sbus::log_enabled(::sbus::LogLevel::level)                 \
       ? (void)0                                                 \
+      : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)
+
+// SBUS_LOG for lines that outsiders can cause at will (refused messages,
+// error replies): rate limited per `kind`, a fixed name (log_admit()).
+#define SBUS_LOG_LIMITED(level, kind)                                                        \
+  (!::sbus::log_enabled(::sbus::LogLevel::level) ||                                          \
+   !::sbus::log_admit(::sbus::LogLevel::level, kind))                                        \
+      ? (void)0                                                                              \
       : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)

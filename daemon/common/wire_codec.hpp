@@ -29,7 +29,8 @@ inline constexpr const char* kInterrupted = "interrupted";
 inline constexpr const char* kInvalidSignature = "invalid_signature";
 inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
-// The service is configured but cannot serve: its start() failed.
+// The service is configured but cannot serve now: its plugin failed to load
+// or start, or it kept crashing its worker and is switched off for a cool-down.
 inline constexpr const char* kServiceUnavailable = "service_unavailable";
 // Never sent by sbusd: what the sender reports for an error reply that
 // names no code (a sender or agent other than sbus).

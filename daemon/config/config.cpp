@@ -27,7 +27,7 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
                                     "ping_timeout", "queue_type",       "max_retries", "error_queue",
                                     "tls",       "token",             "accept",    "max_skew",
-                                    "secret_env"};
+                                    "secret_env", "crash_limit",      "crash_cooldown"};
 constexpr const char* kTlsKeys[] = {"ca_file", "cert_file", "key_file", "verify"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
@@ -256,7 +256,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.queue_type != b.queue_type || a.max_retries != b.max_retries || a.error_queue != b.error_queue ||
          a.tls.ca_file != b.tls.ca_file || a.tls.cert_file != b.tls.cert_file ||
          a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify || a.token != b.token ||
-         a.accept != b.accept || a.max_skew_seconds != b.max_skew_seconds;
+         a.accept != b.accept || a.max_skew_seconds != b.max_skew_seconds || a.crash_limit != b.crash_limit ||
+         a.crash_cooldown_seconds != b.crash_cooldown_seconds;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -336,6 +337,10 @@ bool load_config_text(const std::string& text, const std::string& path,
   }
   if (root["max_retries"]) checker.integer(root["max_retries"], "max_retries", 0, 1000, &config->max_retries);
   if (root["error_queue"]) checker.scalar(root["error_queue"], "error_queue", &config->error_queue);
+  if (root["crash_limit"]) checker.integer(root["crash_limit"], "crash_limit", 0, 1000, &config->crash_limit);
+  if (root["crash_cooldown"]) {
+    checker.integer(root["crash_cooldown"], "crash_cooldown", 1, 86400, &config->crash_cooldown_seconds);
+  }
   if (config->error_queue.empty()) config->error_queue = config->node + ".error";
   if (root["log_level"]) {
     std::string level;

@@ -61,6 +61,11 @@ struct Config {
   // this many more times, then moved to error_queue (default NODE.error).
   int max_retries = 5;
   std::string error_queue;
+  // A service whose calls crashed the worker crash_limit times within
+  // crash_cooldown seconds is switched off (answered service_unavailable)
+  // until crash_cooldown seconds after its last crash. 0 limit: never.
+  int crash_limit = 3;
+  int crash_cooldown_seconds = 60;
   LogLevel log_level = LogLevel::kInfo;
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.

@@ -4,11 +4,14 @@
 
 namespace sbus {
 
-RestartPolicy::Decision RestartPolicy::on_exit(bool fatal, std::chrono::milliseconds uptime,
-                                               TimePoint now) {
+RestartPolicy::Decision RestartPolicy::on_exit(Exit exit, std::chrono::milliseconds uptime, TimePoint now) {
   Decision decision;
-  if (fatal) {
+  if (exit == Exit::kFatal) {
     decision.give_up = true;
+    return decision;
+  }
+  if (exit == Exit::kCrashDuringCall) {
+    decision.restart_at = now;
     return decision;
   }
   rapid_failures_ = uptime >= options_.healthy_after ? 0 : rapid_failures_ + 1;

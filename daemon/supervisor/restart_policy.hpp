@@ -5,7 +5,12 @@
 // failure and waits `first_delay` doubled per rapid failure, up to
 // `max_delay`. One that ran at least `healthy_after` starts again after
 // `first_delay` with its count reset. A fatal exit (a config or plugin
-// problem no restart can fix) gives up.
+// problem no restart can fix) gives up. A crash that the crash journal
+// pins on the calls it was running is explained: those calls will not run
+// again (they are answered `interrupted`, and a service that keeps crashing
+// is switched off by the worker), so the worker restarts at once, and the
+// crash neither waits nor counts as a rapid failure: the other services of
+// the node are down only for the time a restart takes.
 #pragma once
 
 #include <chrono>
@@ -27,9 +32,18 @@ class RestartPolicy {
     TimePoint restart_at{};
   };
 
+  enum class Exit {
+    kFailure,          // an exit or crash nobody explained
+    kFatal,            // kWorkerExitFatal
+    kCrashDuringCall,  // killed by a signal while running calls the journal names
+  };
+
   explicit RestartPolicy(RestartOptions options = {}) : options_(options) {}
 
-  Decision on_exit(bool fatal, std::chrono::milliseconds uptime, TimePoint now);
+  Decision on_exit(Exit exit, std::chrono::milliseconds uptime, TimePoint now);
+  Decision on_exit(bool fatal, std::chrono::milliseconds uptime, TimePoint now) {
+    return on_exit(fatal ? Exit::kFatal : Exit::kFailure, uptime, now);
+  }
   int rapid_failures() const { return rapid_failures_; }
 
  private:

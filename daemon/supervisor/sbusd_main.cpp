@@ -1,6 +1,7 @@
 // sbusd: the sbus agent daemon.
 #include <boost/program_options.hpp>
 
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   sbus::ConfigOverrides overrides;
   std::string plugin_dir;
   std::string secret_file;
+  double check_seconds = std::chrono::duration<double>(sbus::kDefaultCheckTimeout).count();
 
   po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
   options.add_options()
@@ -32,6 +34,9 @@ int main(int argc, char** argv) {
       ("broker", po::value(&overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
       ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (overrides the config)")
+      ("check-timeout", po::value(&check_seconds)->default_value(check_seconds),
+       "seconds a config check (--check, the one at start and each reload's) may take before it is "
+       "given up on")
       ("version,V", "print the version and exit")
       ("help,h", "print this help and exit");
 
@@ -62,19 +67,24 @@ int main(int argc, char** argv) {
     overrides.log_level = level;
   }
 
+  if (!(check_seconds > 0 && check_seconds <= 3600)) {
+    std::cerr << "sbusd: --check-timeout must be more than 0 and at most 3600 seconds\n";
+    return 2;
+  }
+  const auto check_timeout = std::chrono::milliseconds(static_cast<long long>(check_seconds * 1000));
+
+  // Loaded and checked in a child first: a secret file that blocks when
+  // read (a FIFO) or a plugin that hangs while loading ends in an error at
+  // the deadline instead of a hang. Once that passed, the file loads here
+  // at once.
   sbus::Config config;
-  std::vector<std::string> problems;
-  sbus::load_config(config_path, overrides, &config, &problems);
-  // Every problem at once: the plugins of the services the config names are
-  // loaded (in a child process) also when the config has other problems.
   if (vm.count("start") && !vm.count("check")) {
     std::cerr << "sbusd: --start goes with --check\n";
     return 2;
   }
-  if (!config.services.empty()) {
-    std::vector<std::string> plugin_problems = sbus::check_plugins_isolated(config, vm.count("start") > 0);
-    problems.insert(problems.end(), plugin_problems.begin(), plugin_problems.end());
-  }
+  std::vector<std::string> problems =
+      sbus::check_config_isolated(config_path, overrides, check_timeout, vm.count("start") > 0);
+  if (problems.empty()) sbus::load_config(config_path, overrides, &config, &problems);
   if (vm.count("check")) {
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
@@ -92,5 +102,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
-  return sbus::run_supervisor(config_path, overrides, std::move(config));
+  return sbus::run_supervisor(config_path, overrides, std::move(config), check_timeout);
 }

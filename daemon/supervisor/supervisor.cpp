@@ -17,10 +17,12 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include "common/crash_journal.hpp"
 #include "common/log.hpp"
 #include "common/replay_cache.hpp"
+#include "supervisor/config_check.hpp"
 #include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
 #include "supervisor/systemd_notify.hpp"
@@ -91,11 +93,12 @@ PluginStamps stamp_plugins(const Config& config) {
 
 class Supervisor {
  public:
-  Supervisor(std::string path, ConfigOverrides overrides, Config config)
+  Supervisor(std::string path, ConfigOverrides overrides, Config config, milliseconds check_timeout)
       : path_(std::move(path)),
         overrides_(std::move(overrides)),
         config_(std::make_shared<const Config>(std::move(config))),
-        stamps_(stamp_plugins(*config_)) {}
+        stamps_(stamp_plugins(*config_)),
+        check_timeout_(check_timeout) {}
 
   int run();
 
@@ -105,6 +108,8 @@ class Supervisor {
   void reap();
   void read_status(WorkerRecord& worker);
   void begin_stop();
+  void start_reload();
+  void step_reload();
   void reload();
   void reopen_log();
   void step_replacement();
@@ -116,7 +121,12 @@ class Supervisor {
   ConfigOverrides overrides_;
   std::shared_ptr<const Config> config_;
   PluginStamps stamps_;
+  milliseconds check_timeout_;
   std::deque<WorkerRecord> workers_;  // deque: records keep their address
+  // The check of a reload under way, and whether another SIGHUP came
+  // meanwhile (one more reload follows it).
+  std::unique_ptr<ConfigCheck> reload_check_;
+  bool reload_again_ = false;
 
   // A worker to be replaced, waiting for its replacement to connect.
   struct Replacement {
@@ -242,6 +252,10 @@ void Supervisor::reap() {
   int status = 0;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (reload_check_ && pid == reload_check_->pid()) {
+      reload_check_->exited(status);
+      continue;
+    }
     WorkerRecord* found = find(pid);
     if (found == nullptr) continue;
     WorkerRecord& worker = *found;
@@ -249,25 +263,37 @@ void Supervisor::reap() {
     close_status(worker);
     worker.pid = -1;
     worker.connected = false;
+    const auto now = Clock::now();
+    const bool crashed = WIFSIGNALED(status);
+    int interrupted = 0;
     if (journal_ != nullptr) {
-      if (int interrupted = journal_->worker_died(pid)) {
+      const auto now_ns = duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+      interrupted = journal_->worker_died(pid, crashed, now_ns);
+      if (interrupted > 0) {
         SBUS_LOG(kWarn) << "worker pid " << pid << " died during " << interrupted
                         << " call(s); they will be answered `interrupted` if redelivered";
       }
     }
-    const auto now = Clock::now();
     const auto uptime = duration_cast<milliseconds>(now - worker.started_at);
     worker.history.last_exit_unix_ms = duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::snprintf(worker.history.last_exit, sizeof(worker.history.last_exit), "%s", describe_status(status).c_str());
     if (worker.state == WorkerState::kDraining || stopping_) {
-      SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
+      // A signal is a crash even while stopping (or the KILL after the
+      // drain deadline): never at info.
+      if (crashed) {
+        SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
+      } else {
+        SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status);
+      }
       // Drained workers are done: drop their records.
       workers_.erase(std::find_if(workers_.begin(), workers_.end(),
                                   [&](const WorkerRecord& w) { return &w == &worker; }));
       continue;
     }
-    const bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitFatal;
-    RestartPolicy::Decision decision = worker.policy.on_exit(fatal, uptime, now);
+    RestartPolicy::Exit exit = RestartPolicy::Exit::kFailure;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitFatal) exit = RestartPolicy::Exit::kFatal;
+    if (crashed && interrupted > 0) exit = RestartPolicy::Exit::kCrashDuringCall;
+    RestartPolicy::Decision decision = worker.policy.on_exit(exit, uptime, now);
     if (decision.give_up) {
       worker.state = WorkerState::kFailed;
       SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status)
@@ -276,9 +302,16 @@ void Supervisor::reap() {
     }
     worker.state = WorkerState::kWaitingRestart;
     worker.restart_at = decision.restart_at;
-    SBUS_LOG(kWarn) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status)
-                    << " after " << uptime.count() << " ms; restarting in "
-                    << duration_cast<milliseconds>(decision.restart_at - now).count() << " ms";
+    std::ostringstream what;
+    what << "worker for " << worker.name() << " (pid " << pid << ") " << describe_status(status) << " after "
+         << uptime.count() << " ms; restarting in " << duration_cast<milliseconds>(decision.restart_at - now).count()
+         << " ms";
+    if (exit == RestartPolicy::Exit::kCrashDuringCall) what << " (the crash is pinned on the calls it was running)";
+    if (crashed) {
+      SBUS_LOG(kError) << what.str();
+    } else {
+      SBUS_LOG(kWarn) << what.str();
+    }
   }
 }
 
@@ -287,6 +320,11 @@ void Supervisor::begin_stop() {
   stopping_ = true;
   notifier_.stopping();
   SBUS_LOG(kInfo) << "stopping: draining workers";
+  if (reload_check_) {
+    SBUS_LOG(kInfo) << "stopping: the reload under way is abandoned";
+    reload_check_->kill();
+    reload_check_.reset();
+  }
   // Workers drain for up to drain_timeout; past that and a grace period, KILL.
   kill_at_ = Clock::now() + std::chrono::seconds(config_->drain_timeout_seconds + 5);
   for (auto it = workers_.begin(); it != workers_.end();) {
@@ -300,14 +338,62 @@ void Supervisor::begin_stop() {
   }
 }
 
-void Supervisor::reload() {
+// SIGHUP: the new config is checked in a child (config_check.hpp) while the
+// loop goes on; step_reload() applies it once the check passed.
+void Supervisor::start_reload() {
+  if (reload_check_) {
+    reload_again_ = true;
+    return;
+  }
   notifier_.reloading();
   SBUS_LOG(kInfo) << "reloading " << path_;
-  Config loaded;
-  std::vector<std::string> problems;
+  std::string error;
   // start() too: a service that cannot start is refused before any worker
   // is replaced (a worker would serve on without it).
-  if (load_config(path_, overrides_, &loaded, &problems)) problems = check_plugins_isolated(loaded, true);
+  reload_check_ = ConfigCheck::start(path_, overrides_, check_timeout_, &error, true);
+  if (!reload_check_) {
+    SBUS_LOG(kError) << "reload failed: cannot check the config: " << error << "; still running the previous config";
+    notifier_.ready();
+  }
+}
+
+// Each turn while a reload's check runs: past its deadline, abandon it;
+// once it is done, apply the new config or log why not.
+void Supervisor::step_reload() {
+  if (!reload_check_) return;
+  reload_check_->read();
+  if (!reload_check_->done()) {
+    if (reload_check_->overdue(Clock::now())) {
+      // Reaped by a later turn; the next turns read nothing more of it.
+      reload_check_->kill();
+      SBUS_LOG(kError) << "reload: the config check (pid " << reload_check_->pid() << ") did not finish within "
+                       << check_timeout_.count() << " ms: abandoned; still running the previous config";
+      reload_check_.reset();
+      notifier_.ready();
+      if (std::exchange(reload_again_, false) && !stopping_) start_reload();
+    }
+    return;
+  }
+  std::vector<std::string> problems = reload_check_->problems();
+  reload_check_.reset();
+  if (stopping_) return;
+  if (problems.empty()) {
+    reload();
+  } else {
+    for (const std::string& problem : problems) SBUS_LOG(kError) << "reload: " << problem;
+    SBUS_LOG(kError) << "reload failed: " << problems.size() << " problem(s); still running the previous config";
+    notifier_.ready();
+  }
+  if (std::exchange(reload_again_, false) && !stopping_) start_reload();
+}
+
+// Applies the config that a check has just passed.
+void Supervisor::reload() {
+  Config loaded;
+  std::vector<std::string> problems;
+  // The check passed: the file reads at once (unless replaced since, which
+  // the load reports like any problem).
+  load_config(path_, overrides_, &loaded, &problems);
   if (!problems.empty()) {
     for (const std::string& problem : problems) SBUS_LOG(kError) << "reload: " << problem;
     SBUS_LOG(kError) << "reload failed: " << problems.size() << " problem(s); still running the previous config";
@@ -516,8 +602,13 @@ int Supervisor::run() {
     if (notifier_.watchdog_interval().count() > 0) {
       timeout = std::min(timeout, std::max(milliseconds(0), duration_cast<milliseconds>(next_watchdog_ - now)));
     }
+    if (reload_check_) {
+      timeout = std::min(timeout,
+                         std::max(milliseconds(0), duration_cast<milliseconds>(reload_check_->deadline() - now)));
+    }
     std::vector<pollfd> fds;
     fds.push_back({signal_fd_, POLLIN, 0});
+    if (reload_check_ && reload_check_->fd() >= 0) fds.push_back({reload_check_->fd(), POLLIN, 0});
     if (log_file_) fds.push_back({log_file_->fd(), POLLIN, 0});
     for (const WorkerRecord& worker : workers_) {
       if (worker.status_fd >= 0) fds.push_back({worker.status_fd, POLLIN, 0});
@@ -536,7 +627,8 @@ int Supervisor::run() {
     // Fixed order: reap, then stop, then reload, then log reopen.
     reap();
     if (stop) begin_stop();
-    if (reload_wanted && !stopping_) reload();
+    if (reload_wanted && !stopping_) start_reload();
+    step_reload();
     if (reopen_wanted) reopen_log();
     for (WorkerRecord& worker : workers_) read_status(worker);
     if (log_file_) log_file_->pump();
@@ -575,7 +667,8 @@ int Supervisor::run() {
 
 }  // namespace
 
-std::vector<std::string> check_plugins_isolated(const Config& config, bool run_start) {
+std::vector<std::string> check_plugins_isolated(const Config& config, std::chrono::milliseconds timeout,
+                                                bool run_start) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
   std::string error;
@@ -592,9 +685,8 @@ std::vector<std::string> check_plugins_isolated(const Config& config, bool run_s
     return {error};
   }
   ::close(fds[1]);
-  // A plugin that hangs while loading must not hang the supervisor.
-  constexpr std::chrono::seconds kCheckTimeout{30};
-  const auto deadline = Clock::now() + kCheckTimeout;
+  // A plugin that hangs while loading must not hang the caller.
+  const auto deadline = Clock::now() + timeout;
   std::string text;
   bool timed_out = false;
   for (;;) {
@@ -617,8 +709,8 @@ std::vector<std::string> check_plugins_isolated(const Config& config, bool run_s
   }
   std::vector<std::string> problems;
   if (timed_out) {
-    problems.push_back("plugin check did not finish within " + std::to_string(kCheckTimeout.count()) +
-                       " s (a plugin hangs while loading)");
+    problems.push_back("plugin check did not finish within " + std::to_string(timeout.count()) +
+                       " ms (a plugin hangs while loading)");
     return problems;
   }
   std::istringstream lines(text);
@@ -629,8 +721,9 @@ std::vector<std::string> check_plugins_isolated(const Config& config, bool run_s
   return problems;
 }
 
-int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config) {
-  Supervisor supervisor(path, overrides, std::move(config));
+int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config,
+                   std::chrono::milliseconds check_timeout) {
+  Supervisor supervisor(path, overrides, std::move(config), check_timeout);
   return supervisor.run();
 }
 

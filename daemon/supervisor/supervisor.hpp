@@ -5,24 +5,33 @@
 // in throwaway workers.
 //
 // Signals are blocked and read from a signalfd in a poll loop; each turn
-// handles, in this order: exited workers, a stop, a reload, then worker
-// status reports and due restarts.
+// handles, in this order: exited workers (and a reload's check child), a
+// stop, a reload, then worker status reports and due restarts.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
+#include "supervisor/config_check.hpp"
 
 namespace sbus {
 
 // Runs until stopped; returns the process exit code (0 after a clean stop).
-// `path` and `overrides` are read again on every reload.
-int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config);
+// `path` and `overrides` are read again on every reload, in a child process
+// (config_check.hpp) given up on after `check_timeout`: meanwhile the loop
+// goes on (signals, restarts), and a check that fails or is given up on
+// leaves the running config as it is.
+int run_supervisor(const std::string& path, const ConfigOverrides& overrides, Config config,
+                   std::chrono::milliseconds check_timeout = kDefaultCheckTimeout);
 
 // Loads every plugin of `config` in a throwaway worker process and returns
-// its problems (empty when all load). With `run_start`, each service is also
-// created and its start() and stop() run there, as a worker would.
-std::vector<std::string> check_plugins_isolated(const Config& config, bool run_start = false);
+// its problems (empty when all load, one saying so when it takes longer
+// than `timeout`). With `run_start`, each service is also created and its
+// start() and stop() run there, as a worker would.
+std::vector<std::string> check_plugins_isolated(const Config& config,
+                                                std::chrono::milliseconds timeout = kDefaultCheckTimeout,
+                                                bool run_start = false);
 
 }  // namespace sbus

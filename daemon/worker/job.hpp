@@ -47,6 +47,9 @@ struct Outcome {
   bool dead_letter = false;
   // Stopped before the message could be handled: leave it unacked.
   bool leave = false;
+  // Finished after its runner was abandoned (ServiceRunner::abandon_call()):
+  // never handed to the worker.
+  bool abandoned = false;
   // Answered with an error, or moved to the error queue (sbus.stats).
   bool failed = false;
   std::chrono::nanoseconds busy{0};  // in on_call / on_message

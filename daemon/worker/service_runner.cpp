@@ -78,6 +78,60 @@ void ServiceRunner::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::optional<ServiceRunner::Abandoned> ServiceRunner::abandon_call() { return give_up(false); }
+
+std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (abandoned_) return std::nullopt;
+  // Exchanged under mutex_: a service thread that finds it taken waits for
+  // that lock before it lets go of the outcome read here.
+  InFlight* in_flight = in_flight_.exchange(nullptr, std::memory_order_acq_rel);
+  if (in_flight == nullptr && !always) return std::nullopt;
+  abandoned_ = true;
+  stopping_ = true;
+  queue_.clear();
+  if (thread_.joinable()) thread_.detach();
+  if (in_flight == nullptr) return std::nullopt;
+  Abandoned abandoned;
+  abandoned.generation = in_flight->outcome->generation;
+  abandoned.delivery_tag = in_flight->outcome->delivery_tag;
+  abandoned.reply_to = in_flight->outcome->reply_to;
+  abandoned.correlation_id = in_flight->outcome->correlation_id;
+  abandoned.id = *in_flight->id;
+  return abandoned;
+}
+
+bool ServiceRunner::stop_by(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) {
+    // No deadline: no timed wait (whose arithmetic max() would overflow).
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (abandoned_) return false;
+    lock.unlock();
+    stop();
+    return true;
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (abandoned_) return false;
+    stopping_ = true;
+    queue_.clear();
+  }
+  wakeup_.fire();
+  {
+    // Even past the deadline, an idle thread gets a moment to end and run
+    // the service's stop().
+    deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!started_cv_.wait_until(lock, deadline, [this] { return finished_ || !thread_.joinable(); })) {
+      lock.unlock();
+      give_up(true);
+      return false;
+    }
+  }
+  stop();
+  return true;
+}
+
 void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
                           std::optional<std::chrono::steady_clock::time_point> deadline) {
   sleeping_ = true;
@@ -99,7 +153,7 @@ void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
 }
 
 void ServiceRunner::run() {
-  if (journal_ != nullptr) journal_slot_ = journal_->claim_slot(getpid());
+  if (journal_ != nullptr) journal_slot_ = journal_->claim_slot(getpid(), CrashJournal::service_key(config_.name));
   try {
     service_.service().start(context_);
   } catch (const std::exception& e) {
@@ -131,6 +185,7 @@ void ServiceRunner::run() {
     }
     Outcome outcome = execute(job);
     running_.store(false, std::memory_order_relaxed);
+    if (outcome.abandoned) return;  // the worker has moved on: touch nothing of it
     host_idle_ = host_->complete(std::move(outcome));
   }
 
@@ -142,6 +197,9 @@ void ServiceRunner::run() {
     SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw";
   }
   if (journal_ != nullptr) journal_->release_slot(journal_slot_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  finished_ = true;
+  started_cv_.notify_all();
 }
 
 Outcome ServiceRunner::execute(Job& job) {
@@ -159,6 +217,8 @@ Outcome ServiceRunner::execute(Job& job) {
   reply.id = std::move(job.event.id);
   const bool is_call = !outcome.reply_to.empty();
   if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
+  InFlight in_flight{&outcome, &reply.id};
+  in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
   try {
     if (is_call) {
@@ -180,8 +240,9 @@ Outcome ServiceRunner::execute(Job& job) {
         } catch (...) {
           error = "unknown exception";
         }
-        SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": attempt " << attempt
-                        << " failed: " << error;
+        SBUS_LOG_LIMITED(kWarn, "message attempt failed")
+            << "event " << log_value(reply.id) << ": " << config_.name << ": attempt " << attempt
+            << " failed: " << log_value(error);
         if (attempt > max_retries_) {
           outcome.dead_letter = true;
           outcome.error = error;
@@ -208,12 +269,20 @@ Outcome ServiceRunner::execute(Job& job) {
     reply.error_code = errc::kServiceFailed;
     reply.message = "service " + config_.name + " failed: unknown exception";
   }
+  if (in_flight_.exchange(nullptr, std::memory_order_acq_rel) == nullptr) {
+    // give_up() took it: wait until it has copied what it needs, then leave
+    // the delivery to it (and the journal slot as it is, as a crash would).
+    std::lock_guard<std::mutex> lock(mutex_);
+    outcome.abandoned = true;
+    return outcome;
+  }
   outcome.busy = std::chrono::steady_clock::now() - started;
   if (journal_ != nullptr) journal_->end(journal_slot_);
   outcome.failed = !reply.error_code.empty() || outcome.dead_letter;
   if (!reply.error_code.empty()) {
-    SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": " << reply.error_code
-                    << ": " << reply.message;
+    // Callers can cause these at will (test.fail, bad params): rate limited.
+    SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
+                                           << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
   if (is_call) outcome.body = encode_reply(reply);
   return outcome;

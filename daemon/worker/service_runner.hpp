@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,30 @@ class ServiceRunner {
   // runs the service's stop().
   void stop();
 
+  // The call or message a runner was running when it was abandoned.
+  struct Abandoned {
+    std::uint64_t generation = 0;
+    std::uint64_t delivery_tag = 0;
+    std::string reply_to;  // empty: a message
+    std::string correlation_id;
+    std::string id;
+  };
+
+  // When a delivery is in the plugin right now: gives up on the thread
+  // and returns what it runs. The thread is detached and never joined, and
+  // whatever it returns from the plugin later is dropped (nor is stop()
+  // called, nor its journal slot cleared: a process that exits now leaves
+  // the running delivery in the crash journal, as a crash does). For a
+  // worker that must exit although a service is stuck; the runner must then
+  // outlive the process (never destroy it). Nothing running: nullopt, and
+  // the runner stays as it is.
+  std::optional<Abandoned> abandon_call();
+
+  // stop(), unless the thread is still busy at `deadline` (or 1 s from now,
+  // whichever is later): then it is given up on as by abandon_call(), and
+  // false. Also false for a runner already given up on.
+  bool stop_by(std::chrono::steady_clock::time_point deadline);
+
   const ServiceConfig& config() const { return config_; }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
@@ -85,6 +110,8 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  // abandon_call(), or with `always` also a thread that runs no delivery.
+  std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
   // until try_submit() or stop() wakes it, or until `deadline`. An idle
   // sleep (no deadline) also serves the socket, when seated.
@@ -100,7 +127,9 @@ class ServiceRunner {
   int journal_slot_ = -1;
 
   std::mutex mutex_;
-  std::condition_variable started_cv_;  // start() waits for the service's start()
+  // start() waits on it for the service's start(), stop_by() for the end
+  // of run().
+  std::condition_variable started_cv_;
   std::deque<Job> queue_;
   bool sleeping_ = false;  // the thread sleeps on wakeup_, or is about to
   Wakeup wakeup_;
@@ -111,6 +140,16 @@ class ServiceRunner {
   bool host_idle_ = true;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;
+  bool finished_ = false;   // run() has returned, or is about to
+  bool abandoned_ = false;
+  // The delivery in the plugin right now, for give_up(): set by the service
+  // thread around each job, taken by whichever of the two threads exchanges
+  // it for null first.
+  struct InFlight {
+    const Outcome* outcome;
+    const std::string* id;
+  };
+  std::atomic<InFlight*> in_flight_{nullptr};
   std::atomic<bool> running_{false};
   std::string start_error_;
   std::thread thread_;

@@ -35,6 +35,7 @@
 #include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
+#include "worker/crash_cooldown.hpp"
 #include "worker/peer_watch.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/reply_guard.hpp"
@@ -191,7 +192,10 @@ class Worker : public RunnerHost {
 
   void start_services();
   void report_unavailable(const std::string& name, const std::string& reason);
-  void stop_services();
+  void read_crashes();
+  bool refuse_switched_off(const Delivery& delivery, const Job& job, std::size_t runner);
+  void stop_services(Clock::time_point deadline = Clock::time_point::max());
+  void abandon_running();
   bool connect();
   bool wait_to_reconnect(milliseconds duration);
   void keep_unsent_reply(std::uint64_t key, std::string body);
@@ -278,6 +282,9 @@ class Worker : public RunnerHost {
   std::map<std::string, std::string> unavailable_;
   std::unique_ptr<PeerWatch> peer_watch_;
   std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
+  // Per runner: switched off until then for crashing the worker too often
+  // (crash_cooldown.hpp); the epoch when it serves.
+  std::vector<Clock::time_point> off_until_;
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
 
   // What sbus.stats reports of each service (by runner), counted in finish().
@@ -324,6 +331,7 @@ void Worker::start_services() {
   }
   backlog_.resize(runners_.size());
   stats_.resize(runners_.size());
+  read_crashes();
 }
 
 // One status record a service: kStatusUnavailable, "NAME: REASON", a line
@@ -337,10 +345,100 @@ void Worker::report_unavailable(const std::string& name, const std::string& reas
   [[maybe_unused]] ssize_t n = ::write(status_fd_, record.data(), record.size());
 }
 
-void Worker::stop_services() {
-  for (auto& runner : runners_) runner->stop();
+// Which services crashed this sbusd's workers too often lately: the crash
+// journal remembers across worker restarts. Read once, at start: a crash of
+// this worker starts a new one, which reads it again.
+void Worker::read_crashes() {
+  off_until_.assign(runners_.size(), Clock::time_point{});
+  if (journal_ == nullptr) return;
+  CrashCooldownOptions options;
+  options.limit = config_.crash_limit;
+  options.cooldown = std::chrono::seconds(config_.crash_cooldown_seconds);
+  const auto now = Clock::now();
+  for (std::size_t i = 0; i < runners_.size(); ++i) {
+    const std::string& name = runners_[i]->config().name;
+    const std::vector<std::int64_t> crashes = journal_->crash_times(CrashJournal::service_key(name));
+    const std::optional<std::int64_t> until = cooldown_until(
+        crashes, std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(), options);
+    if (!until) continue;
+    off_until_[i] = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(*until)));
+    SBUS_LOG(kError) << "service " << name << " crashed the worker " << crashes.size() << " time(s) lately: "
+                     << "switched off for "
+                     << std::chrono::duration_cast<std::chrono::seconds>(off_until_[i] - now).count() + 1
+                     << " s (its calls are answered " << errc::kServiceUnavailable << ")";
+  }
+}
+
+// A delivery for a service switched off: a call is answered at once, a
+// message goes to the error queue with the reason. True when refused.
+bool Worker::refuse_switched_off(const Delivery& delivery, const Job& job, std::size_t runner) {
+  const Clock::time_point until = off_until_[runner];
+  if (until == Clock::time_point{}) return false;
+  const auto now = Clock::now();
+  if (now >= until) {
+    off_until_[runner] = Clock::time_point{};
+    SBUS_LOG(kInfo) << "service " << runners_[runner]->config().name << " is switched on again after its cool-down";
+    return false;
+  }
+  const std::string& name = runners_[runner]->config().name;
+  const std::string why = "service " + name + " is switched off for " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(until - now).count() + 1) +
+                          " s: it crashed the worker " + std::to_string(config_.crash_limit) +
+                          " times within " + std::to_string(config_.crash_cooldown_seconds) + " s";
+  ++stats_[runner].failed;
+  if (!delivery.reply_to.empty()) {
+    answer_error(delivery, job.event.id, errc::kServiceUnavailable, why);
+  } else if (publish_dead_letter(std::string(delivery.body), name, why, 0, delivery.headers)) {
+    settle(delivery.delivery_tag, true);
+  }
+  return true;
+}
+
+// A service thread still busy at `deadline` is abandoned, not joined: the
+// process exits with it still in the plugin (a stuck service must not keep
+// the worker from stopping), and its runner is never destroyed.
+void Worker::stop_services(Clock::time_point deadline) {
+  for (auto& runner : runners_) {
+    if (!runner->stop_by(deadline)) {
+      SBUS_LOG(kWarn) << "service " << runner->config().name
+                      << " did not return by the drain timeout: exiting without it";
+      (void)runner.release();
+    }
+  }
   runners_.clear();
   seat_ = kNoSeat;
+}
+
+// At the drain timeout: the calls still running are given up. As after a
+// crash, a call is answered `interrupted` rather than run twice, unless its
+// service is idempotent: then it stays unacked and the broker delivers it
+// again. Messages stay unacked too (they run at least once). The crash
+// journal keeps their keys either way: a redelivery to another worker of
+// this sbusd is answered `interrupted` too, should this answer be lost.
+void Worker::abandon_running() {
+  for (auto& runner : runners_) {
+    std::optional<ServiceRunner::Abandoned> call = runner->abandon_call();
+    if (!call) continue;
+    --outstanding_;
+    const std::string& name = runner->config().name;
+    if (call->reply_to.empty() || runner->config().idempotent || call->generation != generation_ ||
+        !connection_ok_) {
+      SBUS_LOG(kWarn) << "drain timeout: " << name << " still running event " << log_value(call->id)
+                      << "; left to the broker for redelivery";
+      acks_.leave(call->delivery_tag);
+      continue;
+    }
+    SBUS_LOG(kWarn) << "drain timeout: " << name << " still running event " << log_value(call->id)
+                    << "; answered `interrupted`";
+    Reply reply{call->id,
+                "the call to " + name + " was interrupted: the worker stopped and the drain timeout (" +
+                    std::to_string(config_.drain_timeout_seconds) + " s) passed before it returned",
+                errc::kInterrupted};
+    if (publish_reply(call->reply_to, call->correlation_id, encode_reply(reply))) {
+      settle(call->delivery_tag, true);
+    }
+  }
+  flush_acks();
 }
 
 bool Worker::connect() {
@@ -462,20 +560,20 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
                           0, 0, amqp_empty_table);
     const amqp_rpc_reply_t reply = amqp_get_rpc_reply(quarantine_.get());
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-      SBUS_LOG(kInfo) << "reply address " << reply_to << " is alive: its replies go the usual way again";
+      SBUS_LOG(kInfo) << "reply address " << log_value(reply_to) << " is alive: its replies go the usual way again";
       replies_.alive(address);
       return;
     }
     quarantine_.abandon();
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
       replies_.dead(address);
-      SBUS_LOG(kWarn) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
+      SBUS_LOG(kWarn) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
                       << "); replies to it are dropped";
       return;
     }
     SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << describe_reply(reply);
   } catch (const AmqpError& e) {
-    SBUS_LOG(kWarn) << "quarantine connection: " << e.what() << "; a reply to " << reply_to << " is dropped";
+    SBUS_LOG(kWarn) << "quarantine connection: " << e.what() << "; a reply to " << log_value(reply_to) << " is dropped";
     quarantine_.abandon();
   }
 }
@@ -550,7 +648,7 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
   const std::uint64_t address = ReplyGuard::address(reply_to);
   switch (replies_.route(address)) {
     case ReplyGuard::Route::kDrop:
-      SBUS_LOG(kDebug) << "reply to dead address " << reply_to << " dropped";
+      SBUS_LOG(kDebug) << "reply to dead address " << log_value(reply_to) << " dropped";
       return true;
     case ReplyGuard::Route::kQuarantine:
       publish_quarantined(reply_to, correlation_id, body, address);
@@ -565,7 +663,7 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
   }
   int status = connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(reply_to), props, to_bytes(body));
   if (status != AMQP_STATUS_OK) {
-    SBUS_LOG(kWarn) << "publish reply to " << reply_to << " failed: " << amqp_error_string2(status);
+    SBUS_LOG(kWarn) << "publish reply to " << log_value(reply_to) << " failed: " << amqp_error_string2(status);
     connection_ok_ = false;
     return false;
   }
@@ -647,7 +745,9 @@ bool Worker::send_queued() {
 
 void Worker::answer_error(const Delivery& delivery, const std::string& id, const char* code,
                           const std::string& message) {
-  SBUS_LOG(kWarn) << "event " << (id.empty() ? "-" : id) << ": " << code << ": " << message;
+  // Outsiders can send these at will: rate limited, and their values escaped.
+  SBUS_LOG_LIMITED(kWarn, "refused message")
+      << "event " << (id.empty() ? "-" : log_value(id)) << ": " << code << ": " << log_value(message, 400);
   if (delivery.reply_to.empty()) {
     // A message nobody waits for: reject it (a dead-letter exchange on the
     // queue would keep it).
@@ -692,8 +792,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     return;
   }
   const std::string name = job.event.category + "." + job.event.service;
-  SBUS_LOG(kDebug) << "event " << job.event.id << ": " << name << (delivery.redelivered ? " (redelivered)" : "")
-                   << " reply_to " << delivery.reply_to;
+  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << log_value(name)
+                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to " << log_value(delivery.reply_to);
   if (auto down = unavailable_.find(name); down != unavailable_.end()) {
     if (!is_call) {
       // Kept, with the reason, for `sbus errors requeue` once it starts.
@@ -726,7 +826,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
     const int crashes =
         delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.key) : 0;
     if (crashes > config_.max_retries) {
-      SBUS_LOG(kError) << "event " << job.event.id << ": " << name << " crashed the worker " << crashes
+      SBUS_LOG(kError) << "event " << log_value(job.event.id) << ": " << name << " crashed the worker " << crashes
                        << " times; moving it to " << config_.error_queue;
       if (publish_dead_letter(std::string(delivery.body), name,
                               "the message crashed the worker " + std::to_string(crashes) + " times", crashes,
@@ -740,7 +840,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     job.key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, job.event.id);
     // A call that finished while the connection was down: its reply now.
     if (auto unsent = unsent_replies_.find(job.key); delivery.redelivered && unsent != unsent_replies_.end()) {
-      SBUS_LOG(kInfo) << "event " << job.event.id << ": redelivered after a lost connection; sending the reply kept for it";
+      SBUS_LOG(kInfo) << "event " << log_value(job.event.id)
+                      << ": redelivered after a lost connection; sending the reply kept for it";
       if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second)) {
         settle(delivery.delivery_tag, true);
       }
@@ -759,6 +860,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
       return;
     }
   }
+  if (refuse_switched_off(delivery, job, found->second)) return;
   std::string params_error;
   if (!parse_params(job.event.params, &job, &params_error)) {
     answer_error(delivery, job.event.id, errc::kInvalidParams, params_error);
@@ -787,7 +889,7 @@ void Worker::answer_own(const Delivery& delivery, const Event& event) {
                      kOwnCategory + "." + event.service);
     return;
   }
-  SBUS_LOG(kDebug) << "event " << event.id << ": " << kOwnCategory << ".stats";
+  SBUS_LOG(kDebug) << "event " << log_value(event.id) << ": " << kOwnCategory << ".stats";
   Reply reply{event.id, stats_json(), ""};
   if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
     settle(delivery.delivery_tag, true);
@@ -1005,8 +1107,9 @@ void Worker::finish(Outcome& outcome) {
     return;
   }
   if (outcome.dead_letter) {
-    SBUS_LOG(kError) << outcome.service << ": message failed " << outcome.attempts << " times ("
-                     << outcome.error << "); moved to " << config_.error_queue;
+    SBUS_LOG_LIMITED(kError, "dead letter") << outcome.service << ": message failed " << outcome.attempts
+                                            << " times (" << log_value(outcome.error) << "); moved to "
+                                            << config_.error_queue;
     if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
       return;
     }
@@ -1094,14 +1197,14 @@ bool Worker::handle_frame(const amqp_frame_t& frame) {
     }
     case AMQP_CHANNEL_CLOSE_METHOD: {
       auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-      SBUS_LOG(kWarn) << "broker closed the channel: " << bytes_to_string(m->reply_text) << " ("
+      SBUS_LOG(kWarn) << "broker closed the channel: " << log_value(bytes_to_string(m->reply_text)) << " ("
                       << m->reply_code << ")";
       suspect_recent_replies(m->reply_code);
       return false;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
-      SBUS_LOG(kWarn) << "broker closed the connection: " << bytes_to_string(m->reply_text) << " ("
+      SBUS_LOG(kWarn) << "broker closed the connection: " << log_value(bytes_to_string(m->reply_text)) << " ("
                       << m->reply_code << ")";
       suspect_recent_replies(m->reply_code);
       amqp_connection_close_ok_t ok{};
@@ -1300,6 +1403,7 @@ Worker::ServeEnd Worker::serve_turns() {
     if (stopping_ && (outstanding_ == 0 || Clock::now() >= drain_deadline_)) {
       if (outstanding_ > 0) {
         SBUS_LOG(kWarn) << "drain timeout: " << outstanding_ << " calls still running are abandoned";
+        abandon_running();
       }
       return ServeEnd::kStopped;
     }
@@ -1428,7 +1532,7 @@ int Worker::run() {
   unwatch_connection();
   connection_.close();
   quarantine_.close();
-  stop_services();
+  stop_services(stopping_ ? drain_deadline_ : Clock::time_point::max());
   ::close(epoll_fd_);
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";

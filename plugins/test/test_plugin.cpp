@@ -1,17 +1,23 @@
 // The test plugin: services to try sbus with and to test it.
-//   test.echo    answers its params unchanged
+//   test.echo    answers its params unchanged; with `options: {stop_file:
+//                PATH}` its stop() creates that file
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.fail_message  (kind: message) throws, to try the retries and the
 //                error queue
 //   test.crash   dereferences null: the worker dies and the supervisor
 //                restarts it (do not configure it in production)
+//   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
 //                level through sbus/log.hpp, and answers true
+//   test.stall_once  hangs for an hour on the first call it ever gets, and
+//                answers "again" to later ones: "first" is remembered by
+//                creating the file of `options: {file: PATH}` (a stuck call
+//                that is run again after a restart)
 #include <sbus/log.hpp>
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>
@@ -27,9 +33,22 @@ namespace {
 
 class EchoService : public sbus::Service {
  public:
+  void start(const sbus::ServiceContext& context) override {
+    auto file = context.options.find("stop_file");
+    if (file != context.options.end()) stop_file_ = file->second;
+  }
+
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     response.send(request.params());
   }
+
+  void stop() override {
+    if (stop_file_.empty()) return;
+    if (std::FILE* mark = std::fopen(stop_file_.c_str(), "w")) std::fclose(mark);
+  }
+
+ private:
+  std::string stop_file_;
 };
 
 class SleepService : public sbus::Service {
@@ -66,6 +85,14 @@ class CrashService : public sbus::Service {
   // A real SIGSEGV in sanitized builds too: UBSan would otherwise catch the
   // null store and exit(1) first (./scripts/test --sanitize).
   __attribute__((no_sanitize("null"))) void on_call(const sbus::Request&, sbus::Response&) override {
+    volatile int* null = nullptr;
+    *null = 1;
+  }
+};
+
+class CrashMessageService : public sbus::Service {
+ public:
+  __attribute__((no_sanitize("null"))) void on_message(const sbus::Request&) override {
     volatile int* null = nullptr;
     *null = 1;
   }
@@ -145,6 +172,31 @@ class LogService : public sbus::Service {
   const sbus::ServiceContext* context_ = nullptr;
 };
 
+class StallOnceService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& context) override {
+    auto file = context.options.find("file");
+    if (file == context.options.end() || file->second.empty()) {
+      throw std::runtime_error("test.stall_once needs options: {file: PATH}");
+    }
+    path_ = file->second;
+  }
+
+  void on_call(const sbus::Request&, sbus::Response& response) override {
+    if (std::FILE* seen = std::fopen(path_.c_str(), "r")) {
+      std::fclose(seen);
+      response.send("again");
+      return;
+    }
+    if (std::FILE* mark = std::fopen(path_.c_str(), "w")) std::fclose(mark);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+    response.send("first");
+  }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace
 
 SBUS_PLUGIN("test",
@@ -153,6 +205,8 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("fail", FailService),
             SBUS_SERVICE("fail_message", FailMessageService),
             SBUS_SERVICE("crash", CrashService),
+            SBUS_SERVICE("crash_message", CrashMessageService),
             SBUS_SERVICE("record", RecordService),
             SBUS_SERVICE("relay", RelayService),
-            SBUS_SERVICE("log", LogService))
+            SBUS_SERVICE("log", LogService),
+            SBUS_SERVICE("stall_once", StallOnceService))

@@ -125,6 +125,8 @@ struct DaemonConfig {
   int drain_timeout_seconds = 10;
   std::vector<std::string> idempotent = {};  // services marked idempotent: true
   std::string extra_yaml = {};               // top-level settings
+  std::string services_yaml = {};            // raw entries appended under services:
+  std::string secret_file = {};              // empty: the Daemon's own secret file
 };
 
 // An sbusd child process with its config, secret and log in a TempDir.
@@ -151,7 +153,7 @@ class Daemon {
     config_ = config;
     std::string yaml = "node: " + node_ + "\nbrokers:\n";
     for (const std::string& broker : config.brokers) yaml += "  - " + broker + "\n";
-    yaml += "secret_file: " + secret_file_ + "\n";
+    yaml += "secret_file: " + (config.secret_file.empty() ? secret_file_ : config.secret_file) + "\n";
     yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
     yaml += "drain_timeout: " + std::to_string(config.drain_timeout_seconds) + "\n";
     yaml += config.extra_yaml;
@@ -162,6 +164,7 @@ class Daemon {
         yaml += "    idempotent: true\n";
       }
     }
+    yaml += config.services_yaml;
     write_raw_config(yaml);
   }
 
@@ -176,8 +179,9 @@ class Daemon {
 
   // Starts sbusd with `env` ("NAME=value") added to the test's environment,
   // minus any systemd variables the test itself may have inherited.
-  void start(const std::vector<std::string>& env = {}) {
+  void start(const std::vector<std::string>& env = {}, const std::vector<std::string>& extra_args = {}) {
     std::vector<std::string> args = {SBUS_BUILD_DIR "/bin/sbusd", "--config", config_path_};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<std::string> envs;
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string entry = *e;
@@ -248,6 +252,7 @@ class Daemon {
   }
 
   std::string address(const std::string& service) const { return node_ + "." + service; }
+  std::string file(const std::string& name) const { return dir_.file(name); }
   const std::string& node() const { return node_; }
   const std::string& config_path() const { return config_path_; }
   const std::string& secret_file() const { return secret_file_; }
@@ -1199,4 +1204,383 @@ TEST_CASE("Two agents of one node name with the same services share its calls, a
   CHECK(by_first + by_second == 40);
   CHECK(second.stop() == 0);
   CHECK(first.stop() == 0);
+}
+
+TEST_CASE("SIGTERM with a stuck call exits at the drain timeout and answers that call `interrupted`",
+          "[supervisor][stop][drain]") {
+  TempDir marks;
+  const std::string stopped_mark = marks.file("echo-stopped");
+  Daemon sbusd({.brokers = {},
+                .services = {"test.sleep", "math.add"},
+                .drain_timeout_seconds = 5,
+                .services_yaml = "  - name: test.echo\n    plugin: test\n    options:\n      stop_file: " +
+                                 stopped_mark + "\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+
+  RawAmqp caller;
+  RawAmqp probe;
+  const std::string reply_queue = caller.declare_reply_queue();
+  caller.publish("py-servicebus", sbusd.node(), sbus_test::py_call_body("stuck", kSecret, "test", "sleep", "[3600]"),
+                 reply_queue, "stuck");
+  // Read in order: the sum's answer means the worker holds the stuck call.
+  caller.publish("py-servicebus", sbusd.node(), sbus_test::py_call_body("barrier", kSecret, "math", "add", "[1,2]"),
+                 reply_queue, "barrier");
+  auto barrier = caller.receive(10s);
+  REQUIRE(barrier);
+  REQUIRE(barrier->correlation_id == "barrier");
+
+  const auto stopped = Clock::now();
+  sbusd.signal(SIGTERM);
+  auto answer = caller.receive(12s);
+  const auto answered_after = ms_since(stopped);
+  const auto code = sbusd.wait_exit(15s);
+  const auto exited_after = ms_since(stopped);
+  std::cout << "[figure] SIGTERM with test.sleep [3600] running, drain_timeout 5: call answered after "
+            << answered_after << " ms, sbusd exited after " << exited_after << " ms\n";
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(answer);
+  CHECK(answer->correlation_id == "stuck");
+  CHECK(answer->body.find("interrupted") != std::string::npos);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  // At the drain timeout, not at the supervisor's KILL 5 s later.
+  CHECK(exited_after >= 4500);
+  CHECK(exited_after < 7500);
+  CHECK(sbusd.log_count("did not stop in time: SIGKILL") == 0);
+  CHECK(sbusd.log_count("killed by signal") == 0);
+  // The services that were not stuck were stopped as usual.
+  CHECK(::access(stopped_mark.c_str(), F_OK) == 0);
+  // Answered and acked: nothing left to run again.
+  CHECK(queue_counts(probe, sbusd.node()).messages == 0);
+  amqp_queue_delete(probe.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 0, 0);
+  probe.check("delete " + sbusd.node());
+}
+
+TEST_CASE("A call stuck in an idempotent service at the drain timeout is left to the broker and run again after "
+          "the restart",
+          "[supervisor][stop][drain]") {
+  TempDir marks;
+  const std::string mark = marks.file("stalled");
+  DaemonConfig config{.brokers = {},
+                      .services = {"math.add"},
+                      .drain_timeout_seconds = 3,
+                      .services_yaml = "  - name: test.stall_once\n    plugin: test\n    idempotent: true\n"
+                                       "    options:\n      file: " + mark + "\n"};
+  Daemon sbusd(config);
+  sbusd.start();
+  sbusd.wait_ready();
+
+  RawAmqp caller;
+  const std::string reply_queue = caller.declare_reply_queue();
+  caller.publish("py-servicebus", sbusd.node(),
+                 sbus_test::py_call_body("stalled", kSecret, "test", "stall_once", "null"), reply_queue, "stalled");
+  REQUIRE(wait_until([&] { return ::access(mark.c_str(), F_OK) == 0; }, 10s));
+
+  const auto stopped = Clock::now();
+  sbusd.signal(SIGTERM);
+  const auto code = sbusd.wait_exit(15s);
+  const auto exited_after = ms_since(stopped);
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(exited_after < 5500);
+  CHECK(sbusd.log_count("left to the broker for redelivery") == 1);
+  CHECK_FALSE(caller.receive(200ms));
+
+  // A new sbusd gets the call again from the broker and runs it.
+  const auto restarted = Clock::now();
+  sbusd.start();
+  sbusd.wait_ready();
+  auto answer = caller.receive(10s);
+  std::cout << "[figure] idempotent call stuck at the drain timeout: sbusd exited after " << exited_after
+            << " ms; run again and answered " << ms_since(restarted) << " ms after the restart\n";
+  REQUIRE(answer);
+  CHECK(answer->correlation_id == "stalled");
+  CHECK(answer->body.find("status=\"ok\"") != std::string::npos);
+  CHECK(sbus_test::between(answer->body, "<message><![CDATA[", "]]>") == "\"again\"");
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("A plugin that keeps crashing costs the other services a restart each time, then is switched off",
+          "[supervisor][restart][crash]") {
+  // crash_limit 6: enough crashes to see that no back-off builds up (the
+  // fifth would otherwise wait 1.6 s).
+  Daemon sbusd({.brokers = {},
+                .services = {"math.add", "test.crash"},
+                .extra_yaml = "crash_limit: 6\ncrash_cooldown: 60\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+  sbus::Sender crasher(sbusd.sender_options());
+  sbus::Sender adder(sbusd.sender_options());
+  REQUIRE(adder.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+
+  long long worst = 0;
+  for (int i = 1; i <= 6; ++i) {
+    const auto sent = Clock::now();
+    sbus::CallResult crash = crasher.call(sbusd.address("test.crash"), "null", 20s);
+    INFO("crash " << i << " log:\n" << sbusd.log());
+    CHECK(crash.error_code == "interrupted");
+    std::string problem;
+    const auto sum = call_until_ok(adder, sbusd.address("math.add"), "[2,3]", 10s, 100ms, &problem);
+    const auto recovery = ms_since(sent);
+    worst = std::max(worst, recovery);
+    std::cout << "[figure] crash " << i << " of test.crash -> math.add answered again after " << recovery
+              << " ms\n";
+    REQUIRE(sum);
+    CHECK(sum->message == "5");
+    CHECK(recovery < 1000);
+  }
+  std::cout << "[figure] slowest recovery over 6 crashes in a row: " << worst << " ms\n";
+  CHECK(sbusd.log_count("killed by signal 11") == 6);
+  CHECK(sbusd.log_count("restarting in 0 ms") == 6);
+
+  // The sixth crash switched test.crash off: answered at once, no crash.
+  const auto asked = Clock::now();
+  sbus::CallResult off = crasher.call(sbusd.address("test.crash"), "null", 10s);
+  const auto answered = ms_since(asked);
+  std::cout << "[figure] switched-off test.crash answered " << off.error_code << " in " << answered << " ms: "
+            << off.message << "\n";
+  INFO("log:\n" << sbusd.log());
+  CHECK(off.error_code == "service_unavailable");
+  CHECK(off.message.find("switched off") != std::string::npos);
+  CHECK(off.message.find("crashed the worker") != std::string::npos);
+  CHECK(answered < 1000);
+  CHECK(adder.call(sbusd.address("math.add"), "[4,5]", 10s).message == "9");
+  CHECK(sbusd.log_count("killed by signal 11") == 6);
+  CHECK(sbusd.log_count("switched off for") >= 1);
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("A worker whose broker is unreachable stops cleanly, and a worker killed by a signal is logged at error",
+          "[supervisor][stop]") {
+  SECTION("stopping a worker that never connected: exit 0, no crash") {
+    sbus_test::DeadPort dead;
+    Daemon sbusd({.brokers = {dead.uri()}, .services = {"math.add"}});
+    sbusd.start();
+    // It tried: the worker logs each failed connect.
+    REQUIRE(wait_until([&] { return sbusd.log().find("reconnecting to") != std::string::npos; }, 10s));
+    const auto stopped = Clock::now();
+    const int code = sbusd.stop();
+    INFO("log:\n" << sbusd.log());
+    std::cout << "[figure] stop with the broker unreachable: exit " << code << " after " << ms_since(stopped)
+              << " ms\n";
+    CHECK(code == 0);
+    CHECK(sbusd.log_count("killed by signal") == 0);
+    CHECK(sbusd.log().find("] stopped") != std::string::npos);
+  }
+  SECTION("a worker killed while serving") {
+    Daemon sbusd;
+    sbusd.start();
+    sbusd.wait_ready();
+    const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+    REQUIRE(::kill(worker, SIGSEGV) == 0);
+    REQUIRE(wait_until([&] { return sbusd.log_count("killed by signal 11") == 1; }, 10s));
+    const std::string log = sbusd.log();
+    INFO(log);
+    const std::size_t at = log.find("(pid " + std::to_string(worker) + ") killed by signal 11");
+    REQUIRE(at != std::string::npos);
+    const std::size_t line = log.rfind('\n', at) + 1;
+    CHECK(log.compare(line + 24, 6, "error ") == 0);
+    CHECK(sbusd.stop() == 0);
+  }
+  SECTION("a worker killed while stopping") {
+    Daemon sbusd({.brokers = {}, .services = {"test.sleep"}, .drain_timeout_seconds = 30});
+    sbusd.start();
+    sbusd.wait_ready();
+    const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+    sbus::Sender sender(sbusd.sender_options());
+    std::thread call([&] {
+      try {
+        sender.call(sbusd.address("test.sleep"), "[30]", 2s);
+      } catch (const sbus::SenderError&) {
+      }
+    });
+    call.join();  // the call is running in the worker now
+    sbusd.signal(SIGTERM);
+    REQUIRE(wait_until([&] { return sbusd.log().find("stopping: draining workers") != std::string::npos; }, 5s));
+    REQUIRE(::kill(worker, SIGKILL) == 0);
+    REQUIRE(sbusd.wait_exit(10s));
+    const std::string log = sbusd.log();
+    INFO(log);
+    const std::size_t at = log.find("(pid " + std::to_string(worker) + ") killed by signal 9");
+    REQUIRE(at != std::string::npos);
+    const std::size_t line = log.rfind('\n', at) + 1;
+    CHECK(log.compare(line + 24, 6, "error ") == 0);
+  }
+}
+
+namespace {
+
+// A FIFO nobody writes to: opening it for reading blocks.
+std::string make_fifo(const TempDir& dir) {
+  const std::string path = dir.file("secret.fifo");
+  if (::mkfifo(path.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + path + ": " + std::strerror(errno));
+  return path;
+}
+
+// A service line for the plugin whose library takes an hour to load.
+const std::string kSlowLoadService =
+    "  - name: slowload.nothing\n    plugin: " SBUS_BUILD_DIR "/test-plugins/slow_load_plugin.so\n";
+
+}  // namespace
+
+TEST_CASE("A reload whose check hangs neither freezes the supervisor nor changes the running config",
+          "[supervisor][reload]") {
+  TempDir dir;
+  const std::string fifo = make_fifo(dir);
+  DaemonConfig hanging{.brokers = {}, .services = {"math.add"}};
+  SECTION("because the new secret file is a FIFO") { hanging.secret_file = fifo; }
+  SECTION("because a new plugin hangs while it loads") { hanging.services_yaml = kSlowLoadService; }
+
+  Daemon sbusd;
+  sbusd.start({}, {"--check-timeout", "8"});
+  sbusd.wait_ready();
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+
+  sbusd.write_config(hanging);
+  const auto reloaded = Clock::now();
+  sbusd.signal(SIGHUP);
+  REQUIRE(wait_until([&] { return sbusd.log().find("reloading") != std::string::npos; }, 5s));
+
+  // While the check hangs: a killed worker is reaped and restarted.
+  const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+  REQUIRE(::kill(worker, SIGKILL) == 0);
+  const auto killed = Clock::now();
+  const auto sum = call_until_ok(sender, sbusd.address("math.add"), "[2,3]", 5s, 100ms);
+  const auto recovery = ms_since(killed);
+  std::cout << "[figure] worker SIGKILLed during a hanging reload check: served again after " << recovery
+            << " ms\n";
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(sum);
+  CHECK(recovery < 2000);
+  CHECK(sbusd.worker_pid(redacted("127.0.0.1", broker_port())) != worker);
+  CHECK(sbusd.log_count("abandoned") == 0);  // the check was still running meanwhile
+
+  // At its deadline the check is given up; the old config keeps serving.
+  REQUIRE(wait_until([&] { return sbusd.log().find("did not finish within 8000 ms: abandoned") != std::string::npos; },
+                     15s));
+  const auto abandoned_after = ms_since(reloaded);
+  std::cout << "[figure] hanging reload check abandoned after " << abandoned_after << " ms\n";
+  CHECK(abandoned_after >= 7500);
+  CHECK(sbusd.log().find("still running the previous config") != std::string::npos);
+  CHECK(sender.call(sbusd.address("math.add"), "[3,4]", 10s).message == "7");
+
+  // Another hanging reload, and SIGTERM while it runs: sbusd stops at once.
+  sbusd.signal(SIGHUP);
+  REQUIRE(wait_until([&] { return sbusd.log_count("reloading") == 2; }, 5s));
+  const auto stopped = Clock::now();
+  sbusd.signal(SIGTERM);
+  const auto code = sbusd.wait_exit(6s);
+  std::cout << "[figure] SIGTERM during a hanging reload check: exit after " << ms_since(stopped) << " ms\n";
+  REQUIRE(code);
+  CHECK(*code == 0);
+}
+
+TEST_CASE("sbusd --check gives up on a config that hangs at its deadline and says why", "[supervisor][check]") {
+  TempDir dir;
+  const std::string fifo = make_fifo(dir);
+  Daemon sbusd;
+  SECTION("a FIFO as the secret file") {
+    sbusd.write_config({.brokers = {}, .services = {"math.add"}, .secret_file = fifo});
+  }
+  SECTION("a plugin that hangs while it loads") {
+    sbusd.write_config({.brokers = {}, .services = {"math.add"}, .services_yaml = kSlowLoadService});
+  }
+  const auto started = Clock::now();
+  sbus_test::ProcessResult check = sbus_test::run_program(
+      SBUS_BUILD_DIR "/bin/sbusd", {"--check", "--config", sbusd.config_path(), "--check-timeout", "2"}, 20s);
+  const auto took = ms_since(started);
+  std::cout << "[figure] sbusd --check --check-timeout 2 on a hanging config: exit " << check.exit_code << " after "
+            << took << " ms: " << check.err;
+  INFO(check.err);
+  CHECK(check.exit_code == 1);
+  CHECK(check.err.find("did not finish within 2000 ms") != std::string::npos);
+  CHECK(took < 5000);
+}
+
+TEST_CASE("A message to a service switched off for crashing goes to the error queue with the reason",
+          "[supervisor][restart][crash]") {
+  Daemon sbusd({.brokers = {},
+                .services = {"math.add"},
+                .extra_yaml = "max_retries: 0\ncrash_limit: 2\n",
+                .services_yaml = "  - name: test.crash_message\n    plugin: test\n    kind: message\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+  sbus::Sender sender(sbusd.sender_options());
+  std::vector<sbus::DeadLetter> letters;
+  // Each crashes the worker once; its redelivery goes to the error queue
+  // (max_retries 0). The second crash switches the service off.
+  for (std::size_t i = 1; i <= 2; ++i) {
+    sender.send(sbusd.address("test.crash_message"), "[" + std::to_string(i) + "]");
+    INFO("log:\n" << sbusd.log());
+    REQUIRE(wait_until([&] { return (letters = sender.list_errors(sbusd.node())).size() == i; }, 10s, 100ms));
+  }
+  sender.send(sbusd.address("test.crash_message"), "[3]");
+  REQUIRE(wait_until([&] { return (letters = sender.list_errors(sbusd.node())).size() == 3; }, 10s, 100ms));
+  INFO("log:\n" << sbusd.log());
+  const auto off = std::find_if(letters.begin(), letters.end(), [](const sbus::DeadLetter& letter) {
+    return letter.body.find("[3]") != std::string::npos;
+  });
+  REQUIRE(off != letters.end());
+  std::cout << "[figure] message to the switched-off test.crash_message: x-sbus-error: "
+            << off->header("x-sbus-error") << "\n";
+  CHECK(off->header("x-sbus-error").find("switched off") != std::string::npos);
+  CHECK(off->header("x-sbus-service") == "test.crash_message");
+  CHECK(sbusd.log_count("killed by signal 11") == 2);
+  CHECK(sender.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("A stuck call given up at the drain timeout after its connection was lost is answered `interrupted` "
+          "when the broker delivers it again",
+          "[supervisor][stop][drain]") {
+  Daemon sbusd({.brokers = {}, .services = {"test.sleep", "math.add"}, .drain_timeout_seconds = 6});
+  sbusd.start();
+  sbusd.wait_ready();
+
+  // A named reply queue: it outlives the caller's connection.
+  RawAmqp caller;
+  const std::string reply_queue = sbusd.node() + ".replies";
+  amqp_queue_declare(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), 0, 0, 0, 0, amqp_empty_table);
+  caller.check("declare " + reply_queue);
+  caller.publish("py-servicebus", sbusd.node(), sbus_test::py_call_body("stuck", kSecret, "test", "sleep", "[3600]"),
+                 reply_queue, "stuck");
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");  // it holds the stuck call
+
+  auto connections = sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  REQUIRE(connections.exit_code == 0);
+  std::string connection_pid;
+  std::istringstream lines(connections.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos) connection_pid = line.substr(0, line.find('\t'));
+  }
+  REQUIRE(!connection_pid.empty());
+
+  // The worker alone stops (the supervisor starts another), and loses its
+  // connection while it drains: it cannot answer the stuck call itself.
+  const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
+  const auto stopped = Clock::now();
+  REQUIRE(::kill(worker, SIGTERM) == 0);
+  REQUIRE(sbus_test::broker_ctl({"close_connection", connection_pid, "closed by the integration test"}).exit_code == 0);
+
+  amqp_basic_consume(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), amqp_empty_bytes, 0, 1, 0,
+                     amqp_empty_table);
+  caller.check("consume " + reply_queue);
+  auto answer = caller.receive(20s);
+  const auto answered_after = ms_since(stopped);
+  std::cout << "[figure] stuck call of a worker stopped with its connection lost: answered after " << answered_after
+            << " ms\n";
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(answer);
+  CHECK(answer->correlation_id == "stuck");
+  CHECK(answer->body.find("interrupted") != std::string::npos);
+  CHECK(sbusd.log().find("(pid " + std::to_string(worker) + ") exited with code 0") != std::string::npos);
+  CHECK(sbusd.log_count("died during 1 call(s)") == 1);
+  CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+  CHECK(sbusd.stop() == 0);
+  amqp_queue_delete(caller.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), 0, 0);
+  caller.check("delete " + reply_queue);
 }

@@ -113,3 +113,33 @@ TEST_CASE("custom options set the first delay, the cap and what counts as health
   CHECK(delay_of(policy.on_exit(false, 1min, kStart), kStart) == 1s);
   CHECK(policy.rapid_failures() == 0);
 }
+
+TEST_CASE("a crash pinned on the calls it was running restarts at once and does not grow the back-off",
+          "[restart_policy]") {
+  using Exit = RestartPolicy::Exit;
+  RestartPolicy policy;
+  RestartPolicy::TimePoint now = kStart;
+  SECTION("however many follow one another") {
+    for (int i = 0; i < 20; ++i) {
+      CHECK(delay_of(policy.on_exit(Exit::kCrashDuringCall, 50ms, now), now) == 0ms);
+      now += 300ms;
+    }
+    CHECK(policy.rapid_failures() == 0);
+  }
+  SECTION("between unexplained failures, which keep their own doubling") {
+    CHECK(delay_of(policy.on_exit(Exit::kFailure, 10ms, now), now) == 100ms);
+    CHECK(delay_of(policy.on_exit(Exit::kFailure, 10ms, now), now) == 200ms);
+    CHECK(delay_of(policy.on_exit(Exit::kCrashDuringCall, 10ms, now), now) == 0ms);
+    CHECK(delay_of(policy.on_exit(Exit::kFailure, 10ms, now), now) == 400ms);
+    CHECK(policy.rapid_failures() == 3);
+  }
+  SECTION("even after the back-off reached its cap") {
+    for (int i = 0; i < 12; ++i) policy.on_exit(Exit::kFailure, 10ms, now);
+    REQUIRE(delay_of(policy.on_exit(Exit::kFailure, 10ms, now), now) == 30s);
+    CHECK(policy.on_exit(Exit::kCrashDuringCall, 10ms, now).restart_at == now);
+  }
+  SECTION("while a fatal exit still gives up") {
+    policy.on_exit(Exit::kCrashDuringCall, 10ms, now);
+    CHECK(policy.on_exit(Exit::kFatal, 10ms, now).give_up);
+  }
+}
