@@ -13,6 +13,21 @@
 
 namespace po = boost::program_options;
 
+namespace {
+
+// legacy_short_secret is a stopgap: said at every start (and by --check),
+// also once the secret no longer needs it.
+std::string legacy_secret_warning(const sbus::Config& config) {
+  if (!config.legacy_short_secret) return {};
+  if (config.secret.size() < sbus::kMinSecretBytes) {
+    return "legacy_short_secret: the secret is " + std::to_string(config.secret.size()) + " bytes, shorter than " +
+           std::to_string(sbus::kMinSecretBytes) + "; rotate it to a longer one as soon as the fleet allows";
+  }
+  return "legacy_short_secret is set but the secret is long enough: remove the setting";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string config_path;
   std::string log_level;
@@ -62,7 +77,9 @@ int main(int argc, char** argv) {
   sbus::Config config;
   std::vector<std::string> problems;
   sbus::load_config(config_path, overrides, &config, &problems);
+  const std::string legacy_warning = legacy_secret_warning(config);
   if (vm.count("check")) {
+    if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
     if (problems.empty()) problems = sbus::check_plugins_isolated(config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
@@ -81,5 +98,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
+  if (!legacy_warning.empty()) SBUS_LOG(kWarn) << legacy_warning;
   return sbus::run_supervisor(config_path, overrides, std::move(config));
 }

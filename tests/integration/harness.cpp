@@ -321,7 +321,9 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
 }
 
 SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
-  secret_file_ = write_secret(dir_.path());
+  secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
+  secret_file_ = write_secret(dir_.path(), secret_);
+  state_dir_ = options.state_dir.empty() ? dir_.file("state") : options.state_dir;
   record_file_ = dir_.file("record.log");
   config_path_ = dir_.file("sbusd.yaml");
   log_path_ = dir_.file("sbusd.log");
@@ -333,6 +335,7 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
   for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
   yaml += "exchange: py-servicebus\n";
   yaml += "secret_file: " + secret_file_ + "\n";
+  yaml += "state_dir: " + state_dir_ + "\n";
   yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
   if (options.max_message_bytes > 0) {
     yaml += "max_message_bytes: " + std::to_string(options.max_message_bytes) + "\n";
@@ -420,7 +423,7 @@ void SbusdProcess::wait_ready() {
 sbus::SenderOptions SbusdProcess::sender_options() const {
   sbus::SenderOptions options;
   options.brokers = {broker_uri()};
-  options.secret = kSecret;
+  options.secret = secret_;
   return options;
 }
 

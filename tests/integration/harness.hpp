@@ -131,6 +131,10 @@ struct SbusdOptions {
   std::string extra_yaml;
   // Wait in the constructor until the node answers PING.
   bool wait_ready = true;
+  // The shared secret (secret_file() holds it); empty means kSecret.
+  std::string secret;
+  // The YAML's state_dir; empty means a folder of the process's own.
+  std::string state_dir;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -151,6 +155,7 @@ class SbusdProcess {
   const std::string& config_path() const { return config_path_; }
   const std::string& secret_file() const { return secret_file_; }
   const std::string& record_file() const { return record_file_; }
+  const std::string& state_dir() const { return state_dir_; }
   pid_t pid() const { return pid_; }
 
   // Options for an sbus::Sender that reaches this node with the right secret.
@@ -176,7 +181,9 @@ class SbusdProcess {
 
   TempDir dir_;
   std::string node_;
+  std::string secret_;
   std::string secret_file_;
+  std::string state_dir_;
   std::string record_file_;
   std::string config_path_;
   std::string log_path_;
