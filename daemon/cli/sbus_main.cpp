@@ -100,6 +100,14 @@ bool print_stats(const std::string& json) {
   return true;
 }
 
+// Forged replies are dropped, never printed; say how many there were.
+void warn_dropped(const sbus::Sender& sender) {
+  if (sender.dropped_replies() > 0) {
+    std::cerr << "sbus: dropped " << sender.dropped_replies()
+              << " reply(ies) that failed the hmac-sha256-v2 signature check\n";
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,6 +266,7 @@ int main(int argc, char** argv) {
     }
     if (command == "stats") {
       sbus::CallResult result = sender.call(arguments[0] + ".sbus.stats", "[]", timeout);
+      warn_dropped(sender);
       if (!result.ok()) {
         std::cerr << "sbus: " << arguments[0] << ".sbus.stats failed: " << result.error_code << ": " << result.message
                   << "\n";
@@ -289,6 +298,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     sbus::CallResult result = sender.call(arguments[0], arguments[1], timeout);
+    warn_dropped(sender);
     if (!result.ok()) {
       std::cerr << "sbus: " << arguments[0] << " failed: " << result.error_code << ": " << result.message << "\n";
       return kExitServiceError;

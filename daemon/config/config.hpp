@@ -119,6 +119,18 @@ inline bool valid_token_mode(const std::string& mode) {
   return mode == "compat" || mode == "hmac-sha256" || mode == "hmac-sha256-v2";
 }
 
+// Whether `config` accepts an hmac token mode: then sbusd keeps the nonces
+// it has seen in state_dir.
+inline bool accepts_hmac(const Config& config) {
+  for (const std::string& mode : config.accept) {
+    if (mode.rfind("hmac-sha256", 0) == 0) return true;
+  }
+  return false;
+}
+
+// STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
+inline std::string replay_file_of(const Config& config) { return config.state_dir + "/replay-nonces"; }
+
 // Reads a secret from `path` under the key file rule (common/key_file.hpp).
 // Trailing newlines are dropped; an empty secret is refused. The length is
 // checked by the caller (short_secret_problem).

@@ -8,6 +8,7 @@
 #include <sbus/plugin.hpp>
 
 #include "common/log.hpp"
+#include "common/replay_cache.hpp"
 #include "config/config.hpp"
 #include "supervisor/supervisor.hpp"
 
@@ -81,6 +82,11 @@ int main(int argc, char** argv) {
   if (vm.count("check")) {
     if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
     if (problems.empty()) problems = sbus::check_plugins_isolated(config);
+    // What the start would need: the replay file, for hmac tokens.
+    if (std::string error; problems.empty() && sbus::accepts_hmac(config) &&
+                           sbus::ReplayCache::open_file(sbus::replay_file_of(config), &error) == nullptr) {
+      problems.push_back(config_path + ": state_dir: " + error);
+    }
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";

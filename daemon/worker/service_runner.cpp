@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "common/token.hpp"
 
 namespace sbus {
 
@@ -214,6 +215,10 @@ Outcome ServiceRunner::execute(Job& job) {
   if (!reply.error_code.empty()) {
     SBUS_LOG(kWarn) << "event " << reply.id << ": " << config_.name << ": " << reply.error_code
                     << ": " << reply.message;
+  }
+  if (is_call && !job.reply_nonce.empty()) {
+    // The config's secret, as the context's sender has it.
+    reply.signature = hmac_v2_reply_signature(context_.sender.secret, context_.node, job.reply_nonce, reply);
   }
   if (is_call) outcome.body = encode_reply(reply);
   return outcome;

@@ -320,7 +320,8 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
-SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
+SbusdProcess::SbusdProcess(SbusdOptions options)
+    : node_(options.node.empty() ? unique_node() : options.node) {
   secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
   secret_file_ = write_secret(dir_.path(), secret_);
   state_dir_ = options.state_dir.empty() ? dir_.file("state") : options.state_dir;
@@ -453,7 +454,9 @@ int SbusdProcess::stop(std::chrono::milliseconds grace) {
 
 std::string SbusdProcess::log() const { return read_file(log_path_); }
 
-RawAmqp::RawAmqp(int port) {
+RawAmqp::RawAmqp(int port) : RawAmqp(port, "guest", "guest") {}
+
+RawAmqp::RawAmqp(int port, const std::string& user, const std::string& password) {
   state_ = amqp_new_connection();
   if (state_ == nullptr) throw std::runtime_error("amqp_new_connection failed");
   amqp_socket_t* socket = amqp_tcp_socket_new(state_);
@@ -466,7 +469,7 @@ RawAmqp::RawAmqp(int port) {
                              " failed: " + amqp_error_string2(status));
   }
   const amqp_rpc_reply_t login =
-      amqp_login(state_, "/", 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+      amqp_login(state_, "/", 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, user.c_str(), password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("raw login failed: " + amqp_reply_text(login));

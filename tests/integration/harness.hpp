@@ -135,6 +135,8 @@ struct SbusdOptions {
   std::string secret;
   // The YAML's state_dir; empty means a folder of the process's own.
   std::string state_dir;
+  // The node name; empty means unique_node().
+  std::string node;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -199,6 +201,8 @@ class SbusdProcess {
 class RawAmqp {
  public:
   explicit RawAmqp(int port = broker_port());
+  // Logged in as `user` (vhost /) instead of guest.
+  RawAmqp(int port, const std::string& user, const std::string& password);
   ~RawAmqp();
   RawAmqp(const RawAmqp&) = delete;
   RawAmqp& operator=(const RawAmqp&) = delete;

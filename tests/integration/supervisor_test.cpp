@@ -151,6 +151,7 @@ class Daemon {
     std::string yaml = "node: " + node_ + "\nbrokers:\n";
     for (const std::string& broker : config.brokers) yaml += "  - " + broker + "\n";
     yaml += "secret_file: " + secret_file_ + "\n";
+    yaml += "state_dir: " + dir_.file("state") + "\n";
     yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
     yaml += "drain_timeout: " + std::to_string(config.drain_timeout_seconds) + "\n";
     yaml += config.extra_yaml;
