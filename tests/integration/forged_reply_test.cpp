@@ -9,9 +9,12 @@
 
 #include <amqp.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -150,4 +153,141 @@ TEST_CASE("a forged unsigned refusal is taken only as that error, never as a res
   const sbus::CallResult result = sender.call(sbusd.address("test.sleep"), "[0.2]", 10s);
   CHECK_FALSE(result.ok());
   CHECK(result.error_code == "invalid_token");
+}
+
+namespace {
+
+// Broker users made with rabbitmqctl for one test, deleted afterwards.
+class BrokerUsers {
+ public:
+  BrokerUsers() = default;
+  ~BrokerUsers() {
+    for (const std::string& user : users_) sbus_test::broker_ctl({"delete_user", user});
+  }
+  BrokerUsers(const BrokerUsers&) = delete;
+  BrokerUsers& operator=(const BrokerUsers&) = delete;
+
+  // Adds `user` (password: the user name) with these permissions on vhost /.
+  void add(const std::string& user, const std::string& configure, const std::string& write, const std::string& read) {
+    const sbus_test::ProcessResult added = sbus_test::broker_ctl({"add_user", user, user});
+    INFO(added.out << added.err);
+    REQUIRE(added.exit_code == 0);
+    users_.push_back(user);
+    const sbus_test::ProcessResult set =
+        sbus_test::broker_ctl({"set_permissions", "-p", "/", user, configure, write, read});
+    INFO(set.out << set.err);
+    REQUIRE(set.exit_code == 0);
+  }
+
+  static std::string uri(const std::string& user) {
+    return "amqp://" + user + ":" + user + "@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
+  }
+
+ private:
+  std::vector<std::string> users_;
+};
+
+// The method `what` on a fresh connection as `user` must be refused with
+// 403 ACCESS_REFUSED.
+void check_refused(const std::string& user, const std::string& what,
+                   const std::function<void(amqp_connection_state_t)>& method) {
+  INFO(user << ": " << what);
+  RawAmqp raw(sbus_test::broker_port(), user, user);
+  method(raw.get());
+  CHECK_THROWS_WITH(raw.check(what), Contains("403") && Contains("ACCESS_REFUSED"));
+}
+
+}  // namespace
+
+TEST_CASE("with least-privilege broker users a sender can neither bind to the exchange nor consume a node's queue, "
+          "and sbusd and sbus still work",
+          "[forged][permissions]") {
+  const std::string node = sbus_test::unique_node();
+  const std::string tag = std::to_string(::getpid());
+  const std::string agent = "sbus-agent-" + node;
+  const std::string sender = "sbus-sender-" + tag;
+  BrokerUsers users;
+  // docs/security.md, "Broker users": the agent of NODE may declare the
+  // exchange and its own queues, publish replies (amq.default) and calls of
+  // its plugins; a sender may only publish to the exchange.
+  users.add(agent, "^(py-servicebus|" + node + "|" + node + "\\..+)$",
+            "^(py-servicebus|amq\\.default|" + node + "|" + node + "\\..+)$",
+            "^(py-servicebus|" + node + "|" + node + "\\..+)$");
+  users.add(sender, "^$", "^py-servicebus$", "^$");
+  // A py-servicebus sender declares a server-named reply queue per call.
+  const std::string py_sender = "sbus-py-sender-" + tag;
+  users.add(py_sender, "^amq\\.gen-.*", "^py-servicebus$", "^amq\\.gen-.*");
+
+  SbusdOptions options;
+  options.node = node;
+  options.brokers = {BrokerUsers::uri(agent)};
+  options.extra_yaml = "accept: [hmac-sha256-v2]\ntoken: hmac-sha256-v2\n";
+  SbusdProcess sbusd(options);
+
+  // Every CLI verb a sender uses, as the sender user.
+  const auto cli = [&](std::vector<std::string> args) {
+    for (const std::string& arg : {std::string("--broker"), BrokerUsers::uri(sender), std::string("--secret-file"),
+                                   sbusd.secret_file(), std::string("--token"), std::string("hmac-sha256-v2")}) {
+      args.push_back(arg);
+    }
+    return sbus_test::run_cli(args);
+  };
+  const sbus_test::ProcessResult call = cli({"call", sbusd.address("math.add"), "[1,2]"});
+  INFO(call.err << "\nsbusd log:\n" << sbusd.log());
+  CHECK(call.exit_code == 0);
+  CHECK(call.out == "3\n");
+  CHECK(cli({"ping", node}).exit_code == 0);
+  CHECK(cli({"stats", node}).exit_code == 0);
+  CHECK(cli({"send", sbusd.address("test.record"), "[\"least privilege\"]"}).exit_code == 0);
+  CHECK(sbus_test::wait_until([&] { return sbus_test::read_file(sbusd.record_file()).find("least privilege") !=
+                                           std::string::npos; }, 10s));
+  // A plugin's own call, through the agent's account.
+  const sbus_test::ProcessResult relay =
+      cli({"call", sbusd.address("test.relay"),
+           R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})"});
+  INFO(relay.err);
+  CHECK(relay.out == "42\n");
+
+  // What a rogue sender account would need for the two attacks.
+  check_refused(sender, "declare a queue of its own", [](amqp_connection_state_t c) {
+    amqp_queue_declare(c, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+  });
+  check_refused(sender, "bind the node's queue to the exchange under another key", [&](amqp_connection_state_t c) {
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(node.c_str()), amqp_cstring_bytes("py-servicebus"),
+                    amqp_cstring_bytes("elsewhere"), amqp_empty_table);
+  });
+  check_refused(sender, "consume the node's queue", [&](amqp_connection_state_t c) {
+    amqp_basic_consume(c, 1, amqp_cstring_bytes(node.c_str()), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+  });
+  check_refused(sender, "consume the node's error queue", [&](amqp_connection_state_t c) {
+    const std::string error_queue = node + ".error";
+    amqp_basic_consume(c, 1, amqp_cstring_bytes(error_queue.c_str()), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+  });
+  // The py-servicebus sender's account: its calls are answered, and its own
+  // reply queue cannot be bound to the exchange.
+  {
+    RawAmqp py(sbus_test::broker_port(), py_sender, py_sender);
+    const std::string reply_queue = py.declare_reply_queue();
+    py.publish("py-servicebus", node, sbus_test::py_call_body("py-lp-1", sbus_test::kSecret, "math", "add", "[2,3]"),
+               reply_queue, "corr-lp-1");
+    // The agent accepts only hmac-sha256-v2: refused, but answered.
+    std::optional<RawAmqp::Message> reply = py.receive(10s);
+    REQUIRE(reply.has_value());
+    CHECK_THAT(reply->body, Contains("invalid_token"));
+    amqp_queue_bind(py.get(), 1, amqp_cstring_bytes(reply_queue.c_str()), amqp_cstring_bytes("py-servicebus"),
+                    amqp_cstring_bytes(node.c_str()), amqp_empty_table);
+    CHECK_THROWS_WITH(py.check("bind its reply queue to the exchange"), Contains("403") && Contains("ACCESS_REFUSED"));
+  }
+  // Nor can one agent's account take another node's calls.
+  const std::string other = sbus_test::unique_node();
+  {
+    RawAmqp guest;
+    amqp_queue_declare(guest.get(), 1, amqp_cstring_bytes(other.c_str()), 0, 0, 0, 1, amqp_empty_table);
+    guest.check("declare " + other);
+  }
+  check_refused(agent, "consume another node's queue", [&](amqp_connection_state_t c) {
+    amqp_basic_consume(c, 1, amqp_cstring_bytes(other.c_str()), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+  });
+  CHECK(sbusd.log().find("ACCESS_REFUSED") == std::string::npos);
+  CHECK(sbusd.stop() == 0);
 }
