@@ -259,3 +259,23 @@ TEST_CASE("an agent that does not list hmac-sha256-v2 refuses its calls as inval
   CHECK(call_raw(raw, reply_queue, sbusd.node(), v2_body(sbusd.node(), "v2-unlisted", "[1,2]")).code ==
         "invalid_token");
 }
+
+TEST_CASE("sbusd and sbusd --check refuse an hmac config whose state_dir cannot be made, naming it", "[token][hmac]") {
+  sbus_test::TempDir dir;
+  sbus_test::write_file(dir.file("not-a-folder"), "x");
+  const std::string state_dir = dir.file("not-a-folder") + "/state";
+  const std::string config = dir.file("sbusd.yaml");
+  sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + sbus_test::broker_uri() +
+                                    "]\nsecret_file: " + sbus_test::write_secret(dir.path()) + "\nstate_dir: " +
+                                    state_dir + "\naccept: [hmac-sha256-v2]\nplugin_dir: " SBUS_BUILD_DIR
+                                    "/plugins\nservices:\n  - name: math.add\n    plugin: math\n");
+  for (const bool check : {true, false}) {
+    INFO((check ? "--check" : "start"));
+    std::vector<std::string> args = {"--config", config};
+    if (check) args.push_back("--check");
+    const sbus_test::ProcessResult result = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", args, 20s);
+    INFO(result.err);
+    CHECK(result.exit_code == 1);
+    CHECK(result.err.find("state_dir: cannot create state_dir " + dir.file("not-a-folder")) != std::string::npos);
+  }
+}
