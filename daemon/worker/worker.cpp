@@ -229,10 +229,11 @@ class Worker : public RunnerHost {
   bool check_signal();
   void report(char status);
   bool probe();
-  bool check_token(const Event& event, const char** code, std::string* message);
-  bool check_hmac_v2(const Event& event, const char** code, std::string* message);
-  bool remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, const char** code,
-                      std::string* message);
+  bool started_before(const Delivery& delivery, const Event& event) const;
+  bool check_token(const Event& event, bool redelivery, const char** code, std::string* message);
+  bool check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message);
+  bool remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
+                      const char** code, std::string* message);
   void sign_reply(Reply* reply) const;
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
@@ -668,7 +669,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   const char* token_code = nullptr;
   std::string token_message;
-  if (!check_token(job.event, &token_code, &token_message)) {
+  if (!check_token(job.event, started_before(delivery, job.event), &token_code, &token_message)) {
     answer_error(delivery, job.event.id, token_code, token_message);
     return;
   }
@@ -1157,15 +1158,31 @@ bool Worker::probe() {
   return false;
 }
 
+// A redelivery of a delivery this node has started (the crash journal knows
+// it) or finished (its reply is kept): its nonce was seen, by this very
+// delivery, so it is no replay; what it gets is decided as for any
+// redelivery (interrupted, run again, the kept reply). A replayed copy
+// published by someone else is a new delivery (not redelivered), and one
+// that shares the key is answered just as harmlessly.
+bool Worker::started_before(const Delivery& delivery, const Event& event) const {
+  if (!delivery.redelivered) return false;
+  if (delivery.reply_to.empty()) {
+    return journal_ != nullptr && journal_->interruptions(CrashJournal::key(event.id, event.token, event.params)) > 0;
+  }
+  const std::uint64_t key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, event.id);
+  return unsent_replies_.count(key) > 0 || (journal_ != nullptr && journal_->started_elsewhere(key));
+}
+
 // Checks the event's token against the modes in `accept`. The messages name
-// what failed, never the secret or the expected value.
-bool Worker::check_token(const Event& event, const char** code, std::string* message) {
+// what failed, never the secret or the expected value. `redelivery`: see
+// started_before().
+bool Worker::check_token(const Event& event, bool redelivery, const char** code, std::string* message) {
   const auto accepts = [this](std::string_view mode) {
     return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
   };
   const auto now = std::chrono::system_clock::now();
   if (event.token.rfind(kHmacV2Prefix, 0) == 0) {
-    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, code, message);
+    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message);
     *code = errc::kInvalidToken;
     *message = "Token not valid! (this agent does not accept hmac-sha256-v2 tokens)";
     return false;
@@ -1197,12 +1214,12 @@ bool Worker::check_token(const Event& event, const char** code, std::string* mes
     *message = "signature does not match the call (tampered, or another secret)";
     return false;
   }
-  return remember_nonce(token.nonce, token.timestamp, seconds, code, message);
+  return remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message);
 }
 
 // hmac-sha256-v2: as hmac-sha256, and signed for this node; replies to it
 // are signed (reply_nonce_).
-bool Worker::check_hmac_v2(const Event& event, const char** code, std::string* message) {
+bool Worker::check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message) {
   HmacV2Token token;
   if (!parse_hmac_v2_token(event.token, &token)) {
     *code = errc::kInvalidToken;
@@ -1224,14 +1241,14 @@ bool Worker::check_hmac_v2(const Event& event, const char** code, std::string* m
     *message = "signature does not match the call (tampered, signed for another node, or another secret)";
     return false;
   }
-  if (!remember_nonce(token.nonce, token.timestamp, seconds, code, message)) return false;
+  if (!remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message)) return false;
   reply_nonce_ = std::move(token.nonce);
   return true;
 }
 
 // Only a correctly signed call takes a slot: junk cannot fill the cache.
-bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, const char** code,
-                            std::string* message) {
+bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
+                            const char** code, std::string* message) {
   if (replay_ == nullptr) {
     *code = errc::kReplayed;
     *message = "no replay cache: refusing hmac calls";
@@ -1241,6 +1258,7 @@ bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, st
     case ReplayCache::Result::kFresh:
       return true;
     case ReplayCache::Result::kReplayed:
+      if (redelivery) return true;
       *code = errc::kReplayed;
       *message = "this call was already received (nonce seen before): replay refused";
       return false;

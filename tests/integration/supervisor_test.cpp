@@ -1026,3 +1026,21 @@ TEST_CASE("sd_notify messages arrive in order on the notify socket", "[superviso
   CHECK(stopping_status >= 0);
   if (stopping_status >= 0) CHECK(lines[stopping_status].find(", stopping") != std::string::npos);
 }
+
+TEST_CASE("An hmac call whose worker died is answered interrupted, not refused as a replay of itself",
+          "[supervisor][restart][crash][hmac]") {
+  // The redelivery carries a nonce the dead worker already recorded.
+  const std::string mode = GENERATE(std::string("hmac-sha256"), std::string("hmac-sha256-v2"));
+  INFO(mode);
+  Daemon sbusd({.brokers = {}, .services = {"math.add", "test.crash"}, .extra_yaml = "accept: [" + mode + "]\n"});
+  sbusd.start();
+  sbusd.wait_ready();
+  sbus::SenderOptions options = sbusd.sender_options();
+  options.token = mode;
+  sbus::Sender sender(options);
+  const sbus::CallResult crash = sender.call(sbusd.address("test.crash"), "null", 20s);
+  INFO(crash.error_code << ": " << crash.message << "\nlog:\n" << sbusd.log());
+  CHECK(crash.error_code == "interrupted");
+  CHECK(sender.dropped_replies() == 0);  // signed, in v2
+  CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+}
