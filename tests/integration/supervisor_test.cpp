@@ -23,6 +23,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -249,6 +250,7 @@ class Daemon {
 
   std::string address(const std::string& service) const { return node_ + "." + service; }
   const std::string& node() const { return node_; }
+  std::string state_dir() const { return dir_.file("state"); }
   pid_t pid() const { return pid_; }
   std::string log() const { return read_file(log_path_); }
   std::size_t log_count(const std::string& needle) const { return count_of(log(), needle); }
@@ -1043,4 +1045,29 @@ TEST_CASE("An hmac call whose worker died is answered interrupted, not refused a
   CHECK(crash.error_code == "interrupted");
   CHECK(sender.dropped_replies() == 0);  // signed, in v2
   CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+}
+
+TEST_CASE("A reload that starts accepting hmac tokens keeps their nonces in state_dir from then on",
+          "[supervisor][reload][hmac]") {
+  Daemon sbusd;
+  sbusd.start();
+  sbusd.wait_ready();
+  const std::string file = sbusd.state_dir() + "/replay-nonces";
+  CHECK_FALSE(std::filesystem::exists(file));  // compat only: nothing to keep
+
+  sbusd.write_config({.brokers = {}, .extra_yaml = "accept: [compat, hmac-sha256-v2]\n"});
+  sbusd.signal(SIGHUP);
+  sbus::SenderOptions options = sbusd.sender_options();
+  options.token = "hmac-sha256-v2";
+  sbus::Sender sender(options);
+  std::string last;
+  // The workers are replaced one at a time: until then v2 calls are refused.
+  CHECK(wait_until([&] {
+    const sbus::CallResult result = sender.call(sbusd.address("math.add"), "[1,2]", 5s);
+    last = result.error_code + ": " + result.message;
+    return result.ok() && result.message == "3";
+  }, 15s, 100ms));
+  INFO(last << "\nlog:\n" << sbusd.log());
+  CHECK(std::filesystem::is_regular_file(file));
+  CHECK(sbusd.stop() == 0);
 }
