@@ -136,6 +136,14 @@ bool print_stats(const std::string& json) {
   return true;
 }
 
+// Forged replies are dropped, never printed; say how many there were.
+void warn_dropped(const sbus::Sender& sender) {
+  if (sender.dropped_replies() > 0) {
+    std::cerr << "sbus: dropped " << sender.dropped_replies()
+              << " reply(ies) that failed the hmac-sha256-v2 signature check\n";
+  }
+}
+
 // NODE.sbus.stats through each broker in turn (a node's agent runs one
 // worker per broker, each with its own counters); 0 when at least one
 // answered.
@@ -151,6 +159,7 @@ int print_all_stats(const sbus::SenderOptions& options, const std::string& node,
     try {
       sbus::Sender sender(std::move(one));
       sbus::CallResult result = sender.call(node + ".sbus.stats", "[]", timeout);
+      warn_dropped(sender);
       if (!result.ok()) {
         std::cerr << "sbus: " << node << ".sbus.stats via " << sender.connected_broker()
                   << " failed: " << result.error_code << ": " << result.message << "\n";
@@ -192,8 +201,11 @@ int main(int argc, char** argv) {
       ("config,c", po::value(&config_path), "take brokers, exchange and secret from this sbusd YAML file")
       ("broker,b", po::value(&brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (mode 0600)")
+      ("legacy-short-secret", "with --secret-file: accept a secret shorter than 16 bytes (a py-servicebus fleet "
+                              "that cannot rotate yet)")
       ("exchange", po::value(&exchange), "exchange (default py-servicebus)")
-      ("token", po::value(&token_mode), "how to sign calls: compat (default) or hmac-sha256")
+      ("token", po::value(&token_mode), "how to sign calls: compat (default), hmac-sha256 or hmac-sha256-v2 "
+                                         "(also checks the replies' signatures)")
       ("error-queue", po::value(&error_queue), "for `errors`: the queue (default NODE.error)")
       ("tls-ca", po::value(&tls_ca), "amqps://: the CA file to trust (default: the system's store)")
       ("tls-cert", po::value(&tls_cert), "amqps://: client certificate, for mutual TLS")
@@ -286,6 +298,11 @@ int main(int argc, char** argv) {
         std::cerr << "sbus: " << error << "\n";
         return kExitUsage;
       }
+      if (const std::string problem = sbus::short_secret_problem(sender_options.secret.size());
+          !problem.empty() && vm.count("legacy-short-secret") == 0) {
+        std::cerr << "sbus: " << secret_file << ": " << problem << " (--legacy-short-secret)\n";
+        return kExitUsage;
+      }
     } else if (command != "ping" && !(command == "errors" && arguments[0] == "list")) {
       std::cerr << "sbus: give --secret-file (or --config) to sign "
                 << (command == "errors" ? "the requeued messages" : "calls") << "\n";
@@ -294,8 +311,8 @@ int main(int argc, char** argv) {
   }
   if (!exchange.empty()) sender_options.exchange = exchange;
   if (!token_mode.empty()) {
-    if (token_mode != "compat" && token_mode != "hmac-sha256") {
-      std::cerr << "sbus: --token must be compat or hmac-sha256\n";
+    if (!sbus::valid_token_mode(token_mode)) {
+      std::cerr << "sbus: --token must be compat, hmac-sha256 or hmac-sha256-v2\n";
       return kExitUsage;
     }
     sender_options.token = token_mode;
@@ -356,6 +373,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     sbus::CallResult result = sender.call(arguments[0], arguments[1], timeout);
+    warn_dropped(sender);
     if (!result.ok()) {
       std::cerr << "sbus: " << arguments[0] << " failed: " << result.error_code << ": " << result.message << "\n";
       return kExitServiceError;

@@ -1,8 +1,13 @@
 #include "common/replay_cache.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 namespace sbus {
 
@@ -12,6 +17,47 @@ ReplayCache* ReplayCache::create(bool shared) {
   if (memory == MAP_FAILED) return nullptr;
   // An implicit-lifetime type on zero-filled pages: every slot free, and
   // no page touched until a nonce lands on it.
+  return static_cast<ReplayCache*>(memory);
+}
+
+ReplayCache* ReplayCache::open_file(const std::string& path, std::string* error) {
+  const auto fail = [&](const std::string& what) {
+    *error = what + ": " + std::strerror(errno);
+    return nullptr;
+  };
+  const std::size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    const std::string folder = path.substr(0, slash);
+    if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) return fail("cannot create state_dir " + folder);
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return fail("cannot open the replay file " + path);
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    ::close(fd);
+    return fail("cannot stat the replay file " + path);
+  }
+  if (!S_ISREG(info.st_mode) || info.st_uid != ::geteuid()) {
+    ::close(fd);
+    *error = "the replay file " + path + " is not a regular file of this user (uid " + std::to_string(::geteuid()) + ")";
+    return nullptr;
+  }
+  // Another size: another layout. Emptied rather than misread; the skew
+  // window of the calls it held is the only loss.
+  if (static_cast<std::size_t>(info.st_size) != sizeof(ReplayCache) &&
+      (::ftruncate(fd, 0) != 0 || ::ftruncate(fd, sizeof(ReplayCache)) != 0)) {
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return fail("cannot size the replay file " + path);
+  }
+  void* memory = mmap(nullptr, sizeof(ReplayCache), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const int saved = errno;
+  ::close(fd);
+  if (memory == MAP_FAILED) {
+    errno = saved;
+    return fail("cannot map the replay file " + path);
+  }
   return static_cast<ReplayCache*>(memory);
 }
 

@@ -27,6 +27,13 @@ class ReplayCache {
   // fails. In-process use (tests): create(false).
   static ReplayCache* create(bool shared = true);
 
+  // The cache kept in the file `path`, created (mode 0600, its folder 0700
+  // when missing) or reopened as the last sbusd left it; shared with every
+  // process forked afterwards. A file that is not this user's regular file
+  // is refused; one of another size (another version) is emptied. nullptr
+  // with the reason, naming the file, in `error`.
+  static ReplayCache* open_file(const std::string& path, std::string* error);
+
   // Records `nonce` as seen until `expires` (unix seconds); kReplayed when
   // it was already there and still live.
   Result remember(std::string_view nonce, std::int64_t expires, std::int64_t now);

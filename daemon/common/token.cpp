@@ -1,5 +1,7 @@
 #include "common/token.hpp"
 
+#include "common/wire_codec.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <sys/random.h>
@@ -168,10 +170,11 @@ std::string hmac_signature(std::string_view secret, std::string_view id, std::st
   return hmac_sha256_hex(secret, canonical);
 }
 
-std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
-                            std::string_view service, std::string_view params) {
-  // From the kernel's generator, as OpenSSL seeds its own: it blocks only
-  // before the pool is first initialised at boot.
+namespace {
+
+// 128 random bits as 32 hex digits, from the kernel's generator, as OpenSSL
+// seeds its own: it blocks only before the pool is first initialised at boot.
+std::string random_nonce() {
   unsigned char random[16];
   std::size_t filled = 0;
   while (filled < sizeof(random)) {
@@ -180,10 +183,42 @@ std::string make_hmac_token(std::string_view secret, std::string_view id, std::s
     if (n <= 0) std::abort();  // no randomness: nothing safe to send
     filled += static_cast<std::size_t>(n);
   }
-  const std::string nonce = to_hex(random, sizeof(random));
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  return to_hex(random, sizeof(random));
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Unix seconds of at most 12 digits.
+bool parse_timestamp(std::string_view text, std::int64_t* value) {
+  if (text.empty() || text.size() > 12) return false;
+  std::int64_t parsed = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    parsed = parsed * 10 + (c - '0');
+  }
+  *value = parsed;
+  return true;
+}
+
+bool valid_caller(std::string_view caller) {
+  if (caller.size() > kMaxCallerBytes) return false;
+  for (char c : caller) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '@' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
+                            std::string_view service, std::string_view params) {
+  const std::string nonce = random_nonce();
+  const std::int64_t now = unix_now();
   return std::string(kHmacPrefix) + std::to_string(now) + ":" + nonce + ":" +
          hmac_signature(secret, id, category, service, params, now, nonce);
 }
@@ -212,6 +247,76 @@ bool parse_hmac_token(std::string_view token, HmacToken* parsed) {
 bool equal_constant_time(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string hmac_v2_call_signature(std::string_view secret, const SignedCall& call, std::int64_t timestamp,
+                                   std::string_view nonce) {
+  std::string canonical = "sbus-hmac-sha256-v2 call\n";
+  append_field(&canonical, call.node);
+  append_field(&canonical, call.id);
+  append_field(&canonical, call.category);
+  append_field(&canonical, call.service);
+  append_field(&canonical, call.params);
+  append_field(&canonical, std::to_string(timestamp));
+  append_field(&canonical, nonce);
+  append_field(&canonical, call.caller);
+  return hmac_sha256_hex(secret, canonical);
+}
+
+std::string make_hmac_v2_token(std::string_view secret, const SignedCall& call, std::string* nonce_out,
+                               std::int64_t timestamp) {
+  const std::string nonce = random_nonce();
+  if (timestamp < 0) timestamp = unix_now();
+  if (nonce_out != nullptr) *nonce_out = nonce;
+  std::string token(kHmacV2Prefix);
+  token.append(std::to_string(timestamp)).append(":").append(nonce).append(":").append(call.caller).append(":");
+  token.append(hmac_v2_call_signature(secret, call, timestamp, nonce));
+  return token;
+}
+
+bool parse_hmac_v2_token(std::string_view token, HmacV2Token* parsed) {
+  if (token.substr(0, kHmacV2Prefix.size()) != kHmacV2Prefix) return false;
+  token.remove_prefix(kHmacV2Prefix.size());
+  std::string_view parts[4];
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t colon = token.find(':');
+    if (colon == std::string_view::npos) return false;
+    parts[i] = token.substr(0, colon);
+    token.remove_prefix(colon + 1);
+  }
+  parts[3] = token;
+  std::int64_t timestamp = 0;
+  if (!parse_timestamp(parts[0], &timestamp) || !is_hex(parts[1], 32) || !valid_caller(parts[2]) ||
+      !is_hex(parts[3], 64)) {
+    return false;
+  }
+  parsed->timestamp = timestamp;
+  parsed->nonce = parts[1];
+  parsed->caller = parts[2];
+  parsed->signature = parts[3];
+  return true;
+}
+
+std::string hmac_v2_reply_signature(std::string_view secret, std::string_view node, std::string_view nonce,
+                                    const Reply& reply) {
+  std::string canonical = "sbus-hmac-sha256-v2 reply\n";
+  append_field(&canonical, node);
+  append_field(&canonical, nonce);
+  append_field(&canonical, reply.id);
+  append_field(&canonical, reply.error_code);
+  append_field(&canonical, reply.message);
+  return std::string(kHmacV2Prefix) + hmac_sha256_hex(secret, canonical);
+}
+
+bool is_unauthenticated_refusal(std::string_view code) {
+  return code == errc::kInvalidToken || code == errc::kInvalidSignature || code == errc::kTokenExpired ||
+         code == errc::kReplayed || code == errc::kTooLarge;
+}
+
+bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce,
+                           const Reply& reply) {
+  if (reply.signature.empty()) return is_unauthenticated_refusal(reply.error_code);
+  return equal_constant_time(reply.signature, hmac_v2_reply_signature(secret, node, nonce, reply));
 }
 
 }  // namespace sbus

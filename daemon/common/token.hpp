@@ -76,3 +76,67 @@ bool parse_hmac_token(std::string_view token, HmacToken* parsed);
 bool equal_constant_time(std::string_view a, std::string_view b);
 
 }  // namespace sbus
+
+namespace sbus {
+
+struct Reply;
+
+// The hmac-sha256-v2 token (docs/security.md has the exact format): as
+// hmac-sha256, and the signature also covers the node the call is addressed
+// to and a caller identity (empty until callers are told apart); the agent
+// signs its reply to such a call, bound to the call's nonce. In <token>:
+//   hmac-sha256-v2:TIMESTAMP:NONCE:CALLER:SIGNATURE
+// and on the reply, the attribute signature="hmac-sha256-v2:SIGNATURE" of
+// <response>.
+inline constexpr std::string_view kHmacV2Mode = "hmac-sha256-v2";
+inline constexpr std::string_view kHmacV2Prefix = "hmac-sha256-v2:";
+// A caller identity: at most this long, of [A-Za-z0-9._@-].
+inline constexpr std::size_t kMaxCallerBytes = 64;
+
+struct HmacV2Token {
+  std::int64_t timestamp = 0;
+  std::string nonce;   // 32 hex digits
+  std::string caller;  // empty today
+  std::string signature;
+};
+
+// What a call's signature covers, each field length-prefixed.
+struct SignedCall {
+  std::string_view node;
+  std::string_view id;
+  std::string_view category;
+  std::string_view service;
+  std::string_view params;
+  std::string_view caller;
+};
+
+std::string hmac_v2_call_signature(std::string_view secret, const SignedCall& call, std::int64_t timestamp,
+                                   std::string_view nonce);
+
+// A token for a new call with a fresh random nonce, at `timestamp` (-1:
+// now); `nonce` (optional) receives the nonce, to check the reply with.
+std::string make_hmac_v2_token(std::string_view secret, const SignedCall& call, std::string* nonce = nullptr,
+                               std::int64_t timestamp = -1);
+
+// Splits a token in hmac-sha256-v2 form; false when it is not well-formed.
+bool parse_hmac_v2_token(std::string_view token, HmacV2Token* parsed);
+
+// The value of <response signature="..."> for `reply` (its id, error code
+// and message) to the call with `nonce` addressed to `node`.
+std::string hmac_v2_reply_signature(std::string_view secret, std::string_view node, std::string_view nonce,
+                                    const Reply& reply);
+
+// Whether a sender in hmac-sha256-v2 mode takes `reply` (decoded) as the
+// answer to its call with `nonce` to `node`: a reply whose signature
+// matches, or an unsigned refusal that no agent can sign because it came
+// before the call was authenticated (is_unauthenticated_refusal), taken
+// only as that error. Anything else is dropped by the sender.
+bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce,
+                           const Reply& reply);
+
+// Error codes an agent answers before (or instead of) authenticating a
+// call, so unsigned: invalid_token, invalid_signature, token_expired,
+// replayed, and message_too_large (refused unread).
+bool is_unauthenticated_refusal(std::string_view error_code);
+
+}  // namespace sbus

@@ -628,6 +628,11 @@ std::string encode_reply(const Reply& reply) {
     append_escaped(&out, reply.error_code, true);
     out += '"';
   }
+  if (!reply.signature.empty()) {
+    out += " signature=\"";
+    append_escaped(&out, reply.signature, true);
+    out += '"';
+  }
   out += ">\n    <id>";
   append_escaped(&out, reply.id, false);
   out += "</id>\n    <message>";
@@ -640,7 +645,7 @@ bool decode_reply(std::string_view body, Reply* reply, DecodeFailure* failure, X
   std::string status;
   std::string code;
   Capture::Field fields[] = {{"id", &reply->id}, {"message", &reply->message}};
-  Capture::Attribute attributes[] = {{"status", &status}, {"code", &code}};
+  Capture::Attribute attributes[] = {{"status", &status}, {"code", &code}, {"signature", &reply->signature}};
   Capture capture;
   capture.fields = fields;
   capture.field_count = std::size(fields);

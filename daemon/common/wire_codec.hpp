@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sbus {
 
@@ -53,9 +54,16 @@ struct Event {
 };
 
 struct Reply {
+  Reply() = default;
+  Reply(std::string id_, std::string message_, std::string error_code_ = {})
+      : id(std::move(id_)), message(std::move(message_)), error_code(std::move(error_code_)) {}
+
   std::string id;
   std::string message;     // result JSON text, or error text
   std::string error_code;  // empty: a result
+  // <response signature="...">: hmac-sha256-v2 replies (common/token.hpp);
+  // empty: unsigned.
+  std::string signature;
 };
 
 // What went wrong in a decode: `code` is one of errc, `detail` a sentence.

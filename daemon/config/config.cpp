@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/key_file.hpp"
+
 namespace sbus {
 namespace {
 
@@ -27,7 +29,8 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "log_file",  "log_max_bytes",     "log_keep",  "ping_interval",
                                     "ping_timeout", "queue_type",       "max_retries", "error_queue",
                                     "tls",       "token",             "accept",    "max_skew",
-                                    "secret_env", "crash_limit",      "crash_cooldown"};
+                                    "secret_env", "crash_limit",      "crash_cooldown", "legacy_short_secret",
+                                    "state_dir"};
 constexpr const char* kTlsKeys[] = {"ca_file", "cert_file", "key_file", "verify"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
@@ -212,29 +215,20 @@ void load_services(const YAML::Node& list, const std::string& base_dir, Config* 
 }  // namespace
 
 bool read_secret_file(const std::string& path, std::string* secret, std::string* error) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    *error = "cannot read secret file " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    *error = "secret file " + path + " is readable by group or others; chmod 600 it";
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot read secret file " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  *secret = content.str();
+  if (!read_key_file("secret file", path, secret, error)) return false;
   while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) secret->pop_back();
   if (secret->empty()) {
     *error = "secret file " + path + " is empty";
     return false;
   }
   return true;
+}
+
+std::string short_secret_problem(std::size_t length) {
+  if (length >= kMinSecretBytes) return {};
+  return "the secret is " + std::to_string(length) + " bytes, shorter than " + std::to_string(kMinSecretBytes) +
+         ": use a longer one (head -c 32 /dev/urandom | base64), or set legacy_short_secret: true while a "
+         "py-servicebus fleet still shares it";
 }
 
 bool worker_settings_differ(const Config& a, const Config& b) {
@@ -257,7 +251,7 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.tls.ca_file != b.tls.ca_file || a.tls.cert_file != b.tls.cert_file ||
          a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify || a.token != b.token ||
          a.accept != b.accept || a.max_skew_seconds != b.max_skew_seconds || a.crash_limit != b.crash_limit ||
-         a.crash_cooldown_seconds != b.crash_cooldown_seconds;
+         a.crash_cooldown_seconds != b.crash_cooldown_seconds || a.state_dir != b.state_dir;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -396,14 +390,14 @@ bool load_config_text(const std::string& text, const std::string& path,
 
   // Tokens.
   auto token_mode = [&checker](const YAML::Node& node, const std::string& key, std::string* out) {
-    if (checker.scalar(node, key, out) && *out != "compat" && *out != "hmac-sha256") {
-      checker.problem(node, key, "must be compat or hmac-sha256, not '" + *out + "'");
+    if (checker.scalar(node, key, out) && !valid_token_mode(*out)) {
+      checker.problem(node, key, "must be compat, hmac-sha256 or hmac-sha256-v2, not '" + *out + "'");
     }
   };
   if (root["token"]) token_mode(root["token"], "token", &config->token);
   if (const YAML::Node accept = root["accept"]) {
     if (!accept.IsSequence() || accept.size() == 0) {
-      checker.problem(accept, "accept", "must be a list of token modes: [compat, hmac-sha256]");
+      checker.problem(accept, "accept", "must be a list of token modes: [compat, hmac-sha256, hmac-sha256-v2]");
     } else {
       for (std::size_t i = 0; i < accept.size(); ++i) {
         std::string mode;
@@ -414,6 +408,15 @@ bool load_config_text(const std::string& text, const std::string& path,
   }
   if (config->accept.empty()) config->accept.push_back(config->token);
   if (root["max_skew"]) checker.integer(root["max_skew"], "max_skew", 1, 86400, &config->max_skew_seconds);
+  if (root["state_dir"] && checker.scalar(root["state_dir"], "state_dir", &config->state_dir)) {
+    config->state_dir = resolve(base_dir, config->state_dir);
+    if (config->state_dir.empty()) checker.problem(root["state_dir"], "state_dir", "must not be empty");
+  }
+  if (const YAML::Node legacy = root["legacy_short_secret"]) {
+    if (!legacy.IsScalar() || !YAML::convert<bool>::decode(legacy, config->legacy_short_secret)) {
+      checker.problem(legacy, "legacy_short_secret", "must be true or false");
+    }
+  }
 
   // The secret: --secret-file, else secret_file, else secret_env, else
   // inline secret. Never from a command line.
@@ -447,6 +450,20 @@ bool load_config_text(const std::string& text, const std::string& path,
     }
   } else {
     checker.problem_at(1, "secret_file", "missing: set secret_file (or secret_env, or secret for tests)");
+  }
+  // Whichever way it came: a short secret is guessed offline from one token.
+  if (!config->secret.empty() && !config->legacy_short_secret) {
+    if (std::string problem = short_secret_problem(config->secret.size()); !problem.empty()) {
+      if (overrides.secret_file) {
+        checker.problem_at(0, "--secret-file", *overrides.secret_file + ": " + problem);
+      } else if (!secret_file.empty()) {
+        checker.problem(root["secret_file"], "secret_file", secret_file + ": " + problem);
+      } else if (root["secret_env"]) {
+        checker.problem(root["secret_env"], "secret_env", problem);
+      } else {
+        checker.problem(root["secret"], "secret", problem);
+      }
+    }
   }
 
   if (const YAML::Node tls = root["tls"]) {

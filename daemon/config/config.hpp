@@ -79,6 +79,12 @@ struct Config {
   std::string token = "compat";
   std::vector<std::string> accept;
   int max_skew_seconds = 60;
+  // Where sbusd keeps what must outlive a restart: the nonces of the
+  // hmac-sha256 calls seen within max_skew (replay-nonces). Read at start.
+  std::string state_dir = "/var/lib/sbus";
+  // A fleet whose secret is shorter than kMinSecretBytes and cannot rotate
+  // yet (py-servicebus peers share it): accepted, with a warning at start.
+  bool legacy_short_secret = false;
   // For amqps:// brokers: the YAML's `tls:` map.
   TlsOptions tls;
   std::vector<ServiceConfig> services;
@@ -109,8 +115,34 @@ bool load_config_text(const std::string& text, const std::string& path,
                       const ConfigOverrides& overrides, Config* config,
                       std::vector<std::string>* problems);
 
-// Reads a secret from `path`; refuses a file that the group or others can
-// read. Trailing newlines are dropped.
+inline constexpr std::size_t kMinSecretBytes = 16;
+
+// The token modes: py-servicebus's daily token, the per-call hmac of sbus
+// 1 (kept for roll-overs) and the one that covers the node and signs
+// replies (docs/security.md).
+inline bool valid_token_mode(const std::string& mode) {
+  return mode == "compat" || mode == "hmac-sha256" || mode == "hmac-sha256-v2";
+}
+
+// Whether `config` accepts an hmac token mode: then sbusd keeps the nonces
+// it has seen in state_dir.
+inline bool accepts_hmac(const Config& config) {
+  for (const std::string& mode : config.accept) {
+    if (mode.rfind("hmac-sha256", 0) == 0) return true;
+  }
+  return false;
+}
+
+// STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
+inline std::string replay_file_of(const Config& config) { return config.state_dir + "/replay-nonces"; }
+
+// Reads a secret from `path` under the key file rule (common/key_file.hpp).
+// Trailing newlines are dropped; an empty secret is refused. The length is
+// checked by the caller (short_secret_problem).
 bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
+
+// Why a secret of `length` bytes is refused (shorter than kMinSecretBytes);
+// empty when it is long enough.
+std::string short_secret_problem(std::size_t length);
 
 }  // namespace sbus

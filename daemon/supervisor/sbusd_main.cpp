@@ -9,11 +9,27 @@
 #include <sbus/plugin.hpp>
 
 #include "common/log.hpp"
+#include "common/replay_cache.hpp"
 #include "config/config.hpp"
 #include "config/install_paths.hpp"
 #include "supervisor/supervisor.hpp"
 
 namespace po = boost::program_options;
+
+namespace {
+
+// legacy_short_secret is a stopgap: said at every start (and by --check),
+// also once the secret no longer needs it.
+std::string legacy_secret_warning(const sbus::Config& config) {
+  if (!config.legacy_short_secret) return {};
+  if (config.secret.size() < sbus::kMinSecretBytes) {
+    return "legacy_short_secret: the secret is " + std::to_string(config.secret.size()) + " bytes, shorter than " +
+           std::to_string(sbus::kMinSecretBytes) + "; rotate it to a longer one as soon as the fleet allows";
+  }
+  return "legacy_short_secret is set but the secret is long enough: remove the setting";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path;
@@ -85,7 +101,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> problems =
       sbus::check_config_isolated(config_path, overrides, check_timeout, vm.count("start") > 0);
   if (problems.empty()) sbus::load_config(config_path, overrides, &config, &problems);
+  const std::string legacy_warning = problems.empty() ? legacy_secret_warning(config) : std::string();
+  // What the start would need: the replay file, for hmac tokens.
+  if (std::string error; problems.empty() && sbus::accepts_hmac(config) &&
+                         sbus::ReplayCache::open_file(sbus::replay_file_of(config), &error) == nullptr) {
+    problems.push_back(config_path + ": state_dir: " + error);
+  }
   if (vm.count("check")) {
+    if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
@@ -102,5 +125,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
+  if (!legacy_warning.empty()) SBUS_LOG(kWarn) << legacy_warning;
   return sbus::run_supervisor(config_path, overrides, std::move(config), check_timeout);
 }

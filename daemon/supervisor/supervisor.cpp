@@ -112,6 +112,7 @@ class Supervisor {
   void step_reload();
   void reload();
   void reopen_log();
+  bool open_replay(const Config& config, std::string* error);
   void step_replacement();
   void update_status();
   void close_status(WorkerRecord& worker);
@@ -143,6 +144,7 @@ class Supervisor {
 
   CrashJournal* journal_ = nullptr;
   ReplayCache* replay_ = nullptr;
+  std::string replay_file_;  // replay_'s file; empty: in memory only
   SystemdNotifier notifier_;
   std::unique_ptr<LogFile> log_file_;
   int signal_fd_ = -1;
@@ -338,6 +340,25 @@ void Supervisor::begin_stop() {
   }
 }
 
+// The nonces of hmac calls, for the workers forked from now on: in
+// state_dir's file when `config` accepts hmac tokens (so that they outlive
+// a restart), else in memory. Kept when already right for `config`.
+bool Supervisor::open_replay(const Config& config, std::string* error) {
+  if (!accepts_hmac(config)) {
+    // Without it (mmap failed) each worker keeps its own.
+    if (replay_ == nullptr) replay_ = ReplayCache::create();
+    return true;
+  }
+  const std::string file = replay_file_of(config);
+  if (file == replay_file_) return true;
+  ReplayCache* cache = ReplayCache::open_file(file, error);
+  if (cache == nullptr) return false;
+  // The previous mapping stays: workers forked with it still use it.
+  replay_ = cache;
+  replay_file_ = file;
+  return true;
+}
+
 // SIGHUP: the new config is checked in a child (config_check.hpp) while the
 // loop goes on; step_reload() applies it once the check passed.
 void Supervisor::start_reload() {
@@ -397,6 +418,12 @@ void Supervisor::reload() {
   if (!problems.empty()) {
     for (const std::string& problem : problems) SBUS_LOG(kError) << "reload: " << problem;
     SBUS_LOG(kError) << "reload failed: " << problems.size() << " problem(s); still running the previous config";
+    notifier_.ready();
+    return;
+  }
+  if (std::string error; !open_replay(loaded, &error)) {
+    SBUS_LOG(kError) << "reload: state_dir: " << error;
+    SBUS_LOG(kError) << "reload failed: 1 problem(s); still running the previous config";
     notifier_.ready();
     return;
   }
@@ -583,7 +610,10 @@ int Supervisor::run() {
     }
   }
 
-  replay_ = ReplayCache::create();
+  if (std::string error; !open_replay(*config_, &error)) {
+    SBUS_LOG(kError) << "state_dir: " << error << "; not started";
+    return 1;
+  }
   journal_ = CrashJournal::create();
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = Clock::now();

@@ -22,6 +22,9 @@ struct Job {
   std::string reply_to;  // empty: a message, not an RPC
   std::string correlation_id;
   std::uint64_t key = 0;  // CrashJournal::key of the delivery
+  // An hmac-sha256-v2 call's nonce: its reply is signed for it. Empty:
+  // the reply goes unsigned (compat and hmac-sha256 calls).
+  std::string reply_nonce;
   Event event;
   // The memory of `params`, sized to them: a Document's own pool takes a
   // 64 KiB chunk, and with many calls in flight those chunks spread the

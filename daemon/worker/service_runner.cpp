@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "common/token.hpp"
 
 namespace sbus {
 
@@ -283,6 +284,10 @@ Outcome ServiceRunner::execute(Job& job) {
     // Callers can cause these at will (test.fail, bad params): rate limited.
     SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
+  }
+  if (is_call && !job.reply_nonce.empty()) {
+    // The config's secret, as the context's sender has it.
+    reply.signature = hmac_v2_reply_signature(context_.sender.secret, context_.node, job.reply_nonce, reply);
   }
   if (is_call) outcome.body = encode_reply(reply);
   return outcome;

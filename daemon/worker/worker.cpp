@@ -237,7 +237,12 @@ class Worker : public RunnerHost {
   bool check_signal();
   void report(char status);
   bool probe();
-  bool check_token(const Event& event, const char** code, std::string* message);
+  bool started_before(const Delivery& delivery, const Event& event) const;
+  bool check_token(const Event& event, bool redelivery, const char** code, std::string* message);
+  bool check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message);
+  bool remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
+                      const char** code, std::string* message);
+  void sign_reply(Reply* reply) const;
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
 
@@ -254,6 +259,9 @@ class Worker : public RunnerHost {
   CompatTokens compat_tokens_;
   ReplayCache* replay_;
   const WorkerHistory history_;
+  // The nonce of the hmac-sha256-v2 call being handled (set by
+  // check_token(), cleared for each delivery): every reply to it is signed.
+  std::string reply_nonce_;
 
   int signal_fd_ = -1;
   bool stopping_ = false;
@@ -755,12 +763,18 @@ void Worker::answer_error(const Delivery& delivery, const std::string& id, const
     return;
   }
   Reply reply{id, message, code};
+  sign_reply(&reply);
   if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
     settle(delivery.delivery_tag, true);
   }
 }
 
+void Worker::sign_reply(Reply* reply) const {
+  if (!reply_nonce_.empty()) reply->signature = hmac_v2_reply_signature(config_.secret, config_.node, reply_nonce_, *reply);
+}
+
 void Worker::handle_delivery(const Delivery& delivery) {
+  reply_nonce_.clear();
   const bool is_call = !delivery.reply_to.empty();
   if (is_call && delivery.body == kPingBody) {
     if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody)) {
@@ -783,7 +797,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   const char* token_code = nullptr;
   std::string token_message;
-  if (!check_token(job.event, &token_code, &token_message)) {
+  if (!check_token(job.event, started_before(delivery, job.event), &token_code, &token_message)) {
     answer_error(delivery, job.event.id, token_code, token_message);
     return;
   }
@@ -871,6 +885,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
     job.headers = delivery.headers;
   }
   job.generation = generation_;
+  job.reply_nonce = reply_nonce_;
   job.delivery_tag = delivery.delivery_tag;
   job.reply_to = delivery.reply_to;
   job.correlation_id = delivery.correlation_id;
@@ -891,6 +906,7 @@ void Worker::answer_own(const Delivery& delivery, const Event& event) {
   }
   SBUS_LOG(kDebug) << "event " << log_value(event.id) << ": " << kOwnCategory << ".stats";
   Reply reply{event.id, stats_json(), ""};
+  sign_reply(&reply);
   if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
     settle(delivery.delivery_tag, true);
   }
@@ -1332,17 +1348,39 @@ bool Worker::probe() {
   return false;
 }
 
+// A redelivery of a delivery this node has started (the crash journal knows
+// it) or finished (its reply is kept): its nonce was seen, by this very
+// delivery, so it is no replay; what it gets is decided as for any
+// redelivery (interrupted, run again, the kept reply). A replayed copy
+// published by someone else is a new delivery (not redelivered), and one
+// that shares the key is answered just as harmlessly.
+bool Worker::started_before(const Delivery& delivery, const Event& event) const {
+  if (!delivery.redelivered) return false;
+  if (delivery.reply_to.empty()) {
+    return journal_ != nullptr && journal_->interruptions(CrashJournal::key(event.id, event.token, event.params)) > 0;
+  }
+  const std::uint64_t key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, event.id);
+  return unsent_replies_.count(key) > 0 || (journal_ != nullptr && journal_->started_elsewhere(key));
+}
+
 // Checks the event's token against the modes in `accept`. The messages name
-// what failed, never the secret or the expected value.
-bool Worker::check_token(const Event& event, const char** code, std::string* message) {
-  const auto accepts = [this](const char* mode) {
+// what failed, never the secret or the expected value. `redelivery`: see
+// started_before().
+bool Worker::check_token(const Event& event, bool redelivery, const char** code, std::string* message) {
+  const auto accepts = [this](std::string_view mode) {
     return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
   };
   const auto now = std::chrono::system_clock::now();
+  if (event.token.rfind(kHmacV2Prefix, 0) == 0) {
+    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message);
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (this agent does not accept hmac-sha256-v2 tokens)";
+    return false;
+  }
   if (event.token.rfind(kHmacPrefix, 0) != 0) {
     if (accepts("compat") && compat_tokens_.valid(event.token, now)) return true;
     *code = errc::kInvalidToken;
-    *message = accepts("compat") ? "Token not valid!" : "Token not valid! (this agent accepts only hmac-sha256 tokens)";
+    *message = accepts("compat") ? "Token not valid!" : "Token not valid! (this agent accepts only hmac tokens)";
     return false;
   }
   HmacToken token;
@@ -1366,16 +1404,51 @@ bool Worker::check_token(const Event& event, const char** code, std::string* mes
     *message = "signature does not match the call (tampered, or another secret)";
     return false;
   }
-  // Only a correctly signed call takes a slot: junk cannot fill the cache.
-  if (replay_ == nullptr) {
-    *code = errc::kReplayed;
-    *message = "no replay cache: refusing hmac-sha256 calls";
+  return remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message);
+}
+
+// hmac-sha256-v2: as hmac-sha256, and signed for this node; replies to it
+// are signed (reply_nonce_).
+bool Worker::check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message) {
+  HmacV2Token token;
+  if (!parse_hmac_v2_token(event.token, &token)) {
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (malformed hmac-sha256-v2 token)";
     return false;
   }
-  switch (replay_->remember(token.nonce, token.timestamp + config_.max_skew_seconds, seconds)) {
+  const std::int64_t seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (token.timestamp < seconds - config_.max_skew_seconds || token.timestamp > seconds + config_.max_skew_seconds) {
+    *code = errc::kTokenExpired;
+    *message = "token timestamp is " + std::to_string(seconds - token.timestamp) +
+               " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
+    return false;
+  }
+  const SignedCall call{config_.node, event.id, event.category, event.service, event.params, token.caller};
+  if (!equal_constant_time(hmac_v2_call_signature(config_.secret, call, token.timestamp, token.nonce),
+                           token.signature)) {
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, signed for another node, or another secret)";
+    return false;
+  }
+  if (!remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message)) return false;
+  reply_nonce_ = std::move(token.nonce);
+  return true;
+}
+
+// Only a correctly signed call takes a slot: junk cannot fill the cache.
+bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
+                            const char** code, std::string* message) {
+  if (replay_ == nullptr) {
+    *code = errc::kReplayed;
+    *message = "no replay cache: refusing hmac calls";
+    return false;
+  }
+  switch (replay_->remember(nonce, timestamp + config_.max_skew_seconds, now)) {
     case ReplayCache::Result::kFresh:
       return true;
     case ReplayCache::Result::kReplayed:
+      if (redelivery) return true;
       *code = errc::kReplayed;
       *message = "this call was already received (nonce seen before): replay refused";
       return false;

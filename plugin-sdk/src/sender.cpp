@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 #include <unordered_set>
 #include <chrono>
 
@@ -190,6 +191,7 @@ struct Sender::Impl {
     // Their replies would come on the lost connection: they never will.
     async_pending.clear();
     async_ready.clear();
+    signed_calls.clear();
     broker = (broker + 1) % std::max<std::size_t>(1, options.brokers.size());
     throw SenderError(SenderError::Kind::kConnectionLost, what);
   }
@@ -364,17 +366,50 @@ struct Sender::Impl {
 
   // Waits for the reply with `correlation_id`; false on timeout. Replies of
   // asynchronous calls that arrive meanwhile are kept for next_reply().
+  // Replies that fail the hmac-sha256-v2 check are dropped: the call waits
+  // on for the real one.
   bool wait_reply(const std::string& correlation_id, Clock::time_point deadline, std::string* body) {
     std::string id;
     std::string text;
     while (receive(deadline, &id, &text)) {
       if (id == correlation_id) {
+        if (!trusted(id, text)) continue;
         *body = std::move(text);
         return true;
       }
-      if (async_pending.erase(id) > 0) async_ready.emplace_back(std::move(id), std::move(text));
+      if (async_pending.count(id) > 0 && trusted(id, text)) {
+        async_pending.erase(id);
+        async_ready.emplace_back(std::move(id), std::move(text));
+      }
       // Anything else: a late reply of a call that timed out.
     }
+    return false;
+  }
+
+  // Calls signed hmac-sha256-v2 still waiting for their reply: by event id
+  // (also their correlation id), the node and nonce the reply is signed for.
+  struct SignedCallWait {
+    std::string node;
+    std::string nonce;
+  };
+  std::unordered_map<std::string, SignedCallWait> signed_calls;
+  std::uint64_t dropped_replies = 0;
+
+  // Whether `body` may answer the call `id`: always, unless the call was
+  // signed hmac-sha256-v2; then only a reply signed for it, or an unsigned
+  // refusal before authentication, taken as that error (token.hpp). A
+  // reply taken ends the wait; one dropped is counted.
+  bool trusted(const std::string& id, std::string_view body) {
+    auto found = signed_calls.find(id);
+    if (found == signed_calls.end()) return true;
+    Reply reply;
+    DecodeFailure failure;
+    if (decode_reply(body, &reply, &failure) &&
+        hmac_v2_reply_trusted(options.secret, found->second.node, found->second.nonce, reply)) {
+      signed_calls.erase(found);
+      return true;
+    }
+    ++dropped_replies;
     return false;
   }
 
@@ -393,7 +428,16 @@ struct Sender::Impl {
     return wait_reply(correlation_id, deadline, &body) && body == kPongBody;
   }
 
-  std::string sign(const Event& event) {
+  // The token of `event` to `node`. For a call (`awaits_reply`) signed
+  // hmac-sha256-v2, its reply is then checked (signed_calls).
+  std::string sign(const Event& event, const std::string& node, bool awaits_reply) {
+    if (options.token == kHmacV2Mode) {
+      std::string nonce;
+      const SignedCall call{node, event.id, event.category, event.service, event.params, {}};
+      std::string token = make_hmac_v2_token(options.secret, call, &nonce);
+      if (awaits_reply) signed_calls[event.id] = SignedCallWait{node, std::move(nonce)};
+      return token;
+    }
     if (options.token == "hmac-sha256") {
       return make_hmac_token(options.secret, event.id, event.category, event.service, event.params);
     }
@@ -427,7 +471,7 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       impl_->connect(target.node);
       impl_->consume_replies();
       event.id = impl_->next_event_id();
-      event.token = impl_->sign(event);
+      event.token = impl_->sign(event, target.node, true);
       impl_->publish_call(target.node, encode_event(event), event.id);
       std::string body;
       bool replied = false;
@@ -445,6 +489,7 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
         }
       }
       if (!replied && !impl_->wait_reply(event.id, deadline, &body)) {
+        impl_->signed_calls.erase(event.id);
         throw SenderError(SenderError::Kind::kTimeout,
                           "no reply from " + std::string(address) + " within " +
                               std::to_string(timeout.count()) + " ms (via " + impl_->connected + ")");
@@ -457,6 +502,7 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       }
       return CallResult{reply.id, reply.message, reply.error_code};
     } catch (const SenderError& e) {
+      impl_->signed_calls.erase(event.id);
       const bool retryable =
           e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kConnect;
       if (!retryable || attempt >= impl_->options.retry || Clock::now() >= deadline) throw;
@@ -477,7 +523,7 @@ void Sender::send(std::string_view address, std::string_view params_json) {
     try {
       impl_->connect();
       event.id = impl_->next_event_id();
-      event.token = impl_->sign(event);
+      event.token = impl_->sign(event, target.node, false);
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
       return;
     } catch (const SenderError& e) {
@@ -500,7 +546,7 @@ std::string Sender::call_async(std::string_view address, std::string_view params
   event.category = target.category;
   event.service = target.service;
   event.params = params_json;
-  event.token = impl_->sign(event);
+  event.token = impl_->sign(event, target.node, true);
   impl_->publish_call(target.node, encode_event(event), event.id);
   impl_->async_pending.insert(event.id);
   return event.id;
@@ -517,7 +563,10 @@ std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) 
     const auto deadline = Clock::now() + timeout;
     for (;;) {
       if (!impl_->receive(deadline, &id, &body)) return std::nullopt;
-      if (impl_->async_pending.erase(id) > 0) break;
+      if (impl_->async_pending.count(id) > 0 && impl_->trusted(id, body)) {
+        impl_->async_pending.erase(id);
+        break;
+      }
     }
   }
   Reply reply;
@@ -570,7 +619,7 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
       Event event;
       DecodeFailure failure;
       if (decode_event(letter.body, &event, &failure)) {
-        event.token = impl_->sign(event);
+        event.token = impl_->sign(event, std::string(node), false);
         letter.body = encode_event(event);
       }
       impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000));
@@ -588,5 +637,7 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
 }
 
 std::string Sender::connected_broker() const { return impl_->connected; }
+
+std::uint64_t Sender::dropped_replies() const { return impl_->dropped_replies; }
 
 }  // namespace sbus

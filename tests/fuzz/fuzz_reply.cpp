@@ -20,8 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   sbus::Reply slow;
   sbus::DecodeFailure slow_failure;
   if (sbus::decode_reply(body, &slow, &slow_failure, sbus::XmlReader::kLibxml2) != ok || slow.id != reply.id ||
-      slow.message != reply.message || slow.error_code != reply.error_code || slow_failure.code != failure.code ||
-      slow_failure.detail != failure.detail) {
+      slow.message != reply.message || slow.error_code != reply.error_code || slow.signature != reply.signature ||
+      slow_failure.code != failure.code || slow_failure.detail != failure.detail) {
     __builtin_trap();
   }
   if (ok) {

@@ -320,8 +320,11 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
-SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
-  secret_file_ = write_secret(dir_.path());
+SbusdProcess::SbusdProcess(SbusdOptions options)
+    : node_(options.node.empty() ? unique_node() : options.node) {
+  secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
+  secret_file_ = write_secret(dir_.path(), secret_);
+  state_dir_ = options.state_dir.empty() ? dir_.file("state") : options.state_dir;
   record_file_ = dir_.file("record.log");
   config_path_ = dir_.file("sbusd.yaml");
   log_path_ = dir_.file("sbusd.log");
@@ -333,6 +336,7 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
   for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
   yaml += "exchange: py-servicebus\n";
   yaml += "secret_file: " + secret_file_ + "\n";
+  yaml += "state_dir: " + state_dir_ + "\n";
   yaml += "plugin_dir: " + (options.plugin_dir.empty() ? std::string(SBUS_BUILD_DIR "/plugins") : options.plugin_dir) + "\n";
   if (options.max_message_bytes > 0) {
     yaml += "max_message_bytes: " + std::to_string(options.max_message_bytes) + "\n";
@@ -424,7 +428,7 @@ void SbusdProcess::wait_ready() {
 sbus::SenderOptions SbusdProcess::sender_options() const {
   sbus::SenderOptions options;
   options.brokers = {broker_uri()};
-  options.secret = kSecret;
+  options.secret = secret_;
   return options;
 }
 
@@ -454,7 +458,9 @@ int SbusdProcess::stop(std::chrono::milliseconds grace) {
 
 std::string SbusdProcess::log() const { return read_file(log_path_); }
 
-RawAmqp::RawAmqp(int port) {
+RawAmqp::RawAmqp(int port) : RawAmqp(port, "guest", "guest") {}
+
+RawAmqp::RawAmqp(int port, const std::string& user, const std::string& password) {
   state_ = amqp_new_connection();
   if (state_ == nullptr) throw std::runtime_error("amqp_new_connection failed");
   amqp_socket_t* socket = amqp_tcp_socket_new(state_);
@@ -467,7 +473,7 @@ RawAmqp::RawAmqp(int port) {
                              " failed: " + amqp_error_string2(status));
   }
   const amqp_rpc_reply_t login =
-      amqp_login(state_, "/", 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+      amqp_login(state_, "/", 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, user.c_str(), password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("raw login failed: " + amqp_reply_text(login));

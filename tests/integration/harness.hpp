@@ -138,6 +138,12 @@ struct SbusdOptions {
   std::string plugin_dir;
   // Wait in the constructor until the node answers PING.
   bool wait_ready = true;
+  // The shared secret (secret_file() holds it); empty means kSecret.
+  std::string secret;
+  // The YAML's state_dir; empty means a folder of the process's own.
+  std::string state_dir;
+  // The node name; empty means unique_node().
+  std::string node;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -158,6 +164,7 @@ class SbusdProcess {
   const std::string& config_path() const { return config_path_; }
   const std::string& secret_file() const { return secret_file_; }
   const std::string& record_file() const { return record_file_; }
+  const std::string& state_dir() const { return state_dir_; }
   pid_t pid() const { return pid_; }
 
   // Options for an sbus::Sender that reaches this node with the right secret.
@@ -183,7 +190,9 @@ class SbusdProcess {
 
   TempDir dir_;
   std::string node_;
+  std::string secret_;
   std::string secret_file_;
+  std::string state_dir_;
   std::string record_file_;
   std::string config_path_;
   std::string log_path_;
@@ -199,6 +208,8 @@ class SbusdProcess {
 class RawAmqp {
  public:
   explicit RawAmqp(int port = broker_port());
+  // Logged in as `user` (vhost /) instead of guest.
+  RawAmqp(int port, const std::string& user, const std::string& password);
   ~RawAmqp();
   RawAmqp(const RawAmqp&) = delete;
   RawAmqp& operator=(const RawAmqp&) = delete;

@@ -85,7 +85,7 @@ const std::string kMinimal =
     "node: n1\n"                                        // 1
     "brokers:\n"                                        // 2
     "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"       // 3
-    "secret: s\n"                                       // 4
+    "secret: a sixteen byte secret\n"                   // 4
     "services:\n"                                       // 5
     "  - name: math.add\n"                              // 6
     "    plugin: math\n";                               // 7
@@ -99,7 +99,7 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
       "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"
       "  - amqps://u:p@10.0.0.2:5671/vh\n"
       "exchange: my-exchange\n"
-      "secret: s3cret\n"
+      "secret: s3cret of 16 bytes\n"
       "plugin_dir: /opt/sbus/plugins\n"
       "prefetch: 8\n"
       "max_message_bytes: 4096\n"
@@ -135,7 +135,7 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
   CHECK(c.broker_uris[1].vhost == "vh");
   CHECK(c.broker_uris[1].tls);
   CHECK(c.exchange == "my-exchange");
-  CHECK(c.secret == "s3cret");
+  CHECK(c.secret == "s3cret of 16 bytes");
   CHECK(c.plugin_dir == "/opt/sbus/plugins");
   CHECK(c.prefetch == 8);
   CHECK(c.max_message_bytes == 4096);
@@ -169,7 +169,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   const Loaded l = load_text(
       "brokers:\n"
       "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "services:\n"
       "  - name: math.add\n"
       "    plugin: math\n");
@@ -198,7 +198,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
 TEST_CASE("relative paths are resolved against the config file's folder", "[config]") {
   const Loaded l = load_text(
       "brokers: [amqp://127.0.0.1/]\n"
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "plugin_dir: lib/plugins\n"
       "services:\n"
       "  - name: math.add\n"
@@ -267,18 +267,18 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
     yaml =
         "node: n1\n"
         "brokers: amqp://guest:guest@127.0.0.1:5672/%2f\n"
-        "secret: s\n";
+        "secret: a sixteen byte secret\n";
     prefix = "/etc/sbus/sbusd.yaml:2: brokers: ";
     what = "must be a non-empty list";
   }
   SECTION("an empty broker list") {
-    yaml = "secret: s\nbrokers: []\n";
+    yaml = "secret: a sixteen byte secret\nbrokers: []\n";
     prefix = "/etc/sbus/sbusd.yaml:2: brokers: ";
     what = "must be a non-empty list";
   }
   SECTION("a broker URI of another scheme") {
     yaml =
-        "secret: s\n"
+        "secret: a sixteen byte secret\n"
         "brokers:\n"
         "  - amqp://127.0.0.1/\n"
         "  - http://x\n";
@@ -287,7 +287,7 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
   }
   SECTION("a broker URI with a bad port") {
     yaml =
-        "secret: s\n"
+        "secret: a sixteen byte secret\n"
         "brokers:\n"
         "  - amqp://guest:guest@127.0.0.1:port/\n";
     prefix = "/etc/sbus/sbusd.yaml:3: brokers[0]: ";
@@ -295,7 +295,7 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
   }
   SECTION("the same broker twice") {
     yaml =
-        "secret: s\n"
+        "secret: a sixteen byte secret\n"
         "brokers:\n"
         "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"
         "  - amqp://guest:other@127.0.0.1:5672/\n";
@@ -350,7 +350,7 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
     what = "must be a map";
   }
   SECTION("missing brokers") {
-    yaml = "node: n1\nsecret: s\n";
+    yaml = "node: n1\nsecret: a sixteen byte secret\n";
     prefix = "/etc/sbus/sbusd.yaml:1: brokers: ";
     what = "missing";
   }
@@ -360,14 +360,14 @@ TEST_CASE("each config problem names FILE:LINE and the key", "[config]") {
     what = "missing";
   }
   SECTION("a node name with a dot") {
-    yaml = "node: a.b\nsecret: s\nbrokers: [amqp://127.0.0.1/]\n";
+    yaml = "node: a.b\nsecret: a sixteen byte secret\nbrokers: [amqp://127.0.0.1/]\n";
     prefix = "/etc/sbus/sbusd.yaml:1: node: ";
     what = "not a valid node name";
   }
   SECTION("a YAML syntax error, with its line") {
     yaml =
         "node: n1\n"
-        "secret: s\n"
+        "secret: a sixteen byte secret\n"
         "brokers: [amqp://127.0.0.1/]\n"
         "  bad: indent\n";
     prefix = "/etc/sbus/sbusd.yaml:4: ";
@@ -393,7 +393,7 @@ TEST_CASE("several problems are reported at once, one per line", "[config]") {
       "node: n1\n"
       "brokers:\n"
       "  - http://x\n"               // 3
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "colour: red\n"                // 5
       "services:\n"
       "  - name: math.add\n"
@@ -441,7 +441,7 @@ TEST_CASE("load_config reads a file and names it in every problem", "[config]") 
     CHECK_THAT(l.problems[0], Contains("cannot open"));
   }
   SECTION("relative plugin_dir, plugin and secret_file against the file's folder") {
-    dir.write("etc/secret", "from-file\n", 0600);
+    dir.write("etc/secret", "from-file, 16 bytes\n", 0600);
     const std::string path = dir.write("etc/sbusd.yaml",
                                        "brokers: [amqp://127.0.0.1/]\n"
                                        "secret_file: secret\n"
@@ -456,7 +456,7 @@ TEST_CASE("load_config reads a file and names it in every problem", "[config]") 
     INFO(l.all_problems());
     REQUIRE(l.ok);
     const fs::path root = fs::absolute(dir.path());
-    CHECK(l.config.secret == "from-file");
+    CHECK(l.config.secret == "from-file, 16 bytes");
     CHECK(l.config.plugin_dir == (root / "plugins").string());
     REQUIRE(l.config.services.size() == 2);
     CHECK(l.config.services[0].plugin_path == (root / "plugins/math.so").string());
@@ -470,14 +470,14 @@ TEST_CASE("a secret file must be private to its owner", "[config]") {
       "brokers: [amqp://127.0.0.1/]\n"
       "secret_file: " + (dir.path() / "secret").string() + "\n";  // line 2
   SECTION("mode 0600 is accepted and the trailing newline dropped") {
-    dir.write("secret", "top secret\n", 0600);
+    dir.write("secret", "top secret of 16 bytes\n", 0600);
     const Loaded l = load_text(yaml);
     INFO(l.all_problems());
     REQUIRE(l.ok);
-    CHECK(l.config.secret == "top secret");
+    CHECK(l.config.secret == "top secret of 16 bytes");
   }
   SECTION("mode 0644 is refused with a clear error") {
-    dir.write("secret", "top secret\n", 0644);
+    dir.write("secret", "top secret of 16 bytes\n", 0644);
     const Loaded l = load_text(yaml);
     CHECK_FALSE(l.ok);
     REQUIRE(l.problems.size() == 1);
@@ -487,7 +487,7 @@ TEST_CASE("a secret file must be private to its owner", "[config]") {
     CHECK(l.config.secret.empty());
   }
   SECTION("mode 0640 is refused too") {
-    dir.write("secret", "top secret\n", 0640);
+    dir.write("secret", "top secret of 16 bytes\n", 0640);
     const Loaded l = load_text(yaml);
     CHECK_FALSE(l.ok);
     REQUIRE(l.problems.size() == 1);
@@ -533,7 +533,7 @@ TEST_CASE("command-line overrides replace the file's values", "[config]") {
   }
   SECTION("brokers stand in for a file without any") {
     overrides.brokers = {"amqp://10.1.1.2/"};
-    const Loaded l = load_text("secret: s\n", overrides);
+    const Loaded l = load_text("secret: a sixteen byte secret\n", overrides);
     INFO(l.all_problems());
     REQUIRE(l.ok);
     CHECK(l.config.brokers == overrides.brokers);
@@ -555,19 +555,19 @@ TEST_CASE("command-line overrides replace the file's values", "[config]") {
     CHECK(l.config.services[0].plugin_path == "/opt/override/plugins/math.so");
   }
   SECTION("secret_file, over both an inline secret and the file's secret_file") {
-    dir.write("file-secret", "from-config\n", 0600);
-    overrides.secret_file = dir.write("secret", "from-override\n", 0600);
+    dir.write("file-secret", "from-config, 16 bytes\n", 0600);
+    overrides.secret_file = dir.write("secret", "from-override, 16 bytes\n", 0600);
     const Loaded inline_secret = load_text(kMinimal, overrides);
     INFO(inline_secret.all_problems());
     REQUIRE(inline_secret.ok);
-    CHECK(inline_secret.config.secret == "from-override");
+    CHECK(inline_secret.config.secret == "from-override, 16 bytes");
 
     const Loaded file_secret = load_text(
         "brokers: [amqp://127.0.0.1/]\nsecret_file: " + (dir.path() / "file-secret").string() + "\n",
         overrides);
     INFO(file_secret.all_problems());
     REQUIRE(file_secret.ok);
-    CHECK(file_secret.config.secret == "from-override");
+    CHECK(file_secret.config.secret == "from-override, 16 bytes");
   }
   SECTION("a group-readable --secret-file is reported under its flag") {
     overrides.secret_file = dir.write("secret", "x\n", 0644);
@@ -589,7 +589,7 @@ TEST_CASE("reliability settings have defaults and are checked", "[config]") {
   const std::string base =
       "node: N1\n"
       "brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\n"
-      "secret: s\n";
+      "secret: a sixteen byte secret\n";
   SECTION("defaults") {
     Loaded loaded = load_text(base);
     REQUIRE(loaded.ok);
@@ -625,13 +625,13 @@ TEST_CASE("reliability settings have defaults and are checked", "[config]") {
 TEST_CASE("only settings that change a worker's behaviour count as a change for reload", "[config]") {
   const std::string base =
       "brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\n"
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "services:\n"
       "  - {name: math.add, plugin: /x/math.so}\n";
   Loaded a = load_text(base);
   REQUIRE(a.ok);
   SECTION("another broker list alone is no change for the workers") {
-    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5673/%2f]\nsecret: s\nservices:\n"
+    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5673/%2f]\nsecret: a sixteen byte secret\nservices:\n"
                          "  - {name: math.add, plugin: /x/math.so}\n");
     REQUIRE(b.ok);
     CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
@@ -642,7 +642,7 @@ TEST_CASE("only settings that change a worker's behaviour count as a change for 
     CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
   }
   SECTION("another queue_len is a change") {
-    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\nsecret: s\nservices:\n"
+    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\nsecret: a sixteen byte secret\nservices:\n"
                          "  - {name: math.add, plugin: /x/math.so, queue_len: 5}\n");
     REQUIRE(b.ok);
     CHECK(sbus::worker_settings_differ(a.config, b.config));

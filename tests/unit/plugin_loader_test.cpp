@@ -191,7 +191,7 @@ TEST_CASE("check_plugins reports FILE:LINE of each service entry whose plugin fa
           "[plugin_loader]") {
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "plugin_dir: " + kBuildDir + "/plugins\n"
       "services:\n"
       "  - name: math.add\n"                                     // 5
@@ -233,7 +233,7 @@ TEST_CASE("check_plugins finds nothing wrong with the plugins of a good config",
           "[plugin_loader]") {
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
-      "secret: s\n"
+      "secret: a sixteen byte secret\n"
       "plugin_dir: " + kBuildDir + "/plugins\n"
       "services:\n"
       "  - name: math.add\n"

@@ -3,8 +3,16 @@
 #include "common/token.hpp"
 
 #include "common/replay_cache.hpp"
+#include "common/wire_codec.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <memory>
 
 #include <chrono>
 #include <cstdlib>
@@ -261,4 +269,136 @@ TEST_CASE("the replay cache remembers a nonce until it expires", "[token][hmac]"
   // Past its expiry the slot is free again (and the timestamp check refuses
   // such an old call anyway).
   CHECK(cache->remember("n1", 300, 161) == sbus::ReplayCache::Result::kFresh);
+}
+
+TEST_CASE("the hmac-sha256-v2 signature covers the node, every field of the call and the caller", "[token][hmac]") {
+  const std::string nonce = "0123456789abcdef0123456789abcdef";
+  const sbus::SignedCall call{"node-a", "id", "cat", "svc", "[1]", ""};
+  const std::string base = sbus::hmac_v2_call_signature("k", call, 100, nonce);
+  const auto changed = [&](auto change) {
+    sbus::SignedCall other = call;
+    change(other);
+    return sbus::hmac_v2_call_signature("k", other, 100, nonce);
+  };
+  CHECK(changed([](sbus::SignedCall& c) { c.node = "node-b"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) { c.id = "id2"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) { c.category = "cat2"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) { c.service = "svc2"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) { c.params = "[2]"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) { c.caller = "alice"; }) != base);
+  CHECK(sbus::hmac_v2_call_signature("k2", call, 100, nonce) != base);
+  CHECK(sbus::hmac_v2_call_signature("k", call, 101, nonce) != base);
+  CHECK(sbus::hmac_v2_call_signature("k", call, 100, "f" + nonce.substr(1)) != base);
+  // Not the v1 signature of the same fields: a v1 token cannot pass as v2.
+  CHECK(sbus::hmac_signature("k", "id", "cat", "svc", "[1]", 100, nonce) != base);
+  // Length-prefixed: text moved from the node to the id changes it.
+  CHECK(changed([](sbus::SignedCall& c) { c.node = "node-ai"; c.id = "d"; }) != base);
+}
+
+TEST_CASE("the hmac-sha256-v2 format is fixed: a known token text verifies", "[token][hmac]") {
+  // The canonical text of docs/security.md, signed with the openssl command:
+  // printf 'sbus-hmac-sha256-v2 call\n4:n-01\n2:e1\n4:math\n3:add\n5:[1,2]\n10:1700000000\n32:0123456789abcdef0123456789abcdef\n0:\n'
+  //   | openssl dgst -sha256 -mac HMAC -macopt key:k
+  const sbus::SignedCall call{"n-01", "e1", "math", "add", "[1,2]", ""};
+  CHECK(sbus::hmac_v2_call_signature("k", call, 1700000000, "0123456789abcdef0123456789abcdef") ==
+        "0ce765aa3e082b31f3742719e714aab36a26bb5773d43c382349ce81def3df3e");
+}
+
+TEST_CASE("a made hmac-sha256-v2 token parses back, and malformed ones are refused", "[token][hmac]") {
+  std::string nonce;
+  const sbus::SignedCall call{"n", "id", "cat", "svc", "{}", ""};
+  const std::string token = sbus::make_hmac_v2_token("k", call, &nonce);
+  sbus::HmacV2Token parsed;
+  REQUIRE(sbus::parse_hmac_v2_token(token, &parsed));
+  CHECK(parsed.nonce == nonce);
+  CHECK(parsed.caller.empty());
+  CHECK(token.find("::") != std::string::npos);  // the empty caller
+  CHECK(parsed.signature == sbus::hmac_v2_call_signature("k", call, parsed.timestamp, nonce));
+  sbus::HmacToken v1;
+  CHECK_FALSE(sbus::parse_hmac_token(token, &v1));  // not a v1 token
+
+  const std::string n(32, 'a');
+  const std::string s(64, 'b');
+  CHECK(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + "::" + s, &parsed));
+  CHECK(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":svc.billing@eu-1:" + s, &parsed));
+  CHECK(parsed.caller == "svc.billing@eu-1");
+  CHECK(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":" + std::string(64, 'c') + ":" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":" + std::string(65, 'c') + ":" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":a b:" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":a:b:" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + ":" + s, &parsed));  // no caller field
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256:100:" + n + ":" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:x:" + n + "::" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n.substr(1) + "::" + s, &parsed));
+  CHECK_FALSE(sbus::parse_hmac_v2_token("hmac-sha256-v2:100:" + n + "::" + s + "0", &parsed));
+}
+
+TEST_CASE("a sender in hmac-sha256-v2 mode trusts a reply signed for its call, or an unsigned refusal as that error",
+          "[token][hmac]") {
+  const std::string nonce = "0123456789abcdef0123456789abcdef";
+  sbus::Reply result("e1", "3");
+  result.signature = sbus::hmac_v2_reply_signature("k", "n-01", nonce, result);
+  REQUIRE(result.signature.rfind("hmac-sha256-v2:", 0) == 0);
+  CHECK(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, result));
+
+  SECTION("forged or misdirected replies are not trusted") {
+    sbus::Reply forged("e1", "666");
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, forged));  // unsigned result
+    forged.signature = result.signature;
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, forged));  // another message
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-02", nonce, result));  // signed by/for another node
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", "f" + nonce.substr(1), result));  // another call
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k2", "n-01", nonce, result));  // another secret
+    sbus::Reply recoded("e1", "3", "service_failed");
+    recoded.signature = result.signature;
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, recoded));  // the code changed
+  }
+  SECTION("unsigned: only the refusals that come before authentication") {
+    for (const char* code : {"invalid_token", "invalid_signature", "token_expired", "replayed", "message_too_large"}) {
+      INFO(code);
+      CHECK(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, sbus::Reply("e1", "refused", code)));
+    }
+    for (const char* code : {"unknown_service", "invalid_params", "service_failed", "interrupted", "malformed_xml"}) {
+      INFO(code);
+      CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, sbus::Reply("e1", "refused", code)));
+    }
+  }
+}
+
+TEST_CASE("the replay file keeps the nonces it has seen for the next sbusd that opens it", "[token][hmac]") {
+  char pattern[] = "/tmp/sbus-replay-test-XXXXXX";
+  REQUIRE(::mkdtemp(pattern) != nullptr);
+  const std::string dir = pattern;
+  const std::string file = dir + "/state/replay-nonces";
+  std::string error;
+  sbus::ReplayCache* first = sbus::ReplayCache::open_file(file, &error);
+  REQUIRE(first != nullptr);
+  CHECK(first->remember("n1", 160, 100) == sbus::ReplayCache::Result::kFresh);
+  ::munmap(first, sizeof(sbus::ReplayCache));  // as the first sbusd exits
+
+  sbus::ReplayCache* second = sbus::ReplayCache::open_file(file, &error);
+  REQUIRE(second != nullptr);
+  CHECK(second->remember("n1", 160, 120) == sbus::ReplayCache::Result::kReplayed);
+  CHECK(second->remember("n1", 300, 161) == sbus::ReplayCache::Result::kFresh);  // expired meanwhile
+  struct stat info {};
+  REQUIRE(::stat(file.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
+  REQUIRE(::stat((dir + "/state").c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0700);
+  ::munmap(second, sizeof(sbus::ReplayCache));
+
+  SECTION("a file of another size is emptied, not misread") {
+    REQUIRE(::truncate(file.c_str(), 4096) == 0);
+    sbus::ReplayCache* third = sbus::ReplayCache::open_file(file, &error);
+    REQUIRE(third != nullptr);
+    CHECK(third->remember("n1", 160, 120) == sbus::ReplayCache::Result::kFresh);
+    ::munmap(third, sizeof(sbus::ReplayCache));
+  }
+  SECTION("a FIFO in its place is refused, naming it") {
+    ::unlink(file.c_str());
+    REQUIRE(::mkfifo(file.c_str(), 0600) == 0);
+    CHECK(sbus::ReplayCache::open_file(file, &error) == nullptr);
+    CHECK(error.find(file) != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
 }

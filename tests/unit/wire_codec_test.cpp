@@ -186,6 +186,25 @@ TEST_CASE("encode_reply of a result says status ok and keeps id and message", "[
   CHECK(d.reply.error_code.empty());
 }
 
+TEST_CASE("a signed reply carries its signature in an attribute that both readers give back", "[wire_codec]") {
+  Reply reply("e-1", "42");
+  reply.signature = "hmac-sha256-v2:" + std::string(64, 'a');
+  const std::string body = sbus::encode_reply(reply);
+  CHECK_THAT(body, Contains("<response status=\"ok\" signature=\"hmac-sha256-v2:aaaa"));
+  CHECK(sbus::fast_reader_takes(body));
+  for (const sbus::XmlReader reader : {sbus::XmlReader::kFastFirst, sbus::XmlReader::kLibxml2}) {
+    Reply decoded;
+    DecodeFailure failure;
+    REQUIRE(sbus::decode_reply(body, &decoded, &failure, reader));
+    CHECK(decoded.signature == reply.signature);
+    CHECK(decoded.message == "42");
+  }
+  Reply unsigned_reply;
+  DecodeFailure failure;
+  REQUIRE(sbus::decode_reply(sbus::encode_reply(Reply("e-2", "1")), &unsigned_reply, &failure));
+  CHECK(unsigned_reply.signature.empty());
+}
+
 TEST_CASE("escaping: a quote only in attributes, every special character wherever it stands",
           "[wire_codec]") {
   const std::string body = sbus::encode_reply(Reply{"\"q\"&", "m", "a\"b<c>&d"});

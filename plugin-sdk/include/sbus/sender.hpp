@@ -28,9 +28,13 @@ struct SenderOptions {
   std::string exchange = "py-servicebus";
   // The shared secret the agents check the token against.
   std::string secret;
-  // How calls are signed: "compat" (py-servicebus's daily token) or
+  // How calls are signed: "compat" (py-servicebus's daily token),
   // "hmac-sha256" (per call: timestamp, nonce and HMAC of the whole event;
-  // cannot be replayed).
+  // cannot be replayed) or "hmac-sha256-v2" (also bound to the node called,
+  // and the replies must be signed: a reply that fails the check is dropped
+  // and counted, see dropped_replies(), and the call waits on for the real
+  // one; an unsigned refusal before authentication, such as invalid_token,
+  // is taken only as that error). See docs/security.md.
   std::string token = "compat";
   std::chrono::milliseconds connect_timeout{3000};
   // For amqps:// brokers: the CA to trust (empty: the system's store), a
@@ -140,6 +144,10 @@ class SBUS_EXPORT Sender {
 
   // The broker URI (password hidden) the sender is connected to, or "".
   std::string connected_broker() const;
+
+  // Replies dropped so far because they failed the hmac-sha256-v2 check
+  // (forged, or signed for another call).
+  std::uint64_t dropped_replies() const;
 
  private:
   struct Impl;
