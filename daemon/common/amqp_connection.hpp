@@ -49,6 +49,10 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
 }
 
+// Returned by read_content() for a body larger than its `max_body`: the
+// properties are read, the body is not (skip_body() drops it).
+inline constexpr int kContentTooLarge = 1;
+
 // Reads the content of the basic.deliver just read on `channel`: its header
 // frame and body frames. amqp_read_message() would give every message a
 // memory pool of its own (a zeroed 4 KiB page, and three allocations more
@@ -63,9 +67,15 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
 // AMQP_STATUS_UNEXPECTED_STATE when it stopped at such a frame,
 // AMQP_STATUS_BAD_AMQP_DATA for more body than the header announced, or the
 // error of a read.
+//
+// A header announcing more than `max_body` bytes returns kContentTooLarge
+// with the properties read, `*size` set and nothing of the body: the caller
+// copies what it needs of the properties, then drops the body with
+// skip_body(), which never holds more than a frame of it.
 template <class OtherFrame>
 int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_basic_properties_t** properties,
-                 std::string* body, OtherFrame&& other) {
+                 std::string* body, OtherFrame&& other, std::uint64_t max_body = UINT64_MAX,
+                 std::uint64_t* announced = nullptr) {
   *properties = nullptr;
   std::uint64_t size = 0;
   body->clear();
@@ -84,11 +94,40 @@ int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_b
     if (frame.frame_type == AMQP_FRAME_HEADER) {
       *properties = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
       size = frame.payload.properties.body_size;
+      if (announced != nullptr) *announced = size;
+      if (size > max_body) return kContentTooLarge;
       continue;
     }
     const amqp_bytes_t fragment = frame.payload.body_fragment;
     if (fragment.len > size - body->size()) return AMQP_STATUS_BAD_AMQP_DATA;
     body->append(static_cast<const char*>(fragment.bytes), fragment.len);
+  }
+  return AMQP_STATUS_OK;
+}
+
+// Reads and drops the `size` bytes of body frames that follow a header for
+// which read_content() returned kContentTooLarge. rabbitmq-c reads every
+// frame into the channel's pool, which keeps its pages: the pool is recycled
+// after each frame, so that a body of any size costs one frame of memory.
+// That frees the properties read_content() returned. Returns as read_content().
+template <class OtherFrame>
+int skip_body(amqp_connection_state_t c, amqp_channel_t channel, std::uint64_t size, OtherFrame&& other) {
+  amqp_maybe_release_buffers_on_channel(c, channel);
+  while (size > 0) {
+    amqp_frame_t frame;
+    const int status = amqp_simple_wait_frame(c, &frame);
+    if (status != AMQP_STATUS_OK) return status;
+    if (frame.channel != channel) {
+      if (!other(frame)) return AMQP_STATUS_UNEXPECTED_STATE;
+      continue;
+    }
+    if (frame.frame_type != AMQP_FRAME_BODY) {
+      other(frame);
+      return AMQP_STATUS_UNEXPECTED_STATE;
+    }
+    if (frame.payload.body_fragment.len > size) return AMQP_STATUS_BAD_AMQP_DATA;
+    size -= frame.payload.body_fragment.len;
+    amqp_maybe_release_buffers_on_channel(c, channel);
   }
   return AMQP_STATUS_OK;
 }

@@ -27,6 +27,8 @@ inline constexpr const char* kInterrupted = "interrupted";
 inline constexpr const char* kInvalidSignature = "invalid_signature";
 inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
+// The service has queue_len calls waiting, or queue_bytes of them: try later.
+inline constexpr const char* kBusy = "busy";
 }  // namespace errc
 
 // The body of a liveness probe and of its answer.

@@ -565,11 +565,17 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
   DeadLetter letter;
   std::uint64_t tag = 0;
   try {
-    while (moved < waiting && impl_->get(queue, &letter, &tag)) {
-      // Signed again: the original token may be days old by now.
+    for (std::uint32_t seen = 0; seen < waiting && impl_->get(queue, &letter, &tag); ++seen) {
+      // A body the worker dropped unread (over max_message_bytes) cannot
+      // be sent again: it stays, unacked until the channel closes.
+      if (letter.header("x-sbus-body") == "dropped") continue;
+      // Signed again: the original token may be days old by now. Never a
+      // message refused for its token: signing it would let anybody who
+      // can publish have a message signed by whoever requeues; it goes back
+      // as it came, and is refused again.
       Event event;
       DecodeFailure failure;
-      if (decode_event(letter.body, &event, &failure)) {
+      if (letter.header("x-sbus-token") != "refused" && decode_event(letter.body, &event, &failure)) {
         event.token = impl_->sign(event);
         letter.body = encode_event(event);
       }

@@ -340,23 +340,19 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
   yaml += "drain_timeout: " + std::to_string(options.drain_timeout_seconds) + "\n";
   yaml += "log_level: debug\n";
   yaml += options.extra_yaml;
-  yaml +=
-      "services:\n"
-      "  - name: math.add\n"
-      "    plugin: math\n"
-      "  - name: test.echo\n"
-      "    plugin: test\n"
-      "  - name: test.sleep\n"
-      "    plugin: test\n"
-      "  - name: test.fail\n"
-      "    plugin: test\n"
-      "  - name: test.relay\n"
-      "    plugin: test\n"
-      "  - name: test.record\n"
-      "    plugin: test\n"
-      "    kind: message\n"
-      "    options:\n"
-      "      file: " + record_file_ + "\n";
+  const std::pair<std::string, std::string> services[] = {
+      {"math.add", "    plugin: math\n"},
+      {"test.echo", "    plugin: test\n"},
+      {"test.sleep", "    plugin: test\n"},
+      {"test.fail", "    plugin: test\n"},
+      {"test.relay", "    plugin: test\n"},
+      {"test.record", "    plugin: test\n    kind: message\n    options:\n      file: " + record_file_ + "\n"},
+  };
+  yaml += "services:\n";
+  for (const auto& [name, entry] : services) {
+    yaml += "  - name: " + name + "\n" + entry;
+    if (auto extra = options.service_yaml.find(name); extra != options.service_yaml.end()) yaml += extra->second;
+  }
   write_file(config_path_, yaml);
 
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -131,6 +132,9 @@ struct SbusdOptions {
   std::string extra_yaml;
   // Wait in the constructor until the node answers PING.
   bool wait_ready = true;
+  // YAML lines added to a service's entry, by its name, e.g.
+  // {"test.sleep", "    queue_len: 5\n"}.
+  std::map<std::string, std::string> service_yaml;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
