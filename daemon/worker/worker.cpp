@@ -35,6 +35,7 @@
 #include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
+#include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/reply_guard.hpp"
@@ -244,6 +245,7 @@ class Worker : public RunnerHost {
   void report(char status);
   bool probe();
   bool check_token(const Event& event, const char** code, std::string* message);
+  bool back_from_hold(const Delivery& delivery);
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
 
@@ -697,7 +699,10 @@ void Worker::overflow(Job job, std::size_t runner) {
   ++stats_[runner].held;
   SBUS_LOG(kDebug) << "event " << job.event.id << ": " << service.name << " is busy; message held for "
                    << config_.hold_ms << " ms";
-  if (publish_dead_letter(job.body, service.name, "", 0, job.headers, {{"x-sbus-held", service.name}},
+  const std::int64_t now = std::chrono::duration_cast<milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  if (publish_dead_letter(job.body, service.name, "", 0, job.headers,
+                          {{"x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now)}},
                           hold_queue_name(config_))) {
     settle(job.delivery_tag, true);
   }
@@ -726,7 +731,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   const char* token_code = nullptr;
   std::string token_message;
-  if (!check_token(job.event, &token_code, &token_message)) {
+  if (!back_from_hold(delivery) && !check_token(job.event, &token_code, &token_message)) {
     refuse(delivery, job.event, token_code, token_message, true);
     return;
   }
@@ -1300,6 +1305,25 @@ bool Worker::check_token(const Event& event, const char** code, std::string* mes
       return false;
   }
   return false;
+}
+
+// A message this node held (overflow()) and the hold queue gave back: its
+// token was checked when it first came, and an hmac-sha256 one would now be
+// refused as a replay. The stamp proves it; each is let in once.
+bool Worker::back_from_hold(const Delivery& delivery) {
+  if (!delivery.reply_to.empty() || replay_ == nullptr) return false;
+  const auto found = std::find_if(delivery.headers.begin(), delivery.headers.end(),
+                                  [](const auto& header) { return header.first == "x-sbus-hold"; });
+  if (found == delivery.headers.end()) return false;
+  const auto now = std::chrono::system_clock::now();
+  const std::int64_t now_ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const milliseconds max_age = milliseconds(config_.hold_ms) + std::chrono::seconds(config_.max_skew_seconds);
+  HoldStamp stamp;
+  if (!check_hold_stamp(found->second, config_.secret, config_.node, delivery.body, now_ms, max_age, &stamp)) {
+    return false;
+  }
+  const std::int64_t expires = (stamp.millis + max_age.count()) / 1000 + 1;
+  return replay_->remember("hold:" + stamp.signature, expires, now_ms / 1000) == ReplayCache::Result::kFresh;
 }
 
 Worker::ServeEnd Worker::serve() {
