@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
+#include "worker/delivery_window.hpp"
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/plugin_loader.hpp"
@@ -286,6 +288,7 @@ class Worker : public RunnerHost {
   std::size_t seat_wanted_ = kNoSeat;  // the runner woken last: take_wakes() seats it
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+  std::optional<DeliveryWindow> window_;  // the same, by service (start_services())
 
   // What sbus.stats reports of each service (by runner), counted in finish().
   struct ServiceStats {
@@ -325,6 +328,7 @@ void Worker::start_services() {
     runners_.push_back(std::move(runner));
   }
   stats_.resize(runners_.size());
+  window_.emplace(static_cast<std::size_t>(config_.prefetch), runners_.size());
 }
 
 void Worker::stop_services() {
@@ -367,7 +371,7 @@ bool Worker::connect() {
       connection.check_last("open probe channel");
     }
 
-    amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
+    amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(window_->size()), 0);
     connection.check_last("basic.qos");
     amqp_basic_consume_ok_t* ok =
         amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
@@ -386,7 +390,8 @@ bool Worker::connect() {
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
-                    << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
+                    << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ", window "
+                    << window_->size() << ")";
     report(kStatusConnected);
     broker_unreachable_ = false;
     return true;
@@ -529,7 +534,9 @@ void Worker::begin_stop() {
 
 void Worker::forget_pending() {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
-    outstanding_ -= runners_[i]->discard_queued();
+    const std::size_t dropped = runners_[i]->discard_queued();
+    outstanding_ -= dropped;
+    window_->give_back(i, dropped);
   }
 }
 
@@ -690,8 +697,9 @@ void Worker::overflow(Job job, std::size_t runner) {
     SBUS_LOG(kDebug) << "event " << job.event.id << ": " << service.name << " is busy";
     Reply reply{job.event.id,
                 "service " + service.name + " is busy (" + std::to_string(runners_[runner]->queued()) +
-                    " calls queued, queue_len " + std::to_string(service.queue_len) + ", queue_bytes " +
-                    std::to_string(service.queue_bytes) + "): try again later",
+                    " waiting, queue_len " + std::to_string(service.queue_len) + ", queue_bytes " +
+                    std::to_string(service.queue_bytes) + "; " + std::to_string(window_->held(runner)) + " of " +
+                    std::to_string(window_->size()) + " deliveries of the worker's window): try again later",
                 errc::kBusy};
     if (publish_reply(job.reply_to, job.correlation_id, encode_reply(reply))) settle(job.delivery_tag, true);
     return;
@@ -894,10 +902,11 @@ std::string Worker::stats_json() {
 
 void Worker::dispatch(Job job, std::size_t runner) {
   bool wake = false;
-  if (!runners_[runner]->try_submit(job, &wake)) {
+  if (!window_->admits(runner) || !runners_[runner]->try_submit(job, &wake)) {
     overflow(std::move(job), runner);
     return;
   }
+  window_->take(runner);
   if (wake) {
     to_wake_.push_back(runners_[runner].get());
     seat_wanted_ = runner;
@@ -986,6 +995,7 @@ bool Worker::flush_completions(bool* read_owed) {
 // the ack.
 void Worker::finish(Outcome& outcome) {
   --outstanding_;
+  window_->give_back(outcome.runner);
   if (!outcome.leave) {
     ServiceStats& stats = stats_[outcome.runner];
     ++stats.handled;

@@ -126,6 +126,41 @@ TEST_CASE("calls past a stuck service's queue_len are answered busy at once, and
   CHECK(service_stat(stats, "test.sleep", "queued") <= 5);
 }
 
+TEST_CASE("a stuck service with the default queue_len leaves the delivery window to the others", "[admission]") {
+  // queue_len 100 is more than the prefetch (64): the window, not the
+  // queue, must stop it.
+  SbusdOptions options;
+  options.drain_timeout_seconds = 1;
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  const auto sent_at = Clock::now();
+  for (int i = 0; i < 100; ++i) sender.call_async(sbusd.address("test.sleep"), "[3600]");
+  std::size_t busy = 0;
+  long long busy_ms = 0;
+  while (auto reply = sender.next_reply(busy < 30 ? 10s : 1s)) {
+    if (reply->result.error_code == "busy") ++busy, busy_ms = millis_since(sent_at);
+  }
+  std::cout << "[admission] default queue_len: " << busy << " of 100 stuck calls answered busy within " << busy_ms
+            << " ms" << std::endl;
+  CHECK(busy >= 30);
+  for (const char* service : {"math.add", "test.echo"}) {
+    const auto start = Clock::now();
+    const sbus::CallResult result = sender.call(sbusd.address(service), "[1, 2]", 5s);
+    const long long ms = millis_since(start);
+    std::cout << "[admission] " << service << " answered in " << ms << " ms" << std::endl;
+    CHECK(result.ok());
+    CHECK(ms < 1000);
+  }
+  const auto start = Clock::now();
+  CHECK(sender.ping(sbusd.node(), 5s));
+  const rapidjson::Document stats = stats_of(sender, sbusd);
+  const long long ms = millis_since(start);
+  std::cout << "[admission] PING and sbus.stats answered in " << ms << " ms; test.sleep holds "
+            << service_stat(stats, "test.sleep", "queued") + 1 << " deliveries" << std::endl;
+  CHECK(ms < 1000);
+  CHECK(service_stat(stats, "test.sleep", "queued") + 1 <= 65);
+}
+
 TEST_CASE("messages past a stuck message service's queue_len wait in the hold queue and none is lost",
           "[admission]") {
   // An hmac-sha256 message comes back from the hold queue after its nonce
