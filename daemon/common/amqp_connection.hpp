@@ -49,6 +49,14 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
 }
 
+// Copies `in` to `out`, its texts and headers allocated from `pool`; false
+// when out of memory.
+bool clone_properties(const amqp_basic_properties_t& in, amqp_basic_properties_t* out, amqp_pool_t* pool);
+
+// A body longer than this is read with the channel's pool recycled after each
+// frame (see read_content()).
+inline constexpr std::uint64_t kSpillBodyBytes = 64 * 1024;
+
 // Returned by read_content() for a body larger than its `max_body`: the
 // properties are read, the body is not (skip_body() drops it).
 inline constexpr int kContentTooLarge = 1;
@@ -72,12 +80,20 @@ inline constexpr int kContentTooLarge = 1;
 // with the properties read, `*size` set and nothing of the body: the caller
 // copies what it needs of the properties, then drops the body with
 // skip_body(), which never holds more than a frame of it.
+//
+// rabbitmq-c reads every frame into the channel's pool, which keeps its
+// pages until the connection ends: a body read whole would leave as much
+// pool behind. Given `spill`, a body over kSpillBodyBytes has its properties
+// copied there (*properties then points into `spill`, valid until the caller
+// recycles it) and the channel's pool recycled after each frame.
 template <class OtherFrame>
 int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_basic_properties_t** properties,
                  std::string* body, OtherFrame&& other, std::uint64_t max_body = UINT64_MAX,
-                 std::uint64_t* announced = nullptr) {
+                 std::uint64_t* announced = nullptr, amqp_pool_t* spill = nullptr,
+                 amqp_basic_properties_t* spilled = nullptr) {
   *properties = nullptr;
   std::uint64_t size = 0;
+  bool recycle = false;
   body->clear();
   while (*properties == nullptr || body->size() < size) {
     amqp_frame_t frame;
@@ -96,11 +112,17 @@ int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_b
       size = frame.payload.properties.body_size;
       if (announced != nullptr) *announced = size;
       if (size > max_body) return kContentTooLarge;
+      if (size > kSpillBodyBytes && spill != nullptr && clone_properties(**properties, spilled, spill)) {
+        *properties = spilled;
+        recycle = true;
+        amqp_maybe_release_buffers_on_channel(c, channel);
+      }
       continue;
     }
     const amqp_bytes_t fragment = frame.payload.body_fragment;
     if (fragment.len > size - body->size()) return AMQP_STATUS_BAD_AMQP_DATA;
     body->append(static_cast<const char*>(fragment.bytes), fragment.len);
+    if (recycle) amqp_maybe_release_buffers_on_channel(c, channel);
   }
   return AMQP_STATUS_OK;
 }

@@ -184,7 +184,12 @@ class Worker : public RunnerHost {
         status_fd_(status_fd),
         journal_(shared.journal),
         compat_tokens_(config.secret),
-        replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {}
+        replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)) {
+    init_amqp_pool(&spill_pool_, 4096);
+  }
+  ~Worker() override { empty_amqp_pool(&spill_pool_); }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
   int run();
 
@@ -306,6 +311,10 @@ class Worker : public RunnerHost {
   std::uint64_t connects_ = 0;
   AckTracker acks_;  // the deliveries of this connection not acked yet
   std::string body_;  // of the delivery being read (read_delivery())
+  // The properties of a long delivery, copied out of the channel's pool so
+  // that it can be recycled frame by frame (read_content()).
+  amqp_pool_t spill_pool_{};
+  amqp_basic_properties_t spilled_{};
   std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
   ReplyGuard replies_;
@@ -1165,7 +1174,8 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     return !closed;
   };
   std::uint64_t size = 0;
-  int status = read_content(connection_.get(), deliver.channel, &props, &body_, other, config_.max_message_bytes, &size);
+  int status = read_content(connection_.get(), deliver.channel, &props, &body_, other, config_.max_message_bytes,
+                            &size, &spill_pool_, &spilled_);
   Delivery delivery;
   if (status == kContentTooLarge) {
     // Refused without holding the body: what the reply and the error queue
@@ -1207,6 +1217,7 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
   }
   // While stopping, a delivery stays unacked: the broker requeues it.
   if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+  if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
   return connection_ok_ ? Read::kFrame : Read::kLost;
 }
 

@@ -241,6 +241,25 @@ TEST_CASE("a body over max_message_bytes is refused as it arrives, and leaves no
   CHECK(letters[0].body.empty());
 }
 
+TEST_CASE("a large call under max_message_bytes leaves no buffer of its body behind", "[admission]") {
+  SbusdOptions options;
+  options.max_message_bytes = 64 * 1024 * 1024;
+  SbusdProcess sbusd(options);
+  const pid_t worker = worker_of(sbusd);
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("math.add"), "[1, 1]", 5s).message == "2");
+  const long rss_before = status_kb(worker, "VmRSS");
+  const std::string params = "[\"" + std::string(40'000'000, 'x') + "\"]";
+  const sbus::CallResult result = sender.call(sbusd.address("test.echo"), params, 60s);
+  CHECK(result.ok());
+  CHECK(result.message.size() == params.size());
+  REQUIRE(sender.call(sbusd.address("math.add"), "[1, 1]", 5s).message == "2");
+  const long rss_after = status_kb(worker, "VmRSS");
+  std::cout << "[admission] worker RSS " << rss_before / 1024 << " MB before a 40 MB call served, "
+            << rss_after / 1024 << " MB after" << std::endl;
+  CHECK(rss_after - rss_before < 8 * 1024);
+}
+
 TEST_CASE("calls of 1 MB queued behind a busy service are held to its queue_bytes, not to the worker's memory",
           "[admission]") {
   SbusdOptions options;
