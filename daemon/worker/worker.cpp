@@ -29,6 +29,7 @@
 
 #include "common/amqp_connection.hpp"
 #include "common/error.hpp"
+#include "common/error_seal.hpp"
 #include "common/log.hpp"
 #include "common/port_probe.hpp"
 #include "common/token.hpp"
@@ -579,6 +580,8 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
 
 // To the error queue, or to `queue`. The x-sbus-* headers are sbusd's own:
 // those of the delivery are replaced by `own_headers` and the ones set here.
+// An entry of the error queue is sealed (error_seal.hpp) unless it was
+// refused for its token (own header x-sbus-token).
 bool Worker::publish_dead_letter(std::string_view body, const std::string& service, const std::string& error,
                                  int attempts, const std::vector<std::pair<std::string, std::string>>& headers,
                                  const std::vector<std::pair<std::string, std::string>>& own_headers,
@@ -595,7 +598,12 @@ bool Worker::publish_dead_letter(std::string_view body, const std::string& servi
   for (const auto& [key, value] : headers) {
     if (key.rfind("x-sbus-", 0) != 0) add(key, value);
   }
-  for (const auto& [key, value] : own_headers) add(key, value);
+  bool seal = queue.empty();
+  for (const auto& [key, value] : own_headers) {
+    add(key, value);
+    if (key == "x-sbus-token") seal = false;
+  }
+  if (seal) add("x-sbus-seal", error_seal(config_.secret, config_.node, body));
   if (!error.empty()) add("x-sbus-error", error);
   add("x-sbus-service", service);
   add("x-sbus-node", config_.node);

@@ -13,6 +13,7 @@
 #include <chrono>
 
 #include "common/amqp_connection.hpp"
+#include "common/error_seal.hpp"
 #include "common/broker_uri.hpp"
 #include "common/error.hpp"
 #include "common/token.hpp"
@@ -569,13 +570,16 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
       // A body the worker dropped unread (over max_message_bytes) cannot
       // be sent again: it stays, unacked until the channel closes.
       if (letter.header("x-sbus-body") == "dropped") continue;
-      // Signed again: the original token may be days old by now. Never a
-      // message refused for its token: signing it would let anybody who
-      // can publish have a message signed by whoever requeues; it goes back
-      // as it came, and is refused again.
+      // Signed again: the original token may be days old by now. Only an
+      // entry a worker sealed (error_seal.hpp): one refused for its token,
+      // or put into the error queue by anybody else, goes back as it came
+      // and is refused again, or signing it would let anybody who can
+      // publish have a message signed by whoever requeues.
       Event event;
       DecodeFailure failure;
-      if (letter.header("x-sbus-token") != "refused" && decode_event(letter.body, &event, &failure)) {
+      if (error_seal_valid(letter.header("x-sbus-seal"), impl_->options.secret, letter.header("x-sbus-node"),
+                           letter.body) &&
+          decode_event(letter.body, &event, &failure)) {
         event.token = impl_->sign(event);
         letter.body = encode_event(event);
       }

@@ -389,3 +389,48 @@ TEST_CASE("sbus errors requeue sends a message refused for its token back with t
   CHECK(letters[0].header("x-sbus-refused") == "invalid_token");
   CHECK(sbus_test::read_file(sbusd.record_file()).find("forged") == std::string::npos);
 }
+
+TEST_CASE("sbus errors requeue does not sign what others put into the error queue", "[admission][errors]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  RawAmqp raw;
+  const std::string body = record_body("m-planted", "wrong secret", R"({"planted": true})");
+  raw.publish("", sbusd.node() + ".error", body);
+  REQUIRE(wait_until([&] { return sender.list_errors(sbusd.node()).size() == 1; }, 10s, 100ms));
+
+  std::vector<std::string> args = {"errors", "requeue", sbusd.node()};
+  for (const std::string& arg : sbusd.cli_args()) args.push_back(arg);
+  const sbus_test::ProcessResult requeued = sbus_test::run_cli(args, 20s);
+  INFO(requeued.err);
+  REQUIRE(requeued.exit_code == 0);
+
+  REQUIRE(wait_until([&] { return stats_of(sender, sbusd)["refused"].GetUint64() == 1; }, 10s, 100ms));
+  const std::vector<sbus::DeadLetter> letters = sender.list_errors(sbusd.node());
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].body == body);
+  CHECK(letters[0].header("x-sbus-refused") == "invalid_token");
+  CHECK(sbus_test::read_file(sbusd.record_file()).find("planted") == std::string::npos);
+}
+
+TEST_CASE("sbus errors requeue signs anew what the worker sealed: a message refused for an unknown service",
+          "[admission][errors]") {
+  SbusdProcess sbusd;
+  sbus::Sender sender(sbusd.sender_options());
+  RawAmqp raw;
+  // Refused with a valid token: sealed. Requeued, it is signed again (and
+  // refused again, for the service is still unknown, now with a fresh token).
+  raw.publish("py-servicebus", sbusd.node(), record_body("m-moved", kSecret, "[1]").replace(
+      record_body("m-moved", kSecret, "[1]").find("<service>record"), 15, "<service>gone"));
+  REQUIRE(wait_until([&] { return sender.list_errors(sbusd.node()).size() == 1; }, 10s, 100ms));
+  const std::string first_token = between(sender.list_errors(sbusd.node())[0].body, "<token>", "</token>").value_or("");
+  CHECK_FALSE(sender.list_errors(sbusd.node())[0].header("x-sbus-seal").empty());
+
+  std::vector<std::string> args = {"errors", "requeue", sbusd.node()};
+  for (const std::string& arg : sbusd.cli_args()) args.push_back(arg);
+  REQUIRE(sbus_test::run_cli(args, 20s).exit_code == 0);
+  REQUIRE(wait_until([&] { return stats_of(sender, sbusd)["refused"].GetUint64() == 2; }, 10s, 100ms));
+  const std::vector<sbus::DeadLetter> letters = sender.list_errors(sbusd.node());
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].header("x-sbus-refused") == "unknown_service");
+  CHECK(between(letters[0].body, "<token>", "</token>").value_or("") != "");
+}
