@@ -325,6 +325,13 @@ TEST_CASE("deliveries that cannot be handled go to the error queue with their re
   const rapidjson::Document stats = stats_of(sender, sbusd);
   CHECK(stats["refused"].GetUint64() == 6);
   CHECK(stats["refused_by_code"]["invalid_token"].GetUint64() == 2);
+  std::vector<std::string> args = {"stats", node};
+  for (const std::string& arg : sbusd.cli_args()) args.push_back(arg);
+  const sbus_test::ProcessResult printed = sbus_test::run_cli(args, 10s);
+  CHECK(printed.exit_code == 0);
+  CHECK(printed.out.find("refused: 6 invalid_params=1 invalid_token=2 malformed_xml=1 missing_element=1 "
+                         "unknown_service=1") != std::string::npos);
+  std::cout << "[admission] sbus stats after the refusals:\n" << printed.out << std::flush;
 }
 
 TEST_CASE("the error queue is bounded, dropping its oldest entries", "[admission][errors]") {
