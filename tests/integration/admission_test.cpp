@@ -206,6 +206,39 @@ TEST_CASE("messages past a stuck message service's queue_len wait in the hold qu
   CHECK(stats["refused"].GetUint64() == 0);
 }
 
+TEST_CASE("a copy of a held hmac-sha256 message, stamp and all, is refused as a replay", "[admission]") {
+  SbusdOptions options;
+  options.extra_yaml = "hold_time: 1\naccept: [hmac-sha256]\n";
+  options.service_yaml["test.record"] = "    queue_len: 1\n";
+  SbusdProcess sbusd(options);
+  sbus::SenderOptions sender_options = sbusd.sender_options();
+  sender_options.token = "hmac-sha256";
+  sbus::Sender sender(sender_options);
+
+  sender.send(sbusd.address("test.record"), R"({"sleep": 2, "n": 0})");
+  for (int n = 1; n <= 3; ++n) sender.send(sbusd.address("test.record"), R"({"n": )" + std::to_string(n) + "}");
+  // What an account that may read the hold queue sees.
+  std::vector<sbus::DeadLetter> held;
+  REQUIRE(wait_until([&] { return !(held = sender.list_errors(sbusd.node(), sbusd.node() + ".hold")).empty(); },
+                     10s, 20ms));
+  const sbus::DeadLetter copy = held[0];
+  REQUIRE_FALSE(copy.header("x-sbus-hold").empty());
+  auto recorded = [&] {
+    const std::string text = sbus_test::read_file(sbusd.record_file());
+    std::size_t lines = 0;
+    for (char c : text) lines += c == '\n' ? 1 : 0;
+    return lines;
+  };
+  REQUIRE(wait_until([&] { return recorded() == 4; }, 20s, 100ms));
+
+  RawAmqp raw;
+  raw.publish("py-servicebus", sbusd.node(), copy.body, {}, {}, {{"x-sbus-hold", copy.header("x-sbus-hold")}});
+  REQUIRE(wait_until([&] { return stats_of(sender, sbusd)["refused"].GetUint64() == 1; }, 10s, 100ms));
+  const rapidjson::Document stats = stats_of(sender, sbusd);
+  CHECK(stats["refused_by_code"]["replayed"].GetUint64() == 1);
+  CHECK(recorded() == 4);
+}
+
 TEST_CASE("a body over max_message_bytes is refused as it arrives, and leaves no buffer behind", "[admission]") {
   SbusdProcess sbusd;
   const pid_t worker = worker_of(sbusd);

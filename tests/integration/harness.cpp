@@ -498,8 +498,20 @@ std::string RawAmqp::declare_reply_queue() {
 }
 
 void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
-                      std::string_view reply_to, std::string_view correlation_id) {
+                      std::string_view reply_to, std::string_view correlation_id,
+                      const std::vector<std::pair<std::string, std::string>>& headers) {
   amqp_basic_properties_t props{};
+  std::vector<amqp_table_entry_t> entries;
+  for (const auto& [key, value] : headers) {
+    amqp_table_entry_t entry{bytes(key), {}};
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = bytes(value);
+    entries.push_back(entry);
+  }
+  if (!entries.empty()) {
+    props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+  }
   if (!reply_to.empty()) {
     props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
     props.reply_to = bytes(reply_to);

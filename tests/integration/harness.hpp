@@ -20,6 +20,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <sbus/sender.hpp>
@@ -211,9 +212,10 @@ class RawAmqp {
   std::string declare_reply_queue();
 
   // Publishes on channel 1. reply_to and correlation_id are set when not
-  // empty.
+  // empty; `headers` as text values.
   void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
-               std::string_view reply_to = {}, std::string_view correlation_id = {});
+               std::string_view reply_to = {}, std::string_view correlation_id = {},
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
 
   struct Message {
     std::string body;
