@@ -133,6 +133,14 @@ bool print_stats(const std::string& json) {
                 s.HasMember("kind") && s["kind"].IsString() ? s["kind"].GetString() : "?", number(s, "handled"),
                 number(s, "failed"), number(s, "busy_s"), running ? "yes" : "no", number(s, "queued"));
   }
+  // Deliveries that could not be handled (in the error queue), by code.
+  if (stats.HasMember("refused_by_code") && stats["refused_by_code"].IsObject()) {
+    std::printf("refused: %.0f", number(stats, "refused"));
+    for (const auto& code : stats["refused_by_code"].GetObject()) {
+      std::printf(" %s=%.0f", code.name.GetString(), code.value.IsNumber() ? code.value.GetDouble() : 0.0);
+    }
+    std::printf("\n");
+  }
   return true;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "common/error.hpp"
@@ -37,6 +38,27 @@ std::string describe_open_failure(const BrokerUri& uri, int status, std::chrono:
 
 std::string bytes_to_string(amqp_bytes_t bytes) {
   return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
+
+bool clone_properties(const amqp_basic_properties_t& in, amqp_basic_properties_t* out, amqp_pool_t* pool) {
+  *out = in;
+  for (amqp_bytes_t amqp_basic_properties_t::*field :
+       {&amqp_basic_properties_t::content_type, &amqp_basic_properties_t::content_encoding,
+        &amqp_basic_properties_t::correlation_id, &amqp_basic_properties_t::reply_to,
+        &amqp_basic_properties_t::expiration, &amqp_basic_properties_t::message_id, &amqp_basic_properties_t::type,
+        &amqp_basic_properties_t::user_id, &amqp_basic_properties_t::app_id, &amqp_basic_properties_t::cluster_id}) {
+    const amqp_bytes_t& from = in.*field;
+    amqp_bytes_t& to = out->*field;
+    if (from.len == 0) continue;
+    to.bytes = amqp_pool_alloc(pool, from.len);
+    if (to.bytes == nullptr) return false;
+    std::memcpy(to.bytes, from.bytes, from.len);
+  }
+  out->headers = amqp_empty_table;
+  if ((in._flags & AMQP_BASIC_HEADERS_FLAG) && in.headers.num_entries > 0) {
+    return amqp_table_clone(&in.headers, &out->headers, pool) == AMQP_STATUS_OK;
+  }
+  return true;
 }
 
 std::string describe_reply(const amqp_rpc_reply_t& reply) {

@@ -49,6 +49,18 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
 }
 
+// Copies `in` to `out`, its texts and headers allocated from `pool`; false
+// when out of memory.
+bool clone_properties(const amqp_basic_properties_t& in, amqp_basic_properties_t* out, amqp_pool_t* pool);
+
+// A body longer than this is read with the channel's pool recycled after each
+// frame (see read_content()).
+inline constexpr std::uint64_t kSpillBodyBytes = 64 * 1024;
+
+// Returned by read_content() for a body larger than its `max_body`: the
+// properties are read, the body is not (skip_body() drops it).
+inline constexpr int kContentTooLarge = 1;
+
 // Reads the content of the basic.deliver just read on `channel`: its header
 // frame and body frames. amqp_read_message() would give every message a
 // memory pool of its own (a zeroed 4 KiB page, and three allocations more
@@ -63,11 +75,25 @@ inline amqp_bytes_t to_bytes(std::string_view text) {
 // AMQP_STATUS_UNEXPECTED_STATE when it stopped at such a frame,
 // AMQP_STATUS_BAD_AMQP_DATA for more body than the header announced, or the
 // error of a read.
+//
+// A header announcing more than `max_body` bytes returns kContentTooLarge
+// with the properties read, `*size` set and nothing of the body: the caller
+// copies what it needs of the properties, then drops the body with
+// skip_body(), which never holds more than a frame of it.
+//
+// rabbitmq-c reads every frame into the channel's pool, which keeps its
+// pages until the connection ends: a body read whole would leave as much
+// pool behind. Given `spill`, a body over kSpillBodyBytes has its properties
+// copied there (*properties then points into `spill`, valid until the caller
+// recycles it) and the channel's pool recycled after each frame.
 template <class OtherFrame>
 int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_basic_properties_t** properties,
-                 std::string* body, OtherFrame&& other) {
+                 std::string* body, OtherFrame&& other, std::uint64_t max_body = UINT64_MAX,
+                 std::uint64_t* announced = nullptr, amqp_pool_t* spill = nullptr,
+                 amqp_basic_properties_t* spilled = nullptr) {
   *properties = nullptr;
   std::uint64_t size = 0;
+  bool recycle = false;
   body->clear();
   while (*properties == nullptr || body->size() < size) {
     amqp_frame_t frame;
@@ -84,11 +110,46 @@ int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_b
     if (frame.frame_type == AMQP_FRAME_HEADER) {
       *properties = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
       size = frame.payload.properties.body_size;
+      if (announced != nullptr) *announced = size;
+      if (size > max_body) return kContentTooLarge;
+      if (size > kSpillBodyBytes && spill != nullptr && clone_properties(**properties, spilled, spill)) {
+        *properties = spilled;
+        recycle = true;
+        amqp_maybe_release_buffers_on_channel(c, channel);
+      }
       continue;
     }
     const amqp_bytes_t fragment = frame.payload.body_fragment;
     if (fragment.len > size - body->size()) return AMQP_STATUS_BAD_AMQP_DATA;
     body->append(static_cast<const char*>(fragment.bytes), fragment.len);
+    if (recycle) amqp_maybe_release_buffers_on_channel(c, channel);
+  }
+  return AMQP_STATUS_OK;
+}
+
+// Reads and drops the `size` bytes of body frames that follow a header for
+// which read_content() returned kContentTooLarge. rabbitmq-c reads every
+// frame into the channel's pool, which keeps its pages: the pool is recycled
+// after each frame, so that a body of any size costs one frame of memory.
+// That frees the properties read_content() returned. Returns as read_content().
+template <class OtherFrame>
+int skip_body(amqp_connection_state_t c, amqp_channel_t channel, std::uint64_t size, OtherFrame&& other) {
+  amqp_maybe_release_buffers_on_channel(c, channel);
+  while (size > 0) {
+    amqp_frame_t frame;
+    const int status = amqp_simple_wait_frame(c, &frame);
+    if (status != AMQP_STATUS_OK) return status;
+    if (frame.channel != channel) {
+      if (!other(frame)) return AMQP_STATUS_UNEXPECTED_STATE;
+      continue;
+    }
+    if (frame.frame_type != AMQP_FRAME_BODY) {
+      other(frame);
+      return AMQP_STATUS_UNEXPECTED_STATE;
+    }
+    if (frame.payload.body_fragment.len > size) return AMQP_STATUS_BAD_AMQP_DATA;
+    size -= frame.payload.body_fragment.len;
+    amqp_maybe_release_buffers_on_channel(c, channel);
   }
   return AMQP_STATUS_OK;
 }

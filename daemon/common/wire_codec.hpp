@@ -30,6 +30,8 @@ inline constexpr const char* kInterrupted = "interrupted";
 inline constexpr const char* kInvalidSignature = "invalid_signature";
 inline constexpr const char* kTokenExpired = "token_expired";
 inline constexpr const char* kReplayed = "replayed";
+// The service has queue_len calls waiting, or queue_bytes of them: try later.
+inline constexpr const char* kBusy = "busy";
 // The service is configured but cannot serve now: its plugin failed to load
 // or start, or it kept crashing its worker and is switched off for a cool-down.
 inline constexpr const char* kServiceUnavailable = "service_unavailable";

@@ -22,7 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kServiceKeys[] = {"name", "plugin", "kind", "queue_len", "export", "idempotent", "options"};
+constexpr const char* kServiceKeys[] = {"name",   "plugin",     "kind",   "queue_len",
+                                        "queue_bytes", "export", "idempotent", "options"};
 constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange",  "secret",
                                     "secret_file", "plugin_dir",      "prefetch",  "max_message_bytes",
                                     "heartbeat", "log_level",         "services",  "drain_timeout",
@@ -30,7 +31,8 @@ constexpr const char* kTopKeys[] = {"node",      "brokers",           "exchange"
                                     "ping_timeout", "queue_type",       "max_retries", "error_queue",
                                     "tls",       "token",             "accept",    "max_skew",
                                     "secret_env", "crash_limit",      "crash_cooldown", "legacy_short_secret",
-                                    "state_dir"};
+                                    "state_dir",  "queue_bytes",      "hold_time", "error_queue_max_length",
+                                    "error_queue_max_bytes"};
 constexpr const char* kTlsKeys[] = {"ca_file", "cert_file", "key_file", "verify"};
 
 // Collects problems, each prefixed with "FILE:LINE: KEY: ".
@@ -183,6 +185,11 @@ void load_services(const YAML::Node& list, const std::string& base_dir, Config* 
         !checker->integer(entry["queue_len"], at + ".queue_len", 1, 1000000, &service.queue_len)) {
       ok = false;
     }
+    service.queue_bytes = config->queue_bytes;
+    if (entry["queue_bytes"] && !checker->integer(entry["queue_bytes"], at + ".queue_bytes", 1024, 1LL << 40,
+                                                  &service.queue_bytes)) {
+      ok = false;
+    }
     service.export_name = service.service;
     if (entry["export"] && !checker->scalar(entry["export"], at + ".export", &service.export_name)) {
       ok = false;
@@ -235,7 +242,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
   // The line of an entry is where it was written, not what it does.
   auto same_service = [](const ServiceConfig& x, const ServiceConfig& y) {
     return x.name == y.name && x.plugin_path == y.plugin_path && x.export_name == y.export_name &&
-           x.kind == y.kind && x.queue_len == y.queue_len && x.idempotent == y.idempotent &&
+           x.kind == y.kind && x.queue_len == y.queue_len && x.queue_bytes == y.queue_bytes &&
+           x.idempotent == y.idempotent &&
            x.options == y.options;
   };
   if (a.services.size() != b.services.size() ||
@@ -251,7 +259,8 @@ bool worker_settings_differ(const Config& a, const Config& b) {
          a.tls.ca_file != b.tls.ca_file || a.tls.cert_file != b.tls.cert_file ||
          a.tls.key_file != b.tls.key_file || a.tls.verify != b.tls.verify || a.token != b.token ||
          a.accept != b.accept || a.max_skew_seconds != b.max_skew_seconds || a.crash_limit != b.crash_limit ||
-         a.crash_cooldown_seconds != b.crash_cooldown_seconds || a.state_dir != b.state_dir;
+         a.crash_cooldown_seconds != b.crash_cooldown_seconds || a.state_dir != b.state_dir || a.hold_ms != b.hold_ms ||
+         a.error_queue_max_length != b.error_queue_max_length || a.error_queue_max_bytes != b.error_queue_max_bytes;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -336,6 +345,19 @@ bool load_config_text(const std::string& text, const std::string& path,
     checker.integer(root["crash_cooldown"], "crash_cooldown", 1, 86400, &config->crash_cooldown_seconds);
   }
   if (config->error_queue.empty()) config->error_queue = config->node + ".error";
+  if (root["error_queue_max_length"]) {
+    checker.integer(root["error_queue_max_length"], "error_queue_max_length", 1, 1LL << 31,
+                    &config->error_queue_max_length);
+  }
+  if (root["error_queue_max_bytes"]) {
+    checker.integer(root["error_queue_max_bytes"], "error_queue_max_bytes", 1024, 1LL << 40,
+                    &config->error_queue_max_bytes);
+  }
+  if (root["queue_bytes"]) checker.integer(root["queue_bytes"], "queue_bytes", 1024, 1LL << 40, &config->queue_bytes);
+  if (root["hold_time"]) {
+    seconds(root["hold_time"], "hold_time", 3600, &config->hold_ms);
+    if (config->hold_ms < 100) checker.problem(root["hold_time"], "hold_time", "must be at least 0.1 s");
+  }
   if (root["log_level"]) {
     std::string level;
     if (checker.scalar(root["log_level"], "log_level", &level) &&

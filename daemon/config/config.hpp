@@ -30,6 +30,9 @@ struct ServiceConfig {
   std::string export_name;  // the service's name inside the plugin
   ServiceKind kind = ServiceKind::kRpc;
   std::size_t queue_len = 100;
+  // The bytes its queued jobs may hold (body, params and their parse);
+  // default: the top-level queue_bytes.
+  std::size_t queue_bytes = 16 * 1024 * 1024;
   // RPC only: a call whose worker died running it is run again (up to
   // max_retries times) instead of being answered `interrupted`.
   bool idempotent = false;
@@ -66,6 +69,15 @@ struct Config {
   // until crash_cooldown seconds after its last crash. 0 limit: never.
   int crash_limit = 3;
   int crash_cooldown_seconds = 60;
+  // The error queue's bounds (x-max-length, x-max-length-bytes, overflow
+  // drop-head): refused messages from outsiders cannot fill the broker.
+  std::size_t error_queue_max_length = 10000;
+  std::size_t error_queue_max_bytes = 64 * 1024 * 1024;
+  // The default of each service's queue_bytes.
+  std::size_t queue_bytes = 16 * 1024 * 1024;
+  // A message over its service's queue_len or queue_bytes waits this long
+  // in the hold queue (NODE.hold) before it comes back to the node queue.
+  int hold_ms = 5000;
   LogLevel log_level = LogLevel::kInfo;
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.

@@ -35,6 +35,8 @@ struct Job {
   // Messages only: what the error queue gets if it keeps failing.
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // What the job holds while it waits in its service's queue (QueueBudget).
+  std::size_t bytes = 0;
 };
 
 // The result of a Job, for the connection thread to publish and ack.

@@ -22,7 +22,8 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       context_(std::move(context)),
       host_(host),
       journal_(journal),
-      max_retries_(max_retries) {}
+      max_retries_(max_retries),
+      budget_(config_.queue_len, config_.queue_bytes) {}
 
 ServiceRunner::~ServiceRunner() { stop(); }
 
@@ -42,7 +43,7 @@ bool ServiceRunner::try_submit(Job& job, bool* wake_later) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (queue_.size() >= config_.queue_len) return false;
+    if (!budget_.take(job.bytes)) return false;
     queue_.push_back(std::move(job));
     wake = std::exchange(sleeping_, false);
   }
@@ -60,10 +61,16 @@ std::size_t ServiceRunner::queued() {
   return queue_.size();
 }
 
+std::size_t ServiceRunner::queued_bytes() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return budget_.bytes();
+}
+
 std::size_t ServiceRunner::discard_queued() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
   queue_.clear();
+  budget_.clear();
   return count;
 }
 
@@ -72,6 +79,7 @@ void ServiceRunner::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
     queue_.clear();
+    budget_.clear();
   }
   // Always: the thread may sleep with its wake-up still owed by a caller of
   // try_submit(job, &wake_later). A needless fire costs one system call.
@@ -182,6 +190,7 @@ void ServiceRunner::run() {
       if (stopping_) break;
       job = std::move(queue_.front());
       queue_.pop_front();
+      budget_.give_back(job.bytes);
       running_.store(true, std::memory_order_relaxed);
     }
     Outcome outcome = execute(job);

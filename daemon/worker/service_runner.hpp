@@ -26,6 +26,7 @@
 #include "config/config.hpp"
 #include "worker/job.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/queue_budget.hpp"
 #include "worker/wakeup.hpp"
 
 namespace sbus {
@@ -56,7 +57,8 @@ class ServiceRunner {
   // PluginError when start() throws.
   void start();
 
-  // False when the queue is full (the job is untouched). When the service
+  // False when the queue is full: queue_len jobs, or queue_bytes that
+  // job.bytes would pass (QueueBudget); the job is untouched. When the service
   // thread sleeps, it is woken now; or, given `wake_later`, *wake_later is
   // set and the caller calls wake() once it has let go of its own lock, so
   // that the service thread does not find that lock held.
@@ -105,6 +107,7 @@ class ServiceRunner {
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();
+  std::size_t queued_bytes();
   bool running() const { return running_.load(std::memory_order_relaxed); }
 
  private:
@@ -131,6 +134,7 @@ class ServiceRunner {
   // of run().
   std::condition_variable started_cv_;
   std::deque<Job> queue_;
+  QueueBudget budget_;
   bool sleeping_ = false;  // the thread sleeps on wakeup_, or is about to
   Wakeup wakeup_;
   // The connection thread was asleep when this thread last handed it

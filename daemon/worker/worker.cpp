@@ -20,14 +20,17 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
 
 #include "common/amqp_connection.hpp"
 #include "common/error.hpp"
+#include "common/error_seal.hpp"
 #include "common/log.hpp"
 #include "common/port_probe.hpp"
 #include "common/token.hpp"
@@ -37,6 +40,9 @@
 #include "worker/completion_queue.hpp"
 #include "worker/crash_cooldown.hpp"
 #include "worker/peer_watch.hpp"
+#include "worker/delivery_window.hpp"
+#include "worker/hold_stamp.hpp"
+#include "worker/node_queues.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/reply_guard.hpp"
 #include "worker/service_runner.hpp"
@@ -65,6 +71,8 @@ constexpr int kPollMillis = 500;
 // At most this many deliveries that rabbitmq-c has buffered are read before
 // the service threads they went to are woken.
 constexpr std::size_t kWakeBatch = 16;
+// The error and hold queues are declared on this channel, closed after.
+constexpr amqp_channel_t kSetupChannel = 3;
 // No service holds the reader seat.
 constexpr std::size_t kNoSeat = static_cast<std::size_t>(-1);
 // A delivery body's buffer larger than this is given back after the delivery.
@@ -137,7 +145,12 @@ struct Delivery {
   std::string correlation_id;
   bool redelivered = false;
   std::string_view body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers;  // messages, and a body too large
+  // The delivery's properties while handle_delivery() runs; null for a body
+  // too large, whose properties went with the frames skipped.
+  const amqp_basic_properties_t* properties = nullptr;
+  // A body over max_message_bytes: its size. The body was dropped unread.
+  std::uint64_t too_large = 0;
 };
 
 // The headers of a delivery whose values are text or numbers, as text: what
@@ -176,7 +189,12 @@ class Worker : public RunnerHost {
         journal_(shared.journal),
         compat_tokens_(config.secret),
         replay_(shared.replay != nullptr ? shared.replay : ReplayCache::create(false)),
-        history_(shared.history) {}
+        history_(shared.history) {
+    init_amqp_pool(&spill_pool_, 4096);
+  }
+  ~Worker() override { empty_amqp_pool(&spill_pool_); }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
   int run();
 
@@ -228,11 +246,16 @@ class Worker : public RunnerHost {
                      std::string_view body);
   void answer_error(const Delivery& delivery, const std::string& id, const char* code,
                     const std::string& message);
+  void refuse(const Delivery& delivery, const Event& event, const char* code, const std::string& message,
+              bool token_refused = false);
+  void overflow(Job job, std::size_t runner);
   void settle(std::uint64_t tag, bool ack);
   void flush_acks();
   bool send_queued();
-  bool publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
-                           int attempts, const std::vector<std::pair<std::string, std::string>>& headers);
+  bool publish_dead_letter(std::string_view body, const std::string& service, const std::string& error,
+                           int attempts, const std::vector<std::pair<std::string, std::string>>& headers,
+                           const std::vector<std::pair<std::string, std::string>>& own_headers = {},
+                           const std::string& queue = {});
   bool sleep_unless_signalled(milliseconds duration);
   bool check_signal();
   void report(char status);
@@ -243,6 +266,7 @@ class Worker : public RunnerHost {
   bool remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
                       const char** code, std::string* message);
   void sign_reply(Reply* reply) const;
+  bool back_from_hold(const Delivery& delivery);
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
 
@@ -289,24 +313,32 @@ class Worker : public RunnerHost {
   // Services whose plugin failed to load or start, with the reason.
   std::map<std::string, std::string> unavailable_;
   std::unique_ptr<PeerWatch> peer_watch_;
-  std::vector<std::deque<Job>> backlog_;                  // per runner, when its queue is full
   // Per runner: switched off until then for crashing the worker too often
   // (crash_cooldown.hpp); the epoch when it serves.
   std::vector<Clock::time_point> off_until_;
   std::size_t outstanding_ = 0;  // jobs handed to services and not yet completed
+  std::optional<DeliveryWindow> window_;  // the same, by service (start_services())
 
   // What sbus.stats reports of each service (by runner), counted in finish().
   struct ServiceStats {
     std::uint64_t handled = 0;  // calls answered and messages done
     std::uint64_t failed = 0;   // answered with an error, or moved to the error queue
+    std::uint64_t refused_busy = 0;  // calls answered `busy`: over queue_len or queue_bytes
+    std::uint64_t held = 0;          // messages moved to the hold queue for the same reason
     std::chrono::nanoseconds busy{0};
   };
   std::vector<ServiceStats> stats_;
+  // Deliveries that could not be handled (moved to the error queue), by code.
+  std::map<std::string, std::uint64_t> refused_;
   const Clock::time_point started_at_ = Clock::now();
   Clock::time_point connected_at_{};
   std::uint64_t connects_ = 0;
   AckTracker acks_;  // the deliveries of this connection not acked yet
   std::string body_;  // of the delivery being read (read_delivery())
+  // The properties of a long delivery, copied out of the channel's pool so
+  // that it can be recycled frame by frame (read_content()).
+  amqp_pool_t spill_pool_{};
+  amqp_basic_properties_t spilled_{};
   std::unordered_map<std::uint64_t, std::string> unsent_replies_;  // by CrashJournal::key
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
   ReplyGuard replies_;
@@ -337,9 +369,9 @@ void Worker::start_services() {
       report_unavailable(service.name, e.what());
     }
   }
-  backlog_.resize(runners_.size());
   stats_.resize(runners_.size());
   read_crashes();
+  window_.emplace(static_cast<std::size_t>(config_.prefetch), runners_.size());
 }
 
 // One status record a service: kStatusUnavailable, "NAME: REASON", a line
@@ -474,8 +506,8 @@ bool Worker::connect() {
         config_.queue_type == "quorum" ? amqp_table_t{1, &type_entry} : amqp_empty_table;
     amqp_queue_declare(c, kChannel, queue, 0, 1, 0, 0, queue_args);
     connection.check_last("declare queue " + config_.node);
-    amqp_queue_declare(c, kChannel, to_bytes(config_.error_queue), 0, 1, 0, 0, queue_args);
-    connection.check_last("declare queue " + config_.error_queue);
+    declare_error_queue(connection, kSetupChannel, config_);
+    declare_hold_queue(connection, kSetupChannel, config_);
     amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
     connection.check_last("bind queue " + config_.node);
     if (config_.ping_interval_ms > 0) {
@@ -483,7 +515,7 @@ bool Worker::connect() {
       connection.check_last("open probe channel");
     }
 
-    amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
+    amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(window_->size()), 0);
     connection.check_last("basic.qos");
     amqp_basic_consume_ok_t* ok =
         amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
@@ -502,7 +534,8 @@ bool Worker::connect() {
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
-                    << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
+                    << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ", window "
+                    << window_->size() << ")";
     report(kStatusConnected);
     broker_unreachable_ = false;
     return true;
@@ -645,9 +678,9 @@ void Worker::begin_stop() {
 
 void Worker::forget_pending() {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
-    outstanding_ -= runners_[i]->discard_queued();
-    outstanding_ -= backlog_[i].size();
-    backlog_[i].clear();
+    const std::size_t dropped = runners_[i]->discard_queued();
+    outstanding_ -= dropped;
+    window_->give_back(i, dropped);
   }
 }
 
@@ -679,8 +712,14 @@ bool Worker::publish_reply(const std::string& reply_to, const std::string& corre
   return true;
 }
 
-bool Worker::publish_dead_letter(const std::string& body, const std::string& service, const std::string& error,
-                                 int attempts, const std::vector<std::pair<std::string, std::string>>& headers) {
+// To the error queue, or to `queue`. The x-sbus-* headers are sbusd's own:
+// those of the delivery are replaced by `own_headers` and the ones set here.
+// An entry of the error queue is sealed (error_seal.hpp) unless it was
+// refused for its token (own header x-sbus-token).
+bool Worker::publish_dead_letter(std::string_view body, const std::string& service, const std::string& error,
+                                 int attempts, const std::vector<std::pair<std::string, std::string>>& headers,
+                                 const std::vector<std::pair<std::string, std::string>>& own_headers,
+                                 const std::string& queue) {
   // The table points into `texts`, which must outlive the publish.
   std::deque<std::string> texts;
   std::vector<amqp_table_entry_t> entries;
@@ -693,7 +732,13 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   for (const auto& [key, value] : headers) {
     if (key.rfind("x-sbus-", 0) != 0) add(key, value);
   }
-  add("x-sbus-error", error);
+  bool seal = queue.empty();
+  for (const auto& [key, value] : own_headers) {
+    add(key, value);
+    if (key == "x-sbus-token") seal = false;
+  }
+  if (seal) add("x-sbus-seal", error_seal(config_.secret, config_.node, body));
+  if (!error.empty()) add("x-sbus-error", error);
   add("x-sbus-service", service);
   add("x-sbus-node", config_.node);
   add("x-sbus-attempts", std::to_string(attempts));
@@ -701,10 +746,10 @@ bool Worker::publish_dead_letter(const std::string& body, const std::string& ser
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
-  int status =
-      connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(config_.error_queue), props, to_bytes(body));
+  const std::string& to = queue.empty() ? config_.error_queue : queue;
+  int status = connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(to), props, to_bytes(body));
   if (status != AMQP_STATUS_OK) {
-    SBUS_LOG(kWarn) << "publish to " << config_.error_queue << " failed: " << amqp_error_string2(status);
+    SBUS_LOG(kWarn) << "publish to " << to << " failed: " << amqp_error_string2(status);
     connection_ok_ = false;
     return false;
   }
@@ -773,6 +818,66 @@ void Worker::sign_reply(Reply* reply) const {
   if (!reply_nonce_.empty()) reply->signature = hmac_v2_reply_signature(config_.secret, config_.node, reply_nonce_, *reply);
 }
 
+// A delivery that cannot be handled: a call gets its error reply, and
+// either kind goes to the error queue with the reason (counted in stats),
+// so that a sender who got no answer can find out why. `token_refused`
+// marks it for `sbus errors requeue`, which must not sign it anew.
+void Worker::refuse(const Delivery& delivery, const Event& event, const char* code, const std::string& message,
+                    bool token_refused) {
+  // Outsiders can send these at will: rate limited, and their values escaped.
+  SBUS_LOG_LIMITED(kWarn, "refused message")
+      << "event " << (event.id.empty() ? "-" : log_value(event.id)) << ": " << code << ": " << log_value(message, 400);
+  ++refused_[code];
+  if (!delivery.reply_to.empty()) {
+    Reply reply{event.id, message, code};
+    sign_reply(&reply);
+    if (!publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) return;
+  }
+  std::vector<std::pair<std::string, std::string>> own{{"x-sbus-refused", code}};
+  if (token_refused) own.emplace_back("x-sbus-token", "refused");
+  if (delivery.too_large > 0) own.emplace_back("x-sbus-body", "dropped");
+  if (!delivery.reply_to.empty()) own.emplace_back("x-sbus-reply-to", delivery.reply_to);
+  const std::string service =
+      event.category.empty() && event.service.empty() ? std::string() : event.category + "." + event.service;
+  std::vector<std::pair<std::string, std::string>> headers = delivery.headers;
+  if (delivery.properties != nullptr && delivery.reply_to.size() > 0) headers = text_headers(*delivery.properties);
+  if (publish_dead_letter(delivery.body, service, std::string(code) + ": " + message, 0, headers, own)) {
+    settle(delivery.delivery_tag, true);
+  }
+}
+
+// A job its service has no room for (QueueBudget): a call is answered
+// `busy` at once; a message waits in the hold queue, which gives it back to
+// the node queue after hold_time. Neither stays in the worker, so a stuck
+// service never holds the prefetch window that the other services need.
+void Worker::overflow(Job job, std::size_t runner) {
+  const ServiceConfig& service = runners_[runner]->config();
+  --outstanding_;
+  if (!job.reply_to.empty()) {
+    ++stats_[runner].refused_busy;
+    SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << service.name << " is busy";
+    Reply reply{job.event.id,
+                "service " + service.name + " is busy (" + std::to_string(runners_[runner]->queued()) +
+                    " waiting, queue_len " + std::to_string(service.queue_len) + ", queue_bytes " +
+                    std::to_string(service.queue_bytes) + "; " + std::to_string(window_->held(runner)) + " of " +
+                    std::to_string(window_->size()) + " deliveries of the worker's window): try again later",
+                errc::kBusy};
+    sign_reply(&reply);
+    if (publish_reply(job.reply_to, job.correlation_id, encode_reply(reply))) settle(job.delivery_tag, true);
+    return;
+  }
+  ++stats_[runner].held;
+  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << service.name << " is busy; message held for "
+                   << config_.hold_ms << " ms";
+  const std::int64_t now = std::chrono::duration_cast<milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  if (publish_dead_letter(job.body, service.name, "", 0, job.headers,
+                          {{"x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now)}},
+                          hold_queue_name(config_))) {
+    settle(job.delivery_tag, true);
+  }
+}
+
 void Worker::handle_delivery(const Delivery& delivery) {
   reply_nonce_.clear();
   const bool is_call = !delivery.reply_to.empty();
@@ -782,23 +887,24 @@ void Worker::handle_delivery(const Delivery& delivery) {
     }
     return;
   }
-  if (delivery.body.size() > config_.max_message_bytes) {
-    answer_error(delivery, "", errc::kTooLarge,
-                 "message of " + std::to_string(delivery.body.size()) + " bytes is over the limit of " +
-                     std::to_string(config_.max_message_bytes));
+  Job job;
+  if (delivery.too_large > 0) {
+    refuse(delivery, job.event, errc::kTooLarge,
+           "message of " + std::to_string(delivery.too_large) + " bytes is over the limit of " +
+               std::to_string(config_.max_message_bytes) + " (body dropped unread)");
     return;
   }
 
-  Job job;
   DecodeFailure failure;
   if (!decode_event(delivery.body, &job.event, &failure)) {
-    answer_error(delivery, job.event.id, failure.code.c_str(), failure.detail);
+    refuse(delivery, job.event, failure.code.c_str(), failure.detail);
     return;
   }
   const char* token_code = nullptr;
   std::string token_message;
-  if (!check_token(job.event, started_before(delivery, job.event), &token_code, &token_message)) {
-    answer_error(delivery, job.event.id, token_code, token_message);
+  if (!back_from_hold(delivery) &&
+      !check_token(job.event, started_before(delivery, job.event), &token_code, &token_message)) {
+    refuse(delivery, job.event, token_code, token_message, true);
     return;
   }
   if (job.event.category == kOwnCategory) {
@@ -832,7 +938,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
       message += is_call ? " (it is a message service: send to it, as `sbus send` does)"
                          : " (it is an RPC service: call it, as `sbus call` does)";
     }
-    answer_error(delivery, job.event.id, errc::kUnknownService, message);
+    refuse(delivery, job.event, errc::kUnknownService, message);
     return;
   }
   if (!is_call) {
@@ -877,13 +983,15 @@ void Worker::handle_delivery(const Delivery& delivery) {
   if (refuse_switched_off(delivery, job, found->second)) return;
   std::string params_error;
   if (!parse_params(job.event.params, &job, &params_error)) {
-    answer_error(delivery, job.event.id, errc::kInvalidParams, params_error);
+    refuse(delivery, job.event, errc::kInvalidParams, params_error);
     return;
   }
   if (!is_call) {
     job.body = delivery.body;
     job.headers = delivery.headers;
   }
+  job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
+              (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
   job.generation = generation_;
   job.reply_nonce = reply_nonce_;
   job.delivery_tag = delivery.delivery_tag;
@@ -899,7 +1007,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
 void Worker::answer_own(const Delivery& delivery, const Event& event) {
   const bool is_call = !delivery.reply_to.empty();
   if (!is_call || event.service != "stats") {
-    answer_error(delivery, event.id, errc::kUnknownService,
+    refuse(delivery, event, errc::kUnknownService,
                  std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
                      kOwnCategory + "." + event.service);
     return;
@@ -983,7 +1091,13 @@ std::string Worker::stats_json() {
     out.Key("running");
     out.Bool(runner.running());
     out.Key("queued");
-    out.Uint64(runner.queued() + backlog_[i].size());
+    out.Uint64(runner.queued());
+    out.Key("queued_bytes");
+    out.Uint64(runner.queued_bytes());
+    out.Key("refused_busy");
+    out.Uint64(stats.refused_busy);
+    out.Key("held");
+    out.Uint64(stats.held);
     out.EndObject();
   }
   for (const ServiceConfig& service : config_.services) {
@@ -998,15 +1112,28 @@ std::string Worker::stats_json() {
     out.EndObject();
   }
   out.EndObject();
+  std::uint64_t refused = 0;
+  out.Key("refused_by_code");
+  out.StartObject();
+  for (const auto& [code, count] : refused_) {
+    out.Key(code.c_str(), static_cast<rapidjson::SizeType>(code.size()));
+    out.Uint64(count);
+    refused += count;
+  }
+  out.EndObject();
+  out.Key("refused");
+  out.Uint64(refused);
   out.EndObject();
   return std::string(text.GetString(), text.GetSize());
 }
 
 void Worker::dispatch(Job job, std::size_t runner) {
   bool wake = false;
-  if (!backlog_[runner].empty() || !runners_[runner]->try_submit(job, &wake)) {
-    backlog_[runner].push_back(std::move(job));
+  if (!window_->admits(runner) || !runners_[runner]->try_submit(job, &wake)) {
+    overflow(std::move(job), runner);
+    return;
   }
+  window_->take(runner);
   if (wake) {
     to_wake_.push_back(runners_[runner].get());
     seat_wanted_ = runner;
@@ -1095,16 +1222,12 @@ bool Worker::flush_completions(bool* read_owed) {
 // the ack.
 void Worker::finish(Outcome& outcome) {
   --outstanding_;
+  window_->give_back(outcome.runner);
   if (!outcome.leave) {
     ServiceStats& stats = stats_[outcome.runner];
     ++stats.handled;
     if (outcome.failed) ++stats.failed;
     stats.busy += outcome.busy;
-  }
-  // Room in that service's queue: move its backlog along.
-  auto& backlog = backlog_[outcome.runner];
-  while (!backlog.empty() && runners_[outcome.runner]->try_submit(backlog.front())) {
-    backlog.pop_front();
   }
   if (outcome.generation != generation_ || !connection_ok_) {
     if (!outcome.reply_to.empty() && !outcome.dead_letter && !outcome.leave) {
@@ -1265,10 +1388,28 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
   const bool redelivered = method->redelivered != 0;
   const amqp_basic_properties_t* props = nullptr;
   bool closed = false;  // a close read in between, already logged by handle_frame()
-  const int status = read_content(connection_.get(), deliver.channel, &props, &body_, [&](const amqp_frame_t& frame) {
+  const auto other = [&](const amqp_frame_t& frame) {
     closed = !handle_frame(frame);
     return !closed;
-  });
+  };
+  std::uint64_t size = 0;
+  int status = read_content(connection_.get(), deliver.channel, &props, &body_, other, config_.max_message_bytes,
+                            &size, &spill_pool_, &spilled_);
+  Delivery delivery;
+  if (status == kContentTooLarge) {
+    // Refused without holding the body: what the reply and the error queue
+    // need of the properties is copied before skip_body() frees them.
+    delivery.too_large = size;
+    delivery.headers = text_headers(*props);
+    if ((props->_flags & AMQP_BASIC_REPLY_TO_FLAG) && props->reply_to.len > 0) {
+      delivery.reply_to = bytes_to_string(props->reply_to);
+    }
+    if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+      delivery.correlation_id = bytes_to_string(props->correlation_id);
+    }
+    props = nullptr;
+    status = skip_body(connection_.get(), deliver.channel, size, other);
+  }
   if (status != AMQP_STATUS_OK) {
     if (closed) return Read::kLost;
     return lost("reading a delivery", status);
@@ -1278,21 +1419,24 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
   // multiple ack must never cover.
   acks_.track(tag, !stopping_);
   if (!stopping_) {
-    Delivery delivery;
     delivery.delivery_tag = tag;
     delivery.redelivered = redelivered;
-    if ((props->_flags & AMQP_BASIC_REPLY_TO_FLAG) && props->reply_to.len > 0) {
-      delivery.reply_to = bytes_to_string(props->reply_to);
+    if (props != nullptr) {
+      if ((props->_flags & AMQP_BASIC_REPLY_TO_FLAG) && props->reply_to.len > 0) {
+        delivery.reply_to = bytes_to_string(props->reply_to);
+      }
+      if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+        delivery.correlation_id = bytes_to_string(props->correlation_id);
+      }
+      delivery.body = body_;
+      if (delivery.reply_to.empty()) delivery.headers = text_headers(*props);
+      delivery.properties = props;
     }
-    if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-      delivery.correlation_id = bytes_to_string(props->correlation_id);
-    }
-    delivery.body = body_;
-    if (delivery.reply_to.empty()) delivery.headers = text_headers(*props);
     handle_delivery(delivery);
   }
   // While stopping, a delivery stays unacked: the broker requeues it.
   if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+  if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
   return connection_ok_ ? Read::kFrame : Read::kLost;
 }
 
@@ -1458,6 +1602,25 @@ bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, st
       return false;
   }
   return false;
+}
+
+// A message this node held (overflow()) and the hold queue gave back: its
+// token was checked when it first came, and an hmac-sha256 one would now be
+// refused as a replay. The stamp proves it; each is let in once.
+bool Worker::back_from_hold(const Delivery& delivery) {
+  if (!delivery.reply_to.empty() || replay_ == nullptr) return false;
+  const auto found = std::find_if(delivery.headers.begin(), delivery.headers.end(),
+                                  [](const auto& header) { return header.first == "x-sbus-hold"; });
+  if (found == delivery.headers.end()) return false;
+  const auto now = std::chrono::system_clock::now();
+  const std::int64_t now_ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const milliseconds max_age = milliseconds(config_.hold_ms) + std::chrono::seconds(config_.max_skew_seconds);
+  HoldStamp stamp;
+  if (!check_hold_stamp(found->second, config_.secret, config_.node, delivery.body, now_ms, max_age, &stamp)) {
+    return false;
+  }
+  const std::int64_t expires = (stamp.millis + max_age.count()) / 1000 + 1;
+  return replay_->remember("hold:" + stamp.signature, expires, now_ms / 1000) == ReplayCache::Result::kFresh;
 }
 
 Worker::ServeEnd Worker::serve() {

@@ -14,6 +14,7 @@
 #include <chrono>
 
 #include "common/amqp_connection.hpp"
+#include "common/error_seal.hpp"
 #include "common/broker_uri.hpp"
 #include "common/error.hpp"
 #include "common/token.hpp"
@@ -614,11 +615,20 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
   DeadLetter letter;
   std::uint64_t tag = 0;
   try {
-    while (moved < waiting && impl_->get(queue, &letter, &tag)) {
-      // Signed again: the original token may be days old by now.
+    for (std::uint32_t seen = 0; seen < waiting && impl_->get(queue, &letter, &tag); ++seen) {
+      // A body the worker dropped unread (over max_message_bytes) cannot
+      // be sent again: it stays, unacked until the channel closes.
+      if (letter.header("x-sbus-body") == "dropped") continue;
+      // Signed again: the original token may be days old by now. Only an
+      // entry a worker sealed (error_seal.hpp): one refused for its token,
+      // or put into the error queue by anybody else, goes back as it came
+      // and is refused again, or signing it would let anybody who can
+      // publish have a message signed by whoever requeues.
       Event event;
       DecodeFailure failure;
-      if (decode_event(letter.body, &event, &failure)) {
+      if (error_seal_valid(letter.header("x-sbus-seal"), impl_->options.secret, letter.header("x-sbus-node"),
+                           letter.body) &&
+          decode_event(letter.body, &event, &failure)) {
         event.token = impl_->sign(event, std::string(node), false);
         letter.body = encode_event(event);
       }

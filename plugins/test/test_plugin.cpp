@@ -9,7 +9,8 @@
 //                restarts it (do not configure it in production)
 //   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
-//                file named by the service's `options: {file: PATH}`
+//                file named by the service's `options: {file: PATH}`; params
+//                {"sleep": SECONDS, ...} sleep first (a stuck message service)
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
@@ -22,6 +23,7 @@
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <cstdio>
@@ -109,6 +111,10 @@ class RecordService : public sbus::Service {
   }
 
   void on_message(const sbus::Request& request) override {
+    const rapidjson::Value& params = request.params();
+    if (params.IsObject() && params.HasMember("sleep") && params["sleep"].IsNumber()) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
+    }
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);

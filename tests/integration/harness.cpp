@@ -344,26 +344,22 @@ SbusdProcess::SbusdProcess(SbusdOptions options)
   yaml += "drain_timeout: " + std::to_string(options.drain_timeout_seconds) + "\n";
   yaml += "log_level: " + options.log_level + "\n";
   yaml += options.extra_yaml;
+  const std::pair<std::string, std::string> services[] = {
+      {"math.add", "    plugin: math\n"},
+      {"test.echo", "    plugin: test\n"},
+      {"test.sleep", "    plugin: test\n"},
+      {"test.fail", "    plugin: test\n"},
+      {"test.relay", "    plugin: test\n"},
+      {"test.record", "    plugin: test\n    kind: message\n    options:\n      file: " + record_file_ + "\n"},
+  };
   yaml += "services:\n";
   if (!options.services_yaml.empty()) {
     yaml += options.services_yaml;
   } else {
-    yaml +=
-      "  - name: math.add\n"
-      "    plugin: math\n"
-      "  - name: test.echo\n"
-      "    plugin: test\n"
-      "  - name: test.sleep\n"
-      "    plugin: test\n"
-      "  - name: test.fail\n"
-      "    plugin: test\n"
-      "  - name: test.relay\n"
-      "    plugin: test\n"
-      "  - name: test.record\n"
-      "    plugin: test\n"
-      "    kind: message\n"
-      "    options:\n"
-      "      file: " + record_file_ + "\n";
+    for (const auto& [name, entry] : services) {
+      yaml += "  - name: " + name + "\n" + entry;
+      if (auto extra = options.service_yaml.find(name); extra != options.service_yaml.end()) yaml += extra->second;
+    }
   }
   write_file(config_path_, yaml);
 
@@ -512,8 +508,20 @@ std::string RawAmqp::declare_reply_queue() {
 }
 
 void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
-                      std::string_view reply_to, std::string_view correlation_id) {
+                      std::string_view reply_to, std::string_view correlation_id,
+                      const std::vector<std::pair<std::string, std::string>>& headers) {
   amqp_basic_properties_t props{};
+  std::vector<amqp_table_entry_t> entries;
+  for (const auto& [key, value] : headers) {
+    amqp_table_entry_t entry{bytes(key), {}};
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = bytes(value);
+    entries.push_back(entry);
+  }
+  if (!entries.empty()) {
+    props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+  }
   if (!reply_to.empty()) {
     props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
     props.reply_to = bytes(reply_to);

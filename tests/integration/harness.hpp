@@ -15,10 +15,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <sbus/sender.hpp>
@@ -144,6 +146,9 @@ struct SbusdOptions {
   std::string state_dir;
   // The node name; empty means unique_node().
   std::string node;
+  // YAML lines added to a service's entry, by its name, e.g.
+  // {"test.sleep", "    queue_len: 5\n"}.
+  std::map<std::string, std::string> service_yaml;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -225,9 +230,10 @@ class RawAmqp {
   std::string declare_reply_queue();
 
   // Publishes on channel 1. reply_to and correlation_id are set when not
-  // empty.
+  // empty; `headers` as text values.
   void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
-               std::string_view reply_to = {}, std::string_view correlation_id = {});
+               std::string_view reply_to = {}, std::string_view correlation_id = {},
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
 
   struct Message {
     std::string body;

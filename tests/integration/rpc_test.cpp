@@ -311,7 +311,7 @@ TEST_CASE("a message sent to test.record is appended to its file", "[message][cl
   CHECK(recorded);
 }
 
-TEST_CASE("a message with a bad token is dropped, not recorded", "[message][errors]") {
+TEST_CASE("a message with a bad token is not recorded: it goes to the error queue", "[message][errors]") {
   SbusdProcess sbusd;
   RawAmqp raw;
   // One channel: the worker takes the two in this order, so once the second
@@ -325,6 +325,10 @@ TEST_CASE("a message with a bad token is dropped, not recorded", "[message][erro
   INFO("record file: " << sbus_test::read_file(sbusd.record_file()));
   CHECK(recorded);
   CHECK(sbus_test::read_file(sbusd.record_file()) == "[\"genuine\"]\n");
+  sbus::Sender sender(sbusd.sender_options());
+  const std::vector<sbus::DeadLetter> letters = sender.list_errors(sbusd.node());
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].header("x-sbus-refused") == "invalid_token");
 }
 
 TEST_CASE("sbus call takes the brokers and the secret from an sbusd config", "[rpc][cli]") {

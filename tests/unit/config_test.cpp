@@ -195,6 +195,38 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   CHECK(c.services[0].plugin_path == std::string(SBUS_INSTALL_PREFIX) + "/lib/sbus/plugins/math.so");
 }
 
+TEST_CASE("queue_bytes, hold_time and the error queue's bounds have defaults and can be set", "[config]") {
+  SECTION("defaults") {
+    const Loaded l = load_text(kMinimal);
+    INFO(l.all_problems());
+    REQUIRE(l.ok);
+    CHECK(l.config.queue_bytes == 16 * 1024 * 1024);
+    CHECK(l.config.services[0].queue_bytes == 16 * 1024 * 1024);
+    CHECK(l.config.hold_ms == 5000);
+    CHECK(l.config.error_queue_max_length == 10000);
+    CHECK(l.config.error_queue_max_bytes == 64 * 1024 * 1024);
+  }
+  SECTION("the top-level queue_bytes is each service's default; a service may set its own") {
+    const Loaded l = load_text(
+        "queue_bytes: 4096\nhold_time: 0.5\nerror_queue_max_length: 7\nerror_queue_max_bytes: 2048\n" + kMinimal +
+        "  - name: test.sleep\n    plugin: test\n    queue_bytes: 100000\n");
+    INFO(l.all_problems());
+    REQUIRE(l.ok);
+    CHECK(l.config.services[0].queue_bytes == 4096);
+    CHECK(l.config.services[1].queue_bytes == 100000);
+    CHECK(l.config.hold_ms == 500);
+    CHECK(l.config.error_queue_max_length == 7);
+    CHECK(l.config.error_queue_max_bytes == 2048);
+  }
+  SECTION("out of range") {
+    const Loaded l = load_text(kMinimal + "    queue_bytes: 10\nhold_time: 0.01\nerror_queue_max_length: 0\n");
+    CHECK_FALSE(l.ok);
+    CHECK_THAT(l.all_problems(), Catch::Contains("services[0].queue_bytes: ") &&
+                                     Catch::Contains("hold_time: must be at least 0.1 s") &&
+                                     Catch::Contains("error_queue_max_length: "));
+  }
+}
+
 TEST_CASE("relative paths are resolved against the config file's folder", "[config]") {
   const Loaded l = load_text(
       "brokers: [amqp://127.0.0.1/]\n"

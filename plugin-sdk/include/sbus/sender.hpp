@@ -136,7 +136,11 @@ class SBUS_EXPORT Sender {
   // The messages in `node`'s error queue (default NODE.error), left there.
   std::vector<DeadLetter> list_errors(std::string_view node, std::string_view error_queue = {});
   // Moves the messages that are in the error queue now back to `node`,
-  // signed again with the secret (throws kAddress without one); confirmed,
+  // signed again with the secret (throws kAddress without one) when a
+  // worker with that secret sealed them (x-sbus-seal: not those it refused
+  // for their token, nor what others put there), which go back with their
+  // original token; those whose body the worker dropped (x-sbus-body:
+  // dropped) stay; confirmed,
   // one by one: a message leaves the error queue only once the broker has
   // it back. A message that fails again meanwhile is not moved twice.
   // Returns how many were moved.
