@@ -16,6 +16,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -70,6 +71,14 @@ constexpr std::size_t kKeptBodyBytes = 64 * 1024;
 constexpr std::uint64_t kSignalEvent = 0;
 constexpr std::uint64_t kCompletionEvent = 1;
 constexpr std::uint64_t kSocketEvent = 2;
+
+// The `type` of the probe's message (probe()), which the worker acks unread.
+constexpr std::string_view kRouteProbeType = "sbus.route-probe";
+
+bool is_route_probe(const amqp_basic_properties_t& props) {
+  return (props._flags & AMQP_BASIC_TYPE_FLAG) && !(props._flags & AMQP_BASIC_REPLY_TO_FLAG) &&
+         std::string_view(static_cast<const char*>(props.type.bytes), props.type.len) == kRouteProbeType;
+}
 
 // Deeper params are refused: RapidJSON's DOM is destroyed and written out
 // recursively, so a document nested 100,000 deep would overflow a service
@@ -192,9 +201,11 @@ class Worker : public RunnerHost {
   bool wait_to_reconnect(milliseconds duration);
   void keep_unsent_reply(std::uint64_t key, std::string body);
   void suspect_recent_replies(int reply_code);
-  void suspect_recent_replies(const amqp_rpc_reply_t& reply);
   void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
-                           std::uint64_t address);
+                           std::uint64_t address, ReplyGuard::Caller caller);
+  bool may_open_quarantine();
+  bool restore_route();
+  void note_blocking();
   ServeEnd serve();
   Read read_one();
   Read read_delivery(const amqp_frame_t& deliver);
@@ -216,10 +227,10 @@ class Worker : public RunnerHost {
   bool finish_inline(Outcome& outcome);
   void begin_stop();
   void forget_pending();
-  bool publish_reply(const std::string& reply_to, const std::string& correlation_id,
-                     std::string_view body);
-  void answer_error(const Delivery& delivery, const std::string& id, const char* code,
-                    const std::string& message);
+  bool publish_reply(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                     ReplyGuard::Caller caller);
+  void answer_error(const Delivery& delivery, const std::string& id, const char* code, const std::string& message,
+                    ReplyGuard::Caller caller = ReplyGuard::Caller::kUnauthenticated);
   void settle(std::uint64_t tag, bool ack);
   void flush_acks();
   bool send_queued();
@@ -229,6 +240,8 @@ class Worker : public RunnerHost {
   bool check_signal();
   void report(char status);
   bool probe();
+  bool probe_overdue();
+  bool handle_probe_frame(const amqp_frame_t& frame);
   bool check_token(const Event& event, const char** code, std::string* message);
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
@@ -249,6 +262,9 @@ class Worker : public RunnerHost {
   int signal_fd_ = -1;
   bool stopping_ = false;
   Clock::time_point next_probe_{};
+  Clock::time_point probe_sent_at_{};
+  Clock::time_point probe_deadline_{};  // of the probe in flight; none: {}
+  bool probe_channel_closed_ = false;
   Clock::time_point drain_deadline_{};
 
   // Held by the connection thread except while it sleeps in poll(): then a
@@ -288,6 +304,22 @@ class Worker : public RunnerHost {
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
   ReplyGuard replies_;
   AmqpConnection quarantine_;
+  // When the quarantine connection was last opened (a ring): a flood of
+  // forged addresses, each of which costs it a close, may not make the
+  // connection thread spend its time reconnecting it.
+  std::array<Clock::time_point, 10> quarantine_opens_{};
+  std::size_t next_quarantine_open_ = 0;
+  std::uint64_t replies_dropped_ = 0;  // to dead addresses, or unauthenticated ones beyond that limit
+  // The broker closed the connection because a reply could not be
+  // delivered (541): something a caller chose, so the reconnect is at once
+  // and the back-off does not grow.
+  bool closed_by_reply_ = false;
+  // The probe's message came back unroutable: the binding is gone.
+  bool route_lost_ = false;
+  // connection.blocked: since when, how often, for how long in all.
+  Clock::time_point blocked_since_{};
+  std::uint64_t blocks_ = 0;
+  Clock::duration blocked_total_{};
 };
 
 void Worker::start_services() {
@@ -366,6 +398,9 @@ bool Worker::connect() {
     ++connects_;
     acks_.clear();
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
+    probe_deadline_ = {};
+    probe_channel_closed_ = false;
+    route_lost_ = false;
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
@@ -403,21 +438,36 @@ bool Worker::wait_to_reconnect(milliseconds duration) {
 // (ReplyGuard); their replies go through the quarantine connection.
 void Worker::suspect_recent_replies(int reply_code) {
   if (reply_code != AMQP_INTERNAL_ERROR) return;
+  closed_by_reply_ = true;
   const std::size_t added = replies_.delivery_failed(Clock::now());
   SBUS_LOG(kWarn) << "the broker failed to deliver a reply (541): replies to the " << added
                   << " address(es) used in the last " << ReplyGuard::kWindow.count()
                   << " ms go through a quarantine connection until each is proven alive or dead";
 }
 
-// Publishes a reply to a suspect address on the quarantine connection and
-// waits for the broker to have routed it: a synchronous method on the same
-// channel is answered only after the publish was handled. The address is
-// then alive (cleared) or dead (its replies are dropped from now on). Either
-// way the call is done: the caller acks it.
+// Publishes a reply that may make the broker close its connection (a
+// suspect address, an unproven node, an unauthenticated caller: see
+// ReplyGuard) on the quarantine connection and waits for the broker to have
+// routed it: a synchronous method on the same channel is answered only
+// after the publish was handled. The address and its node are then alive
+// (cleared, proven) or dead (its replies are dropped from now on). Either
+// way the call is done: the caller acks it. Unauthenticated replies are
+// dropped instead while the connection has been reopened too often (a
+// flood of forged addresses), and every one while the broker is blocked.
 void Worker::publish_quarantined(const std::string& reply_to, const std::string& correlation_id,
-                                 std::string_view body, std::uint64_t address) {
+                                 std::string_view body, std::uint64_t address, ReplyGuard::Caller caller) {
+  // A blocked broker would hold this publish and the check after it for the
+  // whole RPC timeout, on the connection thread.
+  const bool blocked = connection_.blocked();
+  if (blocked || (!quarantine_ && caller == ReplyGuard::Caller::kUnauthenticated && !may_open_quarantine())) {
+    ++replies_dropped_;
+    SBUS_LOG(kDebug) << "reply to " << reply_to << " dropped: "
+                     << (blocked ? "the broker is blocked" : "the quarantine connection was reopened too often");
+    return;
+  }
   try {
     if (!quarantine_) {
+      quarantine_opens_[next_quarantine_open_++ % quarantine_opens_.size()] = Clock::now();
       ConnectOptions options;
       options.heartbeat_seconds = 0;
       options.connection_name = "sbusd " + config_.node + " quarantine";
@@ -430,19 +480,30 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
     quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
                                                 0, 0, &props, to_bytes(body)),
                              "publish reply");
-    amqp_exchange_declare(quarantine_.get(), kChannel, to_bytes(config_.exchange), amqp_cstring_bytes("direct"), 1, 0,
-                          0, 0, amqp_empty_table);
+    // Any synchronous method: answered only once the publish was handled.
+    // basic.qos depends on nothing that may be missing (an exchange that
+    // was deleted would make the address look dead).
+    amqp_basic_qos(quarantine_.get(), kChannel, 0, 0, 0);
     const amqp_rpc_reply_t reply = amqp_get_rpc_reply(quarantine_.get());
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-      SBUS_LOG(kInfo) << "reply address " << reply_to << " is alive: its replies go the usual way again";
-      replies_.alive(address);
+      if (replies_.route(address) == ReplyGuard::Route::kQuarantine) {
+        SBUS_LOG(kInfo) << "reply address " << reply_to << " is alive: its replies go the usual way again";
+      }
+      replies_.alive(address, reply_to);
       return;
     }
     quarantine_.abandon();
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
       replies_.dead(address);
-      SBUS_LOG(kWarn) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
-                      << "); replies to it are dropped";
+      // A caller without a valid token may send these at will: not worth a
+      // warning each.
+      if (caller == ReplyGuard::Caller::kAuthenticated) {
+        SBUS_LOG(kWarn) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
+                        << "); replies to it are dropped";
+      } else {
+        SBUS_LOG(kDebug) << "reply address " << reply_to << " is dead (" << describe_reply(reply)
+                         << "); replies to it are dropped";
+      }
       return;
     }
     SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << describe_reply(reply);
@@ -452,15 +513,11 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
   }
 }
 
-// The same, for a close that reached a synchronous call (the probe) or a
-// read.
-void Worker::suspect_recent_replies(const amqp_rpc_reply_t& reply) {
-  if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION) return;
-  if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-    suspect_recent_replies(static_cast<amqp_connection_close_t*>(reply.reply.decoded)->reply_code);
-  } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    suspect_recent_replies(static_cast<amqp_channel_close_t*>(reply.reply.decoded)->reply_code);
-  }
+// Whether the quarantine connection may be opened once more now: at most
+// as often as quarantine_opens_ has slots in a second.
+bool Worker::may_open_quarantine() {
+  const Clock::time_point oldest = quarantine_opens_[next_quarantine_open_ % quarantine_opens_.size()];
+  return oldest == Clock::time_point{} || Clock::now() - oldest >= std::chrono::seconds(1);
 }
 
 void Worker::keep_unsent_reply(std::uint64_t key, std::string body) {
@@ -517,15 +574,16 @@ void Worker::forget_pending() {
   }
 }
 
-bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id,
-                           std::string_view body) {
+bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                           ReplyGuard::Caller caller) {
   const std::uint64_t address = ReplyGuard::address(reply_to);
-  switch (replies_.route(address)) {
+  switch (replies_.route_reply(reply_to, address, caller)) {
     case ReplyGuard::Route::kDrop:
       SBUS_LOG(kDebug) << "reply to dead address " << reply_to << " dropped";
+      ++replies_dropped_;
       return true;
     case ReplyGuard::Route::kQuarantine:
-      publish_quarantined(reply_to, correlation_id, body, address);
+      publish_quarantined(reply_to, correlation_id, body, address, caller);
       return true;
     case ReplyGuard::Route::kDirect:
       break;
@@ -618,7 +676,7 @@ bool Worker::send_queued() {
 }
 
 void Worker::answer_error(const Delivery& delivery, const std::string& id, const char* code,
-                          const std::string& message) {
+                          const std::string& message, ReplyGuard::Caller caller) {
   SBUS_LOG(kWarn) << "event " << (id.empty() ? "-" : id) << ": " << code << ": " << message;
   if (delivery.reply_to.empty()) {
     // A message nobody waits for: reject it (a dead-letter exchange on the
@@ -627,7 +685,7 @@ void Worker::answer_error(const Delivery& delivery, const std::string& id, const
     return;
   }
   Reply reply{id, message, code};
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), caller)) {
     settle(delivery.delivery_tag, true);
   }
 }
@@ -635,7 +693,7 @@ void Worker::answer_error(const Delivery& delivery, const std::string& id, const
 void Worker::handle_delivery(const Delivery& delivery) {
   const bool is_call = !delivery.reply_to.empty();
   if (is_call && delivery.body == kPingBody) {
-    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody)) {
+    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody, ReplyGuard::Caller::kUnauthenticated)) {
       settle(delivery.delivery_tag, true);
     }
     return;
@@ -673,7 +731,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
   if (!kind_matches) {
     answer_error(delivery, job.event.id, errc::kUnknownService,
                  std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
-                     name);
+                     name,
+                 ReplyGuard::Caller::kAuthenticated);
     return;
   }
   if (!is_call) {
@@ -696,7 +755,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     // A call that finished while the connection was down: its reply now.
     if (auto unsent = unsent_replies_.find(job.key); delivery.redelivered && unsent != unsent_replies_.end()) {
       SBUS_LOG(kInfo) << "event " << job.event.id << ": redelivered after a lost connection; sending the reply kept for it";
-      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second)) {
+      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second,
+                        ReplyGuard::Caller::kAuthenticated)) {
         settle(delivery.delivery_tag, true);
       }
       unsent_replies_.erase(unsent);
@@ -710,13 +770,14 @@ void Worker::handle_delivery(const Delivery& delivery) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
                    "the call to " + name +
                        " was interrupted: the worker running it died or lost its broker connection;"
-                       " it is not run again");
+                       " it is not run again",
+                   ReplyGuard::Caller::kAuthenticated);
       return;
     }
   }
   std::string params_error;
   if (!parse_params(job.event.params, &job, &params_error)) {
-    answer_error(delivery, job.event.id, errc::kInvalidParams, params_error);
+    answer_error(delivery, job.event.id, errc::kInvalidParams, params_error, ReplyGuard::Caller::kAuthenticated);
     return;
   }
   if (!is_call) {
@@ -739,12 +800,13 @@ void Worker::answer_own(const Delivery& delivery, const Event& event) {
   if (!is_call || event.service != "stats") {
     answer_error(delivery, event.id, errc::kUnknownService,
                  std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
-                     kOwnCategory + "." + event.service);
+                     kOwnCategory + "." + event.service,
+                 ReplyGuard::Caller::kAuthenticated);
     return;
   }
   SBUS_LOG(kDebug) << "event " << event.id << ": " << kOwnCategory << ".stats";
   Reply reply{event.id, stats_json(), ""};
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
     settle(delivery.delivery_tag, true);
   }
 }
@@ -771,6 +833,18 @@ std::string Worker::stats_json() {
   out.Double(seconds(now - connected_at_));
   out.Key("reconnects");
   out.Uint64(connects_ - 1);
+  out.Key("blocked");
+  out.Bool(connection_.blocked());
+  if (connection_.blocked()) {
+    out.Key("blocked_reason");
+    out.String(connection_.blocked_reason().c_str(), static_cast<rapidjson::SizeType>(connection_.blocked_reason().size()));
+  }
+  out.Key("blocks");
+  out.Uint64(blocks_);
+  out.Key("blocked_s");
+  out.Double(seconds(blocked_total_ + (blocked_since_ == Clock::time_point{} ? Clock::duration{} : now - blocked_since_)));
+  out.Key("replies_dropped");
+  out.Uint64(replies_dropped_);
   out.Key("services");
   out.StartObject();
   for (std::size_t i = 0; i < runners_.size(); ++i) {
@@ -923,7 +997,8 @@ void Worker::finish(Outcome& outcome) {
     if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
       return;
     }
-  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
+  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body,
+                                                         ReplyGuard::Caller::kAuthenticated)) {
     return;
   }
   settle(outcome.delivery_tag, true);
@@ -979,7 +1054,8 @@ bool Worker::finish_inline(Outcome& outcome) {
     return false;
   }
   if (!outcome.reply_to.empty() &&
-      replies_.route(ReplyGuard::address(outcome.reply_to)) != ReplyGuard::Route::kDirect) {
+      replies_.route_reply(outcome.reply_to, ReplyGuard::address(outcome.reply_to),
+                           ReplyGuard::Caller::kAuthenticated) != ReplyGuard::Route::kDirect) {
     return false;  // the quarantine path may block: the connection thread's work
   }
   finish(outcome);
@@ -995,6 +1071,14 @@ bool Worker::finish_inline(Outcome& outcome) {
 // the connection, cancelling the consumer, or returning a message.
 bool Worker::handle_frame(const amqp_frame_t& frame) {
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;
+  if (connection_.note_blocking(frame)) {
+    note_blocking();
+    return true;
+  }
+  if (frame.channel == kProbeChannel && frame.payload.method.id != AMQP_BASIC_RETURN_METHOD &&
+      handle_probe_frame(frame)) {
+    return true;
+  }
   switch (frame.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD:
       return true;
@@ -1003,6 +1087,9 @@ bool Worker::handle_frame(const amqp_frame_t& frame) {
       amqp_rpc_reply_t ret = amqp_read_message(connection_.get(), frame.channel, &message, 0);
       if (ret.reply_type != AMQP_RESPONSE_NORMAL) return false;
       amqp_destroy_message(&message);
+      // The probe's message, published through the exchange to this node:
+      // nothing routes it there any more.
+      if (frame.channel == kProbeChannel) route_lost_ = true;
       return true;
     }
     case AMQP_CHANNEL_CLOSE_METHOD: {
@@ -1071,7 +1158,9 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
   // Every delivery, also one left unhandled while stopping, which a
   // multiple ack must never cover.
   acks_.track(tag, !stopping_);
-  if (!stopping_) {
+  if (!stopping_ && is_route_probe(*props)) {
+    settle(tag, true);  // the ping watcher's own message (probe()): it arrived, nothing more to do
+  } else if (!stopping_) {
     Delivery delivery;
     delivery.delivery_tag = tag;
     delivery.redelivered = redelivered;
@@ -1117,29 +1206,147 @@ bool Worker::drain() {
   }
 }
 
-// The ping watcher's probe: a passive declare of the node queue, answered by
-// the broker's channel and queue processes. A broker that hangs or a link
-// that silently drops packets leaves it unanswered; then the connection is
-// closed so that the reconnect logic runs. Blocks this thread for at most
-// ping_timeout, which only a broken broker makes it wait.
+// The ping watcher's probe, sent without waiting: a message through the
+// exchange to this node's queue, mandatory, then a passive declare of the
+// node queue on the probe channel, answered by the broker's channel and
+// queue processes (handle_probe_frame()). A broker that hangs or a link
+// that silently drops packets leaves it unanswered past ping_timeout; then
+// the connection is given up so that the reconnect logic runs
+// (probe_overdue()). Not waiting keeps rabbitmq-c out of a synchronous
+// call, which closes the socket when it times out: during a resource
+// alarm the broker reads nothing after a publish, and its
+// connection.blocked must be read, not timed out on.
+//
+// The message checks the route callers use: a deleted exchange closes the
+// probe channel (404) instead of answering the declare, a deleted binding
+// returns the message; either way restore_route() puts them back. Routed,
+// it reaches this worker, which acks it unread.
 bool Worker::probe() {
-  if (!send_queued()) return false;
-  timeval timeout{config_.ping_timeout_ms / 1000, (config_.ping_timeout_ms % 1000) * 1000};
-  amqp_set_rpc_timeout(connection_.get(), &timeout);
-  const auto started = Clock::now();
-  amqp_queue_declare(connection_.get(), kProbeChannel, to_bytes(config_.node), 1, 0, 0, 0, amqp_empty_table);
-  amqp_rpc_reply_t reply = amqp_get_rpc_reply(connection_.get());
-  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-    SBUS_LOG(kDebug) << "ping: broker answered in "
-                     << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()
-                     << " us";
-    return true;
+  next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
+  // The broker said it holds this connection's publishes: it is not hung.
+  if (connection_.blocked()) return true;
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
+  props.type = to_bytes(kRouteProbeType);
+  props.expiration = amqp_cstring_bytes("0");  // never waits in the queue behind calls
+  amqp_queue_declare_t declare{};
+  declare.queue = to_bytes(config_.node);
+  declare.passive = 1;
+  if (connection_.queue_publish(kProbeChannel, to_bytes(config_.exchange), to_bytes(config_.node), props,
+                                amqp_empty_bytes, true) != AMQP_STATUS_OK ||
+      connection_.queue_method(kProbeChannel, AMQP_QUEUE_DECLARE_METHOD, &declare) != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "ping: cannot write to " << uri_.redacted() << "; reconnecting";
+    connection_ok_ = false;
+    return false;
+  }
+  probe_sent_at_ = Clock::now();
+  probe_deadline_ = probe_sent_at_ + milliseconds(config_.ping_timeout_ms);
+  return send_queued();
+}
+
+// False when the probe in flight is past its deadline: the broker or the
+// link is broken. While the broker says the connection is blocked, the
+// deadline moves on: it will answer once the alarm clears.
+bool Worker::probe_overdue() {
+  if (probe_deadline_ == Clock::time_point{} || Clock::now() < probe_deadline_) return false;
+  if (connection_.blocked()) {
+    probe_deadline_ = Clock::now() + milliseconds(config_.ping_timeout_ms);
+    return false;
   }
   SBUS_LOG(kWarn) << "ping: no answer from " << uri_.redacted() << " within " << config_.ping_timeout_ms
-                  << " ms (" << describe_reply(reply) << "); reconnecting";
-  suspect_recent_replies(reply);
+                  << " ms; reconnecting";
   connection_ok_ = false;
+  return true;
+}
+
+// A frame of the probe channel: the answer to the probe, the probe's
+// message returned unroutable, or the channel closed because the exchange
+// is gone. False if the connection must be given up.
+bool Worker::handle_probe_frame(const amqp_frame_t& frame) {
+  switch (frame.payload.method.id) {
+    case AMQP_QUEUE_DECLARE_OK_METHOD:
+      SBUS_LOG(kDebug) << "ping: broker answered in "
+                       << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - probe_sent_at_).count()
+                       << " us";
+      probe_deadline_ = {};
+      return true;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+      if (m->reply_code != AMQP_NOT_FOUND) break;
+      SBUS_LOG(kWarn) << "ping: the broker closed the probe channel: " << bytes_to_string(m->reply_text)
+                      << "; declaring exchange " << config_.exchange << " and binding queue " << config_.node
+                      << " again";
+      amqp_channel_close_ok_t ok{};
+      if (amqp_send_method(connection_.get(), kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
+        return false;
+      }
+      probe_deadline_ = {};
+      probe_channel_closed_ = true;
+      route_lost_ = true;
+      return true;
+    }
+    default:
+      return true;
+  }
   return false;
+}
+
+// Declares the exchange and binds the node queue to it again, on the probe
+// channel; false (and the connection is given up, so that connect()
+// declares everything) if the broker refuses.
+bool Worker::restore_route() {
+  route_lost_ = false;
+  amqp_connection_state_t c = connection_.get();
+  if (!send_queued()) return false;
+  if (probe_channel_closed_) {
+    amqp_channel_open(c, kProbeChannel);
+    if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) {
+      SBUS_LOG(kWarn) << "reopening the probe channel failed; reconnecting";
+      connection_ok_ = false;
+      return false;
+    }
+    probe_channel_closed_ = false;
+  }
+  amqp_exchange_declare(c, kProbeChannel, to_bytes(config_.exchange), amqp_cstring_bytes("direct"), 0, 0, 0, 0,
+                        amqp_empty_table);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_queue_bind(c, kProbeChannel, to_bytes(config_.node), to_bytes(config_.exchange), to_bytes(config_.node),
+                    amqp_empty_table);
+    reply = amqp_get_rpc_reply(c);
+  }
+  if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+    SBUS_LOG(kWarn) << "declaring exchange " << config_.exchange << " and binding queue " << config_.node
+                    << " again failed: " << describe_reply(reply) << "; reconnecting";
+    connection_ok_ = false;
+    return false;
+  }
+  SBUS_LOG(kWarn) << "exchange " << config_.exchange << " and the binding of queue " << config_.node
+                  << " are back: callers reach this node again";
+  return true;
+}
+
+// The broker's connection.blocked or unblocked, already recorded by
+// connection_: logged, counted for stats. While blocked, replies and acks
+// wait in the socket, the probe is skipped and flush() waits for the
+// socket without the write_stall limit.
+void Worker::note_blocking() {
+  const auto now = Clock::now();
+  if (connection_.blocked()) {
+    if (blocked_since_ != Clock::time_point{}) return;
+    blocked_since_ = now;
+    ++blocks_;
+    SBUS_LOG(kWarn) << "broker " << uri_.redacted() << " blocked this connection: " << connection_.blocked_reason()
+                    << "; replies and acks wait until it unblocks";
+    return;
+  }
+  if (blocked_since_ == Clock::time_point{}) return;
+  blocked_total_ += now - blocked_since_;
+  SBUS_LOG(kWarn) << "broker " << uri_.redacted() << " unblocked this connection after "
+                  << std::chrono::duration_cast<milliseconds>(now - blocked_since_).count() << " ms";
+  blocked_since_ = {};
+  // A probe held by the block gets its whole timeout from now.
+  if (probe_deadline_ != Clock::time_point{}) probe_deadline_ = now + milliseconds(config_.ping_timeout_ms);
 }
 
 // Checks the event's token against the modes in `accept`. The messages name
@@ -1233,14 +1440,21 @@ Worker::ServeEnd Worker::serve_turns() {
       return static_cast<int>(std::chrono::duration_cast<milliseconds>(when - now).count()) + 1;
     };
     int wait = amqp_get_heartbeat(c) > 0 ? kPollMillis : -1;
+    if (route_lost_) {
+      SBUS_LOG(kWarn) << "ping: the probe came back unroutable: queue " << config_.node << " is not bound to exchange "
+                      << config_.exchange << "; binding it again";
+      wake_services();
+      if (!restore_route()) return ServeEnd::kConnectionLost;
+      continue;
+    }
     if (config_.ping_interval_ms > 0) {
-      if (now >= next_probe_) {
-        wake_services();
+      if (probe_overdue()) return ServeEnd::kConnectionLost;
+      if (probe_deadline_ == Clock::time_point{} && now >= next_probe_) {
         if (!probe()) return ServeEnd::kConnectionLost;
-        next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
         continue;
       }
-      wait = wait < 0 ? millis_until(next_probe_) : std::min(wait, millis_until(next_probe_));
+      const Clock::time_point next = probe_deadline_ != Clock::time_point{} ? probe_deadline_ : next_probe_;
+      wait = wait < 0 ? millis_until(next) : std::min(wait, millis_until(next));
     }
     if (stopping_) wait = wait < 0 ? millis_until(drain_deadline_) : std::min(wait, millis_until(drain_deadline_));
     // Outcomes queued since the top of this turn are taken instead.
@@ -1309,6 +1523,7 @@ int Worker::run() {
       backoff = std::min(backoff * 2, kReconnectCap);
     }
     connect_now = false;
+    closed_by_reply_ = false;
     if (!connect()) continue;
     const auto connected_at = Clock::now();
     ServeEnd end = serve();
@@ -1325,6 +1540,9 @@ int Worker::run() {
       backoff = kReconnectFirst;
       connect_now = true;
     }
+    // What a caller sent made the broker close it: nothing wrong with the
+    // broker, and the address is a suspect now (ReplyGuard).
+    if (closed_by_reply_) connect_now = true;
   }
 
   unwatch_connection();

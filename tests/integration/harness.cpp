@@ -331,7 +331,8 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(unique_node()) {
   yaml += "node: " + node_ + "\n";
   yaml += "brokers:\n";
   for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
-  yaml += "exchange: py-servicebus\n";
+  exchange_ = options.exchange;
+  yaml += "exchange: " + exchange_ + "\n";
   yaml += "secret_file: " + secret_file_ + "\n";
   yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
   if (options.max_message_bytes > 0) {
@@ -421,10 +422,12 @@ sbus::SenderOptions SbusdProcess::sender_options() const {
   sbus::SenderOptions options;
   options.brokers = {broker_uri()};
   options.secret = kSecret;
+  options.exchange = exchange_;
   return options;
 }
 
 std::vector<std::string> SbusdProcess::cli_args() const {
+  if (exchange_ != "py-servicebus") return {"--broker", broker_uri(), "--secret-file", secret_file_, "--exchange", exchange_};
   return {"--broker", broker_uri(), "--secret-file", secret_file_};
 }
 

@@ -131,6 +131,9 @@ struct SbusdOptions {
   std::string extra_yaml;
   // Wait in the constructor until the node answers PING.
   bool wait_ready = true;
+  // The exchange of the node (and of sender_options() and cli_args()): a
+  // test that deletes it takes one of its own.
+  std::string exchange = "py-servicebus";
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -181,6 +184,7 @@ class SbusdProcess {
   std::string config_path_;
   std::string log_path_;
   std::vector<std::string> brokers_;
+  std::string exchange_;
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
 };
