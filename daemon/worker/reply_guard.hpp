@@ -15,7 +15,8 @@
 // broker close it: to a queue name, or to a direct reply-to address of a
 // node that a reply has reached before (proven), from a caller whose
 // token was valid. Everything else goes through the quarantine, whose
-// delivery proves the node (route_reply()).
+// delivery proves the node (route_reply()). The worker proves its own
+// broker's node when it connects.
 #pragma once
 
 #include <array>

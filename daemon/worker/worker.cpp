@@ -36,6 +36,7 @@
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/reply_address.hpp"
 #include "worker/reply_guard.hpp"
 #include "worker/service_runner.hpp"
 
@@ -72,12 +73,20 @@ constexpr std::uint64_t kSignalEvent = 0;
 constexpr std::uint64_t kCompletionEvent = 1;
 constexpr std::uint64_t kSocketEvent = 2;
 
-// The `type` of the probe's message (probe()), which the worker acks unread.
+// The `type` of the worker's own messages to its queue (probe(),
+// prove_own_node()), which it acks when they arrive with its token.
 constexpr std::string_view kRouteProbeType = "sbus.route-probe";
 
 bool is_route_probe(const amqp_basic_properties_t& props) {
-  return (props._flags & AMQP_BASIC_TYPE_FLAG) && !(props._flags & AMQP_BASIC_REPLY_TO_FLAG) &&
+  return (props._flags & AMQP_BASIC_TYPE_FLAG) &&
          std::string_view(static_cast<const char*>(props.type.bytes), props.type.len) == kRouteProbeType;
+}
+
+std::string random_token() {
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 4; ++i) token += std::to_string(random());
+  return token;
 }
 
 // Deeper params are refused: RapidJSON's DOM is destroyed and written out
@@ -241,6 +250,7 @@ class Worker : public RunnerHost {
   void report(char status);
   bool probe();
   bool probe_overdue();
+  bool prove_own_node();
   bool handle_probe_frame(const amqp_frame_t& frame);
   bool check_token(const Event& event, const char** code, std::string* message);
   void answer_own(const Delivery& delivery, const Event& event);
@@ -265,6 +275,8 @@ class Worker : public RunnerHost {
   Clock::time_point probe_sent_at_{};
   Clock::time_point probe_deadline_{};  // of the probe in flight; none: {}
   bool probe_channel_closed_ = false;
+  // The body of probe()'s and prove_own_node()'s messages.
+  const std::string route_probe_token_ = random_token();
   Clock::time_point drain_deadline_{};
 
   // Held by the connection thread except while it sleeps in poll(): then a
@@ -310,6 +322,7 @@ class Worker : public RunnerHost {
   std::array<Clock::time_point, 10> quarantine_opens_{};
   std::size_t next_quarantine_open_ = 0;
   std::uint64_t replies_dropped_ = 0;  // to dead addresses, or unauthenticated ones beyond that limit
+  std::uint64_t replies_quarantined_ = 0;  // published on the quarantine connection
   // The broker closed the connection because a reply could not be
   // delivered (541): something a caller chose, so the reconnect is at once
   // and the back-off does not grow.
@@ -376,10 +389,12 @@ bool Worker::connect() {
     connection.check_last("declare queue " + config_.error_queue);
     amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
     connection.check_last("bind queue " + config_.node);
-    if (config_.ping_interval_ms > 0) {
-      amqp_channel_open(c, kProbeChannel);
-      connection.check_last("open probe channel");
-    }
+    amqp_channel_open(c, kProbeChannel);
+    connection.check_last("open probe channel");
+    // Direct reply-to on the probe channel: a message published from it
+    // carries an address of this broker's node (prove_own_node()).
+    amqp_basic_consume(c, kProbeChannel, to_bytes(kDirectReplyPrefix), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+    connection.check_last("consume " + std::string(kDirectReplyPrefix));
 
     amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(config_.prefetch), 0);
     connection.check_last("basic.qos");
@@ -406,7 +421,7 @@ bool Worker::connect() {
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ")";
     report(kStatusConnected);
     broker_unreachable_ = false;
-    return true;
+    return prove_own_node();
   } catch (const BrokerUnreachable& e) {
     SBUS_LOG(kWarn) << e.what();
     broker_unreachable_ = true;
@@ -477,6 +492,7 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = to_bytes(correlation_id);
+    ++replies_quarantined_;
     quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
                                                 0, 0, &props, to_bytes(body)),
                              "publish reply");
@@ -845,6 +861,8 @@ std::string Worker::stats_json() {
   out.Double(seconds(blocked_total_ + (blocked_since_ == Clock::time_point{} ? Clock::duration{} : now - blocked_since_)));
   out.Key("replies_dropped");
   out.Uint64(replies_dropped_);
+  out.Key("replies_quarantined");
+  out.Uint64(replies_quarantined_);
   out.Key("services");
   out.StartObject();
   for (std::size_t i = 0; i < runners_.size(); ++i) {
@@ -1155,11 +1173,19 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     return lost("reading a delivery", status);
   }
 
+  // Only channel 1 consumes calls; the probe channel's direct reply-to
+  // consumer takes no acks, and nothing is meant to reach it.
+  if (deliver.channel != kChannel) return Read::kFrame;
   // Every delivery, also one left unhandled while stopping, which a
   // multiple ack must never cover.
   acks_.track(tag, !stopping_);
-  if (!stopping_ && is_route_probe(*props)) {
-    settle(tag, true);  // the ping watcher's own message (probe()): it arrived, nothing more to do
+  if (!stopping_ && is_route_probe(*props) && body_ == route_probe_token_) {
+    // The worker's own message (probe(), prove_own_node()): it arrived.
+    if (props->_flags & AMQP_BASIC_REPLY_TO_FLAG) {
+      const std::string reply_to = bytes_to_string(props->reply_to);
+      replies_.alive(ReplyGuard::address(reply_to), reply_to);
+    }
+    settle(tag, true);
   } else if (!stopping_) {
     Delivery delivery;
     delivery.delivery_tag = tag;
@@ -1233,7 +1259,7 @@ bool Worker::probe() {
   declare.queue = to_bytes(config_.node);
   declare.passive = 1;
   if (connection_.queue_publish(kProbeChannel, to_bytes(config_.exchange), to_bytes(config_.node), props,
-                                amqp_empty_bytes, true) != AMQP_STATUS_OK ||
+                                to_bytes(route_probe_token_), true) != AMQP_STATUS_OK ||
       connection_.queue_method(kProbeChannel, AMQP_QUEUE_DECLARE_METHOD, &declare) != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "ping: cannot write to " << uri_.redacted() << "; reconnecting";
     connection_ok_ = false;
@@ -1242,6 +1268,27 @@ bool Worker::probe() {
   probe_sent_at_ = Clock::now();
   probe_deadline_ = probe_sent_at_ + milliseconds(config_.ping_timeout_ms);
   return send_queued();
+}
+
+// Sends the node queue (through the default exchange, which cannot be
+// missing) a message from the probe channel with reply_to set to direct
+// reply-to: the broker writes this connection's own address into it, whose
+// node is the broker's own, alive by definition. When the worker reads it
+// (read_delivery()), replies of authenticated callers connected to that
+// node go out directly from the first, without the quarantine (ReplyGuard).
+// Its body is a random token of this worker, so that nobody else's message
+// proves a node.
+bool Worker::prove_own_node() {
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_REPLY_TO_FLAG;
+  props.type = to_bytes(kRouteProbeType);
+  props.reply_to = to_bytes(kDirectReplyPrefix);
+  if (connection_.queue_publish(kProbeChannel, amqp_empty_bytes, to_bytes(config_.node), props,
+                                to_bytes(route_probe_token_)) != AMQP_STATUS_OK) {
+    connection_ok_ = false;
+  }
+  send_queued();
+  return true;
 }
 
 // False when the probe in flight is past its deadline: the broker or the

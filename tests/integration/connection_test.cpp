@@ -88,14 +88,19 @@ std::string forged_reply_to(RawAmqp& raw) {
   return prefix + base64_encode(term) + real.substr(dot);
 }
 
-std::uint64_t reconnects_of(sbus::Sender& sender, const SbusdProcess& sbusd) {
+// A number of the worker's stats (NODE.sbus.stats).
+std::uint64_t stat_of(sbus::Sender& sender, const SbusdProcess& sbusd, const char* key) {
   const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
   rapidjson::Document stats;
   stats.Parse(result.message.c_str());
-  if (!result.ok() || !stats.IsObject() || !stats.HasMember("reconnects")) {
+  if (!result.ok() || !stats.IsObject() || !stats.HasMember(key) || !stats[key].IsUint64()) {
     throw std::runtime_error("unexpected stats: " + result.message);
   }
-  return stats["reconnects"].GetUint64();
+  return stats[key].GetUint64();
+}
+
+std::uint64_t reconnects_of(sbus::Sender& sender, const SbusdProcess& sbusd) {
+  return stat_of(sender, sbusd, "reconnects");
 }
 
 }  // namespace
@@ -154,6 +159,40 @@ TEST_CASE("calls without a valid token to forged direct reply-to addresses never
   const ProcessResult call = run_cli({"call", sbusd.address("math.add"), "[2, 3]", "--broker", broker_uri(),
                                       "--secret-file", write_secret(other.path(), "a wrong secret, long enough")});
   CHECK(call.err.find("Token not valid") != std::string::npos);
+}
+
+TEST_CASE("replies to authenticated callers on the worker's own broker node go out directly from the first",
+          "[connection]") {
+  // No PING before (a PING answer takes the quarantine connection, and its
+  // delivery proves the node too): wait for the worker's consumer instead.
+  SbusdOptions options;
+  options.wait_ready = false;
+  SbusdProcess sbusd(options);
+  const bool consuming = wait_until(
+      [&] {
+        // A connection each time: a passive declare of a queue not there
+        // yet costs the channel.
+        RawAmqp raw;
+        amqp_queue_declare_ok_t* ok = amqp_queue_declare(raw.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 1, 0,
+                                                         0, 0, amqp_empty_table);
+        return amqp_get_rpc_reply(raw.get()).reply_type == AMQP_RESPONSE_NORMAL && ok->consumer_count > 0;
+      },
+      20s, 50ms);
+  REQUIRE(consuming);
+  // The worker proved its broker's node when it connected: neither its
+  // first reply nor any later one to a caller on that node needs the
+  // quarantine.
+  sbus::Sender caller(sbusd.sender_options());
+  CHECK(stat_of(caller, sbusd, "replies_quarantined") == 0);
+  for (int i = 0; i < 5; ++i) CHECK(caller.call(sbusd.address("math.add"), "[1, 2]", 5s).message == "3");
+  const std::uint64_t after_calls = stat_of(caller, sbusd, "replies_quarantined");
+  // PING answers (no token) always take the quarantine connection.
+  CHECK(sbus::Sender(sbusd.sender_options()).ping(sbusd.node(), 5s));
+  const std::uint64_t after_ping = stat_of(caller, sbusd, "replies_quarantined");
+  std::cout << "[connection] quarantined replies: after_calls=" << after_calls << " after_ping=" << after_ping
+            << std::endl;
+  CHECK(after_calls == 0);
+  CHECK(after_ping == 1);
 }
 
 TEST_CASE("a deleted exchange or binding is put back by the ping watcher and the node is served again within seconds",
