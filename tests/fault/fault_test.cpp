@@ -1271,11 +1271,13 @@ TEST_CASE("with the first broker frozen by SIGSTOP, sbus call through both broke
 
 TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd logs and counts the block, nothing is lost",
           "[fault]") {
+  // The alarm on a private node; the fixture's broker as the second,
+  // where the node is served too.
   Broker broker("alarm");
   broker.start();
-  Daemon daemon({broker.uri()}, kPingYaml);
+  Daemon daemon({broker.uri(), broker_uri()}, kPingYaml);
   daemon.wait_ready();
-  sbus::Sender stats_sender(daemon.sender_options());
+  sbus::Sender stats_sender(daemon.sender_options({broker.uri()}));
   REQUIRE(add_ok(stats_sender, daemon, 1, 2, 5s));
 
   LogWatch watch(daemon);
@@ -1293,7 +1295,7 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   std::string late_error;
   std::thread late_call([&] {
     try {
-      sbus::Sender sender(daemon.sender_options());
+      sbus::Sender sender(daemon.sender_options({broker.uri()}));
       late_result = sender.call(daemon.address("math.add"), "[20, 22]", 60s);
     } catch (const std::exception& e) {
       late_error = e.what();
@@ -1302,7 +1304,7 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   std::string send_error = "not done";
   std::thread late_send([&] {
     try {
-      sbus::Sender sender(daemon.sender_options());
+      sbus::Sender sender(daemon.sender_options({broker.uri()}));
       sender.send(daemon.address("test.record"), "[\"sent during the alarm\"]");
       send_error.clear();
     } catch (const std::exception& e) {
@@ -1316,6 +1318,20 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
                "--secret-file", daemon.secret_file()},
               20s);
   const double cli_s = seconds_since(cli_started);
+  // A call that may run twice (--retry) and a message go to the second
+  // broker at once.
+  const auto retry_started = Clock::now();
+  const ProcessResult retried_call =
+      run_cli({"call", daemon.address("math.add"), "[3, 4]", "--timeout", "5", "--retry", "1", "--broker",
+               broker.uri(), "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+              20s);
+  const double retry_s = seconds_since(retry_started);
+  const auto failover_send_started = Clock::now();
+  const ProcessResult failover_send =
+      run_cli({"send", daemon.address("test.record"), "[\"sent to the other broker\"]", "--broker", broker.uri(),
+               "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+              20s);
+  const double failover_send_s = seconds_since(failover_send_started);
   const bool logged_block = wait_until([&] { return watch.seen("blocked this connection"); }, 10s, 50ms);
   // Longer than ping_interval + ping_timeout: a blocked broker is not taken
   // for a hung one.
@@ -1330,12 +1346,17 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   const double alarm_s = seconds_since(alarm_at);
   const bool recorded =
       wait_until([&] { return read_file(daemon.record_file()).find("sent during the alarm") != std::string::npos; }, 10s);
+  const bool recorded_elsewhere = read_file(daemon.record_file()).find("sent to the other broker") != std::string::npos;
   const bool logged_unblock = wait_until([&] { return watch.seen("unblocked this connection"); }, 10s, 50ms);
   const sbus::CallResult stats = stats_sender.call(daemon.address("sbus.stats"), "[]", 10s);
 
   print_figures("memory alarm",
                 {{"cli_exit", std::to_string(blocked_call.exit_code)},
                  {"cli_s", fixed(cli_s)},
+                 {"retry_cli_exit", std::to_string(retried_call.exit_code)},
+                 {"retry_cli_s", fixed(retry_s)},
+                 {"send_both_brokers_exit", std::to_string(failover_send.exit_code)},
+                 {"send_both_brokers_s", fixed(failover_send_s)},
                  {"clear_ctl_s", fixed(clear_ctl_s)},
                  {"late_call_answered_s_after_clear", fixed(late_s)},
                  {"alarm_s", fixed(alarm_s)},
@@ -1345,6 +1366,15 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   CHECK(blocked_call.exit_code == 3);
   CHECK(blocked_call.err.find("broker blocked: ") != std::string::npos);
   CHECK(blocked_call.err.find("no reply") != std::string::npos);
+  INFO("retried call: " << retried_call.out << retried_call.err << "\nsend: " << failover_send.out << failover_send.err);
+  CHECK(retried_call.exit_code == 0);
+  CHECK(trimmed(retried_call.out) == "7");
+  // Without failing over on the block notice, the call would wait for the
+  // 1 s confirm before trying the second broker.
+  CHECK(retry_s < 0.8);
+  CHECK(failover_send.exit_code == 0);
+  CHECK(failover_send_s < 3.0);
+  CHECK(recorded_elsewhere);
   REQUIRE(late_result.has_value());
   CHECK(late_result->message == "42");
   CHECK(send_error.empty());
