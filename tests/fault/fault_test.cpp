@@ -1349,6 +1349,8 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   const bool recorded_elsewhere = read_file(daemon.record_file()).find("sent to the other broker") != std::string::npos;
   const bool logged_unblock = wait_until([&] { return watch.seen("unblocked this connection"); }, 10s, 50ms);
   const sbus::CallResult stats = stats_sender.call(daemon.address("sbus.stats"), "[]", 10s);
+  const ProcessResult stats_table =
+      run_cli({"stats", daemon.node(), "--broker", broker.uri(), "--secret-file", daemon.secret_file()}, 20s);
 
   print_figures("memory alarm",
                 {{"cli_exit", std::to_string(blocked_call.exit_code)},
@@ -1384,6 +1386,8 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   CHECK(!watch.seen("reconnecting"));
   CHECK(stats.message.find("\"blocked\":false") != std::string::npos);
   CHECK(stats.message.find("\"blocks\":0") == std::string::npos);
+  INFO("sbus stats: " << stats_table.out << stats_table.err);
+  CHECK(stats_table.out.find("blocked by the broker (resource alarm) ") != std::string::npos);
 }
 
 }  // namespace sbus_test
