@@ -6,7 +6,8 @@
 //   sbus stats NODE ...
 //
 // Exit codes: 0 success, 1 the service answered with an error, 2 usage or
-// config error, 3 timeout, 4 no broker reachable or connection lost.
+// config error, 3 timeout (also "broker blocked"), 4 no broker reachable or
+// connection lost.
 #include <boost/program_options.hpp>
 
 #include <rapidjson/document.h>
@@ -47,7 +48,9 @@ const char* kUsage =
 int exit_code_for(const sbus::SenderError& e) {
   switch (e.kind()) {
     case sbus::SenderError::Kind::kAddress: return kExitUsage;
-    case sbus::SenderError::Kind::kTimeout: return kExitTimeout;
+    // Blocked: the call was sent and may still run, as after a timeout.
+    case sbus::SenderError::Kind::kTimeout:
+    case sbus::SenderError::Kind::kBlocked: return kExitTimeout;
     case sbus::SenderError::Kind::kProtocol:
     case sbus::SenderError::Kind::kUnroutable:
     case sbus::SenderError::Kind::kPublish: return kExitServiceError;
@@ -95,6 +98,11 @@ bool print_stats(const std::string& json) {
                 number(stats, "last_exit_s_ago"));
   }
   std::printf("\n");
+  if (number(stats, "blocks") > 0) {
+    const bool now = stats.HasMember("blocked") && stats["blocked"].IsBool() && stats["blocked"].GetBool();
+    std::printf("blocked by the broker (resource alarm) %.0f time(s), %.1f s in all%s%s\n", number(stats, "blocks"),
+                number(stats, "blocked_s"), now ? "; blocked now: " : "", now ? text("blocked_reason").c_str() : "");
+  }
   if (stats.HasMember("other_agents") && stats["other_agents"].IsArray()) {
     const auto names = [](const rapidjson::Value& agent, const char* key) {
       std::string out;

@@ -127,19 +127,24 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   }
 
   // consumer_cancel_notify: the broker tells a consumer whose queue was
-  // deleted (basic.cancel) instead of leaving it deaf; rabbitmq-c merges
-  // these capabilities with its own.
-  amqp_table_entry_t capability{};
-  capability.key = amqp_cstring_bytes("consumer_cancel_notify");
-  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
-  capability.value.value.boolean = 1;
+  // deleted (basic.cancel) instead of leaving it deaf. connection.blocked:
+  // it says when a resource alarm stops it reading this connection
+  // (note_blocking()) instead of going silent. rabbitmq-c merges these
+  // capabilities with its own, which include neither.
+  amqp_table_entry_t capabilities[2]{};
+  capabilities[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+  capabilities[1].key = amqp_cstring_bytes("connection.blocked");
+  for (amqp_table_entry_t& capability : capabilities) {
+    capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability.value.value.boolean = 1;
+  }
   amqp_table_entry_t properties_entries[2]{};
   properties_entries[0].key = amqp_cstring_bytes("connection_name");
   properties_entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
   properties_entries[0].value.value.bytes = to_bytes(options.connection_name);
   properties_entries[1].key = amqp_cstring_bytes("capabilities");
   properties_entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
-  properties_entries[1].value.value.table = amqp_table_t{1, &capability};
+  properties_entries[1].value.value.table = amqp_table_t{2, capabilities};
   amqp_table_t properties{2, properties_entries};
   amqp_rpc_reply_t login = amqp_login_with_properties(
       connection.state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
@@ -173,7 +178,9 @@ AmqpConnection::AmqpConnection(AmqpConnection&& other) noexcept
       uri_(std::move(other.uri_)),
       tls_(std::move(other.tls_)),
       queued_(std::move(other.queued_)),
-      write_stall_(other.write_stall_) {
+      write_stall_(other.write_stall_),
+      blocked_(std::exchange(other.blocked_, false)),
+      blocked_reason_(std::move(other.blocked_reason_)) {
   other.tls_.reset();
 }
 
@@ -186,6 +193,8 @@ AmqpConnection& AmqpConnection::operator=(AmqpConnection&& other) noexcept {
     other.tls_.reset();
     queued_ = std::move(other.queued_);
     write_stall_ = other.write_stall_;
+    blocked_ = std::exchange(other.blocked_, false);
+    blocked_reason_ = std::move(other.blocked_reason_);
   }
   return *this;
 }
@@ -225,7 +234,22 @@ int AmqpConnection::flush() {
     queued_.clear();
     return AMQP_STATUS_SOCKET_ERROR;
   }
-  return queued_.write_to(amqp_get_sockfd(state_), write_stall_);
+  // No limit while blocked: the broker reads again once the alarm clears.
+  return queued_.write_to(amqp_get_sockfd(state_), blocked_ ? std::chrono::milliseconds(-1) : write_stall_);
+}
+
+bool AmqpConnection::note_blocking(const amqp_frame_t& frame) {
+  if (frame.frame_type != AMQP_FRAME_METHOD || frame.channel != 0) return false;
+  if (frame.payload.method.id == AMQP_CONNECTION_BLOCKED_METHOD) {
+    blocked_ = true;
+    blocked_reason_ = bytes_to_string(static_cast<amqp_connection_blocked_t*>(frame.payload.method.decoded)->reason);
+    return true;
+  }
+  if (frame.payload.method.id == AMQP_CONNECTION_UNBLOCKED_METHOD) {
+    blocked_ = false;
+    return true;
+  }
+  return false;
 }
 
 void AmqpConnection::abandon() {
@@ -240,7 +264,9 @@ void AmqpConnection::close() {
   if (state_ == nullptr) return;
   // A connection whose setup failed before it had a socket (no TLS module,
   // say) has nothing to close: rabbitmq-c would assert on sending.
-  if (amqp_get_socket(state_) == nullptr) {
+  // Nor has one that the broker blocked: it reads nothing more from it,
+  // so the closing handshake could only time out.
+  if (amqp_get_socket(state_) == nullptr || blocked_) {
     abandon();
     return;
   }

@@ -193,12 +193,25 @@ class AmqpConnection {
                     const amqp_basic_properties_t& properties, amqp_bytes_t body, bool mandatory = false);
   int queue_method(amqp_channel_t channel, amqp_method_number_t method, void* decoded);
   // Writes what is queued. On failure the connection is broken (part of a
-  // frame may have gone out): give it up.
+  // frame may have gone out): give it up. The socket may take no bytes for
+  // ConnectOptions::write_stall, except while the broker says the
+  // connection is blocked: a blocked connection's socket is not read until
+  // the alarm clears, and then it is, so flush() waits for that.
   int flush();
   bool has_queued() const { return !queued_.empty(); }
 
+  // RabbitMQ's connection.blocked and connection.unblocked (a resource
+  // alarm: the broker reads nothing more from a connection that publishes
+  // until it clears), which open() asks for at login. Returns true when
+  // `frame` is one of them and records it; blocked_reason() is the
+  // broker's text ("low on memory"). Not an error: nothing sent is lost,
+  // it waits in the socket.
+  bool note_blocking(const amqp_frame_t& frame);
+  bool blocked() const { return blocked_; }
+  const std::string& blocked_reason() const { return blocked_reason_; }
+
   // Closes channel and connection politely (best effort, never throws) and
-  // frees the connection.
+  // frees the connection; without the handshake while blocked().
   void close();
   // Frees the connection without the closing handshake: for a connection
   // already known to be dead, where the handshake could only time out.
@@ -211,6 +224,8 @@ class AmqpConnection {
   std::unique_ptr<TlsSocket> tls_;
   FrameBuffer queued_;
   std::chrono::milliseconds write_stall_{30000};
+  bool blocked_ = false;
+  std::string blocked_reason_;
 };
 
 }  // namespace sbus

@@ -36,7 +36,8 @@ class FrameBuffer {
                   const amqp_basic_properties_t& properties, amqp_bytes_t body);
 
   // Writes everything to the socket `fd` (blocking or not); waits up to
-  // `stall` at a time for the socket to take more. AMQP_STATUS_OK, or
+  // `stall` at a time for the socket to take more (a negative `stall`:
+  // without limit). AMQP_STATUS_OK, or
   // AMQP_STATUS_SOCKET_ERROR / AMQP_STATUS_TIMEOUT, after which the
   // connection must be given up: part of a frame may have gone out. The
   // buffer is empty afterwards either way.

@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "worker/reply_address.hpp"
+
 namespace sbus {
 
 std::uint64_t ReplyGuard::address(std::string_view reply_to) {
@@ -13,6 +15,22 @@ ReplyGuard::Route ReplyGuard::route(std::uint64_t address) const {
   if (!dead_.empty() && dead_.count(address) != 0) return Route::kDrop;
   if (!suspects_.empty() && suspects_.count(address) != 0) return Route::kQuarantine;
   return Route::kDirect;
+}
+
+ReplyGuard::Route ReplyGuard::route_reply(std::string_view reply_to, std::uint64_t address, Caller caller) const {
+  const Route known = route(address);
+  if (known != Route::kDirect || !is_direct_reply_to(reply_to)) return known;
+  if (caller == Caller::kUnauthenticated) return Route::kQuarantine;
+  const std::optional<std::string> node = direct_reply_node(reply_to);
+  return node && proven_nodes_.count(*node) != 0 ? Route::kDirect : Route::kQuarantine;
+}
+
+void ReplyGuard::alive(std::uint64_t address, std::string_view reply_to) {
+  alive(address);
+  std::optional<std::string> node = direct_reply_node(reply_to);
+  if (!node) return;
+  if (proven_nodes_.size() >= kMaxNodes) proven_nodes_.clear();
+  proven_nodes_.insert(std::move(*node));
 }
 
 void ReplyGuard::sent(std::uint64_t address, Clock::time_point now) {

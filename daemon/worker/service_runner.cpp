@@ -107,6 +107,7 @@ std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
   abandoned.reply_to = in_flight->outcome->reply_to;
   abandoned.correlation_id = in_flight->outcome->correlation_id;
   abandoned.id = *in_flight->id;
+  abandoned.reply_nonce = *in_flight->reply_nonce;
   return abandoned;
 }
 
@@ -227,7 +228,7 @@ Outcome ServiceRunner::execute(Job& job) {
   reply.id = std::move(job.event.id);
   const bool is_call = !outcome.reply_to.empty();
   if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
-  InFlight in_flight{&outcome, &reply.id};
+  InFlight in_flight{&outcome, &reply.id, &job.reply_nonce};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
   try {

@@ -86,6 +86,7 @@ class ServiceRunner {
     std::string reply_to;  // empty: a message
     std::string correlation_id;
     std::string id;
+    std::string reply_nonce;  // an hmac-sha256-v2 call's: its answer is signed for it
   };
 
   // When a delivery is in the plugin right now: gives up on the thread
@@ -152,6 +153,7 @@ class ServiceRunner {
   struct InFlight {
     const Outcome* outcome;
     const std::string* id;
+    const std::string* reply_nonce;  // of an hmac-sha256-v2 call
   };
   std::atomic<InFlight*> in_flight_{nullptr};
   std::atomic<bool> running_{false};

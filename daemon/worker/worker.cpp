@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <map>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -44,6 +45,7 @@
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/reply_address.hpp"
 #include "worker/reply_guard.hpp"
 #include "worker/service_runner.hpp"
 
@@ -81,6 +83,22 @@ constexpr std::size_t kKeptBodyBytes = 64 * 1024;
 constexpr std::uint64_t kSignalEvent = 0;
 constexpr std::uint64_t kCompletionEvent = 1;
 constexpr std::uint64_t kSocketEvent = 2;
+
+// The `type` of the worker's own messages to its queue (probe(),
+// prove_own_node()), which it acks when they arrive with its token.
+constexpr std::string_view kRouteProbeType = "sbus.route-probe";
+
+bool is_route_probe(const amqp_basic_properties_t& props) {
+  return (props._flags & AMQP_BASIC_TYPE_FLAG) &&
+         std::string_view(static_cast<const char*>(props.type.bytes), props.type.len) == kRouteProbeType;
+}
+
+std::string random_token() {
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 4; ++i) token += std::to_string(random());
+  return token;
+}
 
 // Deeper params are refused: RapidJSON's DOM is destroyed and written out
 // recursively, so a document nested 100,000 deep would overflow a service
@@ -218,9 +236,11 @@ class Worker : public RunnerHost {
   bool wait_to_reconnect(milliseconds duration);
   void keep_unsent_reply(std::uint64_t key, std::string body);
   void suspect_recent_replies(int reply_code);
-  void suspect_recent_replies(const amqp_rpc_reply_t& reply);
   void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
-                           std::uint64_t address);
+                           std::uint64_t address, ReplyGuard::Caller caller);
+  bool may_open_quarantine();
+  bool restore_route();
+  void note_blocking();
   ServeEnd serve();
   Read read_one();
   Read read_delivery(const amqp_frame_t& deliver);
@@ -242,12 +262,12 @@ class Worker : public RunnerHost {
   bool finish_inline(Outcome& outcome);
   void begin_stop();
   void forget_pending();
-  bool publish_reply(const std::string& reply_to, const std::string& correlation_id,
-                     std::string_view body);
-  void answer_error(const Delivery& delivery, const std::string& id, const char* code,
-                    const std::string& message);
+  bool publish_reply(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                     ReplyGuard::Caller caller);
+  void answer_error(const Delivery& delivery, const std::string& id, const char* code, const std::string& message,
+                    ReplyGuard::Caller caller = ReplyGuard::Caller::kUnauthenticated);
   void refuse(const Delivery& delivery, const Event& event, const char* code, const std::string& message,
-              bool token_refused = false);
+              bool token_refused = false, ReplyGuard::Caller caller = ReplyGuard::Caller::kUnauthenticated);
   void overflow(Job job, std::size_t runner);
   void settle(std::uint64_t tag, bool ack);
   void flush_acks();
@@ -267,6 +287,9 @@ class Worker : public RunnerHost {
                       const char** code, std::string* message);
   void sign_reply(Reply* reply) const;
   bool back_from_hold(const Delivery& delivery);
+  bool probe_overdue();
+  bool prove_own_node();
+  bool handle_probe_frame(const amqp_frame_t& frame);
   void answer_own(const Delivery& delivery, const Event& event);
   std::string stats_json();
 
@@ -290,6 +313,11 @@ class Worker : public RunnerHost {
   int signal_fd_ = -1;
   bool stopping_ = false;
   Clock::time_point next_probe_{};
+  Clock::time_point probe_sent_at_{};
+  Clock::time_point probe_deadline_{};  // of the probe in flight; none: {}
+  bool probe_channel_closed_ = false;
+  // The body of probe()'s and prove_own_node()'s messages.
+  const std::string route_probe_token_ = random_token();
   Clock::time_point drain_deadline_{};
 
   // Held by the connection thread except while it sleeps in poll(): then a
@@ -343,6 +371,23 @@ class Worker : public RunnerHost {
   std::deque<std::uint64_t> unsent_order_;                        // oldest first
   ReplyGuard replies_;
   AmqpConnection quarantine_;
+  // When the quarantine connection was last opened (a ring): a flood of
+  // forged addresses, each of which costs it a close, may not make the
+  // connection thread spend its time reconnecting it.
+  std::array<Clock::time_point, 10> quarantine_opens_{};
+  std::size_t next_quarantine_open_ = 0;
+  std::uint64_t replies_dropped_ = 0;  // to dead addresses, or unauthenticated ones beyond that limit
+  std::uint64_t replies_quarantined_ = 0;  // published on the quarantine connection
+  // The broker closed the connection because a reply could not be
+  // delivered (541): something a caller chose, so the reconnect is at once
+  // and the back-off does not grow.
+  bool closed_by_reply_ = false;
+  // The probe's message came back unroutable: the binding is gone.
+  bool route_lost_ = false;
+  // connection.blocked: since when, how often, for how long in all.
+  Clock::time_point blocked_since_{};
+  std::uint64_t blocks_ = 0;
+  Clock::duration blocked_total_{};
 };
 
 void Worker::start_services() {
@@ -427,7 +472,7 @@ bool Worker::refuse_switched_off(const Delivery& delivery, const Job& job, std::
                           " times within " + std::to_string(config_.crash_cooldown_seconds) + " s";
   ++stats_[runner].failed;
   if (!delivery.reply_to.empty()) {
-    answer_error(delivery, job.event.id, errc::kServiceUnavailable, why);
+    answer_error(delivery, job.event.id, errc::kServiceUnavailable, why, ReplyGuard::Caller::kAuthenticated);
   } else if (publish_dead_letter(std::string(delivery.body), name, why, 0, delivery.headers)) {
     settle(delivery.delivery_tag, true);
   }
@@ -474,7 +519,10 @@ void Worker::abandon_running() {
                 "the call to " + name + " was interrupted: the worker stopped and the drain timeout (" +
                     std::to_string(config_.drain_timeout_seconds) + " s) passed before it returned",
                 errc::kInterrupted};
-    if (publish_reply(call->reply_to, call->correlation_id, encode_reply(reply))) {
+    if (!call->reply_nonce.empty()) {
+      reply.signature = hmac_v2_reply_signature(config_.secret, config_.node, call->reply_nonce, reply);
+    }
+    if (publish_reply(call->reply_to, call->correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
       settle(call->delivery_tag, true);
     }
   }
@@ -510,10 +558,12 @@ bool Worker::connect() {
     declare_hold_queue(connection, kSetupChannel, config_);
     amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
     connection.check_last("bind queue " + config_.node);
-    if (config_.ping_interval_ms > 0) {
-      amqp_channel_open(c, kProbeChannel);
-      connection.check_last("open probe channel");
-    }
+    amqp_channel_open(c, kProbeChannel);
+    connection.check_last("open probe channel");
+    // Direct reply-to on the probe channel: a message published from it
+    // carries an address of this broker's node (prove_own_node()).
+    amqp_basic_consume(c, kProbeChannel, to_bytes(kDirectReplyPrefix), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+    connection.check_last("consume " + std::string(kDirectReplyPrefix));
 
     amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(window_->size()), 0);
     connection.check_last("basic.qos");
@@ -532,13 +582,16 @@ bool Worker::connect() {
     ++connects_;
     acks_.clear();
     next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
+    probe_deadline_ = {};
+    probe_channel_closed_ = false;
+    route_lost_ = false;
     ++generation_;
     SBUS_LOG(kInfo) << "connected to " << uri_.redacted() << ", serving queue " << config_.node
                     << " (" << runners_.size() << " services, prefetch " << config_.prefetch << ", window "
                     << window_->size() << ")";
     report(kStatusConnected);
     broker_unreachable_ = false;
-    return true;
+    return prove_own_node();
   } catch (const BrokerUnreachable& e) {
     SBUS_LOG(kWarn) << e.what();
     broker_unreachable_ = true;
@@ -570,21 +623,36 @@ bool Worker::wait_to_reconnect(milliseconds duration) {
 // (ReplyGuard); their replies go through the quarantine connection.
 void Worker::suspect_recent_replies(int reply_code) {
   if (reply_code != AMQP_INTERNAL_ERROR) return;
+  closed_by_reply_ = true;
   const std::size_t added = replies_.delivery_failed(Clock::now());
   SBUS_LOG(kWarn) << "the broker failed to deliver a reply (541): replies to the " << added
                   << " address(es) used in the last " << ReplyGuard::kWindow.count()
                   << " ms go through a quarantine connection until each is proven alive or dead";
 }
 
-// Publishes a reply to a suspect address on the quarantine connection and
-// waits for the broker to have routed it: a synchronous method on the same
-// channel is answered only after the publish was handled. The address is
-// then alive (cleared) or dead (its replies are dropped from now on). Either
-// way the call is done: the caller acks it.
+// Publishes a reply that may make the broker close its connection (a
+// suspect address, an unproven node, an unauthenticated caller: see
+// ReplyGuard) on the quarantine connection and waits for the broker to have
+// routed it: a synchronous method on the same channel is answered only
+// after the publish was handled. The address and its node are then alive
+// (cleared, proven) or dead (its replies are dropped from now on). Either
+// way the call is done: the caller acks it. Unauthenticated replies are
+// dropped instead while the connection has been reopened too often (a
+// flood of forged addresses), and every one while the broker is blocked.
 void Worker::publish_quarantined(const std::string& reply_to, const std::string& correlation_id,
-                                 std::string_view body, std::uint64_t address) {
+                                 std::string_view body, std::uint64_t address, ReplyGuard::Caller caller) {
+  // A blocked broker would hold this publish and the check after it for the
+  // whole RPC timeout, on the connection thread.
+  const bool blocked = connection_.blocked();
+  if (blocked || (!quarantine_ && caller == ReplyGuard::Caller::kUnauthenticated && !may_open_quarantine())) {
+    ++replies_dropped_;
+    SBUS_LOG(kDebug) << "reply to " << reply_to << " dropped: "
+                     << (blocked ? "the broker is blocked" : "the quarantine connection was reopened too often");
+    return;
+  }
   try {
     if (!quarantine_) {
+      quarantine_opens_[next_quarantine_open_++ % quarantine_opens_.size()] = Clock::now();
       ConnectOptions options;
       options.heartbeat_seconds = 0;
       options.connection_name = "sbusd " + config_.node + " quarantine";
@@ -594,22 +662,34 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = to_bytes(correlation_id);
+    ++replies_quarantined_;
     quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
                                                 0, 0, &props, to_bytes(body)),
                              "publish reply");
-    amqp_exchange_declare(quarantine_.get(), kChannel, to_bytes(config_.exchange), amqp_cstring_bytes("direct"), 1, 0,
-                          0, 0, amqp_empty_table);
+    // Any synchronous method: answered only once the publish was handled.
+    // basic.qos depends on nothing that may be missing (an exchange that
+    // was deleted would make the address look dead).
+    amqp_basic_qos(quarantine_.get(), kChannel, 0, 0, 0);
     const amqp_rpc_reply_t reply = amqp_get_rpc_reply(quarantine_.get());
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-      SBUS_LOG(kInfo) << "reply address " << log_value(reply_to) << " is alive: its replies go the usual way again";
-      replies_.alive(address);
+      if (replies_.route(address) == ReplyGuard::Route::kQuarantine) {
+        SBUS_LOG(kInfo) << "reply address " << log_value(reply_to) << " is alive: its replies go the usual way again";
+      }
+      replies_.alive(address, reply_to);
       return;
     }
     quarantine_.abandon();
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
       replies_.dead(address);
-      SBUS_LOG(kWarn) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
-                      << "); replies to it are dropped";
+      // A caller without a valid token may send these at will: not worth a
+      // warning each.
+      if (caller == ReplyGuard::Caller::kAuthenticated) {
+        SBUS_LOG(kWarn) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
+                        << "); replies to it are dropped";
+      } else {
+        SBUS_LOG(kDebug) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
+                         << "); replies to it are dropped";
+      }
       return;
     }
     SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << describe_reply(reply);
@@ -619,15 +699,11 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
   }
 }
 
-// The same, for a close that reached a synchronous call (the probe) or a
-// read.
-void Worker::suspect_recent_replies(const amqp_rpc_reply_t& reply) {
-  if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION) return;
-  if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-    suspect_recent_replies(static_cast<amqp_connection_close_t*>(reply.reply.decoded)->reply_code);
-  } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    suspect_recent_replies(static_cast<amqp_channel_close_t*>(reply.reply.decoded)->reply_code);
-  }
+// Whether the quarantine connection may be opened once more now: at most
+// as often as quarantine_opens_ has slots in a second.
+bool Worker::may_open_quarantine() {
+  const Clock::time_point oldest = quarantine_opens_[next_quarantine_open_ % quarantine_opens_.size()];
+  return oldest == Clock::time_point{} || Clock::now() - oldest >= std::chrono::seconds(1);
 }
 
 void Worker::keep_unsent_reply(std::uint64_t key, std::string body) {
@@ -684,15 +760,16 @@ void Worker::forget_pending() {
   }
 }
 
-bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id,
-                           std::string_view body) {
+bool Worker::publish_reply(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                           ReplyGuard::Caller caller) {
   const std::uint64_t address = ReplyGuard::address(reply_to);
-  switch (replies_.route(address)) {
+  switch (replies_.route_reply(reply_to, address, caller)) {
     case ReplyGuard::Route::kDrop:
       SBUS_LOG(kDebug) << "reply to dead address " << log_value(reply_to) << " dropped";
+      ++replies_dropped_;
       return true;
     case ReplyGuard::Route::kQuarantine:
-      publish_quarantined(reply_to, correlation_id, body, address);
+      publish_quarantined(reply_to, correlation_id, body, address, caller);
       return true;
     case ReplyGuard::Route::kDirect:
       break;
@@ -797,7 +874,7 @@ bool Worker::send_queued() {
 }
 
 void Worker::answer_error(const Delivery& delivery, const std::string& id, const char* code,
-                          const std::string& message) {
+                          const std::string& message, ReplyGuard::Caller caller) {
   // Outsiders can send these at will: rate limited, and their values escaped.
   SBUS_LOG_LIMITED(kWarn, "refused message")
       << "event " << (id.empty() ? "-" : log_value(id)) << ": " << code << ": " << log_value(message, 400);
@@ -809,7 +886,7 @@ void Worker::answer_error(const Delivery& delivery, const std::string& id, const
   }
   Reply reply{id, message, code};
   sign_reply(&reply);
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), caller)) {
     settle(delivery.delivery_tag, true);
   }
 }
@@ -823,7 +900,7 @@ void Worker::sign_reply(Reply* reply) const {
 // so that a sender who got no answer can find out why. `token_refused`
 // marks it for `sbus errors requeue`, which must not sign it anew.
 void Worker::refuse(const Delivery& delivery, const Event& event, const char* code, const std::string& message,
-                    bool token_refused) {
+                    bool token_refused, ReplyGuard::Caller caller) {
   // Outsiders can send these at will: rate limited, and their values escaped.
   SBUS_LOG_LIMITED(kWarn, "refused message")
       << "event " << (event.id.empty() ? "-" : log_value(event.id)) << ": " << code << ": " << log_value(message, 400);
@@ -831,7 +908,7 @@ void Worker::refuse(const Delivery& delivery, const Event& event, const char* co
   if (!delivery.reply_to.empty()) {
     Reply reply{event.id, message, code};
     sign_reply(&reply);
-    if (!publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) return;
+    if (!publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), caller)) return;
   }
   std::vector<std::pair<std::string, std::string>> own{{"x-sbus-refused", code}};
   if (token_refused) own.emplace_back("x-sbus-token", "refused");
@@ -863,7 +940,9 @@ void Worker::overflow(Job job, std::size_t runner) {
                     std::to_string(window_->size()) + " deliveries of the worker's window): try again later",
                 errc::kBusy};
     sign_reply(&reply);
-    if (publish_reply(job.reply_to, job.correlation_id, encode_reply(reply))) settle(job.delivery_tag, true);
+    if (publish_reply(job.reply_to, job.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
+      settle(job.delivery_tag, true);
+    }
     return;
   }
   ++stats_[runner].held;
@@ -882,7 +961,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
   reply_nonce_.clear();
   const bool is_call = !delivery.reply_to.empty();
   if (is_call && delivery.body == kPingBody) {
-    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody)) {
+    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody, ReplyGuard::Caller::kUnauthenticated)) {
       settle(delivery.delivery_tag, true);
     }
     return;
@@ -923,7 +1002,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
       }
       return;
     }
-    answer_error(delivery, job.event.id, errc::kServiceUnavailable, name + " is unavailable: " + down->second);
+    answer_error(delivery, job.event.id, errc::kServiceUnavailable, name + " is unavailable: " + down->second,
+                 ReplyGuard::Caller::kAuthenticated);
     return;
   }
   auto found = by_name_.find(name);
@@ -938,7 +1018,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
       message += is_call ? " (it is a message service: send to it, as `sbus send` does)"
                          : " (it is an RPC service: call it, as `sbus call` does)";
     }
-    refuse(delivery, job.event, errc::kUnknownService, message);
+    refuse(delivery, job.event, errc::kUnknownService, message, false, ReplyGuard::Caller::kAuthenticated);
     return;
   }
   if (!is_call) {
@@ -962,7 +1042,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     if (auto unsent = unsent_replies_.find(job.key); delivery.redelivered && unsent != unsent_replies_.end()) {
       SBUS_LOG(kInfo) << "event " << log_value(job.event.id)
                       << ": redelivered after a lost connection; sending the reply kept for it";
-      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second)) {
+      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second,
+                        ReplyGuard::Caller::kAuthenticated)) {
         settle(delivery.delivery_tag, true);
       }
       unsent_replies_.erase(unsent);
@@ -976,14 +1057,15 @@ void Worker::handle_delivery(const Delivery& delivery) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
                    "the call to " + name +
                        " was interrupted: the worker running it died or lost its broker connection;"
-                       " it is not run again");
+                       " it is not run again",
+                   ReplyGuard::Caller::kAuthenticated);
       return;
     }
   }
   if (refuse_switched_off(delivery, job, found->second)) return;
   std::string params_error;
   if (!parse_params(job.event.params, &job, &params_error)) {
-    refuse(delivery, job.event, errc::kInvalidParams, params_error);
+    refuse(delivery, job.event, errc::kInvalidParams, params_error, false, ReplyGuard::Caller::kAuthenticated);
     return;
   }
   if (!is_call) {
@@ -1008,14 +1090,15 @@ void Worker::answer_own(const Delivery& delivery, const Event& event) {
   const bool is_call = !delivery.reply_to.empty();
   if (!is_call || event.service != "stats") {
     refuse(delivery, event, errc::kUnknownService,
-                 std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") +
-                     kOwnCategory + "." + event.service);
+           std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") + kOwnCategory + "." +
+               event.service,
+           false, ReplyGuard::Caller::kAuthenticated);
     return;
   }
   SBUS_LOG(kDebug) << "event " << log_value(event.id) << ": " << kOwnCategory << ".stats";
   Reply reply{event.id, stats_json(), ""};
   sign_reply(&reply);
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply))) {
+  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
     settle(delivery.delivery_tag, true);
   }
 }
@@ -1073,6 +1156,20 @@ std::string Worker::stats_json() {
     out.EndObject();
   }
   out.EndArray();
+  out.Key("blocked");
+  out.Bool(connection_.blocked());
+  if (connection_.blocked()) {
+    out.Key("blocked_reason");
+    out.String(connection_.blocked_reason().c_str(), static_cast<rapidjson::SizeType>(connection_.blocked_reason().size()));
+  }
+  out.Key("blocks");
+  out.Uint64(blocks_);
+  out.Key("blocked_s");
+  out.Double(seconds(blocked_total_ + (blocked_since_ == Clock::time_point{} ? Clock::duration{} : now - blocked_since_)));
+  out.Key("replies_dropped");
+  out.Uint64(replies_dropped_);
+  out.Key("replies_quarantined");
+  out.Uint64(replies_quarantined_);
   out.Key("services");
   out.StartObject();
   for (std::size_t i = 0; i < runners_.size(); ++i) {
@@ -1252,7 +1349,8 @@ void Worker::finish(Outcome& outcome) {
     if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
       return;
     }
-  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body)) {
+  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body,
+                                                         ReplyGuard::Caller::kAuthenticated)) {
     return;
   }
   settle(outcome.delivery_tag, true);
@@ -1308,7 +1406,8 @@ bool Worker::finish_inline(Outcome& outcome) {
     return false;
   }
   if (!outcome.reply_to.empty() &&
-      replies_.route(ReplyGuard::address(outcome.reply_to)) != ReplyGuard::Route::kDirect) {
+      replies_.route_reply(outcome.reply_to, ReplyGuard::address(outcome.reply_to),
+                           ReplyGuard::Caller::kAuthenticated) != ReplyGuard::Route::kDirect) {
     return false;  // the quarantine path may block: the connection thread's work
   }
   finish(outcome);
@@ -1324,6 +1423,14 @@ bool Worker::finish_inline(Outcome& outcome) {
 // the connection, cancelling the consumer, or returning a message.
 bool Worker::handle_frame(const amqp_frame_t& frame) {
   if (frame.frame_type != AMQP_FRAME_METHOD) return true;
+  if (connection_.note_blocking(frame)) {
+    note_blocking();
+    return true;
+  }
+  if (frame.channel == kProbeChannel && frame.payload.method.id != AMQP_BASIC_RETURN_METHOD &&
+      handle_probe_frame(frame)) {
+    return true;
+  }
   switch (frame.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD:
       return true;
@@ -1332,6 +1439,9 @@ bool Worker::handle_frame(const amqp_frame_t& frame) {
       amqp_rpc_reply_t ret = amqp_read_message(connection_.get(), frame.channel, &message, 0);
       if (ret.reply_type != AMQP_RESPONSE_NORMAL) return false;
       amqp_destroy_message(&message);
+      // The probe's message, published through the exchange to this node:
+      // nothing routes it there any more.
+      if (frame.channel == kProbeChannel) route_lost_ = true;
       return true;
     }
     case AMQP_CHANNEL_CLOSE_METHOD: {
@@ -1415,10 +1525,20 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     return lost("reading a delivery", status);
   }
 
+  // Only channel 1 consumes calls; the probe channel's direct reply-to
+  // consumer takes no acks, and nothing is meant to reach it.
+  if (deliver.channel != kChannel) return Read::kFrame;
   // Every delivery, also one left unhandled while stopping, which a
   // multiple ack must never cover.
   acks_.track(tag, !stopping_);
-  if (!stopping_) {
+  if (!stopping_ && props != nullptr && is_route_probe(*props) && body_ == route_probe_token_) {
+    // The worker's own message (probe(), prove_own_node()): it arrived.
+    if (props->_flags & AMQP_BASIC_REPLY_TO_FLAG) {
+      const std::string reply_to = bytes_to_string(props->reply_to);
+      replies_.alive(ReplyGuard::address(reply_to), reply_to);
+    }
+    settle(tag, true);
+  } else if (!stopping_) {
     delivery.delivery_tag = tag;
     delivery.redelivered = redelivered;
     if (props != nullptr) {
@@ -1467,28 +1587,109 @@ bool Worker::drain() {
   }
 }
 
-// The ping watcher's probe: a passive declare of the node queue, answered by
-// the broker's channel and queue processes. A broker that hangs or a link
-// that silently drops packets leaves it unanswered; then the connection is
-// closed so that the reconnect logic runs. Blocks this thread for at most
-// ping_timeout, which only a broken broker makes it wait.
+// The ping watcher's probe, sent without waiting: a message through the
+// exchange to this node's queue, mandatory, then a passive declare of the
+// node queue on the probe channel, answered by the broker's channel and
+// queue processes (handle_probe_frame()). A broker that hangs or a link
+// that silently drops packets leaves it unanswered past ping_timeout; then
+// the connection is given up so that the reconnect logic runs
+// (probe_overdue()). Not waiting keeps rabbitmq-c out of a synchronous
+// call, which closes the socket when it times out: during a resource
+// alarm the broker reads nothing after a publish, and its
+// connection.blocked must be read, not timed out on.
+//
+// The message checks the route callers use: a deleted exchange closes the
+// probe channel (404) instead of answering the declare, a deleted binding
+// returns the message; either way restore_route() puts them back. Routed,
+// it reaches this worker, which acks it unread.
 bool Worker::probe() {
-  if (!send_queued()) return false;
-  timeval timeout{config_.ping_timeout_ms / 1000, (config_.ping_timeout_ms % 1000) * 1000};
-  amqp_set_rpc_timeout(connection_.get(), &timeout);
-  const auto started = Clock::now();
-  amqp_queue_declare(connection_.get(), kProbeChannel, to_bytes(config_.node), 1, 0, 0, 0, amqp_empty_table);
-  amqp_rpc_reply_t reply = amqp_get_rpc_reply(connection_.get());
-  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-    SBUS_LOG(kDebug) << "ping: broker answered in "
-                     << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()
-                     << " us";
-    return true;
+  next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
+  // The broker said it holds this connection's publishes: it is not hung.
+  if (connection_.blocked()) return true;
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
+  props.type = to_bytes(kRouteProbeType);
+  props.expiration = amqp_cstring_bytes("0");  // never waits in the queue behind calls
+  amqp_queue_declare_t declare{};
+  declare.queue = to_bytes(config_.node);
+  declare.passive = 1;
+  if (connection_.queue_publish(kProbeChannel, to_bytes(config_.exchange), to_bytes(config_.node), props,
+                                to_bytes(route_probe_token_), true) != AMQP_STATUS_OK ||
+      connection_.queue_method(kProbeChannel, AMQP_QUEUE_DECLARE_METHOD, &declare) != AMQP_STATUS_OK) {
+    SBUS_LOG(kWarn) << "ping: cannot write to " << uri_.redacted() << "; reconnecting";
+    connection_ok_ = false;
+    return false;
+  }
+  probe_sent_at_ = Clock::now();
+  probe_deadline_ = probe_sent_at_ + milliseconds(config_.ping_timeout_ms);
+  return send_queued();
+}
+
+// Sends the node queue (through the default exchange, which cannot be
+// missing) a message from the probe channel with reply_to set to direct
+// reply-to: the broker writes this connection's own address into it, whose
+// node is the broker's own, alive by definition. When the worker reads it
+// (read_delivery()), replies of authenticated callers connected to that
+// node go out directly from the first, without the quarantine (ReplyGuard).
+// Its body is a random token of this worker, so that nobody else's message
+// proves a node.
+bool Worker::prove_own_node() {
+  amqp_basic_properties_t props{};
+  props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_REPLY_TO_FLAG;
+  props.type = to_bytes(kRouteProbeType);
+  props.reply_to = to_bytes(kDirectReplyPrefix);
+  if (connection_.queue_publish(kProbeChannel, amqp_empty_bytes, to_bytes(config_.node), props,
+                                to_bytes(route_probe_token_)) != AMQP_STATUS_OK) {
+    connection_ok_ = false;
+  }
+  send_queued();
+  return true;
+}
+
+// False when the probe in flight is past its deadline: the broker or the
+// link is broken. While the broker says the connection is blocked, the
+// deadline moves on: it will answer once the alarm clears.
+bool Worker::probe_overdue() {
+  if (probe_deadline_ == Clock::time_point{} || Clock::now() < probe_deadline_) return false;
+  if (connection_.blocked()) {
+    probe_deadline_ = Clock::now() + milliseconds(config_.ping_timeout_ms);
+    return false;
   }
   SBUS_LOG(kWarn) << "ping: no answer from " << uri_.redacted() << " within " << config_.ping_timeout_ms
-                  << " ms (" << describe_reply(reply) << "); reconnecting";
-  suspect_recent_replies(reply);
+                  << " ms; reconnecting";
   connection_ok_ = false;
+  return true;
+}
+
+// A frame of the probe channel: the answer to the probe, the probe's
+// message returned unroutable, or the channel closed because the exchange
+// is gone. False if the connection must be given up.
+bool Worker::handle_probe_frame(const amqp_frame_t& frame) {
+  switch (frame.payload.method.id) {
+    case AMQP_QUEUE_DECLARE_OK_METHOD:
+      SBUS_LOG(kDebug) << "ping: broker answered in "
+                       << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - probe_sent_at_).count()
+                       << " us";
+      probe_deadline_ = {};
+      return true;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+      if (m->reply_code != AMQP_NOT_FOUND) break;
+      SBUS_LOG(kWarn) << "ping: the broker closed the probe channel: " << bytes_to_string(m->reply_text)
+                      << "; declaring exchange " << config_.exchange << " and binding queue " << config_.node
+                      << " again";
+      amqp_channel_close_ok_t ok{};
+      if (amqp_send_method(connection_.get(), kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
+        return false;
+      }
+      probe_deadline_ = {};
+      probe_channel_closed_ = true;
+      route_lost_ = true;
+      return true;
+    }
+    default:
+      return true;
+  }
   return false;
 }
 
@@ -1505,6 +1706,64 @@ bool Worker::started_before(const Delivery& delivery, const Event& event) const 
   }
   const std::uint64_t key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, event.id);
   return unsent_replies_.count(key) > 0 || (journal_ != nullptr && journal_->started_elsewhere(key));
+}
+
+// Declares the exchange and binds the node queue to it again, on the probe
+// channel; false (and the connection is given up, so that connect()
+// declares everything) if the broker refuses.
+bool Worker::restore_route() {
+  route_lost_ = false;
+  amqp_connection_state_t c = connection_.get();
+  if (!send_queued()) return false;
+  if (probe_channel_closed_) {
+    amqp_channel_open(c, kProbeChannel);
+    if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) {
+      SBUS_LOG(kWarn) << "reopening the probe channel failed; reconnecting";
+      connection_ok_ = false;
+      return false;
+    }
+    probe_channel_closed_ = false;
+  }
+  amqp_exchange_declare(c, kProbeChannel, to_bytes(config_.exchange), amqp_cstring_bytes("direct"), 0, 0, 0, 0,
+                        amqp_empty_table);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_queue_bind(c, kProbeChannel, to_bytes(config_.node), to_bytes(config_.exchange), to_bytes(config_.node),
+                    amqp_empty_table);
+    reply = amqp_get_rpc_reply(c);
+  }
+  if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+    SBUS_LOG(kWarn) << "declaring exchange " << config_.exchange << " and binding queue " << config_.node
+                    << " again failed: " << describe_reply(reply) << "; reconnecting";
+    connection_ok_ = false;
+    return false;
+  }
+  SBUS_LOG(kWarn) << "exchange " << config_.exchange << " and the binding of queue " << config_.node
+                  << " are back: callers reach this node again";
+  return true;
+}
+
+// The broker's connection.blocked or unblocked, already recorded by
+// connection_: logged, counted for stats. While blocked, replies and acks
+// wait in the socket, the probe is skipped and flush() waits for the
+// socket without the write_stall limit.
+void Worker::note_blocking() {
+  const auto now = Clock::now();
+  if (connection_.blocked()) {
+    if (blocked_since_ != Clock::time_point{}) return;
+    blocked_since_ = now;
+    ++blocks_;
+    SBUS_LOG(kWarn) << "broker " << uri_.redacted() << " blocked this connection: " << connection_.blocked_reason()
+                    << "; replies and acks wait until it unblocks";
+    return;
+  }
+  if (blocked_since_ == Clock::time_point{}) return;
+  blocked_total_ += now - blocked_since_;
+  SBUS_LOG(kWarn) << "broker " << uri_.redacted() << " unblocked this connection after "
+                  << std::chrono::duration_cast<milliseconds>(now - blocked_since_).count() << " ms";
+  blocked_since_ = {};
+  // A probe held by the block gets its whole timeout from now.
+  if (probe_deadline_ != Clock::time_point{}) probe_deadline_ = now + milliseconds(config_.ping_timeout_ms);
 }
 
 // Checks the event's token against the modes in `accept`. The messages name
@@ -1660,14 +1919,21 @@ Worker::ServeEnd Worker::serve_turns() {
       return static_cast<int>(std::chrono::duration_cast<milliseconds>(when - now).count()) + 1;
     };
     int wait = amqp_get_heartbeat(c) > 0 ? kPollMillis : -1;
+    if (route_lost_) {
+      SBUS_LOG(kWarn) << "ping: the probe came back unroutable: queue " << config_.node << " is not bound to exchange "
+                      << config_.exchange << "; binding it again";
+      wake_services();
+      if (!restore_route()) return ServeEnd::kConnectionLost;
+      continue;
+    }
     if (config_.ping_interval_ms > 0) {
-      if (now >= next_probe_) {
-        wake_services();
+      if (probe_overdue()) return ServeEnd::kConnectionLost;
+      if (probe_deadline_ == Clock::time_point{} && now >= next_probe_) {
         if (!probe()) return ServeEnd::kConnectionLost;
-        next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
         continue;
       }
-      wait = wait < 0 ? millis_until(next_probe_) : std::min(wait, millis_until(next_probe_));
+      const Clock::time_point next = probe_deadline_ != Clock::time_point{} ? probe_deadline_ : next_probe_;
+      wait = wait < 0 ? millis_until(next) : std::min(wait, millis_until(next));
     }
     if (stopping_) wait = wait < 0 ? millis_until(drain_deadline_) : std::min(wait, millis_until(drain_deadline_));
     // Outcomes queued since the top of this turn are taken instead.
@@ -1747,6 +2013,7 @@ int Worker::run() {
       backoff = std::min(backoff * 2, kReconnectCap);
     }
     connect_now = false;
+    closed_by_reply_ = false;
     if (!connect()) continue;
     const auto connected_at = Clock::now();
     ServeEnd end = serve();
@@ -1763,6 +2030,9 @@ int Worker::run() {
       backoff = kReconnectFirst;
       connect_now = true;
     }
+    // What a caller sent made the broker close it: nothing wrong with the
+    // broker, and the address is a suspect now (ReplyGuard).
+    if (closed_by_reply_) connect_now = true;
   }
 
   unwatch_connection();

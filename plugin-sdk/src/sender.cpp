@@ -16,6 +16,7 @@
 #include "common/amqp_connection.hpp"
 #include "common/error_seal.hpp"
 #include "common/broker_uri.hpp"
+#include "common/connect_race.hpp"
 #include "common/error.hpp"
 #include "common/token.hpp"
 #include "common/wire_codec.hpp"
@@ -119,38 +120,54 @@ struct Sender::Impl {
     amqp_channel_close(connection.get(), kErrorChannel, AMQP_REPLY_SUCCESS);
   }
 
-  bool open_broker(std::size_t index, std::string* failures) {
-    BrokerUri uri;
-    std::string error;
-    const std::string& text = options.brokers[index];
-    if (!parse_broker_uri(text, &uri, &error)) {
-      *failures += "\n  " + text + ": " + error;
-      return false;
+  ConnectOptions connect_options() const {
+    ConnectOptions connect_options;
+    connect_options.connect_timeout = options.connect_timeout;
+    connect_options.heartbeat_seconds = 0;
+    connect_options.connection_name = "sbus sender";
+    connect_options.tls.ca_file = options.tls_ca_file;
+    connect_options.tls.cert_file = options.tls_cert_file;
+    connect_options.tls.key_file = options.tls_key_file;
+    connect_options.tls.verify = options.tls_verify;
+    return connect_options;
+  }
+
+  void use(AmqpConnection opened, std::size_t index) {
+    connection = std::move(opened);
+    connected = connection.uri().redacted();
+    broker = index;
+    consuming_replies = false;
+    confirming_calls = false;
+    calls_published = 0;
+    calls_unconfirmed.clear();
+    calls_nacked.clear();
+    confirming = false;
+    published_on_confirm_channel = 0;
+  }
+
+  // Opens the first that connects of `count` brokers from `from` on, in
+  // the list's order (wrapping around), raced with a head start each
+  // (connect_race.hpp): a broker that hangs costs kConnectHeadStart, not
+  // the connect timeout. Returns the index of the one opened.
+  std::optional<std::size_t> open_first_of(std::size_t from, std::size_t count, std::string* failures) {
+    std::vector<BrokerUri> candidates;
+    std::vector<std::size_t> indexes;
+    for (std::size_t step = 0; step < count; ++step) {
+      const std::size_t index = (from + step) % options.brokers.size();
+      const std::string& text = options.brokers[index];
+      BrokerUri uri;
+      std::string error;
+      if (!parse_broker_uri(text, &uri, &error)) {
+        *failures += "\n  " + text + ": " + error;
+        continue;
+      }
+      candidates.push_back(std::move(uri));
+      indexes.push_back(index);
     }
-    try {
-      ConnectOptions connect_options;
-      connect_options.connect_timeout = options.connect_timeout;
-      connect_options.heartbeat_seconds = 0;
-      connect_options.connection_name = "sbus sender";
-      connect_options.tls.ca_file = options.tls_ca_file;
-      connect_options.tls.cert_file = options.tls_cert_file;
-      connect_options.tls.key_file = options.tls_key_file;
-      connect_options.tls.verify = options.tls_verify;
-      connection = AmqpConnection::open(uri, connect_options);
-      connected = uri.redacted();
-      broker = index;
-      consuming_replies = false;
-      confirming_calls = false;
-      calls_published = 0;
-      calls_unconfirmed.clear();
-      calls_nacked.clear();
-      confirming = false;
-      published_on_confirm_channel = 0;
-      return true;
-    } catch (const AmqpError& e) {
-      *failures += "\n  " + std::string(e.what());
-      return false;
-    }
+    std::optional<RaceWinner> winner = open_first(candidates, connect_options(), kConnectHeadStart, failures);
+    if (!winner) return std::nullopt;
+    use(std::move(winner->connection), indexes[winner->index]);
+    return broker;
   }
 
   // Connects to the first broker, from `broker` on, that accepts; with
@@ -162,11 +179,13 @@ struct Sender::Impl {
     std::string failures;
     const std::size_t count = options.brokers.size();
     std::optional<std::size_t> first_open;
-    for (std::size_t step = 0; step < count; ++step) {
-      const std::size_t index = (broker + step) % count;
-      if (!open_broker(index, &failures)) continue;
+    std::size_t from = broker;
+    std::size_t left = count;
+    while (left > 0) {
+      const std::optional<std::size_t> index = open_first_of(from, left, &failures);
+      if (!index) break;
       if (!options.smart_route || node.empty()) return;
-      if (!first_open) first_open = index;
+      if (!first_open) first_open = *index;
       try {
         if (ping_here(node, std::chrono::milliseconds(3000))) return;
         failures += "\n  " + connected + ": " + node + " did not answer PING";
@@ -174,10 +193,13 @@ struct Sender::Impl {
         failures += "\n  " + std::string(e.what());
       }
       drop();
+      // The brokers after this one are left to try.
+      left -= (*index + count - from) % count + 1;
+      from = (*index + 1) % count;
     }
     // Smart route found no broker where the node answers: use the first
     // that accepted, as py-servicebus does, and let the call time out there.
-    if (first_open && open_broker(*first_open, &failures)) return;
+    if (first_open && open_first_of(*first_open, 1, &failures)) return;
     throw SenderError(SenderError::Kind::kConnect, "no broker accepted the connection:" + failures);
   }
 
@@ -187,15 +209,40 @@ struct Sender::Impl {
   }
 
   // The connection is gone: forget it, and start from the next broker.
-  [[noreturn]] void lost(const std::string& what) {
+  [[noreturn]] void lost(const std::string& what, SenderError::Kind kind = SenderError::Kind::kConnectionLost) {
     drop();
     // Their replies would come on the lost connection: they never will.
     async_pending.clear();
     async_ready.clear();
     signed_calls.clear();
     broker = (broker + 1) % std::max<std::size_t>(1, options.brokers.size());
-    throw SenderError(SenderError::Kind::kConnectionLost, what);
+    throw SenderError(kind, what);
   }
+
+  // "broker blocked: low on memory (via amqp://...)": what a caller hears
+  // instead of "no reply" or "no confirm" when a resource alarm of the
+  // broker holds what it sent.
+  std::string blocked_text() const {
+    return "broker blocked: " + (blocked_reason.empty() ? std::string("no reason given") : blocked_reason) +
+           " (via " + connected + ")";
+  }
+
+  // A connection.blocked or unblocked read on the connection; true if it
+  // was one. While `fail_over_on_block`, a block gives the connection up
+  // at once (kBlocked), so what was sent there is tried on the next broker.
+  bool note_blocking(const amqp_frame_t& frame) {
+    if (!connection.note_blocking(frame)) return false;
+    if (connection.blocked()) {
+      blocked_during_wait = true;
+      blocked_reason = connection.blocked_reason();
+      if (fail_over_on_block) lost(blocked_text(), SenderError::Kind::kBlocked);
+    }
+    return true;
+  }
+  // Set by note_blocking(); cleared by whoever starts waiting.
+  bool blocked_during_wait = false;
+  std::string blocked_reason;
+  bool fail_over_on_block = false;
 
   void consume_replies() {
     if (consuming_replies) return;
@@ -260,13 +307,16 @@ struct Sender::Impl {
     const auto deadline = Clock::now() + timeout;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
-      if (left.count() <= 0) lost("no confirm from " + connected + " within " + std::to_string(timeout.count()) + " ms");
+      if (left.count() <= 0) {
+        if (connection.blocked()) lost(blocked_text() + ": no confirm within " + std::to_string(timeout.count()) + " ms", SenderError::Kind::kBlocked);
+        lost("no confirm from " + connected + " within " + std::to_string(timeout.count()) + " ms");
+      }
       timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
       amqp_frame_t frame;
       int result = amqp_simple_wait_frame_noblock(c, &frame, &wait);
       if (result == AMQP_STATUS_TIMEOUT) continue;
       if (result != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(result));
-      if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+      if (frame.frame_type != AMQP_FRAME_METHOD || note_blocking(frame)) continue;
       switch (frame.payload.method.id) {
         case AMQP_BASIC_RETURN_METHOD: {
           amqp_message_t message;
@@ -342,7 +392,7 @@ struct Sender::Impl {
   // A frame read while waiting for replies that is not one: the broker's
   // confirm of calls published in confirm mode, or a close (which throws).
   void handle_frame(const amqp_frame_t& frame) {
-    if (frame.frame_type != AMQP_FRAME_METHOD) return;
+    if (frame.frame_type != AMQP_FRAME_METHOD || note_blocking(frame)) return;
     switch (frame.payload.method.id) {
       case AMQP_BASIC_ACK_METHOD:
         if (frame.channel == kChannel) {
@@ -450,6 +500,22 @@ struct Sender::Impl {
   std::string next_event_id() { return prefix + std::to_string(++next_id); }
 };
 
+namespace {
+
+// Sets Impl::fail_over_on_block for one attempt.
+class FailOverOnBlock {
+ public:
+  FailOverOnBlock(bool* flag, bool on) : flag_(flag) { *flag_ = on; }
+  ~FailOverOnBlock() { *flag_ = false; }
+  FailOverOnBlock(const FailOverOnBlock&) = delete;
+  FailOverOnBlock& operator=(const FailOverOnBlock&) = delete;
+
+ private:
+  bool* flag_;
+};
+
+}  // namespace
+
 Sender::Sender(SenderOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   wire_codec_init();
@@ -468,9 +534,17 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
   event.params = params_json;
 
   for (int attempt = 0;; ++attempt) {
+    // A call may go to another broker when it is blocked only if the call
+    // is safe to run twice (retry): the blocked one may still run it once
+    // its alarm clears.
+    const FailOverOnBlock fail_over(&impl_->fail_over_on_block, attempt < impl_->options.retry && impl_->options.brokers.size() > 1);
     try {
       impl_->connect(target.node);
+      if (impl_->fail_over_on_block && impl_->connection.blocked()) {
+        impl_->lost(impl_->blocked_text(), SenderError::Kind::kBlocked);
+      }
       impl_->consume_replies();
+      impl_->blocked_during_wait = impl_->connection.blocked();
       event.id = impl_->next_event_id();
       event.token = impl_->sign(event, target.node, true);
       impl_->publish_call(target.node, encode_event(event), event.id);
@@ -491,6 +565,12 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       }
       if (!replied && !impl_->wait_reply(event.id, deadline, &body)) {
         impl_->signed_calls.erase(event.id);
+        if (impl_->blocked_during_wait || impl_->connection.blocked()) {
+          throw SenderError(SenderError::Kind::kBlocked,
+                            impl_->blocked_text() + ": no reply from " + std::string(address) + " within " +
+                                std::to_string(timeout.count()) +
+                                " ms; the call was sent and may still run when the alarm clears");
+        }
         throw SenderError(SenderError::Kind::kTimeout,
                           "no reply from " + std::string(address) + " within " +
                               std::to_string(timeout.count()) + " ms (via " + impl_->connected + ")");
@@ -504,8 +584,8 @@ CallResult Sender::call(std::string_view address, std::string_view params_json,
       return CallResult{reply.id, reply.message, reply.error_code};
     } catch (const SenderError& e) {
       impl_->signed_calls.erase(event.id);
-      const bool retryable =
-          e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kConnect;
+      const bool retryable = e.kind() == SenderError::Kind::kConnectionLost ||
+                             e.kind() == SenderError::Kind::kConnect || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt >= impl_->options.retry || Clock::now() >= deadline) throw;
     }
   }
@@ -521,14 +601,21 @@ void Sender::send(std::string_view address, std::string_view params_json) {
   // delivered at least once whatever we do.
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
   for (int attempt = 0;; ++attempt) {
+    // A blocked broker's notice sends the message to the next one at once.
+    const FailOverOnBlock fail_over(&impl_->fail_over_on_block, attempt + 1 < tries && impl_->options.brokers.size() > 1);
     try {
       impl_->connect();
+      if (impl_->fail_over_on_block && impl_->connection.blocked()) {
+        impl_->lost(impl_->blocked_text(), SenderError::Kind::kBlocked);
+      }
       event.id = impl_->next_event_id();
       event.token = impl_->sign(event, target.node, false);
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
       return;
     } catch (const SenderError& e) {
-      if (e.kind() != SenderError::Kind::kConnectionLost || attempt + 1 >= tries) throw;
+      const bool retryable =
+          e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
+      if (!retryable || attempt + 1 >= tries) throw;
     }
   }
 }

@@ -1218,3 +1218,176 @@ TEST_CASE("with a quorum node queue on a three-node cluster, calls go on when a 
 }
 
 }  // namespace sbus_test
+
+namespace sbus_test {
+namespace {
+
+// Puts a broker's memory watermark back to RabbitMQ's default when the test
+// ends, also when it fails half-way.
+class WatermarkRestore {
+ public:
+  explicit WatermarkRestore(const Broker& broker) : broker_(broker) {}
+  ~WatermarkRestore() { broker_.ctl({"set_vm_memory_high_watermark", "0.4"}); }
+  WatermarkRestore(const WatermarkRestore&) = delete;
+  WatermarkRestore& operator=(const WatermarkRestore&) = delete;
+
+ private:
+  const Broker& broker_;
+};
+
+}  // namespace
+
+TEST_CASE("with the first broker frozen by SIGSTOP, sbus call through both brokers answers well under a second",
+          "[fault]") {
+  // A: a private node, frozen; B: the fixture's broker, where the node is
+  // served. A frozen broker's kernel still completes the TCP connect: only
+  // the AMQP handshake hangs.
+  Broker a("frozen");
+  a.start();
+  Daemon daemon({broker_uri()}, "");
+  daemon.wait_ready();
+  a.signal(SIGSTOP);
+  std::vector<double> seconds;
+  std::vector<ProcessResult> results;
+  for (int i = 0; i < 3; ++i) {
+    const auto started = Clock::now();
+    results.push_back(run_cli({"call", daemon.address("math.add"), "[1, 2]", "--timeout", "5", "--broker", a.uri(),
+                               "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+                              20s));
+    seconds.push_back(seconds_since(started));
+  }
+  a.signal(SIGCONT);
+  print_figures("first broker frozen (SIGSTOP), sbus call with both",
+                {{"call_1_s", fixed(seconds[0])}, {"call_2_s", fixed(seconds[1])}, {"call_3_s", fixed(seconds[2])},
+                 {"connect_timeout_s", "3"}});
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    INFO("call " << i + 1 << ": exit " << results[i].exit_code << ", out " << results[i].out << ", err " << results[i].err);
+    CHECK(results[i].exit_code == 0);
+    CHECK(trimmed(results[i].out) == "3");
+    // The head start is 0.25 s; a process start and a call add little.
+    CHECK(seconds[i] < 1.0);
+  }
+}
+
+TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd logs and counts the block, nothing is lost",
+          "[fault]") {
+  // The alarm on a private node; the fixture's broker as the second,
+  // where the node is served too.
+  Broker broker("alarm");
+  broker.start();
+  Daemon daemon({broker.uri(), broker_uri()}, kPingYaml);
+  daemon.wait_ready();
+  sbus::Sender stats_sender(daemon.sender_options({broker.uri()}));
+  REQUIRE(add_ok(stats_sender, daemon, 1, 2, 5s));
+
+  LogWatch watch(daemon);
+  const WatermarkRestore restore(broker);
+  REQUIRE(broker.ctl({"set_vm_memory_high_watermark", "absolute", "1"}).exit_code == 0);
+  const bool alarm = wait_until(
+      [&] { return broker.ctl({"-q", "eval", "rabbit_alarm:get_alarms()."}).out.find("memory") != std::string::npos; },
+      30s, 200ms);
+  REQUIRE(alarm);
+  const auto alarm_at = Clock::now();
+
+  // Callers that wait long enough: a call and a message sent during the
+  // alarm both arrive once it clears.
+  std::optional<sbus::CallResult> late_result;
+  std::string late_error;
+  std::thread late_call([&] {
+    try {
+      sbus::Sender sender(daemon.sender_options({broker.uri()}));
+      late_result = sender.call(daemon.address("math.add"), "[20, 22]", 60s);
+    } catch (const std::exception& e) {
+      late_error = e.what();
+    }
+  });
+  std::string send_error = "not done";
+  std::thread late_send([&] {
+    try {
+      sbus::Sender sender(daemon.sender_options({broker.uri()}));
+      sender.send(daemon.address("test.record"), "[\"sent during the alarm\"]");
+      send_error.clear();
+    } catch (const std::exception& e) {
+      send_error = e.what();
+    }
+  });
+  // A caller with a short timeout learns why it gets no answer.
+  const auto cli_started = Clock::now();
+  const ProcessResult blocked_call =
+      run_cli({"call", daemon.address("math.add"), "[2, 3]", "--timeout", "2", "--broker", broker.uri(),
+               "--secret-file", daemon.secret_file()},
+              20s);
+  const double cli_s = seconds_since(cli_started);
+  // A call that may run twice (--retry) and a message go to the second
+  // broker at once.
+  const auto retry_started = Clock::now();
+  const ProcessResult retried_call =
+      run_cli({"call", daemon.address("math.add"), "[3, 4]", "--timeout", "5", "--retry", "1", "--broker",
+               broker.uri(), "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+              20s);
+  const double retry_s = seconds_since(retry_started);
+  const auto failover_send_started = Clock::now();
+  const ProcessResult failover_send =
+      run_cli({"send", daemon.address("test.record"), "[\"sent to the other broker\"]", "--broker", broker.uri(),
+               "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+              20s);
+  const double failover_send_s = seconds_since(failover_send_started);
+  const bool logged_block = wait_until([&] { return watch.seen("blocked this connection"); }, 10s, 50ms);
+  // Longer than ping_interval + ping_timeout: a blocked broker is not taken
+  // for a hung one.
+  std::this_thread::sleep_until(std::max(alarm_at + 3s, Clock::now()));
+  const auto clearing_at = Clock::now();
+  REQUIRE(broker.ctl({"set_vm_memory_high_watermark", "0.4"}).exit_code == 0);
+  const double clear_ctl_s = seconds_since(clearing_at);
+  const auto cleared_at = Clock::now();
+  late_call.join();
+  late_send.join();
+  const double late_s = seconds_since(cleared_at);
+  const double alarm_s = seconds_since(alarm_at);
+  const bool recorded =
+      wait_until([&] { return read_file(daemon.record_file()).find("sent during the alarm") != std::string::npos; }, 10s);
+  const bool recorded_elsewhere = read_file(daemon.record_file()).find("sent to the other broker") != std::string::npos;
+  const bool logged_unblock = wait_until([&] { return watch.seen("unblocked this connection"); }, 10s, 50ms);
+  const sbus::CallResult stats = stats_sender.call(daemon.address("sbus.stats"), "[]", 10s);
+  const ProcessResult stats_table =
+      run_cli({"stats", daemon.node(), "--broker", broker.uri(), "--secret-file", daemon.secret_file()}, 20s);
+
+  print_figures("memory alarm",
+                {{"cli_exit", std::to_string(blocked_call.exit_code)},
+                 {"cli_s", fixed(cli_s)},
+                 {"retry_cli_exit", std::to_string(retried_call.exit_code)},
+                 {"retry_cli_s", fixed(retry_s)},
+                 {"send_both_brokers_exit", std::to_string(failover_send.exit_code)},
+                 {"send_both_brokers_s", fixed(failover_send_s)},
+                 {"clear_ctl_s", fixed(clear_ctl_s)},
+                 {"late_call_answered_s_after_clear", fixed(late_s)},
+                 {"alarm_s", fixed(alarm_s)},
+                 {"message_recorded", recorded ? "yes" : "no"}});
+  INFO("cli err: " << blocked_call.err << "\nlate call error: " << late_error << "\nsend error: " << send_error
+                   << "\nstats: " << stats.message << "\nsbusd log since the alarm:\n" << watch.since());
+  CHECK(blocked_call.exit_code == 3);
+  CHECK(blocked_call.err.find("broker blocked: ") != std::string::npos);
+  CHECK(blocked_call.err.find("no reply") != std::string::npos);
+  INFO("retried call: " << retried_call.out << retried_call.err << "\nsend: " << failover_send.out << failover_send.err);
+  CHECK(retried_call.exit_code == 0);
+  CHECK(trimmed(retried_call.out) == "7");
+  // Without failing over on the block notice, the call would wait for the
+  // 1 s confirm before trying the second broker.
+  CHECK(retry_s < 0.8);
+  CHECK(failover_send.exit_code == 0);
+  CHECK(failover_send_s < 3.0);
+  CHECK(recorded_elsewhere);
+  REQUIRE(late_result.has_value());
+  CHECK(late_result->message == "42");
+  CHECK(send_error.empty());
+  CHECK(recorded);
+  CHECK(logged_block);
+  CHECK(logged_unblock);
+  CHECK(!watch.seen("reconnecting"));
+  CHECK(stats.message.find("\"blocked\":false") != std::string::npos);
+  CHECK(stats.message.find("\"blocks\":0") == std::string::npos);
+  INFO("sbus stats: " << stats_table.out << stats_table.err);
+  CHECK(stats_table.out.find("blocked by the broker (resource alarm) ") != std::string::npos);
+}
+
+}  // namespace sbus_test

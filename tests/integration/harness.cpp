@@ -334,7 +334,8 @@ SbusdProcess::SbusdProcess(SbusdOptions options)
   yaml += "node: " + node_ + "\n";
   yaml += "brokers:\n";
   for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
-  yaml += "exchange: py-servicebus\n";
+  exchange_ = options.exchange;
+  yaml += "exchange: " + exchange_ + "\n";
   yaml += "secret_file: " + secret_file_ + "\n";
   yaml += "state_dir: " + state_dir_ + "\n";
   yaml += "plugin_dir: " + (options.plugin_dir.empty() ? std::string(SBUS_BUILD_DIR "/plugins") : options.plugin_dir) + "\n";
@@ -425,10 +426,12 @@ sbus::SenderOptions SbusdProcess::sender_options() const {
   sbus::SenderOptions options;
   options.brokers = {broker_uri()};
   options.secret = secret_;
+  options.exchange = exchange_;
   return options;
 }
 
 std::vector<std::string> SbusdProcess::cli_args() const {
+  if (exchange_ != "py-servicebus") return {"--broker", broker_uri(), "--secret-file", secret_file_, "--exchange", exchange_};
   return {"--broker", broker_uri(), "--secret-file", secret_file_};
 }
 

@@ -149,6 +149,9 @@ struct SbusdOptions {
   // YAML lines added to a service's entry, by its name, e.g.
   // {"test.sleep", "    queue_len: 5\n"}.
   std::map<std::string, std::string> service_yaml;
+  // The exchange of the node (and of sender_options() and cli_args()): a
+  // test that deletes it takes one of its own.
+  std::string exchange = "py-servicebus";
 };
 
 // An sbusd child process with its own config, secret and log in a temp
@@ -202,6 +205,7 @@ class SbusdProcess {
   std::string config_path_;
   std::string log_path_;
   std::vector<std::string> brokers_;
+  std::string exchange_;
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
 };

@@ -88,7 +88,10 @@ struct AsyncReply {
 
 class SBUS_EXPORT SenderError : public std::runtime_error {
  public:
-  enum class Kind { kAddress, kConnect, kPublish, kUnroutable, kTimeout, kConnectionLost, kProtocol };
+  // kBlocked: the broker said it is blocked by a resource alarm (memory,
+  // disk) while the call or message waited: "broker blocked: REASON". A
+  // call sent there may still run once the alarm clears.
+  enum class Kind { kAddress, kConnect, kPublish, kUnroutable, kTimeout, kConnectionLost, kProtocol, kBlocked };
   SenderError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
