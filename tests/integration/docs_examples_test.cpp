@@ -112,3 +112,14 @@ TEST_CASE("The docs' example config passes sbusd --check with the example plugin
   CHECK(check.exit_code == 0);
   CHECK(contains(check.out, "2 service(s)"));
 }
+
+TEST_CASE("The README's adder plugin adds and refuses what is not a list of integers", "[docs][examples]") {
+  sbus_test::SbusdOptions options;
+  options.services_yaml = "  - name: adder.add\n    plugin: adder\n";
+  sbus_test::SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  CHECK(sender.call(sbusd.address("adder.add"), "[1,2,3]", 10s).message == "6");
+  const sbus::CallResult refused = sender.call(sbusd.address("adder.add"), R"({"a":1})", 10s);
+  CHECK(refused.error_code == "invalid_params");
+  CHECK(sender.call(sbusd.address("adder.add"), "[1,\"x\"]", 10s).error_code == "invalid_params");
+}

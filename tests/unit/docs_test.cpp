@@ -66,13 +66,16 @@ struct Example {
   std::string code;  // the block, its first line included
 };
 
-// The ```cpp blocks of docs/*.md whose first line is "// docs/examples/NAME"
-// and the ```cmake and ```yaml blocks whose first line is "# docs/examples/NAME".
+// The ```cpp blocks of docs/*.md and README.md whose first line is
+// "// docs/examples/NAME" and the ```cmake and ```yaml blocks whose first line
+// is "# docs/examples/NAME".
 std::vector<Example> examples_in_docs() {
   std::vector<Example> examples;
-  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
-    if (entry.path().extension() != ".md") continue;
-    std::istringstream in(read(entry.path()));
+  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
+  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) pages.push_back(entry.path());
+  for (const fs::path& page : pages) {
+    if (page.extension() != ".md") continue;
+    std::istringstream in(read(page));
     std::string line;
     while (std::getline(in, line)) {
       if (line != "```cpp" && line != "```cmake" && line != "```yaml") continue;
@@ -81,7 +84,7 @@ std::vector<Example> examples_in_docs() {
       while (std::getline(in, line) && line != "```") block += line + "\n";
       if (block.rfind(marker, 0) != 0) continue;
       const std::string name = block.substr(marker.size(), block.find('\n') - marker.size());
-      examples.push_back({entry.path().filename().string(), name, block});
+      examples.push_back({page.filename().string(), name, block});
     }
   }
   return examples;
@@ -120,4 +123,38 @@ TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and
     INFO("docs/examples/" << entry.path().filename().string() << " is not shown in any docs/*.md");
     CHECK(shown.count(entry.path().filename().string()) == 1);
   }
+}
+
+TEST_CASE("The README's C++ is an example the tests build and run", "[docs]") {
+  // Every ```cpp block of the front door names its file under docs/examples/.
+  std::istringstream in(read(fs::path(SBUS_SOURCE_DIR) / "README.md"));
+  int blocks = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line != "```cpp") continue;
+    ++blocks;
+    std::getline(in, line);
+    INFO("README.md: a ```cpp block starting " << line);
+    CHECK(line.rfind("// docs/examples/", 0) == 0);
+  }
+  CHECK(blocks >= 1);
+}
+
+TEST_CASE("Every relative link of README.md and docs/ names a file of the repository", "[docs]") {
+  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
+  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
+    if (entry.path().extension() == ".md") pages.push_back(entry.path());
+  }
+  const std::regex link(R"(\]\(([^)#\s]+)(#[^)\s]*)?\))");
+  int checked = 0;
+  for (const fs::path& page : pages) {
+    const std::string text = read(page);
+    for (std::sregex_iterator m(text.begin(), text.end(), link), end; m != end; ++m) {
+      const std::string target = (*m)[1];
+      if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) continue;
+      INFO(page.filename().string() << " links " << target);
+      CHECK(fs::exists(page.parent_path() / target));
+      ++checked;
+    }
+  }
+  CHECK(checked >= 20);
 }
