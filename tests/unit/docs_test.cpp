@@ -125,18 +125,25 @@ TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and
   }
 }
 
-TEST_CASE("The README's C++ is an example the tests build and run", "[docs]") {
-  // Every ```cpp block of the front door names its file under docs/examples/.
-  std::istringstream in(read(fs::path(SBUS_SOURCE_DIR) / "README.md"));
-  int blocks = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line != "```cpp") continue;
-    ++blocks;
-    std::getline(in, line);
-    INFO("README.md: a ```cpp block starting " << line);
-    CHECK(line.rfind("// docs/examples/", 0) == 0);
+TEST_CASE("All C++ shown in README.md and docs/ is an example the tests build and run", "[docs]") {
+  // Every ```cpp block names its file under docs/examples/, which the
+  // example test above compares with it.
+  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
+  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
+    if (entry.path().extension() == ".md") pages.push_back(entry.path());
   }
-  CHECK(blocks >= 1);
+  int blocks = 0;
+  for (const fs::path& page : pages) {
+    std::istringstream in(read(page));
+    for (std::string line; std::getline(in, line);) {
+      if (line != "```cpp" && line != "```c++") continue;
+      ++blocks;
+      std::getline(in, line);
+      INFO(page.filename().string() << ": a ```cpp block starting " << line);
+      CHECK(line.rfind("// docs/examples/", 0) == 0);
+    }
+  }
+  CHECK(blocks >= 3);
 }
 
 TEST_CASE("Every relative link of README.md and docs/ names a file of the repository", "[docs]") {
