@@ -1,5 +1,7 @@
 #include "worker/service_runner.hpp"
 
+#include <malloc.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,13 @@
 #include "common/token.hpp"
 
 namespace sbus {
+
+namespace {
+
+// After a job larger than this (body and params), the heap is trimmed.
+constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
+
+}  // namespace
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
                              ServiceContext context, RunnerHost* host,
@@ -195,9 +204,17 @@ void ServiceRunner::run() {
       running_.store(true, std::memory_order_relaxed);
     }
     Outcome outcome = execute(job);
+    const bool large = job.bytes > kTrimAfterJobBytes || outcome.body.size() > kTrimAfterJobBytes;
     running_.store(false, std::memory_order_relaxed);
     if (outcome.abandoned) return;  // the worker has moved on: touch nothing of it
     host_idle_ = host_->complete(std::move(outcome));
+    if (large) {
+      // What a large call's params and parse stacks took from the heap is
+      // free now; pieces of it below live blocks would stay in RSS. Rare
+      // enough to trim the heap for it.
+      job = Job{};
+      malloc_trim(0);
+    }
   }
 
   try {

@@ -79,6 +79,8 @@ constexpr amqp_channel_t kSetupChannel = 3;
 constexpr std::size_t kNoSeat = static_cast<std::size_t>(-1);
 // A delivery body's buffer larger than this is given back after the delivery.
 constexpr std::size_t kKeptBodyBytes = 64 * 1024;
+// After a body larger than this, the worker gives back the heap's free pages.
+constexpr std::size_t kTrimAfterBodyBytes = 1024 * 1024;
 // What woke the connection thread's epoll_wait.
 constexpr std::uint64_t kSignalEvent = 0;
 constexpr std::uint64_t kCompletionEvent = 1;
@@ -121,13 +123,22 @@ class DepthCheck : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthC
 
 // Parses a call's params into job->params, in a pool of its own sized to
 // them; false with the reason in `error`.
+// RapidJSON's default parse stack; params longer than this get one of their
+// length and this more.
+constexpr std::size_t kParamsStackBytes = 1024;
+
 bool parse_params(std::string_view text, Job* job, std::string* error) {
   rapidjson::ParseResult result;
   // Each level opens with a '[' or '{' of its own: shorter text cannot be
   // too deep, and skips the pass (and its two allocations).
+  // RapidJSON's parse stacks grow by realloc(), which extends a block in
+  // place at the top of the thread's heap: large params would leave that
+  // heap (and the RSS) as large after they are gone. Sized up front, a
+  // large stack is one block that malloc maps on its own and gives back.
+  const std::size_t stack_bytes = text.size() > kParamsStackBytes ? text.size() + kParamsStackBytes : kParamsStackBytes;
   if (text.size() > static_cast<std::size_t>(kMaxParamsDepth)) {
     DepthCheck check;
-    rapidjson::Reader reader;
+    rapidjson::Reader reader(nullptr, stack_bytes);
     rapidjson::MemoryStream stream(text.data(), text.size());
     result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, check);
     if (check.too_deep()) {
@@ -143,8 +154,7 @@ bool parse_params(std::string_view text, Job* job, std::string* error) {
     // The parse stack's allocator is stateless: one for all, instead of one
     // allocated with each document.
     static rapidjson::CrtAllocator stack_allocator;
-    constexpr std::size_t kStackBytes = 1024;  // RapidJSON's default
-    job->params = rapidjson::Document(job->params_memory.get(), kStackBytes, &stack_allocator);
+    job->params = rapidjson::Document(job->params_memory.get(), stack_bytes, &stack_allocator);
     job->params.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
     result = rapidjson::ParseResult(job->params.GetParseError(), job->params.GetErrorOffset());
   }
@@ -1555,7 +1565,21 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     handle_delivery(delivery);
   }
   // While stopping, a delivery stays unacked: the broker requeues it.
-  if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+  if (body_.capacity() > kKeptBodyBytes) {
+    // A large body came in frame_max pieces through the heap: the free
+    // chunks it leaves below live ones would stay in RSS. Rare enough to
+    // trim every arena for it.
+    const bool large = body_.capacity() > kTrimAfterBodyBytes || delivery.too_large > kTrimAfterBodyBytes;
+    std::string().swap(body_);
+    if (large) {
+      // Its frames too: they are freed when the channel's buffers are
+      // released, which would otherwise wait for the next read.
+      if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
+      props = nullptr;
+      amqp_maybe_release_buffers_on_channel(connection_.get(), deliver.channel);
+      malloc_trim(0);
+    }
+  }
   if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
   return connection_ok_ ? Read::kFrame : Read::kLost;
 }
