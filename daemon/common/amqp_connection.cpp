@@ -42,13 +42,27 @@ std::string bytes_to_string(amqp_bytes_t bytes) {
 
 bool clone_properties(const amqp_basic_properties_t& in, amqp_basic_properties_t* out, amqp_pool_t* pool) {
   *out = in;
-  for (amqp_bytes_t amqp_basic_properties_t::*field :
-       {&amqp_basic_properties_t::content_type, &amqp_basic_properties_t::content_encoding,
-        &amqp_basic_properties_t::correlation_id, &amqp_basic_properties_t::reply_to,
-        &amqp_basic_properties_t::expiration, &amqp_basic_properties_t::message_id, &amqp_basic_properties_t::type,
-        &amqp_basic_properties_t::user_id, &amqp_basic_properties_t::app_id, &amqp_basic_properties_t::cluster_id}) {
+  // rabbitmq-c decodes only the fields whose flag is set; the others hold
+  // whatever the pool's recycled page held before.
+  const std::pair<amqp_bytes_t amqp_basic_properties_t::*, amqp_flags_t> fields[] = {
+      {&amqp_basic_properties_t::content_type, AMQP_BASIC_CONTENT_TYPE_FLAG},
+      {&amqp_basic_properties_t::content_encoding, AMQP_BASIC_CONTENT_ENCODING_FLAG},
+      {&amqp_basic_properties_t::correlation_id, AMQP_BASIC_CORRELATION_ID_FLAG},
+      {&amqp_basic_properties_t::reply_to, AMQP_BASIC_REPLY_TO_FLAG},
+      {&amqp_basic_properties_t::expiration, AMQP_BASIC_EXPIRATION_FLAG},
+      {&amqp_basic_properties_t::message_id, AMQP_BASIC_MESSAGE_ID_FLAG},
+      {&amqp_basic_properties_t::type, AMQP_BASIC_TYPE_FLAG},
+      {&amqp_basic_properties_t::user_id, AMQP_BASIC_USER_ID_FLAG},
+      {&amqp_basic_properties_t::app_id, AMQP_BASIC_APP_ID_FLAG},
+      {&amqp_basic_properties_t::cluster_id, AMQP_BASIC_CLUSTER_ID_FLAG},
+  };
+  for (const auto& [field, flag] : fields) {
     const amqp_bytes_t& from = in.*field;
     amqp_bytes_t& to = out->*field;
+    if (!(in._flags & flag)) {
+      to = amqp_empty_bytes;
+      continue;
+    }
     if (from.len == 0) continue;
     to.bytes = amqp_pool_alloc(pool, from.len);
     if (to.bytes == nullptr) return false;

@@ -688,21 +688,23 @@ void Worker::publish_quarantined(const std::string& reply_to, const std::string&
       replies_.alive(address, reply_to);
       return;
     }
+    // The reply's method lives in the connection's pool: read it first.
+    const std::string why = describe_reply(reply);
     quarantine_.abandon();
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
       replies_.dead(address);
       // A caller without a valid token may send these at will: not worth a
       // warning each.
       if (caller == ReplyGuard::Caller::kAuthenticated) {
-        SBUS_LOG(kWarn) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
+        SBUS_LOG(kWarn) << "reply address " << log_value(reply_to) << " is dead (" << why
                         << "); replies to it are dropped";
       } else {
-        SBUS_LOG(kDebug) << "reply address " << log_value(reply_to) << " is dead (" << describe_reply(reply)
+        SBUS_LOG(kDebug) << "reply address " << log_value(reply_to) << " is dead (" << why
                          << "); replies to it are dropped";
       }
       return;
     }
-    SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << describe_reply(reply);
+    SBUS_LOG(kWarn) << "quarantine connection to " << uri_.redacted() << " failed: " << why;
   } catch (const AmqpError& e) {
     SBUS_LOG(kWarn) << "quarantine connection: " << e.what() << "; a reply to " << log_value(reply_to) << " is dropped";
     quarantine_.abandon();
