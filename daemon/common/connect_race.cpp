@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/error.hpp"
 
@@ -19,6 +20,7 @@ struct Race {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<std::string> errors;  // by candidate, once it failed
+  std::vector<bool> done;           // by candidate, once it has a result
   std::size_t finished = 0;
   std::optional<RaceWinner> winner;
   bool over = false;  // the caller returned: a late success is closed
@@ -34,6 +36,7 @@ void attempt(const std::shared_ptr<Race>& race, BrokerUri uri, ConnectOptions op
   }
   std::unique_lock<std::mutex> lock(race->mutex);
   ++race->finished;
+  race->done[index] = true;
   if (connection && !race->winner && !race->over) {
     race->winner = RaceWinner{std::move(connection), index};
   } else if (!connection) {
@@ -52,11 +55,13 @@ std::optional<RaceWinner> open_first(const std::vector<BrokerUri>& candidates, c
   if (candidates.empty()) return std::nullopt;
   auto race = std::make_shared<Race>();
   race->errors.resize(candidates.size());
+  race->done.resize(candidates.size());
+  std::vector<std::thread> attempts;
   std::size_t started = 0;
   std::unique_lock<std::mutex> lock(race->mutex);
   for (;;) {
     if (started < candidates.size()) {
-      std::thread(attempt, race, candidates[started], options, started).detach();
+      attempts.emplace_back(attempt, race, candidates[started], options, started);
       ++started;
     }
     // The next candidate starts after the head start, or as soon as every
@@ -80,6 +85,18 @@ std::optional<RaceWinner> open_first(const std::vector<BrokerUri>& candidates, c
   }
   std::optional<RaceWinner> winner = std::move(race->winner);
   race->winner.reset();
+  const std::vector<bool> done = race->done;
+  lock.unlock();
+  // Attempts with a result are joined: their threads end at once, and what
+  // the TLS library keeps per thread is freed before the caller may exit.
+  // One still stuck on a frozen broker is left to finish on its own.
+  for (std::size_t i = 0; i < attempts.size(); ++i) {
+    if (done[i]) {
+      attempts[i].join();
+    } else {
+      attempts[i].detach();
+    }
+  }
   return winner;
 }
 
