@@ -13,7 +13,7 @@
 #include <functional>
 #include <vector>
 
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/key_file.hpp"
+#include "base/key_file.hpp"
 
 namespace sbus {
 namespace {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "common/broker_uri.hpp"
-#include "common/log.hpp"
-#include "common/tls_options.hpp"
+#include "base/broker_uri.hpp"
+#include "base/log.hpp"
+#include "base/tls_options.hpp"
 
 namespace sbus {
 
@@ -148,7 +148,7 @@ inline bool accepts_hmac(const Config& config) {
 // STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
 inline std::string replay_file_of(const Config& config) { return config.state_dir + "/replay-nonces"; }
 
-// Reads a secret from `path` under the key file rule (common/key_file.hpp).
+// Reads a secret from `path` under the key file rule (base/key_file.hpp).
 // Trailing newlines are dropped; an empty secret is refused. The length is
 // checked by the caller (short_secret_problem).
 bool read_secret_file(const std::string& path, std::string* secret, std::string* error);

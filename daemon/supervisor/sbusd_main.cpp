@@ -8,8 +8,8 @@
 
 #include <sbus/plugin.hpp>
 
-#include "common/log.hpp"
-#include "common/replay_cache.hpp"
+#include "base/log.hpp"
+#include "base/replay_cache.hpp"
 #include "config/config.hpp"
 #include "config/install_paths.hpp"
 #include "supervisor/supervisor.hpp"

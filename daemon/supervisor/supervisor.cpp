@@ -19,15 +19,15 @@
 #include <sstream>
 #include <utility>
 
-#include "common/crash_journal.hpp"
-#include "common/log.hpp"
-#include "common/replay_cache.hpp"
+#include "base/crash_journal.hpp"
+#include "base/log.hpp"
+#include "base/replay_cache.hpp"
 #include "supervisor/config_check.hpp"
 #include "supervisor/log_file.hpp"
 #include "supervisor/restart_policy.hpp"
 #include "supervisor/systemd_notify.hpp"
 #include "supervisor/worker_process.hpp"
-#include "worker/worker_module.hpp"
+#include "base/worker_entry.hpp"
 
 namespace sbus {
 namespace {

@@ -1,5 +1,5 @@
 // The supervisor process: forks one worker per broker (each loads the worker
-// module, worker/worker_module.hpp), restarts the ones that die, reloads the
+// module, base/worker_entry.hpp), restarts the ones that die, reloads the
 // config on SIGHUP and stops everything on SIGTERM or SIGINT. It never runs
 // plugin code nor maps the libraries that serving needs: plugin checks run
 // in throwaway workers.

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 namespace sbus {
 

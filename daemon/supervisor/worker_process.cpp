@@ -11,7 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "worker/worker_module.hpp"
+#include "base/worker_entry.hpp"
 
 namespace sbus {
 

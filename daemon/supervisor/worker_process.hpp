@@ -1,5 +1,5 @@
 // Starting worker processes: a fork of the supervisor that loads the worker
-// module (worker/worker_module.hpp) and runs one of its entry points.
+// module (base/worker_entry.hpp) and runs one of its entry points.
 #pragma once
 
 #include <sys/types.h>
@@ -7,13 +7,13 @@
 #include <cstddef>
 #include <string>
 
-#include "common/crash_journal.hpp"
-#include "common/replay_cache.hpp"
+#include "base/crash_journal.hpp"
+#include "base/replay_cache.hpp"
 #include "config/config.hpp"
 
 namespace sbus {
 
-struct WorkerHistory;  // worker/worker_module.hpp
+struct WorkerHistory;  // base/worker_entry.hpp
 
 // What a worker runs, all set up before the fork: the child runs no more of
 // sbusd's own code than fork_worker() itself.

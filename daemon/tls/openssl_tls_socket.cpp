@@ -1,5 +1,5 @@
 // sbus-tls.so: rabbitmq-c's OpenSSL socket behind the TlsSocket interface
-// (common/tls_socket.hpp), the only code of sbus that calls OpenSSL's TLS.
+// (amqp/tls_socket.hpp), the only code of sbus that calls OpenSSL's TLS.
 // It is a module of its own so that a process maps libssl and libcrypto only
 // once it opens an amqps:// connection; it holds its own copy of rabbitmq-c's
 // socket code, which acts on the caller's connection state (both copies are
@@ -21,7 +21,7 @@
 #include <system_error>
 #include <utility>
 
-#include "common/tls_socket.hpp"
+#include "amqp/tls_socket.hpp"
 
 namespace sbus {
 namespace {

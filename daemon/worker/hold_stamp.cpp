@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "common/token.hpp"
+#include "protocol/token.hpp"
 
 namespace sbus {
 namespace {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 namespace sbus {
 

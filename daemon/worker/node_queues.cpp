@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 namespace sbus {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "common/amqp_connection.hpp"
+#include "amqp/amqp_connection.hpp"
 #include "config/config.hpp"
 
 namespace sbus {

@@ -12,8 +12,8 @@
 #include <random>
 #include <sstream>
 
-#include "common/error.hpp"
-#include "common/log.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 
 namespace sbus {
 

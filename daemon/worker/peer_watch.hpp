@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/amqp_connection.hpp"
-#include "common/broker_uri.hpp"
+#include "amqp/amqp_connection.hpp"
+#include "base/broker_uri.hpp"
 
 namespace sbus {
 

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <system_error>
 
-#include "common/error.hpp"
-#include "common/log.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "config/sender_options.hpp"
 
 namespace sbus {

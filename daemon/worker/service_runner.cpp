@@ -9,9 +9,9 @@
 #include <exception>
 #include <utility>
 
-#include "common/error.hpp"
-#include "common/log.hpp"
-#include "common/token.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "protocol/token.hpp"
 
 namespace sbus {
 

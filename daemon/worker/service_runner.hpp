@@ -22,7 +22,7 @@
 #include <string>
 #include <thread>
 
-#include "common/crash_journal.hpp"
+#include "base/crash_journal.hpp"
 #include "config/config.hpp"
 #include "worker/job.hpp"
 #include "worker/plugin_loader.hpp"

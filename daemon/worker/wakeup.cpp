@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 namespace sbus {
 namespace {

@@ -29,13 +29,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/amqp_connection.hpp"
-#include "common/error.hpp"
-#include "common/error_seal.hpp"
-#include "common/log.hpp"
-#include "common/port_probe.hpp"
-#include "common/token.hpp"
-#include "common/wire_codec.hpp"
+#include "amqp/amqp_connection.hpp"
+#include "base/error.hpp"
+#include "protocol/error_seal.hpp"
+#include "base/log.hpp"
+#include "amqp/port_probe.hpp"
+#include "protocol/token.hpp"
+#include "protocol/wire_codec.hpp"
 #include "config/sender_options.hpp"
 #include "worker/ack_tracker.hpp"
 #include "worker/completion_queue.hpp"

@@ -11,10 +11,10 @@
 
 #include <cstddef>
 
-#include "common/crash_journal.hpp"
-#include "common/replay_cache.hpp"
+#include "base/crash_journal.hpp"
+#include "base/replay_cache.hpp"
 #include "config/config.hpp"
-#include "worker/worker_module.hpp"
+#include "base/worker_entry.hpp"
 
 namespace sbus {
 

@@ -1,5 +1,5 @@
 // The entry points of sbusd-worker.so (see worker_module.hpp).
-#include "worker/worker_module.hpp"
+#include "base/worker_entry.hpp"
 
 #include <unistd.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "common/log.hpp"
-#include "common/tls_socket.hpp"
+#include "base/log.hpp"
+#include "amqp/tls_socket.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/worker.hpp"
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   sbus::wire_codec_init();

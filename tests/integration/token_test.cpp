@@ -8,8 +8,8 @@
 
 #include <sbus/sender.hpp>
 
-#include "common/token.hpp"
-#include "common/wire_codec.hpp"
+#include "protocol/token.hpp"
+#include "protocol/wire_codec.hpp"
 #include "harness.hpp"
 
 using namespace std::chrono_literals;

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "common/broker_uri.hpp"
+#include "base/broker_uri.hpp"
 
 namespace {
 

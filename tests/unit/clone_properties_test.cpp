@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "common/amqp_connection.hpp"
+#include "amqp/amqp_connection.hpp"
 
 TEST_CASE("cloned delivery properties outlive the memory they were read from") {
   amqp_pool_t pool;

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/crash_journal.hpp"
+#include "base/crash_journal.hpp"
 
 using namespace std::chrono_literals;
 using sbus::CrashCooldownOptions;

@@ -1,4 +1,4 @@
-#include "common/error_seal.hpp"
+#include "protocol/error_seal.hpp"
 
 #include <catch2/catch.hpp>
 

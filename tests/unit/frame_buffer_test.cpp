@@ -1,6 +1,6 @@
 // The frames the worker writes with one send(): each is read back with
 // rabbitmq-c's own decoders, and written through a socket pair.
-#include "common/frame_buffer.hpp"
+#include "amqp/frame_buffer.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>

@@ -1,8 +1,8 @@
-// The key file rule (common/key_file.hpp) on real files: the secret file
+// The key file rule (base/key_file.hpp) on real files: the secret file
 // refusals of a FIFO, a huge sparse file, another owner and a readable mode,
 // each named with its file and reason; and the rule's owner and group cases
 // on stat records, which need no other user or group to exist.
-#include "common/key_file.hpp"
+#include "base/key_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,13 +1,13 @@
 // Log lines from outside values: escaped, capped, and rate limited per kind
 // (made-up times).
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <string>
 
-#include "common/log_limiter.hpp"
+#include "base/log_limiter.hpp"
 
 using namespace std::chrono_literals;
 using sbus::LogLimiter;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 #include "config/config.hpp"
 
 using Catch::Matchers::Contains;

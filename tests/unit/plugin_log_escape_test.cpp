@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 TEST_CASE("Text from a plugin is escaped so that it stays on one log line", "[log]") {
   CHECK(sbus::log_escape("plain text, UTF-8 \xc3\xa9 kept") == "plain text, UTF-8 \xc3\xa9 kept");

@@ -1,7 +1,7 @@
 // Loading sbus-tls.so, the module that holds everything of sbus that needs
 // libssl and libcrypto. The handshake itself is tested against real brokers
 // in tests/tls.
-#include "common/tls_socket.hpp"
+#include "amqp/tls_socket.hpp"
 
 #include <catch2/catch.hpp>
 

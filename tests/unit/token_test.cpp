@@ -1,9 +1,9 @@
 // The compat token of PROTOCOL.md: hex(SHA-1(SECRET " - " DATE)), valid for
 // the receiver's yesterday, today and tomorrow.
-#include "common/token.hpp"
+#include "protocol/token.hpp"
 
-#include "common/replay_cache.hpp"
-#include "common/wire_codec.hpp"
+#include "base/replay_cache.hpp"
+#include "protocol/wire_codec.hpp"
 
 #include <sys/mman.h>
 #include <sys/stat.h>

@@ -3,7 +3,7 @@
 // socket, ahead of the connection thread's epoll that registered it later.
 #include "worker/wakeup.hpp"
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 #include <sys/epoll.h>
 #include <sys/resource.h>

@@ -1,6 +1,6 @@
 // The py-servicebus wire format as PROTOCOL.md describes it: what decodes,
 // what encodes, and the errc code of every malformed input.
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 #include <catch2/catch.hpp>
 

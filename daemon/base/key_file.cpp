@@ -1,4 +1,4 @@
-#include "common/key_file.hpp"
+#include "base/key_file.hpp"
 
 #include <fcntl.h>
 #include <grp.h>

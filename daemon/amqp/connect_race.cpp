@@ -1,4 +1,4 @@
-#include "common/connect_race.hpp"
+#include "amqp/connect_race.hpp"
 
 #include <condition_variable>
 #include <exception>
@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 namespace sbus {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/amqp_connection.hpp"
+#include "amqp/amqp_connection.hpp"
 
 #include <amqp_tcp_socket.h>
 
@@ -9,9 +9,9 @@
 #include <cstring>
 #include <utility>
 
-#include "common/error.hpp"
-#include "common/log.hpp"
-#include "common/port_probe.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "amqp/port_probe.hpp"
 
 namespace sbus {
 

@@ -1,4 +1,5 @@
-// The worker module, sbusd-worker.so: the code of a worker process.
+// The contract between the supervisor and the worker module,
+// sbusd-worker.so, which holds the code of a worker process.
 //
 // sbusd links none of the libraries that serving needs (rabbitmq-c,
 // OpenSSL, libxml2, Boost.DLL) and never loads a plugin. Each worker is a
@@ -10,11 +11,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "common/crash_journal.hpp"
-#include "common/replay_cache.hpp"
-#include "config/config.hpp"
-
 namespace sbus {
+
+struct Config;
+class CrashJournal;
+class ReplayCache;
 
 // Exit codes of a worker process.
 inline constexpr int kWorkerExitOk = 0;

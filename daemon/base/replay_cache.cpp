@@ -1,4 +1,4 @@
-#include "common/replay_cache.hpp"
+#include "base/replay_cache.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

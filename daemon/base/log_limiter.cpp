@@ -1,4 +1,4 @@
-#include "common/log_limiter.hpp"
+#include "base/log_limiter.hpp"
 
 #include <utility>
 

@@ -1,6 +1,6 @@
-#include "common/token.hpp"
+#include "protocol/token.hpp"
 
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

@@ -1,4 +1,4 @@
-#include "common/broker_uri.hpp"
+#include "base/broker_uri.hpp"
 
 #include <charconv>
 

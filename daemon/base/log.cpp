@@ -1,4 +1,4 @@
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 #include <sys/time.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <ctime>
 #include <mutex>
 
-#include "common/log_limiter.hpp"
+#include "base/log_limiter.hpp"
 
 namespace sbus {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/frame_buffer.hpp"
+#include "amqp/frame_buffer.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>

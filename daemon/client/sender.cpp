@@ -13,13 +13,13 @@
 #include <unordered_set>
 #include <chrono>
 
-#include "common/amqp_connection.hpp"
-#include "common/error_seal.hpp"
-#include "common/broker_uri.hpp"
-#include "common/connect_race.hpp"
-#include "common/error.hpp"
-#include "common/token.hpp"
-#include "common/wire_codec.hpp"
+#include "amqp/amqp_connection.hpp"
+#include "protocol/error_seal.hpp"
+#include "base/broker_uri.hpp"
+#include "amqp/connect_race.hpp"
+#include "base/error.hpp"
+#include "protocol/token.hpp"
+#include "protocol/wire_codec.hpp"
 
 namespace sbus {
 namespace {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "common/broker_uri.hpp"
-#include "common/tls_options.hpp"
+#include "base/broker_uri.hpp"
+#include "base/tls_options.hpp"
 
 namespace sbus {
 

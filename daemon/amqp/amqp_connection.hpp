@@ -13,10 +13,10 @@
 #include <string>
 #include <string_view>
 
-#include "common/broker_uri.hpp"
-#include "common/frame_buffer.hpp"
-#include "common/tls_options.hpp"
-#include "common/tls_socket.hpp"
+#include "base/broker_uri.hpp"
+#include "amqp/frame_buffer.hpp"
+#include "base/tls_options.hpp"
+#include "amqp/tls_socket.hpp"
 
 namespace sbus {
 

@@ -63,7 +63,7 @@ struct Reply {
   std::string id;
   std::string message;     // result JSON text, or error text
   std::string error_code;  // empty: a result
-  // <response signature="...">: hmac-sha256-v2 replies (common/token.hpp);
+  // <response signature="...">: hmac-sha256-v2 replies (protocol/token.hpp);
   // empty: unsigned.
   std::string signature;
 };

@@ -1,4 +1,4 @@
-#include "common/wire_codec.hpp"
+#include "protocol/wire_codec.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>

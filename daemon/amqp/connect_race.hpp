@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "common/amqp_connection.hpp"
-#include "common/broker_uri.hpp"
+#include "amqp/amqp_connection.hpp"
+#include "base/broker_uri.hpp"
 
 namespace sbus {
 

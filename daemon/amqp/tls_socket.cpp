@@ -1,4 +1,4 @@
-#include "common/tls_socket.hpp"
+#include "amqp/tls_socket.hpp"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 namespace sbus {
 namespace {

@@ -21,7 +21,7 @@
 
 #include <sbus/sender.hpp>
 
-#include "common/broker_uri.hpp"
+#include "base/broker_uri.hpp"
 #include "config/config.hpp"
 #include "config/sender_options.hpp"
 

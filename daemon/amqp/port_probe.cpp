@@ -1,4 +1,4 @@
-#include "common/port_probe.hpp"
+#include "amqp/port_probe.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>

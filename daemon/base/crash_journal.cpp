@@ -1,4 +1,4 @@
-#include "common/crash_journal.hpp"
+#include "base/crash_journal.hpp"
 
 #include <sys/mman.h>
 

@@ -1,6 +1,6 @@
-#include "common/error_seal.hpp"
+#include "protocol/error_seal.hpp"
 
-#include "common/token.hpp"
+#include "protocol/token.hpp"
 
 namespace sbus {
 namespace {

@@ -1,5 +1,5 @@
 // The plugins' log API (sbus/log.hpp), on libsbus.so's own copy of sbusd's
-// log (common/log.cpp), which the worker configures through
+// log (base/log.cpp), which the worker configures through
 // sbus_log_configure() when it loads a plugin.
 #include <sbus/log.hpp>
 #include <sbus/plugin.hpp>
@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "common/log.hpp"
+#include "base/log.hpp"
 
 namespace sbus {
 
