@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/backoff.hpp"
+
 namespace sbus {
 
 RestartPolicy::Decision RestartPolicy::on_exit(Exit exit, std::chrono::milliseconds uptime, TimePoint now) {
@@ -15,9 +17,8 @@ RestartPolicy::Decision RestartPolicy::on_exit(Exit exit, std::chrono::milliseco
     return decision;
   }
   rapid_failures_ = uptime >= options_.healthy_after ? 0 : rapid_failures_ + 1;
-  std::chrono::milliseconds delay = options_.first_delay;
-  for (int i = 1; i < rapid_failures_ && delay < options_.max_delay; ++i) delay *= 2;
-  decision.restart_at = now + std::min(delay, options_.max_delay);
+  const Backoff backoff({options_.first_delay, options_.max_delay});
+  decision.restart_at = now + backoff.delay_for(std::max(rapid_failures_, 1));
   return decision;
 }
 

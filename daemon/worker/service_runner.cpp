@@ -9,6 +9,7 @@
 #include <exception>
 #include <utility>
 
+#include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "protocol/token.hpp"
@@ -19,6 +20,10 @@ namespace {
 
 // After a job larger than this (body and params), the heap is trimmed.
 constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
+
+// A message whose handler throws is tried again after 100 ms, doubling, at
+// most 5 s apart.
+const Backoff kMessageRetry({std::chrono::milliseconds(100), std::chrono::seconds(5)});
 
 }  // namespace
 
@@ -255,8 +260,8 @@ Outcome ServiceRunner::execute(Job& job) {
       reply.error_code = response.error_code();
       reply.message = response.body();
     } else {
-      // A message is retried with back-off (100 ms doubling, at most 5 s)
-      // up to max_retries, then goes to the error queue.
+      // A message is retried with back-off (kMessageRetry) up to
+      // max_retries, then goes to the error queue.
       for (int attempt = 1;; ++attempt) {
         outcome.attempts = attempt;
         std::string error;
@@ -280,9 +285,7 @@ Outcome ServiceRunner::execute(Job& job) {
           break;
         }
         std::unique_lock<std::mutex> lock(mutex_);
-        const auto delay = std::chrono::milliseconds(100) * (1 << std::min(attempt - 1, 6));
-        const auto deadline =
-            std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(5));
+        const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
         while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
         if (stopping_) {
           outcome.leave = true;  // stopping: unacked, the broker keeps it

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "amqp/amqp_connection.hpp"
+#include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "protocol/error_seal.hpp"
 #include "base/log.hpp"
@@ -2027,16 +2028,13 @@ int Worker::run() {
   // Exponential back-off with jitter between failed connects, and after a
   // connection that did not stay up long: a broker that accepts and drops
   // at once is not hammered.
-  milliseconds backoff = kReconnectFirst;
+  Backoff backoff({kReconnectFirst, kReconnectCap, 0.25}, static_cast<std::uint32_t>(getpid()));
   bool connect_now = true;
-  std::mt19937 random(static_cast<unsigned>(getpid()));
   while (!check_signal()) {
     if (!connect_now) {
-      std::uniform_int_distribution<long> jitter(0, backoff.count() / 4);
-      const milliseconds wait = backoff + milliseconds(jitter(random));
+      const milliseconds wait = backoff.next();
       SBUS_LOG(kInfo) << "reconnecting to " << uri_.redacted() << " in " << wait.count() << " ms";
       if (!wait_to_reconnect(wait)) break;
-      backoff = std::min(backoff * 2, kReconnectCap);
     }
     connect_now = false;
     closed_by_reply_ = false;
@@ -2053,7 +2051,7 @@ int Worker::run() {
     connection_.abandon();
     quarantine_.abandon();
     if (Clock::now() - connected_at >= kHealthyAfter) {
-      backoff = kReconnectFirst;
+      backoff.reset();
       connect_now = true;
     }
     // What a caller sent made the broker close it: nothing wrong with the
