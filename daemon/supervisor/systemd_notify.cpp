@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "base/log.hpp"
 
@@ -32,7 +33,14 @@ SystemdNotifier::SystemdNotifier() {
   }
 }
 
+SystemdNotifier::SystemdNotifier(Sink sink, std::chrono::microseconds watchdog_interval)
+    : sink_(std::move(sink)), watchdog_interval_(watchdog_interval) {}
+
 void SystemdNotifier::send(const std::string& state) {
+  if (sink_) {
+    sink_(state);
+    return;
+  }
   if (socket_path_.empty()) return;
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
