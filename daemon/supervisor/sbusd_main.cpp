@@ -56,7 +56,8 @@ std::optional<int> parse_options(int argc, char** argv, Options* parsed) {
       ("start", "with --check: also create each service and run its start() and stop(), as a worker "
                 "would (as the user running the check: mind what start() opens)")
       ("log-level", po::value(&log_level), "debug, info, warn or error (overrides the config)")
-      ("broker", po::value(&parsed->overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
+      ("broker", po::value(&parsed->overrides.brokers),
+       "broker URI; repeat for several (replaces the config's brokers)")
       ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (overrides the config)")
       ("check-timeout", po::value(&check_seconds)->default_value(check_seconds),

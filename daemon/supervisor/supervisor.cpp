@@ -146,7 +146,9 @@ std::vector<int> Supervisor::wait_fds() const {
 
 milliseconds Supervisor::wait_timeout() const {
   const Clock::TimePoint now = clock_.now();
-  const auto until = [&](Clock::TimePoint at) { return std::max(milliseconds(0), duration_cast<milliseconds>(at - now)); };
+  const auto until = [&](Clock::TimePoint at) {
+    return std::max(milliseconds(0), duration_cast<milliseconds>(at - now));
+  };
   milliseconds timeout{1000};
   for (const WorkerRecord& worker : workers_) {
     if (worker.state == WorkerState::kWaitingRestart) timeout = std::min(timeout, until(worker.restart_at));
@@ -239,7 +241,8 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
   const bool crashed = WIFSIGNALED(status);
   int interrupted = 0;
   if (journal_ != nullptr) {
-    interrupted = journal_->worker_died(pid, crashed, duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+    const auto now_ns = duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    interrupted = journal_->worker_died(pid, crashed, now_ns);
     if (interrupted > 0) {
       SBUS_LOG(kWarn) << "worker pid " << pid << " died during " << interrupted
                       << " call(s); they will be answered `interrupted` if redelivered";

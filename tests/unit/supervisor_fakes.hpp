@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.hpp"
 #include "base/worker_entry.hpp"
 #include "supervisor/clock.hpp"
 #include "supervisor/supervisor.hpp"
@@ -196,6 +197,15 @@ class LogCapture {
     std::ifstream in(path_);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
+  // The whole line that holds `needle`; empty when none does.
+  std::string line_of(const std::string& needle) const {
+    const std::string all = text();
+    const auto at = all.find(needle);
+    if (at == std::string::npos) return {};
+    const auto start = all.rfind('\n', at);
+    const auto begin = start == std::string::npos ? 0 : start + 1;
+    return all.substr(begin, all.find('\n', at) - begin);
+  }
   std::size_t count(const std::string& needle) const {
     const std::string all = text();
     std::size_t n = 0;
@@ -233,6 +243,7 @@ class SupervisorRig {
     sbus::Config loaded;
     std::vector<std::string> problems;
     REQUIRE(sbus::load_config(path(), {}, &loaded, &problems));
+    sbus::log_init("supervisor", loaded.log_level);  // as sbusd's main does
     supervisor_ = std::make_unique<sbus::Supervisor>(sbus::SupervisorSettings{path(), {}, check_timeout},
                                                      std::move(loaded), launcher, clock, notifier_);
     REQUIRE(supervisor_->start());
