@@ -87,6 +87,9 @@ class Supervisor {
   const Config& config() const { return *config_; }
   bool stopping() const { return stopping_; }
   bool reload_running() const { return reload_check_ != nullptr; }
+  // The crash journal shared with the workers (nullptr before start(), or
+  // when it could not be mapped).
+  CrashJournal* journal() const { return journal_; }
 
  private:
   // A worker to be replaced, waiting for its replacement to connect.

@@ -7,6 +7,7 @@
 
 #include <signal.h>
 
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/crash_journal.hpp"
 #include "supervisor_fakes.hpp"
 
 using namespace std::chrono_literals;
@@ -108,6 +110,34 @@ TEST_CASE("a worker that keeps failing is restarted after 100 ms doubled per rap
   CHECK(record_of(rig, -1).history.last_exit == std::string("killed by signal 11 (Segmentation fault)"));
   CHECK(record_of(rig, -1).policy.rapid_failures() == 0);
   CHECK(rig.launcher.signals_sent() == 0);
+}
+
+TEST_CASE("a worker killed while running calls restarts at once and the back-off does not grow",
+          "[supervisor][restart][crash]") {
+  SupervisorRig rig;
+  sbus::CrashJournal* journal = rig.supervisor().journal();
+  REQUIRE(journal != nullptr);
+  for (int i = 0; i < 3; ++i) {
+    const pid_t pid = rig.launcher.worker_of(kA).pid;
+    // What a service thread of that worker notes before it runs a call.
+    const int slot = journal->claim_slot(pid, sbus::CrashJournal::service_key("test.crash"));
+    REQUIRE(slot >= 0);
+    journal->begin(slot, sbus::CrashJournal::key("reply-" + std::to_string(i), "corr", "event"));
+    rig.clock.advance(50ms);
+    rig.launcher.kill_with(pid, SIGSEGV);
+    rig.turn();
+    INFO("crash " << i + 1);
+    CHECK(rig.log.count("worker pid " + std::to_string(pid) + " died during 1 call(s)") == 1);
+    CHECK(rig.log.count("(pid " + std::to_string(pid) + ") killed by signal 11 (Segmentation fault) after 50 ms; "
+                        "restarting in 0 ms (the crash is pinned on the calls it was running)") == 1);
+    CHECK(rig.launcher.workers_started() == static_cast<std::size_t>(i) + 2);  // the same turn
+  }
+  // An unexplained failure afterwards still starts its doubling at 100 ms.
+  const pid_t pid = rig.launcher.worker_of(kA).pid;
+  rig.launcher.kill_with(pid, SIGSEGV);
+  rig.turn();
+  CHECK(rig.log.count("(pid " + std::to_string(pid) + ") killed by signal 11 (Segmentation fault) after 0 ms; "
+                      "restarting in 100 ms") == 1);
 }
 
 TEST_CASE("a worker that cannot be forked is tried again every second", "[supervisor][restart]") {
