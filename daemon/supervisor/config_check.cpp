@@ -87,9 +87,9 @@ std::vector<std::string> ConfigCheck::problems() const {
   std::istringstream lines(text_);
   for (std::string line; std::getline(lines, line);) problems.push_back(line);
   if (problems.empty() && !(WIFEXITED(status_) && WEXITSTATUS(status_) == 0)) {
-    problems.push_back(WIFSIGNALED(status_) ? "config check killed by signal " + std::to_string(WTERMSIG(status_))
-                                            : "config check failed with exit code " +
-                                                  std::to_string(WEXITSTATUS(status_)));
+    problems.push_back(WIFSIGNALED(status_)
+                           ? "config check killed by signal " + std::to_string(WTERMSIG(status_))
+                           : "config check failed with exit code " + std::to_string(WEXITSTATUS(status_)));
   }
   return problems;
 }

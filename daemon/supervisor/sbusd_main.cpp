@@ -49,6 +49,8 @@ std::optional<int> parse_options(int argc, char** argv, Options* parsed) {
   double check_seconds = std::chrono::duration<double>(sbus::kDefaultCheckTimeout).count();
 
   po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
+  // One option a line, as a table.
+  // clang-format off
   options.add_options()
       ("config,c", po::value(&parsed->config_path)->default_value(sbus::kDefaultConfigPath), "the YAML config file")
       ("check,t", "validate the config and load every plugin, then exit: 0 if all is well, "
@@ -65,6 +67,7 @@ std::optional<int> parse_options(int argc, char** argv, Options* parsed) {
        "given up on")
       ("version,V", "print the version and exit")
       ("help,h", "print this help and exit");
+  // clang-format on
 
   po::variables_map vm;
   try {
@@ -135,14 +138,13 @@ int main(int argc, char** argv) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
       return 1;
     }
-    std::cout << "sbusd: config " << config_path << " is ok: node " << config.node << ", "
-              << config.brokers.size() << " broker(s), " << config.services.size() << " service(s)\n";
+    std::cout << "sbusd: config " << config_path << " is ok: node " << config.node << ", " << config.brokers.size()
+              << " broker(s), " << config.services.size() << " service(s)\n";
     return 0;
   }
   if (!problems.empty()) {
     for (const std::string& problem : problems) std::cerr << problem << "\n";
-    std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size()
-              << " problem(s)\n";
+    std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size() << " problem(s)\n";
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);

@@ -30,8 +30,8 @@ PluginStamps stamp_plugins(const Config& config) {
   for (const ServiceConfig& service : config.services) {
     struct stat info {};
     if (::stat(service.plugin_path.c_str(), &info) == 0) {
-      stamps[service.plugin_path] = {info.st_size, static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 +
-                                                       info.st_mtim.tv_nsec};
+      stamps[service.plugin_path] = {
+          info.st_size, static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec};
     }
   }
   return stamps;
@@ -74,8 +74,7 @@ WorkerRecord* Supervisor::find(pid_t pid) {
 }
 
 void Supervisor::erase(const WorkerRecord& worker) {
-  workers_.erase(
-      std::find_if(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) { return &w == &worker; }));
+  workers_.erase(std::find_if(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) { return &w == &worker; }));
 }
 
 bool Supervisor::start() {
@@ -162,8 +161,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   if (worker.spawned) ++worker.history.restarts;
   worker.spawned = true;
   std::string error;
-  const LaunchedChild child = launcher_.start_worker(
-      {worker.config.get(), worker.broker_index, journal_, replay_, &worker.history}, &error);
+  const LaunchedChild child =
+      launcher_.start_worker({worker.config.get(), worker.broker_index, journal_, replay_, &worker.history}, &error);
   if (child.pid < 0) {
     SBUS_LOG(kError) << "cannot start a worker for " << worker.name() << ": " << error << "; retrying in 1 s";
     worker.state = WorkerState::kWaitingRestart;
@@ -361,7 +360,8 @@ void Supervisor::update_status() {
   std::vector<std::string> unavailable;
   for (const std::string& broker : config_->brokers) {
     settled += std::any_of(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) {
-      return w.broker == broker && ((w.connected && w.state == WorkerState::kRunning) || w.state == WorkerState::kFailed);
+      return w.broker == broker &&
+             ((w.connected && w.state == WorkerState::kRunning) || w.state == WorkerState::kFailed);
     });
   }
   for (const WorkerRecord& worker : workers_) {
@@ -377,7 +377,8 @@ void Supervisor::update_status() {
     ready_sent_ = true;
     notifier_.ready();
     SBUS_LOG(kInfo) << "ready: " << connected << "/" << brokers << " brokers connected"
-                    << (unavailable.empty() ? "" : ", " + std::to_string(unavailable.size()) + " service(s) unavailable");
+                    << (unavailable.empty() ? ""
+                                            : ", " + std::to_string(unavailable.size()) + " service(s) unavailable");
   }
   std::string status = std::to_string(connected) + "/" + std::to_string(brokers) + " brokers connected, " +
                        std::to_string(config_->services.size()) + " services";

@@ -59,10 +59,18 @@ void SystemdNotifier::send(const std::string& state) {
   ::close(fd);
 }
 
-void SystemdNotifier::ready() { send("READY=1"); }
-void SystemdNotifier::reloading() { send("RELOADING=1"); }
-void SystemdNotifier::stopping() { send("STOPPING=1"); }
-void SystemdNotifier::watchdog() { send("WATCHDOG=1"); }
+void SystemdNotifier::ready() {
+  send("READY=1");
+}
+void SystemdNotifier::reloading() {
+  send("RELOADING=1");
+}
+void SystemdNotifier::stopping() {
+  send("STOPPING=1");
+}
+void SystemdNotifier::watchdog() {
+  send("WATCHDOG=1");
+}
 
 void SystemdNotifier::status(const std::string& line) {
   if (line == last_status_) return;

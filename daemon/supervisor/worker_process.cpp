@@ -52,13 +52,13 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
   if (entry == nullptr) {
     // On stderr for a worker; a check reports it with the problems it finds.
     const char* reason = dlerror();
-    dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n",
-            serve ? "sbusd: " : "", path.c_str(), reason != nullptr ? reason : "entry point missing");
+    dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n", serve ? "sbusd: " : "",
+            path.c_str(), reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
   }
   if (serve) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
-                                                                 start.journal, start.replay, start.history));
+                                                                start.journal, start.replay, start.history));
   }
   _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd, start.run_start ? 1 : 0));
 }
@@ -66,8 +66,8 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
-    return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-           strsignal(WTERMSIG(status)) + ")";
+    return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) +
+           ")";
   }
   return "ended";
 }

@@ -73,8 +73,7 @@ struct StringMaker<ReloadPlan::Broker> {
 };
 }  // namespace Catch
 
-TEST_CASE("a reload that changes nothing keeps every worker, and starts again one that had given up",
-          "[reload_plan]") {
+TEST_CASE("a reload that changes nothing keeps every worker, and starts again one that had given up", "[reload_plan]") {
   Workers workers;
   workers.running(1, kA).add(2, kB, WorkerState::kFailed, -1);
   const sbus::Config config = config_of({kA, kB});
@@ -161,7 +160,9 @@ TEST_CASE("a plugin file replaced on disk replaces the workers as a changed sett
   SECTION("a new size") {
     CHECK(plan(workers, config, config, {{"/plugins/math.so", {2000, 42}}}).count(Step::kReplace) == 1);
   }
-  SECTION("a file that is gone") { CHECK(plan(workers, config, config, {}).count(Step::kReplace) == 1); }
+  SECTION("a file that is gone") {
+    CHECK(plan(workers, config, config, {}).count(Step::kReplace) == 1);
+  }
   SECTION("the same stamps change nothing") {
     CHECK(plan(workers, config, config, kStamps).count(Step::kAdopt) == 1);
   }

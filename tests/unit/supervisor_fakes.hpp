@@ -40,11 +40,11 @@ class FakeLauncher final : public sbus::WorkerLauncher {
   struct Child {
     pid_t pid = -1;
     bool check = false;
-    std::string broker;              // a worker: config->brokers[broker_index] at its start
-    std::size_t services = 0;        // a worker: how many services its config has
-    std::uint32_t restarts = 0;      // a worker: WorkerHistory::restarts at its start
-    int write_fd = -1;               // the child's end of its pipe; -1 once it ended
-    std::vector<int> signals;        // what the supervisor sent it, in order
+    std::string broker;          // a worker: config->brokers[broker_index] at its start
+    std::size_t services = 0;    // a worker: how many services its config has
+    std::uint32_t restarts = 0;  // a worker: WorkerHistory::restarts at its start
+    int write_fd = -1;           // the child's end of its pipe; -1 once it ended
+    std::vector<int> signals;    // what the supervisor sent it, in order
     bool ended = false;
   };
 
@@ -258,8 +258,9 @@ class SupervisorRig {
   void write_config(const RigConfig& config) {
     std::string yaml = "node: supervisor-test\nbrokers:\n";
     for (const std::string& broker : config.brokers) yaml += "  - " + broker + "\n";
-    yaml += "secret_file: " + secret_file_ + "\nstate_dir: " + folder_ + "/state\nplugin_dir: " SBUS_BUILD_DIR
-            "/plugins\ndrain_timeout: " + std::to_string(config.drain_timeout_seconds) + "\nservices:\n";
+    yaml += "secret_file: " + secret_file_ + "\nstate_dir: " + folder_ +
+            "/state\nplugin_dir: " SBUS_BUILD_DIR "/plugins\ndrain_timeout: " +
+            std::to_string(config.drain_timeout_seconds) + "\nservices:\n";
     for (const std::string& service : config.services) {
       yaml += "  - name: " + service + "\n    plugin: " + service.substr(0, service.find('.')) + "\n";
     }

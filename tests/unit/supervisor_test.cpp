@@ -7,7 +7,6 @@
 
 #include <signal.h>
 
-
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -77,9 +76,10 @@ TEST_CASE("the supervisor starts a worker per broker and says READY once every o
   CHECK(rig.launcher.signals_sent() == 0);
 }
 
-TEST_CASE("a worker that keeps failing is restarted after 100 ms doubled per rapid failure, and a healthy run "
-          "resets the delay",
-          "[supervisor][restart]") {
+TEST_CASE(
+    "a worker that keeps failing is restarted after 100 ms doubled per rapid failure, and a healthy run "
+    "resets the delay",
+    "[supervisor][restart]") {
   SupervisorRig rig;
   // Each failure 50 ms after its start: rapid.
   const std::vector<std::chrono::milliseconds> expected = {100ms, 200ms, 400ms, 800ms, 1600ms};
@@ -128,7 +128,8 @@ TEST_CASE("a worker killed while running calls restarts at once and the back-off
     rig.turn();
     INFO("crash " << i + 1);
     CHECK(rig.log.count("worker pid " + std::to_string(pid) + " died during 1 call(s)") == 1);
-    CHECK(rig.log.count("(pid " + std::to_string(pid) + ") killed by signal 11 (Segmentation fault) after 50 ms; "
+    CHECK(rig.log.count("(pid " + std::to_string(pid) +
+                        ") killed by signal 11 (Segmentation fault) after 50 ms; "
                         "restarting in 0 ms (the crash is pinned on the calls it was running)") == 1);
     CHECK(rig.launcher.workers_started() == static_cast<std::size_t>(i) + 2);  // the same turn
   }
@@ -136,7 +137,8 @@ TEST_CASE("a worker killed while running calls restarts at once and the back-off
   const pid_t pid = rig.launcher.worker_of(kA).pid;
   rig.launcher.kill_with(pid, SIGSEGV);
   rig.turn();
-  CHECK(rig.log.count("(pid " + std::to_string(pid) + ") killed by signal 11 (Segmentation fault) after 0 ms; "
+  CHECK(rig.log.count("(pid " + std::to_string(pid) +
+                      ") killed by signal 11 (Segmentation fault) after 0 ms; "
                       "restarting in 100 ms") == 1);
 }
 
@@ -147,7 +149,8 @@ TEST_CASE("a worker that cannot be forked is tried again every second", "[superv
   rig.launcher.exit_with(pid, 1);
   rig.turn();
   rig.after(100ms);  // the restart is due, the fork fails
-  CHECK(rig.log.count("cannot start a worker for " + kRedactedA + ": fork failed: Resource temporarily unavailable; "
+  CHECK(rig.log.count("cannot start a worker for " + kRedactedA +
+                      ": fork failed: Resource temporarily unavailable; "
                       "retrying in 1 s") == 1);
   rig.after(999ms);
   CHECK(rig.log.count("retrying in 1 s") == 1);
@@ -163,7 +166,8 @@ TEST_CASE("a worker that exits with the fatal code is not restarted until the ne
   const pid_t pid = rig.launcher.worker_of(kA).pid;
   rig.launcher.exit_with(pid, sbus::kWorkerExitFatal);
   rig.turn();
-  CHECK(rig.log.count("(pid " + std::to_string(pid) + ") exited with code 2: fatal, not restarting until the next "
+  CHECK(rig.log.count("(pid " + std::to_string(pid) +
+                      ") exited with code 2: fatal, not restarting until the next "
                       "reload") == 1);
   REQUIRE(rig.supervisor().workers().front().state == WorkerState::kFailed);
   // Given up: it counts as settled for READY.
@@ -345,9 +349,10 @@ TEST_CASE("a reload that adds and removes brokers starts and drains only their w
   CHECK(rig.launcher.workers_started() == 2);
 }
 
-TEST_CASE("a reload that changes worker settings replaces the workers one at a time, each old one stopped only "
-          "once its successor consumes",
-          "[supervisor][reload]") {
+TEST_CASE(
+    "a reload that changes worker settings replaces the workers one at a time, each old one stopped only "
+    "once its successor consumes",
+    "[supervisor][reload]") {
   SupervisorRig rig({.brokers = {kA, kB}});
   const pid_t old_a = rig.launcher.worker_of(kA).pid;
   const pid_t old_b = rig.launcher.worker_of(kB).pid;
