@@ -1,9 +1,7 @@
 #include "supervisor/config_check.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,67 +9,36 @@
 #include <cstring>
 #include <sstream>
 
-#include "supervisor/supervisor.hpp"
+#include "supervisor/process_launcher.hpp"
+#include "supervisor/worker_process.hpp"
 
 namespace sbus {
 
-std::unique_ptr<ConfigCheck> ConfigCheck::start(const std::string& path, const ConfigOverrides& overrides,
-                                                std::chrono::milliseconds timeout, std::string* error,
-                                                bool run_start) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    *error = std::string("pipe failed: ") + std::strerror(errno);
-    return nullptr;
+void run_config_check(const std::string& path, const ConfigOverrides& overrides, std::chrono::milliseconds timeout,
+                      bool run_start, int out_fd) {
+  Config config;
+  std::vector<std::string> problems;
+  load_config(path, overrides, &config, &problems);
+  // Every problem at once: the plugins of the services the config names
+  // are loaded also when it has other problems.
+  if (!config.services.empty()) {
+    std::vector<std::string> plugin_problems = check_plugins_isolated(config, timeout, run_start);
+    problems.insert(problems.end(), plugin_problems.begin(), plugin_problems.end());
   }
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    *error = std::string("fork failed: ") + std::strerror(errno);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return nullptr;
+  std::string text;
+  for (const std::string& problem : problems) text += problem + "\n";
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(out_fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += static_cast<std::size_t>(n);
   }
-  if (pid == 0) {
-    // The supervisor blocks its signals to read them from a signalfd: undo
-    // that, so that this child and its own plugin check child end on the
-    // signals their parents send when they die (and by default: a process
-    // that embeds this, such as a test runner, may handle them).
-    for (int signal : {SIGTERM, SIGINT, SIGHUP}) ::signal(signal, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) _exit(1);
-    ::close(fds[0]);
-    Config config;
-    std::vector<std::string> problems;
-    load_config(path, overrides, &config, &problems);
-    // Every problem at once: the plugins of the services the config names
-    // are loaded also when it has other problems.
-    if (!config.services.empty()) {
-      std::vector<std::string> plugin_problems = check_plugins_isolated(config, timeout, run_start);
-      problems.insert(problems.end(), plugin_problems.begin(), plugin_problems.end());
-    }
-    std::string text;
-    for (const std::string& problem : problems) text += problem + "\n";
-    std::size_t written = 0;
-    while (written < text.size()) {
-      const ssize_t n = ::write(fds[1], text.data() + written, text.size() - written);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      written += static_cast<std::size_t>(n);
-    }
-    _exit(problems.empty() ? 0 : 1);
-  }
-  ::close(fds[1]);
-  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  std::unique_ptr<ConfigCheck> check(new ConfigCheck);
-  check->pid_ = pid;
-  check->fd_ = fds[0];
-  check->timeout_ = timeout;
-  check->deadline_ = Clock::now() + timeout;
-  return check;
+  _exit(problems.empty() ? 0 : 1);
 }
+
+ConfigCheck::ConfigCheck(LaunchedChild child, std::chrono::milliseconds timeout, TimePoint now)
+    : pid_(child.pid), fd_(child.fd), deadline_(now + timeout), timeout_(timeout) {}
 
 ConfigCheck::~ConfigCheck() {
   if (fd_ >= 0) ::close(fd_);
@@ -104,8 +71,8 @@ void ConfigCheck::exited(int status) {
   }
 }
 
-void ConfigCheck::kill() {
-  if (!reaped_ && pid_ > 0) ::kill(pid_, SIGKILL);
+void ConfigCheck::kill(WorkerLauncher& launcher) {
+  if (!reaped_ && pid_ > 0) launcher.signal(pid_, SIGKILL);
   killed_ = true;
 }
 
@@ -120,34 +87,37 @@ std::vector<std::string> ConfigCheck::problems() const {
   std::istringstream lines(text_);
   for (std::string line; std::getline(lines, line);) problems.push_back(line);
   if (problems.empty() && !(WIFEXITED(status_) && WEXITSTATUS(status_) == 0)) {
-    problems.push_back(WIFSIGNALED(status_) ? "config check killed by signal " + std::to_string(WTERMSIG(status_))
-                                            : "config check failed with exit code " +
-                                                  std::to_string(WEXITSTATUS(status_)));
+    problems.push_back(WIFSIGNALED(status_)
+                           ? "config check killed by signal " + std::to_string(WTERMSIG(status_))
+                           : "config check failed with exit code " + std::to_string(WEXITSTATUS(status_)));
   }
   return problems;
 }
 
 std::vector<std::string> check_config_isolated(const std::string& path, const ConfigOverrides& overrides,
                                                std::chrono::milliseconds timeout, bool run_start) {
+  ProcessLauncher launcher;
   std::string error;
-  std::unique_ptr<ConfigCheck> check = ConfigCheck::start(path, overrides, timeout, &error, run_start);
-  if (!check) return {error};
-  while (check->fd() >= 0) {
+  const LaunchedChild child = launcher.start_check(path, overrides, timeout, run_start, &error);
+  if (child.pid < 0) return {error};
+  ConfigCheck check(child, timeout, std::chrono::steady_clock::now());
+  while (check.fd() >= 0) {
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(check->deadline() - ConfigCheck::Clock::now());
+        std::chrono::duration_cast<std::chrono::milliseconds>(check.deadline() - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      check->kill();
+      check.kill(launcher);
       break;
     }
-    pollfd fd{check->fd(), POLLIN, 0};
+    pollfd fd{check.fd(), POLLIN, 0};
     if (::poll(&fd, 1, static_cast<int>(left.count()) + 1) < 0 && errno != EINTR) break;
-    check->read();
+    check.read();
   }
+  // This child only: the caller may have others.
   int status = 0;
-  while (::waitpid(check->pid(), &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(check.pid(), &status, 0) < 0 && errno == EINTR) {
   }
-  check->exited(status);
-  return check->problems();
+  check.exited(status);
+  return check.problems();
 }
 
 }  // namespace sbus

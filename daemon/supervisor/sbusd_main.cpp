@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,25 +30,36 @@ std::string legacy_secret_warning(const sbus::Config& config) {
   return "legacy_short_secret is set but the secret is long enough: remove the setting";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// sbusd's command line, parsed.
+struct Options {
   std::string config_path;
-  std::string log_level;
   sbus::ConfigOverrides overrides;
+  std::chrono::milliseconds check_timeout{sbus::kDefaultCheckTimeout};
+  bool check = false;
+  bool start = false;
+};
+
+// Parses the command line into `parsed`; an exit code when sbusd is done
+// already (--help, --version: 0; a bad option: 2). Most of its length is
+// the table of options.
+std::optional<int> parse_options(int argc, char** argv, Options* parsed) {
+  std::string log_level;
   std::string plugin_dir;
   std::string secret_file;
   double check_seconds = std::chrono::duration<double>(sbus::kDefaultCheckTimeout).count();
 
   po::options_description options("Usage: sbusd [--config FILE] [--check]\nOptions");
+  // One option a line, as a table.
+  // clang-format off
   options.add_options()
-      ("config,c", po::value(&config_path)->default_value(sbus::kDefaultConfigPath), "the YAML config file")
+      ("config,c", po::value(&parsed->config_path)->default_value(sbus::kDefaultConfigPath), "the YAML config file")
       ("check,t", "validate the config and load every plugin, then exit: 0 if all is well, "
                   "1 with each problem on its own line")
       ("start", "with --check: also create each service and run its start() and stop(), as a worker "
                 "would (as the user running the check: mind what start() opens)")
       ("log-level", po::value(&log_level), "debug, info, warn or error (overrides the config)")
-      ("broker", po::value(&overrides.brokers), "broker URI; repeat for several (replaces the config's brokers)")
+      ("broker", po::value(&parsed->overrides.brokers),
+       "broker URI; repeat for several (replaces the config's brokers)")
       ("plugin-dir", po::value(&plugin_dir), "plugin folder (overrides the config's plugin_dir)")
       ("secret-file", po::value(&secret_file), "file holding the shared secret (overrides the config)")
       ("check-timeout", po::value(&check_seconds)->default_value(check_seconds),
@@ -55,6 +67,7 @@ int main(int argc, char** argv) {
        "given up on")
       ("version,V", "print the version and exit")
       ("help,h", "print this help and exit");
+  // clang-format on
 
   po::variables_map vm;
   try {
@@ -72,59 +85,69 @@ int main(int argc, char** argv) {
     std::cout << "sbusd " SBUS_VERSION << " (plugin ABI " << sbus::kAbiVersion << ")\n";
     return 0;
   }
-  if (vm.count("plugin-dir")) overrides.plugin_dir = plugin_dir;
-  if (vm.count("secret-file")) overrides.secret_file = secret_file;
+  if (vm.count("plugin-dir")) parsed->overrides.plugin_dir = plugin_dir;
+  if (vm.count("secret-file")) parsed->overrides.secret_file = secret_file;
   if (vm.count("log-level")) {
     sbus::LogLevel level;
     if (!sbus::parse_log_level(log_level, &level)) {
       std::cerr << "sbusd: --log-level must be debug, info, warn or error\n";
       return 2;
     }
-    overrides.log_level = level;
+    parsed->overrides.log_level = level;
   }
 
   if (!(check_seconds > 0 && check_seconds <= 3600)) {
     std::cerr << "sbusd: --check-timeout must be more than 0 and at most 3600 seconds\n";
     return 2;
   }
-  const auto check_timeout = std::chrono::milliseconds(static_cast<long long>(check_seconds * 1000));
+  parsed->check_timeout = std::chrono::milliseconds(static_cast<long long>(check_seconds * 1000));
+  parsed->check = vm.count("check") > 0;
+  parsed->start = vm.count("start") > 0;
+  if (parsed->start && !parsed->check) {
+    std::cerr << "sbusd: --start goes with --check\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (const std::optional<int> done = parse_options(argc, argv, &options)) return *done;
+  const std::string& config_path = options.config_path;
 
   // Loaded and checked in a child first: a secret file that blocks when
   // read (a FIFO) or a plugin that hangs while loading ends in an error at
   // the deadline instead of a hang. Once that passed, the file loads here
   // at once.
   sbus::Config config;
-  if (vm.count("start") && !vm.count("check")) {
-    std::cerr << "sbusd: --start goes with --check\n";
-    return 2;
-  }
   std::vector<std::string> problems =
-      sbus::check_config_isolated(config_path, overrides, check_timeout, vm.count("start") > 0);
-  if (problems.empty()) sbus::load_config(config_path, overrides, &config, &problems);
+      sbus::check_config_isolated(config_path, options.overrides, options.check_timeout, options.start);
+  if (problems.empty()) sbus::load_config(config_path, options.overrides, &config, &problems);
   const std::string legacy_warning = problems.empty() ? legacy_secret_warning(config) : std::string();
   // What the start would need: the replay file, for hmac tokens.
   if (std::string error; problems.empty() && sbus::accepts_hmac(config) &&
                          sbus::ReplayCache::open_file(sbus::replay_file_of(config), &error) == nullptr) {
     problems.push_back(config_path + ": state_dir: " + error);
   }
-  if (vm.count("check")) {
+  if (options.check) {
     if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";
       return 1;
     }
-    std::cout << "sbusd: config " << config_path << " is ok: node " << config.node << ", "
-              << config.brokers.size() << " broker(s), " << config.services.size() << " service(s)\n";
+    std::cout << "sbusd: config " << config_path << " is ok: node " << config.node << ", " << config.brokers.size()
+              << " broker(s), " << config.services.size() << " service(s)\n";
     return 0;
   }
   if (!problems.empty()) {
     for (const std::string& problem : problems) std::cerr << problem << "\n";
-    std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size()
-              << " problem(s)\n";
+    std::cerr << "sbusd: not started: config " << config_path << " has " << problems.size() << " problem(s)\n";
     return 1;
   }
   sbus::log_init("supervisor", config.log_level);
   if (!legacy_warning.empty()) SBUS_LOG(kWarn) << legacy_warning;
-  return sbus::run_supervisor(config_path, overrides, std::move(config), check_timeout);
+  return sbus::run_supervisor(config_path, options.overrides, std::move(config), options.check_timeout);
 }

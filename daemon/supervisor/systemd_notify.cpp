@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "base/log.hpp"
 
@@ -32,7 +33,14 @@ SystemdNotifier::SystemdNotifier() {
   }
 }
 
+SystemdNotifier::SystemdNotifier(Sink sink, std::chrono::microseconds watchdog_interval)
+    : sink_(std::move(sink)), watchdog_interval_(watchdog_interval) {}
+
 void SystemdNotifier::send(const std::string& state) {
+  if (sink_) {
+    sink_(state);
+    return;
+  }
   if (socket_path_.empty()) return;
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -51,10 +59,18 @@ void SystemdNotifier::send(const std::string& state) {
   ::close(fd);
 }
 
-void SystemdNotifier::ready() { send("READY=1"); }
-void SystemdNotifier::reloading() { send("RELOADING=1"); }
-void SystemdNotifier::stopping() { send("STOPPING=1"); }
-void SystemdNotifier::watchdog() { send("WATCHDOG=1"); }
+void SystemdNotifier::ready() {
+  send("READY=1");
+}
+void SystemdNotifier::reloading() {
+  send("RELOADING=1");
+}
+void SystemdNotifier::stopping() {
+  send("STOPPING=1");
+}
+void SystemdNotifier::watchdog() {
+  send("WATCHDOG=1");
+}
 
 void SystemdNotifier::status(const std::string& line) {
   if (line == last_status_) return;

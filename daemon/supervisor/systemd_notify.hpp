@@ -4,13 +4,21 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace sbus {
 
 class SystemdNotifier {
  public:
+  // What sd_notify would send, one state at a time ("READY=1").
+  using Sink = std::function<void(const std::string& state)>;
+
+  // From NOTIFY_SOCKET and WATCHDOG_USEC.
   SystemdNotifier();
+  // Hands each state to `sink` instead of a socket, with the given watchdog
+  // interval: for tests.
+  SystemdNotifier(Sink sink, std::chrono::microseconds watchdog_interval);
 
   void ready();
   void reloading();
@@ -27,6 +35,7 @@ class SystemdNotifier {
   void send(const std::string& state);
 
   std::string socket_path_;  // from NOTIFY_SOCKET; empty: not under systemd
+  Sink sink_;
   std::chrono::microseconds watchdog_interval_{0};
   std::string last_status_;
 };

@@ -2,14 +2,17 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include "base/worker_entry.hpp"
 
@@ -49,15 +52,80 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
   if (entry == nullptr) {
     // On stderr for a worker; a check reports it with the problems it finds.
     const char* reason = dlerror();
-    dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n",
-            serve ? "sbusd: " : "", path.c_str(), reason != nullptr ? reason : "entry point missing");
+    dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n", serve ? "sbusd: " : "",
+            path.c_str(), reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
   }
   if (serve) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
-                                                                 start.journal, start.replay, start.history));
+                                                                start.journal, start.replay, start.history));
   }
   _exit(reinterpret_cast<decltype(&sbus_worker_check)>(entry)(start.config, start.out_fd, start.run_start ? 1 : 0));
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) +
+           ")";
+  }
+  return "ended";
+}
+
+std::vector<std::string> check_plugins_isolated(const Config& config, std::chrono::milliseconds timeout,
+                                                bool run_start) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {std::string("pipe failed: ") + std::strerror(errno)};
+  std::string error;
+  WorkerStart start;
+  start.entry = WorkerStart::Entry::kCheck;
+  start.run_start = run_start;
+  start.config = &config;
+  start.out_fd = fds[1];
+  start.close_fd = fds[0];
+  const pid_t pid = fork_worker(start, &error);
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return {error};
+  }
+  ::close(fds[1]);
+  // A plugin that hangs while loading must not hang the caller.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string text;
+  bool timed_out = false;
+  for (;;) {
+    const auto left = duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    pollfd fd{fds[0], POLLIN, 0};
+    if (left <= 0 || ::poll(&fd, 1, static_cast<int>(left)) == 0) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    char buffer[4096];
+    ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::vector<std::string> problems;
+  if (timed_out) {
+    problems.push_back("plugin check did not finish within " + std::to_string(timeout.count()) +
+                       " ms (a plugin hangs while loading)");
+    return problems;
+  }
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) problems.push_back(line);
+  if (problems.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    problems.push_back("plugin check " + describe_exit(status) + " (a plugin crashed while loading)");
+  }
+  return problems;
 }
 
 }  // namespace sbus

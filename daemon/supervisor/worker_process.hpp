@@ -4,8 +4,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "base/crash_journal.hpp"
 #include "base/replay_cache.hpp"
@@ -26,8 +28,8 @@ struct WorkerStart {
   int close_fd = -1;             // the parent's end of that pipe: closed in the child
   CrashJournal* journal = nullptr;
   ReplayCache* replay = nullptr;
-  bool run_start = false;
-  const WorkerHistory* history = nullptr;  // kServe        // kCheck: create each service and run its start() and stop()
+  bool run_start = false;                  // kCheck: create each service and run its start() and stop()
+  const WorkerHistory* history = nullptr;  // kServe
 };
 
 // Forks a child that loads sbusd-worker.so, calls the entry point and exits
@@ -39,5 +41,17 @@ pid_t fork_worker(const WorkerStart& start, std::string* error);
 // The worker module: ../libexec/sbus/sbusd-worker.so from the folder of the
 // running executable, the same in the build tree as once installed.
 std::string worker_module_path();
+
+// Loads every plugin of `config` in a throwaway worker process and returns
+// its problems (empty when all load, one saying so when it takes longer
+// than `timeout`). With `run_start`, each service is also created and its
+// start() and stop() run there, as a worker would. Runs in a config check's
+// child (config_check.hpp), never in the supervisor's loop: it blocks.
+std::vector<std::string> check_plugins_isolated(const Config& config, std::chrono::milliseconds timeout,
+                                                bool run_start = false);
+
+// How a child ended, from its waitpid() status: "exited with code 1",
+// "killed by signal 9 (Killed)".
+std::string describe_exit(int status);
 
 }  // namespace sbus
