@@ -7,10 +7,22 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/broker_uri.hpp"
 #include "base/log.hpp"
 #include "supervisor/supervisor.hpp"
 
 namespace sbus {
+
+namespace {
+
+// A broker as the config lists it, without its password.
+std::string redacted(const std::string& broker) {
+  BrokerUri uri;
+  std::string error;
+  return parse_broker_uri(broker, &uri, &error) ? uri.redacted() : "(a broker)";
+}
+
+}  // namespace
 
 void Supervisor::start_reload() {
   if (reload_check_) {
@@ -130,7 +142,10 @@ void Supervisor::step_replacement() {
       // The new worker cannot run (a service's start() failed): keep the
       // old one serving with the old settings rather than leave the broker
       // without a worker.
-      SBUS_LOG(kError) << "replacement worker for " << replacing_->broker
+      // The broker's name as configured holds its password: log the
+      // redacted form, as every other line does.
+      SBUS_LOG(kError) << "replacement worker for "
+                       << redacted(replacing_->broker)
                        << " failed to start; the previous worker keeps serving";
       if (fresh != nullptr) erase(*fresh);
       replacing_.reset();
