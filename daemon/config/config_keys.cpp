@@ -324,10 +324,10 @@ constexpr ServiceKey kServiceKeys[] = {
 };
 
 // A row that does not say what a change does fails to compile here, and so
-// does a row whose change restarts workers but that compares nothing.
+// does one that cannot compare its value.
 template <typename Target>
 constexpr bool decided(const KeyRow<Target>& row) {
-  return row.restart == Restart::kNone || (row.restart == Restart::kWorkers && row.value.differs != nullptr);
+  return (row.restart == Restart::kWorkers || row.restart == Restart::kNone) && row.value.differs != nullptr;
 }
 static_assert(std::ranges::all_of(kConfigKeys, decided<Config>));
 static_assert(std::ranges::all_of(kServiceKeys, decided<ServiceConfig>));

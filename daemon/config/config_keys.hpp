@@ -49,7 +49,8 @@ struct ValueReader {
   // the key together with others (the secret's three sources).
   void (*parse)(const YAML::Node& value, const std::string& key, Target& out, Loading& at);
   // Whether the value the loader left (defaults filled in, paths resolved)
-  // differs between a and b.
+  // differs between a and b. Every row has one; worker_settings_differ()
+  // asks the rows whose restart is kWorkers.
   bool (*differs)(const Target& a, const Target& b);
   const char* type;  // as the reference shows it: integer, seconds, path...
 };
