@@ -193,7 +193,7 @@ constexpr ConfigKey kConfigKeys[] = {
      "the name of an environment variable holding the secret (never a command line)", "SBUS_SECRET"},
     {"token", {&parse_token, &differs<&Config::token>, "string"}, Restart::kWorkers, "`compat`",
      "how calls made from here are signed", "hmac-sha256-v2"},
-    {"accept", {&parse_accept, &differs<&Config::accept>, "list"}, Restart::kWorkers, "`[token]`",
+    {"accept", {&parse_accept, &differs<&Config::accept>, "list"}, Restart::kWorkers, "[`token`]",
      "the token modes sbusd accepts", "[compat, hmac-sha256-v2]"},
     {"max_skew", integer_value<1, 86400, &Config::max_skew_seconds>(), Restart::kWorkers, "60",
      "seconds an hmac call's timestamp may differ from the agent's clock", "30"},

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -142,6 +143,21 @@ class KeyChanges {
   fs::path dir_;
 };
 
+// The value a reference shows as a default, as YAML: a number, "N MiB", or
+// a whole cell in backticks without a capital letter (`py-servicebus`, not
+// `NODE.error`, whose capitals stand for another value). Empty when the
+// default is described rather than shown ("host name", "(stderr)").
+std::string shown_value(const std::string& shown) {
+  static const std::regex number(R"(\d+)");
+  static const std::regex mebibytes(R"((\d+) MiB)");
+  static const std::regex literal(R"(`([^`A-Z]+)`)");
+  std::smatch m;
+  if (std::regex_match(shown, number)) return shown;
+  if (std::regex_match(shown, m, mebibytes)) return std::to_string(std::stoll(m[1]) * 1024 * 1024);
+  if (std::regex_match(shown, m, literal)) return m[1];
+  return "";
+}
+
 // `yaml` with the value at `name` ("tls.verify": verify in tls) replaced.
 void set_at(YAML::Node yaml, const std::string& name, const YAML::Node& value) {
   const std::size_t dot = name.find('.');
@@ -206,4 +222,32 @@ TEST_CASE("Changing any one key restarts the workers on reload exactly when its 
   SECTION("the same file loaded twice is no change") {
     CHECK_FALSE(sbus::worker_settings_differ(before, changes.load(KeyChanges::base())));
   }
+}
+
+TEST_CASE("Every default the reference shows is the loader's default", "[config]") {
+  const KeyChanges changes;
+  const sbus::Config before = changes.load(KeyChanges::base());
+  int shown = 0;
+  for (const sbus::ConfigKey& row : sbus::config_keys()) {
+    const std::string value = shown_value(row.default_shown);
+    if (value.empty()) continue;  // described, not shown
+    ++shown;
+    INFO(row.name << ": " << value);
+    YAML::Node yaml = KeyChanges::base();
+    set_at(yaml, row.name, YAML::Load(value));
+    CHECK_FALSE(row.value.differs(before, changes.load(yaml)));
+  }
+  for (const sbus::ServiceKey& row : sbus::service_keys()) {
+    const std::string value = shown_value(row.default_shown);
+    if (value.empty()) continue;
+    ++shown;
+    INFO("services[0]." << row.name << ": " << value);
+    YAML::Node yaml = KeyChanges::base();
+    yaml["services"][0][row.name] = YAML::Load(value);
+    const sbus::Config after = changes.load(yaml);
+    REQUIRE(after.services.size() == 1);
+    CHECK_FALSE(row.value.differs(before.services[0], after.services[0]));
+  }
+  // The parse is not vacuous: most defaults are shown as values.
+  CHECK(shown >= 25);
 }
