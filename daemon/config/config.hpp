@@ -1,6 +1,7 @@
 // The sbusd configuration: the YAML file of sbusd and of `sbus --config`.
-// See config/sbusd.yaml for the annotated example and the README for the
-// reference.
+// See config/sbusd.yaml for the annotated example and docs/configuration.md
+// for the reference. Each key is a row of config_keys.cpp (config_keys.hpp
+// says how to add one); the fields below are what the rows fill in.
 #pragma once
 
 #include <cstddef>
@@ -102,9 +103,10 @@ struct Config {
   std::vector<ServiceConfig> services;
 };
 
-// True when a worker running `a` would behave differently under `b`: any
-// setting but the broker list differs. Plugin files are compared by the
-// caller.
+// True when a worker running `a` would behave differently under `b`: a key
+// whose row in config_keys.cpp restarts workers has another value (every
+// key but brokers, legacy_short_secret and the log file's). The supervisor
+// calls it on SIGHUP; plugin files are compared by the caller.
 bool worker_settings_differ(const Config& a, const Config& b);
 
 // Command-line settings that replace those of the file.

@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 // pointers: field<&Config::tls, &TlsOptions::verify>(config).
 template <auto... Path, typename Target>
 auto& field(Target& target) {
-  return (target.*....*Path);
+  return (target .* ... .* Path);
 }
 
 // The struct a path of member pointers starts from.

@@ -81,7 +81,8 @@ void check_reference(const std::vector<DocRow>& documented, std::span<const sbus
   // The same order, so that the two read side by side.
   CHECK(documented_keys == row_keys);
   for (const sbus::KeyRow<Target>& row : rows) {
-    const auto doc = std::find_if(documented.begin(), documented.end(), [&](const DocRow& d) { return d.key == row.name; });
+    const auto doc =
+        std::find_if(documented.begin(), documented.end(), [&](const DocRow& d) { return d.key == row.name; });
     if (doc == documented.end()) continue;
     INFO("`" << row.name << "` in docs/configuration.md and in config_keys.cpp");
     CHECK(doc->type == row.value.type);

@@ -685,3 +685,44 @@ TEST_CASE("only settings that change a worker's behaviour count as a change for 
     CHECK(sbus::worker_settings_differ(a.config, b.config));
   }
 }
+
+TEST_CASE("the tls map is read key by key, with its paths resolved and its problems named tls.KEY", "[config]") {
+  SECTION("its values") {
+    const Loaded l = load_text(kMinimal + "tls: {ca_file: ca.pem, cert_file: /abs/c.pem, key_file: c.key, verify: no}\n");
+    INFO(l.all_problems());
+    REQUIRE(l.ok);
+    CHECK(l.config.tls.ca_file == "/etc/sbus/ca.pem");
+    CHECK(l.config.tls.cert_file == "/abs/c.pem");
+    CHECK(l.config.tls.key_file == "/etc/sbus/c.key");
+    CHECK_FALSE(l.config.tls.verify);
+  }
+  SECTION("defaults") {
+    const Loaded l = load_text(kMinimal);
+    REQUIRE(l.ok);
+    CHECK(l.config.tls.ca_file.empty());
+    CHECK(l.config.tls.verify);
+  }
+  std::string yaml;
+  std::string problem;
+  SECTION("an unknown key in it") {
+    yaml = kMinimal + "tls:\n  colour: red\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls.colour: unknown key";
+  }
+  SECTION("tls that is not a map") {
+    yaml = kMinimal + "tls: [a]\n";
+    problem = "/etc/sbus/sbusd.yaml:8: tls: must be a map (ca_file, cert_file, key_file, verify)";
+  }
+  SECTION("verify that is not a boolean") {
+    yaml = kMinimal + "tls:\n  verify: sometimes\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls.verify: must be true or false";
+  }
+  SECTION("a certificate without its key") {
+    yaml = kMinimal + "tls:\n  cert_file: c.pem\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls: cert_file and key_file go together (mutual TLS)";
+  }
+  if (yaml.empty()) return;
+  const Loaded l = load_text(yaml);
+  CHECK_FALSE(l.ok);
+  REQUIRE(l.problems.size() == 1);
+  CHECK(l.problems[0] == problem);
+}
