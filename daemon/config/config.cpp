@@ -43,9 +43,10 @@ bool parse_yaml(const std::string& text, YAML::Node* root, Checker* checker) {
   return true;
 }
 
-// Before the rows: the defaults that are not constants, and the command
-// line's settings, which the rows then leave alone.
-void apply_command_line(Loading& at) {
+// Before the rows: the defaults that are not constants (the host name, the
+// install's plugin_dir) and the command line's settings, which the rows
+// then leave alone.
+void set_start_values(Loading& at) {
   Config& config = at.config;
   config.node = host_name();
   if (at.overrides.plugin_dir) config.plugin_dir = fs::absolute(*at.overrides.plugin_dir).string();
@@ -147,6 +148,7 @@ void read_secret(Loading& at) {
   check_secret_length(at, secret_file);
 }
 
+// Run after the rows, in this order.
 constexpr void (*kRules[])(Loading&) = {require_brokers, fill_defaults_from_other_keys, check_ping_timeout,
                                         check_tls_pair, read_secret};
 
@@ -197,7 +199,7 @@ bool load_config_text(const std::string& text, const std::string& path,
   YAML::Node root;
   if (parse_yaml(text, &root, &checker)) {
     Loading at{*config, checker, root, overrides, fs::absolute(fs::path(path)).parent_path().string(), {}};
-    apply_command_line(at);
+    set_start_values(at);
     read_config_keys(at);
     for (auto rule : kRules) rule(at);
   }
