@@ -40,8 +40,7 @@ bool Checker::boolean(const YAML::Node& node, const std::string& key, bool* out)
   return true;
 }
 
-bool Checker::in_range(const YAML::Node& node, const std::string& key, long long min, long long max,
-                       long long* out) {
+bool Checker::in_range(const YAML::Node& node, const std::string& key, long long min, long long max, long long* out) {
   long long value = 0;
   if (!node.IsScalar() || !YAML::convert<long long>::decode(node, value)) {
     problem(node, key, "must be an integer");

@@ -173,9 +173,8 @@ std::string short_secret_problem(std::size_t length) {
 
 // Derived from the rows: a key that restarts workers compares its value.
 bool worker_settings_differ(const Config& a, const Config& b) {
-  return std::ranges::any_of(config_keys(), [&](const ConfigKey& row) {
-    return row.restart == Restart::kWorkers && row.value.differs(a, b);
-  });
+  return std::ranges::any_of(
+      config_keys(), [&](const ConfigKey& row) { return row.restart == Restart::kWorkers && row.value.differs(a, b); });
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,
@@ -190,9 +189,8 @@ bool load_config(const std::string& path, const ConfigOverrides& overrides, Conf
   return load_config_text(text.str(), path, overrides, config, problems);
 }
 
-bool load_config_text(const std::string& text, const std::string& path,
-                      const ConfigOverrides& overrides, Config* config,
-                      std::vector<std::string>* problems) {
+bool load_config_text(const std::string& text, const std::string& path, const ConfigOverrides& overrides,
+                      Config* config, std::vector<std::string>* problems) {
   Checker checker(path);
   *config = Config{};
   config->path = path;

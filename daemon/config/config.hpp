@@ -23,7 +23,7 @@ enum class ServiceKind { kRpc, kMessage };
 inline constexpr const char* kOwnCategory = "sbus";
 
 struct ServiceConfig {
-  std::string name;         // CATEGORY.SERVICE, as configured
+  std::string name;  // CATEGORY.SERVICE, as configured
   std::string category;
   std::string service;
   std::string plugin;       // as written in the YAML
@@ -125,9 +125,8 @@ bool load_config(const std::string& path, const ConfigOverrides& overrides, Conf
                  std::vector<std::string>* problems);
 
 // Same, from YAML text; `path` is used for messages and relative paths.
-bool load_config_text(const std::string& text, const std::string& path,
-                      const ConfigOverrides& overrides, Config* config,
-                      std::vector<std::string>* problems);
+bool load_config_text(const std::string& text, const std::string& path, const ConfigOverrides& overrides,
+                      Config* config, std::vector<std::string>* problems);
 
 inline constexpr std::size_t kMinSecretBytes = 16;
 
@@ -148,7 +147,9 @@ inline bool accepts_hmac(const Config& config) {
 }
 
 // STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
-inline std::string replay_file_of(const Config& config) { return config.state_dir + "/replay-nonces"; }
+inline std::string replay_file_of(const Config& config) {
+  return config.state_dir + "/replay-nonces";
+}
 
 // Reads a secret from `path` under the key file rule (base/key_file.hpp).
 // Trailing newlines are dropped; an empty secret is refused. The length is

@@ -11,9 +11,13 @@ namespace fs = std::filesystem;
 
 // The member a row reads and compares, reached through a path of member
 // pointers: field<&Config::tls, &TlsOptions::verify>(config).
-template <auto... Path, typename Target>
+template <auto First, auto... Rest, typename Target>
 auto& field(Target& target) {
-  return (target .* ... .* Path);
+  if constexpr (sizeof...(Rest) == 0) {
+    return target.*First;
+  } else {
+    return field<Rest...>(target.*First);
+  }
 }
 
 // The struct a path of member pointers starts from.
@@ -78,6 +82,20 @@ constexpr auto seconds_value() {
 template <auto... Path>
 constexpr auto boolean_value() {
   return ValueReader<OwnerOf<Path...>>{&parse_boolean<Path...>, &differs<Path...>, "boolean"};
+}
+
+// The reader of a key with a parser of its own.
+template <typename Target>
+constexpr ValueReader<Target> with_parser(void (*parse)(const YAML::Node&, const std::string&, Target&, Loading&),
+                                          bool (*differs)(const Target&, const Target&), const char* type) {
+  return {parse, differs, type};
+}
+
+// The reader of a key that a rule after the rows reads together with
+// others (the secret's three sources): only compared.
+template <auto... Path>
+constexpr auto read_by_rule(const char* type) {
+  return ValueReader<OwnerOf<Path...>>{nullptr, &differs<Path...>, type};
 }
 
 void parse_node(const YAML::Node& value, const std::string& key, Config& out, Loading& at) {
@@ -177,30 +195,30 @@ bool services_differ(const Config& a, const Config& b);
 // Each top-level key. Descriptions are plain text: the reference adds the
 // links.
 constexpr ConfigKey kConfigKeys[] = {
-    {"node", {&parse_node, &differs<&Config::node>, "string"}, Restart::kWorkers, "host name",
+    {"node", with_parser(&parse_node, &differs<&Config::node>, "string"), Restart::kWorkers, "host name",
      "the agent's name: its queue, and `NODE` in `NODE.CATEGORY.SERVICE`", "other-node"},
-    {"brokers", {&parse_brokers, &differs<&Config::brokers>, "list"}, Restart::kNone, "(required)",
+    {"brokers", with_parser(&parse_brokers, &differs<&Config::brokers>, "list"), Restart::kNone, "(required)",
      "list of `amqp://USER:PASS@HOST:PORT/VHOST` (`%2f` is `/`); one worker per entry", "[amqp://10.0.0.9/]"},
     {"exchange", string_value<&Config::exchange>(), Restart::kWorkers, "`py-servicebus`",
      "the direct exchange shared with py-servicebus peers", "other-exchange"},
-    // The secret's three sources are read together by the loader: the first
-    // given of secret_file, secret_env and secret wins.
-    {"secret_file", {nullptr, &differs<&Config::secret>, "path"}, Restart::kWorkers, "",
+    // The first given of secret_file, secret_env and secret wins (read_secret
+    // in config.cpp).
+    {"secret_file", read_by_rule<&Config::secret>("path"), Restart::kWorkers, "",
      "file with the shared secret (at least 16 bytes)", "secret"},
-    {"secret", {nullptr, &differs<&Config::secret>, "string"}, Restart::kWorkers, "",
+    {"secret", read_by_rule<&Config::secret>("string"), Restart::kWorkers, "",
      "the secret inline, for tests (`secret_file` wins)", "another secret, 16 bytes or more"},
-    {"secret_env", {nullptr, &differs<&Config::secret>, "string"}, Restart::kWorkers, "",
+    {"secret_env", read_by_rule<&Config::secret>("string"), Restart::kWorkers, "",
      "the name of an environment variable holding the secret (never a command line)", "SBUS_SECRET"},
-    {"token", {&parse_token, &differs<&Config::token>, "string"}, Restart::kWorkers, "`compat`",
+    {"token", with_parser(&parse_token, &differs<&Config::token>, "string"), Restart::kWorkers, "`compat`",
      "how calls made from here are signed", "hmac-sha256-v2"},
-    {"accept", {&parse_accept, &differs<&Config::accept>, "list"}, Restart::kWorkers, "[`token`]",
+    {"accept", with_parser(&parse_accept, &differs<&Config::accept>, "list"), Restart::kWorkers, "[`token`]",
      "the token modes sbusd accepts", "[compat, hmac-sha256-v2]"},
     {"max_skew", integer_value<1, 86400, &Config::max_skew_seconds>(), Restart::kWorkers, "60",
      "seconds an hmac call's timestamp may differ from the agent's clock", "30"},
     {"legacy_short_secret", boolean_value<&Config::legacy_short_secret>(), Restart::kNone, "`false`",
      "accept a secret shorter than 16 bytes", "true"},
-    {"state_dir", {&parse_state_dir, &differs<&Config::state_dir>, "path"}, Restart::kWorkers, "`/var/lib/sbus`",
-     "where the nonces of hmac calls are kept across restarts", "/tmp/sbus-state"},
+    {"state_dir", with_parser(&parse_state_dir, &differs<&Config::state_dir>, "path"), Restart::kWorkers,
+     "`/var/lib/sbus`", "where the nonces of hmac calls are kept across restarts", "/tmp/sbus-state"},
     {"tls.ca_file", path_value<&Config::tls, &TlsOptions::ca_file>(), Restart::kWorkers, "(the system store)",
      "for `amqps://` brokers, the workers' and the plugins' calls alike: the CA certificates", "ca.pem"},
     {"tls.cert_file", path_value<&Config::tls, &TlsOptions::cert_file>(), Restart::kWorkers, "",
@@ -209,7 +227,7 @@ constexpr ConfigKey kConfigKeys[] = {
      "the client certificate's key (with `cert_file`)", "other.key"},
     {"tls.verify", boolean_value<&Config::tls, &TlsOptions::verify>(), Restart::kWorkers, "`true`",
      "check the broker's certificate", "false"},
-    {"plugin_dir", {&parse_plugin_dir, &differs<&Config::plugin_dir>, "path"}, Restart::kWorkers,
+    {"plugin_dir", with_parser(&parse_plugin_dir, &differs<&Config::plugin_dir>, "path"), Restart::kWorkers,
      "`PREFIX/lib/sbus/plugins`", "where `plugin: NAME` finds `NAME.so`", "/opt/sbus/plugins"},
     {"prefetch", integer_value<1, 65535, &Config::prefetch>(), Restart::kWorkers, "64",
      "unacknowledged deliveries a worker's services hold", "8"},
@@ -221,8 +239,8 @@ constexpr ConfigKey kConfigKeys[] = {
      "the ping watcher: seconds between probes through the broker (0: off)", "0.5"},
     {"ping_timeout", seconds_value<600, &Config::ping_timeout_ms>(), Restart::kWorkers, "3",
      "seconds a probe may take before the worker drops the connection and reconnects", "1.5"},
-    {"queue_type", {&parse_queue_type, &differs<&Config::queue_type>, "string"}, Restart::kWorkers, "`classic`",
-     "`classic` (as py-servicebus declares it) or `quorum`", "quorum"},
+    {"queue_type", with_parser(&parse_queue_type, &differs<&Config::queue_type>, "string"), Restart::kWorkers,
+     "`classic`", "`classic` (as py-servicebus declares it) or `quorum`", "quorum"},
     {"max_retries", integer_value<0, 1000, &Config::max_retries>(), Restart::kWorkers, "5",
      "a message whose `on_message` throws, or that crashes its worker, is retried", "2"},
     {"error_queue", string_value<&Config::error_queue>(), Restart::kWorkers, "`NODE.error`",
@@ -233,7 +251,7 @@ constexpr ConfigKey kConfigKeys[] = {
      "64 MiB", "the error queue's bound in bytes (oldest dropped)", "2048"},
     {"queue_bytes", integer_value<1024, 1LL << 40, &Config::queue_bytes>(), Restart::kWorkers, "16 MiB",
      "each service's default `queue_bytes`", "4096"},
-    {"hold_time", {&parse_hold_time, &differs<&Config::hold_ms>, "seconds"}, Restart::kWorkers, "5",
+    {"hold_time", with_parser(&parse_hold_time, &differs<&Config::hold_ms>, "seconds"), Restart::kWorkers, "5",
      "seconds a message past its service's limits waits in `NODE.hold` before it comes back", "0.5"},
     {"crash_limit", integer_value<0, 1000, &Config::crash_limit>(), Restart::kWorkers, "3",
      "crashes of the worker within `crash_cooldown` that switch a service off (0: never)", "1"},
@@ -241,7 +259,7 @@ constexpr ConfigKey kConfigKeys[] = {
      "seconds a service that crashed `crash_limit` times is switched off for", "10"},
     {"drain_timeout", integer_value<0, 3600, &Config::drain_timeout_seconds>(), Restart::kWorkers, "30",
      "seconds a stopping worker waits for calls in progress", "5"},
-    {"log_level", {&parse_log_level, &differs<&Config::log_level>, "string"}, Restart::kWorkers, "`info`",
+    {"log_level", with_parser(&parse_log_level, &differs<&Config::log_level>, "string"), Restart::kWorkers, "`info`",
      "`debug`, `info`, `warn`, `error`", "debug"},
     {"log_file", path_value<&Config::log_file>(), Restart::kNone, "(stderr)",
      "a file the supervisor writes for all processes, rotated by size; read at start only", "sbusd.log"},
@@ -249,7 +267,7 @@ constexpr ConfigKey kConfigKeys[] = {
      "the size at which `log_file` is rotated", "4096"},
     {"log_keep", integer_value<0, 100, &Config::log_keep>(), Restart::kNone, "5",
      "rotated files kept: `FILE.1` ... `FILE.5`", "2"},
-    {"services", {&parse_services, &services_differ, "list"}, Restart::kWorkers, "",
+    {"services", with_parser(&parse_services, &services_differ, "list"), Restart::kWorkers, "",
      "list of services, below", "[{name: test.echo, plugin: test}]"},
 };
 
@@ -261,9 +279,9 @@ void parse_service_name(const YAML::Node& value, const std::string& key, Service
   if (dot == std::string::npos || !valid_name_part(out.category) || !valid_name_part(out.service)) {
     at.checker.problem(value, key, "'" + out.name + "' is not CATEGORY.SERVICE");
   } else if (out.category == kOwnCategory) {
-    at.checker.problem(value, key,
-                       "the category '" + std::string(kOwnCategory) + "' is sbusd's own (" +
-                           std::string(kOwnCategory) + ".stats)");
+    at.checker.problem(
+        value, key,
+        "the category '" + std::string(kOwnCategory) + "' is sbusd's own (" + std::string(kOwnCategory) + ".stats)");
   } else if (!at.service_names.insert(out.name).second) {
     at.checker.problem(value, key, "duplicate service '" + out.name + "'");
   }
@@ -305,11 +323,11 @@ void parse_options(const YAML::Node& map, const std::string& key, ServiceConfig&
 // The keys of each service. A plugin is compared by the file it resolves to
 // (its contents are compared by the supervisor).
 constexpr ServiceKey kServiceKeys[] = {
-    {"name", {&parse_service_name, &differs<&ServiceConfig::name>, "string"}, Restart::kWorkers, "(required)",
-     "`CATEGORY.SERVICE`, unique; the category `sbus` is sbusd's own (`sbus.stats`)", "math.sub"},
-    {"plugin", {&parse_plugin, &differs<&ServiceConfig::plugin_path>, "string"}, Restart::kWorkers, "(required)",
-     "a plugin name (`plugin_dir/NAME.so`) or a path to a `.so`", "other"},
-    {"kind", {&parse_kind, &differs<&ServiceConfig::kind>, "string"}, Restart::kWorkers, "`rpc`",
+    {"name", with_parser(&parse_service_name, &differs<&ServiceConfig::name>, "string"), Restart::kWorkers,
+     "(required)", "`CATEGORY.SERVICE`, unique; the category `sbus` is sbusd's own (`sbus.stats`)", "math.sub"},
+    {"plugin", with_parser(&parse_plugin, &differs<&ServiceConfig::plugin_path>, "string"), Restart::kWorkers,
+     "(required)", "a plugin name (`plugin_dir/NAME.so`) or a path to a `.so`", "other"},
+    {"kind", with_parser(&parse_kind, &differs<&ServiceConfig::kind>, "string"), Restart::kWorkers, "`rpc`",
      "`rpc` answers calls (`on_call`); `message` takes fire-and-forget messages (`on_message`)", "message"},
     {"queue_len", integer_value<1, 1000000, &ServiceConfig::queue_len>(), Restart::kWorkers, "100",
      "calls or messages waiting for the service's thread", "5"},
@@ -319,7 +337,7 @@ constexpr ServiceKey kServiceKeys[] = {
      "the service's name inside the plugin, if it differs", "sum"},
     {"idempotent", boolean_value<&ServiceConfig::idempotent>(), Restart::kWorkers, "`false`",
      "RPC: a call whose worker died running it is run again (at most `max_retries` times)", "true"},
-    {"options", {&parse_options, &differs<&ServiceConfig::options>, "map"}, Restart::kWorkers, "",
+    {"options", with_parser(&parse_options, &differs<&ServiceConfig::options>, "map"), Restart::kWorkers, "",
      "a map of strings handed to the service's `start()`", "{mode: fast}"},
 };
 
@@ -419,8 +437,12 @@ std::string Loading::resolve(const std::string& path) const {
   return (fs::path(base_dir) / path).lexically_normal().string();
 }
 
-std::span<const ConfigKey> config_keys() { return kConfigKeys; }
-std::span<const ServiceKey> service_keys() { return kServiceKeys; }
+std::span<const ConfigKey> config_keys() {
+  return kConfigKeys;
+}
+std::span<const ServiceKey> service_keys() {
+  return kServiceKeys;
+}
 
 void read_config_keys(Loading& at) {
   static const std::vector<std::string> top_level = names_in(config_keys(), "");

@@ -171,13 +171,18 @@ void set_at(YAML::Node yaml, const std::string& name, const YAML::Node& value) {
 
 }  // namespace
 
-TEST_CASE("docs/configuration.md documents every key of the loader's tables, in their order, with the same type, "
-          "default and restart decision",
-          "[config]") {
+TEST_CASE(
+    "docs/configuration.md documents every key of the loader's tables, in their order, with the same type, "
+    "default and restart decision",
+    "[config]") {
   const auto tables = reference_tables();
   REQUIRE(tables.size() == 2);
-  SECTION("the top-level keys") { check_reference(tables[0], sbus::config_keys()); }
-  SECTION("the keys of each service") { check_reference(tables[1], sbus::service_keys()); }
+  SECTION("the top-level keys") {
+    check_reference(tables[0], sbus::config_keys());
+  }
+  SECTION("the keys of each service") {
+    check_reference(tables[1], sbus::service_keys());
+  }
 }
 
 TEST_CASE("Every key says whether a change restarts the workers and can compare its value", "[config]") {
