@@ -6,7 +6,9 @@
 namespace sbus {
 
 void Checker::problem(const YAML::Node& where, const std::string& key, const std::string& what) {
-  problem_at(where.Mark().is_null() ? 0 : where.Mark().line + 1, key, what);
+  // An absent key looked up on a const map has no mark at all.
+  const bool has_line = where.IsDefined() && !where.Mark().is_null();
+  problem_at(has_line ? where.Mark().line + 1 : 0, key, what);
 }
 
 void Checker::problem_at(int line, const std::string& key, const std::string& what) {
@@ -38,8 +40,7 @@ bool Checker::boolean(const YAML::Node& node, const std::string& key, bool* out)
   return true;
 }
 
-bool Checker::in_range(const YAML::Node& node, const std::string& key, long long min, long long max,
-                       long long* out) {
+bool Checker::in_range(const YAML::Node& node, const std::string& key, long long min, long long max, long long* out) {
   long long value = 0;
   if (!node.IsScalar() || !YAML::convert<long long>::decode(node, value)) {
     problem(node, key, "must be an integer");

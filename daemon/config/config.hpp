@@ -1,6 +1,7 @@
 // The sbusd configuration: the YAML file of sbusd and of `sbus --config`.
-// See config/sbusd.yaml for the annotated example and the README for the
-// reference.
+// See config/sbusd.yaml for the annotated example and docs/configuration.md
+// for the reference. Each key is a row of config_keys.cpp (config_keys.hpp
+// says how to add one); the fields below are what the rows fill in.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +23,7 @@ enum class ServiceKind { kRpc, kMessage };
 inline constexpr const char* kOwnCategory = "sbus";
 
 struct ServiceConfig {
-  std::string name;         // CATEGORY.SERVICE, as configured
+  std::string name;  // CATEGORY.SERVICE, as configured
   std::string category;
   std::string service;
   std::string plugin;       // as written in the YAML
@@ -102,9 +103,10 @@ struct Config {
   std::vector<ServiceConfig> services;
 };
 
-// True when a worker running `a` would behave differently under `b`: any
-// setting but the broker list differs. Plugin files are compared by the
-// caller.
+// True when a worker running `a` would behave differently under `b`: a key
+// whose row in config_keys.cpp restarts workers has another value (every
+// key but brokers, legacy_short_secret and the log file's). The supervisor
+// calls it on SIGHUP; plugin files are compared by the caller.
 bool worker_settings_differ(const Config& a, const Config& b);
 
 // Command-line settings that replace those of the file.
@@ -123,9 +125,8 @@ bool load_config(const std::string& path, const ConfigOverrides& overrides, Conf
                  std::vector<std::string>* problems);
 
 // Same, from YAML text; `path` is used for messages and relative paths.
-bool load_config_text(const std::string& text, const std::string& path,
-                      const ConfigOverrides& overrides, Config* config,
-                      std::vector<std::string>* problems);
+bool load_config_text(const std::string& text, const std::string& path, const ConfigOverrides& overrides,
+                      Config* config, std::vector<std::string>* problems);
 
 inline constexpr std::size_t kMinSecretBytes = 16;
 
@@ -146,7 +147,9 @@ inline bool accepts_hmac(const Config& config) {
 }
 
 // STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
-inline std::string replay_file_of(const Config& config) { return config.state_dir + "/replay-nonces"; }
+inline std::string replay_file_of(const Config& config) {
+  return config.state_dir + "/replay-nonces";
+}
 
 // Reads a secret from `path` under the key file rule (base/key_file.hpp).
 // Trailing newlines are dropped; an empty secret is refused. The length is

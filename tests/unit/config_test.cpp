@@ -82,13 +82,13 @@ class TempDir {
 
 // A minimal valid config; the line numbers are relied on below.
 const std::string kMinimal =
-    "node: n1\n"                                        // 1
-    "brokers:\n"                                        // 2
-    "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"       // 3
-    "secret: a sixteen byte secret\n"                   // 4
-    "services:\n"                                       // 5
-    "  - name: math.add\n"                              // 6
-    "    plugin: math\n";                               // 7
+    "node: n1\n"                                   // 1
+    "brokers:\n"                                   // 2
+    "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"  // 3
+    "secret: a sixteen byte secret\n"              // 4
+    "services:\n"                                  // 5
+    "  - name: math.add\n"                         // 6
+    "    plugin: math\n";                          // 7
 
 }  // namespace
 
@@ -107,12 +107,12 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
       "drain_timeout: 5\n"
       "log_level: debug\n"
       "services:\n"
-      "  - name: math.add\n"          // line 14
+      "  - name: math.add\n"  // line 14
       "    plugin: math\n"
       "    kind: rpc\n"
       "    queue_len: 7\n"
       "    idempotent: true\n"
-      "  - name: test.log\n"          // line 19
+      "  - name: test.log\n"  // line 19
       "    plugin: /opt/other/test.so\n"
       "    kind: message\n"
       "    export: record\n"
@@ -124,8 +124,7 @@ TEST_CASE("a full valid config loads with its values", "[config]") {
   const sbus::Config& c = l.config;
   CHECK(c.path == kPath);
   CHECK(c.node == "node-a");
-  CHECK(c.brokers == std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/%2f",
-                                               "amqps://u:p@10.0.0.2:5671/vh"});
+  CHECK(c.brokers == std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/%2f", "amqps://u:p@10.0.0.2:5671/vh"});
   REQUIRE(c.broker_uris.size() == 2);
   CHECK(c.broker_uris[0].host == "127.0.0.1");
   CHECK(c.broker_uris[0].vhost == "/");
@@ -207,9 +206,9 @@ TEST_CASE("queue_bytes, hold_time and the error queue's bounds have defaults and
     CHECK(l.config.error_queue_max_bytes == 64 * 1024 * 1024);
   }
   SECTION("the top-level queue_bytes is each service's default; a service may set its own") {
-    const Loaded l = load_text(
-        "queue_bytes: 4096\nhold_time: 0.5\nerror_queue_max_length: 7\nerror_queue_max_bytes: 2048\n" + kMinimal +
-        "  - name: test.sleep\n    plugin: test\n    queue_bytes: 100000\n");
+    const Loaded l =
+        load_text("queue_bytes: 4096\nhold_time: 0.5\nerror_queue_max_length: 7\nerror_queue_max_bytes: 2048\n" +
+                  kMinimal + "  - name: test.sleep\n    plugin: test\n    queue_bytes: 100000\n");
     INFO(l.all_problems());
     REQUIRE(l.ok);
     CHECK(l.config.services[0].queue_bytes == 4096);
@@ -424,14 +423,14 @@ TEST_CASE("several problems are reported at once, one per line", "[config]") {
   const Loaded l = load_text(
       "node: n1\n"
       "brokers:\n"
-      "  - http://x\n"               // 3
+      "  - http://x\n"  // 3
       "secret: a sixteen byte secret\n"
-      "colour: red\n"                // 5
+      "colour: red\n"  // 5
       "services:\n"
       "  - name: math.add\n"
       "    plugin: math\n"
-      "    kind: stream\n"           // 9
-      "  - name: bad\n"              // 10
+      "    kind: stream\n"  // 9
+      "  - name: bad\n"     // 10
       "    plugin: math\n");
   INFO(l.all_problems());
   CHECK_FALSE(l.ok);
@@ -500,7 +499,8 @@ TEST_CASE("a secret file must be private to its owner", "[config]") {
   TempDir dir;
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
-      "secret_file: " + (dir.path() / "secret").string() + "\n";  // line 2
+      "secret_file: " +
+      (dir.path() / "secret").string() + "\n";  // line 2
   SECTION("mode 0600 is accepted and the trailing newline dropped") {
     dir.write("secret", "top secret of 16 bytes\n", 0600);
     const Loaded l = load_text(yaml);
@@ -595,8 +595,7 @@ TEST_CASE("command-line overrides replace the file's values", "[config]") {
     CHECK(inline_secret.config.secret == "from-override, 16 bytes");
 
     const Loaded file_secret = load_text(
-        "brokers: [amqp://127.0.0.1/]\nsecret_file: " + (dir.path() / "file-secret").string() + "\n",
-        overrides);
+        "brokers: [amqp://127.0.0.1/]\nsecret_file: " + (dir.path() / "file-secret").string() + "\n", overrides);
     INFO(file_secret.all_problems());
     REQUIRE(file_secret.ok);
     CHECK(file_secret.config.secret == "from-override, 16 bytes");
@@ -632,8 +631,9 @@ TEST_CASE("reliability settings have defaults and are checked", "[config]") {
     CHECK(loaded.config.ping_timeout_ms == 3000);
   }
   SECTION("values in seconds, with fractions") {
-    Loaded loaded = load_text(base + "queue_type: quorum\nmax_retries: 2\nerror_queue: dead\n"
-                                     "ping_interval: 0.5\nping_timeout: 1.5\n");
+    Loaded loaded = load_text(base +
+                              "queue_type: quorum\nmax_retries: 2\nerror_queue: dead\n"
+                              "ping_interval: 0.5\nping_timeout: 1.5\n");
     REQUIRE(loaded.ok);
     CHECK(loaded.config.queue_type == "quorum");
     CHECK(loaded.config.max_retries == 2);
@@ -663,8 +663,9 @@ TEST_CASE("only settings that change a worker's behaviour count as a change for 
   Loaded a = load_text(base);
   REQUIRE(a.ok);
   SECTION("another broker list alone is no change for the workers") {
-    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5673/%2f]\nsecret: a sixteen byte secret\nservices:\n"
-                         "  - {name: math.add, plugin: /x/math.so}\n");
+    Loaded b = load_text(
+        "brokers: [amqp://guest:guest@127.0.0.1:5673/%2f]\nsecret: a sixteen byte secret\nservices:\n"
+        "  - {name: math.add, plugin: /x/math.so}\n");
     REQUIRE(b.ok);
     CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
   }
@@ -674,8 +675,9 @@ TEST_CASE("only settings that change a worker's behaviour count as a change for 
     CHECK_FALSE(sbus::worker_settings_differ(a.config, b.config));
   }
   SECTION("another queue_len is a change") {
-    Loaded b = load_text("brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\nsecret: a sixteen byte secret\nservices:\n"
-                         "  - {name: math.add, plugin: /x/math.so, queue_len: 5}\n");
+    Loaded b = load_text(
+        "brokers: [amqp://guest:guest@127.0.0.1:5672/%2f]\nsecret: a sixteen byte secret\nservices:\n"
+        "  - {name: math.add, plugin: /x/math.so, queue_len: 5}\n");
     REQUIRE(b.ok);
     CHECK(sbus::worker_settings_differ(a.config, b.config));
   }
@@ -684,4 +686,46 @@ TEST_CASE("only settings that change a worker's behaviour count as a change for 
     REQUIRE(b.ok);
     CHECK(sbus::worker_settings_differ(a.config, b.config));
   }
+}
+
+TEST_CASE("the tls map is read key by key, with its paths resolved and its problems named tls.KEY", "[config]") {
+  SECTION("its values") {
+    const Loaded l =
+        load_text(kMinimal + "tls: {ca_file: ca.pem, cert_file: /abs/c.pem, key_file: c.key, verify: no}\n");
+    INFO(l.all_problems());
+    REQUIRE(l.ok);
+    CHECK(l.config.tls.ca_file == "/etc/sbus/ca.pem");
+    CHECK(l.config.tls.cert_file == "/abs/c.pem");
+    CHECK(l.config.tls.key_file == "/etc/sbus/c.key");
+    CHECK_FALSE(l.config.tls.verify);
+  }
+  SECTION("defaults") {
+    const Loaded l = load_text(kMinimal);
+    REQUIRE(l.ok);
+    CHECK(l.config.tls.ca_file.empty());
+    CHECK(l.config.tls.verify);
+  }
+  std::string yaml;
+  std::string problem;
+  SECTION("an unknown key in it") {
+    yaml = kMinimal + "tls:\n  colour: red\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls.colour: unknown key";
+  }
+  SECTION("tls that is not a map") {
+    yaml = kMinimal + "tls: [a]\n";
+    problem = "/etc/sbus/sbusd.yaml:8: tls: must be a map (ca_file, cert_file, key_file, verify)";
+  }
+  SECTION("verify that is not a boolean") {
+    yaml = kMinimal + "tls:\n  verify: sometimes\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls.verify: must be true or false";
+  }
+  SECTION("a certificate without its key") {
+    yaml = kMinimal + "tls:\n  cert_file: c.pem\n";
+    problem = "/etc/sbus/sbusd.yaml:9: tls: cert_file and key_file go together (mutual TLS)";
+  }
+  if (yaml.empty()) return;
+  const Loaded l = load_text(yaml);
+  CHECK_FALSE(l.ok);
+  REQUIRE(l.problems.size() == 1);
+  CHECK(l.problems[0] == problem);
 }
