@@ -30,7 +30,7 @@ TEST_CASE("a deadline ahead is live and keeps its time to the millisecond", "[de
   CHECK(deadline.problem.empty());
 }
 
-TEST_CASE("a deadline at or before now is expired; far behind is named as a clock problem", "[deadline]") {
+TEST_CASE("a deadline at or before now is expired, and one far behind is named as a clock problem", "[deadline]") {
   SECTION("exactly now") {
     const Deadline deadline = read_deadline(ms_from_now(0ms), kNow, 60s);
     CHECK(deadline.expired());
