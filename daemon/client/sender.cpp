@@ -21,10 +21,9 @@ Address parse_address(std::string_view address) {
   Address parsed;
   std::size_t first = address.find('.');
   std::size_t second = first == std::string_view::npos ? first : address.find('.', first + 1);
-  if (second == std::string_view::npos || address.find('.', second + 1) != std::string_view::npos ||
-      first == 0 || second == first + 1 || second + 1 == address.size()) {
-    throw SenderError(SenderError::Kind::kAddress,
-                      "'" + std::string(address) + "' is not NODE.CATEGORY.SERVICE");
+  if (second == std::string_view::npos || address.find('.', second + 1) != std::string_view::npos || first == 0 ||
+      second == first + 1 || second + 1 == address.size()) {
+    throw SenderError(SenderError::Kind::kAddress, "'" + std::string(address) + "' is not NODE.CATEGORY.SERVICE");
   }
   parsed.node = address.substr(0, first);
   parsed.category = address.substr(first + 1, second - first - 1);
@@ -62,8 +61,7 @@ Sender::~Sender() = default;
 Sender::Sender(Sender&&) noexcept = default;
 Sender& Sender::operator=(Sender&&) noexcept = default;
 
-CallResult Sender::call(std::string_view address, std::string_view params_json,
-                        std::chrono::milliseconds timeout) {
+CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout) {
   const Address target = parse_address(address);
   const auto deadline = SenderClock::now() + timeout;
   Event event = event_to(target, params_json);
@@ -104,8 +102,7 @@ void Sender::send(std::string_view address, std::string_view params_json) {
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
       return;
     } catch (const SenderError& e) {
-      const bool retryable =
-          e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
+      const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt + 1 >= tries) throw;
     }
   }
@@ -153,7 +150,9 @@ std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) 
   return AsyncReply{id, CallResult{reply.id, reply.message, reply.error_code}};
 }
 
-std::size_t Sender::in_flight() const { return impl_->async_pending.size() + impl_->async_ready.size(); }
+std::size_t Sender::in_flight() const {
+  return impl_->async_pending.size() + impl_->async_ready.size();
+}
 
 std::vector<DeadLetter> Sender::list_errors(std::string_view node, std::string_view error_queue) {
   const std::string queue = error_queue.empty() ? std::string(node) + ".error" : std::string(error_queue);
@@ -179,8 +178,8 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
   impl_->open_error_channel();
   // Only what is there now: a message that fails again at once comes back
   // behind us and must not be moved round and round.
-  amqp_queue_declare_ok_t* declared = amqp_queue_declare(impl_->connection.get(), Impl::kErrorChannel,
-                                                          to_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+  amqp_queue_declare_ok_t* declared =
+      amqp_queue_declare(impl_->connection.get(), Impl::kErrorChannel, to_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
   amqp_rpc_reply_t reply = amqp_get_rpc_reply(impl_->connection.get());
   if (reply.reply_type != AMQP_RESPONSE_NORMAL || declared == nullptr) {
     impl_->lost("queue " + queue + " on " + impl_->connected + ": " + describe_reply(reply));
@@ -221,8 +220,12 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
   return moved;
 }
 
-std::string Sender::connected_broker() const { return impl_->connected; }
+std::string Sender::connected_broker() const {
+  return impl_->connected;
+}
 
-std::uint64_t Sender::dropped_replies() const { return impl_->dropped_replies; }
+std::uint64_t Sender::dropped_replies() const {
+  return impl_->dropped_replies;
+}
 
 }  // namespace sbus

@@ -64,9 +64,9 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
         if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
         if (returned) {
-          throw SenderError(SenderError::Kind::kUnroutable,
-                            "no queue for node " + node + " on " + connected + " (exchange " + options.exchange +
-                                "): is its agent configured with this node name?");
+          throw SenderError(SenderError::Kind::kUnroutable, "no queue for node " + node + " on " + connected +
+                                                                " (exchange " + options.exchange +
+                                                                "): is its agent configured with this node name?");
         }
         return;
       }
@@ -77,8 +77,7 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_CONNECTION_CLOSE_METHOD:
         lost("broker " + connected + " closed the channel: " +
              describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
-      default:
-        break;
+      default: break;
     }
   }
 }
@@ -117,6 +116,8 @@ void Sender::Impl::open_error_channel() {
   if (reply.reply_type != AMQP_RESPONSE_NORMAL) lost("open channel on " + connected + ": " + describe_reply(reply));
 }
 
-void Sender::Impl::close_error_channel() { amqp_channel_close(connection.get(), kErrorChannel, AMQP_REPLY_SUCCESS); }
+void Sender::Impl::close_error_channel() {
+  amqp_channel_close(connection.get(), kErrorChannel, AMQP_REPLY_SUCCESS);
+}
 
 }  // namespace sbus

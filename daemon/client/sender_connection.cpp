@@ -98,8 +98,8 @@ void Sender::Impl::lost(const std::string& what, SenderError::Kind kind) {
 }
 
 std::string Sender::Impl::blocked_text() const {
-  return "broker blocked: " + (blocked_reason.empty() ? std::string("no reason given") : blocked_reason) +
-         " (via " + connected + ")";
+  return "broker blocked: " + (blocked_reason.empty() ? std::string("no reason given") : blocked_reason) + " (via " +
+         connected + ")";
 }
 
 bool Sender::Impl::note_blocking(const amqp_frame_t& frame) {

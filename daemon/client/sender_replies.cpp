@@ -37,8 +37,8 @@ void Sender::Impl::consume_replies() {
 
 void Sender::Impl::settle_calls(std::uint64_t tag, bool multiple, bool nacked) {
   auto first = multiple ? calls_unconfirmed.begin() : calls_unconfirmed.find(tag);
-  auto last = multiple ? calls_unconfirmed.upper_bound(tag)
-                       : (first == calls_unconfirmed.end() ? first : std::next(first));
+  auto last =
+      multiple ? calls_unconfirmed.upper_bound(tag) : (first == calls_unconfirmed.end() ? first : std::next(first));
   if (nacked) calls_nacked.insert(first, last);
   calls_unconfirmed.erase(first, last);
 }
@@ -102,8 +102,7 @@ void Sender::Impl::handle_frame(const amqp_frame_t& frame) {
     case AMQP_CONNECTION_CLOSE_METHOD:
       lost("broker " + connected + " closed the channel: " +
            describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -184,7 +183,8 @@ CallResult Sender::Impl::call_once(const std::string& node, Event& event, std::s
   Reply reply;
   DecodeFailure failure;
   if (!decode_reply(body, &reply, &failure)) {
-    throw SenderError(SenderError::Kind::kProtocol, "malformed reply from " + std::string(address) + ": " + failure.detail);
+    throw SenderError(SenderError::Kind::kProtocol,
+                      "malformed reply from " + std::string(address) + ": " + failure.detail);
   }
   return CallResult{reply.id, reply.message, reply.error_code};
 }

@@ -26,6 +26,8 @@ std::string Sender::Impl::sign(const Event& event, const std::string& node, bool
   return compat_tokens->today(std::chrono::system_clock::now());
 }
 
-std::string Sender::Impl::next_event_id() { return prefix + std::to_string(++next_id); }
+std::string Sender::Impl::next_event_id() {
+  return prefix + std::to_string(++next_id);
+}
 
 }  // namespace sbus

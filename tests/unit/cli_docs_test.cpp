@@ -33,7 +33,9 @@ std::string read(const fs::path& path) {
   return text.str();
 }
 
-std::string cli_md() { return read(fs::path(SBUS_SOURCE_DIR) / "docs/cli.md"); }
+std::string cli_md() {
+  return read(fs::path(SBUS_SOURCE_DIR) / "docs/cli.md");
+}
 
 // `text` without surrounding spaces and, if it is one code span, its
 // backticks.
@@ -41,8 +43,7 @@ std::string cell_text(std::string text) {
   const auto first = text.find_first_not_of(' ');
   const auto last = text.find_last_not_of(' ');
   text = first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
-  if (text.size() >= 2 && text.front() == '`' && text.back() == '`' &&
-      text.find('`', 1) == text.size() - 1) {
+  if (text.size() >= 2 && text.front() == '`' && text.back() == '`' && text.find('`', 1) == text.size() - 1) {
     text = text.substr(1, text.size() - 2);
   }
   return text;

@@ -39,7 +39,9 @@ Run sbus_cli(std::vector<std::string> args) {
   return {code, out.str(), err.str()};
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // `text` with each run of spaces and line breaks made one space: the help
 // wraps long lines.
@@ -107,7 +109,9 @@ TEST_CASE("A word that names no verb, or a verb with the wrong operands, is a us
     CHECK(run.code == ExitCode::kUsage);
     CHECK(contains(run.err, "sbus: no verb halp"));
   }
-  SECTION("no verb at all") { CHECK(sbus_cli({}).code == ExitCode::kUsage); }
+  SECTION("no verb at all") {
+    CHECK(sbus_cli({}).code == ExitCode::kUsage);
+  }
   SECTION("too few operands") {
     const Run run = sbus_cli({"call", "NODE.math.add"});
     CHECK(run.code == ExitCode::kUsage);
@@ -124,7 +128,9 @@ TEST_CASE("A word that names no verb, or a verb with the wrong operands, is a us
       CHECK(contains(run.err, "sbus: expected errors list NODE or errors requeue NODE\n"));
     }
   }
-  SECTION("an unknown option") { CHECK(sbus_cli({"ping", "A", "--bogus"}).code == ExitCode::kUsage); }
+  SECTION("an unknown option") {
+    CHECK(sbus_cli({"ping", "A", "--bogus"}).code == ExitCode::kUsage);
+  }
 }
 
 TEST_CASE("The options are checked before anything connects", "[cli]") {
@@ -152,9 +158,11 @@ TEST_CASE("A verb that signs needs the secret and says what it signs, and ping a
   sbus::cli::CommandLine line;
   line.brokers = {"amqp://127.0.0.1:1/"};
   SECTION("verbs that sign") {
-    for (const auto& [name, says] : std::vector<std::pair<std::string, std::string>>{
-             {"call", "to sign calls"}, {"send", "to sign calls"}, {"stats", "to sign calls"},
-             {"errors requeue", "to sign the requeued messages"}}) {
+    for (const auto& [name, says] :
+         std::vector<std::pair<std::string, std::string>>{{"call", "to sign calls"},
+                                                          {"send", "to sign calls"},
+                                                          {"stats", "to sign calls"},
+                                                          {"errors requeue", "to sign the requeued messages"}}) {
       INFO(name);
       const Verb& verb = verb_named(name);
       CHECK(verb.needs == sbus::cli::Needs::kSecret);
@@ -195,8 +203,7 @@ TEST_CASE("A verb is found by its words, the longest name first, and its operand
   CHECK(any.most == SIZE_MAX);
 }
 
-TEST_CASE("Every verb's row is complete: a summary, a function, and what it signs when it needs the secret",
-          "[cli]") {
+TEST_CASE("Every verb's row is complete: a summary, a function, and what it signs when it needs the secret", "[cli]") {
   for (const Verb& verb : sbus::cli::verbs()) {
     INFO(verb.name);
     CHECK_FALSE(verb.summary.empty());

@@ -13,36 +13,37 @@ namespace sbus::cli {
 po::options_description cli_options(CommandLine* into) {
   CommandLine& line = *into;
   po::options_description options("Options");
-  options.add_options()
-      ("config,c", po::value(&line.config_path), "take brokers, exchange and secret from this sbusd YAML file")
-      ("broker,b", po::value(&line.brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over")
-      ("secret-file", po::value(&line.secret_file), "file holding the shared secret (mode 0600)")
-      ("legacy-short-secret", po::bool_switch(&line.legacy_short_secret),
-       "with --secret-file: accept a secret shorter than 16 bytes (a py-servicebus fleet that cannot rotate yet)")
-      ("exchange", po::value(&line.exchange), "exchange (default py-servicebus)")
-      ("token", po::value(&line.token_mode), "how to sign calls: compat (default), hmac-sha256 or hmac-sha256-v2 "
-                                              "(also checks the replies' signatures)")
-      ("error-queue", po::value(&line.error_queue), "for `errors`: the queue (default NODE.error)")
-      ("tls-ca", po::value(&line.tls_ca), "amqps://: the CA file to trust (default: the system's store)")
-      ("tls-cert", po::value(&line.tls_cert), "amqps://: client certificate, for mutual TLS")
-      ("tls-key", po::value(&line.tls_key), "amqps://: client key, for mutual TLS")
-      ("tls-insecure", po::bool_switch(&line.tls_insecure),
-       "amqps://: do not verify the broker's certificate or host name (tests only)")
-      ("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30)")
-      ("retry", po::value(&line.retry), "retry a call this many times on the next broker when its connection fails "
-                                        "(calls are not assumed idempotent: default 0)")
-      ("smart-route", po::bool_switch(&line.smart_route),
-       "PING the node through each broker first and use the first where it answers")
-      ("version,V", po::bool_switch(&line.version), "print the version and exit")
-      ("help,h", po::bool_switch(&line.help), "print this help");
+  auto add = options.add_options();
+  add("config,c", po::value(&line.config_path), "take brokers, exchange and secret from this sbusd YAML file");
+  add("broker,b", po::value(&line.brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over");
+  add("secret-file", po::value(&line.secret_file), "file holding the shared secret (mode 0600)");
+  add("legacy-short-secret", po::bool_switch(&line.legacy_short_secret),
+      "with --secret-file: accept a secret shorter than 16 bytes (a py-servicebus fleet that cannot rotate yet)");
+  add("exchange", po::value(&line.exchange), "exchange (default py-servicebus)");
+  add("token", po::value(&line.token_mode),
+      "how to sign calls: compat (default), hmac-sha256 or hmac-sha256-v2 (also checks the replies' signatures)");
+  add("error-queue", po::value(&line.error_queue), "for `errors`: the queue (default NODE.error)");
+  add("tls-ca", po::value(&line.tls_ca), "amqps://: the CA file to trust (default: the system's store)");
+  add("tls-cert", po::value(&line.tls_cert), "amqps://: client certificate, for mutual TLS");
+  add("tls-key", po::value(&line.tls_key), "amqps://: client key, for mutual TLS");
+  add("tls-insecure", po::bool_switch(&line.tls_insecure),
+      "amqps://: do not verify the broker's certificate or host name (tests only)");
+  add("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30)");
+  add("retry", po::value(&line.retry),
+      "retry a call this many times on the next broker when its connection fails (calls are not assumed idempotent: "
+      "default 0)");
+  add("smart-route", po::bool_switch(&line.smart_route),
+      "PING the node through each broker first and use the first where it answers");
+  add("version,V", po::bool_switch(&line.version), "print the version and exit");
+  add("help,h", po::bool_switch(&line.help), "print this help");
   return options;
 }
 
 std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line) {
   po::options_description hidden;
-  hidden.add_options()
-      ("command", po::value(&line->command))
-      ("arguments", po::value(&line->words));
+  auto add_hidden = hidden.add_options();
+  add_hidden("command", po::value(&line->command));
+  add_hidden("arguments", po::value(&line->words));
   po::options_description all;
   all.add(cli_options(line)).add(hidden);
   po::positional_options_description positional;

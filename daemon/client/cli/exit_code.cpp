@@ -19,7 +19,9 @@ constexpr std::array kExitCodes = {
 
 }  // namespace
 
-std::span<const ExitCodeRow> exit_codes() { return kExitCodes; }
+std::span<const ExitCodeRow> exit_codes() {
+  return kExitCodes;
+}
 
 ExitCode exit_code_for(const SenderError& error) {
   switch (error.kind()) {

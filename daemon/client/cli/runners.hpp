@@ -10,13 +10,13 @@
 
 namespace sbus::cli {
 
-ExitCode run_call(const Invocation& invocation);           // call_verbs.cpp
-ExitCode run_send(const Invocation& invocation);           // call_verbs.cpp
-ExitCode run_ping(const Invocation& invocation);           // call_verbs.cpp
-ExitCode run_stats(const Invocation& invocation);          // stats_verb.cpp
-ExitCode run_errors_list(const Invocation& invocation);    // errors_verbs.cpp
-ExitCode run_errors_requeue(const Invocation& invocation); // errors_verbs.cpp
-ExitCode run_help(const Invocation& invocation);           // usage.cpp: help_text()
+ExitCode run_call(const Invocation& invocation);            // call_verbs.cpp
+ExitCode run_send(const Invocation& invocation);            // call_verbs.cpp
+ExitCode run_ping(const Invocation& invocation);            // call_verbs.cpp
+ExitCode run_stats(const Invocation& invocation);           // stats_verb.cpp
+ExitCode run_errors_list(const Invocation& invocation);     // errors_verbs.cpp
+ExitCode run_errors_requeue(const Invocation& invocation);  // errors_verbs.cpp
+ExitCode run_help(const Invocation& invocation);            // usage.cpp: help_text()
 
 // Runs `body` with a Sender on the invocation's options: a SenderError
 // (no broker, lost connection, timeout, bad address) is printed and becomes

@@ -3,4 +3,6 @@
 // of client/cli/exit_code.cpp; `sbus --help` lists both, as does docs/cli.md.
 #include "client/cli/cli.hpp"
 
-int main(int argc, char** argv) { return static_cast<int>(sbus::cli::run_command_line(argc, argv)); }
+int main(int argc, char** argv) {
+  return static_cast<int>(sbus::cli::run_command_line(argc, argv));
+}

@@ -58,10 +58,10 @@ void print_other_agents(const rapidjson::Value& stats) {
   if (!stats.HasMember("other_agents") || !stats["other_agents"].IsArray()) return;
   for (const auto& agent : stats["other_agents"].GetArray()) {
     if (!agent.IsObject()) continue;
-    const std::string services =
-        flag_of(agent, "same_services")
-            ? "same services (they share the calls)"
-            : "OTHER SERVICES: only there: " + names_of(agent, "only_there") + "; only here: " + names_of(agent, "only_here");
+    const std::string services = flag_of(agent, "same_services")
+                                     ? "same services (they share the calls)"
+                                     : "OTHER SERVICES: only there: " + names_of(agent, "only_there") +
+                                           "; only here: " + names_of(agent, "only_here");
     std::printf("another agent of this node: host %s pid %.0f, %s\n",
                 agent.HasMember("host") && agent["host"].IsString() ? one_line(agent["host"].GetString()).c_str() : "?",
                 number_of(agent, "pid"), services.c_str());
@@ -81,9 +81,9 @@ bool print_services(const rapidjson::Value& services) {
                   one_line(s["unavailable"].GetString()).c_str());
       continue;
     }
-    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f\n", service.name.GetString(), kind,
-                number_of(s, "handled"), number_of(s, "failed"), number_of(s, "busy_s"),
-                flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"));
+    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f\n", service.name.GetString(), kind, number_of(s, "handled"),
+                number_of(s, "failed"), number_of(s, "busy_s"), flag_of(s, "running") ? "yes" : "no",
+                number_of(s, "queued"));
   }
   return true;
 }

@@ -34,9 +34,13 @@ std::vector<std::string_view> words_of(std::string_view text) {
 
 }  // namespace
 
-std::span<const Verb> verbs() { return kVerbs; }
+std::span<const Verb> verbs() {
+  return kVerbs;
+}
 
-std::size_t name_words(const Verb& verb) { return words_of(verb.name).size(); }
+std::size_t name_words(const Verb& verb) {
+  return words_of(verb.name).size();
+}
 
 OperandCount operand_count(std::string_view operands) {
   OperandCount count;
