@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client/cli/cli.hpp"
+#include "client/cli/exit_code.hpp"
 #include "client/cli/sender_options.hpp"
 #include "client/cli/usage.hpp"
 #include "client/cli/verb.hpp"
@@ -209,5 +210,24 @@ TEST_CASE("Every verb's row is complete: a summary, a function, and what it sign
     CHECK_FALSE(verb.summary.empty());
     CHECK(verb.run != nullptr);
     CHECK((verb.needs == sbus::cli::Needs::kSecret) == !verb.signs.empty());
+  }
+}
+
+TEST_CASE("What went wrong in the sender decides the exit code", "[cli]") {
+  using Kind = sbus::SenderError::Kind;
+  const auto code_for = [](Kind kind) { return sbus::cli::exit_code_for(sbus::SenderError(kind, "x")); };
+  CHECK(code_for(Kind::kAddress) == ExitCode::kUsage);
+  SECTION("a blocked broker is a timeout: the call was sent and may still run") {
+    CHECK(code_for(Kind::kTimeout) == ExitCode::kTimeout);
+    CHECK(code_for(Kind::kBlocked) == ExitCode::kTimeout);
+  }
+  SECTION("a refusal by the broker, or a bad answer, is a service error") {
+    CHECK(code_for(Kind::kProtocol) == ExitCode::kServiceError);
+    CHECK(code_for(Kind::kUnroutable) == ExitCode::kServiceError);
+    CHECK(code_for(Kind::kPublish) == ExitCode::kServiceError);
+  }
+  SECTION("no connection is unreachable") {
+    CHECK(code_for(Kind::kConnect) == ExitCode::kUnreachable);
+    CHECK(code_for(Kind::kConnectionLost) == ExitCode::kUnreachable);
   }
 }

@@ -6,15 +6,19 @@ namespace sbus::cli {
 namespace {
 
 constexpr std::array kExitCodes = {
-    ExitCodeRow{ExitCode::kOk, "ok", "success"},
-    ExitCodeRow{ExitCode::kServiceError, "service_error",
-                "the service answered with an error (printed as CODE: message), or the broker refused a message"},
-    ExitCodeRow{ExitCode::kUsage, "usage", "usage or config error"},
-    ExitCodeRow{ExitCode::kTimeout, "timeout",
-                "no answer within the timeout (default 30 s), also when the broker said it is blocked by a "
-                "resource alarm (broker blocked: REASON)"},
-    ExitCodeRow{ExitCode::kUnreachable, "unreachable",
-                "no broker reachable (each broker's failure is listed) or connection lost"},
+    ExitCodeRow{.code = ExitCode::kOk, .name = "ok", .meaning = "success"},
+    ExitCodeRow{
+        .code = ExitCode::kServiceError,
+        .name = "service_error",
+        .meaning = "the service answered with an error (printed as CODE: message), or the broker refused a message"},
+    ExitCodeRow{.code = ExitCode::kUsage, .name = "usage", .meaning = "usage or config error"},
+    ExitCodeRow{.code = ExitCode::kTimeout,
+                .name = "timeout",
+                .meaning = "no answer within the timeout (default 30 s), also when the broker said it is blocked by a "
+                           "resource alarm (broker blocked: REASON)"},
+    ExitCodeRow{.code = ExitCode::kUnreachable,
+                .name = "unreachable",
+                .meaning = "no broker reachable (each broker's failure is listed) or connection lost"},
 };
 
 }  // namespace

@@ -1,3 +1,5 @@
+// The table of verbs (verb.hpp): a new verb is a row here, the function that
+// runs it (runners.hpp), and its row in docs/cli.md.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -9,16 +11,48 @@ namespace sbus::cli {
 namespace {
 
 constexpr std::array kVerbs = {
-    Verb{"call", "NODE.CATEGORY.SERVICE 'JSON'", Needs::kSecret, "calls", "call a service, print its result",
-         &run_call},
-    Verb{"send", "NODE.CATEGORY.SERVICE 'JSON'", Needs::kSecret, "calls", "send a message to a message service",
-         &run_send},
-    Verb{"ping", "NODE", Needs::kBroker, "", "exit 0 when NODE answers", &run_ping},
-    Verb{"stats", "NODE", Needs::kSecret, "calls", "what NODE's agent has served, per service", &run_stats},
-    Verb{"errors list", "NODE", Needs::kBroker, "", "one line per message in NODE.error", &run_errors_list},
-    Verb{"errors requeue", "NODE", Needs::kSecret, "the requeued messages", "move them back to NODE",
-         &run_errors_requeue},
-    Verb{"help", "[VERB...]", Needs::kNothing, "", "print this help, or a verb's", &run_help},
+    Verb{.name = "call",
+         .operands = "NODE.CATEGORY.SERVICE 'JSON'",
+         .needs = Needs::kSecret,
+         .signs = "calls",
+         .summary = "call a service, print its result",
+         .run = &run_call},
+    Verb{.name = "send",
+         .operands = "NODE.CATEGORY.SERVICE 'JSON'",
+         .needs = Needs::kSecret,
+         .signs = "calls",
+         .summary = "send a message to a message service",
+         .run = &run_send},
+    Verb{.name = "ping",
+         .operands = "NODE",
+         .needs = Needs::kBroker,
+         .signs = "",
+         .summary = "exit 0 when NODE answers",
+         .run = &run_ping},
+    Verb{.name = "stats",
+         .operands = "NODE",
+         .needs = Needs::kSecret,
+         .signs = "calls",
+         .summary = "what NODE's agent has served, per service",
+         .run = &run_stats},
+    Verb{.name = "errors list",
+         .operands = "NODE",
+         .needs = Needs::kBroker,
+         .signs = "",
+         .summary = "one line per message in NODE.error",
+         .run = &run_errors_list},
+    Verb{.name = "errors requeue",
+         .operands = "NODE",
+         .needs = Needs::kSecret,
+         .signs = "the requeued messages",
+         .summary = "move the messages in NODE.error back to NODE",
+         .run = &run_errors_requeue},
+    Verb{.name = "help",
+         .operands = "[VERB...]",
+         .needs = Needs::kNothing,
+         .signs = "",
+         .summary = "print this help, or a verb's",
+         .run = &run_help},
 };
 
 // The words of `text`, split at spaces.
