@@ -1,0 +1,76 @@
+#include "client/cli/cli.hpp"
+
+#include <cmath>
+#include <iostream>
+#include <string>
+
+#include "client/cli/command_line.hpp"
+#include "client/cli/sender_options.hpp"
+#include "client/cli/usage.hpp"
+#include "client/cli/verb.hpp"
+
+namespace sbus::cli {
+namespace {
+
+// "call NODE.CATEGORY.SERVICE 'JSON'", or for a word that begins several
+// verbs, "errors list NODE or errors requeue NODE".
+std::string synopsis_of(const std::vector<const Verb*>& verbs) {
+  std::string text;
+  for (const Verb* verb : verbs) {
+    if (!text.empty()) text += " or ";
+    text += std::string(verb->name) + (verb->operands.empty() ? "" : " ") + std::string(verb->operands);
+  }
+  return text;
+}
+
+// The verb `line` names with a fitting number of operands (given back in
+// `operands`); nullptr, said on stderr with the usage, when there is none.
+const Verb* verb_of(const CommandLine& line, std::vector<std::string>* operands) {
+  const Verb* verb = find_verb(line.command, line.words);
+  if (verb != nullptr) {
+    operands->assign(line.words.begin() + static_cast<std::ptrdiff_t>(name_words(*verb) - 1), line.words.end());
+    const OperandCount count = operand_count(verb->operands);
+    if (operands->size() >= count.least && operands->size() <= count.most) return verb;
+  }
+  const std::vector<const Verb*> named = verbs_named(line.command);
+  if (named.empty()) {
+    std::cerr << "sbus: no verb " << line.command << "\n" << usage_text();
+  } else {
+    std::cerr << "sbus: expected " << synopsis_of(named) << "\n" << usage_text();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ExitCode run_command_line(int argc, const char* const* argv) {
+  CommandLine line;
+  if (const std::optional<ExitCode> failed = parse_command_line(argc, argv, &line)) return *failed;
+  if (line.version) {
+    std::cout << "sbus " SBUS_VERSION "\n";
+    return ExitCode::kOk;
+  }
+  if (line.help) {
+    std::vector<std::string> words = line.words;
+    if (!line.command.empty()) words.insert(words.begin(), line.command);
+    std::cout << help_text(words);
+    return ExitCode::kOk;
+  }
+  if (line.command.empty()) {
+    std::cerr << usage_text() << options_text();
+    return ExitCode::kUsage;
+  }
+  Invocation invocation{line, {}, {}, {}};
+  const Verb* verb = verb_of(line, &invocation.operands);
+  if (verb == nullptr) return ExitCode::kUsage;
+  if (verb->needs == Needs::kNothing) return verb->run(invocation);
+  if (!(line.timeout_seconds > 0) || !std::isfinite(line.timeout_seconds)) {
+    std::cerr << "sbus: --timeout must be a positive number of seconds\n";
+    return ExitCode::kUsage;
+  }
+  invocation.timeout = std::chrono::milliseconds(static_cast<long long>(line.timeout_seconds * 1000));
+  if (const std::optional<ExitCode> failed = build_sender_options(line, *verb, &invocation.sender)) return *failed;
+  return verb->run(invocation);
+}
+
+}  // namespace sbus::cli

@@ -1,0 +1,62 @@
+#include "client/cli/command_line.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <iostream>
+
+#include "client/cli/usage.hpp"
+
+namespace po = boost::program_options;
+
+namespace sbus::cli {
+
+po::options_description cli_options(CommandLine* into) {
+  CommandLine& line = *into;
+  po::options_description options("Options");
+  auto add = options.add_options();
+  add("config,c", po::value(&line.config_path), "take brokers, exchange and secret from this sbusd YAML file");
+  add("broker,b", po::value(&line.brokers), "broker URI, amqp://user:pass@host:port/vhost; repeat to fail over");
+  add("secret-file", po::value(&line.secret_file), "file holding the shared secret (mode 0600)");
+  add("legacy-short-secret", po::bool_switch(&line.legacy_short_secret),
+      "with --secret-file: accept a secret shorter than 16 bytes (a py-servicebus fleet that cannot rotate yet)");
+  add("exchange", po::value(&line.exchange), "exchange (default py-servicebus)");
+  add("token", po::value(&line.token_mode),
+      "how to sign calls: compat (default), hmac-sha256 or hmac-sha256-v2 (also checks the replies' signatures)");
+  add("error-queue", po::value(&line.error_queue), "for `errors`: the queue (default NODE.error)");
+  add("tls-ca", po::value(&line.tls_ca), "amqps://: the CA file to trust (default: the system's store)");
+  add("tls-cert", po::value(&line.tls_cert), "amqps://: client certificate, for mutual TLS");
+  add("tls-key", po::value(&line.tls_key), "amqps://: client key, for mutual TLS");
+  add("tls-insecure", po::bool_switch(&line.tls_insecure),
+      "amqps://: do not verify the broker's certificate or host name (tests only)");
+  add("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30)");
+  add("retry", po::value(&line.retry),
+      "retry a call this many times on the next broker when its connection fails (calls are not assumed idempotent: "
+      "default 0)");
+  add("smart-route", po::bool_switch(&line.smart_route),
+      "PING the node through each broker first and use the first where it answers");
+  add("version,V", po::bool_switch(&line.version), "print the version and exit");
+  add("help,h", po::bool_switch(&line.help), "print this help");
+  return options;
+}
+
+std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line) {
+  po::options_description hidden;
+  auto add_hidden = hidden.add_options();
+  add_hidden("command", po::value(&line->command));
+  add_hidden("arguments", po::value(&line->words));
+  po::options_description all;
+  all.add(cli_options(line)).add(hidden);
+  po::positional_options_description positional;
+  positional.add("command", 1).add("arguments", -1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "sbus: " << e.what() << "\n" << usage_text() << options_text();
+    return ExitCode::kUsage;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sbus::cli

@@ -1,0 +1,161 @@
+// The inside of sbus::Sender (plugin-sdk/include/sbus/sender.hpp), shared by
+// the files that implement it:
+//   sender.cpp             the public methods: call, send, ping, pipelining,
+//                          the error queue
+//   sender_connection.cpp  connect and fail over, a lost connection, blocks
+//   sender_replies.cpp     publishing calls and waiting for their replies
+//   sender_confirm.cpp     confirmed sends and reading an error queue
+//   sender_signing.cpp     tokens and event ids
+// One thread uses a Sender at a time (the public header says so), so
+// nothing here is locked. A method that loses the connection calls lost(),
+// which forgets the connection and what waited on it and throws.
+#pragma once
+
+#include <sbus/sender.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "amqp/amqp_connection.hpp"
+#include "amqp/connect_race.hpp"
+#include "protocol/token.hpp"
+#include "protocol/wire_codec.hpp"
+
+namespace sbus {
+
+using SenderClock = std::chrono::steady_clock;
+
+// RabbitMQ's direct reply-to: replies come to the publishing channel without
+// a queue of our own.
+inline constexpr const char* kDirectReplyTo = "amq.rabbitmq.reply-to";
+
+// "HOST-PID-": what this process's event ids start with (sender_signing.cpp).
+std::string event_id_prefix();
+
+struct Sender::Impl {
+  // The channel for confirmed sends: replies and their acks stay apart.
+  static constexpr amqp_channel_t kSendChannel = 2;
+  // The channel that reads error queues; closing it returns what it held.
+  static constexpr amqp_channel_t kErrorChannel = 3;
+
+  SenderOptions options;
+  AmqpConnection connection;
+  std::size_t broker = 0;  // index of the connected (or next) broker
+  std::string connected;   // its URI, password hidden; empty when not connected
+
+  // sender_connection.cpp
+
+  // Connects to the first broker, from `broker` on, that accepts; with
+  // smart_route and a `node`, to the first one through which the node
+  // answers PING.
+  void connect(const std::string& node = {});
+  // Opens the first that connects of `count` brokers from `from` on, in
+  // the list's order (wrapping around), raced with a head start each
+  // (connect_race.hpp): a broker that hangs costs kConnectHeadStart, not
+  // the connect timeout. Returns the index of the one opened.
+  std::optional<std::size_t> open_first_of(std::size_t from, std::size_t count, std::string* failures);
+  ConnectOptions connect_options() const;
+  // Takes `opened` as the connection, with nothing of the last one's state.
+  void use(AmqpConnection opened, std::size_t index);
+  void drop();
+  // The connection is gone: forget it and what waited on it, start from the
+  // next broker, and throw SenderError of `kind` with `what`.
+  [[noreturn]] void lost(const std::string& what, SenderError::Kind kind = SenderError::Kind::kConnectionLost);
+  // "broker blocked: low on memory (via amqp://...)": what a caller hears
+  // instead of "no reply" or "no confirm" when a resource alarm of the
+  // broker holds what it sent.
+  std::string blocked_text() const;
+  // A connection.blocked or unblocked read on the connection; true if it
+  // was one. While `fail_over_on_block`, a block gives the connection up
+  // at once (kBlocked), so what was sent there is tried on the next broker.
+  bool note_blocking(const amqp_frame_t& frame);
+  // Set by note_blocking(); cleared by whoever starts waiting.
+  bool blocked_during_wait = false;
+  std::string blocked_reason;
+  bool fail_over_on_block = false;
+
+  // sender_replies.cpp
+
+  // Starts the reply consumer on kChannel (and, with retry, confirm mode).
+  void consume_replies();
+  void publish_call(const std::string& node, std::string_view body, const std::string& correlation_id);
+  // A basic.ack or basic.nack of calls published in confirm mode.
+  void settle_calls(std::uint64_t tag, bool multiple, bool nacked);
+  // The next delivery on the reply consumer: false on timeout.
+  bool receive(SenderClock::time_point deadline, std::string* correlation_id, std::string* body);
+  // A frame read while waiting for replies that is not one: the broker's
+  // confirm of calls published in confirm mode, or a close (which throws).
+  void handle_frame(const amqp_frame_t& frame);
+  // Waits for the reply with `correlation_id`; false on timeout. Replies of
+  // asynchronous calls that arrive meanwhile are kept for next_reply().
+  // Replies that fail the hmac-sha256-v2 check are dropped: the call waits
+  // on for the real one.
+  bool wait_reply(const std::string& correlation_id, SenderClock::time_point deadline, std::string* body);
+  // Whether `body` may answer the call `id`: always, unless the call was
+  // signed hmac-sha256-v2; then only a reply signed for it, or an unsigned
+  // refusal before authentication, taken as that error (token.hpp). A
+  // reply taken ends the wait; one dropped is counted.
+  bool trusted(const std::string& id, std::string_view body);
+  // PING `node` on the current connection.
+  bool ping_here(const std::string& node, std::chrono::milliseconds timeout);
+  // One attempt of Sender::call on the current or next broker.
+  CallResult call_once(const std::string& node, Event& event, std::string_view address,
+                       SenderClock::time_point deadline, std::chrono::milliseconds timeout);
+
+  bool consuming_replies = false;
+  // With retry: calls are published in confirm mode on the reply channel
+  // (direct reply-to needs the call published on the consuming channel).
+  bool confirming_calls = false;
+  std::uint64_t calls_published = 0;
+  std::set<std::uint64_t> calls_unconfirmed;  // delivery tags
+  std::set<std::uint64_t> calls_nacked;
+  // Calls signed hmac-sha256-v2 still waiting for their reply: by event id
+  // (also their correlation id), the node and nonce the reply is signed for.
+  struct SignedCallWait {
+    std::string node;
+    std::string nonce;
+  };
+  std::unordered_map<std::string, SignedCallWait> signed_calls;
+  std::uint64_t dropped_replies = 0;
+  // Asynchronous calls in flight, by event id (also their correlation id),
+  // and their replies received while a synchronous call was waiting.
+  std::unordered_set<std::string> async_pending;
+  std::deque<std::pair<std::string, std::string>> async_ready;
+
+  // sender_confirm.cpp
+
+  // Publishes a persistent, mandatory message and waits for the broker's
+  // confirm.
+  void publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout);
+  // Opens kSendChannel in confirm mode, once per connection.
+  void open_confirm_channel();
+  // Waits for the confirm of the message `tag` on kSendChannel; throws
+  // kUnroutable when it came back unrouted, kPublish on a nack.
+  void wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout);
+  bool confirming = false;
+  std::uint64_t published_on_confirm_channel = 0;
+  // Takes the next message of `queue` on kErrorChannel, unacked; false when
+  // the queue is empty.
+  bool get(const std::string& queue, DeadLetter* letter, std::uint64_t* tag);
+  void open_error_channel();
+  void close_error_channel();
+
+  // sender_signing.cpp
+
+  // The token of `event` to `node`. For a call (`awaits_reply`) signed
+  // hmac-sha256-v2, its reply is then checked (signed_calls).
+  std::string sign(const Event& event, const std::string& node, bool awaits_reply);
+  std::string next_event_id();
+  std::optional<CompatTokens> compat_tokens;
+  std::uint64_t next_id = 0;
+  std::string prefix = event_id_prefix();
+};
+
+}  // namespace sbus

@@ -1,0 +1,33 @@
+// Sender::Impl: the token of each call and message, and event ids.
+#include <unistd.h>
+
+#include "client/sender_impl.hpp"
+
+namespace sbus {
+
+std::string event_id_prefix() {
+  char host[128] = {};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + "-" + std::to_string(getpid()) + "-";
+}
+
+std::string Sender::Impl::sign(const Event& event, const std::string& node, bool awaits_reply) {
+  if (options.token == kHmacV2Mode) {
+    std::string nonce;
+    const SignedCall call{node, event.id, event.category, event.service, event.params, {}};
+    std::string token = make_hmac_v2_token(options.secret, call, &nonce);
+    if (awaits_reply) signed_calls[event.id] = SignedCallWait{node, std::move(nonce)};
+    return token;
+  }
+  if (options.token == "hmac-sha256") {
+    return make_hmac_token(options.secret, event.id, event.category, event.service, event.params);
+  }
+  if (!compat_tokens) compat_tokens.emplace(options.secret);
+  return compat_tokens->today(std::chrono::system_clock::now());
+}
+
+std::string Sender::Impl::next_event_id() {
+  return prefix + std::to_string(++next_id);
+}
+
+}  // namespace sbus
