@@ -44,17 +44,19 @@ std::string key_file_problem(const std::string& kind, const std::string& path, c
            std::to_string(kMaxKeyFileBytes) + " a key file may hold";
   }
   const mode_t mode = info.st_mode & 07777;
-  if (info.st_uid == reader) {
-    if ((mode & (S_IRWXG | S_IRWXO)) != 0) {
-      return file + " has mode " + octal_mode(mode) +
-             ": readable by group or others; chmod 600 it (or chown root:" + kKeyFileGroup + " and chmod 640)";
-    }
-    return {};
-  }
+  // root:sbus first: root reads such a file too (`sbusd --check` run by an
+  // operator), and for root it is its own.
   if (info.st_uid == 0 && key_group && info.st_gid == *key_group) {
     if ((mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0) {
       return file + " (root:" + kKeyFileGroup + ") has mode " + octal_mode(mode) +
              ": only the group's read bit may be set; chmod 640 it";
+    }
+    return {};
+  }
+  if (info.st_uid == reader) {
+    if ((mode & (S_IRWXG | S_IRWXO)) != 0) {
+      return file + " has mode " + octal_mode(mode) +
+             ": readable by group or others; chmod 600 it (or chown root:" + kKeyFileGroup + " and chmod 640)";
     }
     return {};
   }

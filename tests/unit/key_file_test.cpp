@@ -97,6 +97,8 @@ TEST_CASE("a key file may be its reader's with mode 0600, or root's and group sb
   SECTION("root's file for group sbus, readable by the group only") {
     CHECK(sbus::key_file_problem("secret file", "/k", regular_file(0, kSbusGroup, 0640), kSbusd, kSbusGroup).empty());
     CHECK(sbus::key_file_problem("secret file", "/k", regular_file(0, kSbusGroup, 0440), kSbusd, kSbusGroup).empty());
+    // root reads it as well: an operator's `sbusd --check` of the daemon's config.
+    CHECK(sbus::key_file_problem("secret file", "/k", regular_file(0, kSbusGroup, 0640), 0, kSbusGroup).empty());
     for (mode_t mode : {0660, 0644, 0650, 0641}) {
       INFO(mode);
       CHECK_THAT(sbus::key_file_problem("secret file", "/k", regular_file(0, kSbusGroup, mode), kSbusd, kSbusGroup),
