@@ -12,7 +12,7 @@
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "protocol/token.hpp"
+#include "worker/signed_reply.hpp"
 
 namespace sbus {
 
@@ -116,12 +116,8 @@ std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
   if (thread_.joinable()) thread_.detach();
   if (in_flight == nullptr) return std::nullopt;
   Abandoned abandoned;
-  abandoned.generation = in_flight->outcome->generation;
-  abandoned.delivery_tag = in_flight->outcome->delivery_tag;
-  abandoned.reply_to = in_flight->outcome->reply_to;
-  abandoned.correlation_id = in_flight->outcome->correlation_id;
+  abandoned.envelope = in_flight->outcome->envelope;
   abandoned.id = *in_flight->id;
-  abandoned.reply_nonce = *in_flight->reply_nonce;
   return abandoned;
 }
 
@@ -237,20 +233,16 @@ void ServiceRunner::run() {
 
 Outcome ServiceRunner::execute(Job& job) {
   Outcome outcome;
-  outcome.generation = job.generation;
-  outcome.delivery_tag = job.delivery_tag;
+  outcome.envelope = std::move(job.envelope);
   outcome.runner = index_;
-  outcome.key = job.key;
-  outcome.reply_to = std::move(job.reply_to);
-  outcome.correlation_id = std::move(job.correlation_id);
 
   Request request(job.event.id, context_.node, std::move(job.event.category),
                   std::move(job.event.service), std::move(job.params));
   Reply reply;
   reply.id = std::move(job.event.id);
-  const bool is_call = !outcome.reply_to.empty();
-  if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
-  InFlight in_flight{&outcome, &reply.id, &job.reply_nonce};
+  const bool is_call = outcome.envelope.is_call();
+  if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
+  InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
   try {
@@ -315,11 +307,8 @@ Outcome ServiceRunner::execute(Job& job) {
     SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  if (is_call && !job.reply_nonce.empty()) {
-    // The config's secret, as the context's sender has it.
-    reply.signature = hmac_v2_reply_signature(context_.sender.secret, context_.node, job.reply_nonce, reply);
-  }
-  if (is_call) outcome.body = encode_reply(reply);
+  // The config's secret, as the context's sender has it.
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, context_.sender.secret, context_.node);
   return outcome;
 }
 

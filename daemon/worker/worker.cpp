@@ -169,9 +169,7 @@ bool parse_params(std::string_view text, Job* job, std::string* error) {
 
 // The delivery fields the worker keeps after the envelope is freed.
 struct Delivery {
-  std::uint64_t delivery_tag = 0;
-  std::string reply_to;
-  std::string correlation_id;
+  Envelope envelope;
   bool redelivered = false;
   std::string_view body;
   std::vector<std::pair<std::string, std::string>> headers;  // messages, and a body too large
@@ -482,10 +480,10 @@ bool Worker::refuse_switched_off(const Delivery& delivery, const Job& job, std::
                           " s: it crashed the worker " + std::to_string(config_.crash_limit) +
                           " times within " + std::to_string(config_.crash_cooldown_seconds) + " s";
   ++stats_[runner].failed;
-  if (!delivery.reply_to.empty()) {
+  if (delivery.envelope.is_call()) {
     answer_error(delivery, job.event.id, errc::kServiceUnavailable, why, ReplyGuard::Caller::kAuthenticated);
   } else if (publish_dead_letter(std::string(delivery.body), name, why, 0, delivery.headers)) {
-    settle(delivery.delivery_tag, true);
+    settle(delivery.envelope.delivery_tag, true);
   }
   return true;
 }
@@ -517,11 +515,11 @@ void Worker::abandon_running() {
     if (!call) continue;
     --outstanding_;
     const std::string& name = runner->config().name;
-    if (call->reply_to.empty() || runner->config().idempotent || call->generation != generation_ ||
+    if (!call->envelope.is_call() || runner->config().idempotent || call->envelope.generation != generation_ ||
         !connection_ok_) {
       SBUS_LOG(kWarn) << "drain timeout: " << name << " still running event " << log_value(call->id)
                       << "; left to the broker for redelivery";
-      acks_.leave(call->delivery_tag);
+      acks_.leave(call->envelope.delivery_tag);
       continue;
     }
     SBUS_LOG(kWarn) << "drain timeout: " << name << " still running event " << log_value(call->id)
@@ -530,11 +528,11 @@ void Worker::abandon_running() {
                 "the call to " + name + " was interrupted: the worker stopped and the drain timeout (" +
                     std::to_string(config_.drain_timeout_seconds) + " s) passed before it returned",
                 errc::kInterrupted};
-    if (!call->reply_nonce.empty()) {
-      reply.signature = hmac_v2_reply_signature(config_.secret, config_.node, call->reply_nonce, reply);
+    if (!call->envelope.reply_nonce.empty()) {
+      reply.signature = hmac_v2_reply_signature(config_.secret, config_.node, call->envelope.reply_nonce, reply);
     }
-    if (publish_reply(call->reply_to, call->correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
-      settle(call->delivery_tag, true);
+    if (publish_reply(call->envelope.reply_to, call->envelope.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
+      settle(call->envelope.delivery_tag, true);
     }
   }
   flush_acks();
@@ -891,16 +889,16 @@ void Worker::answer_error(const Delivery& delivery, const std::string& id, const
   // Outsiders can send these at will: rate limited, and their values escaped.
   SBUS_LOG_LIMITED(kWarn, "refused message")
       << "event " << (id.empty() ? "-" : log_value(id)) << ": " << code << ": " << log_value(message, 400);
-  if (delivery.reply_to.empty()) {
+  if (!delivery.envelope.is_call()) {
     // A message nobody waits for: reject it (a dead-letter exchange on the
     // queue would keep it).
-    settle(delivery.delivery_tag, false);
+    settle(delivery.envelope.delivery_tag, false);
     return;
   }
   Reply reply{id, message, code};
   sign_reply(&reply);
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), caller)) {
-    settle(delivery.delivery_tag, true);
+  if (publish_reply(delivery.envelope.reply_to, delivery.envelope.correlation_id, encode_reply(reply), caller)) {
+    settle(delivery.envelope.delivery_tag, true);
   }
 }
 
@@ -918,21 +916,21 @@ void Worker::refuse(const Delivery& delivery, const Event& event, const char* co
   SBUS_LOG_LIMITED(kWarn, "refused message")
       << "event " << (event.id.empty() ? "-" : log_value(event.id)) << ": " << code << ": " << log_value(message, 400);
   ++refused_[code];
-  if (!delivery.reply_to.empty()) {
+  if (delivery.envelope.is_call()) {
     Reply reply{event.id, message, code};
     sign_reply(&reply);
-    if (!publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), caller)) return;
+    if (!publish_reply(delivery.envelope.reply_to, delivery.envelope.correlation_id, encode_reply(reply), caller)) return;
   }
   std::vector<std::pair<std::string, std::string>> own{{"x-sbus-refused", code}};
   if (token_refused) own.emplace_back("x-sbus-token", "refused");
   if (delivery.too_large > 0) own.emplace_back("x-sbus-body", "dropped");
-  if (!delivery.reply_to.empty()) own.emplace_back("x-sbus-reply-to", delivery.reply_to);
+  if (delivery.envelope.is_call()) own.emplace_back("x-sbus-reply-to", delivery.envelope.reply_to);
   const std::string service =
       event.category.empty() && event.service.empty() ? std::string() : event.category + "." + event.service;
   std::vector<std::pair<std::string, std::string>> headers = delivery.headers;
-  if (delivery.properties != nullptr && delivery.reply_to.size() > 0) headers = text_headers(*delivery.properties);
+  if (delivery.properties != nullptr && delivery.envelope.is_call()) headers = text_headers(*delivery.properties);
   if (publish_dead_letter(delivery.body, service, std::string(code) + ": " + message, 0, headers, own)) {
-    settle(delivery.delivery_tag, true);
+    settle(delivery.envelope.delivery_tag, true);
   }
 }
 
@@ -943,7 +941,7 @@ void Worker::refuse(const Delivery& delivery, const Event& event, const char* co
 void Worker::overflow(Job job, std::size_t runner) {
   const ServiceConfig& service = runners_[runner]->config();
   --outstanding_;
-  if (!job.reply_to.empty()) {
+  if (job.envelope.is_call()) {
     ++stats_[runner].refused_busy;
     SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << service.name << " is busy";
     Reply reply{job.event.id,
@@ -953,8 +951,8 @@ void Worker::overflow(Job job, std::size_t runner) {
                     std::to_string(window_->size()) + " deliveries of the worker's window): try again later",
                 errc::kBusy};
     sign_reply(&reply);
-    if (publish_reply(job.reply_to, job.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
-      settle(job.delivery_tag, true);
+    if (publish_reply(job.envelope.reply_to, job.envelope.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
+      settle(job.envelope.delivery_tag, true);
     }
     return;
   }
@@ -966,16 +964,16 @@ void Worker::overflow(Job job, std::size_t runner) {
   if (publish_dead_letter(job.body, service.name, "", 0, job.headers,
                           {{"x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now)}},
                           hold_queue_name(config_))) {
-    settle(job.delivery_tag, true);
+    settle(job.envelope.delivery_tag, true);
   }
 }
 
 void Worker::handle_delivery(const Delivery& delivery) {
   reply_nonce_.clear();
-  const bool is_call = !delivery.reply_to.empty();
+  const bool is_call = delivery.envelope.is_call();
   if (is_call && delivery.body == kPingBody) {
-    if (publish_reply(delivery.reply_to, delivery.correlation_id, kPongBody, ReplyGuard::Caller::kUnauthenticated)) {
-      settle(delivery.delivery_tag, true);
+    if (publish_reply(delivery.envelope.reply_to, delivery.envelope.correlation_id, kPongBody, ReplyGuard::Caller::kUnauthenticated)) {
+      settle(delivery.envelope.delivery_tag, true);
     }
     return;
   }
@@ -1005,13 +1003,13 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   const std::string name = job.event.category + "." + job.event.service;
   SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << log_value(name)
-                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to " << log_value(delivery.reply_to);
+                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to " << log_value(delivery.envelope.reply_to);
   if (auto down = unavailable_.find(name); down != unavailable_.end()) {
     if (!is_call) {
       // Kept, with the reason, for `sbus errors requeue` once it starts.
       if (publish_dead_letter(std::string(delivery.body), name, "service unavailable: " + down->second, 0,
                               delivery.headers)) {
-        settle(delivery.delivery_tag, true);
+        settle(delivery.envelope.delivery_tag, true);
       }
       return;
     }
@@ -1035,29 +1033,29 @@ void Worker::handle_delivery(const Delivery& delivery) {
     return;
   }
   if (!is_call) {
-    job.key = CrashJournal::key(job.event.id, job.event.token, job.event.params);
+    job.envelope.key = CrashJournal::key(job.event.id, job.event.token, job.event.params);
     const int crashes =
-        delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.key) : 0;
+        delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.envelope.key) : 0;
     if (crashes > config_.max_retries) {
       SBUS_LOG(kError) << "event " << log_value(job.event.id) << ": " << name << " crashed the worker " << crashes
                        << " times; moving it to " << config_.error_queue;
       if (publish_dead_letter(std::string(delivery.body), name,
                               "the message crashed the worker " + std::to_string(crashes) + " times", crashes,
                               delivery.headers)) {
-        settle(delivery.delivery_tag, true);
+        settle(delivery.envelope.delivery_tag, true);
       }
       return;
     }
   }
   if (is_call) {
-    job.key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, job.event.id);
+    job.envelope.key = CrashJournal::key(delivery.envelope.reply_to, delivery.envelope.correlation_id, job.event.id);
     // A call that finished while the connection was down: its reply now.
-    if (auto unsent = unsent_replies_.find(job.key); delivery.redelivered && unsent != unsent_replies_.end()) {
+    if (auto unsent = unsent_replies_.find(job.envelope.key); delivery.redelivered && unsent != unsent_replies_.end()) {
       SBUS_LOG(kInfo) << "event " << log_value(job.event.id)
                       << ": redelivered after a lost connection; sending the reply kept for it";
-      if (publish_reply(delivery.reply_to, delivery.correlation_id, unsent->second,
+      if (publish_reply(delivery.envelope.reply_to, delivery.envelope.correlation_id, unsent->second,
                         ReplyGuard::Caller::kAuthenticated)) {
-        settle(delivery.delivery_tag, true);
+        settle(delivery.envelope.delivery_tag, true);
       }
       unsent_replies_.erase(unsent);
       return;
@@ -1065,8 +1063,8 @@ void Worker::handle_delivery(const Delivery& delivery) {
     // Messages run again after a crash (at least once); calls do not,
     // unless the service is idempotent (and then at most max_retries times).
     const bool run_again = runners_[found->second]->config().idempotent &&
-                           (journal_ == nullptr || journal_->interruptions(job.key) <= config_.max_retries);
-    if (delivery.redelivered && !run_again && journal_ != nullptr && journal_->started_elsewhere(job.key)) {
+                           (journal_ == nullptr || journal_->interruptions(job.envelope.key) <= config_.max_retries);
+    if (delivery.redelivered && !run_again && journal_ != nullptr && journal_->started_elsewhere(job.envelope.key)) {
       answer_error(delivery, job.event.id, errc::kInterrupted,
                    "the call to " + name +
                        " was interrupted: the worker running it died or lost its broker connection;"
@@ -1087,11 +1085,12 @@ void Worker::handle_delivery(const Delivery& delivery) {
   }
   job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
               (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
-  job.generation = generation_;
-  job.reply_nonce = reply_nonce_;
-  job.delivery_tag = delivery.delivery_tag;
-  job.reply_to = delivery.reply_to;
-  job.correlation_id = delivery.correlation_id;
+  job.envelope.generation = generation_;
+  job.envelope.reply_nonce = reply_nonce_;
+  job.envelope.kind = delivery.envelope.kind;
+  job.envelope.delivery_tag = delivery.envelope.delivery_tag;
+  job.envelope.reply_to = delivery.envelope.reply_to;
+  job.envelope.correlation_id = delivery.envelope.correlation_id;
   ++outstanding_;
   dispatch(std::move(job), found->second);
 }
@@ -1100,7 +1099,7 @@ void Worker::handle_delivery(const Delivery& delivery) {
 // connection thread, or an idle seat holder): they answer also while every
 // service thread is busy or stuck.
 void Worker::answer_own(const Delivery& delivery, const Event& event) {
-  const bool is_call = !delivery.reply_to.empty();
+  const bool is_call = delivery.envelope.is_call();
   if (!is_call || event.service != "stats") {
     refuse(delivery, event, errc::kUnknownService,
            std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") + kOwnCategory + "." +
@@ -1111,8 +1110,8 @@ void Worker::answer_own(const Delivery& delivery, const Event& event) {
   SBUS_LOG(kDebug) << "event " << log_value(event.id) << ": " << kOwnCategory << ".stats";
   Reply reply{event.id, stats_json(), ""};
   sign_reply(&reply);
-  if (publish_reply(delivery.reply_to, delivery.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
-    settle(delivery.delivery_tag, true);
+  if (publish_reply(delivery.envelope.reply_to, delivery.envelope.correlation_id, encode_reply(reply), ReplyGuard::Caller::kAuthenticated)) {
+    settle(delivery.envelope.delivery_tag, true);
   }
 }
 
@@ -1339,20 +1338,20 @@ void Worker::finish(Outcome& outcome) {
     if (outcome.failed) ++stats.failed;
     stats.busy += outcome.busy;
   }
-  if (outcome.generation != generation_ || !connection_ok_) {
-    if (!outcome.reply_to.empty() && !outcome.dead_letter && !outcome.leave) {
-      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+  if (outcome.envelope.generation != generation_ || !connection_ok_) {
+    if (outcome.envelope.is_call() && !outcome.dead_letter && !outcome.leave) {
+      SBUS_LOG(kWarn) << "delivery " << outcome.envelope.delivery_tag
                       << " finished after its connection was lost; its reply is kept for the redelivery";
-      keep_unsent_reply(outcome.key, std::move(outcome.body));
+      keep_unsent_reply(outcome.envelope.key, std::move(outcome.body));
     } else {
-      SBUS_LOG(kWarn) << "delivery " << outcome.delivery_tag
+      SBUS_LOG(kWarn) << "delivery " << outcome.envelope.delivery_tag
                       << " finished after its connection was lost; the broker delivers it again";
     }
     return;
   }
   if (outcome.leave) {
     // Left unacked on purpose: the broker gives it to the next consumer.
-    acks_.leave(outcome.delivery_tag);
+    acks_.leave(outcome.envelope.delivery_tag);
     return;
   }
   if (outcome.dead_letter) {
@@ -1362,11 +1361,11 @@ void Worker::finish(Outcome& outcome) {
     if (!publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers)) {
       return;
     }
-  } else if (!outcome.reply_to.empty() && !publish_reply(outcome.reply_to, outcome.correlation_id, outcome.body,
+  } else if (outcome.envelope.is_call() && !publish_reply(outcome.envelope.reply_to, outcome.envelope.correlation_id, outcome.body,
                                                          ReplyGuard::Caller::kAuthenticated)) {
     return;
   }
-  settle(outcome.delivery_tag, true);
+  settle(outcome.envelope.delivery_tag, true);
 }
 
 // A service thread hands over an outcome. When the connection thread sleeps
@@ -1415,11 +1414,11 @@ bool Worker::read_socket() {
 }
 
 bool Worker::finish_inline(Outcome& outcome) {
-  if (!connection_ok_ || stopping_ || outcome.generation != generation_ || outcome.leave || outcome.dead_letter) {
+  if (!connection_ok_ || stopping_ || outcome.envelope.generation != generation_ || outcome.leave || outcome.dead_letter) {
     return false;
   }
-  if (!outcome.reply_to.empty() &&
-      replies_.route_reply(outcome.reply_to, ReplyGuard::address(outcome.reply_to),
+  if (outcome.envelope.is_call() &&
+      replies_.route_reply(outcome.envelope.reply_to, ReplyGuard::address(outcome.envelope.reply_to),
                            ReplyGuard::Caller::kAuthenticated) != ReplyGuard::Route::kDirect) {
     return false;  // the quarantine path may block: the connection thread's work
   }
@@ -1525,10 +1524,11 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     delivery.too_large = size;
     delivery.headers = text_headers(*props);
     if ((props->_flags & AMQP_BASIC_REPLY_TO_FLAG) && props->reply_to.len > 0) {
-      delivery.reply_to = bytes_to_string(props->reply_to);
+      delivery.envelope.reply_to = bytes_to_string(props->reply_to);
+      delivery.envelope.kind = DeliveryKind::kCall;
     }
     if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-      delivery.correlation_id = bytes_to_string(props->correlation_id);
+      delivery.envelope.correlation_id = bytes_to_string(props->correlation_id);
     }
     props = nullptr;
     status = skip_body(connection_.get(), deliver.channel, size, other);
@@ -1552,17 +1552,18 @@ Worker::Read Worker::read_delivery(const amqp_frame_t& deliver) {
     }
     settle(tag, true);
   } else if (!stopping_) {
-    delivery.delivery_tag = tag;
+    delivery.envelope.delivery_tag = tag;
     delivery.redelivered = redelivered;
     if (props != nullptr) {
       if ((props->_flags & AMQP_BASIC_REPLY_TO_FLAG) && props->reply_to.len > 0) {
-        delivery.reply_to = bytes_to_string(props->reply_to);
+        delivery.envelope.reply_to = bytes_to_string(props->reply_to);
+        delivery.envelope.kind = DeliveryKind::kCall;
       }
       if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-        delivery.correlation_id = bytes_to_string(props->correlation_id);
+        delivery.envelope.correlation_id = bytes_to_string(props->correlation_id);
       }
       delivery.body = body_;
-      if (delivery.reply_to.empty()) delivery.headers = text_headers(*props);
+      if (!delivery.envelope.is_call()) delivery.headers = text_headers(*props);
       delivery.properties = props;
     }
     handle_delivery(delivery);
@@ -1728,10 +1729,10 @@ bool Worker::handle_probe_frame(const amqp_frame_t& frame) {
 // that shares the key is answered just as harmlessly.
 bool Worker::started_before(const Delivery& delivery, const Event& event) const {
   if (!delivery.redelivered) return false;
-  if (delivery.reply_to.empty()) {
+  if (!delivery.envelope.is_call()) {
     return journal_ != nullptr && journal_->interruptions(CrashJournal::key(event.id, event.token, event.params)) > 0;
   }
-  const std::uint64_t key = CrashJournal::key(delivery.reply_to, delivery.correlation_id, event.id);
+  const std::uint64_t key = CrashJournal::key(delivery.envelope.reply_to, delivery.envelope.correlation_id, event.id);
   return unsent_replies_.count(key) > 0 || (journal_ != nullptr && journal_->started_elsewhere(key));
 }
 
@@ -1894,7 +1895,7 @@ bool Worker::remember_nonce(const std::string& nonce, std::int64_t timestamp, st
 // token was checked when it first came, and an hmac-sha256 one would now be
 // refused as a replay. The stamp proves it; each is let in once.
 bool Worker::back_from_hold(const Delivery& delivery) {
-  if (!delivery.reply_to.empty() || replay_ == nullptr) return false;
+  if (delivery.envelope.is_call() || replay_ == nullptr) return false;
   const auto found = std::find_if(delivery.headers.begin(), delivery.headers.end(),
                                   [](const auto& header) { return header.first == "x-sbus-hold"; });
   if (found == delivery.headers.end()) return false;
