@@ -252,38 +252,7 @@ Outcome ServiceRunner::execute(Job& job) {
       reply.error_code = response.error_code();
       reply.message = response.body();
     } else {
-      // A message is retried with back-off (kMessageRetry) up to
-      // max_retries, then goes to the error queue.
-      for (int attempt = 1;; ++attempt) {
-        outcome.attempts = attempt;
-        std::string error;
-        try {
-          service_.service().on_message(request);
-          break;
-        } catch (const std::exception& e) {
-          error = e.what();
-        } catch (...) {
-          error = "unknown exception";
-        }
-        SBUS_LOG_LIMITED(kWarn, "message attempt failed")
-            << "event " << log_value(reply.id) << ": " << config_.name << ": attempt " << attempt
-            << " failed: " << log_value(error);
-        if (attempt > max_retries_) {
-          outcome.dead_letter = true;
-          outcome.error = error;
-          outcome.service = config_.name;
-          outcome.body = std::move(job.body);
-          outcome.headers = std::move(job.headers);
-          break;
-        }
-        std::unique_lock<std::mutex> lock(mutex_);
-        const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
-        while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
-        if (stopping_) {
-          outcome.leave = true;  // stopping: unacked, the broker keeps it
-          break;
-        }
-      }
+      run_message(request, job, reply.id, &outcome);
     }
   } catch (const std::exception& e) {
     reply.error_code = errc::kServiceFailed;
@@ -310,6 +279,41 @@ Outcome ServiceRunner::execute(Job& job) {
   // The config's secret, as the context's sender has it.
   if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, context_.sender.secret, context_.node);
   return outcome;
+}
+
+// A message is retried with back-off (kMessageRetry) up to max_retries,
+// then goes to the error queue (outcome->dead_letter).
+void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
+  for (int attempt = 1;; ++attempt) {
+    outcome->attempts = attempt;
+    std::string error;
+    try {
+      service_.service().on_message(request);
+      break;
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown exception";
+    }
+    SBUS_LOG_LIMITED(kWarn, "message attempt failed")
+        << "event " << log_value(id) << ": " << config_.name << ": attempt " << attempt
+        << " failed: " << log_value(error);
+    if (attempt > max_retries_) {
+      outcome->dead_letter = true;
+      outcome->error = error;
+      outcome->service = config_.name;
+      outcome->body = std::move(job.body);
+      outcome->headers = std::move(job.headers);
+      break;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
+    while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
+    if (stopping_) {
+      outcome->leave = true;  // stopping: unacked, the broker keeps it
+      break;
+    }
+  }
 }
 
 }  // namespace sbus

@@ -110,6 +110,7 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
