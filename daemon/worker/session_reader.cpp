@@ -1,8 +1,9 @@
+#include "worker/broker_session.hpp"
+
 #include <malloc.h>
 #include <sys/ioctl.h>
 
 #include "base/log.hpp"
-#include "worker/broker_session.hpp"
 
 // BrokerSession's reading: frames, deliveries and what the broker says.
 namespace sbus {

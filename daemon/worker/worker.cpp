@@ -17,25 +17,16 @@
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "base/thread_annotations.hpp"
 #include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
-#include "worker/admission.hpp"
-#include "worker/broker_session.hpp"
-#include "worker/completion_queue.hpp"
-#include "worker/dispatcher.hpp"
-#include "worker/hold_stamp.hpp"
-#include "worker/node_queues.hpp"
-#include "worker/peer_watch.hpp"
 #include "worker/plugin_loader.hpp"
-#include "worker/service_runner.hpp"
 #include "worker/signed_reply.hpp"
-#include "worker/worker_stats.hpp"
 
+// The worker's life and its loop; what it does with each delivery and
+// outcome is worker_deliveries.cpp.
 namespace sbus {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kReconnectFirst{100};

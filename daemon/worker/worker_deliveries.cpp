@@ -1,3 +1,5 @@
+#include "worker/worker_impl.hpp"
+
 #include <chrono>
 #include <string>
 #include <utility>
@@ -7,7 +9,6 @@
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/signed_reply.hpp"
-#include "worker/worker_impl.hpp"
 
 // What the worker does with each delivery and outcome.
 namespace sbus {
