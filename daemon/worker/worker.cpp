@@ -324,11 +324,22 @@ int Worker::run() {
   // session's lock except while it sleeps (sleep_until_event()).
   session_.lock();
   session_.connection_thread().acquire();
+  const bool started = start();
+  if (started) {
+    serve_connections();
+    shut_down();
+  }
+  session_.connection_thread().release();
+  session_.unlock();
+  return started ? kWorkerExitOk : kWorkerExitFatal;
+}
+
+// The events, the services and the agent watch; false (logged) when the
+// worker cannot run at all.
+bool Worker::start() {
   if (!open_events()) {
     SBUS_LOG(kError) << "signalfd or epoll: " << std::strerror(errno);
-    session_.connection_thread().release();
-    session_.unlock();
-    return kWorkerExitFatal;
+    return false;
   }
   wire_codec_init();
   try {
@@ -336,14 +347,16 @@ int Worker::run() {
   } catch (const Error& e) {
     SBUS_LOG(kError) << e.what();
     dispatcher_.stop(Clock::time_point::max());
-    session_.connection_thread().release();
-    session_.unlock();
-    return kWorkerExitFatal;
+    return false;
   }
   start_peer_watch();
   // What the supervisor's heap and plugin loading left free: give it back.
   malloc_trim(0);
+  return true;
+}
 
+// Connects, serves, and connects again after a loss, until stopped.
+void Worker::serve_connections() {
   // Exponential back-off with jitter between failed connects, and after a
   // connection that did not stay up long: a broker that accepts and drops
   // at once is not hammered.
@@ -374,15 +387,14 @@ int Worker::run() {
     // broker, and the address is a suspect now (ReplyGuard).
     if (session_.closed_by_reply()) connect_now = true;
   }
+}
 
+void Worker::shut_down() {
   dispatcher_.unwatch_socket(session_.fd());
   session_.close();
   dispatcher_.stop(session_.stopping() ? drain_deadline_ : Clock::time_point::max());
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";
-  session_.connection_thread().release();
-  session_.unlock();
-  return kWorkerExitOk;
 }
 
 int run_worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared) {

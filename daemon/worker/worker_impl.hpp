@@ -66,6 +66,9 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   enum class Step { kSleep, kAgain, kLost };
 
   bool open_events() REQUIRES(session_.mutex(), session_.connection_thread());
+  bool start() REQUIRES(session_.mutex(), session_.connection_thread());
+  void serve_connections() REQUIRES(session_.mutex(), session_.connection_thread());
+  void shut_down() REQUIRES(session_.mutex(), session_.connection_thread());
   void start_services() REQUIRES(session_.mutex(), session_.connection_thread());
   void report_unavailable(const std::string& name, const std::string& reason);
   void start_peer_watch();

@@ -80,6 +80,8 @@ void write_services(const StatsSources& sources, Writer* out) {
 
 }  // namespace
 
+// Sixty-odd lines of one flat object, field by field in the order `sbus
+// stats` shows them; the nested parts are written by the functions above.
 std::string stats_json(const StatsSources& sources) {
   const Config& config = sources.config;
   const WorkerHistory& history = sources.history;
