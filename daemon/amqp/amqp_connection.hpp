@@ -1,8 +1,14 @@
 // A move-only owner of one rabbitmq-c connection with channel 1 open, and
 // the translation of rabbitmq-c's replies into AmqpError.
 //
-// rabbitmq-c is not thread-safe: an AmqpConnection belongs to the one thread
-// that opened it.
+// rabbitmq-c is not thread-safe per connection: one thread at a time may use
+// an AmqpConnection, and its owner says which. The sender library and the
+// CLI use each connection from the thread that opened it. A worker's
+// connection is owned by its BrokerSession (worker/broker_session.hpp):
+// whichever thread holds the session's lock uses it, which is the worker's
+// connection thread, or, while that thread sleeps, a service thread that
+// publishes its own reply and ack or reads as the holder of the reader
+// seat. Nothing here locks: the owner's lock is the rule.
 #pragma once
 
 #include <amqp.h>

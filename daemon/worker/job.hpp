@@ -11,20 +11,13 @@
 #include <vector>
 
 #include "protocol/wire_codec.hpp"
+#include "worker/envelope.hpp"
 
 namespace sbus {
 
-// One delivery handed to a service. `generation` names the connection it
-// came on: its delivery tag means nothing on another.
+// One delivery handed to a service.
 struct Job {
-  std::uint64_t generation = 0;
-  std::uint64_t delivery_tag = 0;
-  std::string reply_to;  // empty: a message, not an RPC
-  std::string correlation_id;
-  std::uint64_t key = 0;  // CrashJournal::key of the delivery
-  // An hmac-sha256-v2 call's nonce: its reply is signed for it. Empty:
-  // the reply goes unsigned (compat and hmac-sha256 calls).
-  std::string reply_nonce;
+  Envelope envelope;
   Event event;
   // The memory of `params`, sized to them: a Document's own pool takes a
   // 64 KiB chunk, and with many calls in flight those chunks spread the
@@ -41,12 +34,8 @@ struct Job {
 
 // The result of a Job, for the connection thread to publish and ack.
 struct Outcome {
-  std::uint64_t generation = 0;
-  std::uint64_t delivery_tag = 0;
+  Envelope envelope;       // the Job's: a message has nothing to publish, only an ack
   std::size_t runner = 0;  // index of the service that ran it
-  std::uint64_t key = 0;   // CrashJournal::key of the delivery
-  std::string reply_to;    // empty: nothing to publish, only ack
-  std::string correlation_id;
   std::string body;        // the encoded reply; for a dead letter, the original body
   // A message that failed max_retries times: move it to the error queue.
   bool dead_letter = false;

@@ -12,7 +12,7 @@
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "protocol/token.hpp"
+#include "worker/signed_reply.hpp"
 
 namespace sbus {
 
@@ -116,12 +116,8 @@ std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
   if (thread_.joinable()) thread_.detach();
   if (in_flight == nullptr) return std::nullopt;
   Abandoned abandoned;
-  abandoned.generation = in_flight->outcome->generation;
-  abandoned.delivery_tag = in_flight->outcome->delivery_tag;
-  abandoned.reply_to = in_flight->outcome->reply_to;
-  abandoned.correlation_id = in_flight->outcome->correlation_id;
+  abandoned.envelope = in_flight->outcome->envelope;
   abandoned.id = *in_flight->id;
-  abandoned.reply_nonce = *in_flight->reply_nonce;
   return abandoned;
 }
 
@@ -237,20 +233,16 @@ void ServiceRunner::run() {
 
 Outcome ServiceRunner::execute(Job& job) {
   Outcome outcome;
-  outcome.generation = job.generation;
-  outcome.delivery_tag = job.delivery_tag;
+  outcome.envelope = std::move(job.envelope);
   outcome.runner = index_;
-  outcome.key = job.key;
-  outcome.reply_to = std::move(job.reply_to);
-  outcome.correlation_id = std::move(job.correlation_id);
 
   Request request(job.event.id, context_.node, std::move(job.event.category),
                   std::move(job.event.service), std::move(job.params));
   Reply reply;
   reply.id = std::move(job.event.id);
-  const bool is_call = !outcome.reply_to.empty();
-  if (journal_ != nullptr) journal_->begin(journal_slot_, job.key);
-  InFlight in_flight{&outcome, &reply.id, &job.reply_nonce};
+  const bool is_call = outcome.envelope.is_call();
+  if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
+  InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
   try {
@@ -260,38 +252,7 @@ Outcome ServiceRunner::execute(Job& job) {
       reply.error_code = response.error_code();
       reply.message = response.body();
     } else {
-      // A message is retried with back-off (kMessageRetry) up to
-      // max_retries, then goes to the error queue.
-      for (int attempt = 1;; ++attempt) {
-        outcome.attempts = attempt;
-        std::string error;
-        try {
-          service_.service().on_message(request);
-          break;
-        } catch (const std::exception& e) {
-          error = e.what();
-        } catch (...) {
-          error = "unknown exception";
-        }
-        SBUS_LOG_LIMITED(kWarn, "message attempt failed")
-            << "event " << log_value(reply.id) << ": " << config_.name << ": attempt " << attempt
-            << " failed: " << log_value(error);
-        if (attempt > max_retries_) {
-          outcome.dead_letter = true;
-          outcome.error = error;
-          outcome.service = config_.name;
-          outcome.body = std::move(job.body);
-          outcome.headers = std::move(job.headers);
-          break;
-        }
-        std::unique_lock<std::mutex> lock(mutex_);
-        const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
-        while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
-        if (stopping_) {
-          outcome.leave = true;  // stopping: unacked, the broker keeps it
-          break;
-        }
-      }
+      run_message(request, job, reply.id, &outcome);
     }
   } catch (const std::exception& e) {
     reply.error_code = errc::kServiceFailed;
@@ -315,12 +276,44 @@ Outcome ServiceRunner::execute(Job& job) {
     SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  if (is_call && !job.reply_nonce.empty()) {
-    // The config's secret, as the context's sender has it.
-    reply.signature = hmac_v2_reply_signature(context_.sender.secret, context_.node, job.reply_nonce, reply);
-  }
-  if (is_call) outcome.body = encode_reply(reply);
+  // The config's secret, as the context's sender has it.
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, context_.sender.secret, context_.node);
   return outcome;
+}
+
+// A message is retried with back-off (kMessageRetry) up to max_retries,
+// then goes to the error queue (outcome->dead_letter).
+void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
+  for (int attempt = 1;; ++attempt) {
+    outcome->attempts = attempt;
+    std::string error;
+    try {
+      service_.service().on_message(request);
+      break;
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown exception";
+    }
+    SBUS_LOG_LIMITED(kWarn, "message attempt failed")
+        << "event " << log_value(id) << ": " << config_.name << ": attempt " << attempt
+        << " failed: " << log_value(error);
+    if (attempt > max_retries_) {
+      outcome->dead_letter = true;
+      outcome->error = error;
+      outcome->service = config_.name;
+      outcome->body = std::move(job.body);
+      outcome->headers = std::move(job.headers);
+      break;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
+    while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
+    if (stopping_) {
+      outcome->leave = true;  // stopping: unacked, the broker keeps it
+      break;
+    }
+  }
 }
 
 }  // namespace sbus

@@ -81,12 +81,8 @@ class ServiceRunner {
 
   // The call or message a runner was running when it was abandoned.
   struct Abandoned {
-    std::uint64_t generation = 0;
-    std::uint64_t delivery_tag = 0;
-    std::string reply_to;  // empty: a message
-    std::string correlation_id;
-    std::string id;
-    std::string reply_nonce;  // an hmac-sha256-v2 call's: its answer is signed for it
+    Envelope envelope;
+    std::string id;  // the event's
   };
 
   // When a delivery is in the plugin right now: gives up on the thread
@@ -114,6 +110,7 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
@@ -153,7 +150,6 @@ class ServiceRunner {
   struct InFlight {
     const Outcome* outcome;
     const std::string* id;
-    const std::string* reply_nonce;  // of an hmac-sha256-v2 call
   };
   std::atomic<InFlight*> in_flight_{nullptr};
   std::atomic<bool> running_{false};

@@ -7,7 +7,7 @@
 // sleeper rechecks its condition after each one.
 //
 // The socket is watched with EPOLLEXCLUSIVE, edge-triggered, and it is the
-// connection thread's epoll that registers it next (worker.cpp): the kernel
+// connection thread's epoll that registers it next (dispatcher.cpp): the kernel
 // walks a socket's exclusive waiters in the order they were added and wakes
 // the first one that sleeps. A seat holder asleep with the socket is woken
 // instead of the connection thread; one that runs a job, or sleeps without

@@ -1,12 +1,14 @@
 // A worker process serves the configured services through one broker.
 //
-// Its main thread owns the AMQP connection: it consumes, dispatches each
-// delivery to a service thread, publishes the replies that come back
-// through the CompletionQueue, acks, and serves heartbeats. It never blocks
-// on a service: a delivery for a full service queue waits in a backlog, and
-// the prefetch window bounds how many deliveries the worker holds. While it
-// sleeps in poll(), a service thread that finishes takes the connection's
-// lock and publishes its reply and ack itself.
+// Its main thread, the connection thread, runs the loop: it reads
+// deliveries (BrokerSession), decides what becomes of each (Admission),
+// hands jobs to the service threads (Dispatcher), publishes the replies
+// that come back through the CompletionQueue, acks, and serves heartbeats.
+// It never blocks on a service: a delivery for a full service queue is
+// answered `busy` or held, and the prefetch window bounds how many
+// deliveries the worker holds. While it sleeps in epoll_wait(), a service
+// thread that finishes takes the session's lock and publishes its reply and
+// ack itself. docs/architecture.md follows a call through these parts.
 #pragma once
 
 #include <cstddef>

@@ -18,7 +18,7 @@ bool readable(const sbus::CompletionQueue& queue, int timeout_ms = 0) {
 
 sbus::Outcome outcome(std::uint64_t tag) {
   sbus::Outcome out;
-  out.delivery_tag = tag;
+  out.envelope.delivery_tag = tag;
   return out;
 }
 
@@ -34,8 +34,8 @@ TEST_CASE("outcomes queued while the connection thread is awake cost no wake-up"
   std::vector<sbus::Outcome> taken;
   queue.take(&taken);
   REQUIRE(taken.size() == 2);
-  CHECK(taken[0].delivery_tag == 1);
-  CHECK(taken[1].delivery_tag == 2);
+  CHECK(taken[0].envelope.delivery_tag == 1);
+  CHECK(taken[1].envelope.delivery_tag == 2);
   queue.take(&taken);
   CHECK(taken.empty());
 }

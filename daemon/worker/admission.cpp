@@ -1,0 +1,239 @@
+#include "worker/admission.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "base/log.hpp"
+#include "worker/crash_cooldown.hpp"
+#include "worker/params.hpp"
+
+namespace sbus {
+namespace {
+
+void refuse(Decision* decision, std::string code, std::string message,
+            ReplyGuard::Caller caller = ReplyGuard::Caller::kUnauthenticated, bool token_refused = false) {
+  decision->verdict = Decision::Verdict::kRefuse;
+  decision->code = std::move(code);
+  decision->message = std::move(message);
+  decision->caller = caller;
+  decision->token_refused = token_refused;
+}
+
+// py-servicebus's words first: its senders read the code from them.
+std::string cannot_find(bool is_call, const std::string& name) {
+  return std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") + name;
+}
+
+}  // namespace
+
+Admission::Admission(const Config& config, CrashJournal* journal, ReplayCache* replay)
+    : config_(config), journal_(journal), tokens_(config, replay) {}
+
+void Admission::add_service(std::size_t runner, const ServiceConfig& service) {
+  if (services_.size() <= runner) services_.resize(runner + 1, nullptr);
+  services_[runner] = &service;
+  by_name_[service.name] = runner;
+}
+
+void Admission::add_unavailable(const std::string& name, const std::string& reason) { unavailable_[name] = reason; }
+
+void Admission::read_crashes() {
+  off_until_.assign(services_.size(), Clock::time_point{});
+  if (journal_ == nullptr) return;
+  CrashCooldownOptions options;
+  options.limit = config_.crash_limit;
+  options.cooldown = std::chrono::seconds(config_.crash_cooldown_seconds);
+  const auto now = Clock::now();
+  for (std::size_t i = 0; i < services_.size(); ++i) {
+    const std::string& name = services_[i]->name;
+    const std::vector<std::int64_t> crashes = journal_->crash_times(CrashJournal::service_key(name));
+    const std::optional<std::int64_t> until = cooldown_until(
+        crashes, std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(), options);
+    if (!until) continue;
+    off_until_[i] = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(*until)));
+    SBUS_LOG(kError) << "service " << name << " crashed the worker " << crashes.size() << " time(s) lately: "
+                     << "switched off for "
+                     << std::chrono::duration_cast<std::chrono::seconds>(off_until_[i] - now).count() + 1
+                     << " s (its calls are answered " << errc::kServiceUnavailable << ")";
+  }
+}
+
+Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
+  Decision decision;
+  decision.job.envelope = std::move(delivery.envelope);
+  const Envelope& envelope = decision.job.envelope;
+  Event& event = decision.job.event;
+  if (envelope.is_call() && delivery.body == kPingBody) {
+    decision.verdict = Decision::Verdict::kPong;
+    return decision;
+  }
+  if (delivery.too_large > 0) {
+    refuse(&decision, errc::kTooLarge,
+           "message of " + std::to_string(delivery.too_large) + " bytes is over the limit of " +
+               std::to_string(config_.max_message_bytes) + " (body dropped unread)");
+    return decision;
+  }
+  DecodeFailure failure;
+  if (!decode_event(delivery.body, &event, &failure)) {
+    refuse(&decision, failure.code, failure.detail);
+    return decision;
+  }
+  const char* token_code = nullptr;
+  std::string token_message;
+  const bool held_here = !envelope.is_call() && tokens_.back_from_hold(delivery.body, delivery.headers);
+  if (!held_here && !tokens_.check(event, started_before(envelope, delivery.redelivered, event, unsent), &token_code,
+                                   &token_message, &decision.job.envelope.reply_nonce)) {
+    refuse(&decision, token_code, std::move(token_message), ReplyGuard::Caller::kUnauthenticated, true);
+    return decision;
+  }
+  // The services sbusd answers itself, on the thread that read the call
+  // (the connection thread, or an idle seat holder): they answer also while
+  // every service thread is busy or stuck.
+  if (event.category == kOwnCategory) {
+    if (envelope.is_call() && event.service == "stats") {
+      SBUS_LOG(kDebug) << "event " << log_value(event.id) << ": " << kOwnCategory << ".stats";
+      decision.verdict = Decision::Verdict::kOwnStats;
+    } else {
+      refuse(&decision, errc::kUnknownService, cannot_find(envelope.is_call(), kOwnCategory + ("." + event.service)),
+             ReplyGuard::Caller::kAuthenticated);
+    }
+    return decision;
+  }
+  decide_service(delivery, unsent, &decision);
+  return decision;
+}
+
+// A delivery with a valid token for a configured service (or not): the
+// checks in the order they must run, each ending the delivery's way or
+// passing it on.
+void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, Decision* decision) {
+  Job& job = decision->job;
+  const bool is_call = job.envelope.is_call();
+  const std::string name = job.event.category + "." + job.event.service;
+  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << log_value(name)
+                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to " << log_value(job.envelope.reply_to);
+  if (auto down = unavailable_.find(name); down != unavailable_.end()) {
+    // A message is kept, with the reason, for `sbus errors requeue` once it starts.
+    decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
+    decision->code = errc::kServiceUnavailable;
+    decision->message = is_call ? name + " is unavailable: " + down->second : "service unavailable: " + down->second;
+    decision->service = name;
+    decision->caller = ReplyGuard::Caller::kAuthenticated;
+    return;
+  }
+  auto found = by_name_.find(name);
+  const bool kind_matches = found != by_name_.end() && (services_[found->second]->kind == ServiceKind::kRpc) == is_call;
+  if (!kind_matches) {
+    std::string message = cannot_find(is_call, name);
+    if (found != by_name_.end()) {
+      message += is_call ? " (it is a message service: send to it, as `sbus send` does)"
+                         : " (it is an RPC service: call it, as `sbus call` does)";
+    }
+    refuse(decision, errc::kUnknownService, std::move(message), ReplyGuard::Caller::kAuthenticated);
+    return;
+  }
+  const std::size_t runner = found->second;
+  decision->runner = runner;
+  decision->caller = ReplyGuard::Caller::kAuthenticated;
+  const bool admitted = is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
+  if (!admitted) return;
+  if (switched_off(runner, decision)) return;
+  if (std::string error; !parse_params(job.event.params, &job, &error)) {
+    refuse(decision, errc::kInvalidParams, std::move(error), ReplyGuard::Caller::kAuthenticated);
+    return;
+  }
+  if (!is_call) {
+    job.body = delivery.body;
+    job.headers = std::move(delivery.headers);
+  }
+  job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
+              (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
+  decision->verdict = Decision::Verdict::kDispatch;
+}
+
+// A message that crashed workers more than max_retries times goes to the
+// error queue instead of running again.
+bool Admission::admit_message(const Delivery& delivery, const std::string& name, Decision* decision) {
+  Job& job = decision->job;
+  job.envelope.key = CrashJournal::key(job.event.id, job.event.token, job.event.params);
+  const int crashes = delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.envelope.key) : 0;
+  if (crashes <= config_.max_retries) return true;
+  SBUS_LOG(kError) << "event " << log_value(job.event.id) << ": " << name << " crashed the worker " << crashes
+                   << " times; moving it to " << config_.error_queue;
+  decision->verdict = Decision::Verdict::kDeadLetter;
+  decision->service = name;
+  decision->message = "the message crashed the worker " + std::to_string(crashes) + " times";
+  decision->attempts = crashes;
+  return false;
+}
+
+// A redelivered call: the reply kept for it, or `interrupted` when a dead
+// worker started it. Messages run again after a crash (at least once);
+// calls do not, unless the service is idempotent (and then at most
+// max_retries times).
+bool Admission::admit_call(const Delivery& delivery, const UnsentReplies& unsent, const std::string& name,
+                           Decision* decision) {
+  Job& job = decision->job;
+  job.envelope.key = CrashJournal::key(job.envelope.reply_to, job.envelope.correlation_id, job.event.id);
+  if (!delivery.redelivered) return true;
+  // A call that finished while the connection was down: its reply now.
+  if (unsent.find(job.envelope.key) != nullptr) {
+    SBUS_LOG(kInfo) << "event " << log_value(job.event.id)
+                    << ": redelivered after a lost connection; sending the reply kept for it";
+    decision->verdict = Decision::Verdict::kSendKept;
+    return false;
+  }
+  const bool run_again = services_[decision->runner]->idempotent &&
+                         (journal_ == nullptr || journal_->interruptions(job.envelope.key) <= config_.max_retries);
+  if (run_again || journal_ == nullptr || !journal_->started_elsewhere(job.envelope.key)) return true;
+  decision->verdict = Decision::Verdict::kAnswerError;
+  decision->code = errc::kInterrupted;
+  decision->message = "the call to " + name +
+                      " was interrupted: the worker running it died or lost its broker connection;"
+                      " it is not run again";
+  return false;
+}
+
+// A delivery for a service switched off: a call is answered at once, a
+// message goes to the error queue with the reason. True when refused.
+bool Admission::switched_off(std::size_t runner, Decision* decision) {
+  if (runner >= off_until_.size()) return false;
+  const Clock::time_point until = off_until_[runner];
+  if (until == Clock::time_point{}) return false;
+  const std::string& name = services_[runner]->name;
+  const auto now = Clock::now();
+  if (now >= until) {
+    off_until_[runner] = Clock::time_point{};
+    SBUS_LOG(kInfo) << "service " << name << " is switched on again after its cool-down";
+    return false;
+  }
+  const bool is_call = decision->job.envelope.is_call();
+  decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
+  decision->code = errc::kServiceUnavailable;
+  decision->message = "service " + name + " is switched off for " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(until - now).count() + 1) +
+                      " s: it crashed the worker " + std::to_string(config_.crash_limit) + " times within " +
+                      std::to_string(config_.crash_cooldown_seconds) + " s";
+  decision->service = name;
+  decision->counts_as_failed = true;
+  return true;
+}
+
+// A redelivery of a delivery this node has started (the crash journal knows
+// it) or finished (its reply is kept): its nonce was seen, by this very
+// delivery, so it is no replay; what it gets is decided as for any
+// redelivery (interrupted, run again, the kept reply). A replayed copy
+// published by someone else is a new delivery (not redelivered), and one
+// that shares the key is answered just as harmlessly.
+bool Admission::started_before(const Envelope& envelope, bool redelivered, const Event& event,
+                               const UnsentReplies& unsent) const {
+  if (!redelivered) return false;
+  if (!envelope.is_call()) {
+    return journal_ != nullptr && journal_->interruptions(CrashJournal::key(event.id, event.token, event.params)) > 0;
+  }
+  const std::uint64_t key = CrashJournal::key(envelope.reply_to, envelope.correlation_id, event.id);
+  return unsent.find(key) != nullptr || (journal_ != nullptr && journal_->started_elsewhere(key));
+}
+
+}  // namespace sbus

@@ -1,0 +1,128 @@
+#include "worker/token_check.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "worker/hold_stamp.hpp"
+
+namespace sbus {
+
+using std::chrono::milliseconds;
+
+TokenCheck::TokenCheck(const Config& config, ReplayCache* replay)
+    : config_(config), compat_tokens_(config.secret), replay_(replay) {}
+
+bool TokenCheck::check(const Event& event, bool redelivery, const char** code, std::string* message,
+                       std::string* reply_nonce) {
+  const auto accepts = [this](std::string_view mode) {
+    return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
+  };
+  const auto now = std::chrono::system_clock::now();
+  if (event.token.rfind(kHmacV2Prefix, 0) == 0) {
+    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message, reply_nonce);
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (this agent does not accept hmac-sha256-v2 tokens)";
+    return false;
+  }
+  if (event.token.rfind(kHmacPrefix, 0) != 0) {
+    if (accepts("compat") && compat_tokens_.valid(event.token, now)) return true;
+    *code = errc::kInvalidToken;
+    *message = accepts("compat") ? "Token not valid!" : "Token not valid! (this agent accepts only hmac tokens)";
+    return false;
+  }
+  HmacToken token;
+  if (!accepts("hmac-sha256") || !parse_hmac_token(event.token, &token)) {
+    *code = errc::kInvalidToken;
+    *message = accepts("hmac-sha256") ? "Token not valid! (malformed hmac-sha256 token)"
+                                      : "Token not valid! (this agent does not accept hmac-sha256 tokens)";
+    return false;
+  }
+  const std::int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (token.timestamp < seconds - config_.max_skew_seconds || token.timestamp > seconds + config_.max_skew_seconds) {
+    *code = errc::kTokenExpired;
+    *message = "token timestamp is " + std::to_string(seconds - token.timestamp) +
+               " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
+    return false;
+  }
+  const std::string expected = hmac_signature(config_.secret, event.id, event.category, event.service,
+                                              event.params, token.timestamp, token.nonce);
+  if (!equal_constant_time(expected, token.signature)) {
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, or another secret)";
+    return false;
+  }
+  return remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message);
+}
+
+// hmac-sha256-v2: as hmac-sha256, and signed for this node; replies to it
+// are signed (*reply_nonce).
+bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,
+                               std::string* reply_nonce) {
+  HmacV2Token token;
+  if (!parse_hmac_v2_token(event.token, &token)) {
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (malformed hmac-sha256-v2 token)";
+    return false;
+  }
+  const std::int64_t seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (token.timestamp < seconds - config_.max_skew_seconds || token.timestamp > seconds + config_.max_skew_seconds) {
+    *code = errc::kTokenExpired;
+    *message = "token timestamp is " + std::to_string(seconds - token.timestamp) +
+               " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
+    return false;
+  }
+  const SignedCall call{config_.node, event.id, event.category, event.service, event.params, token.caller};
+  if (!equal_constant_time(hmac_v2_call_signature(config_.secret, call, token.timestamp, token.nonce),
+                           token.signature)) {
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, signed for another node, or another secret)";
+    return false;
+  }
+  if (!remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message)) return false;
+  *reply_nonce = std::move(token.nonce);
+  return true;
+}
+
+// Only a correctly signed call takes a slot: junk cannot fill the cache.
+bool TokenCheck::remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
+                            const char** code, std::string* message) {
+  if (replay_ == nullptr) {
+    *code = errc::kReplayed;
+    *message = "no replay cache: refusing hmac calls";
+    return false;
+  }
+  switch (replay_->remember(nonce, timestamp + config_.max_skew_seconds, now)) {
+    case ReplayCache::Result::kFresh:
+      return true;
+    case ReplayCache::Result::kReplayed:
+      if (redelivery) return true;
+      *code = errc::kReplayed;
+      *message = "this call was already received (nonce seen before): replay refused";
+      return false;
+    case ReplayCache::Result::kFull:
+      *code = errc::kReplayed;
+      *message = "replay cache full: call refused";
+      return false;
+  }
+  return false;
+}
+
+bool TokenCheck::back_from_hold(std::string_view body,
+                                const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (replay_ == nullptr) return false;
+  const auto found =
+      std::find_if(headers.begin(), headers.end(), [](const auto& header) { return header.first == "x-sbus-hold"; });
+  if (found == headers.end()) return false;
+  const auto now = std::chrono::system_clock::now();
+  const std::int64_t now_ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count();
+  const milliseconds max_age = milliseconds(config_.hold_ms) + std::chrono::seconds(config_.max_skew_seconds);
+  HoldStamp stamp;
+  if (!check_hold_stamp(found->second, config_.secret, config_.node, body, now_ms, max_age, &stamp)) {
+    return false;
+  }
+  const std::int64_t expires = (stamp.millis + max_age.count()) / 1000 + 1;
+  return replay_->remember("hold:" + stamp.signature, expires, now_ms / 1000) == ReplayCache::Result::kFresh;
+}
+
+}  // namespace sbus

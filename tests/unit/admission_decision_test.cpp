@@ -1,0 +1,298 @@
+// Admission, alone: what becomes of a delivery is decided with no broker,
+// from the delivery, the config and the services. (The same decisions,
+// carried out on a real broker, are tests/integration/admission_test.cpp.)
+#include "worker/admission.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "protocol/token.hpp"
+#include "protocol/wire_codec.hpp"
+
+namespace {
+
+using Verdict = sbus::Decision::Verdict;
+
+constexpr const char* kSecret = "a shared secret of the tests, long enough";
+
+sbus::Config test_config() {
+  sbus::Config config;
+  config.node = "NODE-01";
+  config.secret = kSecret;
+  config.accept = {"compat", "hmac-sha256", "hmac-sha256-v2"};
+  config.error_queue = "NODE-01.error";
+  return config;
+}
+
+sbus::ServiceConfig service(const std::string& category, const std::string& name, sbus::ServiceKind kind) {
+  sbus::ServiceConfig config;
+  config.category = category;
+  config.service = name;
+  config.name = category + "." + name;
+  config.kind = kind;
+  return config;
+}
+
+std::string event_body(const std::string& category, const std::string& name, const std::string& params,
+                       std::string token = {}) {
+  sbus::Event event;
+  event.id = "event-1";
+  event.category = category;
+  event.service = name;
+  event.params = params;
+  event.token = token.empty() ? sbus::compat_token(kSecret, sbus::local_date(std::chrono::system_clock::now()))
+                              : std::move(token);
+  return sbus::encode_event(event);
+}
+
+// The shared-memory structures, as the supervisor maps them; unmapped after.
+template <class T>
+struct Mapped {
+  explicit Mapped(T* mapped) : value(mapped) {}
+  ~Mapped() {
+    if (value != nullptr) munmap(value, sizeof(T));
+  }
+  T* value;
+};
+
+// An Admission over math.add (runner 0, RPC), test.record (runner 1,
+// messages) and broken.svc, whose plugin failed to start.
+struct Fixture {
+  explicit Fixture(sbus::CrashJournal* journal = nullptr) : admission(config, journal, replay.value) {
+    admission.add_service(0, add);
+    admission.add_service(1, record);
+    admission.add_unavailable("broken.svc", "start failed: no database");
+    admission.read_crashes();
+  }
+  sbus::Decision decide(sbus::Delivery delivery) { return admission.decide(delivery, unsent); }
+
+  // A delivery of `body`, which the fixture keeps (a Delivery's body is a
+  // view, as of the reader's buffer).
+  sbus::Delivery call(std::string body) {
+    sbus::Delivery delivery;
+    delivery.envelope.kind = sbus::DeliveryKind::kCall;
+    delivery.envelope.generation = 3;
+    delivery.envelope.delivery_tag = 17;
+    delivery.envelope.reply_to = "amq.rabbitmq.reply-to.caller";
+    delivery.envelope.correlation_id = "c-1";
+    delivery.body = bodies.emplace_back(std::move(body));
+    return delivery;
+  }
+  sbus::Delivery message(std::string body) {
+    sbus::Delivery delivery;
+    delivery.envelope.delivery_tag = 18;
+    delivery.body = bodies.emplace_back(std::move(body));
+    delivery.headers = {{"origin", "test"}};
+    return delivery;
+  }
+
+  std::deque<std::string> bodies;
+
+  sbus::Config config = test_config();
+  sbus::ServiceConfig add = service("math", "add", sbus::ServiceKind::kRpc);
+  sbus::ServiceConfig record = service("test", "record", sbus::ServiceKind::kMessage);
+  Mapped<sbus::ReplayCache> replay{sbus::ReplayCache::create(false)};
+  sbus::UnsentReplies unsent;
+  sbus::Admission admission;
+};
+
+}  // namespace
+
+TEST_CASE("admission answers PING itself, to anyone", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const sbus::Decision decision = fixture.decide(fixture.call(std::string(sbus::kPingBody)));
+  CHECK(decision.verdict == Verdict::kPong);
+  CHECK(decision.job.envelope.reply_to == "amq.rabbitmq.reply-to.caller");
+}
+
+TEST_CASE("admission refuses what it cannot read, before any service sees it", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  SECTION("a body over max_message_bytes, dropped unread") {
+    sbus::Delivery delivery = fixture.call("");
+    delivery.too_large = 5 * 1024 * 1024;
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kTooLarge);
+    CHECK(decision.message.find("5242880 bytes") != std::string::npos);
+  }
+  SECTION("a body that is not an event") {
+    const sbus::Decision decision = fixture.decide(fixture.call("<not an event"));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kMalformedXml);
+    CHECK(decision.caller == sbus::ReplyGuard::Caller::kUnauthenticated);
+  }
+  SECTION("a token that is not valid, marked as refused for its token") {
+    const sbus::Decision decision = fixture.decide(fixture.call(event_body("math", "add", "[1,2]", "not-a-token")));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kInvalidToken);
+    CHECK(decision.token_refused);
+    CHECK(decision.caller == sbus::ReplyGuard::Caller::kUnauthenticated);
+  }
+  SECTION("params that are not JSON, or nested too deep") {
+    const std::string deep = std::string(100, '[') + std::string(100, ']');
+    for (const std::string& params : {std::string("[1,"), deep}) {
+      const sbus::Decision decision = fixture.decide(fixture.call(event_body("math", "add", params)));
+      CHECK(decision.verdict == Verdict::kRefuse);
+      CHECK(decision.code == sbus::errc::kInvalidParams);
+      CHECK(decision.caller == sbus::ReplyGuard::Caller::kAuthenticated);
+    }
+  }
+}
+
+TEST_CASE("admission answers sbus.stats itself and refuses other sbus services", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  CHECK(fixture.decide(fixture.call(event_body("sbus", "stats", "[]"))).verdict == Verdict::kOwnStats);
+  const sbus::Decision other = fixture.decide(fixture.call(event_body("sbus", "reboot", "[]")));
+  CHECK(other.verdict == Verdict::kRefuse);
+  CHECK(other.code == sbus::errc::kUnknownService);
+  CHECK(other.message == "Cannot Find RPC Service: sbus.reboot");
+  // A message to sbus.stats: nothing answers messages there.
+  CHECK(fixture.decide(fixture.message(event_body("sbus", "stats", "[]"))).code == sbus::errc::kUnknownService);
+}
+
+TEST_CASE("admission refuses a service that is not configured, or of the other kind", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const sbus::Decision unknown = fixture.decide(fixture.call(event_body("math", "nope", "[]")));
+  CHECK(unknown.verdict == Verdict::kRefuse);
+  CHECK(unknown.code == sbus::errc::kUnknownService);
+  CHECK(unknown.message == "Cannot Find RPC Service: math.nope");
+  const sbus::Decision call_to_messages = fixture.decide(fixture.call(event_body("test", "record", "{}")));
+  CHECK(call_to_messages.code == sbus::errc::kUnknownService);
+  CHECK(call_to_messages.message ==
+        "Cannot Find RPC Service: test.record (it is a message service: send to it, as `sbus send` does)");
+  const sbus::Decision message_to_rpc = fixture.decide(fixture.message(event_body("math", "add", "[1]")));
+  CHECK(message_to_rpc.code == sbus::errc::kUnknownService);
+  CHECK(message_to_rpc.message ==
+        "Cannot Find Message Service: math.add (it is an RPC service: call it, as `sbus call` does)");
+}
+
+TEST_CASE("a service that could not start answers calls service_unavailable and keeps messages", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const sbus::Decision to_call = fixture.decide(fixture.call(event_body("broken", "svc", "[]")));
+  CHECK(to_call.verdict == Verdict::kAnswerError);
+  CHECK(to_call.code == sbus::errc::kServiceUnavailable);
+  CHECK(to_call.message == "broken.svc is unavailable: start failed: no database");
+  const sbus::Decision to_message = fixture.decide(fixture.message(event_body("broken", "svc", "{}")));
+  CHECK(to_message.verdict == Verdict::kDeadLetter);
+  CHECK(to_message.service == "broken.svc");
+  CHECK(to_message.message == "service unavailable: start failed: no database");
+}
+
+TEST_CASE("a call is dispatched to its service with its params parsed and its envelope whole", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2,3]"));
+  const sbus::Decision decision = fixture.admission.decide(delivery, fixture.unsent);
+  REQUIRE(decision.verdict == Verdict::kDispatch);
+  CHECK(decision.runner == 0);
+  const sbus::Job& job = decision.job;
+  CHECK(job.envelope.is_call());
+  CHECK(job.envelope.generation == 3);
+  CHECK(job.envelope.delivery_tag == 17);
+  CHECK(job.envelope.reply_to == "amq.rabbitmq.reply-to.caller");
+  CHECK(job.envelope.correlation_id == "c-1");
+  CHECK(job.envelope.key == sbus::CrashJournal::key("amq.rabbitmq.reply-to.caller", "c-1", "event-1"));
+  CHECK(job.envelope.reply_nonce.empty());  // a compat token: replies unsigned
+  REQUIRE(job.params.IsArray());
+  CHECK(job.params.Size() == 3);
+  CHECK(job.body.empty());  // a call's body is not kept
+  CHECK(job.bytes > 0);
+  // The envelope moved: the Delivery's is empty now.
+  CHECK(delivery.envelope.reply_to.empty());
+}
+
+TEST_CASE("a message is dispatched with its body and headers, for the error queue", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const std::string body = event_body("test", "record", R"({"event":"hello"})");
+  const sbus::Decision decision = fixture.decide(fixture.message(body));
+  REQUIRE(decision.verdict == Verdict::kDispatch);
+  CHECK(decision.runner == 1);
+  CHECK_FALSE(decision.job.envelope.is_call());
+  CHECK(decision.job.body == body);
+  REQUIRE(decision.job.headers.size() == 1);
+  CHECK(decision.job.headers[0].first == "origin");
+}
+
+TEST_CASE("an hmac-sha256 call is let in once: its copy is refused as a replay", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const std::string token = sbus::make_hmac_token(kSecret, "event-1", "math", "add", "[1]");
+  const std::string body = event_body("math", "add", "[1]", token);
+  CHECK(fixture.decide(fixture.call(body)).verdict == Verdict::kDispatch);
+  const sbus::Decision copy = fixture.decide(fixture.call(body));
+  CHECK(copy.verdict == Verdict::kRefuse);
+  CHECK(copy.code == sbus::errc::kReplayed);
+}
+
+TEST_CASE("a call redelivered after a lost connection gets the reply kept for it", "[admission]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  fixture.unsent.keep(sbus::CrashJournal::key("amq.rabbitmq.reply-to.caller", "c-1", "event-1"), "the reply");
+  sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1]"));
+  SECTION("redelivered: the kept reply") {
+    delivery.redelivered = true;
+    CHECK(fixture.decide(std::move(delivery)).verdict == Verdict::kSendKept);
+  }
+  SECTION("a new delivery of the same call runs") {
+    CHECK(fixture.decide(std::move(delivery)).verdict == Verdict::kDispatch);
+  }
+}
+
+TEST_CASE("a call that a dead worker started is answered interrupted, unless its service is idempotent",
+          "[admission]") {
+  sbus::wire_codec_init();
+  Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
+  sbus::CrashJournal* journal = mapped.value;
+  REQUIRE(journal != nullptr);
+  const pid_t dead = 999999;  // a worker of the same sbusd, gone
+  const int slot = journal->claim_slot(dead);
+  journal->begin(slot, sbus::CrashJournal::key("amq.rabbitmq.reply-to.caller", "c-1", "event-1"));
+  journal->worker_died(dead);
+  Fixture fixture(journal);
+  sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1]"));
+  delivery.redelivered = true;
+  SECTION("not run again") {
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    CHECK(decision.verdict == sbus::Decision::Verdict::kAnswerError);
+    CHECK(decision.code == sbus::errc::kInterrupted);
+  }
+  SECTION("idempotent: run again") {
+    fixture.add.idempotent = true;
+    CHECK(fixture.decide(std::move(delivery)).verdict == Verdict::kDispatch);
+  }
+}
+
+TEST_CASE("a service that keeps crashing its worker is switched off, its failures counted", "[admission]") {
+  sbus::wire_codec_init();
+  Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
+  sbus::CrashJournal* journal = mapped.value;
+  REQUIRE(journal != nullptr);
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  for (int crash = 0; crash < 3; ++crash) {
+    const pid_t dead = 999900 + crash;
+    const int slot = journal->claim_slot(dead, sbus::CrashJournal::service_key("math.add"));
+    journal->begin(slot, 1000 + static_cast<std::uint64_t>(crash));
+    journal->worker_died(dead, true, std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  }
+  Fixture fixture(journal);
+  const sbus::Decision decision = fixture.decide(fixture.call(event_body("math", "add", "[1]")));
+  CHECK(decision.verdict == Verdict::kAnswerError);
+  CHECK(decision.code == sbus::errc::kServiceUnavailable);
+  CHECK(decision.counts_as_failed);
+  CHECK(decision.runner == 0);
+  // The other services serve.
+  CHECK(fixture.decide(fixture.message(event_body("test", "record", "{}"))).verdict == Verdict::kDispatch);
+}
