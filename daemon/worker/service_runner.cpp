@@ -34,6 +34,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       config_(std::move(config)),
       service_(std::move(service)),
       context_(std::move(context)),
+      reply_secret_(context_.sender_options().secret),
       host_(host),
       journal_(journal),
       max_retries_(max_retries),
@@ -316,8 +317,7 @@ Outcome ServiceRunner::execute(Job& job) {
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
   if (is_call && !job.reply_nonce.empty()) {
-    // The config's secret, as the context's sender has it.
-    reply.signature = hmac_v2_reply_signature(context_.sender.secret, context_.node, job.reply_nonce, reply);
+    reply.signature = hmac_v2_reply_signature(reply_secret_, context_.node, job.reply_nonce, reply);
   }
   if (is_call) outcome.body = encode_reply(reply);
   return outcome;
