@@ -16,8 +16,8 @@ namespace sbus {
 
 namespace {
 
-// Why `d` (of `path`, whose ABI version matches) cannot be used; empty when
-// it can. Reads only what the version promises.
+// Why a descriptor of this ABI version cannot be used (a hand-written one:
+// SBUS_PLUGIN makes none of these); empty when it can.
 std::string descriptor_problem(const PluginDescriptor& d) {
   if (d.name == nullptr || d.name[0] == '\0') return "its descriptor has no plugin name";
   if (d.service_count == 0 || d.services == nullptr) return "its descriptor lists no services";

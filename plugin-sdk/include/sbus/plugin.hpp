@@ -222,7 +222,8 @@ struct ServiceContext {
 //   message goes to the node's error queue (`error_queue`, default
 //   NODE.error) with the last what() in its header x-sbus-error. The
 //   message is acked only once on_message returned or it is in the error
-//   queue: it is never lost, and may run more than once.
+//   queue (a worker that stops meanwhile leaves it to the broker, which
+//   delivers it again): it is never lost, and may run more than once.
 // - stop(): logged, nothing else.
 class Service {
  public:
