@@ -221,7 +221,7 @@ SBUS_PLUGIN("test",
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
-            SBUS_SERVICE("record", RecordService, sbus::Kind::kMessage | sbus::Kind::kCall),
+            SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage),
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall),
             SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
             SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))
