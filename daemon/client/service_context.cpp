@@ -7,6 +7,8 @@
 
 namespace sbus {
 
-Sender ServiceContext::sender() const { return Sender(sender_ ? *sender_ : SenderOptions{}); }
+Sender ServiceContext::sender() const {
+  return Sender(sender_ ? *sender_ : SenderOptions{});
+}
 
 }  // namespace sbus

@@ -42,7 +42,9 @@ std::string descriptor_problem(const PluginDescriptor& d) {
 
 }  // namespace
 
-Kind sdk_kind(ServiceKind kind) { return kind == ServiceKind::kMessage ? Kind::kMessage : Kind::kCall; }
+Kind sdk_kind(ServiceKind kind) {
+  return kind == ServiceKind::kMessage ? Kind::kMessage : Kind::kCall;
+}
 
 std::string kinds_text(Kind kinds) {
   std::string text;
@@ -127,7 +129,8 @@ void check_plugins(const Config& config, std::vector<std::string>* problems) {
   PluginLoader loader;
   for (std::size_t i = 0; i < config.services.size(); ++i) {
     const ServiceConfig& service = config.services[i];
-    const std::string where = config.path + ":" + std::to_string(service.line) + ": services[" + std::to_string(i) + "]";
+    const std::string where =
+        config.path + ":" + std::to_string(service.line) + ": services[" + std::to_string(i) + "]";
     try {
       const ServiceFactory& factory = loader.find(service.plugin_path, service.export_name);
       const Kind wanted = sdk_kind(service.kind);

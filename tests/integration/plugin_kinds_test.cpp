@@ -19,7 +19,9 @@ using sbus_test::TempDir;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 const std::string kPlugins = SBUS_BUILD_DIR "/plugins";
 
@@ -51,8 +53,8 @@ TEST_CASE("sbusd --check names each service entry whose kind its plugin does not
   CHECK(check.exit_code == 1);
   CHECK(contains(check.err, config + ":8: services[0].kind: message, but service 'add' of plugin " + kPlugins +
                                 "/math.so serves rpc only"));
-  CHECK(contains(check.err, config + ":14: services[2].kind: rpc, but service 'fail_message' of plugin " +
-                                kPlugins + "/test.so serves message only"));
+  CHECK(contains(check.err, config + ":14: services[2].kind: rpc, but service 'fail_message' of plugin " + kPlugins +
+                                "/test.so serves message only"));
   CHECK_FALSE(contains(check.err, "services[1]"));
   CHECK(contains(check.err, "has 2 problem(s)"));
 

@@ -10,7 +10,9 @@ class FutureService : public sbus::Service {
   void on_call(const sbus::Request&, sbus::Response& response) override { response.send("never loaded"); }
 };
 
-sbus::Service* create_future() { return new FutureService(); }
+sbus::Service* create_future() {
+  return new FutureService();
+}
 
 const sbus::ServiceFactory kServices[] = {
     {"future", sbus::Kind::kCall | static_cast<sbus::Kind>(1u << 7), &create_future},
@@ -19,7 +21,6 @@ const sbus::PluginDescriptor kDescriptor = {sbus::kAbiVersion, "unknownkind", kS
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const sbus::PluginDescriptor*
-sbus_plugin_descriptor() {
+extern "C" __attribute__((visibility("default"))) const sbus::PluginDescriptor* sbus_plugin_descriptor() {
   return &kDescriptor;
 }

@@ -51,9 +51,8 @@ std::string plugin_error(Action action) {
 }  // namespace
 
 TEST_CASE("the built plugins exist where the loader tests look for them", "[plugin_loader]") {
-  for (const std::string& path :
-       {kMathPlugin, kTestPlugin, kBadAbiPlugin, kNoSymbolPlugin, kDuplicateMathPlugin, kUnknownKindPlugin,
-        kCallOnlyEchoPlugin}) {
+  for (const std::string& path : {kMathPlugin, kTestPlugin, kBadAbiPlugin, kNoSymbolPlugin, kDuplicateMathPlugin,
+                                  kUnknownKindPlugin, kCallOnlyEchoPlugin}) {
     INFO(path);
     CHECK(std::filesystem::exists(path));
   }
@@ -301,8 +300,7 @@ TEST_CASE("the loader refuses a service that declares a kind this sbusd does not
   CHECK_THAT(error, StartsWith("plugin " + kUnknownKindPlugin + ": service 'future'"));
   CHECK_THAT(error, Contains("kinds this sbusd does not know (0x80)"));
   // Nothing of it is created, not even for the kind it does declare.
-  CHECK_THAT(plugin_error([&] { loader.create(kUnknownKindPlugin, "future", sbus::Kind::kCall); }),
-             Contains("0x80"));
+  CHECK_THAT(plugin_error([&] { loader.create(kUnknownKindPlugin, "future", sbus::Kind::kCall); }), Contains("0x80"));
 }
 
 TEST_CASE("a service that does not override on_message refuses a message instead of dropping it",
@@ -352,9 +350,9 @@ TEST_CASE("check_plugins reports FILE:LINE of each service entry whose kind its 
   INFO(all);
   REQUIRE(problems.size() == 3);
   CHECK(problems[0] == path + ":5: services[0].kind: message, but service 'add' of plugin " + kMathPlugin +
-                          " serves rpc only (its SBUS_SERVICE says what it serves)");
+                           " serves rpc only (its SBUS_SERVICE says what it serves)");
   CHECK(problems[1] == path + ":13: services[3].kind: rpc, but service 'fail_message' of plugin " + kTestPlugin +
-                          " serves message only (its SBUS_SERVICE says what it serves)");
+                           " serves message only (its SBUS_SERVICE says what it serves)");
   CHECK_THAT(problems[2], StartsWith(path + ":15: services[4].kind: message, but service 'echo' of plugin " +
                                      kCallOnlyEchoPlugin + " serves rpc only"));
 }

@@ -244,8 +244,7 @@ class Service {
   // message goes the way of a failed one, to the error queue, rather than
   // being acked unseen.
   virtual void on_message(const Request& request) {
-    throw std::logic_error("service " + request.category() + "." + request.service() +
-                           " does not take messages");
+    throw std::logic_error("service " + request.category() + "." + request.service() + " does not take messages");
   }
 };
 
