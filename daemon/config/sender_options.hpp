@@ -1,5 +1,5 @@
 // The sender settings a config gives: what the sbus CLI uses with --config
-// and what each plugin gets as ServiceContext::sender.
+// and what each plugin gets through ServiceContext::sender().
 #pragma once
 
 #include <sbus/sender.hpp>

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
@@ -12,6 +13,45 @@
 #include "config/sender_options.hpp"
 
 namespace sbus {
+
+namespace {
+
+// Why a descriptor of this ABI version cannot be used (a hand-written one:
+// SBUS_PLUGIN makes none of these); empty when it can.
+std::string descriptor_problem(const PluginDescriptor& d) {
+  if (d.name == nullptr || d.name[0] == '\0') return "its descriptor has no plugin name";
+  if (d.service_count == 0 || d.services == nullptr) return "its descriptor lists no services";
+  for (std::size_t i = 0; i < d.service_count; ++i) {
+    const ServiceFactory& service = d.services[i];
+    if (service.name == nullptr || service.name[0] == '\0') {
+      return "service #" + std::to_string(i + 1) + " of its descriptor has no name";
+    }
+    const std::string name = "service '" + std::string(service.name) + "'";
+    if (service.create == nullptr) return name + " has no create function";
+    const auto bits = static_cast<std::uint32_t>(service.kinds);
+    if (bits == 0) return name + " serves no kind (neither calls nor messages)";
+    if ((service.kinds & kAllKinds) != service.kinds) {
+      char unknown[16];
+      std::snprintf(unknown, sizeof unknown, "0x%x", bits & ~static_cast<std::uint32_t>(kAllKinds));
+      return name + " declares kinds this sbusd does not know (" + unknown + "); it speaks ABI " +
+             std::to_string(kAbiVersion) + " and knows rpc and message";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Kind sdk_kind(ServiceKind kind) {
+  return kind == ServiceKind::kMessage ? Kind::kMessage : Kind::kCall;
+}
+
+std::string kinds_text(Kind kinds) {
+  std::string text;
+  if (serves(kinds, Kind::kCall)) text = "rpc";
+  if (serves(kinds, Kind::kMessage)) text += text.empty() ? "message" : " and message";
+  return text.empty() ? "nothing" : text;
+}
 
 PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
   if (auto found = plugins_.find(path); found != plugins_.end()) return found->second;
@@ -38,7 +78,10 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
                       std::to_string(descriptor->abi_version) + ", this sbusd speaks ABI " +
                       std::to_string(kAbiVersion) + "; rebuild it against this SDK");
   }
-  const std::string name = descriptor->name != nullptr ? descriptor->name : "";
+  if (const std::string problem = descriptor_problem(*descriptor); !problem.empty()) {
+    throw PluginError("plugin " + path + ": " + problem);
+  }
+  const std::string name = descriptor->name;
   if (auto other = names_.find(name); other != names_.end() && other->second != path) {
     throw PluginError("plugin " + path + ": its name '" + name + "' is taken by " + other->second);
   }
@@ -56,15 +99,10 @@ const PluginDescriptor& PluginLoader::descriptor(const std::string& path) {
   return *load(path).descriptor;
 }
 
-LoadedService PluginLoader::create(const std::string& path, const std::string& export_name) {
-  Plugin& plugin = load(path);
-  const PluginDescriptor& d = *plugin.descriptor;
+const ServiceFactory& PluginLoader::find(const std::string& path, const std::string& export_name) {
+  const PluginDescriptor& d = *load(path).descriptor;
   for (std::size_t i = 0; i < d.service_count; ++i) {
-    if (d.services[i].name != nullptr && export_name == d.services[i].name) {
-      std::unique_ptr<Service> service(d.services[i].create());
-      if (!service) throw PluginError("plugin " + path + ": service " + export_name + " created null");
-      return LoadedService(plugin.library, std::move(service));
-    }
+    if (export_name == d.services[i].name) return d.services[i];
   }
   std::string known;
   for (std::size_t i = 0; i < d.service_count; ++i) {
@@ -74,20 +112,35 @@ LoadedService PluginLoader::create(const std::string& path, const std::string& e
                     "' (it has: " + known + ")");
 }
 
+LoadedService PluginLoader::create(const std::string& path, const std::string& export_name, Kind kind) {
+  const ServiceFactory& factory = find(path, export_name);
+  if (!serves(factory.kinds, kind)) {
+    // Refused here too, not only by the check: a message acked into a
+    // service that ignores messages would be lost without a trace.
+    throw PluginError("plugin " + path + ": service '" + export_name + "' serves " + kinds_text(factory.kinds) +
+                      " only, not kind: " + kinds_text(kind));
+  }
+  std::unique_ptr<Service> service(factory.create());
+  if (!service) throw PluginError("plugin " + path + ": service " + export_name + " created null");
+  return LoadedService(plugins_.at(path).library, std::move(service));
+}
+
 void check_plugins(const Config& config, std::vector<std::string>* problems) {
   PluginLoader loader;
   for (std::size_t i = 0; i < config.services.size(); ++i) {
     const ServiceConfig& service = config.services[i];
+    const std::string where =
+        config.path + ":" + std::to_string(service.line) + ": services[" + std::to_string(i) + "]";
     try {
-      const PluginDescriptor& d = loader.descriptor(service.plugin_path);
-      bool found = false;
-      for (std::size_t s = 0; s < d.service_count; ++s) {
-        found = found || service.export_name == d.services[s].name;
+      const ServiceFactory& factory = loader.find(service.plugin_path, service.export_name);
+      const Kind wanted = sdk_kind(service.kind);
+      if (!serves(factory.kinds, wanted)) {
+        problems->push_back(where + ".kind: " + kinds_text(wanted) + ", but service '" + service.export_name +
+                            "' of plugin " + service.plugin_path + " serves " + kinds_text(factory.kinds) +
+                            " only (its SBUS_SERVICE says what it serves)");
       }
-      if (!found) loader.create(service.plugin_path, service.export_name);  // throws the message
     } catch (const PluginError& e) {
-      problems->push_back(config.path + ":" + std::to_string(service.line) + ": services[" +
-                          std::to_string(i) + "].plugin: " + e.what());
+      problems->push_back(where + ".plugin: " + e.what());
     }
   }
 }
@@ -100,7 +153,7 @@ void check_service_starts(const Config& config, std::vector<std::string>* proble
     const std::string where =
         config.path + ":" + std::to_string(service.line) + ": services[" + std::to_string(i) + "]: ";
     try {
-      LoadedService loaded = loader.create(service.plugin_path, service.export_name);
+      LoadedService loaded = loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind));
       const ServiceContext context{config.node, service.category, service.service, service.options, sender};
       loaded.service().start(context);
       loaded.service().stop();

@@ -2,7 +2,9 @@
 //
 // A plugin exports one PluginDescriptor (see sbus/plugin.hpp). The loader
 // reads its ABI version before anything else and refuses a mismatch; it
-// never calls into a plugin whose version differs.
+// never calls into a plugin whose version differs. It also refuses a
+// descriptor it cannot use (null names, no services, kinds this sbusd does
+// not know), and a service configured for a kind it does not serve.
 #pragma once
 
 #include <boost/dll/shared_library.hpp>
@@ -40,14 +42,24 @@ class LoadedService {
   std::unique_ptr<Service> service_;
 };
 
+// The SDK's Kind for a config's `kind:` (rpc: Kind::kCall).
+Kind sdk_kind(ServiceKind kind);
+// The YAML's words for a set of kinds: "rpc", "message", "rpc and message".
+std::string kinds_text(Kind kinds);
+
 class PluginLoader {
  public:
   // Loads `path` (once; later calls reuse it) and creates the service
-  // `export_name` of it. Throws PluginError naming the file and the cause.
-  LoadedService create(const std::string& path, const std::string& export_name);
+  // `export_name` of it, which must serve `kind`. Throws PluginError naming
+  // the file and the cause.
+  LoadedService create(const std::string& path, const std::string& export_name, Kind kind);
 
   // The descriptor of `path`, loading it if needed. Throws PluginError.
   const PluginDescriptor& descriptor(const std::string& path);
+
+  // The service `export_name` of `path`, loading it if needed. Throws
+  // PluginError listing the services the plugin has.
+  const ServiceFactory& find(const std::string& path, const std::string& export_name);
 
  private:
   struct Plugin {
@@ -61,7 +73,8 @@ class PluginLoader {
 };
 
 // Loads every plugin of `config` and checks that each configured service
-// exists in it; appends one line per problem ("FILE:LINE: services[i]: ...").
+// exists in it and serves the entry's `kind:`; appends one line per problem
+// ("FILE:LINE: services[i].plugin: ...", "FILE:LINE: services[i].kind: ...").
 // Runs plugin code (static constructors): call it in a throwaway process
 // where that matters.
 void check_plugins(const Config& config, std::vector<std::string>* problems);

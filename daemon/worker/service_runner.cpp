@@ -34,6 +34,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       config_(std::move(config)),
       service_(std::move(service)),
       context_(std::move(context)),
+      reply_secret_(context_.sender_options().secret),
       host_(host),
       journal_(journal),
       max_retries_(max_retries),
@@ -276,8 +277,7 @@ Outcome ServiceRunner::execute(Job& job) {
     SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  // The config's secret, as the context's sender has it.
-  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, context_.sender.secret, context_.node);
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
   return outcome;
 }
 

@@ -122,6 +122,9 @@ class ServiceRunner {
   ServiceConfig config_;
   LoadedService service_;
   ServiceContext context_;
+  // The config's secret, as the context's sender has it: hmac-sha256-v2
+  // answers are signed with it.
+  std::string reply_secret_;
   RunnerHost* host_;
   CrashJournal* journal_;  // may be null
   int max_retries_;

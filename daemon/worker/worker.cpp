@@ -56,7 +56,7 @@ void Worker::start_services() {
     try {
       ServiceContext context{config_.node, service.category, service.service, service.options, sender};
       auto runner = std::make_unique<ServiceRunner>(
-          dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name),
+          dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
           std::move(context), this, journal_, config_.max_retries);
       runner->start();
       admission_.add_service(dispatcher_.size(), runner->config());

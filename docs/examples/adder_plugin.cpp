@@ -20,4 +20,4 @@ class AddService : public sbus::Service {
   }
 };
 
-SBUS_PLUGIN("adder", SBUS_SERVICE("add", AddService))
+SBUS_PLUGIN("adder", SBUS_SERVICE("add", AddService, sbus::Kind::kCall))

@@ -81,7 +81,7 @@ class OrderService : public sbus::Service {
     if (file == context.options.end()) throw std::runtime_error("shop.order needs options: {file: PATH}");
     path_ = file->second;
     // Connects on its first call, to this worker's broker first.
-    sender_ = std::make_unique<sbus::Sender>(context.sender);
+    sender_ = std::make_unique<sbus::Sender>(context.sender());
   }
 
   // An exception here makes sbusd retry the message, then move it to the
@@ -120,4 +120,6 @@ class OrderService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("shop", SBUS_SERVICE("price", PriceService), SBUS_SERVICE("order", OrderService))
+SBUS_PLUGIN("shop",
+            SBUS_SERVICE("price", PriceService, sbus::Kind::kCall),
+            SBUS_SERVICE("order", OrderService, sbus::Kind::kMessage))

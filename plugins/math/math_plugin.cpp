@@ -41,4 +41,4 @@ class AddService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("math", SBUS_SERVICE("add", AddService))
+SBUS_PLUGIN("math", SBUS_SERVICE("add", AddService, sbus::Kind::kCall))

@@ -1,6 +1,7 @@
 // The test plugin: services to try sbus with and to test it.
 //   test.echo    answers its params unchanged; with `options: {stop_file:
-//                PATH}` its stop() creates that file
+//                PATH}` its stop() creates that file. Serves messages too,
+//                and does nothing with them (a sink, as the benchmark's)
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.fail_message  (kind: message) throws, to try the retries and the
@@ -10,7 +11,8 @@
 //   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`; params
-//                {"sleep": SECONDS, ...} sleep first (a stuck message service)
+//                {"sleep": SECONDS, ...} sleep first (a stuck message service).
+//                Serves calls too: records, then answers true
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
@@ -43,6 +45,8 @@ class EchoService : public sbus::Service {
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     response.send(request.params());
   }
+
+  void on_message(const sbus::Request&) override {}
 
   void stop() override {
     if (stop_file_.empty()) return;
@@ -110,6 +114,11 @@ class RecordService : public sbus::Service {
     path_ = file->second;
   }
 
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    on_message(request);
+    response.send(true);
+  }
+
   void on_message(const sbus::Request& request) override {
     const rapidjson::Value& params = request.params();
     if (params.IsObject() && params.HasMember("sleep") && params["sleep"].IsNumber()) {
@@ -130,7 +139,7 @@ class RecordService : public sbus::Service {
 
 class RelayService : public sbus::Service {
  public:
-  void start(const sbus::ServiceContext& context) override { options_ = context.sender; }
+  void start(const sbus::ServiceContext& context) override { context_ = &context; }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();
@@ -143,7 +152,7 @@ class RelayService : public sbus::Service {
     rapidjson::Writer<rapidjson::StringBuffer> writer(inner);
     params["params"].Accept(writer);
     // One connection for the service's lifetime, made on first use.
-    if (!sender_) sender_ = std::make_unique<sbus::Sender>(options_);
+    if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
     sbus::CallResult result =
         sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
     if (result.ok()) {
@@ -154,7 +163,7 @@ class RelayService : public sbus::Service {
   }
 
  private:
-  sbus::SenderOptions options_;
+  const sbus::ServiceContext* context_ = nullptr;  // valid until stop() returns
   std::unique_ptr<sbus::Sender> sender_;
 };
 
@@ -206,13 +215,13 @@ class StallOnceService : public sbus::Service {
 }  // namespace
 
 SBUS_PLUGIN("test",
-            SBUS_SERVICE("echo", EchoService),
-            SBUS_SERVICE("sleep", SleepService),
-            SBUS_SERVICE("fail", FailService),
-            SBUS_SERVICE("fail_message", FailMessageService),
-            SBUS_SERVICE("crash", CrashService),
-            SBUS_SERVICE("crash_message", CrashMessageService),
-            SBUS_SERVICE("record", RecordService),
-            SBUS_SERVICE("relay", RelayService),
-            SBUS_SERVICE("log", LogService),
-            SBUS_SERVICE("stall_once", StallOnceService))
+            SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
+            SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
+            SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
+            SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
+            SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
+            SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
+            SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage),
+            SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall),
+            SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
+            SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))

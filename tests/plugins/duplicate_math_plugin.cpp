@@ -13,4 +13,4 @@ class OtherAddService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("math", SBUS_SERVICE("add", OtherAddService))
+SBUS_PLUGIN("math", SBUS_SERVICE("add", OtherAddService, sbus::Kind::kCall))

@@ -20,4 +20,4 @@ class NothingService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("slowload", SBUS_SERVICE("nothing", NothingService))
+SBUS_PLUGIN("slowload", SBUS_SERVICE("nothing", NothingService, sbus::Kind::kCall))

@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,8 @@ const std::string kTestPlugin = kBuildDir + "/plugins/test.so";
 const std::string kBadAbiPlugin = kBuildDir + "/test-plugins/bad_abi_plugin.so";
 const std::string kNoSymbolPlugin = kBuildDir + "/test-plugins/no_symbol_plugin.so";
 const std::string kDuplicateMathPlugin = kBuildDir + "/test-plugins/duplicate_math_plugin.so";
+const std::string kUnknownKindPlugin = kBuildDir + "/test-plugins/unknown_kind_plugin.so";
+const std::string kCallOnlyEchoPlugin = kBuildDir + "/test-plugins/call_only_echo_plugin.so";
 
 sbus::Request make_request(const std::string& category, const std::string& service,
                            const char* params_json) {
@@ -46,8 +51,8 @@ std::string plugin_error(Action action) {
 }  // namespace
 
 TEST_CASE("the built plugins exist where the loader tests look for them", "[plugin_loader]") {
-  for (const std::string& path :
-       {kMathPlugin, kTestPlugin, kBadAbiPlugin, kNoSymbolPlugin, kDuplicateMathPlugin}) {
+  for (const std::string& path : {kMathPlugin, kTestPlugin, kBadAbiPlugin, kNoSymbolPlugin, kDuplicateMathPlugin,
+                                  kUnknownKindPlugin, kCallOnlyEchoPlugin}) {
     INFO(path);
     CHECK(std::filesystem::exists(path));
   }
@@ -55,7 +60,7 @@ TEST_CASE("the built plugins exist where the loader tests look for them", "[plug
 
 TEST_CASE("math.add loaded through the loader sums its params", "[plugin_loader]") {
   sbus::PluginLoader loader;
-  sbus::LoadedService add = loader.create(kMathPlugin, "add");
+  sbus::LoadedService add = loader.create(kMathPlugin, "add", sbus::Kind::kCall);
 
   SECTION("integers") {
     sbus::Response response;
@@ -86,7 +91,7 @@ TEST_CASE("the descriptor of test.so lists its name and services", "[plugin_load
 
 TEST_CASE("test.echo answers its params unchanged", "[plugin_loader]") {
   sbus::PluginLoader loader;
-  sbus::LoadedService echo = loader.create(kTestPlugin, "echo");
+  sbus::LoadedService echo = loader.create(kTestPlugin, "echo", sbus::Kind::kCall);
   sbus::Response response;
   echo.service().on_call(make_request("test", "echo", R"({"a":[1,"x",null]})"), response);
   CHECK_FALSE(response.is_error());
@@ -97,8 +102,8 @@ TEST_CASE("a loaded service outlives the loader that created it", "[plugin_loade
   std::vector<sbus::LoadedService> services;
   {
     sbus::PluginLoader loader;
-    services.push_back(loader.create(kMathPlugin, "add"));
-    services.push_back(loader.create(kMathPlugin, "add"));
+    services.push_back(loader.create(kMathPlugin, "add", sbus::Kind::kCall));
+    services.push_back(loader.create(kMathPlugin, "add", sbus::Kind::kCall));
   }
   // The library stays mapped as long as a service of it lives.
   for (sbus::LoadedService& service : services) {
@@ -129,12 +134,12 @@ TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the ca
     CHECK_THAT(error, Contains("cannot load"));
   }
   SECTION("a shared object without the descriptor symbol") {
-    const std::string error = plugin_error([&] { loader.create(kNoSymbolPlugin, "add"); });
+    const std::string error = plugin_error([&] { loader.create(kNoSymbolPlugin, "add", sbus::Kind::kCall); });
     CHECK_THAT(error, Contains(kNoSymbolPlugin));
     CHECK_THAT(error, Contains("no symbol sbus_plugin_descriptor"));
   }
   SECTION("a plugin built for another ABI, whose descriptor is never read past the version") {
-    const std::string error = plugin_error([&] { loader.create(kBadAbiPlugin, "add"); });
+    const std::string error = plugin_error([&] { loader.create(kBadAbiPlugin, "add", sbus::Kind::kCall); });
     CHECK_THAT(error, Contains(kBadAbiPlugin));
     CHECK_THAT(error, Contains("ABI 999"));
     CHECK_THAT(error, Contains("ABI " + std::to_string(sbus::kAbiVersion)));
@@ -142,7 +147,7 @@ TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the ca
     CHECK_THAT(plugin_error([&] { loader.descriptor(kBadAbiPlugin); }), Contains("ABI 999"));
   }
   SECTION("a service the plugin does not have, listing the ones it has") {
-    const std::string error = plugin_error([&] { loader.create(kMathPlugin, "subtract"); });
+    const std::string error = plugin_error([&] { loader.create(kMathPlugin, "subtract", sbus::Kind::kCall); });
     CHECK_THAT(error, Contains(kMathPlugin));
     CHECK_THAT(error, Contains("no service 'subtract'"));
     CHECK_THAT(error, Contains("(it has: add)"));
@@ -152,7 +157,7 @@ TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the ca
       all_services += (i == 0 ? "" : ", ") + std::string(test.services[i].name);
     }
     REQUIRE_THAT(all_services, StartsWith("echo, sleep, fail"));
-    const std::string test_error = plugin_error([&] { loader.create(kTestPlugin, "nope"); });
+    const std::string test_error = plugin_error([&] { loader.create(kTestPlugin, "nope", sbus::Kind::kCall); });
     CHECK_THAT(test_error, Contains("(it has: " + all_services + ")"));
   }
 }
@@ -161,18 +166,18 @@ TEST_CASE("the loader refuses two different files with the same plugin name", "[
   sbus::PluginLoader loader;
   SECTION("math.so first") {
     loader.descriptor(kMathPlugin);
-    const std::string error = plugin_error([&] { loader.create(kDuplicateMathPlugin, "add"); });
+    const std::string error = plugin_error([&] { loader.create(kDuplicateMathPlugin, "add", sbus::Kind::kCall); });
     CHECK_THAT(error, Contains(kDuplicateMathPlugin));
     CHECK_THAT(error, Contains("'math'"));
     CHECK_THAT(error, Contains(kMathPlugin));
     // The first one still works.
-    sbus::LoadedService add = loader.create(kMathPlugin, "add");
+    sbus::LoadedService add = loader.create(kMathPlugin, "add", sbus::Kind::kCall);
     sbus::Response response;
     add.service().on_call(make_request("math", "add", "[2, 3]"), response);
     CHECK(response.body() == "5");
   }
   SECTION("the other one first") {
-    sbus::LoadedService other = loader.create(kDuplicateMathPlugin, "add");
+    sbus::LoadedService other = loader.create(kDuplicateMathPlugin, "add", sbus::Kind::kCall);
     sbus::Response response;
     other.service().on_call(make_request("math", "add", "[2, 3]"), response);
     CHECK(response.body() == "\"the other math.add\"");
@@ -249,4 +254,128 @@ TEST_CASE("check_plugins finds nothing wrong with the plugins of a good config",
   REQUIRE(sbus::load_config_text(yaml, "/srv/sbus/sbusd.yaml", {}, &config, &problems));
   sbus::check_plugins(config, &problems);
   CHECK(problems.empty());
+}
+
+TEST_CASE("each service of test.so declares the kinds it serves", "[plugin_loader][kinds]") {
+  sbus::PluginLoader loader;
+  CHECK(loader.find(kTestPlugin, "sleep").kinds == sbus::Kind::kCall);
+  CHECK(loader.find(kTestPlugin, "fail_message").kinds == sbus::Kind::kMessage);
+  // A sink for messages too, and a recorder that also answers calls.
+  CHECK(loader.find(kTestPlugin, "echo").kinds == (sbus::Kind::kCall | sbus::Kind::kMessage));
+  CHECK(loader.find(kTestPlugin, "record").kinds == (sbus::Kind::kCall | sbus::Kind::kMessage));
+  CHECK(loader.find(kMathPlugin, "add").kinds == sbus::Kind::kCall);
+  CHECK(sbus::kinds_text(sbus::Kind::kCall) == "rpc");
+  CHECK(sbus::kinds_text(sbus::Kind::kMessage) == "message");
+  CHECK(sbus::kinds_text(sbus::Kind::kCall | sbus::Kind::kMessage) == "rpc and message");
+  CHECK(sbus::sdk_kind(sbus::ServiceKind::kRpc) == sbus::Kind::kCall);
+  CHECK(sbus::sdk_kind(sbus::ServiceKind::kMessage) == sbus::Kind::kMessage);
+}
+
+TEST_CASE("the loader creates a service only for a kind it serves, and says which it serves otherwise",
+          "[plugin_loader][kinds]") {
+  sbus::PluginLoader loader;
+
+  SECTION("an RPC-only service asked for messages") {
+    const std::string error = plugin_error([&] { loader.create(kMathPlugin, "add", sbus::Kind::kMessage); });
+    CHECK(error == "plugin " + kMathPlugin + ": service 'add' serves rpc only, not kind: message");
+  }
+  SECTION("a message-only service asked for calls") {
+    const std::string error = plugin_error([&] { loader.create(kTestPlugin, "fail_message", sbus::Kind::kCall); });
+    CHECK(error == "plugin " + kTestPlugin + ": service 'fail_message' serves message only, not kind: rpc");
+  }
+  SECTION("a service that serves both, for either") {
+    sbus::LoadedService as_call = loader.create(kTestPlugin, "echo", sbus::Kind::kCall);
+    sbus::LoadedService as_message = loader.create(kTestPlugin, "echo", sbus::Kind::kMessage);
+    sbus::Response response;
+    as_call.service().on_call(make_request("test", "echo", "[7]"), response);
+    CHECK(response.body() == "[7]");
+    // A sink: takes the message and does nothing with it.
+    CHECK_NOTHROW(as_message.service().on_message(make_request("sink", "echo", "[7]")));
+  }
+}
+
+TEST_CASE("the loader refuses a service that declares a kind this sbusd does not know", "[plugin_loader][kinds]") {
+  sbus::PluginLoader loader;
+  const std::string error = plugin_error([&] { loader.descriptor(kUnknownKindPlugin); });
+  CHECK_THAT(error, StartsWith("plugin " + kUnknownKindPlugin + ": service 'future'"));
+  CHECK_THAT(error, Contains("kinds this sbusd does not know (0x80)"));
+  // Nothing of it is created, not even for the kind it does declare.
+  CHECK_THAT(plugin_error([&] { loader.create(kUnknownKindPlugin, "future", sbus::Kind::kCall); }), Contains("0x80"));
+}
+
+TEST_CASE("a service that does not override on_message refuses a message instead of dropping it",
+          "[plugin_loader][kinds]") {
+  // Only a descriptor made without SBUS_SERVICE can reach this: the default
+  // throws, so the message is retried and then kept in the error queue.
+  sbus::PluginLoader loader;
+  sbus::LoadedService add = loader.create(kMathPlugin, "add", sbus::Kind::kCall);
+  try {
+    add.service().on_message(make_request("math", "add", "[1, 2]"));
+    FAIL("on_message did not throw");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()) == "service math.add does not take messages");
+  }
+}
+
+TEST_CASE("check_plugins reports FILE:LINE of each service entry whose kind its service does not serve",
+          "[plugin_loader][kinds]") {
+  const std::string yaml =
+      "brokers: [amqp://127.0.0.1/]\n"
+      "secret: a sixteen byte secret\n"
+      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "services:\n"
+      "  - name: math.add\n"                                     // 5: rpc only
+      "    plugin: math\n"
+      "    kind: message\n"
+      "  - name: test.echo\n"                                    // 8: both
+      "    plugin: test\n"
+      "    kind: message\n"
+      "  - name: test.record\n"                                  // 11: both
+      "    plugin: test\n"
+      "  - name: test.fail_message\n"                            // 13: messages only
+      "    plugin: test\n"
+      "  - name: old.echo\n"                                     // 15: rpc only
+      "    plugin: " + kCallOnlyEchoPlugin + "\n"
+      "    export: echo\n"
+      "    kind: message\n";
+  const std::string path = "/srv/sbus/sbusd.yaml";
+  sbus::Config config;
+  std::vector<std::string> problems;
+  REQUIRE(sbus::load_config_text(yaml, path, {}, &config, &problems));
+  REQUIRE(config.services.size() == 5);
+
+  sbus::check_plugins(config, &problems);
+  std::string all;
+  for (const std::string& problem : problems) all += problem + "\n";
+  INFO(all);
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0] == path + ":5: services[0].kind: message, but service 'add' of plugin " + kMathPlugin +
+                           " serves rpc only (its SBUS_SERVICE says what it serves)");
+  CHECK(problems[1] == path + ":13: services[3].kind: rpc, but service 'fail_message' of plugin " + kTestPlugin +
+                           " serves message only (its SBUS_SERVICE says what it serves)");
+  CHECK_THAT(problems[2], StartsWith(path + ":15: services[4].kind: message, but service 'echo' of plugin " +
+                                     kCallOnlyEchoPlugin + " serves rpc only"));
+}
+
+TEST_CASE("a ServiceContext gives the sender settings it was made with, not a struct of its own layout",
+          "[plugin_loader][context]") {
+  sbus::SenderOptions sender;
+  sender.brokers = {"amqp://a/", "amqp://b/"};
+  sender.secret = "the secret";
+  sender.token = "hmac-sha256-v2";
+  const sbus::ServiceContext context{"node-1", "shop", "price", {{"apple", "0.5"}}, sender};
+  CHECK(context.node == "node-1");
+  CHECK(context.options.at("apple") == "0.5");
+  const sbus::SenderOptions copy = context.sender_options();
+  CHECK(copy.brokers == sender.brokers);
+  CHECK(copy.secret == "the secret");
+  CHECK(copy.token == "hmac-sha256-v2");
+  // Copies share the settings; a default-made context has no brokers.
+  const sbus::ServiceContext moved = context;
+  CHECK(moved.sender_options().secret == "the secret");
+  CHECK(sbus::ServiceContext{}.sender_options().brokers.empty());
+  // The settings sit behind one pointer: SenderOptions may grow without
+  // moving the fields a plugin reads.
+  CHECK(sizeof(sbus::ServiceContext) ==
+        3 * sizeof(std::string) + sizeof(std::map<std::string, std::string>) + sizeof(std::shared_ptr<int>));
 }

@@ -2,7 +2,8 @@
 // that sbusd loads from a shared object.
 //
 // A plugin is a .so that defines one or more classes derived from
-// sbus::Service and exports them once with SBUS_PLUGIN:
+// sbus::Service and exports them once with SBUS_PLUGIN, each with the kinds
+// of delivery it serves:
 //
 //   class AddService : public sbus::Service {
 //    public:
@@ -13,17 +14,20 @@
 //     }
 //   };
 //
-//   SBUS_PLUGIN("math", SBUS_SERVICE("add", AddService))
+//   SBUS_PLUGIN("math", SBUS_SERVICE("add", AddService, sbus::Kind::kCall))
+//
+// Kinds: a service serves calls (on_call; `kind: rpc` in sbusd's YAML),
+// messages (on_message; `kind: message`) or both. `sbusd --check`, a reload
+// and a worker's start refuse a config entry whose `kind:` its service does
+// not serve, so that no message is acked into a service that ignores it.
 //
 // Threading: sbusd gives every configured service its own thread. on_call and
 // on_message of one service object are never called concurrently; different
 // services run in parallel. start() and stop() run on that same thread.
 //
-// Errors: an exception thrown from on_call becomes an error reply with code
-// "service_failed" and the exception's what() in the message; one thrown from
-// on_message is logged and the message retried (max_retries), then moved to
-// the node's error queue. Neither stops the worker. A crash (segfault, abort)
-// ends the worker process, which the supervisor restarts.
+// Errors: what sbusd does with an exception thrown from each method is said
+// at the method, in Service below. None stops the worker. A crash (segfault,
+// abort) ends the worker process, which the supervisor restarts.
 //
 // Logging: sbus/log.hpp writes lines to sbusd's log, named after the service.
 // docs/plugins.md is the guide to all of this.
@@ -31,6 +35,7 @@
 // ABI: sbusd checks kAbiVersion of the plugin against its own before it
 // touches anything else in the plugin, and refuses a mismatch. Any change to
 // the layout of the types below or to Service's virtual methods bumps it.
+// docs/plugins.md says what changed in each version.
 #pragma once
 
 #include <rapidjson/document.h>
@@ -40,16 +45,44 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "sbus/export.hpp"
 #include "sbus/sender.hpp"
 
 namespace sbus {
 
-inline constexpr std::uint32_t kAbiVersion = 2;
+// 3: each service declares its kinds (ServiceFactory::kinds), and
+//    ServiceContext gives the sender through sender() and sender_options().
+inline constexpr std::uint32_t kAbiVersion = 3;
+
+// The kinds of delivery a service serves, as bits of a set: combine them
+// with |, as in sbus::Kind::kCall | sbus::Kind::kMessage. The values are part
+// of the ABI; a new kind takes a new bit.
+enum class Kind : std::uint32_t {
+  kCall = 1u << 0,     // RPCs, to on_call: `kind: rpc` in sbusd's YAML
+  kMessage = 1u << 1,  // fire-and-forget messages, to on_message: `kind: message`
+};
+
+// Every kind this SDK knows: a set with other bits is from a newer SDK.
+inline constexpr Kind kAllKinds = static_cast<Kind>((1u << 0) | (1u << 1));
+
+constexpr Kind operator|(Kind a, Kind b) {
+  return static_cast<Kind>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
+}
+constexpr Kind operator&(Kind a, Kind b) {
+  return static_cast<Kind>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
+}
+// Whether the set `kinds` holds every kind of `wanted` (and wanted is not empty).
+constexpr bool serves(Kind kinds, Kind wanted) {
+  return static_cast<std::uint32_t>(wanted) != 0 && (kinds & wanted) == wanted;
+}
 
 // The error codes the SDK itself puts in a Response; sbusd's own are in
 // docs/errors.md. A service may answer any other code of its own.
@@ -134,27 +167,69 @@ class Response {
   std::string error_code_;
 };
 
-// What sbusd tells a service when it starts: where it runs and the
-// `options:` map of its entry in the YAML config.
+// What sbusd tells a service when it starts: where it runs, the `options:`
+// map of its entry in the YAML config, and a way to call other services.
+// sbusd keeps the object start() receives valid until stop() has returned.
 struct ServiceContext {
+  ServiceContext() = default;
+  // sbusd makes one for each service; a plugin's own tests may too. `sender`
+  // is what sender() and sender_options() give.
+  ServiceContext(std::string node_name, std::string category_name, std::string service_name,
+                 std::map<std::string, std::string> service_options, SenderOptions sender)
+      : node(std::move(node_name)),
+        category(std::move(category_name)),
+        service(std::move(service_name)),
+        options(std::move(service_options)),
+        sender_(std::make_shared<const SenderOptions>(std::move(sender))) {}
+
   std::string node;
   std::string category;
   std::string service;
   std::map<std::string, std::string> options;
-  // What a service needs to call others: sbus::Sender(context.sender). The
-  // worker's broker first, then the others of the config; the config's
-  // exchange, secret, `token` (how to sign) and `tls:` settings.
-  SenderOptions sender;
+
+  // A new Sender to call other services, as this node: the worker's broker
+  // first, then the others of the config; the config's exchange, secret,
+  // `token` (how to sign) and `tls:` settings. It connects on its first
+  // call. Made in libsbus.so, from the settings as this sbusd has them: a
+  // plugin that only uses sender() keeps working when those settings grow.
+  // Not thread-safe (see Sender): one per thread.
+  SBUS_EXPORT Sender sender() const;
+
+  // A copy of those settings, for a service that changes some of them (retry,
+  // connect_timeout, smart_route) before it makes a Sender of its own.
+  SenderOptions sender_options() const { return sender_ ? *sender_ : SenderOptions{}; }
+
+ private:
+  // Behind a pointer, so that this struct's layout does not follow
+  // SenderOptions'. Null in a default-made context: no brokers.
+  std::shared_ptr<const SenderOptions> sender_;
 };
 
-// Base class of every service. Override on_call for an RPC service,
-// on_message for a message service (kind: message in the YAML).
+// Base class of every service. Override on_call for a service that serves
+// Kind::kCall, on_message for Kind::kMessage (SBUS_SERVICE checks it).
+//
+// What sbusd does when one of these methods throws:
+// - start(): the service is unavailable until the worker restarts or the
+//   config is reloaded: calls to it are answered `service_unavailable`,
+//   messages to it go to the node's error queue; the other services serve.
+//   `sbusd --check --start` runs start() and stop() to find this early.
+// - on_call(): the caller gets the error reply `service_failed` with
+//   "service CATEGORY.SERVICE failed: " and the exception's what(); the
+//   worker logs it and the service takes the next call.
+// - on_message(): the message is run again on the same thread after a
+//   back-off (100 ms, doubling, at most 5 s), up to `max_retries` more times
+//   (default 5); each failure is logged. When the last attempt throws, the
+//   message goes to the node's error queue (`error_queue`, default
+//   NODE.error) with the last what() in its header x-sbus-error. The
+//   message is acked only once on_message returned or it is in the error
+//   queue (a worker that stops meanwhile leaves it to the broker, which
+//   delivers it again): it is never lost, and may run more than once.
+// - stop(): logged, nothing else.
 class Service {
  public:
   virtual ~Service() = default;
 
-  // Called once on the service's thread before the first call; an exception
-  // here fails the worker's start with the exception's text.
+  // Called once on the service's thread before the first call.
   virtual void start(const ServiceContext& /*context*/) {}
   // Called once on the service's thread after the last call.
   virtual void stop() {}
@@ -164,7 +239,13 @@ class Service {
                    "service " + request.category() + "." + request.service() +
                        " does not answer calls");
   }
-  virtual void on_message(const Request& /*request*/) {}
+  // Reached only by a service that declares Kind::kMessage without
+  // overriding this, through a descriptor not made with SBUS_SERVICE: the
+  // message goes the way of a failed one, to the error queue, rather than
+  // being acked unseen.
+  virtual void on_message(const Request& request) {
+    throw std::logic_error("service " + request.category() + "." + request.service() + " does not take messages");
+  }
 };
 
 // --- The export record. Its layout is part of the ABI: abi_version must stay
@@ -172,6 +253,7 @@ class Service {
 
 struct ServiceFactory {
   const char* name;       // the SERVICE part; the YAML maps CATEGORY.SERVICE to it
+  Kind kinds;             // what it serves: one Kind or several
   Service* (*create)();   // returns a new object owned by the caller
 };
 
@@ -186,22 +268,72 @@ struct PluginDescriptor {
 inline constexpr const char* kPluginSymbol = "sbus_plugin_descriptor";
 
 namespace detail {
+
 template <typename T>
 Service* create_service() {
   return new T();
 }
+
+// Whether T overrides on_call / on_message: &T::on_call has the type of the
+// class that declared it last. An overloaded name cannot be told: trusted.
+template <typename T>
+constexpr bool overrides_on_call() {
+  if constexpr (requires { &T::on_call; }) {
+    return !std::is_same_v<decltype(&T::on_call), decltype(&Service::on_call)>;
+  } else {
+    return true;
+  }
+}
+template <typename T>
+constexpr bool overrides_on_message() {
+  if constexpr (requires { &T::on_message; }) {
+    return !std::is_same_v<decltype(&T::on_message), decltype(&Service::on_message)>;
+  } else {
+    return true;
+  }
+}
+
+template <typename T>
+inline constexpr bool kAlwaysFalse = false;
+
+template <typename T, Kind kKinds>
+constexpr ServiceFactory make_service_factory(const char* name) {
+  static_assert(std::is_base_of_v<Service, T>, "SBUS_SERVICE: the class must derive from sbus::Service");
+  static_assert(static_cast<std::uint32_t>(kKinds) != 0 && (kKinds & kAllKinds) == kKinds,
+                "SBUS_SERVICE: say the kinds the service serves: sbus::Kind::kCall, sbus::Kind::kMessage or both");
+  static_assert(!serves(kKinds, Kind::kCall) || overrides_on_call<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kCall overrides on_call");
+  static_assert(!serves(kKinds, Kind::kMessage) || overrides_on_message<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kMessage overrides on_message");
+  return ServiceFactory{name, kKinds, &create_service<T>};
+}
+
+// SBUS_SERVICE(EXPORT, CLASS) without kinds, as before ABI 3.
+template <typename T>
+constexpr ServiceFactory make_service_factory(const char* name) {
+  static_assert(kAlwaysFalse<T>,
+                "SBUS_SERVICE(EXPORT, CLASS, KINDS): since plugin ABI 3 a service says what it serves, "
+                "e.g. SBUS_SERVICE(\"add\", AddService, sbus::Kind::kCall) (docs/plugins.md)");
+  return ServiceFactory{name, Kind::kCall, nullptr};
+}
+
 }  // namespace detail
 
 }  // namespace sbus
 
-#define SBUS_SERVICE(name, type) \
-  ::sbus::ServiceFactory { name, &::sbus::detail::create_service<type> }
+// One service of a plugin: the name it is exported under, its class and the
+// kinds it serves (sbus::Kind::kCall, sbus::Kind::kMessage, or both joined
+// with |). A class that serves a kind must override its method (on_call,
+// on_message); the compiler checks it.
+//   SBUS_SERVICE("add", AddService, sbus::Kind::kCall)
+#define SBUS_SERVICE(name, ...) ::sbus::detail::make_service_factory<__VA_ARGS__>(name)
 
 // Exports the plugin `plugin_name` with the services listed after it:
-//   SBUS_PLUGIN("test", SBUS_SERVICE("echo", Echo), SBUS_SERVICE("sleep", Sleep))
+//   SBUS_PLUGIN("test", SBUS_SERVICE("echo", Echo, sbus::Kind::kCall),
+//               SBUS_SERVICE("record", Record, sbus::Kind::kMessage))
 #define SBUS_PLUGIN(plugin_name, ...)                                                 \
   namespace {                                                                         \
-  const ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};               \
+  constexpr ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};           \
   const ::sbus::PluginDescriptor sbus_plugin_descriptor_ = {                          \
       ::sbus::kAbiVersion, plugin_name, sbus_plugin_services_,                        \
       sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};              \

@@ -29,7 +29,7 @@ class GreetService : public sbus::Service {
 
 class PingService : public sbus::Service {
  public:
-  void start(const sbus::ServiceContext& context) override { options_ = context.sender; }
+  void start(const sbus::ServiceContext& context) override { context_ = &context; }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();
@@ -37,15 +37,17 @@ class PingService : public sbus::Service {
       response.error("invalid_params", R"(hello.ping takes ["NODE"])");
       return;
     }
-    if (!sender_) sender_ = std::make_unique<sbus::Sender>(options_);
+    if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
     response.send(sender_->ping(params[0].GetString(), std::chrono::seconds(3)));
   }
 
  private:
-  sbus::SenderOptions options_;
+  const sbus::ServiceContext* context_ = nullptr;  // valid until stop() returns
   std::unique_ptr<sbus::Sender> sender_;
 };
 
 }  // namespace
 
-SBUS_PLUGIN("hello", SBUS_SERVICE("greet", GreetService), SBUS_SERVICE("ping", PingService))
+SBUS_PLUGIN("hello",
+            SBUS_SERVICE("greet", GreetService, sbus::Kind::kCall),
+            SBUS_SERVICE("ping", PingService, sbus::Kind::kCall))
