@@ -1317,16 +1317,6 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
       late_error = e.what();
     }
   });
-  std::string send_error = "not done";
-  std::thread late_send([&] {
-    try {
-      sbus::Sender sender(daemon.sender_options({broker.uri()}));
-      sender.send(daemon.address("test.record"), "[\"sent during the alarm\"]");
-      send_error.clear();
-    } catch (const std::exception& e) {
-      send_error = e.what();
-    }
-  });
   // A caller with a short timeout learns why it gets no answer.
   const auto cli_started = Clock::now();
   const ProcessResult blocked_call =
@@ -1349,6 +1339,19 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
               20s);
   const double failover_send_s = seconds_since(failover_send_started);
   const bool logged_block = wait_until([&] { return watch.seen("blocked this connection"); }, 10s, 50ms);
+  // The message is sent late in the alarm: its sender waits for the confirm
+  // at most 10 s, and the steps above take longer than that on a loaded
+  // machine.
+  std::string send_error = "not done";
+  std::thread late_send([&] {
+    try {
+      sbus::Sender sender(daemon.sender_options({broker.uri()}));
+      sender.send(daemon.address("test.record"), "[\"sent during the alarm\"]");
+      send_error.clear();
+    } catch (const std::exception& e) {
+      send_error = e.what();
+    }
+  });
   // Longer than ping_interval + ping_timeout: a blocked broker is not taken
   // for a hung one.
   std::this_thread::sleep_until(std::max(alarm_at + 3s, Clock::now()));

@@ -42,10 +42,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -115,12 +117,32 @@ class Request {
   // list or an object).
   const rapidjson::Value& params() const { return params_; }
 
+  // When the caller stops waiting (its timeout, carried by the call), or
+  // nullopt for a caller that sent none (py-servicebus) and a message
+  // without one. A call is never started past it: sbusd answers it
+  // `deadline_exceeded` instead.
+  const std::optional<std::chrono::system_clock::time_point>& deadline() const { return deadline_; }
+  // The time left until the deadline (zero once it has passed), or nullopt
+  // without a deadline.
+  std::optional<std::chrono::milliseconds> time_left() const {
+    if (!deadline_) return std::nullopt;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - std::chrono::system_clock::now());
+    return left.count() > 0 ? left : std::chrono::milliseconds(0);
+  }
+  // True once the caller has given up (the deadline passed): a long service
+  // should poll it and stop early; whatever it answers then is dropped.
+  bool given_up() const { return deadline_ && std::chrono::system_clock::now() >= *deadline_; }
+
+  // Set by sbusd before the service sees the request.
+  void set_deadline(std::optional<std::chrono::system_clock::time_point> deadline) { deadline_ = deadline; }
+
  private:
   std::string id_;
   std::string node_;
   std::string category_;
   std::string service_;
   rapidjson::Document params_;
+  std::optional<std::chrono::system_clock::time_point> deadline_;
 };
 
 // The answer to an RPC. Call send() (a JSON result) or error() once; the last

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -54,6 +55,12 @@ struct SenderOptions {
   // py-servicebus's "smart route": before the first call to a node, PING it
   // through each broker in turn and use the first broker where it answers.
   bool smart_route = false;
+  // The deadline that calls through this sender must not outlive, if any:
+  // each call waits at most until it (less a small margin), or its own
+  // timeout when that is shorter. sbusd sets it on a service's sender
+  // (ServiceContext::sender()) to the deadline of the call the service is
+  // handling, so that the calls it makes inherit the time left. Empty: none.
+  std::function<std::optional<std::chrono::system_clock::time_point>()> inherited_deadline;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
