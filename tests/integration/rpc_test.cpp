@@ -729,8 +729,10 @@ TEST_CASE("a caller's sequential calls are read by the service's own thread: the
     INFO("connection thread: " << after.connection - before.connection << ", all threads: " << after.all - before.all);
     // Without the seat, the connection thread sleeps and wakes once a call.
     CHECK(after.connection - before.connection < kCalls / 3);
-    // The thread that served them did: the counts are real.
-    CHECK(after.all - before.all >= kCalls);
+    // The thread that served them did: the counts are real. (Not one a
+    // call: on a loaded machine the next call is sometimes there before the
+    // serving thread goes back to sleep.)
+    CHECK(after.all - before.all >= kCalls / 2);
   }
 }
 
