@@ -107,7 +107,17 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   connection.uri_ = uri;
   connection.state_ = amqp_new_connection();
   if (connection.state_ == nullptr) throw AmqpError("connect to " + uri.redacted() + ": out of memory");
+  connection.open_socket(options);
+  connection.log_in(options);
+  amqp_channel_open(connection.state_, kChannel);
+  connection.check_last("channel.open");
+  connection.queued_.set_frame_max(static_cast<std::size_t>(amqp_get_frame_max(connection.state_)));
+  connection.write_stall_ = options.write_stall;
+  return connection;
+}
 
+void AmqpConnection::open_socket(const ConnectOptions& options) {
+  const BrokerUri& uri = uri_;
   amqp_socket_t* socket = nullptr;
   if (uri.tls) {
     if (!options.tls.verify) {
@@ -115,31 +125,34 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
                       << " (tls.verify: false / --tls-insecure): its certificate and host name are not "
                          "checked, so anyone on the path can impersonate the broker and read every message";
     }
-    connection.tls_ = TlsSocket::attach(connection.state_, uri, options.tls);
-    socket = connection.tls_->socket();
-    connection.tls_->clear_errors();
+    tls_ = TlsSocket::attach(state_, uri, options.tls);
+    socket = tls_->socket();
+    tls_->clear_errors();
   } else {
-    socket = amqp_tcp_socket_new(connection.state_);
+    socket = amqp_tcp_socket_new(state_);
     if (socket == nullptr) throw AmqpError("connect to " + uri.redacted() + ": cannot create socket");
   }
 
   timeval timeout{};
   timeout.tv_sec = options.connect_timeout.count() / 1000;
   timeout.tv_usec = (options.connect_timeout.count() % 1000) * 1000;
-  amqp_set_handshake_timeout(connection.state_, &timeout);
-  amqp_set_rpc_timeout(connection.state_, &timeout);
+  amqp_set_handshake_timeout(state_, &timeout);
+  amqp_set_rpc_timeout(state_, &timeout);
   int status = amqp_socket_open_noblock(socket, uri.host.c_str(), uri.port, &timeout);
   if (status != AMQP_STATUS_OK) {
-    if (connection.tls_ && TlsSocket::is_tls_status(status)) {
-      throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(status));
+    if (tls_ && TlsSocket::is_tls_status(status)) {
+      throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + tls_->explain(status));
     }
     throw BrokerUnreachable("connect to " + uri.redacted() + " failed: " + describe_open_failure(uri, status, options.connect_timeout));
   }
-  if (connection.tls_) {
-    SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << connection.tls_->negotiated();
-    connection.tls_->clear_errors();
+  if (tls_) {
+    SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << tls_->negotiated();
+    tls_->clear_errors();
   }
+}
 
+void AmqpConnection::log_in(const ConnectOptions& options) {
+  const BrokerUri& uri = uri_;
   // consumer_cancel_notify: the broker tells a consumer whose queue was
   // deleted (basic.cancel) instead of leaving it deaf. connection.blocked:
   // it says when a resource alarm stops it reading this connection
@@ -161,30 +174,25 @@ AmqpConnection AmqpConnection::open(const BrokerUri& uri, const ConnectOptions& 
   properties_entries[1].value.value.table = amqp_table_t{2, capabilities};
   amqp_table_t properties{2, properties_entries};
   amqp_rpc_reply_t login = amqp_login_with_properties(
-      connection.state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
+      state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
       &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     // TLS 1.3: a broker that refuses the client (no certificate, or one it
     // does not trust) says so only after the client finished the handshake.
-    if (connection.tls_ && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+    if (tls_ && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
       const int error = login.library_error;
-      if (!connection.tls_->broker_refused() &&
+      if (!tls_->broker_refused() &&
           (TlsSocket::is_tls_status(error) || error == AMQP_STATUS_CONNECTION_CLOSED ||
            error == AMQP_STATUS_SOCKET_ERROR)) {
         const std::chrono::milliseconds listen = std::min<std::chrono::milliseconds>(options.connect_timeout, std::chrono::seconds(2));
-        connection.tls_->probe(uri.host, uri.port, listen);
+        tls_->probe(uri.host, uri.port, listen);
       }
-      if (connection.tls_->broker_refused()) {
-        throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + connection.tls_->explain(error));
+      if (tls_->broker_refused()) {
+        throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + tls_->explain(error));
       }
     }
     throw AmqpError("login to " + uri.redacted() + " failed: " + describe_reply(login));
   }
-  amqp_channel_open(connection.state_, kChannel);
-  connection.check_last("channel.open");
-  connection.queued_.set_frame_max(static_cast<std::size_t>(amqp_get_frame_max(connection.state_)));
-  connection.write_stall_ = options.write_stall;
-  return connection;
 }
 
 AmqpConnection::AmqpConnection(AmqpConnection&& other) noexcept

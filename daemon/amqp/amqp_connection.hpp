@@ -224,6 +224,12 @@ class AmqpConnection {
   void abandon();
 
  private:
+  // The steps of open(): the TCP or TLS socket, then the AMQP login with
+  // sbus's client properties, with the TLS refusal a broker states only
+  // after the handshake.
+  void open_socket(const ConnectOptions& options);
+  void log_in(const ConnectOptions& options);
+
   amqp_connection_state_t state_ = nullptr;
   BrokerUri uri_;
   // amqps:// only. Freed after state_, whose SSL context reports into it.
