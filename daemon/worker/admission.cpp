@@ -137,10 +137,11 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const std::size_t runner = found->second;
   decision->runner = runner;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
-  if (!within_deadline(delivery, name, decision)) return;
   const bool admitted = is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
   if (switched_off(runner, decision)) return;
+  // After the redelivery checks: a kept reply or `interrupted` says more.
+  if (!within_deadline(delivery, name, decision)) return;
   if (std::string error; !parse_params(job.event.params, &job, &error)) {
     refuse(decision, errc::kInvalidParams, std::move(error), ReplyGuard::Caller::kAuthenticated);
     return;

@@ -149,6 +149,29 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded unrun,
   CHECK(sbusd.running());
 }
 
+TEST_CASE("a call whose deadline passes while it waits in its service's queue is not started", "[deadline]") {
+  SbusdProcess sbusd;
+  RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+  // test.sleep is busy for 1 s; the second call's 300 ms run out meanwhile.
+  raw.publish(kExchange, sbusd.node(), py_call_body("busy", kSecret, "test", "sleep", "[1]"), reply_queue, "busy");
+  raw.publish(kExchange, sbusd.node(), py_call_body("queued", kSecret, "test", "sleep", "[0]"), reply_queue, "queued",
+              {{std::string(sbus::kDeadlineHeader), deadline_in(300ms)}});
+  std::map<std::string, std::string> codes;
+  for (int i = 0; i < 2; ++i) {
+    const auto reply = raw.receive(5s);
+    REQUIRE(reply);
+    codes[reply->correlation_id] = code_of(reply->body);
+    if (reply->correlation_id == "queued") CHECK(reply->body.find("waited in the service's queue") != std::string::npos);
+  }
+  CHECK(codes["busy"].empty());
+  CHECK(codes["queued"] == "deadline_exceeded");
+  sbus::Sender sender(sbusd.sender_options());
+  const rapidjson::Document stats = stats_of(sender, sbusd);
+  CHECK(service_stat(stats, "test.sleep", "expired") == 1);
+  CHECK(service_stat(stats, "test.sleep", "handled") == 1);
+}
+
 TEST_CASE("a message whose deadline has passed is dropped unrun and counted, not dead-lettered", "[deadline]") {
   SbusdProcess sbusd;
   RawAmqp raw;
