@@ -264,7 +264,7 @@ TEST_CASE("a chain A -> B -> C with a 2 s budget stops everywhere at about 2 s w
             << (reply ? code_of(reply->body) : std::string("no reply")) << " after " << took.count() << " ms\n";
   REQUIRE(reply);
   CHECK(code_of(reply->body) == "deadline_exceeded");
-  CHECK(took >= 1500ms);
+  CHECK(took >= 1s);  // the budget less each hop's margin
   CHECK(took < 3s);
   // No hop keeps working long after: the sleep stopped early.
   sbus::Sender sender(sbusd.sender_options());
