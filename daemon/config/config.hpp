@@ -79,6 +79,9 @@ struct Config {
   // A message over its service's queue_len or queue_bytes waits this long
   // in the hold queue (NODE.hold) before it comes back to the node queue.
   int hold_ms = 5000;
+  // A call that carries no deadline (py-servicebus senders) gets this one,
+  // counted from when the worker reads it; 0: none (protocol/deadline.hpp).
+  int default_call_timeout_ms = 0;
   LogLevel log_level = LogLevel::kInfo;
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.

@@ -35,6 +35,9 @@ inline constexpr const char* kBusy = "busy";
 // The service is configured but cannot serve now: its plugin failed to load
 // or start, or it kept crashing its worker and is switched off for a cool-down.
 inline constexpr const char* kServiceUnavailable = "service_unavailable";
+// The call's deadline (x-sbus-deadline, protocol/deadline.hpp) passed before
+// it started, or while it ran: its caller has given up on it.
+inline constexpr const char* kDeadlineExceeded = "deadline_exceeded";
 // Never sent by sbusd: what the sender reports for an error reply that
 // names no code (a sender or agent other than sbus).
 inline constexpr const char* kUnnamedError = "error";

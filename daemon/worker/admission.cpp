@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/log.hpp"
+#include "protocol/deadline.hpp"
 #include "worker/crash_cooldown.hpp"
 #include "worker/params.hpp"
 
@@ -139,6 +140,8 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const bool admitted = is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
   if (switched_off(runner, decision)) return;
+  // After the redelivery checks: a kept reply or `interrupted` says more.
+  if (!within_deadline(delivery, name, decision)) return;
   if (std::string error; !parse_params(job.event.params, &job, &error)) {
     refuse(decision, errc::kInvalidParams, std::move(error), ReplyGuard::Caller::kAuthenticated);
     return;
@@ -150,6 +153,40 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
               (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
   decision->verdict = Decision::Verdict::kDispatch;
+}
+
+// The delivery's deadline (protocol/deadline.hpp): one that has passed ends
+// it here, unrun (kExpired); a live one, or for a call without one
+// default_call_timeout from now, goes with the job. A header that cannot be
+// taken as it stands is logged (rate limited: senders cause it) and read by
+// the rule; it never refuses the delivery by itself.
+bool Admission::within_deadline(const Delivery& delivery, const std::string& name, Decision* decision) {
+  Job& job = decision->job;
+  const auto now = std::chrono::system_clock::now();
+  Deadline deadline = read_deadline(delivery.deadline ? std::optional<std::string_view>(*delivery.deadline)
+                                                      : std::nullopt,
+                                    now, std::chrono::seconds(config_.max_skew_seconds));
+  if (!deadline.problem.empty()) {
+    SBUS_LOG_LIMITED(kWarn, "deadline header") << "event " << log_value(job.event.id) << ": " << name << ": "
+                                               << kDeadlineHeader << ": " << log_value(deadline.problem, 200);
+  }
+  if (deadline.expired()) {
+    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(now - deadline.at).count();
+    SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << name << ": deadline passed " << late
+                     << " ms ago; not run";
+    decision->verdict = Decision::Verdict::kExpired;
+    decision->code = errc::kDeadlineExceeded;
+    decision->message = "the deadline of the " + std::string(job.envelope.is_call() ? "call to " : "message to ") +
+                        name + " passed " + std::to_string(late) + " ms before it could start; it was not run";
+    decision->service = name;
+    return false;
+  }
+  if (deadline.live()) {
+    job.deadline = deadline.at;
+  } else if (job.envelope.is_call() && config_.default_call_timeout_ms > 0) {
+    job.deadline = now + std::chrono::milliseconds(config_.default_call_timeout_ms);
+  }
+  return true;
 }
 
 // A message that crashed workers more than max_retries times goes to the

@@ -12,7 +12,7 @@
 // Not thread-safe: used by whichever thread reads, with the broker
 // session's lock held. What it reads of the world besides the delivery is
 // the crash journal and the replay cache (shared memory), the session's
-// kept replies, and the clock.
+// kept replies, and the clocks (the system clock for deadlines).
 #pragma once
 
 #include <chrono>
@@ -45,6 +45,9 @@ struct Decision {
     kDeadLetter,   // a message into the error queue, with the reason
     kSendKept,     // a call redelivered after a lost connection: the reply kept for it
     kDispatch,     // to service `runner`, with `job`
+    // Its deadline has passed: a call is answered `code` (deadline_exceeded),
+    // a message is acked unrun; either counted as expired against `runner`.
+    kExpired,
   };
   static constexpr std::size_t kNoRunner = static_cast<std::size_t>(-1);
 
@@ -100,6 +103,7 @@ class Admission {
   bool admit_call(const Delivery& delivery, const UnsentReplies& unsent, const std::string& name,
                   Decision* decision);
   bool switched_off(std::size_t runner, Decision* decision);
+  bool within_deadline(const Delivery& delivery, const std::string& name, Decision* decision);
 
   const Config& config_;
   CrashJournal* journal_;

@@ -6,6 +6,7 @@
 #include <amqp.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +27,9 @@ struct Delivery {
   // The delivery's properties; null for a body too large, whose properties
   // went with the frames skipped, and in tests.
   const amqp_basic_properties_t* properties = nullptr;
+  // The value of its x-sbus-deadline header as text (protocol/deadline.hpp);
+  // nullopt: none.
+  std::optional<std::string> deadline;
   // A body over max_message_bytes: its size. The body was dropped unread.
   std::uint64_t too_large = 0;
 };
@@ -33,5 +37,9 @@ struct Delivery {
 // The headers of a delivery whose values are text or numbers, as text: what
 // the error queue keeps of them.
 Headers text_headers(const amqp_basic_properties_t& props);
+
+// The value of header `key`, as text_headers() writes it; nullopt when the
+// delivery has no such header of a text or number type.
+std::optional<std::string> text_header(const amqp_basic_properties_t& props, std::string_view key);
 
 }  // namespace sbus

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,9 @@ struct Job {
   // Messages only: what the error queue gets if it keeps failing.
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When its caller (or sender) stops waiting: the service thread does not
+  // start it later, and its Request carries it. nullopt: none.
+  std::optional<std::chrono::system_clock::time_point> deadline;
   // What the job holds while it waits in its service's queue (QueueBudget).
   std::size_t bytes = 0;
 };
@@ -44,6 +48,9 @@ struct Outcome {
   // Finished after its runner was abandoned (ServiceRunner::abandon_call()):
   // never handed to the worker.
   bool abandoned = false;
+  // Not run: its deadline had passed when its turn came (sbus.stats
+  // `expired`). A call is answered deadline_exceeded, a message is acked.
+  bool expired = false;
   // Answered with an error, or moved to the error queue (sbus.stats).
   bool failed = false;
   std::chrono::nanoseconds busy{0};  // in on_call / on_message

@@ -25,11 +25,17 @@ constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
 // most 5 s apart.
 const Backoff kMessageRetry({std::chrono::milliseconds(100), std::chrono::seconds(5)});
 
+// A call that throws with less than this left of its deadline is answered
+// deadline_exceeded, not service_failed: more than the margin the sender
+// keeps from an inherited deadline.
+constexpr std::chrono::milliseconds kDeadlineSlack{500};
+
 }  // namespace
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
                              ServiceContext context, RunnerHost* host,
-                             CrashJournal* journal, int max_retries)
+                             CrashJournal* journal, int max_retries,
+                             std::shared_ptr<CurrentDeadline> current_deadline)
     : index_(index),
       config_(std::move(config)),
       service_(std::move(service)),
@@ -38,6 +44,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       host_(host),
       journal_(journal),
       max_retries_(max_retries),
+      current_deadline_(std::move(current_deadline)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
 ServiceRunner::~ServiceRunner() { stop(); }
@@ -242,6 +249,22 @@ Outcome ServiceRunner::execute(Job& job) {
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
+  // It may have waited in the queue past its deadline: then nobody waits
+  // for it, and it is not started.
+  if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
+    outcome.expired = true;
+    const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
+                                config_.name + " passed while it waited in the service's queue; it was not run";
+    SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply.id) << ": " << message;
+    if (is_call) {
+      reply.error_code = errc::kDeadlineExceeded;
+      reply.message = message;
+      outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
+    }
+    return outcome;
+  }
+  request.set_deadline(job.deadline);
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
@@ -261,6 +284,19 @@ Outcome ServiceRunner::execute(Job& job) {
   } catch (...) {
     reply.error_code = errc::kServiceFailed;
     reply.message = "service " + config_.name + " failed: unknown exception";
+  }
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
+  // Past the deadline, whatever it answered or threw goes to nobody who
+  // waits: the hops of a chain see where the budget ran out. So does an
+  // exception close to it: a call the service made inherited the deadline
+  // less a margin (SenderOptions::inherited_deadline) and ran out of time.
+  const bool threw_near_deadline = reply.error_code == errc::kServiceFailed && job.deadline &&
+                                   std::chrono::system_clock::now() + kDeadlineSlack >= *job.deadline;
+  if (is_call && job.deadline && (threw_near_deadline || std::chrono::system_clock::now() >= *job.deadline)) {
+    const bool threw = !reply.error_code.empty() && reply.error_code != errc::kDeadlineExceeded;
+    reply.error_code = errc::kDeadlineExceeded;
+    reply.message = "service " + config_.name + " finished after the call's deadline" +
+                    (threw ? ": " + reply.message : std::string());
   }
   if (in_flight_.exchange(nullptr, std::memory_order_acq_rel) == nullptr) {
     // give_up() took it: wait until it has copied what it needs, then leave
@@ -311,6 +347,14 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
     if (stopping_) {
       outcome->leave = true;  // stopping: unacked, the broker keeps it
+      break;
+    }
+    if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
+      // Its deadline passed while it failed: not tried again, nor kept.
+      SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(id) << ": " << config_.name
+                                         << ": the message's deadline passed after " << attempt
+                                         << " failed attempt(s); dropped";
+      outcome->expired = true;
       break;
     }
   }

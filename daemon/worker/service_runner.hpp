@@ -2,7 +2,9 @@
 //
 // The connection thread submits jobs with try_submit(), which never blocks;
 // the service thread runs them one at a time and hands each outcome to its
-// RunnerHost. Exceptions from the plugin become error replies; they
+// RunnerHost. A job whose deadline has passed when its turn comes is not
+// run (Outcome::expired); a call answered, or failed, after its deadline is
+// answered deadline_exceeded. Exceptions from the plugin become error replies; they
 // never leave the thread.
 //
 // The worker may also seat one runner as the reader of the broker socket
@@ -15,8 +17,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <climits>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,11 +48,34 @@ class RunnerHost {
   virtual bool read_socket() = 0;
 };
 
+// The deadline of the call a service thread is running, for the calls its
+// service makes meanwhile (SenderOptions::inherited_deadline): the service
+// thread sets it around each call, any thread reads it. Shared by the
+// runner and the service's sender options, so that the function stays valid
+// as long as either lives.
+class CurrentDeadline {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  void set(std::optional<TimePoint> at) {
+    ms_.store(at ? std::chrono::duration_cast<std::chrono::milliseconds>(at->time_since_epoch()).count() : kNone,
+              std::memory_order_release);
+  }
+  std::optional<TimePoint> get() const {
+    const std::int64_t ms = ms_.load(std::memory_order_acquire);
+    if (ms == kNone) return std::nullopt;
+    return TimePoint(std::chrono::milliseconds(ms));
+  }
+
+ private:
+  static constexpr std::int64_t kNone = INT64_MIN;
+  std::atomic<std::int64_t> ms_{kNone};
+};
+
 class ServiceRunner {
  public:
   ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
                 ServiceContext context, RunnerHost* host, CrashJournal* journal,
-                int max_retries);
+                int max_retries, std::shared_ptr<CurrentDeadline> current_deadline = nullptr);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
   ServiceRunner& operator=(const ServiceRunner&) = delete;
@@ -129,6 +156,8 @@ class ServiceRunner {
   CrashJournal* journal_;  // may be null
   int max_retries_;
   int journal_slot_ = -1;
+  // Set around each call (may be null: then nobody reads it).
+  std::shared_ptr<CurrentDeadline> current_deadline_;
 
   std::mutex mutex_;
   // start() waits on it for the service's start(), stop_by() for the end

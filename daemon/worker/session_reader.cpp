@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include "base/log.hpp"
+#include "protocol/deadline.hpp"
 
 // BrokerSession's reading: frames, deliveries and what the broker says.
 namespace sbus {
@@ -27,28 +28,49 @@ void address(const amqp_basic_properties_t& props, Envelope* envelope) {
 
 }  // namespace
 
+namespace {
+
+// A header's value as text, or false for a type the error queue does not keep.
+bool header_text(const amqp_field_value_t& field, std::string* value) {
+  switch (field.kind) {
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: *value = bytes_to_string(field.value.bytes); return true;
+    case AMQP_FIELD_KIND_I8: *value = std::to_string(field.value.i8); return true;
+    case AMQP_FIELD_KIND_U8: *value = std::to_string(field.value.u8); return true;
+    case AMQP_FIELD_KIND_I16: *value = std::to_string(field.value.i16); return true;
+    case AMQP_FIELD_KIND_U16: *value = std::to_string(field.value.u16); return true;
+    case AMQP_FIELD_KIND_I32: *value = std::to_string(field.value.i32); return true;
+    case AMQP_FIELD_KIND_U32: *value = std::to_string(field.value.u32); return true;
+    case AMQP_FIELD_KIND_I64: *value = std::to_string(field.value.i64); return true;
+    case AMQP_FIELD_KIND_U64: *value = std::to_string(field.value.u64); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
 Headers text_headers(const amqp_basic_properties_t& props) {
   std::vector<std::pair<std::string, std::string>> headers;
   if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return headers;
   for (int i = 0; i < props.headers.num_entries; ++i) {
     const amqp_table_entry_t& entry = props.headers.entries[i];
     std::string value;
-    switch (entry.value.kind) {
-      case AMQP_FIELD_KIND_UTF8:
-      case AMQP_FIELD_KIND_BYTES: value = bytes_to_string(entry.value.value.bytes); break;
-      case AMQP_FIELD_KIND_I8: value = std::to_string(entry.value.value.i8); break;
-      case AMQP_FIELD_KIND_U8: value = std::to_string(entry.value.value.u8); break;
-      case AMQP_FIELD_KIND_I16: value = std::to_string(entry.value.value.i16); break;
-      case AMQP_FIELD_KIND_U16: value = std::to_string(entry.value.value.u16); break;
-      case AMQP_FIELD_KIND_I32: value = std::to_string(entry.value.value.i32); break;
-      case AMQP_FIELD_KIND_U32: value = std::to_string(entry.value.value.u32); break;
-      case AMQP_FIELD_KIND_I64: value = std::to_string(entry.value.value.i64); break;
-      case AMQP_FIELD_KIND_U64: value = std::to_string(entry.value.value.u64); break;
-      default: continue;
-    }
+    if (!header_text(entry.value, &value)) continue;
     headers.emplace_back(bytes_to_string(entry.key), std::move(value));
   }
   return headers;
+}
+
+std::optional<std::string> text_header(const amqp_basic_properties_t& props, std::string_view key) {
+  if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return std::nullopt;
+  for (int i = 0; i < props.headers.num_entries; ++i) {
+    const amqp_table_entry_t& entry = props.headers.entries[i];
+    if (std::string_view(static_cast<const char*>(entry.key.bytes), entry.key.len) != key) continue;
+    std::string value;
+    if (header_text(entry.value, &value)) return value;
+    return std::string("(a header of AMQP type ") + static_cast<char>(entry.value.kind) + ")";
+  }
+  return std::nullopt;
 }
 
 // Handles a frame that is not a delivery: the broker closing the channel or
@@ -175,6 +197,7 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
       address(*props, &delivery.envelope);
       delivery.body = body_;
       if (!delivery.envelope.is_call()) delivery.headers = text_headers(*props);
+      delivery.deadline = text_header(*props, kDeadlineHeader);
       delivery.properties = props;
     }
     handler.on_delivery(delivery);

@@ -54,10 +54,16 @@ void Worker::start_services() {
     // A service that cannot load or start takes no other down: it is
     // answered service_unavailable, and the supervisor is told why.
     try {
-      ServiceContext context{config_.node, service.category, service.service, service.options, sender};
+      // The calls the service makes while it handles a call inherit that
+      // call's deadline: its thread sets it, its sender reads it.
+      auto current = std::make_shared<CurrentDeadline>();
+      SenderOptions own_sender = sender;
+      own_sender.inherited_deadline = [current] { return current->get(); };
+      ServiceContext context{config_.node, service.category, service.service, service.options,
+                             std::move(own_sender)};
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
-          std::move(context), this, journal_, config_.max_retries);
+          std::move(context), this, journal_, config_.max_retries, std::move(current));
       runner->start();
       admission_.add_service(dispatcher_.size(), runner->config());
       dispatcher_.add(std::move(runner));

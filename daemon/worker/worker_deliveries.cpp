@@ -52,6 +52,10 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       answer(envelope, body, ReplyGuard::Caller::kAuthenticated);
       return;
     }
+    case Decision::Verdict::kExpired:
+      ++stats_.services[decision.runner].expired;
+      expire(envelope, decision.job.event.id, decision.message);
+      return;
     case Decision::Verdict::kDispatch:
       dispatch(std::move(decision.job), decision.runner);
       return;
@@ -78,6 +82,21 @@ void Worker::answer_error(const Envelope& envelope, const std::string& id, const
   }
   Reply reply{id, message, code};
   answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node), caller);
+}
+
+// A delivery whose deadline passed before it started: a call is answered
+// deadline_exceeded (its caller, if still listening, drops it), a message
+// is acked unrun: nobody waits for it, so neither rejected nor dead-lettered.
+void Worker::expire(const Envelope& envelope, const std::string& id, const std::string& message) {
+  SBUS_LOG_LIMITED(kInfo, "expired") << "event " << (id.empty() ? "-" : log_value(id)) << ": "
+                                     << log_value(message, 400);
+  if (!envelope.is_call()) {
+    session_.settle(envelope.delivery_tag, true);
+    return;
+  }
+  Reply reply{id, message, errc::kDeadlineExceeded};
+  answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
+         ReplyGuard::Caller::kAuthenticated);
 }
 
 // A delivery that cannot be handled: a call gets its error reply, and
@@ -163,7 +182,9 @@ bool Worker::flush_completions(bool* read_owed) {
 void Worker::finish(Outcome& outcome) {
   const Envelope& envelope = outcome.envelope;
   dispatcher_.finished(outcome.runner);
-  if (!outcome.leave) {
+  if (outcome.expired) {
+    ++stats_.services[outcome.runner].expired;
+  } else if (!outcome.leave) {
     ServiceStats& stats = stats_.services[outcome.runner];
     ++stats.handled;
     if (outcome.failed) ++stats.failed;

@@ -50,6 +50,8 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Uint64(stats.handled);
     out->Key("failed");
     out->Uint64(stats.failed);
+    out->Key("expired");
+    out->Uint64(stats.expired);
     out->Key("busy_s");
     out->Double(seconds(stats.busy));
     out->Key("running");

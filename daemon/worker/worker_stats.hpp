@@ -24,7 +24,10 @@ struct ServiceStats {
   std::uint64_t handled = 0;       // calls answered and messages done
   std::uint64_t failed = 0;        // answered with an error, or moved to the error queue
   std::uint64_t refused_busy = 0;  // calls answered `busy`: over queue_len or queue_bytes
-  std::uint64_t held = 0;          // messages moved to the hold queue for the same reason
+  std::uint64_t held = 0;
+  // Not run: the deadline had passed when the worker read it or when its
+  // turn came (a call answered `deadline_exceeded`, a message acked).
+  std::uint64_t expired = 0;          // messages moved to the hold queue for the same reason
   std::chrono::nanoseconds busy{0};
 };
 

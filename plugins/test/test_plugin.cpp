@@ -2,7 +2,9 @@
 //   test.echo    answers its params unchanged; with `options: {stop_file:
 //                PATH}` its stop() creates that file. Serves messages too,
 //                and does nothing with them (a sink, as the benchmark's)
-//   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them
+//   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them;
+//                stops early, answering deadline_exceeded, once its caller
+//                has given up (Request::given_up())
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.fail_message  (kind: message) throws, to try the retries and the
 //                error queue
@@ -67,7 +69,18 @@ class SleepService : public sbus::Service {
       response.error("invalid_params", "test.sleep takes a number of seconds (0 to 3600)");
       return;
     }
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds->GetDouble()));
+    // A long service stops early once its caller has given up: it polls.
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(seconds->GetDouble()));
+    while (std::chrono::steady_clock::now() < until) {
+      if (request.given_up()) {
+        response.error("deadline_exceeded", "test.sleep stopped early: its caller gave up");
+        return;
+      }
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
+    }
     response.send(*seconds);
   }
 };

@@ -296,3 +296,109 @@ TEST_CASE("a service that keeps crashing its worker is switched off, its failure
   // The other services serve.
   CHECK(fixture.decide(fixture.message(event_body("test", "record", "{}"))).verdict == Verdict::kDispatch);
 }
+
+namespace {
+
+std::string unix_ms(std::chrono::system_clock::time_point at) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count());
+}
+
+}  // namespace
+
+TEST_CASE("a call whose deadline has passed is answered deadline_exceeded, not dispatched", "[admission][deadline]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2]"));
+  delivery.deadline = unix_ms(std::chrono::system_clock::now() - std::chrono::seconds(2));
+  const sbus::Decision decision = fixture.decide(std::move(delivery));
+  REQUIRE(decision.verdict == Verdict::kExpired);
+  CHECK(decision.code == sbus::errc::kDeadlineExceeded);
+  CHECK(decision.runner == 0);  // counted against math.add
+  CHECK(decision.job.envelope.is_call());
+  CHECK(decision.job.envelope.reply_to == "amq.rabbitmq.reply-to.caller");
+  CHECK_FALSE(decision.counts_as_failed);
+}
+
+TEST_CASE("a message whose deadline has passed is dropped unrun and counted, not dead-lettered",
+          "[admission][deadline]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  sbus::Delivery delivery = fixture.message(event_body("test", "record", R"({"event":"late"})"));
+  delivery.deadline = unix_ms(std::chrono::system_clock::now() - std::chrono::milliseconds(1));
+  const sbus::Decision decision = fixture.decide(std::move(delivery));
+  REQUIRE(decision.verdict == Verdict::kExpired);
+  CHECK(decision.runner == 1);
+  CHECK_FALSE(decision.job.envelope.is_call());
+}
+
+TEST_CASE("a live deadline goes with the job to its service", "[admission][deadline]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const auto at = std::chrono::system_clock::now() + std::chrono::seconds(5);
+  SECTION("a call") {
+    sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2]"));
+    delivery.deadline = unix_ms(at);
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    REQUIRE(decision.verdict == Verdict::kDispatch);
+    REQUIRE(decision.job.deadline);
+    CHECK(unix_ms(*decision.job.deadline) == unix_ms(at));
+  }
+  SECTION("a message") {
+    sbus::Delivery delivery = fixture.message(event_body("test", "record", R"({"event":"soon"})"));
+    delivery.deadline = unix_ms(at);
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    REQUIRE(decision.verdict == Verdict::kDispatch);
+    REQUIRE(decision.job.deadline);
+    CHECK(unix_ms(*decision.job.deadline) == unix_ms(at));
+  }
+}
+
+TEST_CASE("a deadline header that cannot be read is no deadline: the call is served", "[admission][deadline]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const std::string header = GENERATE(std::string("soon"), std::string(""), std::string("-5"),
+                                      std::string("12345678901234567890"), std::string("1e12"),
+                                      std::string("(a header of AMQP type t)"));
+  // Absurdly far ahead: no caller waits that long.
+  const std::string far = unix_ms(std::chrono::system_clock::now() + std::chrono::hours(24 * 365));
+  for (const std::string& value : {header, far}) {
+    sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2]"));
+    delivery.deadline = value;
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    INFO("header " << value);
+    REQUIRE(decision.verdict == Verdict::kDispatch);
+    CHECK_FALSE(decision.job.deadline);
+  }
+}
+
+TEST_CASE("default_call_timeout gives a call without a deadline one, from when it is read", "[admission][deadline]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  fixture.config.default_call_timeout_ms = 30000;
+  const auto before = std::chrono::system_clock::now();
+  SECTION("a call without the header gets now + default_call_timeout") {
+    const sbus::Decision decision = fixture.decide(fixture.call(event_body("math", "add", "[1,2]")));
+    REQUIRE(decision.verdict == Verdict::kDispatch);
+    REQUIRE(decision.job.deadline);
+    CHECK(*decision.job.deadline >= before + std::chrono::seconds(30));
+    CHECK(*decision.job.deadline <= std::chrono::system_clock::now() + std::chrono::seconds(30));
+  }
+  SECTION("a call's own deadline wins") {
+    const auto at = before + std::chrono::seconds(2);
+    sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2]"));
+    delivery.deadline = unix_ms(at);
+    const sbus::Decision decision = fixture.decide(std::move(delivery));
+    REQUIRE(decision.job.deadline);
+    CHECK(unix_ms(*decision.job.deadline) == unix_ms(at));
+  }
+  SECTION("a message without the header gets none") {
+    const sbus::Decision decision = fixture.decide(fixture.message(event_body("test", "record", "{}")));
+    REQUIRE(decision.verdict == Verdict::kDispatch);
+    CHECK_FALSE(decision.job.deadline);
+  }
+  SECTION("0, the default, gives none") {
+    fixture.config.default_call_timeout_ms = 0;
+    const sbus::Decision decision = fixture.decide(fixture.call(event_body("math", "add", "[1,2]")));
+    CHECK_FALSE(decision.job.deadline);
+  }
+}
