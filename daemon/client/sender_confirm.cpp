@@ -16,12 +16,14 @@ void Sender::Impl::open_confirm_channel() {
   confirming = true;
 }
 
-void Sender::Impl::publish_confirmed(const std::string& node, std::string_view body,
-                                     std::chrono::milliseconds timeout) {
+void Sender::Impl::publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout,
+                                     const WireDeadline* deadline) {
   open_confirm_channel();
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  amqp_table_entry_t entry{};
+  if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
   int status =
       connection.queue_publish(kSendChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body), true);
   if (status == AMQP_STATUS_OK) status = connection.flush();
@@ -63,11 +65,7 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_BASIC_ACK_METHOD: {
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
         if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
-        if (returned) {
-          throw SenderError(SenderError::Kind::kUnroutable, "no queue for node " + node + " on " + connected +
-                                                                " (exchange " + options.exchange +
-                                                                "): is its agent configured with this node name?");
-        }
+        if (returned) throw SenderError(SenderError::Kind::kUnroutable, unroutable_text(node));
         return;
       }
       case AMQP_BASIC_NACK_METHOD:
