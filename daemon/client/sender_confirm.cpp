@@ -55,9 +55,24 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_BASIC_RETURN_METHOD:
       // A late reply to an earlier call: not waited for any more.
       case AMQP_BASIC_DELIVER_METHOD: {
+        std::string routing_key;
+        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+          const auto* back = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+          routing_key.assign(static_cast<const char*>(back->routing_key.bytes), back->routing_key.len);
+        }
         amqp_message_t message;
         amqp_rpc_reply_t read = amqp_read_message(c, frame.channel, &message, 0);
         if (read.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
+        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD && frame.channel == kChannel &&
+            (message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)) {
+          // An asynchronous call returned unrouted: next_reply() says so.
+          std::string id(static_cast<const char*>(message.properties.correlation_id.bytes),
+                         message.properties.correlation_id.len);
+          if (async_pending.erase(id) > 0) {
+            signed_calls.erase(id);
+            async_returned.emplace_back(std::move(id), unroutable_text(routing_key));
+          }
+        }
         amqp_destroy_message(&message);
         if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) returned = frame.channel == kSendChannel;
         break;
