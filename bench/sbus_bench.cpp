@@ -839,7 +839,7 @@ void Bench::run() {
   add_rpc_rows("16 caller processes, 1 in flight each", callers, false);
 
   section("deadlines (floor column: sbus without them; goal: no measurable cost, ratio >= 0.98)");
-  Row& with_deadlines = add("sequential calls/s with x-sbus-deadline and expiration", "", 0);
+  Row& with_deadlines = add("sequential, calls/s with deadlines", "", 0);
   for (RunStats& stats : deadline_pair[System::kFloor]) with_deadlines.floor.push_back(stats.rate());
   for (RunStats& stats : deadline_pair[System::kSbus]) with_deadlines.sbus.push_back(stats.rate());
 
