@@ -316,6 +316,9 @@ class Bench {
   std::unique_ptr<FloorClient> floor_client_;
   std::unique_ptr<SbusClient> sbus_client_;
   std::unique_ptr<SbusClient> fanout_client_;
+  // The same calls as sbus_client_'s, without their deadline
+  // (SenderOptions::send_deadline off): what deadlines cost.
+  std::unique_ptr<SbusClient> no_deadline_client_;
   std::deque<Row> rows_;  // a deque: add() hands out references that must stay valid
   std::uint64_t sbus_errors_ = 0;
   std::string broker_version_;
@@ -348,6 +351,7 @@ void Bench::cleanup() {
   floor_client_.reset();
   sbus_client_.reset();
   fanout_client_.reset();
+  no_deadline_client_.reset();
   if (sbusd_pid_ > 0) stop_process(sbusd_pid_, 15s);
   if (floor_pid_ > 0) stop_process(floor_pid_, 5s);
   sbusd_pid_ = floor_pid_ = -1;
@@ -747,6 +751,11 @@ void Bench::run() {
   std::vector<std::string> fanout;
   for (int i = 0; i < kFanOutServices; ++i) fanout.push_back(node_ + ".bench.echo" + std::to_string(i));
   fanout_client_ = std::make_unique<SbusClient>(sender_options(options_.port, secret_), fanout, kParams, kParams);
+  sbus::SenderOptions without_deadline = sender_options(options_.port, secret_);
+  without_deadline.send_deadline = false;
+  no_deadline_client_ = std::make_unique<SbusClient>(without_deadline, std::vector<std::string>{node_ + ".math.add"},
+                                                     kParams, kSum);
+  no_deadline_client_->roundtrip(kReplyTimeout);
   floor_client_->roundtrip(kReplyTimeout);
   sbus_client_->roundtrip(kReplyTimeout);
   fanout_client_->roundtrip(kReplyTimeout);
@@ -790,6 +799,12 @@ void Bench::run() {
   auto pipe64 = repeat("64 in flight", pipelined(64, false));
   auto fan = repeat("64 in flight over 8 services", pipelined(64, true));
   auto callers = repeat("16 caller processes", [&](System system) { return run_callers(system, kCallerProcesses); });
+  // Deadlines: the same sequential calls with and without, alternating run
+  // by run as floor and sbus do (the "floor" column is sbus without).
+  auto deadline_pair = repeat("sequential RPC without/with deadlines", [&](System system) {
+    auto load = [&](auto& client) { return run_sequential(client, run_length_); };
+    return system == System::kFloor ? drive(system, *no_deadline_client_, load) : drive(system, *sbus_client_, load);
+  });
   auto send1 = repeat("send, 1 in flight", [&](System system) { return run_senders(system, 1); });
   auto send64 = repeat("send, 64 in flight", [&](System system) { return run_senders(system, 64); });
 
@@ -822,6 +837,11 @@ void Bench::run() {
   section("fan-out (floor: the same load on its one queue)");
   add_rpc_rows("64 in flight over 8 services", fan, false);
   add_rpc_rows("16 caller processes, 1 in flight each", callers, false);
+
+  section("deadlines (floor column: sbus without them; goal: no measurable cost, ratio >= 0.98)");
+  Row& with_deadlines = add("sequential, calls/s with deadlines", "", 0);
+  for (RunStats& stats : deadline_pair[System::kFloor]) with_deadlines.floor.push_back(stats.rate());
+  for (RunStats& stats : deadline_pair[System::kSbus]) with_deadlines.sbus.push_back(stats.rate());
 
   section("messages: send, persistent, confirmed");
   Row& s1 = add("1 in flight, messages/s", "", 0);

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <tuple>
 
+#include "client/call_budget.hpp"
 #include "client/sender_impl.hpp"
+#include "protocol/deadline.hpp"
 #include "protocol/error_seal.hpp"
 
 namespace sbus {
@@ -51,6 +53,20 @@ class FailOverOnBlock {
   bool* flag_;
 };
 
+// The time a call may wait: its own timeout, or what its inherited deadline
+// leaves when that is sooner. Throws kTimeout, before anything is sent, when
+// the inherited deadline leaves nothing.
+std::chrono::milliseconds budget_for(const SenderOptions& options, std::string_view address,
+                                     std::chrono::milliseconds timeout, std::chrono::system_clock::time_point now) {
+  const auto inherited = options.inherited_deadline ? options.inherited_deadline() : std::nullopt;
+  const std::optional<std::chrono::milliseconds> budget = call_budget(timeout, inherited, now);
+  if (!budget) {
+    throw SenderError(SenderError::Kind::kTimeout,
+                      "the caller's deadline passed: no time left to call " + std::string(address) + " (not sent)");
+  }
+  return *budget;
+}
+
 }  // namespace
 
 Sender::Sender(SenderOptions options) : impl_(std::make_unique<Impl>()) {
@@ -63,8 +79,17 @@ Sender& Sender::operator=(Sender&&) noexcept = default;
 
 CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout) {
   const Address target = parse_address(address);
-  const auto deadline = SenderClock::now() + timeout;
+  const auto wall_now = std::chrono::system_clock::now();
+  const std::chrono::milliseconds budget = budget_for(impl_->options, address, timeout, wall_now);
+  const auto deadline = SenderClock::now() + budget;
+  const auto wall_deadline = wall_now + budget;
   Event event = event_to(target, params_json);
+  // A node with no queue on this broker may have one on the next: worth
+  // trying with retry, or with smart route (which chose this broker before
+  // the node's queue went, or for another node).
+  const int brokers = static_cast<int>(impl_->options.brokers.size());
+  const int unroutable_tries =
+      brokers > 1 ? std::max(impl_->options.retry, impl_->options.smart_route ? brokers - 1 : 0) : 0;
   for (int attempt = 0;; ++attempt) {
     // A call may go to another broker when it is blocked only if the call
     // is safe to run twice (retry): the blocked one may still run it once
@@ -72,9 +97,14 @@ CallResult Sender::call(std::string_view address, std::string_view params_json, 
     const FailOverOnBlock fail_over(&impl_->fail_over_on_block,
                                     attempt < impl_->options.retry && impl_->options.brokers.size() > 1);
     try {
-      return impl_->call_once(target.node, event, address, deadline, timeout);
+      return impl_->call_once(target.node, event, address, deadline, budget, wall_deadline);
     } catch (const SenderError& e) {
       impl_->signed_calls.erase(event.id);
+      if (e.kind() == SenderError::Kind::kUnroutable) {
+        if (attempt >= unroutable_tries || SenderClock::now() >= deadline) throw;
+        impl_->give_up_connection();
+        continue;
+      }
       const bool retryable = e.kind() == SenderError::Kind::kConnectionLost ||
                              e.kind() == SenderError::Kind::kConnect || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt >= impl_->options.retry || SenderClock::now() >= deadline) throw;
@@ -83,7 +113,19 @@ CallResult Sender::call(std::string_view address, std::string_view params_json, 
 }
 
 void Sender::send(std::string_view address, std::string_view params_json) {
+  send_message(address, params_json, std::nullopt);
+}
+
+void Sender::send(std::string_view address, std::string_view params_json, std::chrono::milliseconds ttl) {
+  if (ttl.count() <= 0) throw SenderError(SenderError::Kind::kAddress, "a message's ttl must be positive");
+  send_message(address, params_json, ttl);
+}
+
+void Sender::send_message(std::string_view address, std::string_view params_json,
+                          std::optional<std::chrono::milliseconds> ttl) {
   const Address target = parse_address(address);
+  const auto expires = SenderClock::now() + ttl.value_or(std::chrono::milliseconds(0));
+  const auto wall_expires = std::chrono::system_clock::now() + ttl.value_or(std::chrono::milliseconds(0));
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -99,7 +141,14 @@ void Sender::send(std::string_view address, std::string_view params_json) {
       }
       event.id = impl_->next_event_id();
       event.token = impl_->sign(event, target.node, false);
-      impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000));
+      std::optional<WireDeadline> stamp;
+      if (ttl) {
+        stamp = WireDeadline{deadline_header_value(wall_expires),
+                             expiration_for(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 expires - SenderClock::now()))};
+      }
+      impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000),
+                               stamp ? &*stamp : nullptr);
       return;
     } catch (const SenderError& e) {
       const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
@@ -114,13 +163,33 @@ bool Sender::ping(std::string_view node, std::chrono::milliseconds timeout) {
 }
 
 std::string Sender::call_async(std::string_view address, std::string_view params_json) {
+  return publish_async(address, params_json, std::nullopt);
+}
+
+std::string Sender::call_async(std::string_view address, std::string_view params_json,
+                               std::chrono::milliseconds timeout) {
+  return publish_async(address, params_json, timeout);
+}
+
+std::string Sender::publish_async(std::string_view address, std::string_view params_json,
+                                  std::optional<std::chrono::milliseconds> timeout) {
   const Address target = parse_address(address);
+  std::optional<WireDeadline> stamp;
+  if (impl_->options.send_deadline && (timeout || impl_->options.inherited_deadline)) {
+    const auto wall_now = std::chrono::system_clock::now();
+    const auto budget =
+        budget_for(impl_->options, address, timeout.value_or(std::chrono::milliseconds::max() / 2), wall_now);
+    // An inherited deadline may be absent after all: then none.
+    if (budget < std::chrono::milliseconds::max() / 2) {
+      stamp = WireDeadline{deadline_header_value(wall_now + budget), expiration_for(budget)};
+    }
+  }
   impl_->connect(target.node);
   impl_->consume_replies();
   Event event = event_to(target, params_json);
   event.id = impl_->next_event_id();
   event.token = impl_->sign(event, target.node, true);
-  impl_->publish_call(target.node, encode_event(event), event.id);
+  impl_->publish_call(target.node, encode_event(event), event.id, stamp ? &*stamp : nullptr);
   impl_->async_pending.insert(event.id);
   return event.id;
 }
@@ -128,14 +197,25 @@ std::string Sender::call_async(std::string_view address, std::string_view params
 std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) {
   std::string id;
   std::string body;
+  if (!impl_->async_returned.empty()) {
+    std::tie(id, body) = std::move(impl_->async_returned.front());
+    impl_->async_returned.pop_front();
+    return AsyncReply{id, CallResult{id, std::move(body), kUnroutableCode}};
+  }
   if (!impl_->async_ready.empty()) {
     std::tie(id, body) = std::move(impl_->async_ready.front());
     impl_->async_ready.pop_front();
   } else {
     if (impl_->async_pending.empty() || !impl_->connection) return std::nullopt;
     const auto deadline = SenderClock::now() + timeout;
+    bool returned = false;
     for (;;) {
-      if (!impl_->receive(deadline, &id, &body)) return std::nullopt;
+      if (!impl_->receive(deadline, &id, &body, &returned)) return std::nullopt;
+      if (returned) {
+        if (impl_->async_pending.erase(id) == 0) continue;
+        impl_->signed_calls.erase(id);
+        return AsyncReply{id, CallResult{id, std::move(body), kUnroutableCode}};
+      }
       if (impl_->async_pending.count(id) > 0 && impl_->trusted(id, body)) {
         impl_->async_pending.erase(id);
         break;
@@ -151,7 +231,7 @@ std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) 
 }
 
 std::size_t Sender::in_flight() const {
-  return impl_->async_pending.size() + impl_->async_ready.size();
+  return impl_->async_pending.size() + impl_->async_ready.size() + impl_->async_returned.size();
 }
 
 std::vector<DeadLetter> Sender::list_errors(std::string_view node, std::string_view error_queue) {
@@ -206,7 +286,7 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
         event.token = impl_->sign(event, std::string(node), false);
         letter.body = encode_event(event);
       }
-      impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000));
+      impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000), nullptr);
       if (amqp_basic_ack(impl_->connection.get(), Impl::kErrorChannel, tag, 0) != AMQP_STATUS_OK) {
         impl_->lost("ack on " + impl_->connected + " failed");
       }

@@ -16,12 +16,14 @@ void Sender::Impl::open_confirm_channel() {
   confirming = true;
 }
 
-void Sender::Impl::publish_confirmed(const std::string& node, std::string_view body,
-                                     std::chrono::milliseconds timeout) {
+void Sender::Impl::publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout,
+                                     const WireDeadline* deadline) {
   open_confirm_channel();
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  amqp_table_entry_t entry{};
+  if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
   int status =
       connection.queue_publish(kSendChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body), true);
   if (status == AMQP_STATUS_OK) status = connection.flush();
@@ -53,9 +55,24 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_BASIC_RETURN_METHOD:
       // A late reply to an earlier call: not waited for any more.
       case AMQP_BASIC_DELIVER_METHOD: {
+        std::string routing_key;
+        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+          const auto* back = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+          routing_key.assign(static_cast<const char*>(back->routing_key.bytes), back->routing_key.len);
+        }
         amqp_message_t message;
         amqp_rpc_reply_t read = amqp_read_message(c, frame.channel, &message, 0);
         if (read.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
+        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD && frame.channel == kChannel &&
+            (message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)) {
+          // An asynchronous call returned unrouted: next_reply() says so.
+          std::string id(static_cast<const char*>(message.properties.correlation_id.bytes),
+                         message.properties.correlation_id.len);
+          if (async_pending.erase(id) > 0) {
+            signed_calls.erase(id);
+            async_returned.emplace_back(std::move(id), unroutable_text(routing_key));
+          }
+        }
         amqp_destroy_message(&message);
         if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) returned = frame.channel == kSendChannel;
         break;
@@ -63,11 +80,7 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_BASIC_ACK_METHOD: {
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
         if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
-        if (returned) {
-          throw SenderError(SenderError::Kind::kUnroutable, "no queue for node " + node + " on " + connected +
-                                                                " (exchange " + options.exchange +
-                                                                "): is its agent configured with this node name?");
-        }
+        if (returned) throw SenderError(SenderError::Kind::kUnroutable, unroutable_text(node));
         return;
       }
       case AMQP_BASIC_NACK_METHOD:

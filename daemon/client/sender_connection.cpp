@@ -88,13 +88,18 @@ void Sender::Impl::drop() {
 }
 
 void Sender::Impl::lost(const std::string& what, SenderError::Kind kind) {
+  give_up_connection();
+  throw SenderError(kind, what);
+}
+
+void Sender::Impl::give_up_connection() {
   drop();
   // Their replies would come on the lost connection: they never will.
   async_pending.clear();
   async_ready.clear();
+  async_returned.clear();
   signed_calls.clear();
   broker = (broker + 1) % std::max<std::size_t>(1, options.brokers.size());
-  throw SenderError(kind, what);
 }
 
 std::string Sender::Impl::blocked_text() const {

@@ -39,6 +39,19 @@ inline constexpr const char* kDirectReplyTo = "amq.rabbitmq.reply-to";
 // "HOST-PID-": what this process's event ids start with (sender_signing.cpp).
 std::string event_id_prefix();
 
+// What a call or message carries of its deadline (protocol/deadline.hpp):
+// the header x-sbus-deadline and the AMQP expiration.
+struct WireDeadline {
+  std::string header;      // deadline_header_value()
+  std::string expiration;  // expiration_for()
+};
+
+// The deadline `left` from now, on the wire.
+WireDeadline wire_deadline(std::chrono::milliseconds left);
+// Sets the header and expiration of `deadline` on `props`; `entry` (the
+// one header) must outlive `props`.
+void stamp_deadline(const WireDeadline& deadline, amqp_table_entry_t* entry, amqp_basic_properties_t* props);
+
 struct Sender::Impl {
   // The channel for confirmed sends: replies and their acks stay apart.
   static constexpr amqp_channel_t kSendChannel = 2;
@@ -68,6 +81,12 @@ struct Sender::Impl {
   // The connection is gone: forget it and what waited on it, start from the
   // next broker, and throw SenderError of `kind` with `what`.
   [[noreturn]] void lost(const std::string& what, SenderError::Kind kind = SenderError::Kind::kConnectionLost);
+  // The same without the throw: a call that no queue takes on this broker
+  // moves on to the next.
+  void give_up_connection();
+  // "no queue for node NODE on BROKER (exchange X): is its agent configured
+  // with this node name?": a call or message the broker returned.
+  std::string unroutable_text(const std::string& node) const;
   // "broker blocked: low on memory (via amqp://...)": what a caller hears
   // instead of "no reply" or "no confirm" when a resource alarm of the
   // broker holds what it sent.
@@ -85,18 +104,24 @@ struct Sender::Impl {
 
   // Starts the reply consumer on kChannel (and, with retry, confirm mode).
   void consume_replies();
-  void publish_call(const std::string& node, std::string_view body, const std::string& correlation_id);
+  // Published mandatory: with no queue for the node, the broker returns it
+  // (basic.return, read by receive()) before any reply could come.
+  void publish_call(const std::string& node, std::string_view body, const std::string& correlation_id,
+                    const WireDeadline* deadline);
   // A basic.ack or basic.nack of calls published in confirm mode.
   void settle_calls(std::uint64_t tag, bool multiple, bool nacked);
-  // The next delivery on the reply consumer: false on timeout.
-  bool receive(SenderClock::time_point deadline, std::string* correlation_id, std::string* body);
+  // The next delivery on the reply consumer, or the next call the broker
+  // returned unrouted (then *returned is set and *body is the text of
+  // unroutable_text()): false on timeout.
+  bool receive(SenderClock::time_point deadline, std::string* correlation_id, std::string* body, bool* returned);
   // A frame read while waiting for replies that is not one: the broker's
   // confirm of calls published in confirm mode, or a close (which throws).
   void handle_frame(const amqp_frame_t& frame);
   // Waits for the reply with `correlation_id`; false on timeout. Replies of
   // asynchronous calls that arrive meanwhile are kept for next_reply().
   // Replies that fail the hmac-sha256-v2 check are dropped: the call waits
-  // on for the real one.
+  // on for the real one. Throws kUnroutable when the broker returns the
+  // call.
   bool wait_reply(const std::string& correlation_id, SenderClock::time_point deadline, std::string* body);
   // Whether `body` may answer the call `id`: always, unless the call was
   // signed hmac-sha256-v2; then only a reply signed for it, or an unsigned
@@ -107,7 +132,8 @@ struct Sender::Impl {
   bool ping_here(const std::string& node, std::chrono::milliseconds timeout);
   // One attempt of Sender::call on the current or next broker.
   CallResult call_once(const std::string& node, Event& event, std::string_view address,
-                       SenderClock::time_point deadline, std::chrono::milliseconds timeout);
+                       SenderClock::time_point deadline, std::chrono::milliseconds timeout,
+                       std::chrono::system_clock::time_point wall_deadline);
 
   bool consuming_replies = false;
   // With retry: calls are published in confirm mode on the reply channel
@@ -128,12 +154,15 @@ struct Sender::Impl {
   // and their replies received while a synchronous call was waiting.
   std::unordered_set<std::string> async_pending;
   std::deque<std::pair<std::string, std::string>> async_ready;
+  // Asynchronous calls the broker returned, with unroutable_text().
+  std::deque<std::pair<std::string, std::string>> async_returned;
 
   // sender_confirm.cpp
 
   // Publishes a persistent, mandatory message and waits for the broker's
   // confirm.
-  void publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout);
+  void publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout,
+                         const WireDeadline* deadline);
   // Opens kSendChannel in confirm mode, once per connection.
   void open_confirm_channel();
   // Waits for the confirm of the message `tag` on kSendChannel; throws

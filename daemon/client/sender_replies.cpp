@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "client/sender_impl.hpp"
+#include "protocol/deadline.hpp"
 
 namespace sbus {
 namespace {
@@ -19,6 +20,27 @@ timeval timeval_until(SenderClock::time_point deadline) {
 }
 
 }  // namespace
+
+WireDeadline wire_deadline(std::chrono::milliseconds left) {
+  return WireDeadline{deadline_header_value(std::chrono::system_clock::now() + left), expiration_for(left)};
+}
+
+// The properties' headers and expiration for `deadline`; `entry` must
+// outlive `props`.
+void stamp_deadline(const WireDeadline& deadline, amqp_table_entry_t* entry, amqp_basic_properties_t* props) {
+  entry->key = amqp_cstring_bytes(kDeadlineHeader.data());
+  entry->value.kind = AMQP_FIELD_KIND_UTF8;
+  entry->value.value.bytes = to_bytes(deadline.header);
+  props->_flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
+  props->headers.num_entries = 1;
+  props->headers.entries = entry;
+  props->expiration = to_bytes(deadline.expiration);
+}
+
+std::string Sender::Impl::unroutable_text(const std::string& node) const {
+  return "no queue for node " + node + " on " + connected + " (exchange " + options.exchange +
+         "): is its agent configured with this node name?";
+}
 
 void Sender::Impl::consume_replies() {
   if (consuming_replies) return;
@@ -43,19 +65,26 @@ void Sender::Impl::settle_calls(std::uint64_t tag, bool multiple, bool nacked) {
   calls_unconfirmed.erase(first, last);
 }
 
-void Sender::Impl::publish_call(const std::string& node, std::string_view body, const std::string& correlation_id) {
+void Sender::Impl::publish_call(const std::string& node, std::string_view body, const std::string& correlation_id,
+                                const WireDeadline* deadline) {
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
   props.reply_to = amqp_cstring_bytes(kDirectReplyTo);
   props.correlation_id = to_bytes(correlation_id);
-  // One write for the three frames, where rabbitmq-c makes three.
-  int status = connection.queue_publish(kChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body));
+  amqp_table_entry_t entry{};
+  if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
+  // One write for the three frames, where rabbitmq-c makes three. Mandatory:
+  // a call no queue takes comes back at once (basic.return, before any
+  // reply could), rather than waiting out its timeout.
+  int status =
+      connection.queue_publish(kChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body), true);
   if (status == AMQP_STATUS_OK) status = connection.flush();
   if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
   if (confirming_calls) calls_unconfirmed.insert(++calls_published);
 }
 
-bool Sender::Impl::receive(SenderClock::time_point deadline, std::string* correlation_id, std::string* body) {
+bool Sender::Impl::receive(SenderClock::time_point deadline, std::string* correlation_id, std::string* body,
+                           bool* returned) {
   amqp_connection_state_t c = connection.get();
   for (;;) {
     timeval timeout = timeval_until(deadline);
@@ -64,10 +93,21 @@ bool Sender::Impl::receive(SenderClock::time_point deadline, std::string* correl
     int status = amqp_simple_wait_frame_noblock(c, &frame, &timeout);
     if (status == AMQP_STATUS_TIMEOUT) return false;
     if (status != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(status));
-    if (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD) {
+    const bool is_return = frame.frame_type == AMQP_FRAME_METHOD &&
+                           frame.payload.method.id == AMQP_BASIC_RETURN_METHOD && frame.channel == kChannel;
+    if (!is_return &&
+        (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD)) {
       handle_frame(frame);
       continue;
     }
+    // A call returned unrouted comes as basic.return, then its content, with
+    // the properties it was published with (its correlation id).
+    std::string node;
+    if (is_return) {
+      const auto* back = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+      node.assign(static_cast<const char*>(back->routing_key.bytes), back->routing_key.len);
+    }
+    *returned = is_return;
     // A reply, read without amqp_consume_message()'s pool of its own.
     const amqp_basic_properties_t* props = nullptr;
     status = read_content(c, frame.channel, &props, body, [this](const amqp_frame_t& other) {
@@ -79,6 +119,7 @@ bool Sender::Impl::receive(SenderClock::time_point deadline, std::string* correl
     if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
       correlation_id->assign(static_cast<const char*>(props->correlation_id.bytes), props->correlation_id.len);
     }
+    if (is_return) *body = unroutable_text(node);
     return true;
   }
 }
@@ -109,7 +150,16 @@ void Sender::Impl::handle_frame(const amqp_frame_t& frame) {
 bool Sender::Impl::wait_reply(const std::string& correlation_id, SenderClock::time_point deadline, std::string* body) {
   std::string id;
   std::string text;
-  while (receive(deadline, &id, &text)) {
+  bool returned = false;
+  while (receive(deadline, &id, &text, &returned)) {
+    if (returned) {
+      if (id == correlation_id) throw SenderError(SenderError::Kind::kUnroutable, text);
+      if (async_pending.erase(id) > 0) {
+        signed_calls.erase(id);
+        async_returned.emplace_back(std::move(id), std::move(text));
+      }
+      continue;
+    }
     if (id == correlation_id) {
       if (!trusted(id, text)) continue;
       *body = std::move(text);
@@ -142,20 +192,29 @@ bool Sender::Impl::ping_here(const std::string& node, std::chrono::milliseconds 
   const auto deadline = SenderClock::now() + timeout;
   consume_replies();
   const std::string correlation_id = next_event_id();
-  publish_call(node, kPingBody, correlation_id);
+  const std::optional<WireDeadline> stamp =
+      options.send_deadline ? std::optional<WireDeadline>(wire_deadline(timeout)) : std::nullopt;
+  publish_call(node, kPingBody, correlation_id, stamp ? &*stamp : nullptr);
   std::string body;
   return wait_reply(correlation_id, deadline, &body) && body == kPongBody;
 }
 
 CallResult Sender::Impl::call_once(const std::string& node, Event& event, std::string_view address,
-                                   SenderClock::time_point deadline, std::chrono::milliseconds timeout) {
+                                   SenderClock::time_point deadline, std::chrono::milliseconds timeout,
+                                   std::chrono::system_clock::time_point wall_deadline) {
   connect(node);
   if (fail_over_on_block && connection.blocked()) lost(blocked_text(), SenderError::Kind::kBlocked);
   consume_replies();
   blocked_during_wait = connection.blocked();
   event.id = next_event_id();
   event.token = sign(event, node, true);
-  publish_call(node, encode_event(event), event.id);
+  std::optional<WireDeadline> stamp;
+  if (options.send_deadline) {
+    // The expiration is what is left of the call's time: less on a retry.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SenderClock::now());
+    stamp = WireDeadline{deadline_header_value(wall_deadline), expiration_for(left)};
+  }
+  publish_call(node, encode_event(event), event.id, stamp ? &*stamp : nullptr);
   std::string body;
   bool replied = false;
   if (confirming_calls) {

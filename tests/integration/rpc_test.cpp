@@ -289,9 +289,18 @@ TEST_CASE("sbus ping exits 0 for a live node and 3 for a node nobody serves", "[
   CHECK(live.exit_code == 0);
   CHECK(live.out.find("PONG from " + sbusd.node()) != std::string::npos);
 
+  // A queue that nobody consumes: the PING waits out its timeout. (A node
+  // with no queue at all fails at once, exit 1: deadline_test.cpp.)
+  const std::string queue = "NO-SUCH-NODE-" + std::to_string(getpid());
+  RawAmqp raw;
+  amqp_queue_declare(raw.get(), 1, amqp_cstring_bytes(queue.c_str()), 0, 0, 0, 1, amqp_empty_table);
+  raw.check("declare " + queue);
+  amqp_queue_bind(raw.get(), 1, amqp_cstring_bytes(queue.c_str()), amqp_cstring_bytes("py-servicebus"),
+                  amqp_cstring_bytes(queue.c_str()), amqp_empty_table);
+  raw.check("bind " + queue);
   sbus_test::ProcessResult nobody;
   auto took = timed([&] {
-    nobody = run_cli({"ping", "NO-SUCH-NODE-" + std::to_string(getpid()), "--timeout", "1", "--broker", broker_uri()});
+    nobody = run_cli({"ping", queue, "--timeout", "1", "--broker", broker_uri()});
   });
   INFO("stderr: " << nobody.err);
   CHECK(nobody.exit_code == 3);

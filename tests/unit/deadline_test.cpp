@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "client/call_budget.hpp"
 #include "protocol/deadline.hpp"
 
 using namespace std::chrono_literals;
@@ -74,4 +75,23 @@ TEST_CASE("a message expiration is the time left in milliseconds, never 0", "[de
   CHECK(sbus::expiration_for(1500ms) == "1500");
   CHECK(sbus::expiration_for(0ms) == "1");
   CHECK(sbus::expiration_for(-20ms) == "1");
+}
+
+TEST_CASE("a call's budget under an inherited deadline keeps a margin", "[deadline][budget]") {
+  using std::chrono::milliseconds;
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1796601600));
+  // No inherited deadline: the call's own timeout.
+  CHECK(sbus::call_budget(milliseconds(5000), std::nullopt, now) == milliseconds(5000));
+  // A tenth of what is left, at most 100 ms.
+  CHECK(sbus::deadline_margin(milliseconds(300)) == milliseconds(30));
+  CHECK(sbus::deadline_margin(milliseconds(5000)) == milliseconds(100));
+  CHECK(sbus::call_budget(milliseconds(10000), now + milliseconds(300), now) == milliseconds(270));
+  CHECK(sbus::call_budget(milliseconds(10000), now + milliseconds(2000), now) == milliseconds(1900));
+  // The call's own timeout when it is shorter.
+  CHECK(sbus::call_budget(milliseconds(500), now + milliseconds(2000), now) == milliseconds(500));
+  // Nothing left: no call.
+  CHECK_FALSE(sbus::call_budget(milliseconds(500), now, now));
+  CHECK_FALSE(sbus::call_budget(milliseconds(500), now - milliseconds(10), now));
+  // A few ms left still leave a little (9 of 10 ms).
+  CHECK(sbus::call_budget(milliseconds(500), now + milliseconds(10), now) == milliseconds(9));
 }

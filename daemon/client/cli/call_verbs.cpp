@@ -52,7 +52,11 @@ ExitCode run_send(const Invocation& invocation) {
   const std::string& params = invocation.operands[1];
   if (!params_are_json(params)) return ExitCode::kUsage;
   return with_sender(invocation, [&](Sender& sender) {
-    sender.send(address, params);
+    if (invocation.line.ttl.empty()) {
+      sender.send(address, params);
+    } else {
+      sender.send(address, params, *parse_duration(invocation.line.ttl));
+    }
     return ExitCode::kOk;
   });
 }

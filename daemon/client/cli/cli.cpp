@@ -69,6 +69,14 @@ ExitCode run_command_line(int argc, const char* const* argv) {
     return ExitCode::kUsage;
   }
   invocation.timeout = std::chrono::milliseconds(static_cast<long long>(line.timeout_seconds * 1000));
+  if (!line.ttl.empty() && !parse_duration(line.ttl)) {
+    std::cerr << "sbus: --ttl must be a duration from 1ms to 24h, as 30s or 500ms: " << line.ttl << "\n";
+    return ExitCode::kUsage;
+  }
+  if (!line.ttl.empty() && verb->name != "send") {
+    std::cerr << "sbus: --ttl is for send only (a call's deadline is its --timeout)\n";
+    return ExitCode::kUsage;
+  }
   if (const std::optional<ExitCode> failed = build_sender_options(line, *verb, &invocation.sender)) return *failed;
   return verb->run(invocation);
 }

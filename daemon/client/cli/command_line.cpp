@@ -2,7 +2,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <cmath>
 #include <iostream>
+#include <stdexcept>
 
 #include "client/cli/usage.hpp"
 
@@ -28,7 +30,9 @@ po::options_description cli_options(CommandLine* into) {
   add("tls-key", po::value(&line.tls_key), "amqps://: client key, for mutual TLS");
   add("tls-insecure", po::bool_switch(&line.tls_insecure),
       "amqps://: do not verify the broker's certificate or host name (tests only)");
-  add("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30)");
+  add("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30); also the call's deadline, sent with it");
+  add("ttl", po::value(&line.ttl),
+      "for `send`: drop the message, not run, if it still waits this long (30s, 500ms; default: no deadline)");
   add("retry", po::value(&line.retry),
       "retry a call this many times on the next broker when its connection fails (calls are not assumed idempotent: "
       "default 0)");
@@ -37,6 +41,33 @@ po::options_description cli_options(CommandLine* into) {
   add("version,V", po::bool_switch(&line.version), "print the version and exit");
   add("help,h", po::bool_switch(&line.help), "print this help");
   return options;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::size_t used = 0;
+  double number = 0;
+  try {
+    number = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  double ms_per_unit = 0;
+  if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit.empty() || unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "m") {
+    ms_per_unit = 60 * 1000;
+  } else if (unit == "h") {
+    ms_per_unit = 3600 * 1000;
+  } else {
+    return std::nullopt;
+  }
+  const double ms = number * ms_per_unit;
+  // No further ahead than an agent takes a deadline (a day, deadline.hpp).
+  if (!std::isfinite(ms) || ms < 1 || ms > 24.0 * 3600 * 1000) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
 std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line) {

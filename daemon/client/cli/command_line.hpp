@@ -5,6 +5,7 @@
 
 #include <boost/program_options/options_description.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ struct CommandLine {
   std::string tls_key;
   bool tls_insecure = false;
   double timeout_seconds = 30;
+  std::string ttl;  // for `send`: as written, "30s"; empty: none
   int retry = 0;
   bool smart_route = false;
   bool version = false;
@@ -37,6 +39,11 @@ struct CommandLine {
 // The options every verb takes, bound to the fields of `into`, which must
 // outlive the description.
 boost::program_options::options_description cli_options(CommandLine* into);
+
+// A duration as `--ttl` takes it: a positive number with the unit ms, s, m
+// or h ("500ms", "30s", "1.5m"), or a plain number of seconds like
+// `--timeout`; std::nullopt when it is not one, or under a millisecond.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 // Parses argv into `line`; on a malformed command line, prints why with the
 // usage to stderr and returns kUsage.

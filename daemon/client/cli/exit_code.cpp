@@ -10,7 +10,8 @@ constexpr std::array kExitCodes = {
     ExitCodeRow{
         .code = ExitCode::kServiceError,
         .name = "service_error",
-        .meaning = "the service answered with an error (printed as CODE: message), or the broker refused a message"},
+        .meaning = "the service answered with an error (printed as CODE: message), the broker refused a message, or it "
+                   "has no queue for the node (call, ping, send: no such node)"},
     ExitCodeRow{.code = ExitCode::kUsage, .name = "usage", .meaning = "usage or config error"},
     ExitCodeRow{.code = ExitCode::kTimeout,
                 .name = "timeout",

@@ -60,7 +60,17 @@ struct SenderOptions {
   // timeout when that is shorter. sbusd sets it on a service's sender
   // (ServiceContext::sender()) to the deadline of the call the service is
   // handling, so that the calls it makes inherit the time left. Empty: none.
+  // The margin is a tenth of the time left, at most 100 ms; when nothing is
+  // left, a call throws kTimeout at once, unsent ("the caller's deadline
+  // passed").
   std::function<std::optional<std::chrono::system_clock::time_point>()> inherited_deadline;
+  // Whether calls carry their deadline: the header x-sbus-deadline (Unix
+  // time in ms when the sender stops waiting) and the AMQP expiration (the
+  // timeout in ms), so that an agent does not run a call nobody waits for
+  // any more (docs/reliability.md, "Deadlines"). Turn it off only to measure
+  // what it costs, or for agents that choke on either (py-servicebus
+  // ignores both).
+  bool send_deadline = true;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -93,6 +103,10 @@ struct AsyncReply {
   CallResult result;
 };
 
+// The error_code of an asynchronous call that the broker returned because
+// no queue takes it (no such node): see Sender::call_async.
+inline constexpr const char* kUnroutableCode = "unroutable";
+
 class SBUS_EXPORT SenderError : public std::runtime_error {
  public:
   // kBlocked: the broker said it is blocked by a resource alarm (memory,
@@ -116,7 +130,12 @@ class SBUS_EXPORT Sender {
 
   // Calls `address` (NODE.CATEGORY.SERVICE) with `params_json` (any JSON
   // text) and waits up to `timeout` for the reply. Throws SenderError on a
-  // bad address, when no broker accepts, or on timeout.
+  // bad address, when no broker accepts, or on timeout. The call carries
+  // its deadline (now + timeout, or the inherited one less its margin when
+  // that is sooner; see SenderOptions). Throws kUnroutable, within a round
+  // trip, when the broker has no queue for the node (the call is published
+  // mandatory, and the broker returns it); with several brokers and retry
+  // > 0 the next broker is tried first.
   CallResult call(std::string_view address, std::string_view params_json,
                   std::chrono::milliseconds timeout);
 
@@ -125,7 +144,14 @@ class SBUS_EXPORT Sender {
   // on the one connection. Not retried on another broker: when the
   // connection is lost, the calls in flight are forgotten (next_reply then
   // returns nothing for them) and the next call throws or reconnects.
+  // Without `timeout` the call carries no deadline of its own (only the
+  // inherited one, if any); with it, it carries now + timeout, as call()
+  // does. A call the broker returns because no queue takes it (no such
+  // node) comes back from next_reply() as a reply with error_code
+  // kUnroutableCode and the message that call() would throw.
   std::string call_async(std::string_view address, std::string_view params_json);
+  std::string call_async(std::string_view address, std::string_view params_json,
+                         std::chrono::milliseconds timeout);
   // Waits up to `timeout` for the reply of any call in flight; nullopt on
   // timeout or when none is in flight. Throws SenderError when the
   // connection is lost.
@@ -139,8 +165,13 @@ class SBUS_EXPORT Sender {
   // connection failure (sending is safe to repeat: messages are delivered
   // at least once anyway).
   void send(std::string_view address, std::string_view params_json);
+  // The same, for a message that is dropped (not run) if it is still
+  // waiting `ttl` from now: it carries the header x-sbus-deadline and the
+  // AMQP expiration. Without a ttl a message carries no deadline.
+  void send(std::string_view address, std::string_view params_json, std::chrono::milliseconds ttl);
 
-  // True when `node` answers PING with PONG within `timeout`.
+  // True when `node` answers PING with PONG within `timeout`. Throws
+  // kUnroutable at once when the broker has no queue for the node.
   bool ping(std::string_view node, std::chrono::milliseconds timeout);
 
   // The messages in `node`'s error queue (default NODE.error), left there.
@@ -164,6 +195,11 @@ class SBUS_EXPORT Sender {
   std::uint64_t dropped_replies() const;
 
  private:
+  void send_message(std::string_view address, std::string_view params_json,
+                    std::optional<std::chrono::milliseconds> ttl);
+  std::string publish_async(std::string_view address, std::string_view params_json,
+                            std::optional<std::chrono::milliseconds> timeout);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
