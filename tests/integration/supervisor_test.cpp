@@ -1392,7 +1392,11 @@ TEST_CASE("A worker whose broker is unreachable stops cleanly, and a worker kill
     sbusd.start();
     sbusd.wait_ready();
     const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
-    sbus::Sender sender(sbusd.sender_options());
+    // A call without a deadline (as a py-servicebus sender's): test.sleep
+    // stops early once its caller gives up, and this one must still run.
+    sbus::SenderOptions options = sbusd.sender_options();
+    options.send_deadline = false;
+    sbus::Sender sender(options);
     std::thread call([&] {
       try {
         sender.call(sbusd.address("test.sleep"), "[30]", 2s);
