@@ -45,9 +45,11 @@ std::optional<std::uint64_t> FloorClient::complete(std::chrono::milliseconds tim
       amqp_destroy_envelope(&envelope);
       if (!parsed || value == 0 || value > next_id_) continue;  // not one of ours
       --in_flight_;
-      return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_[value % kRing]).count());
+      return static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_[value % kRing]).count());
     }
-    if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_TIMEOUT) return std::nullopt;
+    if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_TIMEOUT)
+      return std::nullopt;
     if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       amqp_frame_t frame;
       connection_.check_status(amqp_simple_wait_frame(c, &frame), "read frame");
@@ -76,9 +78,9 @@ void FloorClient::send_confirmed() {
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-  connection_.check_status(amqp_basic_publish(c, kConfirmChannel, amqp_cstring_bytes(kExchange), bytes(queue_), 1, 0,
-                                              &props, bytes(body_)),
-                           "publish message");
+  connection_.check_status(
+      amqp_basic_publish(c, kConfirmChannel, amqp_cstring_bytes(kExchange), bytes(queue_), 1, 0, &props, bytes(body_)),
+      "publish message");
   const std::uint64_t tag = ++confirm_tag_;
   for (;;) {
     amqp_frame_t frame;
@@ -97,13 +99,10 @@ void FloorClient::send_confirmed() {
         if (ret.reply_type == AMQP_RESPONSE_NORMAL) amqp_destroy_message(&message);
         throw std::runtime_error("floor client: message to " + queue_ + " returned unroutable");
       }
-      case AMQP_BASIC_NACK_METHOD:
-        throw std::runtime_error("floor client: message nacked");
+      case AMQP_BASIC_NACK_METHOD: throw std::runtime_error("floor client: message nacked");
       case AMQP_CHANNEL_CLOSE_METHOD:
-      case AMQP_CONNECTION_CLOSE_METHOD:
-        throw std::runtime_error("floor client: the broker closed the channel");
-      default:
-        break;
+      case AMQP_CONNECTION_CLOSE_METHOD: throw std::runtime_error("floor client: the broker closed the channel");
+      default: break;
     }
   }
 }

@@ -8,12 +8,9 @@ namespace bench {
 
 std::string describe(const amqp_rpc_reply_t& reply) {
   switch (reply.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return amqp_error_string2(reply.library_error);
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(reply.library_error);
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
@@ -68,8 +65,8 @@ void RawConnection::check_status(int status, std::string_view what) const {
 }
 
 void RawConnection::declare_node_queue(const std::string& queue) {
-  amqp_exchange_declare(state_, kRpcChannel, amqp_cstring_bytes(kExchange), amqp_cstring_bytes("direct"), 0, 0, 0,
-                        0, amqp_empty_table);
+  amqp_exchange_declare(state_, kRpcChannel, amqp_cstring_bytes(kExchange), amqp_cstring_bytes("direct"), 0, 0, 0, 0,
+                        amqp_empty_table);
   check("declare exchange");
   amqp_queue_declare(state_, kRpcChannel, bytes(queue), 0, 1, 0, 0, amqp_empty_table);
   check("declare queue " + queue);

@@ -22,7 +22,9 @@ inline constexpr const char* kExchange = "py-servicebus";
 inline amqp_bytes_t bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
 }
-inline std::string text(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
+inline std::string text(amqp_bytes_t b) {
+  return std::string(static_cast<const char*>(b.bytes), b.len);
+}
 
 std::string describe(const amqp_rpc_reply_t& reply);
 

@@ -21,7 +21,9 @@ struct RunStats {
   // sorts them. 0 when there are none.
   double latency_us(double p);
   double cpu_per_10k() const { return calls > 0 ? cpu_seconds * 10000.0 / static_cast<double>(calls) : 0; }
-  double switches_per_call() const { return calls > 0 ? static_cast<double>(switches) / static_cast<double>(calls) : 0; }
+  double switches_per_call() const {
+    return calls > 0 ? static_cast<double>(switches) / static_cast<double>(calls) : 0;
+  }
   void merge(RunStats other);
 };
 

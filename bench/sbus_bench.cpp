@@ -83,7 +83,9 @@ constexpr int kFanOutServices = 8;
 constexpr int kCallerProcesses = 16;
 
 enum class System { kFloor, kSbus };
-const char* name_of(System system) { return system == System::kFloor ? "floor" : "sbus"; }
+const char* name_of(System system) {
+  return system == System::kFloor ? "floor" : "sbus";
+}
 
 struct Options {
   int port = 0;
@@ -110,7 +112,9 @@ struct Options {
   std::exit(2);
 }
 
-std::string self_dir() { return fs::read_symlink("/proc/self/exe").parent_path().string(); }
+std::string self_dir() {
+  return fs::read_symlink("/proc/self/exe").parent_path().string();
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -192,8 +196,9 @@ int caller_main(int argc, char** argv) {
       RunStats stats = run_sequential(client, duration);
       CallerHeader header{stats.calls, 0, stats.seconds, stats.latencies_ns.size()};
       if constexpr (requires { client.errors(); }) header.errors = client.errors();
-      const bool ok = write_all(STDOUT_FILENO, &header, sizeof(header)) &&
-                      write_all(STDOUT_FILENO, stats.latencies_ns.data(), stats.latencies_ns.size() * sizeof(std::uint64_t));
+      const bool ok =
+          write_all(STDOUT_FILENO, &header, sizeof(header)) &&
+          write_all(STDOUT_FILENO, stats.latencies_ns.data(), stats.latencies_ns.size() * sizeof(std::uint64_t));
       return ok ? 0 : 1;
     };
     if (system == "floor") {
@@ -239,7 +244,8 @@ int load_main(int argc, char** argv) {
     }
     SbusClient client(sender_options(port, trim(read_text(argv[4]))), {target}, kParams, kSum);
     drive(client);
-    if (client.errors() > 0) std::printf("%llu errors (%s)\n", static_cast<unsigned long long>(client.errors()), client.last_error().c_str());
+    if (client.errors() > 0)
+      std::printf("%llu errors (%s)\n", static_cast<unsigned long long>(client.errors()), client.last_error().c_str());
     return client.errors() == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "sbus-bench load: " << e.what() << "\n";
@@ -289,7 +295,8 @@ class Bench {
   template <class F>
   RunStats timed(System system, F&& run);
   // `measure(system)` once per run per system, floor and sbus in turn.
-  std::map<System, std::vector<RunStats>> repeat(const std::string& what, const std::function<RunStats(System)>& measure);
+  std::map<System, std::vector<RunStats>> repeat(const std::string& what,
+                                                 const std::function<RunStats(System)>& measure);
   RunStats run_callers(System system, int processes);
   RunStats run_senders(System system, int threads);
   void measure_startup();
@@ -447,7 +454,8 @@ pid_t Bench::start_sbusd(const std::string& config, const std::string& notify_so
 void Bench::wait_drained(const std::string& queue) {
   const auto deadline = Clock::now() + 60s;
   for (;;) {
-    amqp_queue_declare_ok_t* ok = amqp_queue_declare(admin_->get(), kRpcChannel, bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t* ok =
+        amqp_queue_declare(admin_->get(), kRpcChannel, bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     admin_->check("passive declare " + queue);
     if (ok->message_count == 0 || Clock::now() > deadline) return;
     std::this_thread::sleep_for(5ms);
@@ -519,8 +527,13 @@ RunStats Bench::run_callers(System system, int processes) {
       int out[2];
       if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
       SpawnOptions spawn_options;
-      spawn_options.args = {fs::read_symlink("/proc/self/exe").string(), "caller", name_of(system),
-                            std::to_string(options_.port), target, file, length};
+      spawn_options.args = {fs::read_symlink("/proc/self/exe").string(),
+                            "caller",
+                            name_of(system),
+                            std::to_string(options_.port),
+                            target,
+                            file,
+                            length};
       spawn_options.stdin_fd = in[0];
       spawn_options.stdout_fd = out[1];
       Caller caller;
@@ -753,8 +766,8 @@ void Bench::run() {
   fanout_client_ = std::make_unique<SbusClient>(sender_options(options_.port, secret_), fanout, kParams, kParams);
   sbus::SenderOptions without_deadline = sender_options(options_.port, secret_);
   without_deadline.send_deadline = false;
-  no_deadline_client_ = std::make_unique<SbusClient>(without_deadline, std::vector<std::string>{node_ + ".math.add"},
-                                                     kParams, kSum);
+  no_deadline_client_ =
+      std::make_unique<SbusClient>(without_deadline, std::vector<std::string>{node_ + ".math.add"}, kParams, kSum);
   no_deadline_client_->roundtrip(kReplyTimeout);
   floor_client_->roundtrip(kReplyTimeout);
   sbus_client_->roundtrip(kReplyTimeout);
@@ -817,8 +830,8 @@ void Bench::run() {
   RunStats soak_rest = run_pipelined(*sbus_client_, 64, std::chrono::hours(1), options_.soak_calls - first);
   const long worker_soaked = rss_kib(worker);
   sbus_errors_ += sbus_client_->errors() - soak_errors_before;
-  std::cerr << "sbus-bench: soak done: " << static_cast<long>((soak_first.calls + soak_rest.calls) /
-                                                            (soak_first.seconds + soak_rest.seconds))
+  std::cerr << "sbus-bench: soak done: "
+            << static_cast<long>((soak_first.calls + soak_rest.calls) / (soak_first.seconds + soak_rest.seconds))
             << " calls/s\n";
 
   const long supervisor_after = rss_kib(sbusd_pid_);
@@ -915,10 +928,12 @@ void Bench::print_table() {
       }
     }
   }
-  std::printf("\nsbus-bench: %s, %ld cores (%s), Linux %s, RabbitMQ %s on 127.0.0.1:%d\n", options_.quick ? "quick" : "full",
-              sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str(), machine.release, broker_version_.c_str(), options_.port);
-  std::printf("each figure: median of %d runs of %.1f s (start-up: %d runs); body %zu bytes; floor = raw rabbitmq-c echo\n\n",
-              options_.runs, options_.seconds, options_.startup_runs, body_.size());
+  std::printf("\nsbus-bench: %s, %ld cores (%s), Linux %s, RabbitMQ %s on 127.0.0.1:%d\n",
+              options_.quick ? "quick" : "full", sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str(), machine.release,
+              broker_version_.c_str(), options_.port);
+  std::printf(
+      "each figure: median of %d runs of %.1f s (start-up: %d runs); body %zu bytes; floor = raw rabbitmq-c echo\n\n",
+      options_.runs, options_.seconds, options_.startup_runs, body_.size());
   std::printf("%-50s %10s %10s %7s  %-10s\n", "figure", "floor", "sbus", "ratio", "target");
   int missed = 0;
   for (const Row& row : rows_) {
@@ -951,7 +966,8 @@ void Bench::print_table() {
                 target.empty() ? "" : (met ? "ok" : "MISSED"));
   }
   std::printf("\n%d target(s) missed", missed);
-  if (sbus_errors_ > 0) std::printf("; %llu sbus calls answered wrongly", static_cast<unsigned long long>(sbus_errors_));
+  if (sbus_errors_ > 0)
+    std::printf("; %llu sbus calls answered wrongly", static_cast<unsigned long long>(sbus_errors_));
   std::printf("\n");
   std::fflush(stdout);
 }
@@ -1004,7 +1020,8 @@ Options parse_options(int argc, char** argv) {
     if (!runs_given) options.runs = 3;
     options.warmup_calls = 50;
   }
-  if (options.runs < 1 || options.seconds <= 0 || options.startup_runs < 1) usage("bad --runs, --seconds or --startup-runs");
+  if (options.runs < 1 || options.seconds <= 0 || options.startup_runs < 1)
+    usage("bad --runs, --seconds or --startup-runs");
   const std::string here = self_dir();
   if (options.sbusd.empty()) options.sbusd = here + "/sbusd";
   if (options.floor.empty()) options.floor = here + "/sbus-bench-floor";

@@ -39,7 +39,9 @@ std::uint64_t SbusClient::roundtrip(std::chrono::milliseconds timeout) {
   return static_cast<std::uint64_t>(latency);
 }
 
-void SbusClient::send_confirmed() { sender_.send(message_address_, params_); }
+void SbusClient::send_confirmed() {
+  sender_.send(message_address_, params_);
+}
 
 void SbusClient::check(const sbus::CallResult& result) {
   if (result.ok() && result.message == expected_) return;

@@ -22,8 +22,8 @@ class SbusClient {
  public:
   // Calls go round-robin to `addresses` with `params`; a reply other than
   // `expected` counts as an error. Sends go to `message_address`.
-  SbusClient(sbus::SenderOptions options, std::vector<std::string> addresses, std::string params,
-             std::string expected, std::string message_address = {});
+  SbusClient(sbus::SenderOptions options, std::vector<std::string> addresses, std::string params, std::string expected,
+             std::string message_address = {});
 
   void issue();
   std::optional<std::uint64_t> complete(std::chrono::milliseconds timeout);

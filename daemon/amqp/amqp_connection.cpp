@@ -77,12 +77,9 @@ bool clone_properties(const amqp_basic_properties_t& in, amqp_basic_properties_t
 
 std::string describe_reply(const amqp_rpc_reply_t& reply) {
   switch (reply.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply from the broker";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return amqp_error_string2(reply.library_error);
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply from the broker";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(reply.library_error);
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       switch (reply.reply.id) {
         case AMQP_CONNECTION_CLOSE_METHOD: {
@@ -92,11 +89,10 @@ std::string describe_reply(const amqp_rpc_reply_t& reply) {
         }
         case AMQP_CHANNEL_CLOSE_METHOD: {
           auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
-          return "channel closed by broker: " + bytes_to_string(m->reply_text) + " (" +
-                 std::to_string(m->reply_code) + ")";
+          return "channel closed by broker: " + bytes_to_string(m->reply_text) + " (" + std::to_string(m->reply_code) +
+                 ")";
         }
-        default:
-          return "unexpected method from broker: " + std::to_string(reply.reply.id);
+        default: return "unexpected method from broker: " + std::to_string(reply.reply.id);
       }
   }
   return "unknown reply";
@@ -143,7 +139,8 @@ void AmqpConnection::open_socket(const ConnectOptions& options) {
     if (tls_ && TlsSocket::is_tls_status(status)) {
       throw AmqpError("TLS handshake with " + uri.redacted() + " failed: " + tls_->explain(status));
     }
-    throw BrokerUnreachable("connect to " + uri.redacted() + " failed: " + describe_open_failure(uri, status, options.connect_timeout));
+    throw BrokerUnreachable("connect to " + uri.redacted() +
+                            " failed: " + describe_open_failure(uri, status, options.connect_timeout));
   }
   if (tls_) {
     SBUS_LOG(kDebug) << "TLS with " << uri.redacted() << ": " << tls_->negotiated();
@@ -173,18 +170,18 @@ void AmqpConnection::log_in(const ConnectOptions& options) {
   properties_entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
   properties_entries[1].value.value.table = amqp_table_t{2, capabilities};
   amqp_table_t properties{2, properties_entries};
-  amqp_rpc_reply_t login = amqp_login_with_properties(
-      state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
-      &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
+  amqp_rpc_reply_t login =
+      amqp_login_with_properties(state_, uri.vhost.c_str(), 0, options.frame_max, options.heartbeat_seconds,
+                                 &properties, AMQP_SASL_METHOD_PLAIN, uri.user.c_str(), uri.password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     // TLS 1.3: a broker that refuses the client (no certificate, or one it
     // does not trust) says so only after the client finished the handshake.
     if (tls_ && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
       const int error = login.library_error;
-      if (!tls_->broker_refused() &&
-          (TlsSocket::is_tls_status(error) || error == AMQP_STATUS_CONNECTION_CLOSED ||
-           error == AMQP_STATUS_SOCKET_ERROR)) {
-        const std::chrono::milliseconds listen = std::min<std::chrono::milliseconds>(options.connect_timeout, std::chrono::seconds(2));
+      if (!tls_->broker_refused() && (TlsSocket::is_tls_status(error) || error == AMQP_STATUS_CONNECTION_CLOSED ||
+                                      error == AMQP_STATUS_SOCKET_ERROR)) {
+        const std::chrono::milliseconds listen =
+            std::min<std::chrono::milliseconds>(options.connect_timeout, std::chrono::seconds(2));
         tls_->probe(uri.host, uri.port, listen);
       }
       if (tls_->broker_refused()) {
@@ -221,12 +218,13 @@ AmqpConnection& AmqpConnection::operator=(AmqpConnection&& other) noexcept {
   return *this;
 }
 
-AmqpConnection::~AmqpConnection() { close(); }
+AmqpConnection::~AmqpConnection() {
+  close();
+}
 
 void AmqpConnection::check(const amqp_rpc_reply_t& reply, std::string_view operation) const {
   if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
-  throw AmqpError(std::string(operation) + " on " + uri_.redacted() +
-                  " failed: " + describe_reply(reply));
+  throw AmqpError(std::string(operation) + " on " + uri_.redacted() + " failed: " + describe_reply(reply));
 }
 
 void AmqpConnection::check_last(std::string_view operation) const {
@@ -235,8 +233,7 @@ void AmqpConnection::check_last(std::string_view operation) const {
 
 void AmqpConnection::check_status(int status, std::string_view operation) const {
   if (status == AMQP_STATUS_OK) return;
-  throw AmqpError(std::string(operation) + " on " + uri_.redacted() +
-                  " failed: " + amqp_error_string2(status));
+  throw AmqpError(std::string(operation) + " on " + uri_.redacted() + " failed: " + amqp_error_string2(status));
 }
 
 int AmqpConnection::queue_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,

@@ -86,8 +86,8 @@ int FrameBuffer::add_method(amqp_channel_t channel, amqp_method_number_t method,
   });
 }
 
-int FrameBuffer::add_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
-                             bool mandatory, const amqp_basic_properties_t& properties, amqp_bytes_t body) {
+int FrameBuffer::add_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
+                             const amqp_basic_properties_t& properties, amqp_bytes_t body) {
   const std::size_t rollback = size_;
   amqp_basic_publish_t publish{};
   publish.exchange = exchange;

@@ -25,8 +25,8 @@ int connect_error(const std::string& host, int port, std::chrono::milliseconds t
 
   int last = ETIMEDOUT;
   for (const addrinfo* address = found; address != nullptr; address = address->ai_next) {
-    const int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            address->ai_protocol);
+    const int fd =
+        ::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, address->ai_protocol);
     if (fd < 0) {
       last = errno;
       continue;

@@ -68,7 +68,7 @@ TlsAttachFunction load_tls_module(const std::vector<std::string>& candidates, st
   std::string tried;
   for (const std::string& path : candidates) {
     if (!tried.empty()) tried += "; ";
-    struct stat status{};
+    struct stat status {};
     if (::stat(path.c_str(), &status) != 0) {
       tried += path + ": " + (errno == ENOENT ? std::string("no such file") : std::strerror(errno));
       continue;

@@ -87,8 +87,8 @@ class TlsSocket {
 // The module's entry point, as sbus-tls.so exports it: a new socket on
 // `state`, or nullptr with *error saying why. `version` is the caller's
 // SBUS_VERSION; a module of another version refuses.
-using TlsAttachFunction = TlsSocket* (*)(const char* version, amqp_connection_state_t state,
-                                          const std::string* host, const TlsOptions* options, std::string* error);
+using TlsAttachFunction = TlsSocket* (*)(const char* version, amqp_connection_state_t state, const std::string* host,
+                                         const TlsOptions* options, std::string* error);
 inline constexpr const char* kTlsAttachSymbol = "sbus_tls_attach";
 
 // Where attach() looks for sbus-tls.so, in the order above.

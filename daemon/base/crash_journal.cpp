@@ -16,8 +16,7 @@ CrashJournal* CrashJournal::create() {
   return new (memory) CrashJournal;
 }
 
-std::uint64_t CrashJournal::key(std::string_view reply_to, std::string_view correlation_id,
-                                std::string_view event_id) {
+std::uint64_t CrashJournal::key(std::string_view reply_to, std::string_view correlation_id, std::string_view event_id) {
   // FNV-1a over the three fields with separators; 0 is kept for "empty".
   std::uint64_t hash = 14695981039346656037ull;
   auto mix = [&hash](std::string_view text) {

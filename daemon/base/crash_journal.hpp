@@ -36,8 +36,7 @@ class CrashJournal {
   static CrashJournal* create();
 
   // A delivery's identity: its reply_to, correlation_id and event id.
-  static std::uint64_t key(std::string_view reply_to, std::string_view correlation_id,
-                           std::string_view event_id);
+  static std::uint64_t key(std::string_view reply_to, std::string_view correlation_id, std::string_view event_id);
 
   // A service's identity in the journal: CATEGORY.SERVICE hashed, never 0.
   static std::uint64_t service_key(std::string_view name) { return key(name, {}, {}); }

@@ -27,8 +27,8 @@ std::optional<gid_t> key_group_id() {
 
 }  // namespace
 
-std::string key_file_problem(const std::string& kind, const std::string& path, const struct stat& info,
-                             uid_t reader, std::optional<gid_t> key_group) {
+std::string key_file_problem(const std::string& kind, const std::string& path, const struct stat& info, uid_t reader,
+                             std::optional<gid_t> key_group) {
   const std::string file = kind + " " + path;
   if (!S_ISREG(info.st_mode)) {
     const char* type = S_ISFIFO(info.st_mode)   ? "a FIFO"
@@ -40,8 +40,8 @@ std::string key_file_problem(const std::string& kind, const std::string& path, c
     return file + " is " + type + ", not a regular file";
   }
   if (info.st_size < 0 || static_cast<std::size_t>(info.st_size) > kMaxKeyFileBytes) {
-    return file + " is " + std::to_string(info.st_size) + " bytes, more than the " +
-           std::to_string(kMaxKeyFileBytes) + " a key file may hold";
+    return file + " is " + std::to_string(info.st_size) + " bytes, more than the " + std::to_string(kMaxKeyFileBytes) +
+           " a key file may hold";
   }
   const mode_t mode = info.st_mode & 07777;
   // root:sbus first: root reads such a file too (`sbusd --check` run by an
@@ -60,9 +60,8 @@ std::string key_file_problem(const std::string& kind, const std::string& path, c
     }
     return {};
   }
-  return file + " is owned by uid " + std::to_string(info.st_uid) + " (gid " +
-         std::to_string(info.st_gid) + "), not by this user (uid " + std::to_string(reader) + ") nor root:" +
-         kKeyFileGroup + "; chown it";
+  return file + " is owned by uid " + std::to_string(info.st_uid) + " (gid " + std::to_string(info.st_gid) +
+         "), not by this user (uid " + std::to_string(reader) + ") nor root:" + kKeyFileGroup + "; chown it";
 }
 
 bool read_key_file(const std::string& kind, const std::string& path, std::string* content, std::string* error) {

@@ -26,8 +26,8 @@ inline constexpr const char* kKeyFileGroup = "sbus";
 // is `reader`, given the gid of the group `sbus` (nullopt: no such group);
 // empty when it passes. `kind` and `path` name the file in the sentence
 // ("secret file /etc/sbus/secret is a FIFO, ...").
-std::string key_file_problem(const std::string& kind, const std::string& path, const struct stat& info,
-                             uid_t reader, std::optional<gid_t> key_group);
+std::string key_file_problem(const std::string& kind, const std::string& path, const struct stat& info, uid_t reader,
+                             std::optional<gid_t> key_group);
 
 // Opens `path` without blocking (a FIFO is refused, never read), checks the
 // rule above for this process's effective user, then reads it whole. False

@@ -30,8 +30,7 @@ constexpr std::size_t kLineMax = 8192;
 void append_escaped(std::string* out, std::string_view text, bool whole_line) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (unsigned char c : text) {
-    const bool keep = (c >= 0x20 && c < 0x7f && c != '\\') ||
-                      (whole_line && (c >= 0x80 || c == '\t' || c == '\\'));
+    const bool keep = (c >= 0x20 && c < 0x7f && c != '\\') || (whole_line && (c >= 0x80 || c == '\t' || c == '\\'));
     if (keep) {
       out->push_back(static_cast<char>(c));
       continue;
@@ -94,9 +93,13 @@ void log_init(std::string tag, LogLevel level) {
   g_level.store(static_cast<int>(level), std::memory_order_relaxed);
 }
 
-const std::string& log_tag() { return g_tag; }
+const std::string& log_tag() {
+  return g_tag;
+}
 
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
+LogLevel log_level() {
+  return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed));
+}
 
 std::string log_escape(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";

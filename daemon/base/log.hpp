@@ -85,15 +85,13 @@ using LogConfigureFunction = void(const char* tag, int level);
 
 // An expression, not an if: safe in an unbraced if/else. The arguments are
 // not evaluated when the level is off.
-#define SBUS_LOG(level)                                         \
-  !::sbus::log_enabled(::sbus::LogLevel::level)                 \
-      ? (void)0                                                 \
-      : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)
+#define SBUS_LOG(level)                                   \
+  !::sbus::log_enabled(::sbus::LogLevel::level) ? (void)0 \
+                                                : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)
 
 // SBUS_LOG for lines that outsiders can cause at will (refused messages,
 // error replies): rate limited per `kind`, a fixed name (log_admit()).
-#define SBUS_LOG_LIMITED(level, kind)                                                        \
-  (!::sbus::log_enabled(::sbus::LogLevel::level) ||                                          \
-   !::sbus::log_admit(::sbus::LogLevel::level, kind))                                        \
-      ? (void)0                                                                              \
+#define SBUS_LOG_LIMITED(level, kind)                                                                  \
+  (!::sbus::log_enabled(::sbus::LogLevel::level) || !::sbus::log_admit(::sbus::LogLevel::level, kind)) \
+      ? (void)0                                                                                        \
       : ::sbus::LogVoidify() & ::sbus::LogLine(::sbus::LogLevel::level)

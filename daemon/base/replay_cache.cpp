@@ -39,7 +39,8 @@ ReplayCache* ReplayCache::open_file(const std::string& path, std::string* error)
   }
   if (!S_ISREG(info.st_mode) || info.st_uid != ::geteuid()) {
     ::close(fd);
-    *error = "the replay file " + path + " is not a regular file of this user (uid " + std::to_string(::geteuid()) + ")";
+    *error =
+        "the replay file " + path + " is not a regular file of this user (uid " + std::to_string(::geteuid()) + ")";
     return nullptr;
   }
   // Another size: another layout. Emptied rather than misread; the skew

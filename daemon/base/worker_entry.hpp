@@ -43,11 +43,10 @@ struct WorkerHistory {
 extern "C" {
 // Serves config->broker_uris[broker_index] until SIGTERM or SIGINT (see
 // worker.hpp); returns the process's exit code.
-int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd,
-                      sbus::CrashJournal* journal, sbus::ReplayCache* replay, const sbus::WorkerHistory* history);
+int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd, sbus::CrashJournal* journal,
+                      sbus::ReplayCache* replay, const sbus::WorkerHistory* history);
 // Loads every plugin of `config` and writes one line per problem to
 // `out_fd`; with `run_start` non-zero, also creates each service and runs its
 // start() and stop(). Returns 0 when all is well, 1 otherwise.
 int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start);
 }
-

@@ -14,14 +14,15 @@ namespace sbus {
 void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept {
   if (!log_enabled(level)) return;
   try {
-    LogLine(level) << log_escape(context.category) << '.' << log_escape(context.service) << ": "
-                   << log_escape(text);
+    LogLine(level) << log_escape(context.category) << '.' << log_escape(context.service) << ": " << log_escape(text);
   } catch (...) {
     // Out of memory building the line: a log line is not worth failing the call.
   }
 }
 
-bool log_enabled(const ServiceContext& /*context*/, LogLevel level) noexcept { return log_enabled(level); }
+bool log_enabled(const ServiceContext& /*context*/, LogLevel level) noexcept {
+  return log_enabled(level);
+}
 
 }  // namespace sbus
 

@@ -143,9 +143,9 @@ void Sender::send_message(std::string_view address, std::string_view params_json
       event.token = impl_->sign(event, target.node, false);
       std::optional<WireDeadline> stamp;
       if (ttl) {
-        stamp = WireDeadline{deadline_header_value(wall_expires),
-                             expiration_for(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 expires - SenderClock::now()))};
+        stamp = WireDeadline{
+            deadline_header_value(wall_expires),
+            expiration_for(std::chrono::duration_cast<std::chrono::milliseconds>(expires - SenderClock::now()))};
       }
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000),
                                stamp ? &*stamp : nullptr);

@@ -95,8 +95,7 @@ bool Sender::Impl::receive(SenderClock::time_point deadline, std::string* correl
     if (status != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(status));
     const bool is_return = frame.frame_type == AMQP_FRAME_METHOD &&
                            frame.payload.method.id == AMQP_BASIC_RETURN_METHOD && frame.channel == kChannel;
-    if (!is_return &&
-        (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD)) {
+    if (!is_return && (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD)) {
       handle_frame(frame);
       continue;
     }

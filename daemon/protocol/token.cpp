@@ -57,14 +57,12 @@ std::string local_date(std::chrono::system_clock::time_point when, int day_offse
   return buffer;
 }
 
-bool compat_token_valid(std::string_view secret, std::string_view token,
-                        std::chrono::system_clock::time_point now) {
+bool compat_token_valid(std::string_view secret, std::string_view token, std::chrono::system_clock::time_point now) {
   bool valid = false;
   for (int offset = -1; offset <= 1; ++offset) {
     std::string expected = compat_token(secret, local_date(now, offset));
     // No early exit: the time taken does not depend on which day matched.
-    if (token.size() == expected.size() &&
-        CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
+    if (token.size() == expected.size() && CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
       valid = true;
     }
   }
@@ -89,8 +87,7 @@ bool CompatTokens::valid(std::string_view token, std::chrono::system_clock::time
   refresh(now);
   bool valid = false;
   for (const std::string& expected : tokens_) {
-    if (token.size() == expected.size() &&
-        CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
+    if (token.size() == expected.size() && CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0) {
       valid = true;
     }
   }
@@ -187,8 +184,7 @@ std::string random_nonce() {
 }
 
 std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Unix seconds of at most 12 digits.
@@ -313,8 +309,7 @@ bool is_unauthenticated_refusal(std::string_view code) {
          code == errc::kReplayed || code == errc::kTooLarge;
 }
 
-bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce,
-                           const Reply& reply) {
+bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce, const Reply& reply) {
   if (reply.signature.empty()) return is_unauthenticated_refusal(reply.error_code);
   return equal_constant_time(reply.signature, hmac_v2_reply_signature(secret, node, nonce, reply));
 }

@@ -18,8 +18,7 @@ std::string local_date(std::chrono::system_clock::time_point when, int day_offse
 
 // Constant-time check of `token` against the tokens of the three days
 // around `now`.
-bool compat_token_valid(std::string_view secret, std::string_view token,
-                        std::chrono::system_clock::time_point now);
+bool compat_token_valid(std::string_view secret, std::string_view token, std::chrono::system_clock::time_point now);
 
 // compat_token_valid and the sender's token without three SHA-1s per call:
 // the tokens of the three days around now, worked out again once a minute
@@ -131,8 +130,7 @@ std::string hmac_v2_reply_signature(std::string_view secret, std::string_view no
 // matches, or an unsigned refusal that no agent can sign because it came
 // before the call was authenticated (is_unauthenticated_refusal), taken
 // only as that error. Anything else is dropped by the sender.
-bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce,
-                           const Reply& reply);
+bool hmac_v2_reply_trusted(std::string_view secret, std::string_view node, std::string_view nonce, const Reply& reply);
 
 // Error codes an agent answers before (or instead of) authenticating a
 // call, so unsigned: invalid_token, invalid_signature, token_expired,

@@ -23,9 +23,7 @@ using CtxtPtr = std::unique_ptr<xmlParserCtxt, CtxtDeleter>;
 // encoding such as UTF-7 would let libxml2 read markup that
 // check_markup() cannot see. Errors are read from the context instead of
 // printed.
-constexpr int kParseOptions =
-    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
-
+constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_IGNORE_ENC | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
 
 void ignore_errors(void*, xmlError*) {}
 
@@ -121,7 +119,9 @@ Capture* capture_of(void* user_data) {
   return static_cast<Capture*>(static_cast<xmlParserCtxt*>(user_data)->_private);
 }
 
-const char* text_of(const xmlChar* text) { return reinterpret_cast<const char*>(text); }
+const char* text_of(const xmlChar* text) {
+  return reinterpret_cast<const char*>(text);
+}
 
 // Without entity substitution, libxml2 hands an '&' of an attribute value
 // (written "&amp;" or "&#38;") to SAX as "&#38;"; every other reference is
@@ -254,8 +254,7 @@ bool check_root(const Capture& capture, const char* root_name, DecodeFailure* fa
 }
 
 // Parses `body`, whose root must be `root_name`, into `capture`.
-bool parse(std::string_view body, const char* root_name, Capture* capture, DecodeFailure* failure,
-           XmlReader reader) {
+bool parse(std::string_view body, const char* root_name, Capture* capture, DecodeFailure* failure, XmlReader reader) {
   if (body.size() > static_cast<std::size_t>(INT32_MAX)) {
     *failure = {errc::kTooLarge, "document too large"};
     return false;
@@ -360,9 +359,8 @@ bool decode_event(std::string_view body, Event* event, DecodeFailure* failure, X
   // py-servicebus writes <catgory>; <category> is taken when it is absent.
   std::string spelled_right;
   std::string version;
-  Capture::Field fields[] = {{"id", &event->id},           {"token", &event->token},
-                             {"catgory", &event->category}, {"category", &spelled_right},
-                             {"service", &event->service},  {"params", &event->params}};
+  Capture::Field fields[] = {{"id", &event->id},           {"token", &event->token},     {"catgory", &event->category},
+                             {"category", &spelled_right}, {"service", &event->service}, {"params", &event->params}};
   Capture::Attribute attributes[] = {{"version", &version}};
   Capture capture;
   capture.fields = fields;
@@ -477,8 +475,8 @@ std::string xml_safe_text(std::string_view text) {
     for (int i = 1; valid && i < length; ++i) valid = (p[i] & 0xc0) == 0x80;
     if (valid && length == 3) {
       // No overlongs, no surrogates, and not U+FFFE or U+FFFF (XML forbids them).
-      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0) &&
-              !(c == 0xef && p[1] == 0xbf && p[2] >= 0xbe);
+      valid =
+          !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0) && !(c == 0xef && p[1] == 0xbf && p[2] >= 0xbe);
     }
     if (valid && length == 4) {
       valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);

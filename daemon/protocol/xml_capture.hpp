@@ -36,11 +36,11 @@ struct Capture {
   Attribute* attributes = nullptr;
   std::size_t attribute_count = 0;
 
-  std::string root;      // the root element's local name
-  int depth = 0;         // of the element being read: the root is 1
+  std::string root;       // the root element's local name
+  int depth = 0;          // of the element being read: the root is 1
   Field* open = nullptr;  // the wanted child being read, if any
-  std::string refused;   // by refuse_doctype, or empty
-  std::string error;     // the first error, "XML error at line N: ...", or empty
+  std::string refused;    // by refuse_doctype, or empty
+  std::string error;      // the first error, "XML error at line N: ...", or empty
 };
 
 // The fast reader: the layout that sbus and py-servicebus write, read

@@ -30,9 +30,9 @@ class FastReader {
   // declines what is not printable ASCII, tab or LF, where it may stand.
   bool read() {
     if (at("<?xml")) {
-      static constexpr std::string_view kDeclarations[] = {
-          "<?xml version=\"1.0\"?>", "<?xml version=\"1.0\" ?>", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-          "<?xml version=\"1.0\" encoding=\"utf-8\"?>"};
+      static constexpr std::string_view kDeclarations[] = {"<?xml version=\"1.0\"?>", "<?xml version=\"1.0\" ?>",
+                                                           "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+                                                           "<?xml version=\"1.0\" encoding=\"utf-8\"?>"};
       const auto* known = std::find_if(std::begin(kDeclarations), std::end(kDeclarations),
                                        [this](std::string_view declaration) { return at(declaration); });
       if (known == std::end(kDeclarations)) return false;
@@ -188,6 +188,8 @@ class FastReader {
 
 }  // namespace
 
-bool fast_read(std::string_view body, Capture* capture) { return FastReader(body, capture).read(); }
+bool fast_read(std::string_view body, Capture* capture) {
+  return FastReader(body, capture).read();
+}
 
 }  // namespace sbus

@@ -144,8 +144,7 @@ void Supervisor::step_replacement() {
       // without a worker.
       // The broker's name as configured holds its password: log the
       // redacted form, as every other line does.
-      SBUS_LOG(kError) << "replacement worker for "
-                       << redacted(replacing_->broker)
+      SBUS_LOG(kError) << "replacement worker for " << redacted(replacing_->broker)
                        << " failed to start; the previous worker keeps serving";
       if (fresh != nullptr) erase(*fresh);
       replacing_.reset();

@@ -150,8 +150,7 @@ std::string time_text(const ASN1_TIME* time) {
 // The DNS names and IP addresses a certificate is for; its subject when it
 // has no subjectAltName (OpenSSL then checks the CN).
 std::string names_text(X509* cert) {
-  GeneralNamesPtr names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return name_text(X509_get_subject_name(cert));
   std::string text;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -205,13 +204,11 @@ int on_verify(int ok, X509_STORE_CTX* store) {
 void on_info(const SSL* ssl, int where, int value) {
   TlsRecord* record = record_of(ssl);
   if (record == nullptr) return;
-  if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (value >> 8) == SSL3_AL_FATAL &&
-      record->alert_received < 0) {
+  if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (value >> 8) == SSL3_AL_FATAL && record->alert_received < 0) {
     record->alert_received = value & 0xff;
   }
   if ((where & SSL_CB_HANDSHAKE_DONE) != 0) {
-    record->negotiated = std::string(SSL_get_version(ssl)) + " " +
-                         SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+    record->negotiated = std::string(SSL_get_version(ssl)) + " " + SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
   }
 }
 
@@ -268,8 +265,7 @@ std::string verify_hint(const TlsRecord& r) {
       return "certificate expired: " + r.cert_subject + " was valid until " + r.cert_not_after;
     case X509_V_ERR_CERT_NOT_YET_VALID:
       return "certificate not yet valid: " + r.cert_subject + " is valid from " + r.cert_not_before;
-    default:
-      return r.cert_subject.empty() ? std::string() : "certificate " + r.cert_subject;
+    default: return r.cert_subject.empty() ? std::string() : "certificate " + r.cert_subject;
   }
 }
 
@@ -283,8 +279,7 @@ std::string alert_hint(const TlsRecord& r) {
       return has_cert ? "the broker shares no TLS version or cipher with sbus, or refused its client certificate"
                       : "no client certificate? the broker may demand one: give tls.cert_file and tls.key_file; "
                         "or it shares no TLS version or cipher with sbus";
-    case SSL_AD_PROTOCOL_VERSION:
-      return "TLS version: the broker accepts none of TLS 1.2 or newer";
+    case SSL_AD_PROTOCOL_VERSION: return "TLS version: the broker accepts none of TLS 1.2 or newer";
     case SSL_AD_UNKNOWN_CA:
       return "client certificate refused: the broker does not trust the CA that signed " + r.options.cert_file;
     case SSL_AD_CERTIFICATE_EXPIRED:
@@ -294,8 +289,7 @@ std::string alert_hint(const TlsRecord& r) {
     case SSL_AD_CERTIFICATE_REVOKED:
     case SSL_AD_CERTIFICATE_UNKNOWN:
       return "client certificate refused: the broker does not accept " + r.options.cert_file;
-    default:
-      return {};
+    default: return {};
   }
 }
 
@@ -303,13 +297,10 @@ std::string reason_hint(int reason) {
   switch (reason) {
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_NO_PROTOCOLS_AVAILABLE:
-    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-      return "TLS version: the broker offers only versions older than TLS 1.2";
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION: return "TLS version: the broker offers only versions older than TLS 1.2";
     case SSL_R_WRONG_VERSION_NUMBER:
-    case SSL_R_PACKET_LENGTH_TOO_LONG:
-      return "the port does not speak TLS: is it the broker's amqp:// port?";
-    default:
-      return {};
+    case SSL_R_PACKET_LENGTH_TOO_LONG: return "the port does not speak TLS: is it the broker's amqp:// port?";
+    default: return {};
   }
 }
 
@@ -318,8 +309,7 @@ class OpenSslTlsSocket final : public TlsSocket {
   OpenSslTlsSocket() : record_(std::make_unique<TlsRecord>()) {}
 
   // Sets the socket up on `state`; false with *error saying why.
-  bool setup(amqp_connection_state_t state, const std::string& host, const TlsOptions& options,
-             std::string* error);
+  bool setup(amqp_connection_state_t state, const std::string& host, const TlsOptions& options, std::string* error);
 
   amqp_socket_t* socket() const override { return socket_; }
   void clear_errors() override { ERR_clear_error(); }
@@ -366,8 +356,8 @@ bool OpenSslTlsSocket::setup(amqp_connection_state_t state, const std::string& h
   }
   if (!options.cert_file.empty() || !options.key_file.empty()) {
     if (amqp_ssl_socket_set_key(socket_, options.cert_file.c_str(), options.key_file.c_str()) != AMQP_STATUS_OK) {
-      *error = "cannot load the client certificate " + options.cert_file + " with key " + options.key_file +
-               ": " + drain_errors();
+      *error = "cannot load the client certificate " + options.cert_file + " with key " + options.key_file + ": " +
+               drain_errors();
       return false;
     }
   }
@@ -380,8 +370,8 @@ bool OpenSslTlsSocket::setup(amqp_connection_state_t state, const std::string& h
   if (options.verify) {
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx_);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    const int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
-                       : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
+    const int set =
+        ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
     if (set != 1) {
       *error = "cannot check the host name " + host + ": " + drain_errors();
       return false;
@@ -451,9 +441,11 @@ std::string OpenSslTlsSocket::explain(int status) {
 }  // namespace
 }  // namespace sbus
 
-extern "C" __attribute__((visibility("default"))) sbus::TlsSocket* sbus_tls_attach(
-    const char* version, amqp_connection_state_t state, const std::string* host, const sbus::TlsOptions* options,
-    std::string* error) {
+extern "C" __attribute__((visibility("default"))) sbus::TlsSocket* sbus_tls_attach(const char* version,
+                                                                                   amqp_connection_state_t state,
+                                                                                   const std::string* host,
+                                                                                   const sbus::TlsOptions* options,
+                                                                                   std::string* error) {
   if (std::string(version) != SBUS_VERSION) {
     *error = std::string("the TLS module is of sbus ") + SBUS_VERSION + ", this program of sbus " + version;
     return nullptr;

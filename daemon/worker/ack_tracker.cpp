@@ -32,8 +32,7 @@ void AckTracker::leave(std::uint64_t tag) {
 std::vector<AckTracker::Ack> AckTracker::take_due() {
   std::vector<Ack> due;
   std::uint64_t upto = 0;
-  while (!entries_.empty() &&
-         (entries_.front().state == State::kAcked || entries_.front().state == State::kRejected)) {
+  while (!entries_.empty() && (entries_.front().state == State::kAcked || entries_.front().state == State::kRejected)) {
     if (entries_.front().state == State::kAcked) upto = entries_.front().tag;
     entries_.pop_front();
   }

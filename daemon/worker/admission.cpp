@@ -37,7 +37,9 @@ void Admission::add_service(std::size_t runner, const ServiceConfig& service) {
   by_name_[service.name] = runner;
 }
 
-void Admission::add_unavailable(const std::string& name, const std::string& reason) { unavailable_[name] = reason; }
+void Admission::add_unavailable(const std::string& name, const std::string& reason) {
+  unavailable_[name] = reason;
+}
 
 void Admission::read_crashes() {
   off_until_.assign(services_.size(), Clock::time_point{});
@@ -113,7 +115,8 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const bool is_call = job.envelope.is_call();
   const std::string name = job.event.category + "." + job.event.service;
   SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << log_value(name)
-                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to " << log_value(job.envelope.reply_to);
+                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to "
+                   << log_value(job.envelope.reply_to);
   if (auto down = unavailable_.find(name); down != unavailable_.end()) {
     // A message is kept, with the reason, for `sbus errors requeue` once it starts.
     decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
@@ -137,7 +140,8 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const std::size_t runner = found->second;
   decision->runner = runner;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
-  const bool admitted = is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
+  const bool admitted =
+      is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
   if (switched_off(runner, decision)) return;
   // After the redelivery checks: a kept reply or `interrupted` says more.
@@ -163,9 +167,9 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
 bool Admission::within_deadline(const Delivery& delivery, const std::string& name, Decision* decision) {
   Job& job = decision->job;
   const auto now = std::chrono::system_clock::now();
-  Deadline deadline = read_deadline(delivery.deadline ? std::optional<std::string_view>(*delivery.deadline)
-                                                      : std::nullopt,
-                                    now, std::chrono::seconds(config_.max_skew_seconds));
+  Deadline deadline =
+      read_deadline(delivery.deadline ? std::optional<std::string_view>(*delivery.deadline) : std::nullopt, now,
+                    std::chrono::seconds(config_.max_skew_seconds));
   if (!deadline.problem.empty()) {
     SBUS_LOG_LIMITED(kWarn, "deadline header") << "event " << log_value(job.event.id) << ": " << name << ": "
                                                << kDeadlineHeader << ": " << log_value(deadline.problem, 200);

@@ -35,16 +35,16 @@ namespace sbus {
 
 struct Decision {
   enum class Verdict {
-    kPong,         // PING: PONG at once, to anyone
-    kOwnStats,     // sbus.stats: the worker's own answer (stats_json())
+    kPong,      // PING: PONG at once, to anyone
+    kOwnStats,  // sbus.stats: the worker's own answer (stats_json())
     // An error reply to a call, and either kind into the error queue with
     // the reason, so that a sender who got no answer can find out why.
     kRefuse,
     // An error reply to a call (a message is rejected); nothing is kept.
     kAnswerError,
-    kDeadLetter,   // a message into the error queue, with the reason
-    kSendKept,     // a call redelivered after a lost connection: the reply kept for it
-    kDispatch,     // to service `runner`, with `job`
+    kDeadLetter,  // a message into the error queue, with the reason
+    kSendKept,    // a call redelivered after a lost connection: the reply kept for it
+    kDispatch,    // to service `runner`, with `job`
     // Its deadline has passed: a call is answered `code` (deadline_exceeded),
     // a message is acked unrun; either counted as expired against `runner`.
     kExpired,
@@ -100,16 +100,15 @@ class Admission {
   bool started_before(const Envelope& envelope, bool redelivered, const Event& event,
                       const UnsentReplies& unsent) const;
   bool admit_message(const Delivery& delivery, const std::string& name, Decision* decision);
-  bool admit_call(const Delivery& delivery, const UnsentReplies& unsent, const std::string& name,
-                  Decision* decision);
+  bool admit_call(const Delivery& delivery, const UnsentReplies& unsent, const std::string& name, Decision* decision);
   bool switched_off(std::size_t runner, Decision* decision);
   bool within_deadline(const Delivery& delivery, const std::string& name, Decision* decision);
 
   const Config& config_;
   CrashJournal* journal_;
   TokenCheck tokens_;
-  std::vector<const ServiceConfig*> services_;              // by runner
-  std::unordered_map<std::string, std::size_t> by_name_;     // "category.service"
+  std::vector<const ServiceConfig*> services_;            // by runner
+  std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::map<std::string, std::string> unavailable_;
   // Per runner: switched off until then for crashing the worker too often
   // (crash_cooldown.hpp); the epoch when it serves.

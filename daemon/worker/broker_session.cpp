@@ -20,7 +20,9 @@ BrokerSession::BrokerSession(const Config& config, const BrokerUri& uri)
   init_amqp_pool(&spill_pool_, 4096);
 }
 
-BrokerSession::~BrokerSession() { empty_amqp_pool(&spill_pool_); }
+BrokerSession::~BrokerSession() {
+  empty_amqp_pool(&spill_pool_);
+}
 
 bool BrokerSession::open(std::size_t window) {
   closed_by_reply_ = false;
@@ -64,16 +66,14 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
 
   // Exactly as py-servicebus declares them (PROTOCOL.md), or the broker
   // refuses the redeclare with PRECONDITION_FAILED.
-  amqp_exchange_declare(c, kChannel, exchange, amqp_cstring_bytes("direct"), 0, 0, 0, 0,
-                        amqp_empty_table);
+  amqp_exchange_declare(c, kChannel, exchange, amqp_cstring_bytes("direct"), 0, 0, 0, 0, amqp_empty_table);
   connection.check_last("declare exchange " + config_.exchange);
   // Classic: no arguments, as py-servicebus declares it (an existing queue
   // keeps its type: RabbitMQ refuses to redeclare it with another).
   amqp_table_entry_t type_entry{amqp_cstring_bytes("x-queue-type"), {}};
   type_entry.value.kind = AMQP_FIELD_KIND_UTF8;
   type_entry.value.value.bytes = amqp_cstring_bytes("quorum");
-  const amqp_table_t queue_args =
-      config_.queue_type == "quorum" ? amqp_table_t{1, &type_entry} : amqp_empty_table;
+  const amqp_table_t queue_args = config_.queue_type == "quorum" ? amqp_table_t{1, &type_entry} : amqp_empty_table;
   amqp_queue_declare(c, kChannel, queue, 0, 1, 0, 0, queue_args);
   connection.check_last("declare queue " + config_.node);
   declare_error_queue(connection, kSetupChannel, config_);
@@ -89,8 +89,7 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
 
   amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(window), 0);
   connection.check_last("basic.qos");
-  amqp_basic_consume_ok_t* ok =
-      amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  amqp_basic_consume_ok_t* ok = amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   connection.check_last("consume from " + config_.node);
   consumer_tag_ = bytes_to_string(ok->consumer_tag);
 }
@@ -116,7 +115,7 @@ void BrokerSession::suspect_recent_replies(int reply_code) {
 // dropped instead while the connection has been reopened too often (a
 // flood of forged addresses), and every one while the broker is blocked.
 void BrokerSession::publish_quarantined(const std::string& reply_to, const std::string& correlation_id,
-                                 std::string_view body, std::uint64_t address, ReplyGuard::Caller caller) {
+                                        std::string_view body, std::uint64_t address, ReplyGuard::Caller caller) {
   // A blocked broker would hold this publish and the check after it for the
   // whole RPC timeout, on the connection thread.
   const bool blocked = connection_.blocked();
@@ -139,8 +138,8 @@ void BrokerSession::publish_quarantined(const std::string& reply_to, const std::
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = to_bytes(correlation_id);
     ++replies_quarantined_;
-    quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to),
-                                                0, 0, &props, to_bytes(body)),
+    quarantine_.check_status(amqp_basic_publish(quarantine_.get(), kChannel, amqp_empty_bytes, to_bytes(reply_to), 0, 0,
+                                                &props, to_bytes(body)),
                              "publish reply");
     // Any synchronous method: answered only once the publish was handled.
     // basic.qos depends on nothing that may be missing (an exchange that
@@ -184,8 +183,8 @@ bool BrokerSession::may_open_quarantine() const {
   return oldest == Clock::time_point{} || Clock::now() - oldest >= std::chrono::seconds(1);
 }
 
-bool BrokerSession::publish_reply(const std::string& reply_to, const std::string& correlation_id,
-                                  std::string_view body, ReplyGuard::Caller caller) {
+bool BrokerSession::publish_reply(const std::string& reply_to, const std::string& correlation_id, std::string_view body,
+                                  ReplyGuard::Caller caller) {
   const std::uint64_t address = ReplyGuard::address(reply_to);
   switch (replies_.route_reply(reply_to, address, caller)) {
     case ReplyGuard::Route::kDrop:
@@ -195,8 +194,7 @@ bool BrokerSession::publish_reply(const std::string& reply_to, const std::string
     case ReplyGuard::Route::kQuarantine:
       publish_quarantined(reply_to, correlation_id, body, address, caller);
       return true;
-    case ReplyGuard::Route::kDirect:
-      break;
+    case ReplyGuard::Route::kDirect: break;
   }
   amqp_basic_properties_t props{};
   if (!correlation_id.empty()) {
@@ -290,7 +288,6 @@ bool BrokerSession::send_queued() {
   return connection_ok_;
 }
 
-
 void BrokerSession::stop_consuming() {
   stopping_ = true;
   if (connection_ok_ && !consumer_tag_.empty()) {
@@ -318,7 +315,9 @@ bool BrokerSession::probe_overdue() {
   return true;
 }
 
-bool BrokerSession::probe_due(Clock::time_point now) const { return probe_.due(now); }
+bool BrokerSession::probe_due(Clock::time_point now) const {
+  return probe_.due(now);
+}
 
 bool BrokerSession::probe() {
   if (!probe_.send(connection_)) {

@@ -13,7 +13,9 @@ CompletionQueue::CompletionQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))
   if (fd_ < 0) std::abort();  // out of file descriptors at start: nothing to serve with
 }
 
-CompletionQueue::~CompletionQueue() { ::close(fd_); }
+CompletionQueue::~CompletionQueue() {
+  ::close(fd_);
+}
 
 // The eventfd is written and read under the lock, together with `woken_`:
 // so take() reads it exactly when push() wrote it, and a loop that calls

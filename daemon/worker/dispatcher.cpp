@@ -91,7 +91,9 @@ bool Dispatcher::wake_services(int fd) {
   return ok;
 }
 
-bool Dispatcher::count_read(int fd) { return ++reads_since_wake_ < kWakeBatch || wake_services(fd); }
+bool Dispatcher::count_read(int fd) {
+  return ++reads_since_wake_ < kWakeBatch || wake_services(fd);
+}
 
 bool Dispatcher::move_seat(std::size_t runner, int fd) {
   if (seat_ != kNoSeat) runners_[seat_]->unwatch_socket(fd);

@@ -25,9 +25,8 @@ std::string make_hold_stamp(std::string_view secret, std::string_view node, std:
   return std::to_string(now_millis) + ":" + hmac_sha256_hex(secret, signed_text(node, now_millis, body));
 }
 
-bool check_hold_stamp(std::string_view stamp, std::string_view secret, std::string_view node,
-                      std::string_view body, std::int64_t now_millis, std::chrono::milliseconds max_age,
-                      HoldStamp* out) {
+bool check_hold_stamp(std::string_view stamp, std::string_view secret, std::string_view node, std::string_view body,
+                      std::int64_t now_millis, std::chrono::milliseconds max_age, HoldStamp* out) {
   const std::size_t colon = stamp.find(':');
   if (colon == std::string_view::npos || colon == 0) return false;
   std::int64_t millis = 0;

@@ -26,8 +26,7 @@ struct HoldStamp {
 
 // True when `stamp` was made with this secret, node and body no more than
 // `max_age` before `now_millis` (nor later than it by as much); fills *out.
-bool check_hold_stamp(std::string_view stamp, std::string_view secret, std::string_view node,
-                      std::string_view body, std::int64_t now_millis, std::chrono::milliseconds max_age,
-                      HoldStamp* out);
+bool check_hold_stamp(std::string_view stamp, std::string_view secret, std::string_view node, std::string_view body,
+                      std::int64_t now_millis, std::chrono::milliseconds max_age, HoldStamp* out);
 
 }  // namespace sbus

@@ -33,8 +33,7 @@ bool declare(AmqpConnection& connection, amqp_channel_t channel, const std::stri
   amqp_connection_state_t c = connection.get();
   amqp_channel_open(c, channel);
   connection.check_last("open channel for queue " + queue);
-  amqp_queue_declare(c, channel, to_bytes(queue), 0, 1, 0, 0,
-                     amqp_table_t{static_cast<int>(args.size()), args.data()});
+  amqp_queue_declare(c, channel, to_bytes(queue), 0, 1, 0, 0, amqp_table_t{static_cast<int>(args.size()), args.data()});
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
   const bool refused = reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
                        reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
@@ -62,7 +61,9 @@ void add_type(const Config& config, std::vector<amqp_table_entry_t>* args) {
 
 }  // namespace
 
-std::string hold_queue_name(const Config& config) { return config.node + ".hold"; }
+std::string hold_queue_name(const Config& config) {
+  return config.node + ".hold";
+}
 
 void declare_error_queue(AmqpConnection& connection, amqp_channel_t spare_channel, const Config& config) {
   std::vector<amqp_table_entry_t> args;
@@ -87,7 +88,8 @@ void declare_hold_queue(AmqpConnection& connection, amqp_channel_t spare_channel
   args.push_back(text_entry("x-dead-letter-routing-key", config.node));
   const std::string queue = hold_queue_name(config);
   if (declare(connection, spare_channel, queue, args)) return;
-  SBUS_LOG(kWarn) << "hold queue " << queue << " exists with other arguments (another hold_time?) and is used as it is;"
+  SBUS_LOG(kWarn) << "hold queue " << queue
+                  << " exists with other arguments (another hold_time?) and is used as it is;"
                      " to apply hold_time, delete it while it is empty (rabbitmqctl delete_queue "
                   << queue << " --if-empty) and restart sbusd";
 }

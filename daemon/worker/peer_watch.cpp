@@ -87,7 +87,9 @@ PeerWatch::~PeerWatch() {
   thread_.join();
 }
 
-void PeerWatch::start() { thread_ = std::thread([this] { run(); }); }
+void PeerWatch::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 std::vector<PeerWatch::Peer> PeerWatch::peers() const {
   const auto now = Clock::now();
@@ -136,8 +138,8 @@ bool PeerWatch::decode(std::string_view body, Announcement* announcement) {
   auto pid = json.FindMember("pid");
   auto services = json.FindMember("services");
   auto answer = json.FindMember("answer");
-  if (pid == json.MemberEnd() || !pid->value.IsInt64() || services == json.MemberEnd() ||
-      !services->value.IsArray() || answer == json.MemberEnd() || !answer->value.IsBool()) {
+  if (pid == json.MemberEnd() || !pid->value.IsInt64() || services == json.MemberEnd() || !services->value.IsArray() ||
+      answer == json.MemberEnd() || !answer->value.IsBool()) {
     return false;
   }
   announcement->pid = static_cast<long>(pid->value.GetInt64());
@@ -212,9 +214,9 @@ void PeerWatch::announce(AmqpConnection& connection, const std::string& routing_
   props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
   props.reply_to = to_bytes(queue_);
   props.content_type = amqp_cstring_bytes("application/json");
-  const int status = amqp_basic_publish(connection.get(), kChannel,
-                                        through_exchange ? to_bytes(exchange_) : amqp_empty_bytes,
-                                        to_bytes(routing_key), 0, 0, &props, to_bytes(body));
+  const int status =
+      amqp_basic_publish(connection.get(), kChannel, through_exchange ? to_bytes(exchange_) : amqp_empty_bytes,
+                         to_bytes(routing_key), 0, 0, &props, to_bytes(body));
   connection.check_status(status, "announce to " + routing_key);
 }
 

@@ -70,13 +70,11 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
     throw PluginError("plugin " + path + ": no symbol " + kPluginSymbol +
                       " (not an sbus plugin? export services with SBUS_PLUGIN)");
   }
-  const PluginDescriptor* descriptor =
-      library->get<const PluginDescriptor*()>(kPluginSymbol)();
+  const PluginDescriptor* descriptor = library->get<const PluginDescriptor*()>(kPluginSymbol)();
   if (descriptor == nullptr) throw PluginError("plugin " + path + ": descriptor is null");
   if (descriptor->abi_version != kAbiVersion) {
-    throw PluginError("plugin " + path + ": built for sbus plugin ABI " +
-                      std::to_string(descriptor->abi_version) + ", this sbusd speaks ABI " +
-                      std::to_string(kAbiVersion) + "; rebuild it against this SDK");
+    throw PluginError("plugin " + path + ": built for sbus plugin ABI " + std::to_string(descriptor->abi_version) +
+                      ", this sbusd speaks ABI " + std::to_string(kAbiVersion) + "; rebuild it against this SDK");
   }
   if (const std::string problem = descriptor_problem(*descriptor); !problem.empty()) {
     throw PluginError("plugin " + path + ": " + problem);
@@ -108,8 +106,8 @@ const ServiceFactory& PluginLoader::find(const std::string& path, const std::str
   for (std::size_t i = 0; i < d.service_count; ++i) {
     known += (known.empty() ? "" : ", ") + std::string(d.services[i].name);
   }
-  throw PluginError("plugin " + path + " (" + d.name + ") has no service '" + export_name +
-                    "' (it has: " + known + ")");
+  throw PluginError("plugin " + path + " (" + d.name + ") has no service '" + export_name + "' (it has: " + known +
+                    ")");
 }
 
 LoadedService PluginLoader::create(const std::string& path, const std::string& export_name, Kind kind) {

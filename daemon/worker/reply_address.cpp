@@ -11,23 +11,30 @@ namespace {
 constexpr std::uint8_t kVersionTag = 131;
 constexpr std::uint8_t kPidTag = 103;
 constexpr std::uint8_t kNewPidTag = 88;
-constexpr std::uint8_t kAtomTag = 100;            // latin-1, 2-byte length
-constexpr std::uint8_t kAtomUtf8Tag = 118;        // 2-byte length
-constexpr std::uint8_t kSmallAtomTag = 115;       // latin-1, 1-byte length
-constexpr std::uint8_t kSmallAtomUtf8Tag = 119;   // 1-byte length
+constexpr std::uint8_t kAtomTag = 100;           // latin-1, 2-byte length
+constexpr std::uint8_t kAtomUtf8Tag = 118;       // 2-byte length
+constexpr std::uint8_t kSmallAtomTag = 115;      // latin-1, 1-byte length
+constexpr std::uint8_t kSmallAtomUtf8Tag = 119;  // 1-byte length
 
 bool base64_decode(std::string_view text, std::vector<std::uint8_t>* out) {
   std::uint32_t bits = 0;
   int count = 0;
   for (char c : text) {
     int value;
-    if (c >= 'A' && c <= 'Z') value = c - 'A';
-    else if (c >= 'a' && c <= 'z') value = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') value = c - '0' + 52;
-    else if (c == '+') value = 62;
-    else if (c == '/') value = 63;
-    else if (c == '=') break;
-    else return false;
+    if (c >= 'A' && c <= 'Z')
+      value = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      value = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      value = c - '0' + 52;
+    else if (c == '+')
+      value = 62;
+    else if (c == '/')
+      value = 63;
+    else if (c == '=')
+      break;
+    else
+      return false;
     bits = (bits << 6) | static_cast<std::uint32_t>(value);
     count += 6;
     if (count >= 8) {
@@ -66,8 +73,7 @@ std::optional<std::string> direct_reply_node(std::string_view reply_to) {
       length = term[3];
       at = 4;
       break;
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
   if (length == 0 || at + length > term.size()) return std::nullopt;
   return std::string(reinterpret_cast<const char*>(term.data() + at), length);

@@ -38,11 +38,17 @@ bool RouteProbe::is_own(const amqp_basic_properties_t& props, std::string_view b
          body == token_;
 }
 
-bool RouteProbe::enabled() const { return config_.ping_interval_ms > 0; }
+bool RouteProbe::enabled() const {
+  return config_.ping_interval_ms > 0;
+}
 
-bool RouteProbe::due(Clock::time_point now) const { return deadline_ == Clock::time_point{} && now >= next_probe_; }
+bool RouteProbe::due(Clock::time_point now) const {
+  return deadline_ == Clock::time_point{} && now >= next_probe_;
+}
 
-RouteProbe::Clock::time_point RouteProbe::next_wake() const { return deadline_ != Clock::time_point{} ? deadline_ : next_probe_; }
+RouteProbe::Clock::time_point RouteProbe::next_wake() const {
+  return deadline_ != Clock::time_point{} ? deadline_ : next_probe_;
+}
 
 bool RouteProbe::send(AmqpConnection& connection) {
   next_probe_ = Clock::now() + milliseconds(config_.ping_interval_ms);
@@ -71,8 +77,8 @@ bool RouteProbe::prove_own_node(AmqpConnection& connection) {
   props._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_REPLY_TO_FLAG;
   props.type = to_bytes(kRouteProbeType);
   props.reply_to = to_bytes(kDirectReplyPrefix);
-  return connection.queue_publish(kProbeChannel, amqp_empty_bytes, to_bytes(config_.node), props,
-                                  to_bytes(token_)) == AMQP_STATUS_OK;
+  return connection.queue_publish(kProbeChannel, amqp_empty_bytes, to_bytes(config_.node), props, to_bytes(token_)) ==
+         AMQP_STATUS_OK;
 }
 
 bool RouteProbe::overdue(const AmqpConnection& connection) {
@@ -109,8 +115,7 @@ bool RouteProbe::on_frame(AmqpConnection& connection, const amqp_frame_t& frame)
       route_lost_ = true;
       return true;
     }
-    default:
-      return true;
+    default: return true;
   }
   return false;
 }

@@ -32,9 +32,8 @@ constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
 }  // namespace
 
-ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                             ServiceContext context, RunnerHost* host,
-                             CrashJournal* journal, int max_retries,
+ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
+                             RunnerHost* host, CrashJournal* journal, int max_retries,
                              std::shared_ptr<CurrentDeadline> current_deadline)
     : index_(index),
       config_(std::move(config)),
@@ -47,7 +46,9 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       current_deadline_(std::move(current_deadline)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
-ServiceRunner::~ServiceRunner() { stop(); }
+ServiceRunner::~ServiceRunner() {
+  stop();
+}
 
 void ServiceRunner::start() {
   thread_ = std::thread([this] { run(); });
@@ -109,7 +110,9 @@ void ServiceRunner::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::optional<ServiceRunner::Abandoned> ServiceRunner::abandon_call() { return give_up(false); }
+std::optional<ServiceRunner::Abandoned> ServiceRunner::abandon_call() {
+  return give_up(false);
+}
 
 std::optional<ServiceRunner::Abandoned> ServiceRunner::give_up(bool always) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -244,8 +247,8 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.envelope = std::move(job.envelope);
   outcome.runner = index_;
 
-  Request request(job.event.id, context_.node, std::move(job.event.category),
-                  std::move(job.event.service), std::move(job.params));
+  Request request(job.event.id, context_.node, std::move(job.event.category), std::move(job.event.service),
+                  std::move(job.params));
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
@@ -331,9 +334,8 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     } catch (...) {
       error = "unknown exception";
     }
-    SBUS_LOG_LIMITED(kWarn, "message attempt failed")
-        << "event " << log_value(id) << ": " << config_.name << ": attempt " << attempt
-        << " failed: " << log_value(error);
+    SBUS_LOG_LIMITED(kWarn, "message attempt failed") << "event " << log_value(id) << ": " << config_.name
+                                                      << ": attempt " << attempt << " failed: " << log_value(error);
     if (attempt > max_retries_) {
       outcome->dead_letter = true;
       outcome->error = error;

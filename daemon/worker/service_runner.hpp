@@ -73,9 +73,9 @@ class CurrentDeadline {
 
 class ServiceRunner {
  public:
-  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
-                ServiceContext context, RunnerHost* host, CrashJournal* journal,
-                int max_retries, std::shared_ptr<CurrentDeadline> current_deadline = nullptr);
+  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
+                RunnerHost* host, CrashJournal* journal, int max_retries,
+                std::shared_ptr<CurrentDeadline> current_deadline = nullptr);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
   ServiceRunner& operator=(const ServiceRunner&) = delete;
@@ -174,7 +174,7 @@ class ServiceRunner {
   bool host_idle_ = true;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;
-  bool finished_ = false;   // run() has returned, or is about to
+  bool finished_ = false;  // run() has returned, or is about to
   bool abandoned_ = false;
   // The delivery in the plugin right now, for give_up(): set by the service
   // thread around each job, taken by whichever of the two threads exchanges

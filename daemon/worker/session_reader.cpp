@@ -86,8 +86,7 @@ bool BrokerSession::handle_frame(const amqp_frame_t& frame) {
     return true;
   }
   switch (frame.payload.method.id) {
-    case AMQP_BASIC_ACK_METHOD:
-      return true;
+    case AMQP_BASIC_ACK_METHOD: return true;
     case AMQP_BASIC_RETURN_METHOD: {
       amqp_message_t message;
       amqp_rpc_reply_t ret = amqp_read_message(connection_.get(), frame.channel, &message, 0);
@@ -117,8 +116,7 @@ bool BrokerSession::handle_frame(const amqp_frame_t& frame) {
     case AMQP_BASIC_CANCEL_METHOD:
       SBUS_LOG(kWarn) << "broker cancelled the consumer of queue " << config_.node;
       return false;
-    default:
-      return true;
+    default: return true;
   }
 }
 
@@ -159,8 +157,8 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
     return !closed;
   };
   std::uint64_t size = 0;
-  int status = read_content(connection_.get(), deliver.channel, &props, &body_, other, config_.max_message_bytes,
-                            &size, &spill_pool_, &spilled_);
+  int status = read_content(connection_.get(), deliver.channel, &props, &body_, other, config_.max_message_bytes, &size,
+                            &spill_pool_, &spilled_);
   Delivery delivery;
   if (status == kContentTooLarge) {
     // Refused without holding the body: what the reply and the error queue

@@ -44,8 +44,8 @@ bool TokenCheck::check(const Event& event, bool redelivery, const char** code, s
                " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
     return false;
   }
-  const std::string expected = hmac_signature(config_.secret, event.id, event.category, event.service,
-                                              event.params, token.timestamp, token.nonce);
+  const std::string expected = hmac_signature(config_.secret, event.id, event.category, event.service, event.params,
+                                              token.timestamp, token.nonce);
   if (!equal_constant_time(expected, token.signature)) {
     *code = errc::kInvalidSignature;
     *message = "signature does not match the call (tampered, or another secret)";
@@ -86,15 +86,14 @@ bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char**
 
 // Only a correctly signed call takes a slot: junk cannot fill the cache.
 bool TokenCheck::remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
-                            const char** code, std::string* message) {
+                                const char** code, std::string* message) {
   if (replay_ == nullptr) {
     *code = errc::kReplayed;
     *message = "no replay cache: refusing hmac calls";
     return false;
   }
   switch (replay_->remember(nonce, timestamp + config_.max_skew_seconds, now)) {
-    case ReplayCache::Result::kFresh:
-      return true;
+    case ReplayCache::Result::kFresh: return true;
     case ReplayCache::Result::kReplayed:
       if (redelivery) return true;
       *code = errc::kReplayed;

@@ -30,8 +30,7 @@ class TokenCheck {
   // replies are signed for it). `redelivery`: the delivery was started or
   // finished here before (its nonce was seen by this very delivery), so a
   // nonce seen before is no replay.
-  bool check(const Event& event, bool redelivery, const char** code, std::string* message,
-             std::string* reply_nonce);
+  bool check(const Event& event, bool redelivery, const char** code, std::string* message, std::string* reply_nonce);
 
   // A message this node held (overflow) and the hold queue gave back: its
   // token was checked when it first came, and an hmac-sha256 one would now

@@ -28,7 +28,7 @@ class UnsentReplies {
 
  private:
   std::unordered_map<std::uint64_t, std::string> replies_;  // by CrashJournal::key
-  std::deque<std::uint64_t> order_;                          // oldest first
+  std::deque<std::uint64_t> order_;                         // oldest first
 };
 
 }  // namespace sbus

@@ -51,7 +51,8 @@ bool Wakeup::sleep(bool with_socket, std::optional<std::chrono::nanoseconds> tim
   int millis = -1;
   if (timeout) {
     // Rounded up: a sleep never ends before its timeout.
-    millis = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(std::max(*timeout, std::chrono::nanoseconds::zero())).count());
+    millis = static_cast<int>(
+        std::chrono::ceil<std::chrono::milliseconds>(std::max(*timeout, std::chrono::nanoseconds::zero())).count());
   }
   bool fired = false;
   bool socket = false;
@@ -72,8 +73,12 @@ bool Wakeup::sleep(bool with_socket, std::optional<std::chrono::nanoseconds> tim
   return socket;
 }
 
-bool Wakeup::watch(int fd) { return add(epoll_fd_, fd, EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, kSocket) == 0; }
+bool Wakeup::watch(int fd) {
+  return add(epoll_fd_, fd, EPOLLIN | EPOLLEXCLUSIVE | EPOLLET, kSocket) == 0;
+}
 
-void Wakeup::unwatch(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void Wakeup::unwatch(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 }  // namespace sbus

@@ -59,8 +59,7 @@ void Worker::start_services() {
       auto current = std::make_shared<CurrentDeadline>();
       SenderOptions own_sender = sender;
       own_sender.inherited_deadline = [current] { return current->get(); };
-      ServiceContext context{config_.node, service.category, service.service, service.options,
-                             std::move(own_sender)};
+      ServiceContext context{config_.node, service.category, service.service, service.options, std::move(own_sender)};
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
           std::move(context), this, journal_, config_.max_retries, std::move(current));
@@ -166,7 +165,9 @@ void Worker::begin_stop() {
   session_.stop_consuming();
 }
 
-void Worker::forget_pending() { dispatcher_.forget_pending(); }
+void Worker::forget_pending() {
+  dispatcher_.forget_pending();
+}
 
 void Worker::wake_services() {
   if (!dispatcher_.wake_services(socket_fd())) session_.lose();
@@ -202,8 +203,8 @@ void Worker::abandon_running() {
 
 std::string Worker::stats_json() {
   const SessionStats session = session_.stats();
-  return sbus::stats_json(StatsSources{config_, uri_, history_, stats_, session, dispatcher_,
-                                       admission_.unavailable(), peer_watch_.get()});
+  return sbus::stats_json(
+      StatsSources{config_, uri_, history_, stats_, session, dispatcher_, admission_.unavailable(), peer_watch_.get()});
 }
 
 // Reads until nothing is ready (a read owed by the seat holder: the kernel
@@ -214,10 +215,8 @@ bool Worker::drain() {
       case BrokerSession::Read::kFrame:
         if (!dispatcher_.count_read(socket_fd())) session_.lose();
         break;
-      case BrokerSession::Read::kNothing:
-        return true;
-      case BrokerSession::Read::kLost:
-        return false;
+      case BrokerSession::Read::kNothing: return true;
+      case BrokerSession::Read::kLost: return false;
     }
   }
 }
@@ -261,8 +260,8 @@ Worker::ServeEnd Worker::serve_turns() {
       continue;
     }
     if (session_.stopping()) {
-      const int left = static_cast<int>(
-                           std::chrono::duration_cast<milliseconds>(drain_deadline_ - Clock::now()).count()) + 1;
+      const int left =
+          static_cast<int>(std::chrono::duration_cast<milliseconds>(drain_deadline_ - Clock::now()).count()) + 1;
       wait = wait < 0 ? left : std::min(wait, left);
     }
     if (sleep_until_event(wait) == Step::kLost) return ServeEnd::kConnectionLost;

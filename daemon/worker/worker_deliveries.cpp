@@ -26,18 +26,14 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
   const Envelope& envelope = decision.job.envelope;
   if (decision.counts_as_failed) ++stats_.services[decision.runner].failed;
   switch (decision.verdict) {
-    case Decision::Verdict::kPong:
-      answer(envelope, kPongBody, ReplyGuard::Caller::kUnauthenticated);
-      return;
+    case Decision::Verdict::kPong: answer(envelope, kPongBody, ReplyGuard::Caller::kUnauthenticated); return;
     case Decision::Verdict::kOwnStats: {
       Reply reply{decision.job.event.id, stats_json(), ""};
       answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
              ReplyGuard::Caller::kAuthenticated);
       return;
     }
-    case Decision::Verdict::kRefuse:
-      refuse(decision, delivery);
-      return;
+    case Decision::Verdict::kRefuse: refuse(decision, delivery); return;
     case Decision::Verdict::kAnswerError:
       answer_error(envelope, decision.job.event.id, decision.code, decision.message, decision.caller);
       return;
@@ -56,9 +52,7 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       ++stats_.services[decision.runner].expired;
       expire(envelope, decision.job.event.id, decision.message);
       return;
-    case Decision::Verdict::kDispatch:
-      dispatch(std::move(decision.job), decision.runner);
-      return;
+    case Decision::Verdict::kDispatch: dispatch(std::move(decision.job), decision.runner); return;
   }
 }
 
@@ -126,8 +120,7 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
       event.category.empty() && event.service.empty() ? std::string() : event.category + "." + event.service;
   Headers headers = delivery.headers;
   if (delivery.properties != nullptr && envelope.is_call()) headers = text_headers(*delivery.properties);
-  if (session_.publish_dead_letter(delivery.body, service, decision.code + ": " + decision.message, 0, headers,
-                                   own)) {
+  if (session_.publish_dead_letter(delivery.body, service, decision.code + ": " + decision.message, 0, headers, own)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -207,9 +200,8 @@ void Worker::finish(Outcome& outcome) {
     return;
   }
   if (outcome.dead_letter) {
-    SBUS_LOG_LIMITED(kError, "dead letter") << outcome.service << ": message failed " << outcome.attempts
-                                            << " times (" << log_value(outcome.error) << "); moved to "
-                                            << config_.error_queue;
+    SBUS_LOG_LIMITED(kError, "dead letter") << outcome.service << ": message failed " << outcome.attempts << " times ("
+                                            << log_value(outcome.error) << "); moved to " << config_.error_queue;
     if (!session_.publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts,
                                       outcome.headers)) {
       return;

@@ -75,7 +75,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   void report(char status);
   bool connect() REQUIRES(session_.mutex(), session_.connection_thread());
   bool wait_to_reconnect(std::chrono::milliseconds duration) REQUIRES(session_.mutex(), session_.connection_thread());
-  bool sleep_unless_signalled(std::chrono::milliseconds duration) REQUIRES(session_.mutex(), session_.connection_thread());
+  bool sleep_unless_signalled(std::chrono::milliseconds duration)
+      REQUIRES(session_.mutex(), session_.connection_thread());
   bool check_signal() REQUIRES(session_.mutex(), session_.connection_thread());
   void begin_stop() REQUIRES(session_.mutex(), session_.connection_thread());
   void forget_pending() REQUIRES(session_.mutex(), session_.connection_thread());
@@ -91,13 +92,11 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
 
   void on_delivery(Delivery& delivery) override REQUIRES(session_.mutex());
   void carry_out(Decision& decision, const Delivery& delivery) REQUIRES(session_.mutex());
-  void answer(const Envelope& envelope, std::string_view body, ReplyGuard::Caller caller)
-      REQUIRES(session_.mutex());
+  void answer(const Envelope& envelope, std::string_view body, ReplyGuard::Caller caller) REQUIRES(session_.mutex());
   void answer_error(const Envelope& envelope, const std::string& id, const std::string& code,
                     const std::string& message, ReplyGuard::Caller caller) REQUIRES(session_.mutex());
   void refuse(const Decision& decision, const Delivery& delivery) REQUIRES(session_.mutex());
-  void expire(const Envelope& envelope, const std::string& id, const std::string& message)
-      REQUIRES(session_.mutex());
+  void expire(const Envelope& envelope, const std::string& id, const std::string& message) REQUIRES(session_.mutex());
   void dispatch(Job job, std::size_t runner) REQUIRES(session_.mutex());
   void overflow(Job job, std::size_t runner) REQUIRES(session_.mutex());
 

@@ -14,9 +14,8 @@
 
 #define SBUS_MODULE_EXPORT __attribute__((visibility("default")))
 
-extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index,
-                                                    int status_fd, sbus::CrashJournal* journal,
-                                                    sbus::ReplayCache* replay,
+extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd,
+                                                    sbus::CrashJournal* journal, sbus::ReplayCache* replay,
                                                     const sbus::WorkerHistory* history) {
   // This module has its own copy of the log: set it up for this process.
   sbus::log_init("worker " + config->broker_uris[broker_index].redacted(), config->log_level);

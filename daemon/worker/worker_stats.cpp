@@ -15,7 +15,8 @@ void write_agents(const StatsSources& sources, Writer* out) {
   // Other agents serving this node through this broker (PeerWatch).
   out->Key("other_agents");
   out->StartArray();
-  for (const PeerWatch::Peer& peer : sources.peers != nullptr ? sources.peers->peers() : std::vector<PeerWatch::Peer>{}) {
+  for (const PeerWatch::Peer& peer :
+       sources.peers != nullptr ? sources.peers->peers() : std::vector<PeerWatch::Peer>{}) {
     out->StartObject();
     out->Key("host");
     out->String(peer.host.c_str(), static_cast<rapidjson::SizeType>(peer.host.size()));
@@ -23,7 +24,8 @@ void write_agents(const StatsSources& sources, Writer* out) {
     out->Int64(peer.pid);
     out->Key("same_services");
     out->Bool(peer.same_services());
-    for (const auto& [key, names] : {std::pair{"only_there", &peer.only_there}, std::pair{"only_here", &peer.only_here}}) {
+    for (const auto& [key, names] :
+         {std::pair{"only_there", &peer.only_there}, std::pair{"only_here", &peer.only_here}}) {
       out->Key(key);
       out->StartArray();
       for (const std::string& name : *names) out->String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));

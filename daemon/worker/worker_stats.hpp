@@ -27,7 +27,7 @@ struct ServiceStats {
   std::uint64_t held = 0;
   // Not run: the deadline had passed when the worker read it or when its
   // turn came (a call answered `deadline_exceeded`, a message acked).
-  std::uint64_t expired = 0;          // messages moved to the hold queue for the same reason
+  std::uint64_t expired = 0;  // messages moved to the hold queue for the same reason
   std::chrono::nanoseconds busy{0};
 };
 

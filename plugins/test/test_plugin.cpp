@@ -44,9 +44,7 @@ class EchoService : public sbus::Service {
     if (file != context.options.end()) stop_file_ = file->second;
   }
 
-  void on_call(const sbus::Request& request, sbus::Response& response) override {
-    response.send(request.params());
-  }
+  void on_call(const sbus::Request& request, sbus::Response& response) override { response.send(request.params()); }
 
   void on_message(const sbus::Request&) override {}
 
@@ -70,9 +68,9 @@ class SleepService : public sbus::Service {
       return;
     }
     // A long service stops early once its caller has given up: it polls.
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                           std::chrono::duration<double>(seconds->GetDouble()));
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                               std::chrono::duration<double>(seconds->GetDouble()));
     while (std::chrono::steady_clock::now() < until) {
       if (request.given_up()) {
         response.error("deadline_exceeded", "test.sleep stopped early: its caller gave up");
@@ -87,16 +85,12 @@ class SleepService : public sbus::Service {
 
 class FailService : public sbus::Service {
  public:
-  void on_call(const sbus::Request&, sbus::Response&) override {
-    throw std::runtime_error("test.fail always fails");
-  }
+  void on_call(const sbus::Request&, sbus::Response&) override { throw std::runtime_error("test.fail always fails"); }
 };
 
 class FailMessageService : public sbus::Service {
  public:
-  void on_message(const sbus::Request&) override {
-    throw std::runtime_error("test.fail_message always fails");
-  }
+  void on_message(const sbus::Request&) override { throw std::runtime_error("test.fail_message always fails"); }
 };
 
 class CrashService : public sbus::Service {
@@ -166,8 +160,7 @@ class RelayService : public sbus::Service {
     params["params"].Accept(writer);
     // One connection for the service's lifetime, made on first use.
     if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
-    sbus::CallResult result =
-        sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
+    sbus::CallResult result = sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
     if (result.ok()) {
       response.send_json(result.message);
     } else {
@@ -227,14 +220,12 @@ class StallOnceService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("test",
-            SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
+SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
             SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
             SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage),
-            SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall),
-            SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
+            SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
             SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))

@@ -162,8 +162,7 @@ class Broker {
       attempted_ = true;
       // Longer than the script's own limits (60 s to boot, then 60 s to
       // answer), so that it always cleans up after itself.
-      const ProcessResult result =
-          run_program(kBrokerScript, {"start", name_, std::to_string(port_), node_dir_}, 150s);
+      const ProcessResult result = run_program(kBrokerScript, {"start", name_, std::to_string(port_), node_dir_}, 150s);
       if (result.exit_code == 0) {
         started_once_ = true;
         return;
@@ -283,7 +282,8 @@ class Daemon {
         "    plugin: test\n"
         "    kind: message\n"
         "    options:\n"
-        "      file: " + record_file_ + "\n";
+        "      file: " +
+        record_file_ + "\n";
     yaml += extra_services;
     config_path_ = dir_.file("sbusd.yaml");
     write_file(config_path_, yaml);
@@ -333,8 +333,7 @@ class Daemon {
           timeout, 50ms);
       if (exited()) throw std::runtime_error("sbusd exited before answering PING; its log:\n" + log());
       if (!ready) {
-        throw std::runtime_error("sbusd node " + node_ + " did not answer PING via " + broker + "; its log:\n" +
-                                 log());
+        throw std::runtime_error("sbusd node " + node_ + " did not answer PING via " + broker + "; its log:\n" + log());
       }
     }
   }
@@ -508,7 +507,8 @@ void call_loop(const Daemon& daemon, sbus::SenderOptions options, long total, st
     ++stats.attempted;
     std::string error;
     try {
-      const sbus::CallResult result = sender.call(daemon.address("math.add"), "[" + std::to_string(i) + ",1]", call_timeout);
+      const sbus::CallResult result =
+          sender.call(daemon.address("math.add"), "[" + std::to_string(i) + ",1]", call_timeout);
       if (!result.ok() || result.message != std::to_string(i + 1)) {
         error = "call " + std::to_string(i) + ": " + result.error_code + " " + result.message;
       }
@@ -697,16 +697,15 @@ TEST_CASE("sbusd serves again within 1 s of a SIGKILLed broker accepting connect
   REQUIRE(accepts);
 
   const std::string log = daemon.log();
-  print_figures("broker SIGKILL+restart",
-                {{"ping_interval_s", fixed(kPingIntervalS, 1)},
-                 {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
-                 {"broker_down_s", fixed(down_s)},
-                 {"reconnect_attempts", std::to_string(count_of(log, "reconnecting to "))},
-                 {"seconds_to_recover", recovery ? fixed(*recovery) : "never(30s)"},
-                 {"attempted", "1"},
-                 {"succeeded", recovery ? "1" : "0"},
-                 {"failed", recovery ? "0" : "1"},
-                 {"lost", "0"}});
+  print_figures("broker SIGKILL+restart", {{"ping_interval_s", fixed(kPingIntervalS, 1)},
+                                           {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
+                                           {"broker_down_s", fixed(down_s)},
+                                           {"reconnect_attempts", std::to_string(count_of(log, "reconnecting to "))},
+                                           {"seconds_to_recover", recovery ? fixed(*recovery) : "never(30s)"},
+                                           {"attempted", "1"},
+                                           {"succeeded", recovery ? "1" : "0"},
+                                           {"failed", recovery ? "0" : "1"},
+                                           {"lost", "0"}});
   if (!recovery || *recovery >= 1.0) {
     std::cout << "sbusd log (last 40 lines):\n" << tail_lines(log, 40) << std::endl;
   }
@@ -736,17 +735,16 @@ TEST_CASE("a broker frozen by SIGSTOP is noticed within ping_interval + ping_tim
   const std::optional<double> recovery = time_until_served(daemon, {broker.uri()}, 30s, 500ms);
 
   const double limit_s = kPingIntervalS + kPingTimeoutS;
-  print_figures("broker SIGSTOP 10s",
-                {{"ping_interval_s", fixed(kPingIntervalS, 1)},
-                 {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
-                 {"detected", noticed ? "yes" : "no"},
-                 {"seconds_to_detect", noticed ? fixed(detect_s) : "never(9s)"},
-                 {"detect_limit_s", fixed(limit_s + 0.25, 2)},
-                 {"seconds_to_recover_after_SIGCONT", recovery ? fixed(*recovery) : "never(30s)"},
-                 {"attempted", "1"},
-                 {"succeeded", recovery ? "1" : "0"},
-                 {"failed", recovery ? "0" : "1"},
-                 {"lost", "0"}});
+  print_figures("broker SIGSTOP 10s", {{"ping_interval_s", fixed(kPingIntervalS, 1)},
+                                       {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
+                                       {"detected", noticed ? "yes" : "no"},
+                                       {"seconds_to_detect", noticed ? fixed(detect_s) : "never(9s)"},
+                                       {"detect_limit_s", fixed(limit_s + 0.25, 2)},
+                                       {"seconds_to_recover_after_SIGCONT", recovery ? fixed(*recovery) : "never(30s)"},
+                                       {"attempted", "1"},
+                                       {"succeeded", recovery ? "1" : "0"},
+                                       {"failed", recovery ? "0" : "1"},
+                                       {"lost", "0"}});
   if (!noticed || detect_s > limit_s + 0.25 || !recovery || *recovery > 5.0) {
     std::cout << "sbusd log since SIGSTOP:\n" << watch.since() << std::endl;
   }
@@ -757,8 +755,7 @@ TEST_CASE("a broker frozen by SIGSTOP is noticed within ping_interval + ping_tim
   CHECK(*recovery < 5.0);
 }
 
-TEST_CASE("a link that silently drops everything is noticed by the ping watcher and the worker reconnects",
-          "[fault]") {
+TEST_CASE("a link that silently drops everything is noticed by the ping watcher and the worker reconnects", "[fault]") {
   Broker broker("cut");
   broker.start();
   TcpProxy proxy(broker.port());
@@ -784,20 +781,19 @@ TEST_CASE("a link that silently drops everything is noticed by the ping watcher 
   const double reconnect_s = seconds_since(restored_at);
 
   const double limit_s = kPingIntervalS + kPingTimeoutS;
-  print_figures("link blackholed",
-                {{"ping_interval_s", fixed(kPingIntervalS, 1)},
-                 {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
-                 {"detected", noticed ? "yes" : "no"},
-                 {"seconds_to_detect", noticed ? fixed(detect_s) : "never(9s)"},
-                 {"detect_limit_s", fixed(limit_s + 0.25, 2)},
-                 {"seconds_to_recover_after_restore", recovery ? fixed(*recovery) : "never(30s)"},
-                 {"reconnected", reconnected ? "yes" : "no"},
-                 {"seconds_to_connected_line", fixed(reconnect_s)},
-                 {"proxy_connections", std::to_string(proxy.accepted())},
-                 {"attempted", "1"},
-                 {"succeeded", recovery ? "1" : "0"},
-                 {"failed", recovery ? "0" : "1"},
-                 {"lost", "0"}});
+  print_figures("link blackholed", {{"ping_interval_s", fixed(kPingIntervalS, 1)},
+                                    {"ping_timeout_s", fixed(kPingTimeoutS, 1)},
+                                    {"detected", noticed ? "yes" : "no"},
+                                    {"seconds_to_detect", noticed ? fixed(detect_s) : "never(9s)"},
+                                    {"detect_limit_s", fixed(limit_s + 0.25, 2)},
+                                    {"seconds_to_recover_after_restore", recovery ? fixed(*recovery) : "never(30s)"},
+                                    {"reconnected", reconnected ? "yes" : "no"},
+                                    {"seconds_to_connected_line", fixed(reconnect_s)},
+                                    {"proxy_connections", std::to_string(proxy.accepted())},
+                                    {"attempted", "1"},
+                                    {"succeeded", recovery ? "1" : "0"},
+                                    {"failed", recovery ? "0" : "1"},
+                                    {"lost", "0"}});
   if (!noticed || detect_s > limit_s + 0.25 || !recovery || !reconnected) {
     std::cout << "sbusd log since the cut:\n" << watch.since() << std::endl;
   }
@@ -831,7 +827,9 @@ TEST_CASE("calls with retry 1 fail over to the second broker when the first is S
   CallStats stats;
   std::atomic<bool> stop{false};
   constexpr long kTotal = 3000;
-  std::thread caller([&] { call_loop(daemon, daemon.sender_options({a.uri(), b.uri()}, 1), kTotal, 90s, 5s, stop, stats); });
+  std::thread caller([&] {
+    call_loop(daemon, daemon.sender_options({a.uri(), b.uri()}, 1), kTotal, 90s, 5s, stop, stats);
+  });
   const bool halfway = wait_until([&] { return stats.attempted >= kTotal / 3 || stats.failed > 0; }, 60s, 1ms);
   const long before_kill = stats.succeeded;
   mark(stats);
@@ -843,15 +841,14 @@ TEST_CASE("calls with retry 1 fail over to the second broker when the first is S
     std::lock_guard<std::mutex> lock(stats.mutex);
     first_after = stats.first_success_after_mark_s;
   }
-  print_figures("failover A->B, retry 1",
-                {{"attempted", std::to_string(stats.attempted)},
-                 {"succeeded", std::to_string(stats.succeeded)},
-                 {"failed", std::to_string(stats.failed)},
-                 {"lost", std::to_string(stats.attempted - stats.succeeded)},
-                 {"succeeded_before_kill", std::to_string(before_kill)},
-                 {"succeeded_after_kill", std::to_string(stats.succeeded_after_mark)},
-                 {"longest_call_s", fixed(stats.longest_us / 1e6)},
-                 {"seconds_to_recover", first_after ? fixed(*first_after) : "never"}});
+  print_figures("failover A->B, retry 1", {{"attempted", std::to_string(stats.attempted)},
+                                           {"succeeded", std::to_string(stats.succeeded)},
+                                           {"failed", std::to_string(stats.failed)},
+                                           {"lost", std::to_string(stats.attempted - stats.succeeded)},
+                                           {"succeeded_before_kill", std::to_string(before_kill)},
+                                           {"succeeded_after_kill", std::to_string(stats.succeeded_after_mark)},
+                                           {"longest_call_s", fixed(stats.longest_us / 1e6)},
+                                           {"seconds_to_recover", first_after ? fixed(*first_after) : "never"}});
   INFO("errors:" << errors_text(stats));
   REQUIRE(halfway);
   CHECK(stats.attempted >= 2000);
@@ -1013,9 +1010,10 @@ TEST_CASE("a poison message ends in NODE.error after max_retries, the worker kee
   } catch (const std::exception& e) {
     const std::string log = daemon.log();
     if (log.find("fail_message") != std::string::npos || log.find("max_retries") != std::string::npos) {
-      FAIL("feature missing (not a fault): sbusd refuses the config: test plugin export `fail_message` "
-           "or key `max_retries` is not there yet. Log:\n"
-           << log);
+      FAIL(
+          "feature missing (not a fault): sbusd refuses the config: test plugin export `fail_message` "
+          "or key `max_retries` is not there yet. Log:\n"
+          << log);
     }
     throw;
   }
@@ -1066,32 +1064,34 @@ TEST_CASE("a poison message ends in NODE.error after max_retries, the worker kee
       {"errors", "requeue", daemon.node(), "--broker", broker.uri(), "--secret-file", daemon.secret_file()}, 20s);
   const bool requeue_says_one = std::regex_search(requeued.out, std::regex(R"((^|\D)1(\D|$))"));
   // Requeued, it fails max_retries + 1 times again and comes back.
-  const bool back_in_error_queue = requeued.exit_code == 0 && wait_until(
-      [&] {
-        const auto d = queue_depth(broker.port(), error_queue);
-        return d && *d == 1 && count_of(daemon.log(), "test.poison: attempt ") >= 2 * attempts_logged;
-      },
-      20s, 50ms);
+  const bool back_in_error_queue =
+      requeued.exit_code == 0 && wait_until(
+                                     [&] {
+                                       const auto d = queue_depth(broker.port(), error_queue);
+                                       return d && *d == 1 &&
+                                              count_of(daemon.log(), "test.poison: attempt ") >= 2 * attempts_logged;
+                                     },
+                                     20s, 50ms);
 
-  print_figures("poison message, max_retries 2",
-                {{"attempted", "1"},
-                 {"dead_lettered", dead_lettered ? "yes" : "no"},
-                 {"error_queue_depth", depth ? std::to_string(*depth) : "no queue"},
-                 {"seconds_to_error_queue", fixed(dead_letter_s)},
-                 {"attempts_logged", std::to_string(attempts_logged)},
-                 {"x-sbus-error", peeked && peeked->headers.count("x-sbus-error")
-                                      ? "'" + peeked->headers["x-sbus-error"] + "'"
-                                      : "absent"},
-                 {"math.add_after", served ? "ok" : "FAILED"},
-                 {"errors_list_exit", std::to_string(listed.exit_code)},
-                 {"errors_list_lines", std::to_string(listed_lines)},
-                 {"errors_requeue_exit", std::to_string(requeued.exit_code)},
-                 {"errors_requeue_out", "'" + trimmed(requeued.out) + "'"},
-                 {"back_in_error_queue", back_in_error_queue ? "yes" : "no"},
-                 {"lost", dead_lettered ? "0" : "1"}});
+  print_figures("poison message, max_retries 2", {{"attempted", "1"},
+                                                  {"dead_lettered", dead_lettered ? "yes" : "no"},
+                                                  {"error_queue_depth", depth ? std::to_string(*depth) : "no queue"},
+                                                  {"seconds_to_error_queue", fixed(dead_letter_s)},
+                                                  {"attempts_logged", std::to_string(attempts_logged)},
+                                                  {"x-sbus-error", peeked && peeked->headers.count("x-sbus-error")
+                                                                       ? "'" + peeked->headers["x-sbus-error"] + "'"
+                                                                       : "absent"},
+                                                  {"math.add_after", served ? "ok" : "FAILED"},
+                                                  {"errors_list_exit", std::to_string(listed.exit_code)},
+                                                  {"errors_list_lines", std::to_string(listed_lines)},
+                                                  {"errors_requeue_exit", std::to_string(requeued.exit_code)},
+                                                  {"errors_requeue_out", "'" + trimmed(requeued.out) + "'"},
+                                                  {"back_in_error_queue", back_in_error_queue ? "yes" : "no"},
+                                                  {"lost", dead_lettered ? "0" : "1"}});
   std::cout << "[fault]   sbus errors list output:\n" << listed.out << std::flush;
   if (listed.exit_code != 0) std::cout << "[fault]   sbus errors list stderr: " << trimmed(listed.err) << std::endl;
-  if (requeued.exit_code != 0) std::cout << "[fault]   sbus errors requeue stderr: " << trimmed(requeued.err) << std::endl;
+  if (requeued.exit_code != 0)
+    std::cout << "[fault]   sbus errors requeue stderr: " << trimmed(requeued.err) << std::endl;
 
   CHECK(dead_lettered);
   REQUIRE(peeked.has_value());
@@ -1133,7 +1133,8 @@ TEST_CASE("with a quorum node queue on a three-node cluster, calls go on when a 
         result = joiners[j]->ctl(args);
       }
       if (result.exit_code != 0) {
-        join_errors[j] = "rabbitmqctl -n " + joiners[j]->erlang_node() + " " + args[0] + ":\n" + result.out + result.err;
+        join_errors[j] =
+            "rabbitmqctl -n " + joiners[j]->erlang_node() + " " + args[0] + ":\n" + result.out + result.err;
         break;
       }
     }
@@ -1172,8 +1173,9 @@ TEST_CASE("with a quorum node queue on a three-node cluster, calls go on when a 
   CallStats stats;
   std::atomic<bool> stop{false};
   constexpr long kTotal = 2500;
-  std::thread caller(
-      [&] { call_loop(daemon, daemon.sender_options({a.uri(), b.uri(), c.uri()}, 2), kTotal, 60s, 3s, stop, stats); });
+  std::thread caller([&] {
+    call_loop(daemon, daemon.sender_options({a.uri(), b.uri(), c.uri()}, 2), kTotal, 60s, 3s, stop, stats);
+  });
   const bool started = wait_until([&] { return stats.attempted >= 500 || stats.failed > 0; }, 30s, 1ms);
   const long before_kill = stats.succeeded;
   // A caller connected to A with calls running on the workers when A dies
@@ -1222,8 +1224,10 @@ TEST_CASE("with a quorum node queue on a three-node cluster, calls go on when a 
     const ProcessResult queues =
         b.ctl({"-q", "list_queues", "name", "leader", "consumers", "messages_ready", "messages_unacknowledged"});
     const ProcessResult consumers = b.ctl({"-q", "list_consumers"});
-    std::cout << "[fault]   after the kill, queues:\n" << queues.out << "[fault]   consumers:\n" << consumers.out
-              << "sbusd log (last 40 lines):\n" << tail_lines(daemon.log(), 40) << std::endl;
+    std::cout << "[fault]   after the kill, queues:\n"
+              << queues.out << "[fault]   consumers:\n"
+              << consumers.out << "sbusd log (last 40 lines):\n"
+              << tail_lines(daemon.log(), 40) << std::endl;
   }
   REQUIRE(started);
   CHECK(stats.failed == 0);
@@ -1273,11 +1277,13 @@ TEST_CASE("with the first broker frozen by SIGSTOP, sbus call through both broke
     seconds.push_back(seconds_since(started));
   }
   a.signal(SIGCONT);
-  print_figures("first broker frozen (SIGSTOP), sbus call with both",
-                {{"call_1_s", fixed(seconds[0])}, {"call_2_s", fixed(seconds[1])}, {"call_3_s", fixed(seconds[2])},
-                 {"connect_timeout_s", "3"}});
+  print_figures("first broker frozen (SIGSTOP), sbus call with both", {{"call_1_s", fixed(seconds[0])},
+                                                                       {"call_2_s", fixed(seconds[1])},
+                                                                       {"call_3_s", fixed(seconds[2])},
+                                                                       {"connect_timeout_s", "3"}});
   for (std::size_t i = 0; i < results.size(); ++i) {
-    INFO("call " << i + 1 << ": exit " << results[i].exit_code << ", out " << results[i].out << ", err " << results[i].err);
+    INFO("call " << i + 1 << ": exit " << results[i].exit_code << ", out " << results[i].out << ", err "
+                 << results[i].err);
     CHECK(results[i].exit_code == 0);
     CHECK(trimmed(results[i].out) == "3");
     // The head start is 0.25 s; a process start and a call add little.
@@ -1285,8 +1291,9 @@ TEST_CASE("with the first broker frozen by SIGSTOP, sbus call through both broke
   }
 }
 
-TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd logs and counts the block, nothing is lost",
-          "[fault]") {
+TEST_CASE(
+    "a broker under a memory alarm: callers hear 'broker blocked', sbusd logs and counts the block, nothing is lost",
+    "[fault]") {
   // The alarm on a private node; the fixture's broker as the second,
   // where the node is served too.
   Broker broker("alarm");
@@ -1300,7 +1307,9 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   const WatermarkRestore restore(broker);
   REQUIRE(broker.ctl({"set_vm_memory_high_watermark", "absolute", "1"}).exit_code == 0);
   const bool alarm = wait_until(
-      [&] { return broker.ctl({"-q", "eval", "rabbit_alarm:get_alarms()."}).out.find("memory") != std::string::npos; },
+      [&] {
+        return broker.ctl({"-q", "eval", "rabbit_alarm:get_alarms()."}).out.find("memory") != std::string::npos;
+      },
       30s, 200ms);
   REQUIRE(alarm);
   const auto alarm_at = Clock::now();
@@ -1319,17 +1328,16 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   });
   // A caller with a short timeout learns why it gets no answer.
   const auto cli_started = Clock::now();
-  const ProcessResult blocked_call =
-      run_cli({"call", daemon.address("math.add"), "[2, 3]", "--timeout", "2", "--broker", broker.uri(),
-               "--secret-file", daemon.secret_file()},
-              20s);
+  const ProcessResult blocked_call = run_cli({"call", daemon.address("math.add"), "[2, 3]", "--timeout", "2",
+                                              "--broker", broker.uri(), "--secret-file", daemon.secret_file()},
+                                             20s);
   const double cli_s = seconds_since(cli_started);
   // A call that may run twice (--retry) and a message go to the second
   // broker at once.
   const auto retry_started = Clock::now();
   const ProcessResult retried_call =
-      run_cli({"call", daemon.address("math.add"), "[3, 4]", "--timeout", "5", "--retry", "1", "--broker",
-               broker.uri(), "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
+      run_cli({"call", daemon.address("math.add"), "[3, 4]", "--timeout", "5", "--retry", "1", "--broker", broker.uri(),
+               "--broker", broker_uri(), "--secret-file", daemon.secret_file()},
               20s);
   const double retry_s = seconds_since(retry_started);
   const auto failover_send_started = Clock::now();
@@ -1363,31 +1371,32 @@ TEST_CASE("a broker under a memory alarm: callers hear 'broker blocked', sbusd l
   late_send.join();
   const double late_s = seconds_since(cleared_at);
   const double alarm_s = seconds_since(alarm_at);
-  const bool recorded =
-      wait_until([&] { return read_file(daemon.record_file()).find("sent during the alarm") != std::string::npos; }, 10s);
+  const bool recorded = wait_until(
+      [&] { return read_file(daemon.record_file()).find("sent during the alarm") != std::string::npos; }, 10s);
   const bool recorded_elsewhere = read_file(daemon.record_file()).find("sent to the other broker") != std::string::npos;
   const bool logged_unblock = wait_until([&] { return watch.seen("unblocked this connection"); }, 10s, 50ms);
   const sbus::CallResult stats = stats_sender.call(daemon.address("sbus.stats"), "[]", 10s);
   const ProcessResult stats_table =
       run_cli({"stats", daemon.node(), "--broker", broker.uri(), "--secret-file", daemon.secret_file()}, 20s);
 
-  print_figures("memory alarm",
-                {{"cli_exit", std::to_string(blocked_call.exit_code)},
-                 {"cli_s", fixed(cli_s)},
-                 {"retry_cli_exit", std::to_string(retried_call.exit_code)},
-                 {"retry_cli_s", fixed(retry_s)},
-                 {"send_both_brokers_exit", std::to_string(failover_send.exit_code)},
-                 {"send_both_brokers_s", fixed(failover_send_s)},
-                 {"clear_ctl_s", fixed(clear_ctl_s)},
-                 {"late_call_answered_s_after_clear", fixed(late_s)},
-                 {"alarm_s", fixed(alarm_s)},
-                 {"message_recorded", recorded ? "yes" : "no"}});
+  print_figures("memory alarm", {{"cli_exit", std::to_string(blocked_call.exit_code)},
+                                 {"cli_s", fixed(cli_s)},
+                                 {"retry_cli_exit", std::to_string(retried_call.exit_code)},
+                                 {"retry_cli_s", fixed(retry_s)},
+                                 {"send_both_brokers_exit", std::to_string(failover_send.exit_code)},
+                                 {"send_both_brokers_s", fixed(failover_send_s)},
+                                 {"clear_ctl_s", fixed(clear_ctl_s)},
+                                 {"late_call_answered_s_after_clear", fixed(late_s)},
+                                 {"alarm_s", fixed(alarm_s)},
+                                 {"message_recorded", recorded ? "yes" : "no"}});
   INFO("cli err: " << blocked_call.err << "\nlate call error: " << late_error << "\nsend error: " << send_error
-                   << "\nstats: " << stats.message << "\nsbusd log since the alarm:\n" << watch.since());
+                   << "\nstats: " << stats.message << "\nsbusd log since the alarm:\n"
+                   << watch.since());
   CHECK(blocked_call.exit_code == 3);
   CHECK(blocked_call.err.find("broker blocked: ") != std::string::npos);
   CHECK(blocked_call.err.find("no reply") != std::string::npos);
-  INFO("retried call: " << retried_call.out << retried_call.err << "\nsend: " << failover_send.out << failover_send.err);
+  INFO("retried call: " << retried_call.out << retried_call.err << "\nsend: " << failover_send.out
+                        << failover_send.err);
   CHECK(retried_call.exit_code == 0);
   CHECK(trimmed(retried_call.out) == "7");
   // Without failing over on the block notice, the call would wait for the

@@ -20,7 +20,9 @@
 namespace sbus_test {
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 // One proxied connection: side 0 is the client, side 1 the target.
 // pending[i] holds bytes read from side i and not yet written to the other
@@ -29,7 +31,7 @@ std::string errno_text() { return std::strerror(errno); }
 struct Link {
   std::array<int, 2> fd{-1, -1};
   std::array<std::string, 2> pending;
-  std::array<bool, 2> eof{false, false};       // side i sent FIN
+  std::array<bool, 2> eof{false, false};        // side i sent FIN
   std::array<bool, 2> passed_on{false, false};  // ... and the other side was shut down for writing
   bool dead = false;
 
@@ -69,8 +71,7 @@ TcpProxy::TcpProxy(int target_port) : target_port_(target_port) {
   address.sin_port = 0;
   socklen_t length = sizeof(address);
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::listen(listen_fd_, 64) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ::listen(listen_fd_, 64) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
     const std::string error = errno_text();
     ::close(listen_fd_);
     throw std::runtime_error("proxy: cannot listen on 127.0.0.1: " + error);
@@ -93,7 +94,9 @@ TcpProxy::~TcpProxy() {
   ::close(wake_fd_);
 }
 
-std::string TcpProxy::uri() const { return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/%2f"; }
+std::string TcpProxy::uri() const {
+  return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/%2f";
+}
 
 void TcpProxy::blackhole(bool on) {
   blackhole_ = on;

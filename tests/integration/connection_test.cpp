@@ -78,10 +78,12 @@ std::string forged_reply_to(RawAmqp& raw) {
   std::string term = base64_decode(std::string_view(real).substr(prefix.size(), dot - prefix.size()));
   // 131, NEW_PID_EXT or PID_EXT, then the node: SMALL_ATOM_UTF8_EXT (1-byte
   // length) or ATOM_UTF8_EXT / ATOM_EXT (2-byte length).
-  if (term.size() < 6 || static_cast<unsigned char>(term[0]) != 131) throw std::runtime_error("unexpected term in " + real);
+  if (term.size() < 6 || static_cast<unsigned char>(term[0]) != 131)
+    throw std::runtime_error("unexpected term in " + real);
   const unsigned char tag = static_cast<unsigned char>(term[2]);
-  const std::size_t length = tag == 119 || tag == 115 ? static_cast<unsigned char>(term[3])
-                                                      : (static_cast<unsigned char>(term[3]) << 8 | static_cast<unsigned char>(term[4]));
+  const std::size_t length = tag == 119 || tag == 115
+                                 ? static_cast<unsigned char>(term[3])
+                                 : (static_cast<unsigned char>(term[3]) << 8 | static_cast<unsigned char>(term[4]));
   const std::size_t last = (tag == 119 || tag == 115 ? 4 : 5) + length - 1;
   if (length == 0 || last >= term.size()) throw std::runtime_error("unexpected node atom in " + real);
   term[last] = term[last] == 'x' ? 'y' : 'x';
@@ -145,8 +147,9 @@ TEST_CASE("calls without a valid token to forged direct reply-to addresses never
   caller.join();
   const std::uint64_t reconnects_after = reconnects_of(sender, sbusd);
   const std::string log = sbusd.log();
-  std::cout << "[connection] forged reply-to: forged=30 seconds=" << std::chrono::duration<double>(Clock::now() - started).count()
-            << " calls=" << calls << " failed=" << failed << " reconnects_before=" << reconnects_before
+  std::cout << "[connection] forged reply-to: forged=30 seconds="
+            << std::chrono::duration<double>(Clock::now() - started).count() << " calls=" << calls
+            << " failed=" << failed << " reconnects_before=" << reconnects_before
             << " reconnects_after=" << reconnects_after << std::endl;
   INFO("forged address: " << forged << "\nfirst failure: " << first_failure << "\nsbusd log:\n" << log);
   CHECK(calls >= 30);
@@ -173,8 +176,8 @@ TEST_CASE("replies to authenticated callers on the worker's own broker node go o
         // A connection each time: a passive declare of a queue not there
         // yet costs the channel.
         RawAmqp raw;
-        amqp_queue_declare_ok_t* ok = amqp_queue_declare(raw.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 1, 0,
-                                                         0, 0, amqp_empty_table);
+        amqp_queue_declare_ok_t* ok =
+            amqp_queue_declare(raw.get(), 1, amqp_cstring_bytes(sbusd.node().c_str()), 1, 0, 0, 0, amqp_empty_table);
         return amqp_get_rpc_reply(raw.get()).reply_type == AMQP_RESPONSE_NORMAL && ok->consumer_count > 0;
       },
       20s, 50ms);

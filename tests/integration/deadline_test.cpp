@@ -53,7 +53,9 @@ std::uint64_t service_stat(const rapidjson::Document& stats, const char* service
   return stats["services"][service][key].GetUint64();
 }
 
-std::string deadline_in(SystemClock::duration left) { return sbus::deadline_header_value(SystemClock::now() + left); }
+std::string deadline_in(SystemClock::duration left) {
+  return sbus::deadline_header_value(SystemClock::now() + left);
+}
 
 // The error code of a reply body, or "" for a reply that is not an error.
 std::string code_of(const std::string& body) {
@@ -71,15 +73,14 @@ void publish_with_expiration(RawAmqp& raw, const std::string& node, const std::s
   entry.key.len = sbus::kDeadlineHeader.size();
   entry.value.kind = AMQP_FIELD_KIND_UTF8;
   entry.value.value.bytes = amqp_bytes_t{deadline.size(), const_cast<char*>(deadline.data())};
-  props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-                 AMQP_BASIC_EXPIRATION_FLAG;
+  props._flags =
+      AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
   props.headers = amqp_table_t{1, &entry};
   props.reply_to = amqp_bytes_t{reply_to.size(), const_cast<char*>(reply_to.data())};
   props.correlation_id = amqp_bytes_t{correlation_id.size(), const_cast<char*>(correlation_id.data())};
   props.expiration = amqp_bytes_t{expiration.size(), const_cast<char*>(expiration.data())};
-  const int status = amqp_basic_publish(raw.get(), 1, amqp_cstring_bytes(kExchange),
-                                        amqp_cstring_bytes(node.c_str()), 0, 0, &props,
-                                        amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
+  const int status = amqp_basic_publish(raw.get(), 1, amqp_cstring_bytes(kExchange), amqp_cstring_bytes(node.c_str()),
+                                        0, 0, &props, amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
   REQUIRE(status == AMQP_STATUS_OK);
 }
 
@@ -104,12 +105,12 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded unrun,
   // Just past (within max_skew), and an hour past (a sender's clock
   // problem, logged): both expired.
   const std::pair<std::string, std::string> past[] = {{"just-past", deadline_in(-2s)},
-                                                       {"an-hour-past", deadline_in(-1h)}};
+                                                      {"an-hour-past", deadline_in(-1h)}};
   for (const auto& [name, header] : past) {
     INFO(name);
     const auto start = Clock::now();
-    raw.publish(kExchange, sbusd.node(), py_call_body(name, kSecret, "test", "echo", "[\"late\"]"), reply_queue,
-                name, {{std::string(sbus::kDeadlineHeader), header}});
+    raw.publish(kExchange, sbusd.node(), py_call_body(name, kSecret, "test", "echo", "[\"late\"]"), reply_queue, name,
+                {{std::string(sbus::kDeadlineHeader), header}});
     const auto reply = raw.receive(5s);
     REQUIRE(reply);
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
@@ -120,8 +121,7 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded unrun,
   }
 
   // What cannot be read is no deadline: served as a call without one.
-  const std::string unreadable[] = {"soon", "", "-1", "12345678901234567890", "1.5e12",
-                                    deadline_in(24h * 365)};
+  const std::string unreadable[] = {"soon", "", "-1", "12345678901234567890", "1.5e12", deadline_in(24h * 365)};
   int served = 0;
   for (const std::string& header : unreadable) {
     INFO("header '" << header << "'");
@@ -137,8 +137,8 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded unrun,
   }
 
   // A live deadline: served.
-  raw.publish(kExchange, sbusd.node(), py_call_body("live", kSecret, "test", "echo", "[\"live\"]"), reply_queue,
-              "live", {{std::string(sbus::kDeadlineHeader), deadline_in(10s)}});
+  raw.publish(kExchange, sbusd.node(), py_call_body("live", kSecret, "test", "echo", "[\"live\"]"), reply_queue, "live",
+              {{std::string(sbus::kDeadlineHeader), deadline_in(10s)}});
   const auto live = raw.receive(5s);
   REQUIRE(live);
   CHECK(code_of(live->body).empty());
@@ -162,7 +162,8 @@ TEST_CASE("a call whose deadline passes while it waits in its service's queue is
     const auto reply = raw.receive(5s);
     REQUIRE(reply);
     codes[reply->correlation_id] = code_of(reply->body);
-    if (reply->correlation_id == "queued") CHECK(reply->body.find("waited in the service's queue") != std::string::npos);
+    if (reply->correlation_id == "queued")
+      CHECK(reply->body.find("waited in the service's queue") != std::string::npos);
   }
   CHECK(codes["busy"].empty());
   CHECK(codes["queued"] == "deadline_exceeded");
@@ -179,8 +180,7 @@ TEST_CASE("a message whose deadline has passed is dropped unrun and counted, not
               {{std::string(sbus::kDeadlineHeader), deadline_in(-1s)}});
   raw.publish(kExchange, sbusd.node(), py_call_body("m-live", kSecret, "test", "record", R"({"m":"live"})"), {}, {},
               {{std::string(sbus::kDeadlineHeader), deadline_in(30s)}});
-  REQUIRE(wait_until([&] { return sbus_test::read_file(sbusd.record_file()).find("live") != std::string::npos; },
-                     10s));
+  REQUIRE(wait_until([&] { return sbus_test::read_file(sbusd.record_file()).find("live") != std::string::npos; }, 10s));
   CHECK(sbus_test::read_file(sbusd.record_file()).find("late") == std::string::npos);
   sbus::Sender sender(sbusd.sender_options());
   const rapidjson::Document stats = stats_of(sender, sbusd);
@@ -253,8 +253,8 @@ TEST_CASE("a chain A -> B -> C with a 2 s budget stops everywhere at about 2 s w
   SbusdProcess sbusd(options);
   RawAmqp raw;
   const std::string reply_queue = raw.declare_reply_queue();
-  const std::string params = R"({"address": ")" + sbusd.address("test.relay2") +
-                             R"(", "params": {"address": ")" + sbusd.address("test.sleep") + R"(", "params": [5]}})";
+  const std::string params = R"({"address": ")" + sbusd.address("test.relay2") + R"(", "params": {"address": ")" +
+                             sbusd.address("test.sleep") + R"(", "params": [5]}})";
   const auto start = Clock::now();
   raw.publish(kExchange, sbusd.node(), py_call_body("chain", kSecret, "test", "relay", params), reply_queue, "chain",
               {{std::string(sbus::kDeadlineHeader), deadline_in(2s)}});

@@ -12,7 +12,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -31,7 +33,8 @@ TEST_CASE("The docs' example client calls the docs' example plugin as the docs s
       "    plugin: shop\n"
       "    kind: message\n"
       "    options:\n"
-      "      file: " + orders + "\n";
+      "      file: " +
+      orders + "\n";
   sbus_test::SbusdProcess sbusd(options);
 
   const auto client = sbus_test::run_program(SBUS_BUILD_DIR "/bin/shop_client",
@@ -40,12 +43,16 @@ TEST_CASE("The docs' example client calls the docs' example plugin as the docs s
   CHECK(client.exit_code == 0);
   CHECK(client.out ==
         "ping: PONG\n"
-        R"(price: {"item":"apple","count":3,"total":1.5})" "\n"
+        R"(price: {"item":"apple","count":3,"total":1.5})"
+        "\n"
         "error: unknown_item: no price for durian\n"
         "order sent\n"
-        R"(async 1: {"item":"apple","count":1,"total":0.5})" "\n"
-        R"(async 2: {"item":"apple","count":2,"total":1.0})" "\n"
-        R"(async 3: {"item":"apple","count":3,"total":1.5})" "\n");
+        R"(async 1: {"item":"apple","count":1,"total":0.5})"
+        "\n"
+        R"(async 2: {"item":"apple","count":2,"total":1.0})"
+        "\n"
+        R"(async 3: {"item":"apple","count":3,"total":1.5})"
+        "\n");
 
   // The message, priced by shop.order through shop.price, and its log line.
   CHECK(sbus_test::wait_until([&] { return sbus_test::read_file(orders) == "2 x pear = 1.6\n"; }, 10s));
@@ -81,7 +88,8 @@ TEST_CASE("An order the docs' example plugin cannot price is retried, then kept 
       "    plugin: shop\n"
       "    kind: message\n"
       "    options:\n"
-      "      file: " + dir.file("orders.txt") + "\n";
+      "      file: " +
+      dir.file("orders.txt") + "\n";
   sbus_test::SbusdProcess sbusd(options);
   sbus::Sender sender(sbusd.sender_options());
   sender.send(sbusd.address("shop.order"), R"({"item": "durian", "count": 1})");

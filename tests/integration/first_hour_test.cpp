@@ -22,7 +22,9 @@ using sbus_test::TempDir;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -66,13 +68,18 @@ TEST_CASE("sbusd --check names every problem at once", "[supervisor][check][firs
                         "node: check-all\n"
                         "brokers:\n"
                         "  - amqp://guest:guest@127.0.0.1:5672/%2f\n"
-                        "secret_file: " + dir.file("no-such-secret") + "\n"
-                        "plugin_dir: " + dir.file("no-such-plugins") + "\n"
-                        "services:\n"
-                        "  - name: math.add\n"
-                        "    plugin: math\n"
-                        "  - name: other.thing\n"
-                        "    plugin: " + dir.file("nowhere.so") + "\n");
+                        "secret_file: " +
+                            dir.file("no-such-secret") +
+                            "\n"
+                            "plugin_dir: " +
+                            dir.file("no-such-plugins") +
+                            "\n"
+                            "services:\n"
+                            "  - name: math.add\n"
+                            "    plugin: math\n"
+                            "  - name: other.thing\n"
+                            "    plugin: " +
+                            dir.file("nowhere.so") + "\n");
   const auto result = run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"}, 30s);
   INFO(result.err);
   CHECK(result.exit_code == 1);
@@ -85,7 +92,9 @@ TEST_CASE("sbusd --check names every problem at once", "[supervisor][check][firs
 namespace {
 
 // "amqp://guest@127.0.0.1:PORT/%2f", as sbusd's log names the test broker.
-std::string redacted_test_broker() { return "amqp://guest@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f"; }
+std::string redacted_test_broker() {
+  return "amqp://guest@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
+}
 
 }  // namespace
 
@@ -135,7 +144,8 @@ TEST_CASE("sbusd's retry log calls a refused connection that", "[supervisor][fir
   options.brokers = {dead.uri()};
   options.wait_ready = false;
   SbusdProcess sbusd(options);
-  REQUIRE(sbus_test::wait_until([&] { return contains(sbusd.log(), "127.0.0.1:" + std::to_string(dead.port())); }, 10s));
+  REQUIRE(
+      sbus_test::wait_until([&] { return contains(sbusd.log(), "127.0.0.1:" + std::to_string(dead.port())); }, 10s));
   REQUIRE(sbus_test::wait_until([&] { return contains(sbusd.log(), "connection refused"); }, 10s));
   INFO(sbusd.log());
   CHECK_FALSE(contains(sbusd.log(), "a socket error occurred"));

@@ -110,8 +110,8 @@ TEST_CASE("with hmac-sha256-v2 a rogue consumer's forged replies are dropped and
       CHECK(result.exit_code == 0);
       forged += result.out == "666\n";
       real += result.out == "0.2\n";
-      dropped_said += result.err.find("dropped 1 reply(ies) that failed the hmac-sha256-v2 signature check") !=
-                      std::string::npos;
+      dropped_said +=
+          result.err.find("dropped 1 reply(ies) that failed the hmac-sha256-v2 signature check") != std::string::npos;
     }
     std::printf("hmac-sha256-v2: %d of 20 calls printed the forged result, %d the real one; the rogue answered %d\n",
                 forged, real, rogue.answered());
@@ -199,9 +199,10 @@ void check_refused(const std::string& user, const std::string& what,
 
 }  // namespace
 
-TEST_CASE("with least-privilege broker users a sender can neither bind to the exchange nor consume a node's queue, "
-          "and sbusd and sbus still work",
-          "[forged][permissions]") {
+TEST_CASE(
+    "with least-privilege broker users a sender can neither bind to the exchange nor consume a node's queue, "
+    "and sbusd and sbus still work",
+    "[forged][permissions]") {
   const std::string node = sbus_test::unique_node();
   const std::string tag = std::to_string(::getpid());
   const std::string agent = "sbus-agent-" + node;
@@ -239,12 +240,11 @@ TEST_CASE("with least-privilege broker users a sender can neither bind to the ex
   CHECK(cli({"ping", node}).exit_code == 0);
   CHECK(cli({"stats", node}).exit_code == 0);
   CHECK(cli({"send", sbusd.address("test.record"), "[\"least privilege\"]"}).exit_code == 0);
-  CHECK(sbus_test::wait_until([&] { return sbus_test::read_file(sbusd.record_file()).find("least privilege") !=
-                                           std::string::npos; }, 10s));
+  CHECK(sbus_test::wait_until(
+      [&] { return sbus_test::read_file(sbusd.record_file()).find("least privilege") != std::string::npos; }, 10s));
   // A plugin's own call, through the agent's account.
-  const sbus_test::ProcessResult relay =
-      cli({"call", sbusd.address("test.relay"),
-           R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})"});
+  const sbus_test::ProcessResult relay = cli(
+      {"call", sbusd.address("test.relay"), R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})"});
   INFO(relay.err);
   CHECK(relay.out == "42\n");
 

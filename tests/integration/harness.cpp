@@ -32,7 +32,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -52,8 +54,7 @@ pid_t spawn(const std::vector<std::string>& args, int in_fd, int out_fd, int err
   if (pid < 0) throw std::runtime_error("fork failed: " + errno_text());
   if (pid == 0) {
     // Only async-signal-safe calls from here on.
-    if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
-        dup2(err_fd, STDERR_FILENO) < 0) {
+    if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0) {
       _exit(127);
     }
     close_range(3, ~0U, 0);
@@ -85,12 +86,9 @@ std::optional<int> wait_pid(pid_t pid, std::chrono::milliseconds timeout) {
 
 std::string amqp_reply_text(const amqp_rpc_reply_t& reply) {
   switch (reply.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return amqp_error_string2(reply.library_error);
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(reply.library_error);
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
@@ -111,7 +109,9 @@ amqp_bytes_t bytes(std::string_view text) {
   return amqp_bytes_t{text.size(), const_cast<char*>(text.data())};
 }
 
-std::string to_string(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
+std::string to_string(amqp_bytes_t b) {
+  return std::string(static_cast<const char*>(b.bytes), b.len);
+}
 
 }  // namespace
 
@@ -131,7 +131,9 @@ int broker_port() {
   return port;
 }
 
-std::string broker_uri() { return "amqp://guest:guest@127.0.0.1:" + std::to_string(broker_port()) + "/%2f"; }
+std::string broker_uri() {
+  return "amqp://guest:guest@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+}
 
 DeadPort::DeadPort() {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -150,9 +152,13 @@ DeadPort::DeadPort() {
   port_ = ntohs(address.sin_port);
 }
 
-DeadPort::~DeadPort() { ::close(fd_); }
+DeadPort::~DeadPort() {
+  ::close(fd_);
+}
 
-std::string DeadPort::uri() const { return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/%2f"; }
+std::string DeadPort::uri() const {
+  return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/%2f";
+}
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
@@ -320,8 +326,7 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
-SbusdProcess::SbusdProcess(SbusdOptions options)
-    : node_(options.node.empty() ? unique_node() : options.node) {
+SbusdProcess::SbusdProcess(SbusdOptions options) : node_(options.node.empty() ? unique_node() : options.node) {
   secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
   secret_file_ = write_secret(dir_.path(), secret_);
   state_dir_ = options.state_dir.empty() ? dir_.file("state") : options.state_dir;
@@ -338,7 +343,8 @@ SbusdProcess::SbusdProcess(SbusdOptions options)
   yaml += "exchange: " + exchange_ + "\n";
   yaml += "secret_file: " + secret_file_ + "\n";
   yaml += "state_dir: " + state_dir_ + "\n";
-  yaml += "plugin_dir: " + (options.plugin_dir.empty() ? std::string(SBUS_BUILD_DIR "/plugins") : options.plugin_dir) + "\n";
+  yaml += "plugin_dir: " + (options.plugin_dir.empty() ? std::string(SBUS_BUILD_DIR "/plugins") : options.plugin_dir) +
+          "\n";
   if (options.max_message_bytes > 0) {
     yaml += "max_message_bytes: " + std::to_string(options.max_message_bytes) + "\n";
   }
@@ -368,8 +374,7 @@ SbusdProcess::SbusdProcess(SbusdOptions options)
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (log_fd < 0 || null_fd < 0) throw std::runtime_error("cannot open " + log_path_ + ": " + errno_text());
   try {
-    pid_ = spawn({std::string(SBUS_BUILD_DIR) + "/bin/sbusd", "--config", config_path_}, null_fd,
-                 log_fd, log_fd);
+    pid_ = spawn({std::string(SBUS_BUILD_DIR) + "/bin/sbusd", "--config", config_path_}, null_fd, log_fd, log_fd);
   } catch (...) {
     ::close(log_fd);
     ::close(null_fd);
@@ -431,7 +436,8 @@ sbus::SenderOptions SbusdProcess::sender_options() const {
 }
 
 std::vector<std::string> SbusdProcess::cli_args() const {
-  if (exchange_ != "py-servicebus") return {"--broker", broker_uri(), "--secret-file", secret_file_, "--exchange", exchange_};
+  if (exchange_ != "py-servicebus")
+    return {"--broker", broker_uri(), "--secret-file", secret_file_, "--exchange", exchange_};
   return {"--broker", broker_uri(), "--secret-file", secret_file_};
 }
 
@@ -455,7 +461,9 @@ int SbusdProcess::stop(std::chrono::milliseconds grace) {
   return exit_code_.value_or(-1);
 }
 
-std::string SbusdProcess::log() const { return read_file(log_path_); }
+std::string SbusdProcess::log() const {
+  return read_file(log_path_);
+}
 
 RawAmqp::RawAmqp(int port) : RawAmqp(port, "guest", "guest") {}
 
@@ -464,8 +472,8 @@ RawAmqp::RawAmqp(int port, const std::string& user, const std::string& password)
   if (state_ == nullptr) throw std::runtime_error("amqp_new_connection failed");
   amqp_socket_t* socket = amqp_tcp_socket_new(state_);
   timeval timeout{5, 0};
-  const int status = socket == nullptr ? AMQP_STATUS_NO_MEMORY
-                                       : amqp_socket_open_noblock(socket, "127.0.0.1", port, &timeout);
+  const int status =
+      socket == nullptr ? AMQP_STATUS_NO_MEMORY : amqp_socket_open_noblock(socket, "127.0.0.1", port, &timeout);
   if (status != AMQP_STATUS_OK) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("raw connect to 127.0.0.1:" + std::to_string(port) +
@@ -501,8 +509,7 @@ void RawAmqp::check(std::string_view what) const {
 }
 
 std::string RawAmqp::declare_reply_queue() {
-  amqp_queue_declare_ok_t* ok =
-      amqp_queue_declare(state_, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+  amqp_queue_declare_ok_t* ok = amqp_queue_declare(state_, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
   check("declare reply queue");
   const std::string name = to_string(ok->queue);
   amqp_basic_consume(state_, 1, bytes(name), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
@@ -533,8 +540,7 @@ void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, s
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = bytes(correlation_id);
   }
-  const int status =
-      amqp_basic_publish(state_, 1, bytes(exchange), bytes(routing_key), 0, 0, &props, bytes(body));
+  const int status = amqp_basic_publish(state_, 1, bytes(exchange), bytes(routing_key), 0, 0, &props, bytes(body));
   if (status != AMQP_STATUS_OK) {
     throw std::runtime_error(std::string("raw publish failed: ") + amqp_error_string2(status));
   }
@@ -564,15 +570,13 @@ std::optional<RawAmqp::Message> RawAmqp::receive(std::chrono::milliseconds timeo
     if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_TIMEOUT) {
       return std::nullopt;
     }
-    if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+    if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       amqp_frame_t frame;
       if (amqp_simple_wait_frame(state_, &frame) != AMQP_STATUS_OK) {
         throw std::runtime_error("raw connection lost");
       }
-      if (frame.frame_type == AMQP_FRAME_METHOD &&
-          (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-           frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+      if (frame.frame_type == AMQP_FRAME_METHOD && (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                                                    frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
         throw std::runtime_error("the broker closed the raw channel");
       }
       continue;  // e.g. basic.ack or a consumer-cancel notice: not a delivery

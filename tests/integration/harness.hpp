@@ -266,7 +266,6 @@ class RawAmqp {
 };
 
 // Text between the first `open` and the following `close`, or nullopt.
-std::optional<std::string> between(std::string_view text, std::string_view open,
-                                   std::string_view close);
+std::optional<std::string> between(std::string_view text, std::string_view open, std::string_view close);
 
 }  // namespace sbus_test

@@ -63,8 +63,8 @@ class Listener {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t length = sizeof(address);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
       throw std::runtime_error("cannot listen on 127.0.0.1");
     }
     port_ = ntohs(address.sin_port);
@@ -73,7 +73,9 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  std::string url(std::string_view path) const { return "http://127.0.0.1:" + std::to_string(port_) + "/" + std::string(path); }
+  std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + std::string(path);
+  }
   int accepted() {
     for (int client; (client = ::accept(fd_, nullptr, nullptr)) >= 0;) {
       ::close(client);
@@ -113,8 +115,7 @@ std::optional<RawAmqp::Message> call_raw(const SbusdProcess& sbusd, RawAmqp& raw
 
 }  // namespace
 
-TEST_CASE("hostile XML gets an error reply within milliseconds and the same worker keeps serving",
-          "[hostile]") {
+TEST_CASE("hostile XML gets an error reply within milliseconds and the same worker keeps serving", "[hostile]") {
   SbusdProcess sbusd;
   Listener listener;
   std::vector<Hostile> cases;
@@ -140,8 +141,8 @@ TEST_CASE("hostile XML gets an error reply within milliseconds and the same work
                    "malformed_xml"});
   cases.push_back({"100000 nested elements in <params>",
                    event_with_params("deep-1", repeat("<a>", 100000) + repeat("</a>", 100000)), "malformed_xml"});
-  cases.push_back({"200000 sibling elements in <params>", event_with_params("wide-1", repeat("<a/>", 200000)),
-                   "malformed_xml"});
+  cases.push_back(
+      {"200000 sibling elements in <params>", event_with_params("wide-1", repeat("<a/>", 200000)), "malformed_xml"});
   // libxml2 2.9 checks attributes for duplicates pairwise: minutes for this.
   std::string attributes;
   for (int i = 0; attributes.size() < 900000; ++i) attributes += " a" + std::to_string(i) + "=\"\"";

@@ -56,8 +56,7 @@ TEST_CASE("an invalid-token call whose id holds a line feed writes no forged lin
   CHECK(log.find("evil\\x0a" + forged + "\\x0a") != std::string::npos);
 }
 
-TEST_CASE("a flood of refused messages writes a bounded number of log lines and counts the rest",
-          "[hostile][log]") {
+TEST_CASE("a flood of refused messages writes a bounded number of log lines and counts the rest", "[hostile][log]") {
   SbusdProcess sbusd;
   RawAmqp raw;
   const std::string reply_queue = raw.declare_reply_queue();
@@ -69,8 +68,8 @@ TEST_CASE("a flood of refused messages writes a bounded number of log lines and 
   for (int i = 0; i < kHostile; ++i) {
     // Messages (no reply_to) with a wrong token, a long id with line feeds.
     raw.publish("py-servicebus", sbusd.node(),
-                sbus_test::py_call_body("flood-" + std::to_string(i) + "\n" + std::string(500, 'x'), "wrong",
-                                        "math", "add", "[1,2]"));
+                sbus_test::py_call_body("flood-" + std::to_string(i) + "\n" + std::string(500, 'x'), "wrong", "math",
+                                        "add", "[1,2]"));
   }
   // Handled in order: once this call is answered, the flood has been read.
   sbus::CallResult sum = sender.call(sbusd.address("math.add"), "[2,3]", 30s);

@@ -32,21 +32,30 @@ TEST_CASE("sbusd --check names each service entry whose kind its plugin does not
   TempDir dir;
   const std::string config = dir.file("sbusd.yaml");
   sbus_test::write_file(config,
-                        "node: " + sbus_test::unique_node() + "\n"                // 1
-                        "brokers:\n"                                              // 2
-                        "  - " + sbus_test::broker_uri() + "\n"                   // 3
-                        "secret_file: " + sbus_test::write_secret(dir.path()) + "\n"  // 4
-                        "state_dir: " + dir.file("state") + "\n"                  // 5
-                        "plugin_dir: " + kPlugins + "\n"                          // 6
-                        "services:\n"                                             // 7
-                        "  - name: math.add\n"                                    // 8: rpc only
-                        "    plugin: math\n"
-                        "    kind: message\n"
-                        "  - name: test.echo\n"                                   // 11: serves both
-                        "    plugin: test\n"
-                        "    kind: message\n"
-                        "  - name: test.fail_message\n"                           // 14: messages only
-                        "    plugin: test\n");
+                        "node: " + sbus_test::unique_node() +
+                            "\n"          // 1
+                            "brokers:\n"  // 2
+                            "  - " +
+                            sbus_test::broker_uri() +
+                            "\n"  // 3
+                            "secret_file: " +
+                            sbus_test::write_secret(dir.path()) +
+                            "\n"  // 4
+                            "state_dir: " +
+                            dir.file("state") +
+                            "\n"  // 5
+                            "plugin_dir: " +
+                            kPlugins +
+                            "\n"                    // 6
+                            "services:\n"           // 7
+                            "  - name: math.add\n"  // 8: rpc only
+                            "    plugin: math\n"
+                            "    kind: message\n"
+                            "  - name: test.echo\n"  // 11: serves both
+                            "    plugin: test\n"
+                            "    kind: message\n"
+                            "  - name: test.fail_message\n"  // 14: messages only
+                            "    plugin: test\n");
 
   const auto check = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"});
   INFO("stderr:\n" << check.err);
@@ -65,9 +74,10 @@ TEST_CASE("sbusd --check names each service entry whose kind its plugin does not
   CHECK(contains(start.err, "sbusd: not started"));
 }
 
-TEST_CASE("A worker whose plugin no longer serves a service's kind leaves it unavailable: its messages go to the "
-          "error queue, not into nothing",
-          "[plugin-kinds][worker]") {
+TEST_CASE(
+    "A worker whose plugin no longer serves a service's kind leaves it unavailable: its messages go to the "
+    "error queue, not into nothing",
+    "[plugin-kinds][worker]") {
   // The plugin is named by a link that the test points elsewhere under the
   // running sbusd; a worker that starts again loads what it points at then,
   // without the check a start or a reload runs.
@@ -79,7 +89,9 @@ TEST_CASE("A worker whose plugin no longer serves a service's kind leaves it una
       "  - name: math.add\n"
       "    plugin: math\n"
       "  - name: sink.echo\n"
-      "    plugin: " + link + "\n"
+      "    plugin: " +
+      link +
+      "\n"
       "    export: echo\n"
       "    kind: message\n";
   SbusdProcess sbusd(options);

@@ -15,7 +15,9 @@ using sbus_test::SbusdProcess;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 std::vector<std::string> lines_with(const std::string& log, const std::string& part) {
   std::vector<std::string> found;
@@ -37,8 +39,7 @@ SbusdOptions log_service(const std::string& level) {
 
 }  // namespace
 
-TEST_CASE("A plugin's log lines go to sbusd's log, named after the service, at the worker's level",
-          "[plugin-log]") {
+TEST_CASE("A plugin's log lines go to sbusd's log, named after the service, at the worker's level", "[plugin-log]") {
   SECTION("log_level info: the info line is written, the debug line is not") {
     SbusdProcess sbusd(log_service("info"));
     sbus::Sender sender(sbusd.sender_options());
@@ -71,8 +72,7 @@ TEST_CASE("A plugin's log text cannot split its line or forge another", "[plugin
   sbus::Sender sender(sbusd.sender_options());
   const std::string forged = "2026-01-01T00:00:00.000 error [supervisor pid=1] forged";
   // JSON escapes: a real newline, CR, ESC and a backslash reach the plugin.
-  const auto result =
-      sender.call(sbusd.address("test.log"), R"(["a\nb\r\u001b[31m\\ )" + forged + R"("])", 10s);
+  const auto result = sender.call(sbusd.address("test.log"), R"(["a\nb\r\u001b[31m\\ )" + forged + R"("])", 10s);
   REQUIRE(result.ok());
   REQUIRE(sbus_test::wait_until([&] { return contains(sbusd.log(), "forged"); }, 5s));
   const std::string log = sbusd.log();

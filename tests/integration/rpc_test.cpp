@@ -222,8 +222,8 @@ TEST_CASE("a call sbusd cannot serve gets an error reply at once, not silence", 
     auto result = run_cli(concat({"call", sbusd.address("math.nosuch"), "[]", "--timeout", "10"}, sbusd.cli_args()));
     CHECK(result.exit_code == 1);
     CHECK(result.out == "");
-    CHECK(result.err == "sbus: " + sbusd.address("math.nosuch") +
-                            " failed: unknown_service: Cannot Find RPC Service: math.nosuch\n");
+    CHECK(result.err ==
+          "sbus: " + sbusd.address("math.nosuch") + " failed: unknown_service: Cannot Find RPC Service: math.nosuch\n");
   }
 }
 
@@ -299,9 +299,7 @@ TEST_CASE("sbus ping exits 0 for a live node and 3 for a node nobody serves", "[
                   amqp_cstring_bytes(queue.c_str()), amqp_empty_table);
   raw.check("bind " + queue);
   sbus_test::ProcessResult nobody;
-  auto took = timed([&] {
-    nobody = run_cli({"ping", queue, "--timeout", "1", "--broker", broker_uri()});
-  });
+  auto took = timed([&] { nobody = run_cli({"ping", queue, "--timeout", "1", "--broker", broker_uri()}); });
   INFO("stderr: " << nobody.err);
   CHECK(nobody.exit_code == 3);
   CHECK(nobody.err.find("no answer from NO-SUCH-NODE") != std::string::npos);
@@ -342,7 +340,8 @@ TEST_CASE("a message with a bad token is not recorded: it goes to the error queu
 
 TEST_CASE("sbus call takes the brokers and the secret from an sbusd config", "[rpc][cli]") {
   SbusdProcess sbusd;
-  auto result = run_cli({"call", sbusd.address("math.add"), "[1,2,3]", "--timeout", "10", "--config", sbusd.config_path()});
+  auto result =
+      run_cli({"call", sbusd.address("math.add"), "[1,2,3]", "--timeout", "10", "--config", sbusd.config_path()});
   INFO("stderr: " << result.err);
   CHECK(result.exit_code == 0);
   CHECK(result.out == "6\n");
@@ -436,12 +435,14 @@ TEST_CASE("sbusd consumes again after its queue is deleted", "[rpc][recovery]") 
 TEST_CASE("sbusd reconnects after the broker closes its connection", "[rpc][recovery]") {
   SbusdProcess sbusd;
   // The worker's connection, by the name it gives itself.
-  auto connections = sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  auto connections =
+      sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
   REQUIRE(connections.exit_code == 0);
   std::string connection_pid;
   std::istringstream lines(connections.out);
   for (std::string line; std::getline(lines, line);) {
-    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos) connection_pid = line.substr(0, line.find('\t'));
+    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos)
+      connection_pid = line.substr(0, line.find('\t'));
   }
   INFO("connections:\n" << connections.out);
   REQUIRE(!connection_pid.empty());
@@ -539,9 +540,10 @@ namespace {
 // on the same channel, and waits for the probe's answer: the worker takes
 // deliveries in order, so once the probe is answered the sleep is running.
 void start_sleep(SbusdProcess& sbusd, RawAmqp& raw, const std::string& reply_queue, int seconds) {
-  raw.publish("py-servicebus", sbusd.node(),
-              sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[" + std::to_string(seconds) + "]"),
-              reply_queue, "sleep-1");
+  raw.publish(
+      "py-servicebus", sbusd.node(),
+      sbus_test::py_call_body("sleep-1", sbus_test::kSecret, "test", "sleep", "[" + std::to_string(seconds) + "]"),
+      reply_queue, "sleep-1");
   raw.publish("py-servicebus", sbusd.node(),
               sbus_test::py_call_body("probe-1", sbus_test::kSecret, "math", "add", "[1,1]"), reply_queue, "probe-1");
   std::optional<RawAmqp::Message> probe = raw.receive(10s);
@@ -599,16 +601,21 @@ TEST_CASE("sbusd --check names the file and line of a plugin that does not exist
   const std::string secret = sbus_test::write_secret(dir.path());
   const std::string config = dir.file("broken.yaml");
   sbus_test::write_file(config,
-                        "node: check-node\n"                              // 1
-                        "brokers:\n"                                      // 2
-                        "  - " + broker_uri() + "\n"                      // 3
-                        "secret_file: " + secret + "\n"                   // 4
-                        "plugin_dir: " SBUS_BUILD_DIR "/plugins\n"        // 5
-                        "services:\n"                                     // 6
-                        "  - name: math.add\n"                            // 7
-                        "    plugin: math\n"                              // 8
-                        "  - name: gone.away\n"                           // 9
-                        "    plugin: nosuch\n");                          // 10
+                        "node: check-node\n"  // 1
+                        "brokers:\n"          // 2
+                        "  - " +
+                            broker_uri() +
+                            "\n"  // 3
+                            "secret_file: " +
+                            secret +
+                            "\n"  // 4
+                            "plugin_dir: " SBUS_BUILD_DIR
+                            "/plugins\n"              // 5
+                            "services:\n"             // 6
+                            "  - name: math.add\n"    // 7
+                            "    plugin: math\n"      // 8
+                            "  - name: gone.away\n"   // 9
+                            "    plugin: nosuch\n");  // 10
   auto result = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"});
   INFO("stderr: " << result.err);
   CHECK(result.exit_code == 1);
@@ -641,8 +648,8 @@ TEST_CASE("the CLI without a reachable broker exits 4 and says which broker fail
   DeadPort dead;
   sbus_test::TempDir dir;
   const std::string secret = sbus_test::write_secret(dir.path());
-  auto result = run_cli({"call", "SOME-NODE.math.add", "[1,2]", "--timeout", "5", "--broker", dead.uri(),
-                         "--secret-file", secret});
+  auto result = run_cli(
+      {"call", "SOME-NODE.math.add", "[1,2]", "--timeout", "5", "--broker", dead.uri(), "--secret-file", secret});
   INFO("stderr: " << result.err);
   CHECK(result.exit_code == 4);
   CHECK(result.out == "");
@@ -730,8 +737,8 @@ TEST_CASE("a caller's sequential calls are read by the service's own thread: the
     int right = 0;
     for (int i = 0; i < kCalls; ++i) {
       const sbus::CallResult result = sender.call(sbusd.address(service), "[" + std::to_string(i) + ",1]", 10s);
-      right += result.message == (std::string(service) == "math.add" ? std::to_string(i + 1)
-                                                                    : "[" + std::to_string(i) + ",1]");
+      right += result.message ==
+               (std::string(service) == "math.add" ? std::to_string(i + 1) : "[" + std::to_string(i) + ",1]");
     }
     const Switches after = switches_of(worker);
     CHECK(right == kCalls);
@@ -804,8 +811,10 @@ TEST_CASE("callers of several services at once, sequential and pipelined, each g
   CHECK(sbusd.stop() == 0);
 }
 
-TEST_CASE("a call that reaches the reader seat while another thread writes a large reply is served, with no tick to rescue it",
-          "[rpc][seat][concurrency]") {
+TEST_CASE(
+    "a call that reaches the reader seat while another thread writes a large reply is served, with no tick to rescue "
+    "it",
+    "[rpc][seat][concurrency]") {
   // No heartbeat and no ping: nothing wakes the connection thread but the
   // socket, its queue and signals. A call the seat holder was woken for but
   // could not read (the lock taken by test.echo's thread, which writes its

@@ -111,8 +111,9 @@ TEST_CASE("a py-servicebus fleet's short secret is served only with legacy_short
     REQUIRE(reply.has_value());
     CHECK(sbus_test::between(reply->body, "<![CDATA[", "]]>") == "3");
     // The CLI takes the short secret only when told so.
-    const std::vector<std::string> call = {"call", sbusd.address("math.add"), "[2,2]", "--broker",
-                                           sbus_test::broker_uri(), "--secret-file", sbusd.secret_file()};
+    const std::vector<std::string> call = {
+        "call",          sbusd.address("math.add"), "[2,2]", "--broker", sbus_test::broker_uri(),
+        "--secret-file", sbusd.secret_file()};
     const sbus_test::ProcessResult refused = sbus_test::run_cli(call);
     CHECK(refused.exit_code == 2);
     CHECK_THAT(refused.err, Contains("--legacy-short-secret"));

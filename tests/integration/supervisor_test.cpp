@@ -48,9 +48,9 @@ extern char** environ;
 using namespace std::chrono_literals;
 using sbus_test::broker_port;
 using sbus_test::broker_uri;
+using sbus_test::kSecret;
 using sbus_test::mapped_libraries;
 using sbus_test::maps_library;
-using sbus_test::kSecret;
 using sbus_test::RawAmqp;
 using sbus_test::read_file;
 using sbus_test::TempDir;
@@ -205,8 +205,7 @@ class Daemon {
     const pid_t pid = ::fork();
     if (pid == 0) {
       // Only async-signal-safe calls: other test threads may hold locks.
-      if (::dup2(null_fd, STDIN_FILENO) < 0 || ::dup2(log_fd, STDOUT_FILENO) < 0 ||
-          ::dup2(log_fd, STDERR_FILENO) < 0) {
+      if (::dup2(null_fd, STDIN_FILENO) < 0 || ::dup2(log_fd, STDOUT_FILENO) < 0 || ::dup2(log_fd, STDERR_FILENO) < 0) {
         _exit(127);
       }
       ::close_range(3, ~0U, 0);
@@ -231,7 +230,8 @@ class Daemon {
                              std::to_string(config_.brokers.size()) + " brokers connected";
     const bool ready = wait_until([&] { return wait_exit(0ms) || log().find(line) != std::string::npos; }, timeout);
     if (exit_code_) {
-      throw std::runtime_error("sbusd exited with " + std::to_string(*exit_code_) + " before it was ready; log:\n" + log());
+      throw std::runtime_error("sbusd exited with " + std::to_string(*exit_code_) + " before it was ready; log:\n" +
+                               log());
     }
     if (!ready) throw std::runtime_error("sbusd did not log '" + line + "' in time; log:\n" + log());
   }
@@ -312,8 +312,8 @@ class Daemon {
 // and transport failures (no queue yet, a timeout) count as misses. Returns
 // the first success, or nullopt.
 std::optional<sbus::CallResult> call_until_ok(sbus::Sender& sender, const std::string& address,
-                                              const std::string& params, milliseconds timeout,
-                                              milliseconds attempt, std::string* last_problem = nullptr) {
+                                              const std::string& params, milliseconds timeout, milliseconds attempt,
+                                              std::string* last_problem = nullptr) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     try {
@@ -553,8 +553,7 @@ TEST_CASE("A worker killed with SIGKILL is back and serving within a second", "[
   std::string problem;
   const auto answer = call_until_ok(sender, sbusd.address("math.add"), "[2,3]", 10s, 100ms, &problem);
   const auto recovery = ms_since(killed);
-  std::cout << "[figure] SIGKILL of worker pid " << worker << " -> first math.add answered: " << recovery
-            << " ms\n";
+  std::cout << "[figure] SIGKILL of worker pid " << worker << " -> first math.add answered: " << recovery << " ms\n";
   INFO("recovery: " << recovery << " ms; last problem: " << problem << "\nlog:\n" << sbusd.log());
   REQUIRE(answer);
   CHECK(answer->message == "5");
@@ -608,8 +607,7 @@ TEST_CASE("The supervisor maps none of the libraries that serving needs, and a w
   CHECK(sbusd.stop() == 0);
 }
 
-TEST_CASE("sbusd without a loadable worker module refuses to start and says why",
-          "[supervisor][memory]") {
+TEST_CASE("sbusd without a loadable worker module refuses to start and says why", "[supervisor][memory]") {
   // A copy of sbusd in a tree of its own: no ../libexec/sbus beside it.
   TempDir tree;
   REQUIRE(::mkdir(tree.file("bin").c_str(), 0755) == 0);
@@ -620,16 +618,15 @@ TEST_CASE("sbusd without a loadable worker module refuses to start and says why"
   const std::string secret_file = sbus_test::write_secret(dir.path());
   const std::string config = dir.file("sbusd.yaml");
   write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + broker_uri() +
-                         "]\nsecret_file: " + secret_file + "\nplugin_dir: " SBUS_BUILD_DIR
-                         "/plugins\nservices:\n" + service_yaml("math.add"));
+                         "]\nsecret_file: " + secret_file + "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" +
+                         service_yaml("math.add"));
   const std::string output = dir.file("output");
   const int status = std::system((copy + " --config " + config + " > " + output + " 2>&1").c_str());
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 1);
   const std::string text = read_file(output);
   INFO(text);
-  CHECK(text.find("cannot load the worker module " + tree.file("libexec/sbus/sbusd-worker.so")) !=
-        std::string::npos);
+  CHECK(text.find("cannot load the worker module " + tree.file("libexec/sbus/sbusd-worker.so")) != std::string::npos);
   CHECK(text.find("not started") != std::string::npos);
 
   // A module that is there but does not load: the check says why.
@@ -700,8 +697,8 @@ TEST_CASE("A plugin that segfaults on a call brings its worker back without touc
     transport_error = e.what();
   }
   const auto answered_after = ms_since(called);
-  std::cout << "[figure] test.crash answered after " << answered_after << " ms: "
-            << (crash ? crash->error_code + ": " + crash->message : transport_error) << "\n";
+  std::cout << "[figure] test.crash answered after " << answered_after
+            << " ms: " << (crash ? crash->error_code + ": " + crash->message : transport_error) << "\n";
   INFO("log:\n" << sbusd.log());
   REQUIRE(transport_error == "");
   REQUIRE(crash);
@@ -831,8 +828,7 @@ TEST_CASE("A reload with a broken config changes nothing", "[supervisor][reload]
   CHECK(sbusd.stop() == 0);
 }
 
-TEST_CASE("A reload whose new worker cannot start its services keeps the old worker serving",
-          "[supervisor][reload]") {
+TEST_CASE("A reload whose new worker cannot start its services keeps the old worker serving", "[supervisor][reload]") {
   // test.record without `options: {file: ...}` loads fine, so the reload's
   // plugin check passes, but its start() throws: the new worker exits with
   // the fatal code. The old one must not be drained for it.
@@ -846,10 +842,7 @@ TEST_CASE("A reload whose new worker cannot start its services keeps the old wor
   sbusd.signal(SIGHUP);
   // Either the reload is refused up front, or the replacement fails.
   REQUIRE(wait_until(
-      [&] {
-        return sbusd.log_count("reload failed") == 1 || sbusd.log_count("fatal, not restarting") == 1;
-      },
-      10s));
+      [&] { return sbusd.log_count("reload failed") == 1 || sbusd.log_count("fatal, not restarting") == 1; }, 10s));
 
   sbus::Sender sender(sbusd.sender_options());
   std::optional<sbus::CallResult> sum;
@@ -930,8 +923,8 @@ TEST_CASE("SIGTERM lets a running call finish and leaves the calls not yet start
   RawAmqp probe;
   const std::string reply_queue = caller.declare_reply_queue();
   auto publish = [&](const std::string& id, const std::string& service, const std::string& params) {
-    caller.publish("py-servicebus", sbusd.node(),
-                   sbus_test::py_call_body(id, kSecret, "test", service, params), reply_queue, id);
+    caller.publish("py-servicebus", sbusd.node(), sbus_test::py_call_body(id, kSecret, "test", service, params),
+                   reply_queue, id);
   };
   // A starts at once on test.sleep's thread; B, C and D wait behind it in
   // that service's queue in the worker: delivered, not started. The worker
@@ -964,9 +957,8 @@ TEST_CASE("SIGTERM lets a running call finish and leaves the calls not yet start
   // The broker requeues what the stopped worker held but never started.
   std::uint32_t left = 0;
   CHECK(wait_until([&] { return (left = queue_counts(probe, sbusd.node()).messages) >= 3; }, 5s));
-  std::cout << "[figure] SIGTERM during test.sleep 2: call answered after " << answered_after
-            << " ms, sbusd exited " << exited_after << " ms with " << *code << "; " << left
-            << " calls left in the broker\n";
+  std::cout << "[figure] SIGTERM during test.sleep 2: call answered after " << answered_after << " ms, sbusd exited "
+            << exited_after << " ms with " << *code << "; " << left << " calls left in the broker\n";
   CHECK(left == 3);
   CHECK(queue_counts(probe, sbusd.node()).consumers == 0);
   // None of B, C, D was answered.
@@ -1017,7 +1009,8 @@ TEST_CASE("sd_notify messages arrive in order on the notify socket", "[superviso
   const auto watchdogs = notify.watchdog_times();
   long long longest_gap = 0;
   for (std::size_t i = 1; i < watchdogs.size(); ++i) {
-    longest_gap = std::max<long long>(longest_gap, duration_cast<milliseconds>(watchdogs[i] - watchdogs[i - 1]).count());
+    longest_gap =
+        std::max<long long>(longest_gap, duration_cast<milliseconds>(watchdogs[i] - watchdogs[i - 1]).count());
   }
   std::cout << "[figure] sd_notify: " << lines.size() << " datagram lines, " << watchdogs.size()
             << " WATCHDOG=1 with WATCHDOG_USEC=1000000, longest gap " << longest_gap << " ms\n";
@@ -1037,8 +1030,10 @@ TEST_CASE("sd_notify messages arrive in order on the notify socket", "[superviso
   if (stopping_status >= 0) CHECK(lines[stopping_status].find(", stopping") != std::string::npos);
 }
 
-TEST_CASE("A service whose start() throws is answered service_unavailable while the others serve, and READY and STATUS say so",
-          "[supervisor][systemd][start]") {
+TEST_CASE(
+    "A service whose start() throws is answered service_unavailable while the others serve, and READY and STATUS say "
+    "so",
+    "[supervisor][systemd][start]") {
   // test.record without `options: {file: ...}` throws in start().
   TempDir dir;
   NotifySocket notify(dir.file("notify"));
@@ -1048,7 +1043,9 @@ TEST_CASE("A service whose start() throws is answered service_unavailable while 
   REQUIRE(notify.wait_for("READY=1", 0, 20s));
   const pid_t worker = sbusd.worker_pid(redacted("127.0.0.1", broker_port()));
   const std::string why = "service test.record: start failed: test.record needs options: {file: PATH}";
-  REQUIRE(wait_until([&] { return notify.find("STATUS=1/1 brokers connected, 3 services; unavailable: test.record: " + why) >= 0; }, 5s));
+  REQUIRE(wait_until(
+      [&] { return notify.find("STATUS=1/1 brokers connected, 3 services; unavailable: test.record: " + why) >= 0; },
+      5s));
   CHECK(sbusd.log_count("service unavailable: test.record: " + why) == 1);
 
   sbus::Sender sender(sbusd.sender_options());
@@ -1094,7 +1091,8 @@ TEST_CASE("sbusd --check --start runs each service's start() and names the one t
   CHECK(starts.err.find("services[1]: test.record: start failed: test.record needs options: {file: PATH}") !=
         std::string::npos);
   CHECK(starts.err.find("has 1 problem(s)") != std::string::npos);
-  const auto misused = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--start"});
+  const auto misused =
+      sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", sbusd.config_path(), "--start"});
   CHECK(misused.exit_code == 2);
 }
 
@@ -1121,10 +1119,13 @@ TEST_CASE("sbus stats shows the worker of every broker, its restarts and how the
   const pid_t worker2 = sbusd.worker_pid(redacted("127.0.0.1", second.port()));
   REQUIRE(worker2 > 0);
   REQUIRE(::kill(worker2, SIGKILL) == 0);
-  REQUIRE(wait_until([&] {
-    const pid_t now = sbusd.worker_pid(redacted("127.0.0.1", second.port()));
-    return now > 0 && now != worker2 && stats().out.find("1 restart(s); the last run killed by signal 9") != std::string::npos;
-  }, 15s));
+  REQUIRE(wait_until(
+      [&] {
+        const pid_t now = sbusd.worker_pid(redacted("127.0.0.1", second.port()));
+        return now > 0 && now != worker2 &&
+               stats().out.find("1 restart(s); the last run killed by signal 9") != std::string::npos;
+      },
+      15s));
   auto after = stats();
   INFO("after:\n" << after.out);
   CHECK(count_of(after.out, "0 restart(s)\n") == 1);
@@ -1135,7 +1136,8 @@ TEST_CASE("sbus stats shows the worker of every broker, its restarts and how the
 namespace {
 
 // A config for `node` with `services`, the test broker and the secret in `secret_file`.
-std::string agent_yaml(const std::string& node, const std::string& secret_file, const std::vector<std::string>& services) {
+std::string agent_yaml(const std::string& node, const std::string& secret_file,
+                       const std::vector<std::string>& services) {
   std::string yaml = "node: " + node + "\nbrokers:\n  - " + broker_uri() + "\nsecret_file: " + secret_file +
                      "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n";
   for (const std::string& service : services) yaml += service_yaml(service);
@@ -1169,8 +1171,7 @@ TEST_CASE("Two agents of one node name with other services are told apart loudly
   CHECK(first.stop() == 0);
 }
 
-TEST_CASE("Two agents of one node name with the same services share its calls, and both serve",
-          "[supervisor][node]") {
+TEST_CASE("Two agents of one node name with the same services share its calls, and both serve", "[supervisor][node]") {
   Daemon first({.brokers = {}, .services = {"math.add"}});
   first.start();
   first.wait_ready();
@@ -1185,7 +1186,9 @@ TEST_CASE("Two agents of one node name with the same services share its calls, a
 
   // The broker hands the calls round: each agent answers some, none fails.
   sbus::Sender sender(first.sender_options());
-  for (int i = 0; i < 40; ++i) REQUIRE(sender.call(first.address("math.add"), "[" + std::to_string(i) + ",1]", 5s).message == std::to_string(i + 1));
+  for (int i = 0; i < 40; ++i)
+    REQUIRE(sender.call(first.address("math.add"), "[" + std::to_string(i) + ",1]", 5s).message ==
+            std::to_string(i + 1));
   const auto handled = [&](Daemon& agent) {
     sbus::SenderOptions options = agent.sender_options();
     rapidjson::Document stats;
@@ -1216,8 +1219,8 @@ TEST_CASE("SIGTERM with a stuck call exits at the drain timeout and answers that
   Daemon sbusd({.brokers = {},
                 .services = {"test.sleep", "math.add"},
                 .drain_timeout_seconds = 5,
-                .services_yaml = "  - name: test.echo\n    plugin: test\n    options:\n      stop_file: " +
-                                 stopped_mark + "\n"});
+                .services_yaml =
+                    "  - name: test.echo\n    plugin: test\n    options:\n      stop_file: " + stopped_mark + "\n"});
   sbusd.start();
   sbusd.wait_ready();
 
@@ -1260,16 +1263,19 @@ TEST_CASE("SIGTERM with a stuck call exits at the drain timeout and answers that
   probe.check("delete " + sbusd.node());
 }
 
-TEST_CASE("A call stuck in an idempotent service at the drain timeout is left to the broker and run again after "
-          "the restart",
-          "[supervisor][stop][drain]") {
+TEST_CASE(
+    "A call stuck in an idempotent service at the drain timeout is left to the broker and run again after "
+    "the restart",
+    "[supervisor][stop][drain]") {
   TempDir marks;
   const std::string mark = marks.file("stalled");
   DaemonConfig config{.brokers = {},
                       .services = {"math.add"},
                       .drain_timeout_seconds = 3,
-                      .services_yaml = "  - name: test.stall_once\n    plugin: test\n    idempotent: true\n"
-                                       "    options:\n      file: " + mark + "\n"};
+                      .services_yaml =
+                          "  - name: test.stall_once\n    plugin: test\n    idempotent: true\n"
+                          "    options:\n      file: " +
+                          mark + "\n"};
   Daemon sbusd(config);
   sbusd.start();
   sbusd.wait_ready();
@@ -1309,9 +1315,8 @@ TEST_CASE("A plugin that keeps crashing costs the other services a restart each 
           "[supervisor][restart][crash]") {
   // crash_limit 6: enough crashes to see that no back-off builds up (the
   // fifth would otherwise wait 1.6 s).
-  Daemon sbusd({.brokers = {},
-                .services = {"math.add", "test.crash"},
-                .extra_yaml = "crash_limit: 6\ncrash_cooldown: 60\n"});
+  Daemon sbusd(
+      {.brokers = {}, .services = {"math.add", "test.crash"}, .extra_yaml = "crash_limit: 6\ncrash_cooldown: 60\n"});
   sbusd.start();
   sbusd.wait_ready();
   sbus::Sender crasher(sbusd.sender_options());
@@ -1328,8 +1333,7 @@ TEST_CASE("A plugin that keeps crashing costs the other services a restart each 
     const auto sum = call_until_ok(adder, sbusd.address("math.add"), "[2,3]", 10s, 100ms, &problem);
     const auto recovery = ms_since(sent);
     worst = std::max(worst, recovery);
-    std::cout << "[figure] crash " << i << " of test.crash -> math.add answered again after " << recovery
-              << " ms\n";
+    std::cout << "[figure] crash " << i << " of test.crash -> math.add answered again after " << recovery << " ms\n";
     REQUIRE(sum);
     CHECK(sum->message == "5");
     CHECK(recovery < 1000);
@@ -1342,8 +1346,8 @@ TEST_CASE("A plugin that keeps crashing costs the other services a restart each 
   const auto asked = Clock::now();
   sbus::CallResult off = crasher.call(sbusd.address("test.crash"), "null", 10s);
   const auto answered = ms_since(asked);
-  std::cout << "[figure] switched-off test.crash answered " << off.error_code << " in " << answered << " ms: "
-            << off.message << "\n";
+  std::cout << "[figure] switched-off test.crash answered " << off.error_code << " in " << answered
+            << " ms: " << off.message << "\n";
   INFO("log:\n" << sbusd.log());
   CHECK(off.error_code == "service_unavailable");
   CHECK(off.message.find("switched off") != std::string::npos);
@@ -1419,7 +1423,6 @@ TEST_CASE("A worker whose broker is unreachable stops cleanly, and a worker kill
 
 namespace {
 
-
 // A service line for the plugin whose library takes an hour to load.
 const std::string kSlowLoadService =
     "  - name: slowload.nothing\n    plugin: " SBUS_BUILD_DIR "/test-plugins/slow_load_plugin.so\n";
@@ -1450,8 +1453,7 @@ TEST_CASE("A reload whose check hangs neither freezes the supervisor nor changes
   const auto killed = Clock::now();
   const auto sum = call_until_ok(sender, sbusd.address("math.add"), "[2,3]", 5s, 100ms);
   const auto recovery = ms_since(killed);
-  std::cout << "[figure] worker SIGKILLed during a hanging reload check: served again after " << recovery
-            << " ms\n";
+  std::cout << "[figure] worker SIGKILLed during a hanging reload check: served again after " << recovery << " ms\n";
   INFO("log:\n" << sbusd.log());
   REQUIRE(sum);
   CHECK(recovery < 2000);
@@ -1519,8 +1521,8 @@ TEST_CASE("A message to a service switched off for crashing goes to the error qu
     return letter.body.find("[3]") != std::string::npos;
   });
   REQUIRE(off != letters.end());
-  std::cout << "[figure] message to the switched-off test.crash_message: x-sbus-error: "
-            << off->header("x-sbus-error") << "\n";
+  std::cout << "[figure] message to the switched-off test.crash_message: x-sbus-error: " << off->header("x-sbus-error")
+            << "\n";
   CHECK(off->header("x-sbus-error").find("switched off") != std::string::npos);
   CHECK(off->header("x-sbus-service") == "test.crash_message");
   CHECK(sbusd.log_count("killed by signal 11") == 2);
@@ -1528,9 +1530,10 @@ TEST_CASE("A message to a service switched off for crashing goes to the error qu
   CHECK(sbusd.stop() == 0);
 }
 
-TEST_CASE("A stuck call given up at the drain timeout after its connection was lost is answered `interrupted` "
-          "when the broker delivers it again",
-          "[supervisor][stop][drain]") {
+TEST_CASE(
+    "A stuck call given up at the drain timeout after its connection was lost is answered `interrupted` "
+    "when the broker delivers it again",
+    "[supervisor][stop][drain]") {
   Daemon sbusd({.brokers = {}, .services = {"test.sleep", "math.add"}, .drain_timeout_seconds = 6});
   sbusd.start();
   sbusd.wait_ready();
@@ -1545,12 +1548,14 @@ TEST_CASE("A stuck call given up at the drain timeout after its connection was l
   sbus::Sender sender(sbusd.sender_options());
   REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");  // it holds the stuck call
 
-  auto connections = sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  auto connections =
+      sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
   REQUIRE(connections.exit_code == 0);
   std::string connection_pid;
   std::istringstream lines(connections.out);
   for (std::string line; std::getline(lines, line);) {
-    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos) connection_pid = line.substr(0, line.find('\t'));
+    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos)
+      connection_pid = line.substr(0, line.find('\t'));
   }
   REQUIRE(!connection_pid.empty());
 
@@ -1613,11 +1618,13 @@ TEST_CASE("A reload that starts accepting hmac tokens keeps their nonces in stat
   sbus::Sender sender(options);
   std::string last;
   // The workers are replaced one at a time: until then v2 calls are refused.
-  CHECK(wait_until([&] {
-    const sbus::CallResult result = sender.call(sbusd.address("math.add"), "[1,2]", 5s);
-    last = result.error_code + ": " + result.message;
-    return result.ok() && result.message == "3";
-  }, 15s, 100ms));
+  CHECK(wait_until(
+      [&] {
+        const sbus::CallResult result = sender.call(sbusd.address("math.add"), "[1,2]", 5s);
+        last = result.error_code + ": " + result.message;
+        return result.ok() && result.message == "3";
+      },
+      15s, 100ms));
   INFO(last << "\nlog:\n" << sbusd.log());
   CHECK(std::filesystem::is_regular_file(file));
   CHECK(sbusd.stop() == 0);

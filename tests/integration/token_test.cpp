@@ -22,8 +22,7 @@ namespace {
 
 std::string event_body(const std::string& id, const std::string& token, const std::string& params) {
   return "<?xml version=\"1.0\"?>\n<event version=\"1\"><id>" + id + "</id><token>" + token +
-         "</token><catgory>math</catgory><service>add</service><params><![CDATA[" + params +
-         "]]></params></event>";
+         "</token><catgory>math</catgory><service>add</service><params><![CDATA[" + params + "]]></params></event>";
 }
 
 struct Answer {
@@ -45,8 +44,7 @@ Answer call_raw(RawAmqp& raw, const std::string& reply_queue, const std::string&
 }
 
 std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -266,8 +264,9 @@ TEST_CASE("sbusd and sbusd --check refuse an hmac config whose state_dir cannot 
   const std::string state_dir = dir.file("not-a-folder") + "/state";
   const std::string config = dir.file("sbusd.yaml");
   sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + sbus_test::broker_uri() +
-                                    "]\nsecret_file: " + sbus_test::write_secret(dir.path()) + "\nstate_dir: " +
-                                    state_dir + "\naccept: [hmac-sha256-v2]\nplugin_dir: " SBUS_BUILD_DIR
+                                    "]\nsecret_file: " + sbus_test::write_secret(dir.path()) +
+                                    "\nstate_dir: " + state_dir +
+                                    "\naccept: [hmac-sha256-v2]\nplugin_dir: " SBUS_BUILD_DIR
                                     "/plugins\nservices:\n  - name: math.add\n    plugin: math\n");
   for (const bool check : {true, false}) {
     INFO((check ? "--check" : "start"));

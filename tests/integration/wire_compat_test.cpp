@@ -113,8 +113,8 @@ class PyAgent {
         amqp_basic_ack(connection_.get(), 1, message->delivery_tag, 0);
         {
           std::lock_guard<std::mutex> lock(mutex_);
-          calls_.push_back(Call{message->body, message->has_reply_to, message->reply_to,
-                                message->has_correlation_id, message->correlation_id});
+          calls_.push_back(Call{message->body, message->has_reply_to, message->reply_to, message->has_correlation_id,
+                                message->correlation_id});
         }
         if (!message->has_reply_to) continue;
         const std::string id = between(message->body, "<id>", "</id>").value_or("");
@@ -129,8 +129,8 @@ class PyAgent {
         } else {
           result = "Cannot Find RPC Service: " + category + "." + service;
         }
-        const std::string reply = "<?xml version=\"1.0\"?><response><id>" + id + "</id><message><![CDATA[" +
-                                  result + "]]></message></response>";
+        const std::string reply = "<?xml version=\"1.0\"?><response><id>" + id + "</id><message><![CDATA[" + result +
+                                  "]]></message></response>";
         connection_.publish("", message->reply_to, reply, {}, message->correlation_id);
       }
     } catch (const std::exception& e) {
@@ -168,8 +168,12 @@ TEST_CASE("sbusd answers a call written exactly as py-servicebus writes it", "[w
   const std::string body =
       "<?xml version=\"1.0\"?>\n"
       "<event version=\"1\">\n"
-      "    <id>" + id + "</id>\n"
-      "    <token>" + py_token(sbus_test::kSecret, local_date()) + "</token>\n"
+      "    <id>" +
+      id +
+      "</id>\n"
+      "    <token>" +
+      py_token(sbus_test::kSecret, local_date()) +
+      "</token>\n"
       "    <catgory>math</catgory>\n"
       "    <service>add</service>\n"
       "    <params><![CDATA[[1,2]]]></params>\n"
@@ -197,7 +201,9 @@ TEST_CASE("sbusd accepts the seed README's <category> spelling too", "[wire]") {
       "<?xml version=\"1.0\"?>\n"
       "<event version=\"1\">\n"
       "    <id>readme-1</id>\n"
-      "    <token>" + py_token(sbus_test::kSecret, local_date()) + "</token>\n"
+      "    <token>" +
+      py_token(sbus_test::kSecret, local_date()) +
+      "</token>\n"
       "    <category>math</category>\n"
       "    <service>add</service>\n"
       "    <params><![CDATA[[40,2]]]></params>\n"
@@ -247,23 +253,20 @@ TEST_CASE("sbusd declares its queue and the exchange exactly as py-servicebus do
 
   SECTION("the exchange is a non-durable direct exchange") {
     RawAmqp raw;
-    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("direct"), 0, 0, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("direct"), 0, 0, 0, 0, amqp_empty_table);
     CHECK(refusal_code(raw) == 0);
   }
 
   SECTION("a durable declare of the exchange is refused with 406") {
     // Its own connection: the refusal closes the channel.
     RawAmqp raw;
-    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
     CHECK(refusal_code(raw) == 406);
   }
 
   SECTION("a fanout declare of the exchange is refused with 406") {
     RawAmqp raw;
-    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("fanout"), 0, 0, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(raw.get(), 1, bytes(kExchange), amqp_cstring_bytes("fanout"), 0, 0, 0, 0, amqp_empty_table);
     CHECK(refusal_code(raw) == 406);
   }
 
@@ -297,8 +300,7 @@ TEST_CASE("the sbus sender calls a py-servicebus agent as py-servicebus senders 
     CHECK(call.body.find("<catgory>math</catgory>") != std::string::npos);
     CHECK(call.body.find("<service>add</service>") != std::string::npos);
     const std::string token = between(call.body, "<token>", "</token>").value_or("");
-    CHECK((token == py_token(sbus_test::kSecret, date_before) ||
-           token == py_token(sbus_test::kSecret, date_after)));
+    CHECK((token == py_token(sbus_test::kSecret, date_before) || token == py_token(sbus_test::kSecret, date_after)));
     CHECK(call.body.find("<params><![CDATA[[1,2]]]></params>") != std::string::npos);
     CHECK(between(call.body, "<id>", "</id>") == result.id);
     CHECK(call.has_reply_to);

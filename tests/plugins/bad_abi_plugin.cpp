@@ -9,7 +9,6 @@ const sbus::PluginDescriptor kDescriptor = {999, nullptr, nullptr, 1000000};
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const sbus::PluginDescriptor*
-sbus_plugin_descriptor() {
+extern "C" __attribute__((visibility("default"))) const sbus::PluginDescriptor* sbus_plugin_descriptor() {
   return &kDescriptor;
 }

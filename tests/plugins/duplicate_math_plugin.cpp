@@ -6,9 +6,7 @@ namespace {
 
 class OtherAddService : public sbus::Service {
  public:
-  void on_call(const sbus::Request&, sbus::Response& response) override {
-    response.send("the other math.add");
-  }
+  void on_call(const sbus::Request&, sbus::Response& response) override { response.send("the other math.add"); }
 };
 
 }  // namespace

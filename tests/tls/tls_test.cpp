@@ -32,14 +32,17 @@ std::string state_file(const std::string& name) {
   std::string text = read_file(std::string(SBUS_TLS_STATE_DIR) + "/" + name);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) {
-    throw std::runtime_error("no TLS test endpoints: " SBUS_TLS_STATE_DIR "/" + name +
-                             " is missing. The CTest fixture `tls_brokers` (tests/tls/tls_brokers start " SBUS_TLS_STATE_DIR
-                             ") writes it; run the tests with `ctest -L tls`.");
+    throw std::runtime_error(
+        "no TLS test endpoints: " SBUS_TLS_STATE_DIR "/" + name +
+        " is missing. The CTest fixture `tls_brokers` (tests/tls/tls_brokers start " SBUS_TLS_STATE_DIR
+        ") writes it; run the tests with `ctest -L tls`.");
   }
   return text;
 }
 
-std::string cert(const std::string& name) { return state_file("certdir") + "/" + name; }
+std::string cert(const std::string& name) {
+  return state_file("certdir") + "/" + name;
+}
 
 // amqps://guest:guest@HOST:PORT/%2f of the endpoint `role` (good,
 // wrong-name, expired, old-tls).
@@ -54,10 +57,14 @@ std::string redacted(const std::string& role, const std::string& host = "localho
 
 std::string tls_yaml(bool verify = true) {
   return "tls:\n"
-         "  ca_file: " + cert("ca.pem") + "\n"
-         "  cert_file: " + cert("client.pem") + "\n"
-         "  key_file: " + cert("client.key") + "\n" +
-         (verify ? "" : "  verify: false\n");
+         "  ca_file: " +
+         cert("ca.pem") +
+         "\n"
+         "  cert_file: " +
+         cert("client.pem") +
+         "\n"
+         "  key_file: " +
+         cert("client.key") + "\n" + (verify ? "" : "  verify: false\n");
 }
 
 sbus::SenderOptions tls_sender(std::vector<std::string> brokers) {
@@ -134,10 +141,9 @@ TEST_CASE("sbusd serves calls over amqps:// with mutual TLS, to the sbus CLI and
     CHECK(result.message == "7");
   }
   SECTION("the sbus CLI with --tls-ca, --tls-cert and --tls-key") {
-    const ProcessResult result =
-        run_cli({"call", sbusd.address("math.add"), "[2, 3]", "--broker", uri("good"), "--secret-file",
-                 sbusd.secret_file(), "--tls-ca", cert("ca.pem"), "--tls-cert", cert("client.pem"), "--tls-key",
-                 cert("client.key")});
+    const ProcessResult result = run_cli({"call", sbusd.address("math.add"), "[2, 3]", "--broker", uri("good"),
+                                          "--secret-file", sbusd.secret_file(), "--tls-ca", cert("ca.pem"),
+                                          "--tls-cert", cert("client.pem"), "--tls-key", cert("client.key")});
     CHECK(result.exit_code == 0);
     CHECK(result.out == "5\n");
     CHECK(result.err.empty());
@@ -161,7 +167,8 @@ TEST_CASE("sbusd serves calls over amqps:// with mutual TLS, to the sbus CLI and
       CHECK_FALSE(sbus_test::maps_library(supervisor_maps, library));
     }
   }
-  SECTION("the negotiated protocol is TLS 1.2 or newer, and the worker of the other broker says why it cannot connect") {
+  SECTION(
+      "the negotiated protocol is TLS 1.2 or newer, and the worker of the other broker says why it cannot connect") {
     const std::string refused =
         "TLS handshake with " + redacted("wrong-name") + " failed: certificate verify failed: hostname mismatch";
     CHECK(wait_until([&] { return sbusd.log().find(refused) != std::string::npos; }, 10s));
@@ -173,8 +180,9 @@ TEST_CASE("sbusd serves calls over amqps:// with mutual TLS, to the sbus CLI and
 
 TEST_CASE("a broker the client cannot trust is refused, each time with its own reason", "[tls]") {
   // Each reason's words, to check that a refusal names its own and no other.
-  const std::vector<std::string> reasons = {"unknown CA", "name mismatch", "no client certificate",
-                                            "client certificate refused", "certificate expired", "TLS version"};
+  const std::vector<std::string> reasons = {
+      "unknown CA",          "name mismatch", "no client certificate", "client certificate refused",
+      "certificate expired", "TLS version"};
   std::string expected;
   ProcessResult result;
 
@@ -251,17 +259,17 @@ TEST_CASE("with tls.verify false sbusd connects to a broker whose certificate is
   }
 }
 
-TEST_CASE("without its TLS module the sbus CLI refuses an amqps:// broker and names the module and the path",
-          "[tls]") {
+TEST_CASE("without its TLS module the sbus CLI refuses an amqps:// broker and names the module and the path", "[tls]") {
   const std::string missing = std::string(SBUS_BUILD_DIR) + "/no-such-folder/sbus-tls.so";
-  const ProcessResult result =
-      sbus_test::run_program("/usr/bin/env", {"SBUS_TLS_MODULE=" + missing, std::string(SBUS_BUILD_DIR) + "/bin/sbus",
-                                              "ping", "no-such-node", "--broker", uri("good"), "--tls-ca",
-                                              cert("ca.pem"), "--timeout", "2"});
+  const ProcessResult result = sbus_test::run_program(
+      "/usr/bin/env", {"SBUS_TLS_MODULE=" + missing, std::string(SBUS_BUILD_DIR) + "/bin/sbus", "ping", "no-such-node",
+                       "--broker", uri("good"), "--tls-ca", cert("ca.pem"), "--timeout", "2"});
   INFO("sbus said: " << result.err);
   CHECK(result.exit_code != 0);
-  CHECK_THAT(result.err, Contains("TLS setup for " + redacted("good") + " failed: the TLS module sbus-tls.so cannot "
-                                  "be loaded (" + missing + ": no such file)"));
+  CHECK_THAT(result.err, Contains("TLS setup for " + redacted("good") +
+                                  " failed: the TLS module sbus-tls.so cannot "
+                                  "be loaded (" +
+                                  missing + ": no such file)"));
 }
 
 TEST_CASE("sbusd --check of a config with an amqps:// broker checks that the TLS module loads", "[tls]") {
@@ -284,7 +292,9 @@ TEST_CASE("sbusd --check of a config with an amqps:// broker checks that the TLS
     INFO(result.out << result.err);
     CHECK(result.exit_code == 1);
     CHECK_THAT(result.out + result.err,
-               Contains(config + ": brokers: an amqps:// broker needs TLS, but the TLS module sbus-tls.so cannot be "
-                                 "loaded (" + missing + ": no such file)"));
+               Contains(config +
+                        ": brokers: an amqps:// broker needs TLS, but the TLS module sbus-tls.so cannot be "
+                        "loaded (" +
+                        missing + ": no such file)"));
   }
 }

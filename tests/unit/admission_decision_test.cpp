@@ -356,9 +356,9 @@ TEST_CASE("a live deadline goes with the job to its service", "[admission][deadl
 TEST_CASE("a deadline header that cannot be read is no deadline: the call is served", "[admission][deadline]") {
   sbus::wire_codec_init();
   Fixture fixture;
-  const std::string header = GENERATE(std::string("soon"), std::string(""), std::string("-5"),
-                                      std::string("12345678901234567890"), std::string("1e12"),
-                                      std::string("(a header of AMQP type t)"));
+  const std::string header =
+      GENERATE(std::string("soon"), std::string(""), std::string("-5"), std::string("12345678901234567890"),
+               std::string("1e12"), std::string("(a header of AMQP type t)"));
   // Absurdly far ahead: no caller waits that long.
   const std::string far = unix_ms(std::chrono::system_clock::now() + std::chrono::hours(24 * 365));
   for (const std::string& value : {header, far}) {

@@ -90,9 +90,9 @@ TEST_CASE("a config check that hangs is given up at its deadline with a problem 
   }
   SECTION("a plugin whose library hangs while it loads") {
     const std::string secret = folder.write("secret", "a secret long enough for any rule");
-    const std::string path = folder.write(
-        "slow.yaml", config_text(secret, kMath + "  - name: slowload.nothing\n    plugin: " SBUS_BUILD_DIR
-                                                 "/test-plugins/slow_load_plugin.so\n"));
+    const std::string path =
+        folder.write("slow.yaml", config_text(secret, kMath + "  - name: slowload.nothing\n    plugin: " SBUS_BUILD_DIR
+                                                              "/test-plugins/slow_load_plugin.so\n"));
     const std::vector<std::string> problems = sbus::check_config_isolated(path, {}, 1s);
     INFO(joined(problems));
     REQUIRE(problems.size() == 1);

@@ -15,9 +15,9 @@
 #include "base/crash_journal.hpp"
 
 using namespace std::chrono_literals;
+using sbus::cooldown_until;
 using sbus::CrashCooldownOptions;
 using sbus::CrashJournal;
-using sbus::cooldown_until;
 
 namespace {
 
@@ -52,7 +52,9 @@ TEST_CASE("a service is switched off once it crashed limit times within the cool
   SECTION("a limit of 0 never switches it off") {
     CHECK_FALSE(cooldown_until({kT0, kT0, kT0, kT0, kT0}, kT0, options(0, 60s)));
   }
-  SECTION("no crash, no cool-down") { CHECK_FALSE(cooldown_until({}, kT0, three_in_60s)); }
+  SECTION("no crash, no cool-down") {
+    CHECK_FALSE(cooldown_until({}, kT0, three_in_60s));
+  }
 }
 
 TEST_CASE("the crash journal counts the crashes of each service across worker deaths", "[crash_cooldown]") {

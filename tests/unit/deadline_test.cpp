@@ -12,7 +12,9 @@ namespace {
 
 const Clock::time_point kNow{std::chrono::milliseconds(1'796'601'600'000)};
 
-std::string ms_from_now(std::chrono::milliseconds offset) { return sbus::deadline_header_value(kNow + offset); }
+std::string ms_from_now(std::chrono::milliseconds offset) {
+  return sbus::deadline_header_value(kNow + offset);
+}
 
 }  // namespace
 

@@ -107,8 +107,7 @@ TEST_CASE("docs/errors.md lists exactly the error codes the code defines", "[doc
   }
 }
 
-TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and every file there is shown",
-          "[docs]") {
+TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and every file there is shown", "[docs]") {
   const auto examples = examples_in_docs();
   REQUIRE(examples.size() >= 4);
   std::set<std::string> shown;

@@ -49,9 +49,13 @@ std::vector<Frame> frames_of(const std::string& bytes) {
   return frames;
 }
 
-std::string bytes_of(const sbus::FrameBuffer& buffer) { return std::string(buffer.data(), buffer.size()); }
+std::string bytes_of(const sbus::FrameBuffer& buffer) {
+  return std::string(buffer.data(), buffer.size());
+}
 
-std::string text(amqp_bytes_t bytes) { return std::string(static_cast<const char*>(bytes.bytes), bytes.len); }
+std::string text(amqp_bytes_t bytes) {
+  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
 
 // A method frame or a content header frame decoded with rabbitmq-c. The
 // decoded strings point into `bytes_` and `pool_`, which live as long as
@@ -224,7 +228,8 @@ TEST_CASE("write_to sends every queued byte through the socket and empties the b
   std::string received;
   std::thread reader([&] {
     char chunk[65536];
-    for (ssize_t n; (n = ::read(pair[1], chunk, sizeof chunk)) > 0;) received.append(chunk, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(pair[1], chunk, sizeof chunk)) > 0;)
+      received.append(chunk, static_cast<std::size_t>(n));
   });
   CHECK(buffer.write_to(pair[0], 5s) == AMQP_STATUS_OK);
   ::close(pair[0]);

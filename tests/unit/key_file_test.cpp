@@ -117,7 +117,8 @@ TEST_CASE("a key file may be its reader's with mode 0600, or root's and group sb
   }
 }
 
-TEST_CASE("a secret file that breaks the key file rule is refused, naming the file and the reason", "[key_file][config]") {
+TEST_CASE("a secret file that breaks the key file rule is refused, naming the file and the reason",
+          "[key_file][config]") {
   TempDir dir;
   const std::string path = dir.file("secret");
   const std::string yaml = "brokers: [amqp://127.0.0.1/]\nsecret_file: " + path + "\n";
@@ -131,7 +132,8 @@ TEST_CASE("a secret file that breaks the key file rule is refused, naming the fi
     dir.write("secret", "a secret of more than 16 bytes\n", 0600);
     REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
     const std::string problems = load_secret(yaml, &secret);
-    CHECK_THAT(problems, StartsWith("/etc/sbus/sbusd.yaml:2: secret_file: secret file " + path + " is owned by uid 65534"));
+    CHECK_THAT(problems,
+               StartsWith("/etc/sbus/sbusd.yaml:2: secret_file: secret file " + path + " is owned by uid 65534"));
     CHECK(secret.empty());
   }
   SECTION("mode 0644") {
@@ -200,8 +202,8 @@ TEST_CASE("a secret shorter than 16 bytes is refused unless the fleet is marked 
   }
   SECTION("legacy_short_secret: true lets a py-servicebus fleet's short secret through") {
     dir.write("secret", "pysecret\n");
-    const std::string problems = load_secret(
-        "brokers: [amqp://127.0.0.1/]\nlegacy_short_secret: true\nsecret_file: " + path + "\n", &secret);
+    const std::string problems =
+        load_secret("brokers: [amqp://127.0.0.1/]\nlegacy_short_secret: true\nsecret_file: " + path + "\n", &secret);
     CHECK(problems.empty());
     CHECK(secret == "pysecret");
   }

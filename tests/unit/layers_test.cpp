@@ -94,8 +94,8 @@ TEST_CASE("each folder of the product includes only from the layers below it", "
     ++checked;
     if (target.empty() || target == layer) continue;
     if (!kMayInclude.at(layer).count(target)) {
-      broken.push_back(fs::relative(include.file, source).string() + ":" + std::to_string(include.line) +
-                       ": daemon/" + layer + " may not include \"" + include.target + "\"");
+      broken.push_back(fs::relative(include.file, source).string() + ":" + std::to_string(include.line) + ": daemon/" +
+                       layer + " may not include \"" + include.target + "\"");
     }
   }
 

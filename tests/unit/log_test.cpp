@@ -10,8 +10,8 @@
 #include "base/log_limiter.hpp"
 
 using namespace std::chrono_literals;
-using sbus::LogLimiter;
 using sbus::log_value;
+using sbus::LogLimiter;
 
 TEST_CASE("a value from the wire cannot start a line of its own in the log", "[log]") {
   SECTION("line feeds, carriage returns and other control characters are shown as \\xNN") {
@@ -23,7 +23,9 @@ TEST_CASE("a value from the wire cannot start a line of its own in the log", "[l
   SECTION("a backslash is escaped too, so that \\x0a in the value cannot pass for an escape") {
     CHECK(log_value("a\\x0ab") == "a\\x5cx0ab");
   }
-  SECTION("bytes outside ASCII are shown as \\xNN") { CHECK(log_value("caf\xc3\xa9") == "caf\\xc3\\xa9"); }
+  SECTION("bytes outside ASCII are shown as \\xNN") {
+    CHECK(log_value("caf\xc3\xa9") == "caf\\xc3\\xa9");
+  }
   SECTION("printable ASCII is kept as it is") {
     CHECK(log_value("call-42 <math.add> [1,2]") == "call-42 <math.add> [1,2]");
   }
@@ -40,8 +42,7 @@ TEST_CASE("a long value from the wire is cut with a marker naming its length", "
   }
 }
 
-TEST_CASE("repeated lines of one kind are limited per interval, and the next line written counts the rest",
-          "[log]") {
+TEST_CASE("repeated lines of one kind are limited per interval, and the next line written counts the rest", "[log]") {
   sbus::LogLimitOptions options;
   options.burst = 3;
   options.interval = 10s;
@@ -52,7 +53,9 @@ TEST_CASE("repeated lines of one kind are limited per interval, and the next lin
   for (int i = 0; i < 1000; ++i) written += limiter.admit("refused message", t0 + std::chrono::milliseconds(i)).write;
   CHECK(written == 3);
 
-  SECTION("another kind has its own allowance") { CHECK(limiter.admit("error reply", t0 + 1s).write); }
+  SECTION("another kind has its own allowance") {
+    CHECK(limiter.admit("error reply", t0 + 1s).write);
+  }
   SECTION("in the next interval lines are written again, the first one with the count suppressed") {
     const LogLimiter::Verdict next = limiter.admit("refused message", t0 + 10s);
     CHECK(next.write);

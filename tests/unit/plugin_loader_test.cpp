@@ -28,8 +28,7 @@ const std::string kDuplicateMathPlugin = kBuildDir + "/test-plugins/duplicate_ma
 const std::string kUnknownKindPlugin = kBuildDir + "/test-plugins/unknown_kind_plugin.so";
 const std::string kCallOnlyEchoPlugin = kBuildDir + "/test-plugins/call_only_echo_plugin.so";
 
-sbus::Request make_request(const std::string& category, const std::string& service,
-                           const char* params_json) {
+sbus::Request make_request(const std::string& category, const std::string& service, const char* params_json) {
   rapidjson::Document params;
   params.Parse(params_json);
   REQUIRE_FALSE(params.HasParseError());
@@ -117,8 +116,7 @@ TEST_CASE("a loaded service outlives the loader that created it", "[plugin_loade
   CHECK(response.body() == "2");
 }
 
-TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the cause",
-          "[plugin_loader]") {
+TEST_CASE("the loader refuses a plugin it cannot use, naming the file and the cause", "[plugin_loader]") {
   sbus::PluginLoader loader;
 
   SECTION("a file that does not exist") {
@@ -192,26 +190,31 @@ TEST_CASE("the loader refuses two different files with the same plugin name", "[
   }
 }
 
-TEST_CASE("check_plugins reports FILE:LINE of each service entry whose plugin fails",
-          "[plugin_loader]") {
+TEST_CASE("check_plugins reports FILE:LINE of each service entry whose plugin fails", "[plugin_loader]") {
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
       "secret: a sixteen byte secret\n"
-      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "plugin_dir: " +
+      kBuildDir +
+      "/plugins\n"
       "services:\n"
-      "  - name: math.add\n"                                     // 5
+      "  - name: math.add\n"  // 5
       "    plugin: math\n"
-      "  - name: math.sub\n"                                     // 7
+      "  - name: math.sub\n"  // 7
       "    plugin: math\n"
-      "  - name: test.echo\n"                                    // 9
+      "  - name: test.echo\n"  // 9
       "    plugin: test\n"
-      "  - name: other.add\n"                                    // 11
-      "    plugin: " + kDuplicateMathPlugin + "\n"
+      "  - name: other.add\n"  // 11
+      "    plugin: " +
+      kDuplicateMathPlugin +
+      "\n"
       "    export: add\n"
-      "  - name: ghost.add\n"                                    // 14
+      "  - name: ghost.add\n"  // 14
       "    plugin: ghost\n"
-      "  - name: bad.add\n"                                      // 16
-      "    plugin: " + kBadAbiPlugin + "\n"
+      "  - name: bad.add\n"  // 16
+      "    plugin: " +
+      kBadAbiPlugin +
+      "\n"
       "    export: add\n";
   const std::string path = "/srv/sbus/sbusd.yaml";
   sbus::Config config;
@@ -234,12 +237,13 @@ TEST_CASE("check_plugins reports FILE:LINE of each service entry whose plugin fa
   CHECK_THAT(problems[3], Contains("ABI 999"));
 }
 
-TEST_CASE("check_plugins finds nothing wrong with the plugins of a good config",
-          "[plugin_loader]") {
+TEST_CASE("check_plugins finds nothing wrong with the plugins of a good config", "[plugin_loader]") {
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
       "secret: a sixteen byte secret\n"
-      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "plugin_dir: " +
+      kBuildDir +
+      "/plugins\n"
       "services:\n"
       "  - name: math.add\n"
       "    plugin: math\n"
@@ -322,20 +326,24 @@ TEST_CASE("check_plugins reports FILE:LINE of each service entry whose kind its 
   const std::string yaml =
       "brokers: [amqp://127.0.0.1/]\n"
       "secret: a sixteen byte secret\n"
-      "plugin_dir: " + kBuildDir + "/plugins\n"
+      "plugin_dir: " +
+      kBuildDir +
+      "/plugins\n"
       "services:\n"
-      "  - name: math.add\n"                                     // 5: rpc only
+      "  - name: math.add\n"  // 5: rpc only
       "    plugin: math\n"
       "    kind: message\n"
-      "  - name: test.echo\n"                                    // 8: both
+      "  - name: test.echo\n"  // 8: both
       "    plugin: test\n"
       "    kind: message\n"
-      "  - name: test.record\n"                                  // 11: both
+      "  - name: test.record\n"  // 11: both
       "    plugin: test\n"
-      "  - name: test.fail_message\n"                            // 13: messages only
+      "  - name: test.fail_message\n"  // 13: messages only
       "    plugin: test\n"
-      "  - name: old.echo\n"                                     // 15: rpc only
-      "    plugin: " + kCallOnlyEchoPlugin + "\n"
+      "  - name: old.echo\n"  // 15: rpc only
+      "    plugin: " +
+      kCallOnlyEchoPlugin +
+      "\n"
       "    export: echo\n"
       "    kind: message\n";
   const std::string path = "/srv/sbus/sbusd.yaml";

@@ -98,15 +98,15 @@ TEST_CASE("a direct reply-to address names the node of its caller", "[reply_guar
     CHECK(!sbus::direct_reply_node("amq.rabbitmq.reply-to.not*base64.key"));
     CHECK(!sbus::direct_reply_node("amq.rabbitmq.reply-to." + base64("\x83hello") + ".key"));
     // A length past the end of the term.
-    CHECK(!sbus::direct_reply_node("amq.rabbitmq.reply-to." + base64(std::string("\x83\x58\x77\x40", 4) + "ab") + ".k"));
+    CHECK(
+        !sbus::direct_reply_node("amq.rabbitmq.reply-to." + base64(std::string("\x83\x58\x77\x40", 4) + "ab") + ".k"));
   }
   CHECK(sbus::is_direct_reply_to("amq.rabbitmq.reply-to"));
   CHECK(sbus::is_direct_reply_to("amq.rabbitmq.reply-to.garbage"));
   CHECK(!sbus::is_direct_reply_to("amq.gen-Jh8s0w"));
 }
 
-TEST_CASE("a reply goes out directly only to a queue or to a proven node of an authenticated caller",
-          "[reply_guard]") {
+TEST_CASE("a reply goes out directly only to a queue or to a proven node of an authenticated caller", "[reply_guard]") {
   using Caller = sbus::ReplyGuard::Caller;
   sbus::ReplyGuard guard;
   const std::string queue = "amq.gen-Jh8s0w";

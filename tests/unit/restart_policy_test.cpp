@@ -44,9 +44,8 @@ TEST_CASE("rapid failures double the delay up to the 30 s cap", "[restart_policy
     delays.push_back(delay_of(decision, now));
     now = decision.restart_at + 50ms;
   }
-  CHECK(delays == std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms,
-                                                         6400ms, 12800ms, 25600ms, 30000ms, 30000ms,
-                                                         30000ms});
+  CHECK(delays == std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms, 6400ms, 12800ms,
+                                                         25600ms, 30000ms, 30000ms, 30000ms});
   CHECK(policy.rapid_failures() == 12);
 
   SECTION("and stay at the cap however many failures follow") {
@@ -83,8 +82,12 @@ TEST_CASE("a healthy run resets the delay and the failure count", "[restart_poli
 
 TEST_CASE("a fatal exit gives up instead of restarting", "[restart_policy]") {
   RestartPolicy policy;
-  SECTION("on the first exit") { CHECK(policy.on_exit(true, 0ms, kStart).give_up); }
-  SECTION("after a long healthy run") { CHECK(policy.on_exit(true, 24h, kStart).give_up); }
+  SECTION("on the first exit") {
+    CHECK(policy.on_exit(true, 0ms, kStart).give_up);
+  }
+  SECTION("after a long healthy run") {
+    CHECK(policy.on_exit(true, 24h, kStart).give_up);
+  }
   SECTION("after rapid failures") {
     policy.on_exit(false, 0ms, kStart);
     policy.on_exit(false, 0ms, kStart);
@@ -99,8 +102,7 @@ TEST_CASE("the restart time is the exit time plus the delay", "[restart_policy]"
   CHECK(policy.on_exit(false, 1ms, later).restart_at == later + 200ms);
 }
 
-TEST_CASE("custom options set the first delay, the cap and what counts as healthy",
-          "[restart_policy]") {
+TEST_CASE("custom options set the first delay, the cap and what counts as healthy", "[restart_policy]") {
   sbus::RestartOptions options;
   options.first_delay = 1s;
   options.max_delay = 5s;

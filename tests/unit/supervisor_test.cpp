@@ -416,8 +416,8 @@ TEST_CASE("a replacement worker that dies at start leaves the old worker serving
     rig.launcher.exit_with(fresh, sbus::kWorkerExitFatal);
     rig.turn();
     CHECK(rig.log.count("(pid " + std::to_string(fresh) + ") exited with code 2: fatal, not restarting") == 1);
-    CHECK(rig.log.count("replacement worker for " + kRedactedA + " failed to start; the previous worker keeps serving") ==
-          1);
+    CHECK(rig.log.count("replacement worker for " + kRedactedA +
+                        " failed to start; the previous worker keeps serving") == 1);
     CHECK(rig.log.count("guest:guest") == 0);  // no password in the log
     CHECK(rig.launcher.child(old).signals.empty());
     REQUIRE(rig.supervisor().workers().size() == 1);

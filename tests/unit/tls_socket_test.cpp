@@ -40,8 +40,7 @@ TEST_CASE("load_tls_module takes the first candidate that is an sbus TLS module 
   }
 }
 
-TEST_CASE("sbus-tls.so refuses a caller of another sbus version before it touches the connection",
-          "[tls][unit]") {
+TEST_CASE("sbus-tls.so refuses a caller of another sbus version before it touches the connection", "[tls][unit]") {
   std::string error;
   const sbus::TlsAttachFunction attach = sbus::load_tls_module({kModule}, &error);
   REQUIRE(attach != nullptr);

@@ -73,8 +73,7 @@ TEST_CASE("compat_token is 40 lowercase hex digits and depends on secret and dat
   CHECK(sbus::compat_token(kSecret, "2026-11-25") != kToken24);
 }
 
-TEST_CASE("compat_token_valid accepts the tokens of yesterday, today and tomorrow only",
-          "[token]") {
+TEST_CASE("compat_token_valid accepts the tokens of yesterday, today and tomorrow only", "[token]") {
   ScopedTimeZone tz("UTC");
   using std::chrono::November;
 
@@ -238,8 +237,8 @@ TEST_CASE("a made hmac-sha256 token parses back and verifies", "[token][hmac]") 
   CHECK(parsed.nonce.size() == 32);
   const auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
   CHECK(std::abs(parsed.timestamp - now) <= 2);
-  CHECK(sbus::equal_constant_time(
-      parsed.signature, sbus::hmac_signature("k", "id", "cat", "svc", "{}", parsed.timestamp, parsed.nonce)));
+  CHECK(sbus::equal_constant_time(parsed.signature,
+                                  sbus::hmac_signature("k", "id", "cat", "svc", "{}", parsed.timestamp, parsed.nonce)));
   SECTION("two tokens never share a nonce") {
     sbus::HmacToken other;
     REQUIRE(sbus::parse_hmac_token(sbus::make_hmac_token("k", "id", "cat", "svc", "{}"), &other));
@@ -292,12 +291,16 @@ TEST_CASE("the hmac-sha256-v2 signature covers the node, every field of the call
   // Not the v1 signature of the same fields: a v1 token cannot pass as v2.
   CHECK(sbus::hmac_signature("k", "id", "cat", "svc", "[1]", 100, nonce) != base);
   // Length-prefixed: text moved from the node to the id changes it.
-  CHECK(changed([](sbus::SignedCall& c) { c.node = "node-ai"; c.id = "d"; }) != base);
+  CHECK(changed([](sbus::SignedCall& c) {
+          c.node = "node-ai";
+          c.id = "d";
+        }) != base);
 }
 
 TEST_CASE("the hmac-sha256-v2 format is fixed: a known token text verifies", "[token][hmac]") {
   // The canonical text of docs/security.md, signed with the openssl command:
-  // printf 'sbus-hmac-sha256-v2 call\n4:n-01\n2:e1\n4:math\n3:add\n5:[1,2]\n10:1700000000\n32:0123456789abcdef0123456789abcdef\n0:\n'
+  // printf 'sbus-hmac-sha256-v2
+  // call\n4:n-01\n2:e1\n4:math\n3:add\n5:[1,2]\n10:1700000000\n32:0123456789abcdef0123456789abcdef\n0:\n'
   //   | openssl dgst -sha256 -mac HMAC -macopt key:k
   const sbus::SignedCall call{"n-01", "e1", "math", "add", "[1,2]", ""};
   CHECK(sbus::hmac_v2_call_signature("k", call, 1700000000, "0123456789abcdef0123456789abcdef") ==
@@ -345,10 +348,10 @@ TEST_CASE("a sender in hmac-sha256-v2 mode trusts a reply signed for its call, o
     sbus::Reply forged("e1", "666");
     CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, forged));  // unsigned result
     forged.signature = result.signature;
-    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, forged));  // another message
-    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-02", nonce, result));  // signed by/for another node
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, forged));                  // another message
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-02", nonce, result));                  // signed by/for another node
     CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", "f" + nonce.substr(1), result));  // another call
-    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k2", "n-01", nonce, result));  // another secret
+    CHECK_FALSE(sbus::hmac_v2_reply_trusted("k2", "n-01", nonce, result));                 // another secret
     sbus::Reply recoded("e1", "3", "service_failed");
     recoded.signature = result.signature;
     CHECK_FALSE(sbus::hmac_v2_reply_trusted("k", "n-01", nonce, recoded));  // the code changed

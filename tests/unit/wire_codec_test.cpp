@@ -28,8 +28,8 @@ struct EventXml {
   std::string params = "<params><![CDATA[[1, 2]]]></params>";
 
   std::string text() const {
-    return "<?xml version=\"1.0\"?>\n" + root + "\n    " + id + "\n    " + token + "\n    " +
-           category + "\n    " + service + "\n    " + params + "\n</event>";
+    return "<?xml version=\"1.0\"?>\n" + root + "\n    " + id + "\n    " + token + "\n    " + category + "\n    " +
+           service + "\n    " + params + "\n</event>";
   }
 };
 
@@ -61,8 +61,7 @@ DecodedReply decode_reply(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("decode_event reads the id, token, category, service and params of a call",
-          "[wire_codec]") {
+TEST_CASE("decode_event reads the id, token, category, service and params of a call", "[wire_codec]") {
   EventXml xml;
   SECTION("with the deployed element name <catgory>") {}
   SECTION("with the README's element name <category>") {
@@ -101,8 +100,7 @@ TEST_CASE("decode_event takes params from a CDATA section or from plain text", "
   CHECK(d.event.params == expected);
 }
 
-TEST_CASE("an event with non-ASCII UTF-8 text survives encode and decode unchanged",
-          "[wire_codec]") {
+TEST_CASE("an event with non-ASCII UTF-8 text survives encode and decode unchanged", "[wire_codec]") {
   Event event;
   event.id = "événement-7";
   event.token = "f3c4e891f6389a1f211c7d3fa217827bada51eab";
@@ -120,8 +118,7 @@ TEST_CASE("an event with non-ASCII UTF-8 text survives encode and decode unchang
   CHECK(d.event.params == event.params);
 }
 
-TEST_CASE("encode_event writes <catgory> for py-servicebus agents and decodes back",
-          "[wire_codec]") {
+TEST_CASE("encode_event writes <catgory> for py-servicebus agents and decodes back", "[wire_codec]") {
   Event event{"1", "tok", "math", "add", "[1, 2]"};
   const std::string body = sbus::encode_event(event);
   CHECK_THAT(body, Contains("<catgory>math</catgory>"));
@@ -138,8 +135,7 @@ TEST_CASE("encode_event writes <catgory> for py-servicebus agents and decodes ba
   CHECK(d.event.params == "[1, 2]");
 }
 
-TEST_CASE("encode_event escapes <, & and > in the id and the other text elements",
-          "[wire_codec]") {
+TEST_CASE("encode_event escapes <, & and > in the id and the other text elements", "[wire_codec]") {
   Event event{"a<b&c>d", "t&k", "c<at", "s>v", R"({"k": "]]>"})"};
   const std::string body = sbus::encode_event(event);
   CHECK_THAT(body, Contains("<id>a&lt;b&amp;c&gt;d</id>"));
@@ -154,16 +150,29 @@ TEST_CASE("encode_event escapes <, & and > in the id and the other text elements
   CHECK(d.event.params == event.params);
 }
 
-TEST_CASE("encode_reply splits the CDATA end marker across sections so the message decodes exactly",
-          "[wire_codec]") {
+TEST_CASE("encode_reply splits the CDATA end marker across sections so the message decodes exactly", "[wire_codec]") {
   std::string message;
-  SECTION("once in the middle") { message = "before]]>after"; }
-  SECTION("several times") { message = "a]]>b]]>c]]>]]>d"; }
-  SECTION("at the start") { message = "]]>start"; }
-  SECTION("at the end") { message = "end]]>"; }
-  SECTION("alone") { message = "]]>"; }
-  SECTION("with extra brackets around it") { message = "]]]]>>]]]>"; }
-  SECTION("as JSON text") { message = R"({"x": ["]]>", "<![CDATA["]})"; }
+  SECTION("once in the middle") {
+    message = "before]]>after";
+  }
+  SECTION("several times") {
+    message = "a]]>b]]>c]]>]]>d";
+  }
+  SECTION("at the start") {
+    message = "]]>start";
+  }
+  SECTION("at the end") {
+    message = "end]]>";
+  }
+  SECTION("alone") {
+    message = "]]>";
+  }
+  SECTION("with extra brackets around it") {
+    message = "]]]]>>]]]>";
+  }
+  SECTION("as JSON text") {
+    message = R"({"x": ["]]>", "<![CDATA["]})";
+  }
 
   const std::string body = sbus::encode_reply(Reply{"9", message, ""});
   const DecodedReply d = decode_reply(body);
@@ -205,8 +214,7 @@ TEST_CASE("a signed reply carries its signature in an attribute that both reader
   CHECK(unsigned_reply.signature.empty());
 }
 
-TEST_CASE("escaping: a quote only in attributes, every special character wherever it stands",
-          "[wire_codec]") {
+TEST_CASE("escaping: a quote only in attributes, every special character wherever it stands", "[wire_codec]") {
   const std::string body = sbus::encode_reply(Reply{"\"q\"&", "m", "a\"b<c>&d"});
   CHECK_THAT(body, Contains("code=\"a&quot;b&lt;c&gt;&amp;d\""));
   CHECK_THAT(body, Contains("<id>\"q\"&amp;</id>"));
@@ -217,10 +225,9 @@ TEST_CASE("escaping: a quote only in attributes, every special character whereve
   CHECK_THAT(sbus::encode_event(Event{"&<>", "t", "c", "s", "[]"}), Contains("<id>&amp;&lt;&gt;</id>"));
 }
 
-TEST_CASE("an error reply carries status error, its code, and the text in <message>",
-          "[wire_codec]") {
-  const std::string body = sbus::encode_reply(
-      Reply{"5", "Cannot Find RPC Service: math.sub", sbus::errc::kUnknownService});
+TEST_CASE("an error reply carries status error, its code, and the text in <message>", "[wire_codec]") {
+  const std::string body =
+      sbus::encode_reply(Reply{"5", "Cannot Find RPC Service: math.sub", sbus::errc::kUnknownService});
   CHECK_THAT(body, Contains("status=\"error\""));
   CHECK_THAT(body, Contains("code=\"unknown_service\""));
   CHECK_THAT(body, Contains("Cannot Find RPC Service: math.sub"));
@@ -232,11 +239,10 @@ TEST_CASE("an error reply carries status error, its code, and the text in <messa
   CHECK(d.reply.error_code == sbus::errc::kUnknownService);
 }
 
-TEST_CASE("decode_reply reads a py-servicebus reply, which has no status attribute",
-          "[wire_codec]") {
+TEST_CASE("decode_reply reads a py-servicebus reply, which has no status attribute", "[wire_codec]") {
   auto reply_body = [](std::string_view message) {
-    return "<?xml version=\"1.0\"?>\n<response>\n    <id>17</id>\n    <message><![CDATA[" +
-           std::string(message) + "]]></message>\n</response>";
+    return "<?xml version=\"1.0\"?>\n<response>\n    <id>17</id>\n    <message><![CDATA[" + std::string(message) +
+           "]]></message>\n</response>";
   };
   SECTION("a result is not an error") {
     const DecodedReply d = decode_reply(reply_body("3"));
@@ -258,16 +264,15 @@ TEST_CASE("decode_reply reads a py-servicebus reply, which has no status attribu
     CHECK(d.reply.error_code == sbus::errc::kUnknownService);
   }
   SECTION("a message in plain text instead of CDATA") {
-    const DecodedReply d = decode_reply(
-        "<?xml version=\"1.0\"?><response><id>1</id><message>a &amp; b</message></response>");
+    const DecodedReply d =
+        decode_reply("<?xml version=\"1.0\"?><response><id>1</id><message>a &amp; b</message></response>");
     REQUIRE(d.ok);
     CHECK(d.reply.message == "a & b");
     CHECK(d.reply.error_code.empty());
   }
 }
 
-TEST_CASE("decode_event takes the first element of each name, and only the text directly in it",
-          "[wire_codec]") {
+TEST_CASE("decode_event takes the first element of each name, and only the text directly in it", "[wire_codec]") {
   const Decoded d = decode(
       "<event version=\"1\"><id>a<!-- note -->b<x>not this</x>c</id><id>second</id>"
       "<token>t &amp; &#65;</token><catgory>math</catgory><category>other</category>"
@@ -280,8 +285,7 @@ TEST_CASE("decode_event takes the first element of each name, and only the text 
   CHECK(d.event.params == "[1,2]");
 }
 
-TEST_CASE("decode_event takes <category> when there is no <catgory>, and namespaced names",
-          "[wire_codec]") {
+TEST_CASE("decode_event takes <category> when there is no <catgory>, and namespaced names", "[wire_codec]") {
   const Decoded d = decode(
       "<e:event xmlns:e=\"urn:x\" version=\"1\"><e:id>1</e:id><token>t</token>"
       "<category>math</category><service>add</service><params>[1]</params></e:event>");
@@ -331,14 +335,23 @@ TEST_CASE("decode_reply refuses what is not a response", "[wire_codec]") {
   CHECK_FALSE(d.failure.detail.empty());
 }
 
-TEST_CASE("decode_event refuses text that is not well-formed XML with malformed_xml",
-          "[wire_codec]") {
+TEST_CASE("decode_event refuses text that is not well-formed XML with malformed_xml", "[wire_codec]") {
   std::string body;
-  SECTION("plain text") { body = "hello, world"; }
-  SECTION("the PING probe") { body = "PING"; }
-  SECTION("an empty body") { body = ""; }
-  SECTION("JSON") { body = R"({"id": 1})"; }
-  SECTION("an unclosed element") { body = "<event version=\"1\"><id>1</id>"; }
+  SECTION("plain text") {
+    body = "hello, world";
+  }
+  SECTION("the PING probe") {
+    body = "PING";
+  }
+  SECTION("an empty body") {
+    body = "";
+  }
+  SECTION("JSON") {
+    body = R"({"id": 1})";
+  }
+  SECTION("an unclosed element") {
+    body = "<event version=\"1\"><id>1</id>";
+  }
   SECTION("an undefined entity") {
     EventXml xml;
     xml.id = "<id>&undefined;</id>";
@@ -350,8 +363,7 @@ TEST_CASE("decode_event refuses text that is not well-formed XML with malformed_
   CHECK_FALSE(d.failure.detail.empty());
 }
 
-TEST_CASE("decode_event refuses an event whose root is wrong or has no version",
-          "[wire_codec]") {
+TEST_CASE("decode_event refuses an event whose root is wrong or has no version", "[wire_codec]") {
   EventXml xml;
   SECTION("root <response>") {
     const Decoded d = decode(
@@ -372,8 +384,7 @@ TEST_CASE("decode_event refuses an event whose root is wrong or has no version",
   }
 }
 
-TEST_CASE("decode_event reports each missing element as missing_element and names it",
-          "[wire_codec]") {
+TEST_CASE("decode_event reports each missing element as missing_element and names it", "[wire_codec]") {
   EventXml xml;
   std::string element;
   SECTION("id") {
@@ -440,8 +451,7 @@ TEST_CASE("decode_event refuses a DOCTYPE and does not expand its entities", "[w
   CHECK_THAT(d.event.params, !Contains("injected"));
 }
 
-TEST_CASE("xml_safe_text keeps valid UTF-8 and replaces what XML 1.0 cannot hold with '?'",
-          "[wire_codec]") {
+TEST_CASE("xml_safe_text keeps valid UTF-8 and replaces what XML 1.0 cannot hold with '?'", "[wire_codec]") {
   SECTION("ASCII, tab, CR and LF are kept") {
     CHECK(sbus::xml_safe_text("a b\tc\r\nd") == "a b\tc\r\nd");
   }
@@ -449,19 +459,27 @@ TEST_CASE("xml_safe_text keeps valid UTF-8 and replaces what XML 1.0 cannot hold
     CHECK(sbus::xml_safe_text("é € 🎉 日本") == "é € 🎉 日本");
   }
   SECTION("control characters are replaced") {
-    CHECK(sbus::xml_safe_text(std::string_view("a\x01" "b\x1f" "c\x7f" "d", 7)) == "a?b?c?d");
+    CHECK(sbus::xml_safe_text(std::string_view("a\x01"
+                                               "b\x1f"
+                                               "c\x7f"
+                                               "d",
+                                               7)) == "a?b?c?d");
     CHECK(sbus::xml_safe_text(std::string_view("x\0y", 3)) == "x?y");
   }
   SECTION("invalid UTF-8 is replaced byte by byte") {
-    CHECK(sbus::xml_safe_text("a\xff" "b") == "a?b");
+    CHECK(sbus::xml_safe_text("a\xff"
+                              "b") == "a?b");
     CHECK(sbus::xml_safe_text("\x80") == "?");
-    CHECK(sbus::xml_safe_text("\xc0\xaf") == "??");          // overlong '/'
-    CHECK(sbus::xml_safe_text("\xe2\x82") == "??");          // truncated '€'
-    CHECK(sbus::xml_safe_text("\xed\xa0\x80") == "???");     // UTF-16 surrogate
+    CHECK(sbus::xml_safe_text("\xc0\xaf") == "??");            // overlong '/'
+    CHECK(sbus::xml_safe_text("\xe2\x82") == "??");            // truncated '€'
+    CHECK(sbus::xml_safe_text("\xed\xa0\x80") == "???");       // UTF-16 surrogate
     CHECK(sbus::xml_safe_text("\xf4\x90\x80\x80") == "????");  // above U+10FFFF
   }
   SECTION("an encoded event with bad bytes still decodes") {
-    Event event{"i\x01" "d", "t", "c", "s", "\"\xff\""};
+    Event event{
+        "i\x01"
+        "d",
+        "t", "c", "s", "\"\xff\""};
     const Decoded d = decode(sbus::encode_event(event));
     REQUIRE(d.ok);
     CHECK(d.event.id == "i?d");
@@ -469,10 +487,12 @@ TEST_CASE("xml_safe_text keeps valid UTF-8 and replaces what XML 1.0 cannot hold
   }
 }
 
-TEST_CASE("xml_safe_text replaces the noncharacters U+FFFE and U+FFFF, which XML 1.0 forbids",
-          "[wire_codec]") {
+TEST_CASE("xml_safe_text replaces the noncharacters U+FFFE and U+FFFF, which XML 1.0 forbids", "[wire_codec]") {
   SECTION("in the text itself") {
-    for (const char* text : {"a\xef\xbf\xbe" "b", "a\xef\xbf\xbf" "b"}) {
+    for (const char* text : {"a\xef\xbf\xbe"
+                             "b",
+                             "a\xef\xbf\xbf"
+                             "b"}) {
       const std::string safe = sbus::xml_safe_text(text);
       CHECK_THAT(safe, StartsWith("a?") && EndsWith("?b"));
       CHECK(safe.find_first_not_of("ab?") == std::string::npos);
@@ -511,15 +531,24 @@ TEST_CASE("a call of 1 MB decodes whole, and so do the calls on either side of i
   CHECK(after.event.id == "42");
 }
 
-TEST_CASE("decode_event refuses content after the root element and a body cut short in any construct",
-          "[wire_codec]") {
+TEST_CASE("decode_event refuses content after the root element and a body cut short in any construct", "[wire_codec]") {
   const std::string whole = EventXml().text();
   std::string body;
-  SECTION("text after the root") { body = whole + "junk"; }
-  SECTION("a second root") { body = whole + "<event version=\"1\"/>"; }
-  SECTION("cut inside a comment") { body = whole + "<!-- not closed"; }
-  SECTION("cut inside a CDATA section") { body = whole.substr(0, whole.find("[1, 2]")); }
-  SECTION("cut inside a start tag") { body = whole.substr(0, whole.find("version") + 4); }
+  SECTION("text after the root") {
+    body = whole + "junk";
+  }
+  SECTION("a second root") {
+    body = whole + "<event version=\"1\"/>";
+  }
+  SECTION("cut inside a comment") {
+    body = whole + "<!-- not closed";
+  }
+  SECTION("cut inside a CDATA section") {
+    body = whole.substr(0, whole.find("[1, 2]"));
+  }
+  SECTION("cut inside a start tag") {
+    body = whole.substr(0, whole.find("version") + 4);
+  }
   const Decoded d = decode(body);
   INFO(body);
   CHECK_FALSE(d.ok);
@@ -560,7 +589,8 @@ TEST_CASE("the fast reader takes what sbus and py-servicebus write", "[wire_code
   CHECK(sbus::fast_reader_takes(EventXml().text()));
   CHECK(sbus::fast_reader_takes(sbus::encode_reply(Reply{"host-1-7", "3", ""})));
   CHECK(sbus::fast_reader_takes(sbus::encode_reply(Reply{"host-1-7", "no such service", "unknown_service"})));
-  CHECK(sbus::fast_reader_takes("<?xml version=\"1.0\" ?>\n<response><id>1</id><message>Token not valid!</message></response>"));
+  CHECK(sbus::fast_reader_takes(
+      "<?xml version=\"1.0\" ?>\n<response><id>1</id><message>Token not valid!</message></response>"));
   SECTION("CDATA split around ]]> by the encoder") {
     const std::string body = sbus::encode_reply(Reply{"1", "a]]>b", ""});
     CHECK(sbus::fast_reader_takes(body));

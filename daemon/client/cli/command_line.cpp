@@ -30,7 +30,8 @@ po::options_description cli_options(CommandLine* into) {
   add("tls-key", po::value(&line.tls_key), "amqps://: client key, for mutual TLS");
   add("tls-insecure", po::bool_switch(&line.tls_insecure),
       "amqps://: do not verify the broker's certificate or host name (tests only)");
-  add("timeout", po::value(&line.timeout_seconds), "seconds to wait for a reply (default 30); also the call's deadline, sent with it");
+  add("timeout", po::value(&line.timeout_seconds),
+      "seconds to wait for a reply (default 30); also the call's deadline, sent with it");
   add("ttl", po::value(&line.ttl),
       "for `send`: drop the message, not run, if it still waits this long (30s, 500ms; default: no deadline)");
   add("retry", po::value(&line.retry),

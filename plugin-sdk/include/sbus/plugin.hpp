@@ -99,8 +99,7 @@ inline constexpr const char* kServiceError = "service_error";
 // duration of on_call / on_message only.
 class Request {
  public:
-  Request(std::string id, std::string node, std::string category, std::string service,
-          rapidjson::Document params)
+  Request(std::string id, std::string node, std::string category, std::string service, rapidjson::Document params)
       : id_(std::move(id)),
         node_(std::move(node)),
         category_(std::move(category)),
@@ -126,7 +125,8 @@ class Request {
   // without a deadline.
   std::optional<std::chrono::milliseconds> time_left() const {
     if (!deadline_) return std::nullopt;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - std::chrono::system_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - std::chrono::system_clock::now());
     return left.count() > 0 ? left : std::chrono::milliseconds(0);
   }
   // True once the caller has given up (the deadline passed): a long service
@@ -258,8 +258,7 @@ class Service {
 
   virtual void on_call(const Request& request, Response& response) {
     response.error(errc::kNotSupported,
-                   "service " + request.category() + "." + request.service() +
-                       " does not answer calls");
+                   "service " + request.category() + "." + request.service() + " does not answer calls");
   }
   // Reached only by a service that declares Kind::kMessage without
   // overriding this, through a descriptor not made with SBUS_SERVICE: the
@@ -274,9 +273,9 @@ class Service {
 // the first member so that any sbusd can read it.
 
 struct ServiceFactory {
-  const char* name;       // the SERVICE part; the YAML maps CATEGORY.SERVICE to it
-  Kind kinds;             // what it serves: one Kind or several
-  Service* (*create)();   // returns a new object owned by the caller
+  const char* name;      // the SERVICE part; the YAML maps CATEGORY.SERVICE to it
+  Kind kinds;            // what it serves: one Kind or several
+  Service* (*create)();  // returns a new object owned by the caller
 };
 
 struct PluginDescriptor {
@@ -353,14 +352,13 @@ constexpr ServiceFactory make_service_factory(const char* name) {
 // Exports the plugin `plugin_name` with the services listed after it:
 //   SBUS_PLUGIN("test", SBUS_SERVICE("echo", Echo, sbus::Kind::kCall),
 //               SBUS_SERVICE("record", Record, sbus::Kind::kMessage))
-#define SBUS_PLUGIN(plugin_name, ...)                                                 \
-  namespace {                                                                         \
-  constexpr ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};           \
-  const ::sbus::PluginDescriptor sbus_plugin_descriptor_ = {                          \
-      ::sbus::kAbiVersion, plugin_name, sbus_plugin_services_,                        \
-      sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};              \
-  }                                                                                   \
-  extern "C" __attribute__((visibility("default"))) const ::sbus::PluginDescriptor*  \
-  sbus_plugin_descriptor() {                                                          \
-    return &sbus_plugin_descriptor_;                                                  \
+#define SBUS_PLUGIN(plugin_name, ...)                                                                          \
+  namespace {                                                                                                  \
+  constexpr ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};                                    \
+  const ::sbus::PluginDescriptor sbus_plugin_descriptor_ = {                                                   \
+      ::sbus::kAbiVersion, plugin_name, sbus_plugin_services_,                                                 \
+      sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};                                       \
+  }                                                                                                            \
+  extern "C" __attribute__((visibility("default"))) const ::sbus::PluginDescriptor* sbus_plugin_descriptor() { \
+    return &sbus_plugin_descriptor_;                                                                           \
   }

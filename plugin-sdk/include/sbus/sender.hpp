@@ -136,8 +136,7 @@ class SBUS_EXPORT Sender {
   // trip, when the broker has no queue for the node (the call is published
   // mandatory, and the broker returns it); with several brokers and retry
   // > 0 the next broker is tried first.
-  CallResult call(std::string_view address, std::string_view params_json,
-                  std::chrono::milliseconds timeout);
+  CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout);
 
   // Pipelining: publishes a call and returns its id at once, without
   // waiting; its reply comes from next_reply(). Any number can be in flight
@@ -150,8 +149,7 @@ class SBUS_EXPORT Sender {
   // node) comes back from next_reply() as a reply with error_code
   // kUnroutableCode and the message that call() would throw.
   std::string call_async(std::string_view address, std::string_view params_json);
-  std::string call_async(std::string_view address, std::string_view params_json,
-                         std::chrono::milliseconds timeout);
+  std::string call_async(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout);
   // Waits up to `timeout` for the reply of any call in flight; nullopt on
   // timeout or when none is in flight. Throws SenderError when the
   // connection is lost.

@@ -48,6 +48,5 @@ class PingService : public sbus::Service {
 
 }  // namespace
 
-SBUS_PLUGIN("hello",
-            SBUS_SERVICE("greet", GreetService, sbus::Kind::kCall),
+SBUS_PLUGIN("hello", SBUS_SERVICE("greet", GreetService, sbus::Kind::kCall),
             SBUS_SERVICE("ping", PingService, sbus::Kind::kCall))
