@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -146,6 +147,24 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded unrun,
   const rapidjson::Document stats = stats_of(sender, sbusd);
   CHECK(service_stat(stats, "test.echo", "expired") == 2);
   CHECK(service_stat(stats, "test.echo", "handled") == handled_before + served + 1);
+
+  // sbus stats shows them in its last column, EXPIRED.
+  std::vector<std::string> args = {"stats", sbusd.node()};
+  for (const std::string& arg : sbusd.cli_args()) args.push_back(arg);
+  const sbus_test::ProcessResult table = sbus_test::run_cli(args);
+  INFO("stdout: " << table.out << "stderr: " << table.err);
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find(" EXPIRED\n") != std::string::npos);
+  std::string last_field_of_echo;
+  std::istringstream lines(table.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string first, field, last;
+    fields >> first;
+    while (fields >> field) last = field;
+    if (first == "test.echo") last_field_of_echo = last;
+  }
+  CHECK(last_field_of_echo == "2");
   CHECK(sbusd.running());
 }
 
