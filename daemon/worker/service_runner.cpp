@@ -242,6 +242,8 @@ void ServiceRunner::run() {
   started_cv_.notify_all();
 }
 
+// Runs one job in the plugin: a call's reply is encoded here, a message's
+// retries and dead letter are run_message()'s.
 Outcome ServiceRunner::execute(Job& job) {
   Outcome outcome;
   outcome.envelope = std::move(job.envelope);
@@ -252,55 +254,14 @@ Outcome ServiceRunner::execute(Job& job) {
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
-  // It may have waited in the queue past its deadline: then nobody waits
-  // for it, and it is not started.
-  if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
-    outcome.expired = true;
-    const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
-                                config_.name + " passed while it waited in the service's queue; it was not run";
-    SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply.id) << ": " << message;
-    if (is_call) {
-      reply.error_code = errc::kDeadlineExceeded;
-      reply.message = message;
-      outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
-    }
-    return outcome;
-  }
+  if (expired_in_queue(job, &reply, &outcome)) return outcome;
   request.set_deadline(job.deadline);
-  if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
-  try {
-    if (is_call) {
-      Response response;
-      service_.service().on_call(request, response);
-      reply.error_code = response.error_code();
-      reply.message = response.body();
-    } else {
-      run_message(request, job, reply.id, &outcome);
-    }
-  } catch (const std::exception& e) {
-    reply.error_code = errc::kServiceFailed;
-    reply.message = std::string("service ") + config_.name + " failed: " + e.what();
-  } catch (...) {
-    reply.error_code = errc::kServiceFailed;
-    reply.message = "service " + config_.name + " failed: unknown exception";
-  }
-  if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
-  // Past the deadline, whatever it answered or threw goes to nobody who
-  // waits: the hops of a chain see where the budget ran out. So does an
-  // exception close to it: a call the service made inherited the deadline
-  // less a margin (SenderOptions::inherited_deadline) and ran out of time.
-  const bool threw_near_deadline = reply.error_code == errc::kServiceFailed && job.deadline &&
-                                   std::chrono::system_clock::now() + kDeadlineSlack >= *job.deadline;
-  if (is_call && job.deadline && (threw_near_deadline || std::chrono::system_clock::now() >= *job.deadline)) {
-    const bool threw = !reply.error_code.empty() && reply.error_code != errc::kDeadlineExceeded;
-    reply.error_code = errc::kDeadlineExceeded;
-    reply.message = "service " + config_.name + " finished after the call's deadline" +
-                    (threw ? ": " + reply.message : std::string());
-  }
+  call_service(request, job, &reply, &outcome);
+  if (is_call) answer_late(job.deadline, &reply);
   if (in_flight_.exchange(nullptr, std::memory_order_acq_rel) == nullptr) {
     // give_up() took it: wait until it has copied what it needs, then leave
     // the delivery to it (and the journal slot as it is, as a crash would).
@@ -318,6 +279,64 @@ Outcome ServiceRunner::execute(Job& job) {
   }
   if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
   return outcome;
+}
+
+// It may have waited in the queue past its deadline: then nobody waits for
+// it, and it is not started. A call is answered deadline_exceeded.
+bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outcome) {
+  if (!job.deadline || std::chrono::system_clock::now() < *job.deadline) return false;
+  const bool is_call = outcome->envelope.is_call();
+  outcome->expired = true;
+  const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
+                              config_.name + " passed while it waited in the service's queue; it was not run";
+  SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply->id) << ": " << message;
+  if (is_call) {
+    reply->error_code = errc::kDeadlineExceeded;
+    reply->message = message;
+    outcome->body = encode_signed_reply(reply, outcome->envelope.reply_nonce, reply_secret_, context_.node);
+  }
+  return true;
+}
+
+// The plugin's on_call (its answer into `reply`) or on_message (with its
+// retries); an exception becomes service_failed. While a call runs, the
+// calls its service makes inherit its deadline (current_deadline_).
+void ServiceRunner::call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome) {
+  const bool is_call = outcome->envelope.is_call();
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
+  try {
+    if (is_call) {
+      Response response;
+      service_.service().on_call(request, response);
+      reply->error_code = response.error_code();
+      reply->message = response.body();
+    } else {
+      run_message(request, job, reply->id, outcome);
+    }
+  } catch (const std::exception& e) {
+    reply->error_code = errc::kServiceFailed;
+    reply->message = std::string("service ") + config_.name + " failed: " + e.what();
+  } catch (...) {
+    reply->error_code = errc::kServiceFailed;
+    reply->message = "service " + config_.name + " failed: unknown exception";
+  }
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
+}
+
+// Past the deadline, whatever a call answered or threw goes to nobody who
+// waits: the hops of a chain see where the budget ran out. So does an
+// exception close to it: a call the service made inherited the deadline
+// less a margin (SenderOptions::inherited_deadline) and ran out of time.
+void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline,
+                                Reply* reply) const {
+  if (!deadline) return;
+  const auto now = std::chrono::system_clock::now();
+  const bool threw_near_deadline = reply->error_code == errc::kServiceFailed && now + kDeadlineSlack >= *deadline;
+  if (!threw_near_deadline && now < *deadline) return;
+  const bool threw = !reply->error_code.empty() && reply->error_code != errc::kDeadlineExceeded;
+  reply->error_code = errc::kDeadlineExceeded;
+  reply->message = "service " + config_.name + " finished after the call's deadline" +
+                   (threw ? ": " + reply->message : std::string());
 }
 
 // A message is retried with back-off (kMessageRetry) up to max_retries,

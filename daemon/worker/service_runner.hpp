@@ -137,6 +137,10 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  // The parts of execute(), in the order it runs them.
+  bool expired_in_queue(const Job& job, Reply* reply, Outcome* outcome);
+  void call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome);
+  void answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline, Reply* reply) const;
   void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
