@@ -9,7 +9,6 @@
 #include <exception>
 #include <utility>
 
-#include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "worker/signed_reply.hpp"
@@ -20,10 +19,6 @@ namespace {
 
 // After a job larger than this (body and params), the heap is trimmed.
 constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
-
-// A message whose handler throws is tried again after 100 ms, doubling, at
-// most 5 s apart.
-const Backoff kMessageRetry({std::chrono::milliseconds(100), std::chrono::seconds(5)});
 
 // A call that throws with less than this left of its deadline is answered
 // deadline_exceeded, not service_failed: more than the margin the sender
@@ -42,7 +37,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       reply_secret_(context_.sender_options().secret),
       host_(host),
       journal_(journal),
-      max_retries_(max_retries),
+      dead_letters_(max_retries),
       current_deadline_(std::move(current_deadline)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
@@ -339,11 +334,11 @@ void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::t
                    (threw ? ": " + reply->message : std::string());
 }
 
-// A message is retried with back-off (kMessageRetry) up to max_retries,
-// then goes to the error queue (outcome->dead_letter).
+// A message is retried, and moved to the error queue once its retries are
+// spent, as DeadLetterPolicy decides; between attempts the thread sleeps,
+// and a stop meanwhile leaves the message unacked.
 void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
-    outcome->attempts = attempt;
     std::string error;
     try {
       service_.service().on_message(request);
@@ -355,22 +350,22 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     }
     SBUS_LOG_LIMITED(kWarn, "message attempt failed") << "event " << log_value(id) << ": " << config_.name
                                                       << ": attempt " << attempt << " failed: " << log_value(error);
-    if (attempt > max_retries_) {
-      outcome->dead_letter = true;
-      outcome->error = error;
-      outcome->service = config_.name;
+    MessageFate fate = dead_letters_.after_attempt(attempt, config_.name, error);
+    if (fate.verdict == MessageFate::Verdict::kDeadLetter) {
+      outcome->dead_letter = std::move(fate.entry);
       outcome->body = std::move(job.body);
       outcome->headers = std::move(job.headers);
       break;
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
+    const auto deadline = std::chrono::steady_clock::now() + fate.retry_in;
     while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
     if (stopping_) {
       outcome->leave = true;  // stopping: unacked, the broker keeps it
       break;
     }
-    if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
+    if (dead_letters_.before_retry(job.deadline, std::chrono::system_clock::now()).verdict ==
+        MessageFate::Verdict::kDrop) {
       // Its deadline passed while it failed: not tried again, nor kept.
       SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(id) << ": " << config_.name
                                          << ": the message's deadline passed after " << attempt

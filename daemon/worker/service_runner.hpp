@@ -28,6 +28,7 @@
 
 #include "base/crash_journal.hpp"
 #include "config/config.hpp"
+#include "worker/dead_letter.hpp"
 #include "worker/job.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/queue_budget.hpp"
@@ -157,8 +158,8 @@ class ServiceRunner {
   // answers are signed with it.
   std::string reply_secret_;
   RunnerHost* host_;
-  CrashJournal* journal_;  // may be null
-  int max_retries_;
+  CrashJournal* journal_;          // may be null
+  DeadLetterPolicy dead_letters_;  // a message's retries
   int journal_slot_ = -1;
   // Set around each call (may be null: then nobody reads it).
   std::shared_ptr<CurrentDeadline> current_deadline_;

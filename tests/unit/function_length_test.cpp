@@ -142,9 +142,8 @@ std::vector<Function> functions_in(const std::string& text) {
   auto at_scope = [&stack] { return stack.empty() || stack.back().block == Block::kScope; };
   auto in_header = [&stack, &at_scope] {
     // Inside an initializer's braces at scope level, the declaration goes on.
-    return at_scope() || std::all_of(stack.rbegin(), stack.rend(), [](const Frame& frame) {
-             return frame.block != Block::kFunction;
-           });
+    return at_scope() || std::all_of(stack.rbegin(), stack.rend(),
+                                     [](const Frame& frame) { return frame.block != Block::kFunction; });
   };
   for (const char c : code) {
     if (c == '\n') ++line;
@@ -235,33 +234,33 @@ const Function* find(const std::vector<Function>& functions, const std::string& 
 
 TEST_CASE("functions are measured from their signature to their closing brace", "[layout]") {
   const std::string text =
-      "namespace a {\n"                                    // 1
-      "namespace {\n"                                      // 2
-      "const std::map<int, int> kTable = {{1, 2}};\n"      // 3
-      "}  // namespace\n"                                  // 4
-      "// A comment with a { brace.\n"                     // 5
-      "int Widget::size(int x,\n"                          // 6
-      "                 int y) const {\n"                  // 7
-      "  const char* s = \"}\";\n"                         // 8
-      "  auto f = [] { return '}'; };\n"                   // 9
-      "  if (x) {\n"                                       // 10
-      "    return R\"(}})\";\n"                            // 11
-      "  }\n"                                              // 12
-      "  return y;\n"                                      // 13
-      "}\n"                                                // 14
-      "class Widget final : public Base {\n"               // 15
-      " public:\n"                                         // 16
-      "  Widget() : a_(1), b_{2} {\n"                      // 17
-      "    run();\n"                                       // 18
-      "  }\n"                                              // 19
-      "  bool ok() const { return true; }\n"               // 20
-      "  enum class Kind { kOne, kTwo };\n"                // 21
-      "};\n"                                               // 22
-      "#define BRACE {\n"                                  // 23
-      "auto Widget::next() -> int {\n"                     // 24
-      "  return 1'000;\n"                                  // 25
-      "}\n"                                                // 26
-      "}  // namespace a\n";                               // 27
+      "namespace a {\n"                                // 1
+      "namespace {\n"                                  // 2
+      "const std::map<int, int> kTable = {{1, 2}};\n"  // 3
+      "}  // namespace\n"                              // 4
+      "// A comment with a { brace.\n"                 // 5
+      "int Widget::size(int x,\n"                      // 6
+      "                 int y) const {\n"              // 7
+      "  const char* s = \"}\";\n"                     // 8
+      "  auto f = [] { return '}'; };\n"               // 9
+      "  if (x) {\n"                                   // 10
+      "    return R\"(}})\";\n"                        // 11
+      "  }\n"                                          // 12
+      "  return y;\n"                                  // 13
+      "}\n"                                            // 14
+      "class Widget final : public Base {\n"           // 15
+      " public:\n"                                     // 16
+      "  Widget() : a_(1), b_{2} {\n"                  // 17
+      "    run();\n"                                   // 18
+      "  }\n"                                          // 19
+      "  bool ok() const { return true; }\n"           // 20
+      "  enum class Kind { kOne, kTwo };\n"            // 21
+      "};\n"                                           // 22
+      "#define BRACE {\n"                              // 23
+      "auto Widget::next() -> int {\n"                 // 24
+      "  return 1'000;\n"                              // 25
+      "}\n"                                            // 26
+      "}  // namespace a\n";                           // 27
   const std::vector<Function> functions = functions_in(text);
   REQUIRE(functions.size() == 4);
   const Function* size = find(functions, "Widget::size");
@@ -282,8 +281,8 @@ TEST_CASE("functions are measured from their signature to their closing brace", 
 }
 
 TEST_CASE("a long function passes only with a reason for its length right above it", "[layout]") {
-  const std::vector<std::string> lines = {
-      "// Most of its length is the table of options.", "int parse() {", "", "// Parses.", "int other() {"};
+  const std::vector<std::string> lines = {"// Most of its length is the table of options.", "int parse() {", "",
+                                          "// Parses.", "int other() {"};
   CHECK(gives_a_reason(comment_above(lines, 2)));
   CHECK_FALSE(gives_a_reason(comment_above(lines, 5)));
   CHECK_FALSE(gives_a_reason(comment_above(lines, 1)));
