@@ -66,8 +66,7 @@ TEST_CASE("a message that crashed workers runs again up to max_retries crashes, 
   CHECK(fate.entry.service == "test.crash");
 }
 
-TEST_CASE("a message to a service that cannot run goes to the error queue at once, with the reason",
-          "[dead_letter]") {
+TEST_CASE("a message to a service that cannot run goes to the error queue at once, with the reason", "[dead_letter]") {
   const MessageFate fate = DeadLetterPolicy::service_down("broken.svc", "service unavailable: no database");
   REQUIRE(fate.verdict == Verdict::kDeadLetter);
   CHECK(fate.entry.service == "broken.svc");
