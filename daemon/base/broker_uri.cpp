@@ -31,6 +31,56 @@ bool percent_decode(std::string_view text, std::string* out) {
   return true;
 }
 
+// HOST[:PORT] of an AMQP URI into uri->host and uri->port (a port left
+// out keeps the one the scheme gave it).
+bool parse_host_port(std::string_view authority, BrokerUri* uri, std::string* error) {
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      *error = "malformed AMQP URI: '[' without ']' around an IPv6 address";
+      return false;
+    }
+    uri->host = std::string(authority.substr(1, close - 1));
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        *error = "malformed AMQP URI: unexpected text after ']'";
+        return false;
+      }
+      port_text = rest.substr(1);
+      if (port_text.empty()) {
+        *error = "malformed AMQP URI: empty port";
+        return false;
+      }
+    }
+  } else {
+    const std::size_t colon = authority.find(':');
+    uri->host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) {
+        *error = "malformed AMQP URI: empty port";
+        return false;
+      }
+    }
+  }
+  if (uri->host.empty()) {
+    *error = "malformed AMQP URI: no host";
+    return false;
+  }
+  if (!port_text.empty()) {
+    int port = 0;
+    auto [end, status] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (status != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+      *error = "malformed AMQP URI: port must be a number from 1 to 65535";
+      return false;
+    }
+    uri->port = port;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string BrokerUri::redacted() const {
@@ -77,50 +127,7 @@ bool parse_broker_uri(std::string_view text, BrokerUri* uri, std::string* error)
     }
   }
 
-  std::string_view port_text;
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      *error = "malformed AMQP URI: '[' without ']' around an IPv6 address";
-      return false;
-    }
-    parsed.host = std::string(authority.substr(1, close - 1));
-    const std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') {
-        *error = "malformed AMQP URI: unexpected text after ']'";
-        return false;
-      }
-      port_text = rest.substr(1);
-      if (port_text.empty()) {
-        *error = "malformed AMQP URI: empty port";
-        return false;
-      }
-    }
-  } else {
-    const std::size_t colon = authority.find(':');
-    parsed.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) {
-        *error = "malformed AMQP URI: empty port";
-        return false;
-      }
-    }
-  }
-  if (parsed.host.empty()) {
-    *error = "malformed AMQP URI: no host";
-    return false;
-  }
-  if (!port_text.empty()) {
-    int port = 0;
-    auto [end, status] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (status != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
-      *error = "malformed AMQP URI: port must be a number from 1 to 65535";
-      return false;
-    }
-    parsed.port = port;
-  }
+  if (!parse_host_port(authority, &parsed, error)) return false;
 
   if (has_path) {
     if (path.find('/') != std::string_view::npos) {

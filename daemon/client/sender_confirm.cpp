@@ -32,51 +32,19 @@ void Sender::Impl::publish_confirmed(const std::string& node, std::string_view b
 }
 
 void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout) {
-  amqp_connection_state_t c = connection.get();
   // An unroutable message comes back as basic.return before its ack.
   bool returned = false;
   const auto deadline = SenderClock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - SenderClock::now());
-    if (left.count() <= 0) {
-      if (connection.blocked()) {
-        lost(blocked_text() + ": no confirm within " + std::to_string(timeout.count()) + " ms",
-             SenderError::Kind::kBlocked);
-      }
-      lost("no confirm from " + connected + " within " + std::to_string(timeout.count()) + " ms");
-    }
-    timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
     amqp_frame_t frame;
-    int result = amqp_simple_wait_frame_noblock(c, &frame, &wait);
-    if (result == AMQP_STATUS_TIMEOUT) continue;
-    if (result != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(result));
-    if (frame.frame_type != AMQP_FRAME_METHOD || note_blocking(frame)) continue;
+    if (!next_method(deadline, timeout, &frame)) continue;
     switch (frame.payload.method.id) {
       case AMQP_BASIC_RETURN_METHOD:
       // A late reply to an earlier call: not waited for any more.
-      case AMQP_BASIC_DELIVER_METHOD: {
-        std::string routing_key;
-        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-          const auto* back = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
-          routing_key.assign(static_cast<const char*>(back->routing_key.bytes), back->routing_key.len);
-        }
-        amqp_message_t message;
-        amqp_rpc_reply_t read = amqp_read_message(c, frame.channel, &message, 0);
-        if (read.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
-        if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD && frame.channel == kChannel &&
-            (message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)) {
-          // An asynchronous call returned unrouted: next_reply() says so.
-          std::string id(static_cast<const char*>(message.properties.correlation_id.bytes),
-                         message.properties.correlation_id.len);
-          if (async_pending.erase(id) > 0) {
-            signed_calls.erase(id);
-            async_returned.emplace_back(std::move(id), unroutable_text(routing_key));
-          }
-        }
-        amqp_destroy_message(&message);
+      case AMQP_BASIC_DELIVER_METHOD:
+        skip_message(frame);
         if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) returned = frame.channel == kSendChannel;
         break;
-      }
       case AMQP_BASIC_ACK_METHOD: {
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
         if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
@@ -93,6 +61,45 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       default: break;
     }
   }
+}
+
+bool Sender::Impl::next_method(SenderClock::time_point deadline, std::chrono::milliseconds timeout,
+                               amqp_frame_t* frame) {
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - SenderClock::now());
+  if (left.count() <= 0) {
+    if (connection.blocked()) {
+      lost(blocked_text() + ": no confirm within " + std::to_string(timeout.count()) + " ms",
+           SenderError::Kind::kBlocked);
+    }
+    lost("no confirm from " + connected + " within " + std::to_string(timeout.count()) + " ms");
+  }
+  timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
+  const int result = amqp_simple_wait_frame_noblock(connection.get(), frame, &wait);
+  if (result == AMQP_STATUS_TIMEOUT) return false;
+  if (result != AMQP_STATUS_OK) lost("connection to " + connected + " lost: " + amqp_error_string2(result));
+  return frame->frame_type == AMQP_FRAME_METHOD && !note_blocking(*frame);
+}
+
+void Sender::Impl::skip_message(const amqp_frame_t& frame) {
+  const bool returned = frame.payload.method.id == AMQP_BASIC_RETURN_METHOD;
+  std::string routing_key;
+  if (returned) {
+    const auto* back = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+    routing_key.assign(static_cast<const char*>(back->routing_key.bytes), back->routing_key.len);
+  }
+  amqp_message_t message;
+  amqp_rpc_reply_t read = amqp_read_message(connection.get(), frame.channel, &message, 0);
+  if (read.reply_type != AMQP_RESPONSE_NORMAL) lost("connection to " + connected + " lost");
+  if (returned && frame.channel == kChannel && (message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)) {
+    // An asynchronous call returned unrouted: next_reply() says so.
+    std::string id(static_cast<const char*>(message.properties.correlation_id.bytes),
+                   message.properties.correlation_id.len);
+    if (async_pending.erase(id) > 0) {
+      signed_calls.erase(id);
+      async_returned.emplace_back(std::move(id), unroutable_text(routing_key));
+    }
+  }
+  amqp_destroy_message(&message);
 }
 
 bool Sender::Impl::get(const std::string& queue, DeadLetter* letter, std::uint64_t* tag) {

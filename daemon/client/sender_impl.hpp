@@ -168,6 +168,15 @@ struct Sender::Impl {
   // Waits for the confirm of the message `tag` on kSendChannel; throws
   // kUnroutable when it came back unrouted, kPublish on a nack.
   void wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout);
+  // wait_confirm()'s next frame into *frame: true for a method frame, false
+  // for none yet or one of no interest (connection.blocked is noted here).
+  // Throws when the connection is lost or `deadline` (`timeout` from the
+  // start) has passed, saying whether the broker blocks the connection.
+  bool next_method(SenderClock::time_point deadline, std::chrono::milliseconds timeout, amqp_frame_t* frame);
+  // Reads the content of a basic.return or of a late basic.deliver `frame`
+  // and drops it; an asynchronous call returned unrouted is noted for
+  // next_reply().
+  void skip_message(const amqp_frame_t& frame);
   bool confirming = false;
   std::uint64_t published_on_confirm_channel = 0;
   // Takes the next message of `queue` on kErrorChannel, unacked; false when

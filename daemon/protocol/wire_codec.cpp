@@ -27,6 +27,49 @@ constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_IGNORE_ENC | XML_PARSE
 
 void ignore_errors(void*, xmlError*) {}
 
+bool is_xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+// A malformed_xml failure with `detail`; false, for `return refuse_markup(...)`.
+bool refuse_markup(DecodeFailure* failure, std::string detail) {
+  *failure = {errc::kMalformedXml, std::move(detail)};
+  return false;
+}
+
+// The attributes of a start tag, `rest` being what follows its '<', from
+// *end (past the name's first character) up to its '>': *end is left at
+// that '>', or at rest.size() when the tag is not closed. False, with
+// *failure set, for what libxml2 would read otherwise than this scan, or
+// for too many attributes.
+bool scan_start_tag(std::string_view rest, std::size_t* end, DecodeFailure* failure) {
+  int attributes = 0;
+  std::size_t& i = *end;
+  for (; i < rest.size() && rest[i] != '>'; ++i) {
+    const char c = rest[i];
+    if (c == '<' || c == '"' || c == '\'') return refuse_markup(failure, "malformed start tag");
+    if (c != '=') continue;
+    if (++attributes > kMaxAttributes) {
+      return refuse_markup(failure, "more than " + std::to_string(kMaxAttributes) + " attributes in one element");
+    }
+    do ++i;
+    while (i < rest.size() && is_xml_space(rest[i]));
+    if (i == rest.size()) break;
+    if (rest[i] != '"' && rest[i] != '\'')
+      return refuse_markup(failure, "malformed start tag: attribute value not quoted");
+    const std::size_t close = rest.find(rest[i], i + 1);
+    if (close == std::string_view::npos) {
+      i = rest.size();
+      break;
+    }
+    if (rest.substr(i + 1, close - i - 1).find('<') != std::string_view::npos) {
+      return refuse_markup(failure, "'<' in an attribute value");
+    }
+    i = close;
+  }
+  return true;
+}
+
 // A linear scan of the markup, before libxml2 sees the body, for what
 // libxml2 2.9 handles slowly or dangerously: a document type declaration
 // (entity expansion, external entities), deep nesting, a flood of elements,
@@ -36,14 +79,9 @@ void ignore_errors(void*, xmlError*) {}
 // on where tags start and end; libxml2 stops at its first error
 // (stop_on_error), so it never reads past a place where they could differ.
 bool check_markup(std::string_view body, DecodeFailure* failure) {
-  const auto refuse = [failure](std::string detail) {
-    *failure = {errc::kMalformedXml, std::move(detail)};
-    return false;
-  };
-  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   std::size_t at = body.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-  while (at < body.size() && is_space(body[at])) ++at;
-  if (at == body.size() || body[at] != '<') return refuse("not XML: the body does not start with '<'");
+  while (at < body.size() && is_xml_space(body[at])) ++at;
+  if (at == body.size() || body[at] != '<') return refuse_markup(failure, "not XML: the body does not start with '<'");
 
   int depth = 0;
   int markup = 0;
@@ -65,7 +103,7 @@ bool check_markup(std::string_view body, DecodeFailure* failure) {
       continue;
     }
     if (++markup > kMaxMarkup) {
-      return refuse("more than " + std::to_string(kMaxMarkup) + " elements, comments and instructions");
+      return refuse_markup(failure, "more than " + std::to_string(kMaxMarkup) + " elements, comments and instructions");
     }
     if (rest.starts_with("!--")) {
       skip(3, "-->");
@@ -75,40 +113,19 @@ bool check_markup(std::string_view body, DecodeFailure* failure) {
       skip(1, "?>");
       continue;
     }
-    if (rest.starts_with("!")) return refuse("a document type declaration is not allowed");
+    if (rest.starts_with("!")) return refuse_markup(failure, "a document type declaration is not allowed");
     // A start tag. Its name must begin like an XML name (this also refuses
     // UTF-16 and UCS-4 text, whose second byte is 0).
     const unsigned char first = rest.empty() ? 0 : static_cast<unsigned char>(rest[0]);
     const unsigned char lower = first | 0x20;
     if (!((lower >= 'a' && lower <= 'z') || first == '_' || first == ':' || first >= 0x80)) {
-      return refuse("'<' not followed by an element name");
+      return refuse_markup(failure, "'<' not followed by an element name");
     }
-    int attributes = 0;
     std::size_t i = 1;
-    for (; i < rest.size() && rest[i] != '>'; ++i) {
-      const char c = rest[i];
-      if (c == '<' || c == '"' || c == '\'') return refuse("malformed start tag");
-      if (c != '=') continue;
-      if (++attributes > kMaxAttributes) {
-        return refuse("more than " + std::to_string(kMaxAttributes) + " attributes in one element");
-      }
-      do ++i;
-      while (i < rest.size() && is_space(rest[i]));
-      if (i == rest.size()) break;
-      if (rest[i] != '"' && rest[i] != '\'') return refuse("malformed start tag: attribute value not quoted");
-      const std::size_t close = rest.find(rest[i], i + 1);
-      if (close == std::string_view::npos) {
-        i = rest.size();
-        break;
-      }
-      if (rest.substr(i + 1, close - i - 1).find('<') != std::string_view::npos) {
-        return refuse("'<' in an attribute value");
-      }
-      i = close;
-    }
+    if (!scan_start_tag(rest, &i, failure)) return false;
     if (i >= rest.size()) break;  // unclosed: libxml2 reports it
     if (rest[i - 1] != '/' && ++depth > kMaxDepth) {
-      return refuse("elements nested more than " + std::to_string(kMaxDepth) + " deep");
+      return refuse_markup(failure, "elements nested more than " + std::to_string(kMaxDepth) + " deep");
     }
     at += 1 + i + 1;
   }

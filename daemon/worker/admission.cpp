@@ -21,6 +21,14 @@ void refuse(Decision* decision, std::string code, std::string message,
   decision->token_refused = token_refused;
 }
 
+// A message into the error queue, as DeadLetterPolicy decided.
+void dead_letter(Decision* decision, ErrorEntry entry) {
+  decision->verdict = Decision::Verdict::kDeadLetter;
+  decision->service = std::move(entry.service);
+  decision->message = std::move(entry.reason);
+  decision->attempts = entry.attempts;
+}
+
 // py-servicebus's words first: its senders read the code from them.
 std::string cannot_find(bool is_call, const std::string& name) {
   return std::string(is_call ? "Cannot Find RPC Service: " : "Cannot Find Message Service: ") + name;
@@ -29,7 +37,7 @@ std::string cannot_find(bool is_call, const std::string& name) {
 }  // namespace
 
 Admission::Admission(const Config& config, CrashJournal* journal, ReplayCache* replay)
-    : config_(config), journal_(journal), tokens_(config, replay) {}
+    : config_(config), journal_(journal), tokens_(config, replay), dead_letters_(config.max_retries) {}
 
 void Admission::add_service(std::size_t runner, const ServiceConfig& service) {
   if (services_.size() <= runner) services_.resize(runner + 1, nullptr);
@@ -118,12 +126,15 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
                    << (delivery.redelivered ? " (redelivered)" : "") << " reply_to "
                    << log_value(job.envelope.reply_to);
   if (auto down = unavailable_.find(name); down != unavailable_.end()) {
-    // A message is kept, with the reason, for `sbus errors requeue` once it starts.
-    decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
-    decision->code = errc::kServiceUnavailable;
-    decision->message = is_call ? name + " is unavailable: " + down->second : "service unavailable: " + down->second;
-    decision->service = name;
     decision->caller = ReplyGuard::Caller::kAuthenticated;
+    if (is_call) {
+      decision->verdict = Decision::Verdict::kAnswerError;
+      decision->message = name + " is unavailable: " + down->second;
+      decision->service = name;
+    } else {
+      dead_letter(decision, DeadLetterPolicy::service_down(name, "service unavailable: " + down->second).entry);
+    }
+    decision->code = errc::kServiceUnavailable;
     return;
   }
   auto found = by_name_.find(name);
@@ -199,13 +210,11 @@ bool Admission::admit_message(const Delivery& delivery, const std::string& name,
   Job& job = decision->job;
   job.envelope.key = CrashJournal::key(job.event.id, job.event.token, job.event.params);
   const int crashes = delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.envelope.key) : 0;
-  if (crashes <= config_.max_retries) return true;
+  MessageFate fate = dead_letters_.after_crashes(crashes, name);
+  if (fate.verdict != MessageFate::Verdict::kDeadLetter) return true;
   SBUS_LOG(kError) << "event " << log_value(job.event.id) << ": " << name << " crashed the worker " << crashes
                    << " times; moving it to " << config_.error_queue;
-  decision->verdict = Decision::Verdict::kDeadLetter;
-  decision->service = name;
-  decision->message = "the message crashed the worker " + std::to_string(crashes) + " times";
-  decision->attempts = crashes;
+  dead_letter(decision, std::move(fate.entry));
   return false;
 }
 
@@ -249,14 +258,18 @@ bool Admission::switched_off(std::size_t runner, Decision* decision) {
     SBUS_LOG(kInfo) << "service " << name << " is switched on again after its cool-down";
     return false;
   }
-  const bool is_call = decision->job.envelope.is_call();
-  decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
+  std::string message = "service " + name + " is switched off for " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(until - now).count() + 1) +
+                        " s: it crashed the worker " + std::to_string(config_.crash_limit) + " times within " +
+                        std::to_string(config_.crash_cooldown_seconds) + " s";
+  if (decision->job.envelope.is_call()) {
+    decision->verdict = Decision::Verdict::kAnswerError;
+    decision->message = std::move(message);
+    decision->service = name;
+  } else {
+    dead_letter(decision, DeadLetterPolicy::service_down(name, std::move(message)).entry);
+  }
   decision->code = errc::kServiceUnavailable;
-  decision->message = "service " + name + " is switched off for " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(until - now).count() + 1) +
-                      " s: it crashed the worker " + std::to_string(config_.crash_limit) + " times within " +
-                      std::to_string(config_.crash_cooldown_seconds) + " s";
-  decision->service = name;
   decision->counts_as_failed = true;
   return true;
 }

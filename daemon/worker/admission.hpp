@@ -7,7 +7,8 @@
 // a service with its params parsed. decide() publishes, acks and logs
 // nothing to the broker; the worker carries the Decision out
 // (Worker::carry_out()), so every reply, ack and dead letter of a refused
-// delivery leaves from one place.
+// delivery leaves from one place. Whether a message is dead-lettered is
+// DeadLetterPolicy's to say (dead_letter.hpp).
 //
 // Not thread-safe: used by whichever thread reads, with the broker
 // session's lock held. What it reads of the world besides the delivery is
@@ -25,6 +26,7 @@
 #include "base/crash_journal.hpp"
 #include "base/replay_cache.hpp"
 #include "config/config.hpp"
+#include "worker/dead_letter.hpp"
 #include "worker/delivery.hpp"
 #include "worker/job.hpp"
 #include "worker/reply_guard.hpp"
@@ -42,7 +44,7 @@ struct Decision {
     kRefuse,
     // An error reply to a call (a message is rejected); nothing is kept.
     kAnswerError,
-    kDeadLetter,  // a message into the error queue, with the reason
+    kDeadLetter,  // a message into the error queue, with the reason (DeadLetterPolicy)
     kSendKept,    // a call redelivered after a lost connection: the reply kept for it
     kDispatch,    // to service `runner`, with `job`
     // Its deadline has passed: a call is answered `code` (deadline_exceeded),
@@ -107,6 +109,7 @@ class Admission {
   const Config& config_;
   CrashJournal* journal_;
   TokenCheck tokens_;
+  DeadLetterPolicy dead_letters_;                         // for messages that crashed workers
   std::vector<const ServiceConfig*> services_;            // by runner
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::map<std::string, std::string> unavailable_;

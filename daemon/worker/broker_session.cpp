@@ -15,6 +15,20 @@ namespace sbus {
 // The error and hold queues are declared on this channel, closed after.
 constexpr amqp_channel_t kSetupChannel = 3;
 
+namespace {
+
+// The quarantine connection carries single publishes, each checked at once:
+// it needs no heartbeats.
+ConnectOptions quarantine_options(const Config& config) {
+  ConnectOptions options;
+  options.heartbeat_seconds = 0;
+  options.connection_name = "sbusd " + config.node + " quarantine";
+  options.tls = config.tls;
+  return options;
+}
+
+}  // namespace
+
 BrokerSession::BrokerSession(const Config& config, const BrokerUri& uri)
     : config_(config), uri_(uri), probe_(config, uri) {
   init_amqp_pool(&spill_pool_, 4096);
@@ -128,11 +142,7 @@ void BrokerSession::publish_quarantined(const std::string& reply_to, const std::
   try {
     if (!quarantine_) {
       quarantine_opens_[next_quarantine_open_++ % quarantine_opens_.size()] = Clock::now();
-      ConnectOptions options;
-      options.heartbeat_seconds = 0;
-      options.connection_name = "sbusd " + config_.node + " quarantine";
-      options.tls = config_.tls;
-      quarantine_ = AmqpConnection::open(uri_, options);
+      quarantine_ = AmqpConnection::open(uri_, quarantine_options(config_));
     }
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;

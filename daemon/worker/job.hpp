@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "protocol/wire_codec.hpp"
+#include "worker/dead_letter.hpp"
 #include "worker/envelope.hpp"
 
 namespace sbus {
@@ -41,8 +42,9 @@ struct Outcome {
   Envelope envelope;       // the Job's: a message has nothing to publish, only an ack
   std::size_t runner = 0;  // index of the service that ran it
   std::string body;        // the encoded reply; for a dead letter, the original body
-  // A message that failed max_retries times: move it to the error queue.
-  bool dead_letter = false;
+  // A message whose retries are spent (DeadLetterPolicy): what the error
+  // queue is told of it.
+  std::optional<ErrorEntry> dead_letter;
   // Stopped before the message could be handled: leave it unacked.
   bool leave = false;
   // Finished after its runner was abandoned (ServiceRunner::abandon_call()):
@@ -53,11 +55,8 @@ struct Outcome {
   bool expired = false;
   // Answered with an error, or moved to the error queue (sbus.stats).
   bool failed = false;
-  std::chrono::nanoseconds busy{0};  // in on_call / on_message
-  std::string error;
-  int attempts = 0;
-  std::string service;
-  std::vector<std::pair<std::string, std::string>> headers;  // the original ones
+  std::chrono::nanoseconds busy{0};                          // in on_call / on_message
+  std::vector<std::pair<std::string, std::string>> headers;  // a dead letter's original ones
 };
 
 }  // namespace sbus

@@ -9,7 +9,6 @@
 #include <exception>
 #include <utility>
 
-#include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "worker/signed_reply.hpp"
@@ -20,10 +19,6 @@ namespace {
 
 // After a job larger than this (body and params), the heap is trimmed.
 constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
-
-// A message whose handler throws is tried again after 100 ms, doubling, at
-// most 5 s apart.
-const Backoff kMessageRetry({std::chrono::milliseconds(100), std::chrono::seconds(5)});
 
 // A call that throws with less than this left of its deadline is answered
 // deadline_exceeded, not service_failed: more than the margin the sender
@@ -42,7 +37,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       reply_secret_(context_.sender_options().secret),
       host_(host),
       journal_(journal),
-      max_retries_(max_retries),
+      dead_letters_(max_retries),
       current_deadline_(std::move(current_deadline)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
@@ -242,6 +237,8 @@ void ServiceRunner::run() {
   started_cv_.notify_all();
 }
 
+// Runs one job in the plugin: a call's reply is encoded here, a message's
+// retries and dead letter are run_message()'s.
 Outcome ServiceRunner::execute(Job& job) {
   Outcome outcome;
   outcome.envelope = std::move(job.envelope);
@@ -252,55 +249,14 @@ Outcome ServiceRunner::execute(Job& job) {
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
-  // It may have waited in the queue past its deadline: then nobody waits
-  // for it, and it is not started.
-  if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
-    outcome.expired = true;
-    const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
-                                config_.name + " passed while it waited in the service's queue; it was not run";
-    SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply.id) << ": " << message;
-    if (is_call) {
-      reply.error_code = errc::kDeadlineExceeded;
-      reply.message = message;
-      outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
-    }
-    return outcome;
-  }
+  if (expired_in_queue(job, &reply, &outcome)) return outcome;
   request.set_deadline(job.deadline);
-  if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
-  try {
-    if (is_call) {
-      Response response;
-      service_.service().on_call(request, response);
-      reply.error_code = response.error_code();
-      reply.message = response.body();
-    } else {
-      run_message(request, job, reply.id, &outcome);
-    }
-  } catch (const std::exception& e) {
-    reply.error_code = errc::kServiceFailed;
-    reply.message = std::string("service ") + config_.name + " failed: " + e.what();
-  } catch (...) {
-    reply.error_code = errc::kServiceFailed;
-    reply.message = "service " + config_.name + " failed: unknown exception";
-  }
-  if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
-  // Past the deadline, whatever it answered or threw goes to nobody who
-  // waits: the hops of a chain see where the budget ran out. So does an
-  // exception close to it: a call the service made inherited the deadline
-  // less a margin (SenderOptions::inherited_deadline) and ran out of time.
-  const bool threw_near_deadline = reply.error_code == errc::kServiceFailed && job.deadline &&
-                                   std::chrono::system_clock::now() + kDeadlineSlack >= *job.deadline;
-  if (is_call && job.deadline && (threw_near_deadline || std::chrono::system_clock::now() >= *job.deadline)) {
-    const bool threw = !reply.error_code.empty() && reply.error_code != errc::kDeadlineExceeded;
-    reply.error_code = errc::kDeadlineExceeded;
-    reply.message = "service " + config_.name + " finished after the call's deadline" +
-                    (threw ? ": " + reply.message : std::string());
-  }
+  call_service(request, job, &reply, &outcome);
+  if (is_call) answer_late(job.deadline, &reply);
   if (in_flight_.exchange(nullptr, std::memory_order_acq_rel) == nullptr) {
     // give_up() took it: wait until it has copied what it needs, then leave
     // the delivery to it (and the journal slot as it is, as a crash would).
@@ -320,11 +276,69 @@ Outcome ServiceRunner::execute(Job& job) {
   return outcome;
 }
 
-// A message is retried with back-off (kMessageRetry) up to max_retries,
-// then goes to the error queue (outcome->dead_letter).
+// It may have waited in the queue past its deadline: then nobody waits for
+// it, and it is not started. A call is answered deadline_exceeded.
+bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outcome) {
+  if (!job.deadline || std::chrono::system_clock::now() < *job.deadline) return false;
+  const bool is_call = outcome->envelope.is_call();
+  outcome->expired = true;
+  const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
+                              config_.name + " passed while it waited in the service's queue; it was not run";
+  SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply->id) << ": " << message;
+  if (is_call) {
+    reply->error_code = errc::kDeadlineExceeded;
+    reply->message = message;
+    outcome->body = encode_signed_reply(reply, outcome->envelope.reply_nonce, reply_secret_, context_.node);
+  }
+  return true;
+}
+
+// The plugin's on_call (its answer into `reply`) or on_message (with its
+// retries); an exception becomes service_failed. While a call runs, the
+// calls its service makes inherit its deadline (current_deadline_).
+void ServiceRunner::call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome) {
+  const bool is_call = outcome->envelope.is_call();
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
+  try {
+    if (is_call) {
+      Response response;
+      service_.service().on_call(request, response);
+      reply->error_code = response.error_code();
+      reply->message = response.body();
+    } else {
+      run_message(request, job, reply->id, outcome);
+    }
+  } catch (const std::exception& e) {
+    reply->error_code = errc::kServiceFailed;
+    reply->message = std::string("service ") + config_.name + " failed: " + e.what();
+  } catch (...) {
+    reply->error_code = errc::kServiceFailed;
+    reply->message = "service " + config_.name + " failed: unknown exception";
+  }
+  if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
+}
+
+// Past the deadline, whatever a call answered or threw goes to nobody who
+// waits: the hops of a chain see where the budget ran out. So does an
+// exception close to it: a call the service made inherited the deadline
+// less a margin (SenderOptions::inherited_deadline) and ran out of time.
+void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline,
+                                Reply* reply) const {
+  if (!deadline) return;
+  const auto now = std::chrono::system_clock::now();
+  const bool threw_near_deadline = reply->error_code == errc::kServiceFailed && now + kDeadlineSlack >= *deadline;
+  if (!threw_near_deadline && now < *deadline) return;
+  const bool threw = !reply->error_code.empty() && reply->error_code != errc::kDeadlineExceeded;
+  reply->error_code = errc::kDeadlineExceeded;
+  reply->message = "service " + config_.name + " finished after the call's deadline" +
+                   (threw ? ": " + reply->message : std::string());
+}
+
+// A message is retried, and moved to the error queue once its retries are
+// spent, as DeadLetterPolicy decides; between attempts the thread sleeps,
+// and a stop meanwhile leaves the message unacked.
 void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
-    outcome->attempts = attempt;
     std::string error;
     try {
       service_.service().on_message(request);
@@ -336,22 +350,22 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     }
     SBUS_LOG_LIMITED(kWarn, "message attempt failed") << "event " << log_value(id) << ": " << config_.name
                                                       << ": attempt " << attempt << " failed: " << log_value(error);
-    if (attempt > max_retries_) {
-      outcome->dead_letter = true;
-      outcome->error = error;
-      outcome->service = config_.name;
+    MessageFate fate = dead_letters_.after_attempt(attempt, config_.name, error);
+    if (fate.verdict == MessageFate::Verdict::kDeadLetter) {
+      outcome->dead_letter = std::move(fate.entry);
       outcome->body = std::move(job.body);
       outcome->headers = std::move(job.headers);
       break;
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    const auto deadline = std::chrono::steady_clock::now() + kMessageRetry.delay_for(attempt);
+    const auto deadline = std::chrono::steady_clock::now() + fate.retry_in;
     while (!stopping_ && std::chrono::steady_clock::now() < deadline) sleep(lock, deadline);
     if (stopping_) {
       outcome->leave = true;  // stopping: unacked, the broker keeps it
       break;
     }
-    if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
+    if (dead_letters_.before_retry(job.deadline, std::chrono::system_clock::now()).verdict ==
+        MessageFate::Verdict::kDrop) {
       // Its deadline passed while it failed: not tried again, nor kept.
       SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(id) << ": " << config_.name
                                          << ": the message's deadline passed after " << attempt

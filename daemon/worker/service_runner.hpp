@@ -28,6 +28,7 @@
 
 #include "base/crash_journal.hpp"
 #include "config/config.hpp"
+#include "worker/dead_letter.hpp"
 #include "worker/job.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/queue_budget.hpp"
@@ -137,6 +138,10 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  // The parts of execute(), in the order it runs them.
+  bool expired_in_queue(const Job& job, Reply* reply, Outcome* outcome);
+  void call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome);
+  void answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline, Reply* reply) const;
   void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
@@ -153,8 +158,8 @@ class ServiceRunner {
   // answers are signed with it.
   std::string reply_secret_;
   RunnerHost* host_;
-  CrashJournal* journal_;  // may be null
-  int max_retries_;
+  CrashJournal* journal_;          // may be null
+  DeadLetterPolicy dead_letters_;  // a message's retries
   int journal_slot_ = -1;
   // Set around each call (may be null: then nobody reads it).
   std::shared_ptr<CurrentDeadline> current_deadline_;

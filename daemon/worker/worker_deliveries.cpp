@@ -38,10 +38,8 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       answer_error(envelope, decision.job.event.id, decision.code, decision.message, decision.caller);
       return;
     case Decision::Verdict::kDeadLetter:
-      if (session_.publish_dead_letter(delivery.body, decision.service, decision.message, decision.attempts,
-                                       delivery.headers)) {
-        session_.settle(envelope.delivery_tag, true);
-      }
+      dead_letter(envelope, delivery.body, delivery.headers,
+                  ErrorEntry{decision.service, decision.message, decision.attempts, {}});
       return;
     case Decision::Verdict::kSendKept: {
       const std::string body = session_.unsent().take(envelope.key);
@@ -112,15 +110,22 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
       return;
     }
   }
-  Headers own{{"x-sbus-refused", decision.code}};
-  if (decision.token_refused) own.emplace_back("x-sbus-token", "refused");
-  if (delivery.too_large > 0) own.emplace_back("x-sbus-body", "dropped");
-  if (envelope.is_call()) own.emplace_back("x-sbus-reply-to", envelope.reply_to);
-  const std::string service =
-      event.category.empty() && event.service.empty() ? std::string() : event.category + "." + event.service;
+  DeadLetterPolicy::Refusal refusal{decision.code, decision.message};
+  if (!event.category.empty() || !event.service.empty()) refusal.service = event.category + "." + event.service;
+  refusal.token_refused = decision.token_refused;
+  refusal.body_dropped = delivery.too_large > 0;
+  if (envelope.is_call()) refusal.reply_to = envelope.reply_to;
   Headers headers = delivery.headers;
   if (delivery.properties != nullptr && envelope.is_call()) headers = text_headers(*delivery.properties);
-  if (session_.publish_dead_letter(delivery.body, service, decision.code + ": " + decision.message, 0, headers, own)) {
+  dead_letter(envelope, delivery.body, headers, DeadLetterPolicy::refused(refusal));
+}
+
+// The one place a delivery goes to the error queue from, whoever decided
+// it (DeadLetterPolicy): published with `entry`'s headers, then marked for
+// the ack.
+void Worker::dead_letter(const Envelope& envelope, std::string_view body, const Headers& headers,
+                         const ErrorEntry& entry) {
+  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, entry.own)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -200,14 +205,14 @@ void Worker::finish(Outcome& outcome) {
     return;
   }
   if (outcome.dead_letter) {
-    SBUS_LOG_LIMITED(kError, "dead letter") << outcome.service << ": message failed " << outcome.attempts << " times ("
-                                            << log_value(outcome.error) << "); moved to " << config_.error_queue;
-    if (!session_.publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts,
-                                      outcome.headers)) {
-      return;
-    }
-  } else if (envelope.is_call() && !session_.publish_reply(envelope.reply_to, envelope.correlation_id, outcome.body,
-                                                           ReplyGuard::Caller::kAuthenticated)) {
+    const ErrorEntry& entry = *outcome.dead_letter;
+    SBUS_LOG_LIMITED(kError, "dead letter") << entry.service << ": message failed " << entry.attempts << " times ("
+                                            << log_value(entry.reason) << "); moved to " << config_.error_queue;
+    dead_letter(envelope, outcome.body, outcome.headers, entry);
+    return;
+  }
+  if (envelope.is_call() && !session_.publish_reply(envelope.reply_to, envelope.correlation_id, outcome.body,
+                                                    ReplyGuard::Caller::kAuthenticated)) {
     return;
   }
   session_.settle(envelope.delivery_tag, true);

@@ -27,6 +27,8 @@ using sbus_test::py_call_body;
 using sbus_test::RawAmqp;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
+using sbus_test::service_stat;
+using sbus_test::stats_of;
 using sbus_test::wait_until;
 using Clock = std::chrono::steady_clock;
 
@@ -50,19 +52,6 @@ pid_t worker_of(const SbusdProcess& sbusd) {
   wait_until([&] { return (pid = sbus_test::worker_pid_in_log(sbusd.log(), broker)) > 0; }, 10s);
   REQUIRE(pid > 0);
   return pid;
-}
-
-rapidjson::Document stats_of(sbus::Sender& sender, const SbusdProcess& sbusd) {
-  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
-  REQUIRE(result.ok());
-  rapidjson::Document stats;
-  stats.Parse(result.message.c_str());
-  REQUIRE(stats.IsObject());
-  return stats;
-}
-
-std::uint64_t service_stat(const rapidjson::Document& stats, const char* service, const char* key) {
-  return stats["services"][service][key].GetUint64();
 }
 
 // A message event for test.record with `token`, as a py-servicebus sender

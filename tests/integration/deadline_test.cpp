@@ -31,6 +31,8 @@ using sbus_test::py_call_body;
 using sbus_test::RawAmqp;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
+using sbus_test::service_stat;
+using sbus_test::stats_of;
 using sbus_test::wait_until;
 using Clock = std::chrono::steady_clock;
 using SystemClock = std::chrono::system_clock;
@@ -38,21 +40,6 @@ using SystemClock = std::chrono::system_clock;
 namespace {
 
 constexpr const char* kExchange = "py-servicebus";
-
-rapidjson::Document stats_of(sbus::Sender& sender, const SbusdProcess& sbusd) {
-  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
-  REQUIRE(result.ok());
-  rapidjson::Document stats;
-  stats.Parse(result.message.c_str());
-  REQUIRE(stats.IsObject());
-  return stats;
-}
-
-std::uint64_t service_stat(const rapidjson::Document& stats, const char* service, const char* key) {
-  REQUIRE(stats["services"].HasMember(service));
-  REQUIRE(stats["services"][service].HasMember(key));
-  return stats["services"][service][key].GetUint64();
-}
 
 std::string deadline_in(SystemClock::duration left) {
   return sbus::deadline_header_value(SystemClock::now() + left);
@@ -63,26 +50,6 @@ std::string code_of(const std::string& body) {
   if (body.find("status=\"error\"") == std::string::npos) return "";
   const auto code = sbus_test::between(body, "code=\"", "\"");
   return code ? *code : "error";
-}
-
-// A raw publish with the message expiration too, as the sender does.
-void publish_with_expiration(RawAmqp& raw, const std::string& node, const std::string& body,
-                             const std::string& reply_to, const std::string& correlation_id,
-                             const std::string& deadline, const std::string& expiration) {
-  amqp_basic_properties_t props{};
-  amqp_table_entry_t entry{amqp_cstring_bytes(sbus::kDeadlineHeader.data()), {}};
-  entry.key.len = sbus::kDeadlineHeader.size();
-  entry.value.kind = AMQP_FIELD_KIND_UTF8;
-  entry.value.value.bytes = amqp_bytes_t{deadline.size(), const_cast<char*>(deadline.data())};
-  props._flags =
-      AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
-  props.headers = amqp_table_t{1, &entry};
-  props.reply_to = amqp_bytes_t{reply_to.size(), const_cast<char*>(reply_to.data())};
-  props.correlation_id = amqp_bytes_t{correlation_id.size(), const_cast<char*>(correlation_id.data())};
-  props.expiration = amqp_bytes_t{expiration.size(), const_cast<char*>(expiration.data())};
-  const int status = amqp_basic_publish(raw.get(), 1, amqp_cstring_bytes(kExchange), amqp_cstring_bytes(node.c_str()),
-                                        0, 0, &props, amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
-  REQUIRE(status == AMQP_STATUS_OK);
 }
 
 std::uint32_t queue_length(const std::string& queue) {
@@ -227,8 +194,9 @@ TEST_CASE("5000 calls that expired while the worker was stopped are not run, and
   constexpr int kCalls = 5000;
   for (int i = 0; i < kCalls; ++i) {
     const std::string id = "dead-" + std::to_string(i);
-    publish_with_expiration(raw, sbusd.node(), py_call_body(id, kSecret, "test", "echo", "[1]"), reply_queue, id,
-                            deadline_in(1s), "1000");
+    // With the message expiration too, as the sender sets it.
+    raw.publish(kExchange, sbusd.node(), py_call_body(id, kSecret, "test", "echo", "[1]"), reply_queue, id,
+                {{std::string(sbus::kDeadlineHeader), deadline_in(1s)}}, "1000");
   }
   const auto published = Clock::now();
   std::cout << "[figure] deadline backlog: " << kCalls << " calls of 1 s published in "

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -519,7 +521,7 @@ std::string RawAmqp::declare_reply_queue() {
 
 void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                       std::string_view reply_to, std::string_view correlation_id,
-                      const std::vector<std::pair<std::string, std::string>>& headers) {
+                      const std::vector<std::pair<std::string, std::string>>& headers, std::string_view expiration) {
   amqp_basic_properties_t props{};
   std::vector<amqp_table_entry_t> entries;
   for (const auto& [key, value] : headers) {
@@ -539,6 +541,10 @@ void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, s
   if (!correlation_id.empty()) {
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = bytes(correlation_id);
+  }
+  if (!expiration.empty()) {
+    props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+    props.expiration = bytes(expiration);
   }
   const int status = amqp_basic_publish(state_, 1, bytes(exchange), bytes(routing_key), 0, 0, &props, bytes(body));
   if (status != AMQP_STATUS_OK) {
@@ -616,6 +622,26 @@ pid_t worker_pid_in_log(const std::string& log, const std::string& redacted_brok
   const std::size_t at = log.rfind(needle);
   if (at == std::string::npos) return -1;
   return static_cast<pid_t>(std::atol(log.c_str() + at + needle.size()));
+}
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+rapidjson::Document stats_of(sbus::Sender& sender, const SbusdProcess& sbusd) {
+  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
+  REQUIRE(result.ok());
+  rapidjson::Document stats;
+  stats.Parse(result.message.c_str());
+  REQUIRE(stats.IsObject());
+  return stats;
+}
+
+std::uint64_t service_stat(const rapidjson::Document& stats, const char* service, const char* key) {
+  REQUIRE(stats["services"].HasMember(service));
+  REQUIRE(stats["services"][service].HasMember(key));
+  return stats["services"][service][key].GetUint64();
 }
 
 }  // namespace sbus_test

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <amqp.h>
+#include <rapidjson/document.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -243,11 +244,12 @@ class RawAmqp {
   // on channel 1. Returns its name.
   std::string declare_reply_queue();
 
-  // Publishes on channel 1. reply_to and correlation_id are set when not
-  // empty; `headers` as text values.
+  // Publishes on channel 1. reply_to, correlation_id and the AMQP
+  // expiration (milliseconds, as text) are set when not empty; `headers`
+  // as text values.
   void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                std::string_view reply_to = {}, std::string_view correlation_id = {},
-               const std::vector<std::pair<std::string, std::string>>& headers = {});
+               const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string_view expiration = {});
 
   struct Message {
     std::string body;
@@ -267,5 +269,15 @@ class RawAmqp {
 
 // Text between the first `open` and the following `close`, or nullopt.
 std::optional<std::string> between(std::string_view text, std::string_view open, std::string_view close);
+
+// `a` followed by `b`: a command line and the options every call adds.
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b);
+
+// The sbus.stats of `sbusd`, asked through `sender` and parsed; the test
+// fails (REQUIRE) unless it answers a JSON object.
+rapidjson::Document stats_of(sbus::Sender& sender, const SbusdProcess& sbusd);
+// The counter `key` of `service` in those stats; the test fails (REQUIRE)
+// unless it is there.
+std::uint64_t service_stat(const rapidjson::Document& stats, const char* service, const char* key);
 
 }  // namespace sbus_test

@@ -24,6 +24,7 @@
 using namespace std::chrono_literals;
 using sbus_test::between;
 using sbus_test::broker_uri;
+using sbus_test::concat;
 using sbus_test::DeadPort;
 using sbus_test::RawAmqp;
 using sbus_test::run_cli;
@@ -32,11 +33,6 @@ using sbus_test::SbusdProcess;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
 
 // How long `call` took.
 template <typename F>
@@ -713,12 +709,7 @@ Switches switches_of(pid_t pid) {
 }
 
 pid_t worker_pid(sbus::Sender& sender, const SbusdProcess& sbusd) {
-  const sbus::CallResult result = sender.call(sbusd.address("sbus.stats"), "[]", 10s);
-  REQUIRE(result.ok());
-  rapidjson::Document stats;
-  stats.Parse(result.message.c_str());
-  REQUIRE(stats.IsObject());
-  return static_cast<pid_t>(stats["pid"].GetInt());
+  return static_cast<pid_t>(sbus_test::stats_of(sender, sbusd)["pid"].GetInt());
 }
 
 }  // namespace

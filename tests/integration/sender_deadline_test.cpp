@@ -20,6 +20,7 @@
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using sbus_test::broker_uri;
+using sbus_test::concat;
 using sbus_test::RawAmqp;
 using sbus_test::run_cli;
 using sbus_test::SbusdOptions;
@@ -27,11 +28,6 @@ using sbus_test::SbusdProcess;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -115,14 +111,14 @@ void check_deadline(const NodeQueue::Got& got, long long sent, long long ms_ahea
 TEST_CASE("sbus call and ping to a node with no queue fail at once, as send does", "[deadline][cli]") {
   SbusdProcess sbusd;  // the exchange exists
   const std::string nosuch = "NOSUCH" + sbus_test::unique_node();
-  const auto sent = run_cli(with({"send", nosuch + ".math.add", "[1,2]"}, sbusd.cli_args()));
+  const auto sent = run_cli(concat({"send", nosuch + ".math.add", "[1,2]"}, sbusd.cli_args()));
   REQUIRE(sent.exit_code != 0);
 
   auto start = Clock::now();
-  const auto called = run_cli(with({"call", nosuch + ".math.add", "[1,2]", "--timeout", "20"}, sbusd.cli_args()));
+  const auto called = run_cli(concat({"call", nosuch + ".math.add", "[1,2]", "--timeout", "20"}, sbusd.cli_args()));
   const double call_seconds = seconds_since(start);
   start = Clock::now();
-  const auto pinged = run_cli(with({"ping", nosuch, "--timeout", "20"}, sbusd.cli_args()));
+  const auto pinged = run_cli(concat({"ping", nosuch, "--timeout", "20"}, sbusd.cli_args()));
   const double ping_seconds = seconds_since(start);
   std::printf("sbus call %s: %.3f s, sbus ping: %.3f s (timeout 20 s)\n", nosuch.c_str(), call_seconds, ping_seconds);
   INFO("call: " << called.err << "ping: " << pinged.err);
@@ -239,11 +235,11 @@ TEST_CASE("calls and messages with a ttl carry x-sbus-deadline and an expiration
   CHECK_FALSE(none.expiration);
 
   sent = unix_ms_now();
-  auto cli = run_cli(with({"send", "--ttl", "1500ms", queue.node() + ".test.record", "{}"}, sbusd.cli_args()));
+  auto cli = run_cli(concat({"send", "--ttl", "1500ms", queue.node() + ".test.record", "{}"}, sbusd.cli_args()));
   INFO(cli.err);
   CHECK(cli.exit_code == 0);
   check_deadline(queue.get(), sent, 1500);
-  cli = run_cli(with({"send", "--ttl", "soon", queue.node() + ".test.record", "{}"}, sbusd.cli_args()));
+  cli = run_cli(concat({"send", "--ttl", "soon", queue.node() + ".test.record", "{}"}, sbusd.cli_args()));
   CHECK(cli.exit_code == 2);
 
   // send_deadline off: nothing of it on the wire.

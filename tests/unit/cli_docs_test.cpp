@@ -17,66 +17,20 @@
 #include "client/cli/command_line.hpp"
 #include "client/cli/exit_code.hpp"
 #include "client/cli/verb.hpp"
+#include "markdown.hpp"
 
 namespace fs = std::filesystem;
 using sbus::cli::ExitCodeRow;
 using sbus::cli::Needs;
 using sbus::cli::Verb;
+using sbus_test::markdown_pages;
+using sbus_test::read_text;
+using sbus_test::table_rows;
 
 namespace {
 
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string cli_md() {
-  return read(fs::path(SBUS_SOURCE_DIR) / "docs/cli.md");
-}
-
-// `text` without surrounding spaces and, if it is one code span, its
-// backticks.
-std::string cell_text(std::string text) {
-  const auto first = text.find_first_not_of(' ');
-  const auto last = text.find_last_not_of(' ');
-  text = first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
-  if (text.size() >= 2 && text.front() == '`' && text.back() == '`' && text.find('`', 1) == text.size() - 1) {
-    text = text.substr(1, text.size() - 2);
-  }
-  return text;
-}
-
-// The body rows of the first table after the line `heading`, as cells.
-std::vector<std::vector<std::string>> table_after(const std::string& page, const std::string& heading) {
-  std::istringstream in(page);
-  std::string line;
-  while (std::getline(in, line) && line != heading) {
-  }
-  std::vector<std::vector<std::string>> rows;
-  bool in_table = false;
-  int header_lines = 0;
-  while (std::getline(in, line)) {
-    if (line.rfind("|", 0) != 0) {
-      if (in_table) break;
-      continue;
-    }
-    in_table = true;
-    if (header_lines < 2) {  // the header and the |---| line
-      ++header_lines;
-      continue;
-    }
-    std::vector<std::string> cells;
-    std::size_t start = 1;
-    for (std::size_t bar = line.find('|', start); bar != std::string::npos; bar = line.find('|', start)) {
-      cells.push_back(cell_text(line.substr(start, bar - start)));
-      start = bar + 1;
-    }
-    rows.push_back(cells);
-  }
-  return rows;
+  return read_text(fs::path(SBUS_SOURCE_DIR) / "docs/cli.md");
 }
 
 // How docs/cli.md writes what a verb needs.
@@ -93,7 +47,7 @@ std::string needs_text(Needs needs) {
 
 TEST_CASE("docs/cli.md lists exactly the verbs of the CLI's table, with their operands, needs and summary",
           "[cli][docs]") {
-  const auto rows = table_after(cli_md(), "## Verbs");
+  const auto rows = table_rows(cli_md(), "## Verbs");
   REQUIRE_FALSE(rows.empty());
   std::map<std::string, std::vector<std::string>> documented;
   for (const auto& row : rows) {
@@ -117,7 +71,7 @@ TEST_CASE("docs/cli.md lists exactly the verbs of the CLI's table, with their op
 }
 
 TEST_CASE("docs/cli.md's exit codes are the CLI's table: number, name and meaning", "[cli][docs]") {
-  const auto rows = table_after(cli_md(), "## Exit codes");
+  const auto rows = table_rows(cli_md(), "## Exit codes");
   const auto codes = sbus::cli::exit_codes();
   REQUIRE(rows.size() == codes.size());
   for (std::size_t i = 0; i < codes.size(); ++i) {
@@ -141,7 +95,7 @@ TEST_CASE("The exit codes keep their numbers", "[cli]") {
 
 TEST_CASE("docs/cli.md lists exactly the options the CLI takes", "[cli][docs]") {
   std::set<std::string> documented;
-  for (const auto& row : table_after(cli_md(), "## Options")) {
+  for (const auto& row : table_rows(cli_md(), "## Options")) {
     REQUIRE_FALSE(row.empty());
     std::smatch m;
     if (std::regex_search(row[0], m, std::regex(R"(--([a-z-]+))"))) documented.insert(m[1]);
@@ -162,10 +116,7 @@ TEST_CASE("docs/cli.md lists exactly the options the CLI takes", "[cli][docs]") 
 }
 
 TEST_CASE("Every `sbus VERB` that README.md and docs/ show is a verb of the CLI", "[cli][docs]") {
-  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
-  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
-    if (entry.path().extension() == ".md") pages.push_back(entry.path());
-  }
+  const std::vector<fs::path> pages = markdown_pages();
   // In a code span (`sbus call ...`), or at the start of a line of a code
   // block (sbus call ..., $ sbus call ...); options (`sbus --token`) aside.
   const std::regex in_span(R"(`sbus ([a-z][a-z-]*))");
@@ -174,7 +125,7 @@ TEST_CASE("Every `sbus VERB` that README.md and docs/ show is a verb of the CLI"
   for (const Verb& verb : sbus::cli::verbs()) first_words.insert(std::string(verb.name.substr(0, verb.name.find(' '))));
   int checked = 0;
   for (const fs::path& page : pages) {
-    std::istringstream in(read(page));
+    std::istringstream in(read_text(page));
     bool in_code_block = false;
     for (std::string line; std::getline(in, line);) {
       if (line.rfind("```", 0) == 0) in_code_block = !in_code_block;

@@ -12,17 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "markdown.hpp"
+
 namespace fs = std::filesystem;
+using sbus_test::markdown_pages;
+using sbus_test::read_text;
 
 namespace {
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The codes of every `namespace errc { ... }` in the headers of the daemon
 // and the SDK, read from the source: a code added there without a line in
@@ -33,7 +29,7 @@ std::map<std::string, std::string> codes_in_source() {
   for (const char* folder : {"daemon", "plugin-sdk/include"}) {
     for (const auto& entry : fs::recursive_directory_iterator(fs::path(SBUS_SOURCE_DIR) / folder)) {
       if (!entry.is_regular_file() || entry.path().extension() != ".hpp") continue;
-      const std::string text = read(entry.path());
+      const std::string text = read_text(entry.path());
       for (std::size_t open = text.find("namespace errc {"); open != std::string::npos;
            open = text.find("namespace errc {", open + 1)) {
         const std::size_t close = text.find("\n}", open);
@@ -51,11 +47,8 @@ std::map<std::string, std::string> codes_in_source() {
 // The first cells of the table rows of docs/errors.md: "| `code` | ...".
 std::set<std::string> codes_in_docs() {
   std::set<std::string> codes;
-  std::istringstream in(read(fs::path(SBUS_SOURCE_DIR) / "docs/errors.md"));
-  const std::regex row(R"(^\|\s*`([^`]+)`\s*\|)");
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, row)) codes.insert(m[1]);
+  for (const auto& row : sbus_test::table_rows(read_text(fs::path(SBUS_SOURCE_DIR) / "docs/errors.md"))) {
+    if (!row.empty()) codes.insert(row[0]);
   }
   return codes;
 }
@@ -71,11 +64,8 @@ struct Example {
 // is "# docs/examples/NAME".
 std::vector<Example> examples_in_docs() {
   std::vector<Example> examples;
-  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
-  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) pages.push_back(entry.path());
-  for (const fs::path& page : pages) {
-    if (page.extension() != ".md") continue;
-    std::istringstream in(read(page));
+  for (const fs::path& page : markdown_pages()) {
+    std::istringstream in(read_text(page));
     std::string line;
     while (std::getline(in, line)) {
       if (line != "```cpp" && line != "```cmake" && line != "```yaml") continue;
@@ -115,7 +105,7 @@ TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and
     INFO(example.doc << " shows docs/examples/" << example.name);
     const fs::path file = fs::path(SBUS_SOURCE_DIR) / "docs/examples" / example.name;
     REQUIRE(fs::exists(file));
-    CHECK(read(file) == example.code);
+    CHECK(read_text(file) == example.code);
     shown.insert(example.name);
   }
   for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs/examples")) {
@@ -127,13 +117,10 @@ TEST_CASE("Every example in docs/ is the file under docs/examples/ it names, and
 TEST_CASE("All C++ shown in README.md and docs/ is an example the tests build and run", "[docs]") {
   // Every ```cpp block names its file under docs/examples/, which the
   // example test above compares with it.
-  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
-  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
-    if (entry.path().extension() == ".md") pages.push_back(entry.path());
-  }
+  const std::vector<fs::path> pages = markdown_pages();
   int blocks = 0;
   for (const fs::path& page : pages) {
-    std::istringstream in(read(page));
+    std::istringstream in(read_text(page));
     for (std::string line; std::getline(in, line);) {
       if (line != "```cpp" && line != "```c++") continue;
       ++blocks;
@@ -146,14 +133,11 @@ TEST_CASE("All C++ shown in README.md and docs/ is an example the tests build an
 }
 
 TEST_CASE("Every relative link of README.md and docs/ names a file of the repository", "[docs]") {
-  std::vector<fs::path> pages = {fs::path(SBUS_SOURCE_DIR) / "README.md"};
-  for (const auto& entry : fs::directory_iterator(fs::path(SBUS_SOURCE_DIR) / "docs")) {
-    if (entry.path().extension() == ".md") pages.push_back(entry.path());
-  }
+  const std::vector<fs::path> pages = markdown_pages();
   const std::regex link(R"(\]\(([^)#\s]+)(#[^)\s]*)?\))");
   int checked = 0;
   for (const fs::path& page : pages) {
-    const std::string text = read(page);
+    const std::string text = read_text(page);
     for (std::sregex_iterator m(text.begin(), text.end(), link), end; m != end; ++m) {
       const std::string target = (*m)[1];
       if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) continue;
