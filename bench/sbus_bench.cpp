@@ -22,12 +22,13 @@
 // itself): TARGET is the floor's queue or an sbus address, FILE the body of
 // the floor's calls or the secret file.
 //
-//   sbus-bench load PORT ADDRESS SECRET_FILE CALLS DEPTH
+//   sbus-bench load PORT ADDRESS SECRET_FILE CALLS DEPTH [no-deadline]
 //   sbus-bench load PORT floor:QUEUE BODY_FILE CALLS DEPTH
 //
 // makes CALLS calls to a running sbusd (or floor server), DEPTH in flight,
 // and prints the rate: a fixed load to profile the server under (perf,
-// strace -c, callgrind).
+// strace -c, callgrind). no-deadline: sbus's calls without their deadline
+// (SenderOptions::send_deadline off), to time against them.
 #include <amqp.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -214,8 +215,9 @@ int caller_main(int argc, char** argv) {
 }
 
 int load_main(int argc, char** argv) {
-  if (argc != 7) {
-    std::cerr << "usage: sbus-bench load PORT ADDRESS|floor:QUEUE SECRET_FILE|BODY_FILE CALLS DEPTH\n";
+  const bool no_deadline = argc == 8 && std::string(argv[7]) == "no-deadline";
+  if (argc != 7 && !no_deadline) {
+    std::cerr << "usage: sbus-bench load PORT ADDRESS|floor:QUEUE SECRET_FILE|BODY_FILE CALLS DEPTH [no-deadline]\n";
     return 2;
   }
   const int port = std::atoi(argv[2]);
@@ -242,7 +244,9 @@ int load_main(int argc, char** argv) {
       drive(client);
       return 0;
     }
-    SbusClient client(sender_options(port, trim(read_text(argv[4]))), {target}, kParams, kSum);
+    sbus::SenderOptions options = sender_options(port, trim(read_text(argv[4])));
+    options.send_deadline = !no_deadline;
+    SbusClient client(options, {target}, kParams, kSum);
     drive(client);
     if (client.errors() > 0)
       std::printf("%llu errors (%s)\n", static_cast<unsigned long long>(client.errors()), client.last_error().c_str());

@@ -65,7 +65,9 @@ class FastReader {
 
   static bool printable(char c) { return c >= 0x20 && c <= 0x7e; }  // ASCII; false for bytes over 0x7f
   static bool text_char(char c) { return printable(c) || c == '\t' || c == '\n'; }
-  static bool all_text(std::string_view text) { return std::all_of(text.begin(), text.end(), text_char); }
+  static bool all_text(std::string_view text) {
+    return std::all_of(text.begin(), text.end(), [](char c) { return text_char(c); });
+  }
 
   void skip_blanks() {
     while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n')) ++at_;
