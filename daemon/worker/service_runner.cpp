@@ -232,9 +232,9 @@ void ServiceRunner::run() {
   try {
     service_.service().stop();
   } catch (const std::exception& e) {
-    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw: " << e.what();
+    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw: " << e.what();
   } catch (...) {
-    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw";
+    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw";
   }
   if (journal_ != nullptr) journal_->release_slot(journal_slot_);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -258,7 +258,8 @@ Outcome ServiceRunner::execute(Job& job) {
     outcome.expired = true;
     const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
                                 config_.name + " passed while it waited in the service's queue; it was not run";
-    SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply.id) << ": " << message;
+    SBUS_LOG_LIMITED(kInfo, "expired") << log_service(config_.name) << log_event(reply.id) << "event "
+                                       << log_value(reply.id) << ": " << message;
     if (is_call) {
       reply.error_code = errc::kDeadlineExceeded;
       reply.message = message;
@@ -313,8 +314,9 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.failed = !reply.error_code.empty() || outcome.dead_letter;
   if (!reply.error_code.empty()) {
     // Callers can cause these at will (test.fail, bad params): rate limited.
-    SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
-                                           << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
+    SBUS_LOG_LIMITED(kWarn, "error reply")
+        << log_service(config_.name) << log_event(reply.id) << "event " << log_value(reply.id) << ": " << config_.name
+        << ": " << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
   if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
   return outcome;
@@ -334,8 +336,9 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     } catch (...) {
       error = "unknown exception";
     }
-    SBUS_LOG_LIMITED(kWarn, "message attempt failed") << "event " << log_value(id) << ": " << config_.name
-                                                      << ": attempt " << attempt << " failed: " << log_value(error);
+    SBUS_LOG_LIMITED(kWarn, "message attempt failed")
+        << log_service(config_.name) << log_event(id) << "event " << log_value(id) << ": " << config_.name
+        << ": attempt " << attempt << " failed: " << log_value(error);
     if (attempt > max_retries_) {
       outcome->dead_letter = true;
       outcome->error = error;
@@ -353,8 +356,8 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     }
     if (job.deadline && std::chrono::system_clock::now() >= *job.deadline) {
       // Its deadline passed while it failed: not tried again, nor kept.
-      SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(id) << ": " << config_.name
-                                         << ": the message's deadline passed after " << attempt
+      SBUS_LOG_LIMITED(kInfo, "expired") << log_service(config_.name) << log_event(id) << "event " << log_value(id)
+                                         << ": " << config_.name << ": the message's deadline passed after " << attempt
                                          << " failed attempt(s); dropped";
       outcome->expired = true;
       break;

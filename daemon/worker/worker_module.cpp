@@ -18,7 +18,11 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
                                                     sbus::CrashJournal* journal, sbus::ReplayCache* replay,
                                                     const sbus::WorkerHistory* history) {
   // This module has its own copy of the log: set it up for this process.
-  sbus::log_init("worker " + config->broker_uris[broker_index].redacted(), config->log_level);
+  const std::string broker = config->broker_uris[broker_index].redacted();
+  sbus::log_init("worker " + broker, config->log_level);
+  std::string why;
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, broker, getpid()}, &why);
+  if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << sbus::log_format_name(config->log_format) << ": " << why;
   return sbus::run_worker(*config, broker_index, status_fd,
                           sbus::WorkerShared{journal, replay, history != nullptr ? *history : sbus::WorkerHistory{}});
 }
