@@ -114,12 +114,12 @@ const char* log_format_name(LogFormat format) {
   return "?";
 }
 
-LogFormat log_set_output(LogFormat format, LogContext context, std::string* error) {
+LogFormat log_set_output(LogFormat format, LogContext context, std::string* error, JournalVia via) {
   if (format == LogFormat::kAuto) format = stderr_is_journal() ? LogFormat::kJournal : LogFormat::kText;
   JournalWriter writer = nullptr;
   if (format == LogFormat::kJournal) {
     std::string why;
-    writer = stderr_is_journal() ? load_journal_writer(&why) : nullptr;
+    if (stderr_is_journal()) writer = via == JournalVia::kRelay ? start_journal_relay(&why) : load_journal_writer(&why);
     if (writer == nullptr) {
       if (why.empty()) why = "stderr is not the journal's stream (JOURNAL_STREAM)";
       if (error != nullptr) *error = why;

@@ -89,7 +89,12 @@ struct LogContext {
 // (sbus-journal.so, which maps libsystemd); when it cannot be loaded, or
 // `format` is kJournal but stderr is not the journal, lines stay text and
 // `error` (if given) says why. Returns the format now in use.
-LogFormat log_set_output(LogFormat format, LogContext context, std::string* error = nullptr);
+// How a process reaches the journal: sbus-journal.so in the process
+// itself, or a relay process that maps it (for the supervisor, whose
+// footprint libsystemd and its libraries would add 1.4 MB to).
+enum class JournalVia { kInProcess, kRelay };
+LogFormat log_set_output(LogFormat format, LogContext context, std::string* error = nullptr,
+                         JournalVia via = JournalVia::kInProcess);
 LogFormat log_format();
 const LogContext& log_context();
 // log_set_output() with the format resolved and the writer loaded already

@@ -4,10 +4,14 @@
 // then).
 #include <dlfcn.h>
 #include <link.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -66,6 +70,53 @@ JournalWriter load_once(std::string* error) {
   return nullptr;
 }
 
+// The supervisor's end of the relay's socket (start_journal_relay()).
+int g_relay_fd = -1;
+
+// Sends one entry to the relay as one packet: the fields joined by line
+// feeds (no field holds one: the text and the values are escaped). Never
+// blocks: a relay that does not keep up makes the line fall back to text.
+int relay_writer(const iovec* fields, int count) {
+  std::string packet;
+  for (int i = 0; i < count; ++i) {
+    const char* base = static_cast<const char*>(fields[i].iov_base);
+    if (std::memchr(base, '\n', fields[i].iov_len) != nullptr) return -EINVAL;
+    if (i > 0) packet += '\n';
+    packet.append(base, fields[i].iov_len);
+  }
+  const ssize_t sent = ::send(g_relay_fd, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return sent == static_cast<ssize_t>(packet.size()) ? 0 : -errno;
+}
+
+// The relay process: each packet becomes one journal entry. Ends when every
+// holder of the other end (the supervisor and the processes it forked) has
+// closed it, so that the supervisor's last lines are written too; the
+// signals the supervisor blocked stay blocked here.
+[[noreturn]] void relay_loop(int fd) {
+  std::string error;
+  const JournalWriter writer = load_journal_writer(&error);
+  if (writer == nullptr) {
+    dprintf(STDERR_FILENO, "sbusd: journal relay: %s\n", error.c_str());
+    _exit(1);
+  }
+  std::vector<char> buffer(1 << 17);
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0);
+    std::vector<iovec> fields;
+    char* at = buffer.data();
+    char* const end = at + n;
+    while (at < end) {
+      char* line_end = static_cast<char*>(std::memchr(at, '\n', static_cast<std::size_t>(end - at)));
+      if (line_end == nullptr) line_end = end;
+      fields.push_back({at, static_cast<std::size_t>(line_end - at)});
+      at = line_end + 1;
+    }
+    writer(fields.data(), static_cast<int>(fields.size()));
+  }
+}
+
 // syslog(3) priorities.
 int priority_of(LogLevel level) {
   switch (level) {
@@ -88,7 +139,8 @@ bool stderr_is_journal() {
   if (std::sscanf(stream, "%llu:%llu%c", &device, &inode, &rest) != 2) return false;
   struct stat info {};
   if (::fstat(STDERR_FILENO, &info) != 0) return false;
-  return static_cast<unsigned long long>(info.st_dev) == device && static_cast<unsigned long long>(info.st_ino) == inode;
+  return static_cast<unsigned long long>(info.st_dev) == device &&
+         static_cast<unsigned long long>(info.st_ino) == inode;
 }
 
 JournalWriter load_journal_writer(std::string* error) {
@@ -101,8 +153,40 @@ JournalWriter load_journal_writer(std::string* error) {
   return writer;
 }
 
+JournalWriter start_journal_relay(std::string* error) {
+  static JournalWriter started = nullptr;
+  if (started != nullptr) return started;
+  bool found = false;
+  for (const std::string& path : module_candidates()) found = found || ::access(path.c_str(), R_OK) == 0;
+  if (!found) {
+    *error = std::string("the journal module ") + kModuleName + " is not installed";
+    return nullptr;
+  }
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    *error = std::string("socketpair failed: ") + std::strerror(errno);
+    return nullptr;
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    *error = std::string("fork failed: ") + std::strerror(errno);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return nullptr;
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    prctl(PR_SET_NAME, "sbusd-journal");
+    relay_loop(fds[1]);
+  }
+  ::close(fds[1]);
+  g_relay_fd = fds[0];
+  started = &relay_writer;
+  return started;
+}
+
 bool log_journal_send(JournalWriter writer, const LogRecord& record) {
-  std::string fields[10];
+  std::string fields[11];
   int count = 0;
   auto add = [&](std::string_view name, std::string_view value) {
     if (value.empty()) return;
@@ -116,13 +200,17 @@ bool log_journal_send(JournalWriter writer, const LogRecord& record) {
   const std::string priority = std::to_string(priority_of(record.level));
   add("PRIORITY", priority);
   add("SYSLOG_IDENTIFIER", "sbusd");
+  // The writer's own pid: the supervisor's entries reach the journal through
+  // a relay process, whose pid journald records as _PID.
+  const std::string pid = std::to_string(record.pid);
+  add("SYSLOG_PID", pid);
   add("SBUS_TAG", record.tag);
   add("NODE", record.node);
   add("BROKER", record.broker);
   add("SERVICE", record.service);
   add("EVENT_ID", record.event_id);
   add("WORKER_PID", record.worker_pid);
-  iovec vectors[10];
+  iovec vectors[11];
   for (int i = 0; i < count; ++i) vectors[i] = {fields[i].data(), fields[i].size()};
   return writer(vectors, count) >= 0;
 }

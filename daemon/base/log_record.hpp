@@ -32,7 +32,7 @@ struct LogRecord {
 std::string log_json_line(const LogRecord& record);
 
 // Sends the record through `writer` (sd_journal_sendv) as one entry:
-// MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=sbusd, SBUS_TAG and the fields that
+// MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=sbusd, SYSLOG_PID, SBUS_TAG and the fields that
 // are set (NODE, BROKER, SERVICE, EVENT_ID, WORKER_PID). False when the
 // writer failed (the caller writes the line as text instead).
 bool log_journal_send(JournalWriter writer, const LogRecord& record);
@@ -41,5 +41,12 @@ bool log_journal_send(JournalWriter writer, const LogRecord& record);
 // installed path) once per process and returns its writer; nullptr with
 // `error` set when it cannot be loaded.
 JournalWriter load_journal_writer(std::string* error);
+
+// For a process that must not map libsystemd (the supervisor): forks, once
+// per process, a relay process that loads sbus-journal.so and writes each
+// entry it is sent; returns the writer that sends to it. Call while the
+// process has one thread. nullptr with `error` set when the module is not
+// installed or the relay cannot be started.
+JournalWriter start_journal_relay(std::string* error);
 
 }  // namespace sbus

@@ -29,6 +29,7 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start) {
   sbus::log_init("check", config->log_level);
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, "", 0});
   std::vector<std::string> problems;
   sbus::check_plugins(*config, &problems);
   if (run_start != 0 && problems.empty()) sbus::check_service_starts(*config, &problems);
