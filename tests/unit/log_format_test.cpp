@@ -71,8 +71,8 @@ rapidjson::Document parse_strict(const std::string& line) {
 
 TEST_CASE("a JSON log line is one valid JSON object whatever its text and fields hold", "[log]") {
   static constexpr char kStart[] = "quote\" back\\slash \n\r\t nul\0 esc\x1b bad\xff\xfe utf8 caf\xc3\xa9 ";
-  const std::string hostile = std::string(kStart, sizeof(kStart) - 1) +
-                              "\xe2\x82" /* cut sequence */ + " </script> {\"forged\":1}";
+  const std::string hostile =
+      std::string(kStart, sizeof(kStart) - 1) + "\xe2\x82" /* cut sequence */ + " </script> {\"forged\":1}";
   const std::string text = hostile;  // as the record holds it
   sbus::LogRecord record;
   record.level = sbus::LogLevel::kError;
