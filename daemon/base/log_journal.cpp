@@ -88,6 +88,22 @@ int relay_writer(const iovec* fields, int count) {
   return sent == static_cast<ssize_t>(packet.size()) ? 0 : -errno;
 }
 
+// A line journald refused, as text on stderr (systemd's stream to the
+// journal too): "[TAG pid=PID] MESSAGE".
+void write_as_text(const std::vector<iovec>& fields) {
+  std::string tag;
+  std::string pid;
+  std::string message;
+  for (const iovec& field : fields) {
+    const std::string_view text(static_cast<const char*>(field.iov_base), field.iov_len);
+    if (text.rfind("SBUS_TAG=", 0) == 0) tag = text.substr(9);
+    if (text.rfind("SYSLOG_PID=", 0) == 0) pid = text.substr(11);
+    if (text.rfind("MESSAGE=", 0) == 0) message = text.substr(8);
+  }
+  const std::string line = "[" + tag + " pid=" + pid + "] " + message + "\n";
+  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
 // The relay process: each packet becomes one journal entry. Ends when every
 // holder of the other end (the supervisor and the processes it forked) has
 // closed it, so that the supervisor's last lines are written too; the
@@ -113,7 +129,7 @@ int relay_writer(const iovec* fields, int count) {
       fields.push_back({at, static_cast<std::size_t>(line_end - at)});
       at = line_end + 1;
     }
-    writer(fields.data(), static_cast<int>(fields.size()));
+    if (writer(fields.data(), static_cast<int>(fields.size())) < 0) write_as_text(fields);
   }
 }
 

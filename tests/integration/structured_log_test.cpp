@@ -107,17 +107,28 @@ class JournalStandIn {
   }
   ~JournalStandIn() {
     stop_ = true;
-    reader_.join();
-    ::close(fd_);
+    if (reader_.joinable()) reader_.join();
+    if (fd_ >= 0) ::close(fd_);
   }
 
   // The wrapper that runs sbusd with this journal: a mount namespace of its
   // own (as root; a user namespace too otherwise) with the folder over /run.
-  std::vector<std::string> command_prefix() const {
+  // `also` is more shell to run there before sbusd starts.
+  std::vector<std::string> command_prefix(const std::string& also = "true") const {
     std::vector<std::string> prefix = {"/usr/bin/unshare", "-m", "--propagation", "private"};
     if (::geteuid() != 0) prefix.push_back("-r");
-    prefix.insert(prefix.end(), {"/bin/sh", "-c", "mount --bind \"$0\" /run && exec \"$@\"", dir_.path()});
+    prefix.insert(prefix.end(),
+                  {"/bin/sh", "-c", "mount --bind \"$0\" /run && " + also + " && exec \"$@\"", dir_.path()});
     return prefix;
+  }
+  // Stops reading and closes the socket, leaving its file: a journald that
+  // is gone (sends are refused). A missing file would be another case:
+  // libsystemd then drops entries without an error.
+  void close_socket() {
+    stop_ = true;
+    if (reader_.joinable()) reader_.join();
+    ::close(fd_);
+    fd_ = -1;
   }
 
   std::vector<Entry> entries() const {
@@ -375,4 +386,38 @@ TEST_CASE("log_format json writes one JSON object a line, with the fields, whate
   CHECK(parsed > 3);
   CHECK(saw_fail);
   CHECK(saw_hostile);
+}
+
+TEST_CASE("When the journal cannot be used, sbusd's lines are written as text instead", "[log][journal]") {
+  JournalStandIn journal;
+  SbusdOptions options;
+  options.journal_stream = true;
+  options.services_yaml = kServices;
+  SECTION("the journal module cannot be loaded: a warning, then text") {
+    // An empty file in its place, in sbusd's mount namespace only.
+    options.command_prefix =
+        journal.command_prefix("mount --bind /dev/null " SBUS_BUILD_DIR "/libexec/sbus/sbus-journal.so");
+    SbusdProcess sbusd(options);
+    sbus::Sender sender(sbusd.sender_options());
+    REQUIRE_FALSE(sender.call(sbusd.address("test.fail"), "[]", 10s).ok());
+    REQUIRE(wait_until([&] { return sbusd.log().find("test.fail always fails") != std::string::npos; }, 10s));
+    const std::string log = sbusd.log();
+    INFO(log);
+    CHECK(log.find("log_format auto: the journal module sbus-journal.so cannot be loaded") != std::string::npos);
+    CHECK(log.find("started: node " + sbusd.node()) != std::string::npos);
+    CHECK(with(journal.entries(), "MESSAGE", "test.fail always fails").empty());
+  }
+  SECTION("journald is gone: each line as text on stderr") {
+    journal.close_socket();
+    options.command_prefix = journal.command_prefix();
+    SbusdProcess sbusd(options);
+    sbus::Sender sender(sbusd.sender_options());
+    REQUIRE_FALSE(sender.call(sbusd.address("test.fail"), "[]", 10s).ok());
+    INFO(sbusd.log());
+    REQUIRE(wait_until([&] { return sbusd.log().find("test.fail always fails") != std::string::npos; }, 10s));
+    const std::string log = sbusd.log();
+    // The supervisor's, through the relay, and the worker's own.
+    CHECK(log.find("[supervisor pid=" + std::to_string(sbusd.pid()) + "] sbusd ") != std::string::npos);
+    CHECK(log.find("] event ") != std::string::npos);
+  }
 }
