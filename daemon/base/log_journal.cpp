@@ -4,6 +4,7 @@
 // then).
 #include <dlfcn.h>
 #include <link.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -109,12 +110,11 @@ void write_as_text(const std::vector<iovec>& fields) {
 // closed it, so that the supervisor's last lines are written too; the
 // signals the supervisor blocked stay blocked here.
 [[noreturn]] void relay_loop(int fd) {
+  // First word to the supervisor: "ok", or why the module did not load.
   std::string error;
   const JournalWriter writer = load_journal_writer(&error);
-  if (writer == nullptr) {
-    dprintf(STDERR_FILENO, "sbusd: journal relay: %s\n", error.c_str());
-    _exit(1);
-  }
+  const std::string hello = writer != nullptr ? std::string("ok") : error;
+  if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) < 0 || writer == nullptr) _exit(1);
   std::vector<char> buffer(1 << 17);
   for (;;) {
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
@@ -196,6 +196,16 @@ JournalWriter start_journal_relay(std::string* error) {
     relay_loop(fds[1]);
   }
   ::close(fds[1]);
+  // Wait for the relay's word, so that no line is sent to a relay that
+  // could not load the module (bounded: loading takes milliseconds).
+  char hello[1024];
+  pollfd ready{fds[0], POLLIN, 0};
+  const ssize_t n = ::poll(&ready, 1, 10000) == 1 ? ::recv(fds[0], hello, sizeof(hello), 0) : -1;
+  if (n != 2 || std::memcmp(hello, "ok", 2) != 0) {
+    *error = n > 0 ? std::string(hello, static_cast<std::size_t>(n)) : "the journal relay did not start";
+    ::close(fds[0]);
+    return nullptr;
+  }
   g_relay_fd = fds[0];
   started = &relay_writer;
   return started;

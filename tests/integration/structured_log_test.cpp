@@ -403,7 +403,11 @@ TEST_CASE("When the journal cannot be used, sbusd's lines are written as text in
     REQUIRE(wait_until([&] { return sbusd.log().find("test.fail always fails") != std::string::npos; }, 10s));
     const std::string log = sbusd.log();
     INFO(log);
-    CHECK(log.find("log_format auto: the journal module sbus-journal.so cannot be loaded") != std::string::npos);
+    // Said by the supervisor and by the worker.
+    CHECK(log.find("[supervisor pid=" + std::to_string(sbusd.pid()) +
+                   "] log_format auto: the journal module sbus-journal.so cannot be loaded") != std::string::npos);
+    CHECK(log.find("] log_format auto: the journal module sbus-journal.so cannot be loaded") !=
+          log.rfind("] log_format auto: the journal module sbus-journal.so cannot be loaded"));
     CHECK(log.find("started: node " + sbusd.node()) != std::string::npos);
     CHECK(with(journal.entries(), "MESSAGE", "test.fail always fails").empty());
   }
