@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "base/log_limiter.hpp"
+#include "base/log_record.hpp"
 
 namespace sbus {
 namespace {
@@ -20,6 +21,11 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::string g_tag = "sbus";
 std::mutex g_limiter_mutex;
 LogLimiter g_limiter;
+// Set by log_set_output() before threads start, read by every line.
+std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
+LogContext g_context;
+std::string g_worker_pid;
+JournalWriter g_writer = nullptr;
 
 // The longest text of one line: a bigger one is cut, with a marker.
 constexpr std::size_t kLineMax = 8192;
@@ -41,7 +47,107 @@ void append_escaped(std::string* out, std::string_view text, bool whole_line) {
   }
 }
 
+void write_all(const std::string& line) {
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    ssize_t w = ::write(STDERR_FILENO, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    p += w;
+    left -= static_cast<std::size_t>(w);
+  }
+}
+
+std::string text_line(LogLevel level, const timeval& tv, const std::string& text) {
+  tm local{};
+  localtime_r(&tv.tv_sec, &local);
+  char stamp[40];
+  std::size_t n = std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &local);
+  std::snprintf(stamp + n, sizeof(stamp) - n, ".%03ld", static_cast<long>(tv.tv_usec / 1000));
+  std::string line;
+  line.reserve(text.size() + 64);
+  line += stamp;
+  line += ' ';
+  line += log_level_name(level);
+  line += " [";
+  line += g_tag;
+  line += " pid=";
+  line += std::to_string(getpid());
+  line += "] ";
+  line += text;
+  line += '\n';
+  return line;
+}
+
+std::string utc_time(const timeval& tv) {
+  tm utc{};
+  gmtime_r(&tv.tv_sec, &utc);
+  char stamp[40];
+  std::size_t n = std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", static_cast<long>(tv.tv_usec / 1000));
+  return stamp;
+}
+
 }  // namespace
+
+bool parse_log_format(std::string_view text, LogFormat* format) {
+  if (text == "auto") {
+    *format = LogFormat::kAuto;
+  } else if (text == "text") {
+    *format = LogFormat::kText;
+  } else if (text == "json") {
+    *format = LogFormat::kJson;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* log_format_name(LogFormat format) {
+  switch (format) {
+    case LogFormat::kAuto: return "auto";
+    case LogFormat::kText: return "text";
+    case LogFormat::kJson: return "json";
+    case LogFormat::kJournal: return "journal";
+  }
+  return "?";
+}
+
+LogFormat log_set_output(LogFormat format, LogContext context, std::string* error, JournalVia via) {
+  if (format == LogFormat::kAuto) format = stderr_is_journal() ? LogFormat::kJournal : LogFormat::kText;
+  JournalWriter writer = nullptr;
+  if (format == LogFormat::kJournal) {
+    std::string why;
+    if (stderr_is_journal()) writer = via == JournalVia::kRelay ? start_journal_relay(&why) : load_journal_writer(&why);
+    if (writer == nullptr) {
+      if (why.empty()) why = "stderr is not the journal's stream (JOURNAL_STREAM)";
+      if (error != nullptr) *error = why;
+    }
+  }
+  log_set_output_with(format, std::move(context), writer);
+  return log_format();
+}
+
+void log_set_output_with(LogFormat format, LogContext context, JournalWriter writer) {
+  g_context = std::move(context);
+  g_worker_pid = g_context.worker_pid > 0 ? std::to_string(g_context.worker_pid) : std::string();
+  if (format == LogFormat::kAuto || (format == LogFormat::kJournal && writer == nullptr)) format = LogFormat::kText;
+  g_writer = format == LogFormat::kJournal ? writer : nullptr;
+  g_format.store(static_cast<int>(format), std::memory_order_relaxed);
+}
+
+LogFormat log_format() {
+  return static_cast<LogFormat>(g_format.load(std::memory_order_relaxed));
+}
+
+const LogContext& log_context() {
+  return g_context;
+}
+
+JournalWriter log_journal_writer() {
+  return log_format() == LogFormat::kJournal ? g_writer : nullptr;
+}
 
 std::string log_value(std::string_view text, std::size_t max) {
   std::string out;
@@ -133,37 +239,39 @@ bool log_enabled(LogLevel level) {
 LogLine::~LogLine() {
   timeval tv{};
   gettimeofday(&tv, nullptr);
-  tm local{};
-  localtime_r(&tv.tv_sec, &local);
-  char stamp[40];
-  std::size_t n = std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &local);
-  std::snprintf(stamp + n, sizeof(stamp) - n, ".%03ld", static_cast<long>(tv.tv_usec / 1000));
-
-  std::string line;
-  line.reserve(128);
-  line += stamp;
-  line += ' ';
-  line += log_level_name(level_);
-  line += " [";
-  line += g_tag;
-  line += " pid=";
-  line += std::to_string(getpid());
-  line += "] ";
   // The text as one line whatever it holds (the code's own text is
   // printable; a value from outside should come through log_value()).
-  const std::string text = stream_.str();
-  append_escaped(&line, std::string_view(text).substr(0, kLineMax), true);
-  if (text.size() > kLineMax) line += "...[" + std::to_string(text.size()) + " bytes]";
-  line += '\n';
-
-  const char* p = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    ssize_t w = ::write(STDERR_FILENO, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    p += w;
-    left -= static_cast<std::size_t>(w);
+  std::string text;
+  {
+    const std::string raw = stream_.str();
+    text.reserve(std::min(raw.size(), kLineMax) + 16);
+    append_escaped(&text, std::string_view(raw).substr(0, kLineMax), true);
+    if (raw.size() > kLineMax) text += "...[" + std::to_string(raw.size()) + " bytes]";
+  }
+  const LogFormat format = log_format();
+  if (format == LogFormat::kText) {
+    write_all(text_line(level_, tv, text));
+    return;
+  }
+  const auto field = [this](LogField::Key key) -> const std::string& { return fields_[static_cast<int>(key)]; };
+  const std::string time = format == LogFormat::kJson ? utc_time(tv) : std::string();
+  LogRecord record;
+  record.level = level_;
+  record.utc_time = time;
+  record.tag = g_tag;
+  record.pid = getpid();
+  record.text = text;
+  record.node = g_context.node;
+  record.broker = field(LogField::Key::kBroker).empty() ? g_context.broker : field(LogField::Key::kBroker);
+  record.service = field(LogField::Key::kService);
+  record.event_id = field(LogField::Key::kEventId);
+  record.worker_pid = field(LogField::Key::kWorkerPid).empty() ? g_worker_pid : field(LogField::Key::kWorkerPid);
+  if (format == LogFormat::kJson) {
+    write_all(log_json_line(record));
+  } else if (!log_journal_send(g_writer, record)) {
+    // The journal refused it (journald gone): stderr, its stream, still
+    // takes the text.
+    write_all(text_line(level_, tv, text));
   }
 }
 

@@ -4,8 +4,17 @@
 // the text (a line feed from a caller's id) are written as \xNN, and a text
 // over 8 KiB is cut with a marker.
 //
-//   SBUS_LOG(kWarn) << "event " << id << ": " << what;
+//   SBUS_LOG(kWarn) << log_service(name) << log_event(id) << "event " << id << ": " << what;
+//
+// A line goes out in one of three formats (log_set_output()): text, one JSON
+// object a line, or a native journal entry (one datagram a line) when
+// stderr is systemd's journal stream. The journal and JSON carry fields
+// besides the text: those of the process (NODE, BROKER, WORKER_PID) and
+// those a line names with log_service() and friends.
 #pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <sstream>
@@ -50,6 +59,74 @@ std::string log_value(std::string_view text, std::size_t max = kLogValueMax);
 // suppressed (KIND)" at `level`. Thread-safe.
 bool log_admit(LogLevel level, std::string_view kind);
 
+// sd_journal_sendv(), from sbus-journal.so.
+using JournalWriter = int (*)(const ::iovec* fields, int count);
+
+// How lines are written. kAuto (log_format: auto, the default) is kJournal
+// when stderr is the journal's stream (stderr_is_journal()), else kText.
+enum class LogFormat { kAuto, kText, kJson, kJournal };
+// Parses "auto", "text", "json"; false if unknown.
+bool parse_log_format(std::string_view text, LogFormat* format);
+const char* log_format_name(LogFormat format);
+
+// Whether stderr is the stream systemd connected to the journal: the
+// environment's JOURNAL_STREAM ("DEVICE:INODE") names stderr's device and
+// inode (systemd.exec(5)). False once stderr was pointed elsewhere (a
+// log_file's pipe, a redirection), also when JOURNAL_STREAM is inherited.
+bool stderr_is_journal();
+
+// The fields every line of this process carries in the JSON and journal
+// formats; empty (0) ones are left out. A worker sets all three, the
+// supervisor the node.
+struct LogContext {
+  std::string node;
+  std::string broker;  // redacted URI
+  pid_t worker_pid = 0;
+};
+
+// Sets the format (kAuto resolved here) and the process's fields. Call
+// after log_init(), before threads start. kJournal loads the journal writer
+// (sbus-journal.so, which maps libsystemd); when it cannot be loaded, or
+// `format` is kJournal but stderr is not the journal, lines stay text and
+// `error` (if given) says why. Returns the format now in use.
+// How a process reaches the journal: sbus-journal.so in the process
+// itself, or a relay process that maps it (for the supervisor, whose
+// footprint libsystemd and its libraries would add 1.4 MB to).
+enum class JournalVia { kInProcess, kRelay };
+LogFormat log_set_output(LogFormat format, LogContext context, std::string* error = nullptr,
+                         JournalVia via = JournalVia::kInProcess);
+LogFormat log_format();
+const LogContext& log_context();
+// log_set_output() with the format resolved and the writer loaded already
+// (by the worker's copy of this code, for libsbus.so's: kLogOutputSymbol).
+// A kJournal without a writer means kText.
+void log_set_output_with(LogFormat format, LogContext context, JournalWriter writer);
+
+// The journal writer in use (nullptr unless the format is kJournal): a
+// worker hands it to libsbus.so's copy of this code (kLogOutputSymbol).
+JournalWriter log_journal_writer();
+
+// A field of one line, for the JSON and journal formats: a value from
+// outside is kept as log_value() writes it. Streamed into a line, it adds
+// nothing to the text.
+struct LogField {
+  enum class Key { kService, kEventId, kBroker, kWorkerPid };
+  Key key;
+  std::string value;
+};
+inline LogField log_service(std::string_view name) {
+  return {LogField::Key::kService, log_value(name)};
+}
+inline LogField log_event(std::string_view id) {
+  return {LogField::Key::kEventId, log_value(id)};
+}
+inline LogField log_broker(std::string_view redacted_uri) {
+  return {LogField::Key::kBroker, log_value(redacted_uri)};
+}
+inline LogField log_worker_pid(pid_t pid) {
+  return {LogField::Key::kWorkerPid, std::to_string(pid)};
+}
+
 class LogLine {
  public:
   explicit LogLine(LogLevel level) : level_(level) {}
@@ -62,10 +139,15 @@ class LogLine {
     stream_ << value;
     return *this;
   }
+  LogLine& operator<<(LogField field) {
+    fields_[static_cast<int>(field.key)] = std::move(field.value);
+    return *this;
+  }
 
  private:
   LogLevel level_;
   std::ostringstream stream_;
+  std::string fields_[4];  // by LogField::Key
 };
 
 // Turns `LogLine(...) << ...` into a void expression for SBUS_LOG's ?:.
@@ -80,6 +162,10 @@ struct LogVoidify {
 // the first call counts. Not part of the documented SDK.
 inline constexpr const char* kLogConfigureSymbol = "sbus_log_configure";
 using LogConfigureFunction = void(const char* tag, int level);
+// Likewise for log_set_output(): the format in use (never kAuto), the
+// process's fields and the journal writer (nullptr unless kJournal).
+inline constexpr const char* kLogOutputSymbol = "sbus_log_configure_output";
+using LogOutputFunction = void(int format, const char* node, const char* broker, int worker_pid, JournalWriter writer);
 
 }  // namespace sbus
 

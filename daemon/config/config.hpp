@@ -86,6 +86,8 @@ struct Config {
   // Empty: log to stderr (journald under systemd). Otherwise a file that
   // the supervisor writes for all processes and rotates by size.
   std::string log_file;
+  // auto: the journal when stderr is its stream, else text.
+  LogFormat log_format = LogFormat::kAuto;
   std::size_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
   // Tokens: `token` is how this side signs (plugins calling other services,

@@ -189,6 +189,12 @@ void parse_log_level(const YAML::Node& value, const std::string& key, Config& ou
   }
 }
 
+void parse_log_format(const YAML::Node& value, const std::string& key, Config& out, Loading& at) {
+  std::string name;
+  if (!at.checker.scalar(value, key, &name)) return;
+  if (!parse_log_format(name, &out.log_format)) at.checker.problem(value, key, "must be auto, text or json");
+}
+
 void parse_services(const YAML::Node& list, const std::string& key, Config& out, Loading& at);
 bool services_differ(const Config& a, const Config& b);
 
@@ -264,6 +270,10 @@ constexpr ConfigKey kConfigKeys[] = {
      "seconds a stopping worker waits for calls in progress", "5"},
     {"log_level", with_parser(&parse_log_level, &differs<&Config::log_level>, "string"), Restart::kWorkers, "`info`",
      "`debug`, `info`, `warn`, `error`", "debug"},
+    {"log_format", with_parser(&parse_log_format, &differs<&Config::log_format>, "string"), Restart::kWorkers, "`auto`",
+     "`text`, `json` (one JSON object a line) or `auto`: native journal entries when stderr is the journal, "
+     "else text",
+     "json"},
     {"log_file", path_value<&Config::log_file>(), Restart::kNone, "(stderr)",
      "a file the supervisor writes for all processes, rotated by size; read at start only", "sbusd.log"},
     {"log_max_bytes", integer_value<4096, 1LL << 40, &Config::log_max_bytes>(), Restart::kNone, "10 MiB",

@@ -77,6 +77,16 @@ void Supervisor::erase(const WorkerRecord& worker) {
   workers_.erase(std::find_if(workers_.begin(), workers_.end(), [&](const WorkerRecord& w) { return &w == &worker; }));
 }
 
+// The log's format and fields, once stderr points where it stays (with a
+// log_file, its pipe: then `auto` means text). Called again at each reload.
+void set_log_output(const Config& config) {
+  std::string why;
+  // Through a relay process: mapped here, libsystemd and the compression
+  // libraries it needs would take the supervisor 1.4 MB past its 5 MB.
+  log_set_output(config.log_format, LogContext{config.node, "", 0}, &why, JournalVia::kRelay);
+  if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << log_format_name(config.log_format) << ": " << why;
+}
+
 bool Supervisor::start() {
   // A log file set in the YAML is fixed for the life of the process.
   if (!config_->log_file.empty()) {
@@ -87,6 +97,7 @@ bool Supervisor::start() {
       return false;
     }
   }
+  set_log_output(*config_);
   if (std::string error; !open_replay(*config_, &error)) {
     SBUS_LOG(kError) << "state_dir: " << error << "; not started";
     return false;
@@ -164,7 +175,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   const LaunchedChild child =
       launcher_.start_worker({worker.config.get(), worker.broker_index, journal_, replay_, &worker.history}, &error);
   if (child.pid < 0) {
-    SBUS_LOG(kError) << "cannot start a worker for " << worker.name() << ": " << error << "; retrying in 1 s";
+    SBUS_LOG(kError) << log_broker(worker.name()) << "cannot start a worker for " << worker.name() << ": " << error
+                     << "; retrying in 1 s";
     worker.state = WorkerState::kWaitingRestart;
     worker.restart_at = clock_.now() + std::chrono::seconds(1);
     return;
@@ -178,7 +190,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   worker.state = WorkerState::kRunning;
   worker.connected = false;
   worker.started_at = clock_.now();
-  SBUS_LOG(kInfo) << "worker for " << worker.name() << " started, pid " << child.pid;
+  SBUS_LOG(kInfo) << log_broker(worker.name()) << log_worker_pid(child.pid) << "worker for " << worker.name()
+                  << " started, pid " << child.pid;
 }
 
 void Supervisor::spawn_due(Clock::TimePoint now) {
@@ -203,8 +216,8 @@ void Supervisor::read_status(WorkerRecord& worker) {
           if (worker.partial.size() < 4096) worker.partial += byte;
           continue;
         }
-        SBUS_LOG(kError) << "worker pid " << worker.pid << " for " << worker.name()
-                         << ": service unavailable: " << worker.partial;
+        SBUS_LOG(kError) << log_broker(worker.name()) << log_worker_pid(worker.pid) << "worker pid " << worker.pid
+                         << " for " << worker.name() << ": service unavailable: " << worker.partial;
         worker.unavailable.push_back(std::move(worker.partial));
         worker.partial.clear();
         worker.in_record = false;
@@ -243,8 +256,8 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
     const auto now_ns = duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     interrupted = journal_->worker_died(pid, crashed, now_ns);
     if (interrupted > 0) {
-      SBUS_LOG(kWarn) << "worker pid " << pid << " died during " << interrupted
-                      << " call(s); they will be answered `interrupted` if redelivered";
+      SBUS_LOG(kWarn) << log_broker(worker.name()) << log_worker_pid(pid) << "worker pid " << pid << " died during "
+                      << interrupted << " call(s); they will be answered `interrupted` if redelivered";
     }
   }
   const auto uptime = duration_cast<milliseconds>(now - worker.started_at);
@@ -254,9 +267,11 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
     // A signal is a crash even while stopping (or the KILL after the
     // drain deadline): never at info.
     if (crashed) {
-      SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_exit(status);
+      SBUS_LOG(kError) << log_broker(worker.name()) << log_worker_pid(pid) << "worker for " << worker.name() << " (pid "
+                       << pid << ") " << describe_exit(status);
     } else {
-      SBUS_LOG(kInfo) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_exit(status);
+      SBUS_LOG(kInfo) << log_broker(worker.name()) << log_worker_pid(pid) << "worker for " << worker.name() << " (pid "
+                      << pid << ") " << describe_exit(status);
     }
     erase(worker);  // drained workers are done
     return;
@@ -267,8 +282,8 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
   const RestartPolicy::Decision decision = worker.policy.on_exit(exit, uptime, now);
   if (decision.give_up) {
     worker.state = WorkerState::kFailed;
-    SBUS_LOG(kError) << "worker for " << worker.name() << " (pid " << pid << ") " << describe_exit(status)
-                     << ": fatal, not restarting until the next reload";
+    SBUS_LOG(kError) << log_broker(worker.name()) << log_worker_pid(pid) << "worker for " << worker.name() << " (pid "
+                     << pid << ") " << describe_exit(status) << ": fatal, not restarting until the next reload";
     return;
   }
   worker.state = WorkerState::kWaitingRestart;
@@ -279,9 +294,9 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
        << " ms";
   if (exit == RestartPolicy::Exit::kCrashDuringCall) what << " (the crash is pinned on the calls it was running)";
   if (crashed) {
-    SBUS_LOG(kError) << what.str();
+    SBUS_LOG(kError) << log_broker(worker.name()) << log_worker_pid(pid) << what.str();
   } else {
-    SBUS_LOG(kWarn) << what.str();
+    SBUS_LOG(kWarn) << log_broker(worker.name()) << log_worker_pid(pid) << what.str();
   }
 }
 
@@ -314,7 +329,8 @@ void Supervisor::step_stop() {
   if (clock_.now() < kill_at_) return;
   for (WorkerRecord& worker : workers_) {
     if (worker.pid > 0) {
-      SBUS_LOG(kWarn) << "worker pid " << worker.pid << " did not stop in time: SIGKILL";
+      SBUS_LOG(kWarn) << log_broker(worker.name()) << log_worker_pid(worker.pid) << "worker pid " << worker.pid
+                      << " did not stop in time: SIGKILL";
       launcher_.signal(worker.pid, SIGKILL);
     }
   }

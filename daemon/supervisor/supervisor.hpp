@@ -48,6 +48,10 @@ struct SupervisorSettings {
   std::chrono::milliseconds check_timeout{kDefaultCheckTimeout};
 };
 
+// Sets the log's format and fields from `config` (log_set_output()),
+// warning when the journal was asked for and cannot be used.
+void set_log_output(const Config& config);
+
 class Supervisor {
  public:
   // The signals read since the last turn.

@@ -97,6 +97,7 @@ void Supervisor::reload() {
 
 void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> config, PluginStamps stamps) {
   log_init("supervisor", config->log_level);
+  set_log_output(*config);
   for (const std::uint64_t id : plan.drain) {
     WorkerRecord& worker = *find_id(id);
     SBUS_LOG(kInfo) << "broker " << worker.name() << " removed: draining its worker pid " << worker.pid;

@@ -63,7 +63,8 @@ void Admission::read_crashes() {
         crashes, std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(), options);
     if (!until) continue;
     off_until_[i] = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(*until)));
-    SBUS_LOG(kError) << "service " << name << " crashed the worker " << crashes.size() << " time(s) lately: "
+    SBUS_LOG(kError) << log_service(name) << "service " << name << " crashed the worker " << crashes.size()
+                     << " time(s) lately: "
                      << "switched off for "
                      << std::chrono::duration_cast<std::chrono::seconds>(off_until_[i] - now).count() + 1
                      << " s (its calls are answered " << errc::kServiceUnavailable << ")";
@@ -122,8 +123,8 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   Job& job = decision->job;
   const bool is_call = job.envelope.is_call();
   const std::string name = job.event.category + "." + job.event.service;
-  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << log_value(name)
-                   << (delivery.redelivered ? " (redelivered)" : "") << " reply_to "
+  SBUS_LOG(kDebug) << log_service(name) << log_event(job.event.id) << "event " << log_value(job.event.id) << ": "
+                   << log_value(name) << (delivery.redelivered ? " (redelivered)" : "") << " reply_to "
                    << log_value(job.envelope.reply_to);
   if (auto down = unavailable_.find(name); down != unavailable_.end()) {
     decision->caller = ReplyGuard::Caller::kAuthenticated;
@@ -182,13 +183,14 @@ bool Admission::within_deadline(const Delivery& delivery, const std::string& nam
       read_deadline(delivery.deadline ? std::optional<std::string_view>(*delivery.deadline) : std::nullopt, now,
                     std::chrono::seconds(config_.max_skew_seconds));
   if (!deadline.problem.empty()) {
-    SBUS_LOG_LIMITED(kWarn, "deadline header") << "event " << log_value(job.event.id) << ": " << name << ": "
-                                               << kDeadlineHeader << ": " << log_value(deadline.problem, 200);
+    SBUS_LOG_LIMITED(kWarn, "deadline header")
+        << log_service(name) << log_event(job.event.id) << "event " << log_value(job.event.id) << ": " << name << ": "
+        << kDeadlineHeader << ": " << log_value(deadline.problem, 200);
   }
   if (deadline.expired()) {
     const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(now - deadline.at).count();
-    SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << name << ": deadline passed " << late
-                     << " ms ago; not run";
+    SBUS_LOG(kDebug) << log_service(name) << log_event(job.event.id) << "event " << log_value(job.event.id) << ": "
+                     << name << ": deadline passed " << late << " ms ago; not run";
     decision->verdict = Decision::Verdict::kExpired;
     decision->code = errc::kDeadlineExceeded;
     decision->message = "the deadline of the " + std::string(job.envelope.is_call() ? "call to " : "message to ") +
@@ -212,8 +214,8 @@ bool Admission::admit_message(const Delivery& delivery, const std::string& name,
   const int crashes = delivery.redelivered && journal_ != nullptr ? journal_->interruptions(job.envelope.key) : 0;
   MessageFate fate = dead_letters_.after_crashes(crashes, name);
   if (fate.verdict != MessageFate::Verdict::kDeadLetter) return true;
-  SBUS_LOG(kError) << "event " << log_value(job.event.id) << ": " << name << " crashed the worker " << crashes
-                   << " times; moving it to " << config_.error_queue;
+  SBUS_LOG(kError) << log_service(name) << log_event(job.event.id) << "event " << log_value(job.event.id) << ": "
+                   << name << " crashed the worker " << crashes << " times; moving it to " << config_.error_queue;
   dead_letter(decision, std::move(fate.entry));
   return false;
 }
@@ -255,7 +257,7 @@ bool Admission::switched_off(std::size_t runner, Decision* decision) {
   const auto now = Clock::now();
   if (now >= until) {
     off_until_[runner] = Clock::time_point{};
-    SBUS_LOG(kInfo) << "service " << name << " is switched on again after its cool-down";
+    SBUS_LOG(kInfo) << log_service(name) << "service " << name << " is switched on again after its cool-down";
     return false;
   }
   std::string message = "service " + name + " is switched off for " +

@@ -90,6 +90,12 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
   if (library->has(kLogConfigureSymbol)) {
     library->get<LogConfigureFunction>(kLogConfigureSymbol)(log_tag().c_str(), static_cast<int>(log_level()));
   }
+  if (library->has(kLogOutputSymbol)) {
+    const LogContext& context = log_context();
+    library->get<LogOutputFunction>(kLogOutputSymbol)(static_cast<int>(log_format()), context.node.c_str(),
+                                                      context.broker.c_str(), static_cast<int>(context.worker_pid),
+                                                      log_journal_writer());
+  }
   return plugins_[path] = Plugin{std::move(library), descriptor};
 }
 

@@ -227,9 +227,9 @@ void ServiceRunner::run() {
   try {
     service_.service().stop();
   } catch (const std::exception& e) {
-    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw: " << e.what();
+    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw: " << e.what();
   } catch (...) {
-    SBUS_LOG(kWarn) << "service " << config_.name << ": stop() threw";
+    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw";
   }
   if (journal_ != nullptr) journal_->release_slot(journal_slot_);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -269,8 +269,9 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.failed = !reply.error_code.empty() || outcome.dead_letter;
   if (!reply.error_code.empty()) {
     // Callers can cause these at will (test.fail, bad params): rate limited.
-    SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
-                                           << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
+    SBUS_LOG_LIMITED(kWarn, "error reply")
+        << log_service(config_.name) << log_event(reply.id) << "event " << log_value(reply.id) << ": " << config_.name
+        << ": " << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
   if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
   return outcome;
@@ -284,7 +285,8 @@ bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outc
   outcome->expired = true;
   const std::string message = "the deadline of the " + std::string(is_call ? "call to " : "message to ") +
                               config_.name + " passed while it waited in the service's queue; it was not run";
-  SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(reply->id) << ": " << message;
+  SBUS_LOG_LIMITED(kInfo, "expired") << log_service(config_.name) << log_event(reply->id) << "event "
+                                     << log_value(reply->id) << ": " << message;
   if (is_call) {
     reply->error_code = errc::kDeadlineExceeded;
     reply->message = message;
@@ -348,8 +350,9 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     } catch (...) {
       error = "unknown exception";
     }
-    SBUS_LOG_LIMITED(kWarn, "message attempt failed") << "event " << log_value(id) << ": " << config_.name
-                                                      << ": attempt " << attempt << " failed: " << log_value(error);
+    SBUS_LOG_LIMITED(kWarn, "message attempt failed")
+        << log_service(config_.name) << log_event(id) << "event " << log_value(id) << ": " << config_.name
+        << ": attempt " << attempt << " failed: " << log_value(error);
     MessageFate fate = dead_letters_.after_attempt(attempt, config_.name, error);
     if (fate.verdict == MessageFate::Verdict::kDeadLetter) {
       outcome->dead_letter = std::move(fate.entry);
@@ -367,8 +370,8 @@ void ServiceRunner::run_message(const Request& request, Job& job, const std::str
     if (dead_letters_.before_retry(job.deadline, std::chrono::system_clock::now()).verdict ==
         MessageFate::Verdict::kDrop) {
       // Its deadline passed while it failed: not tried again, nor kept.
-      SBUS_LOG_LIMITED(kInfo, "expired") << "event " << log_value(id) << ": " << config_.name
-                                         << ": the message's deadline passed after " << attempt
+      SBUS_LOG_LIMITED(kInfo, "expired") << log_service(config_.name) << log_event(id) << "event " << log_value(id)
+                                         << ": " << config_.name << ": the message's deadline passed after " << attempt
                                          << " failed attempt(s); dropped";
       outcome->expired = true;
       break;

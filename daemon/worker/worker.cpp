@@ -67,7 +67,8 @@ void Worker::start_services() {
       admission_.add_service(dispatcher_.size(), runner->config());
       dispatcher_.add(std::move(runner));
     } catch (const Error& e) {
-      SBUS_LOG(kError) << e.what() << "; " << service.name << " is unavailable until the next restart or reload, "
+      SBUS_LOG(kError) << log_service(service.name) << e.what() << "; " << service.name
+                       << " is unavailable until the next restart or reload, "
                        << "the other services serve";
       admission_.add_unavailable(service.name, e.what());
       report_unavailable(service.name, e.what());
@@ -184,13 +185,14 @@ void Worker::abandon_running() {
     const Envelope& envelope = abandoned.call.envelope;
     const ServiceConfig& service = dispatcher_.runner(abandoned.runner).config();
     if (!envelope.is_call() || service.idempotent || !session_.current(envelope)) {
-      SBUS_LOG(kWarn) << "drain timeout: " << service.name << " still running event " << log_value(abandoned.call.id)
+      SBUS_LOG(kWarn) << log_service(service.name) << log_event(abandoned.call.id) << "drain timeout: " << service.name
+                      << " still running event " << log_value(abandoned.call.id)
                       << "; left to the broker for redelivery";
       session_.leave(envelope.delivery_tag);
       continue;
     }
-    SBUS_LOG(kWarn) << "drain timeout: " << service.name << " still running event " << log_value(abandoned.call.id)
-                    << "; answered `interrupted`";
+    SBUS_LOG(kWarn) << log_service(service.name) << log_event(abandoned.call.id) << "drain timeout: " << service.name
+                    << " still running event " << log_value(abandoned.call.id) << "; answered `interrupted`";
     Reply reply{abandoned.call.id,
                 "the call to " + service.name + " was interrupted: the worker stopped and the drain timeout (" +
                     std::to_string(config_.drain_timeout_seconds) + " s) passed before it returned",

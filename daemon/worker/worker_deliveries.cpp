@@ -64,8 +64,8 @@ void Worker::answer(const Envelope& envelope, std::string_view body, ReplyGuard:
 void Worker::answer_error(const Envelope& envelope, const std::string& id, const std::string& code,
                           const std::string& message, ReplyGuard::Caller caller) {
   // Outsiders can send these at will: rate limited, and their values escaped.
-  SBUS_LOG_LIMITED(kWarn, "refused message")
-      << "event " << (id.empty() ? "-" : log_value(id)) << ": " << code << ": " << log_value(message, 400);
+  SBUS_LOG_LIMITED(kWarn, "refused message") << log_event(id) << "event " << (id.empty() ? "-" : log_value(id)) << ": "
+                                             << code << ": " << log_value(message, 400);
   if (!envelope.is_call()) {
     // A message nobody waits for: reject it (a dead-letter exchange on the
     // queue would keep it).
@@ -80,7 +80,7 @@ void Worker::answer_error(const Envelope& envelope, const std::string& id, const
 // deadline_exceeded (its caller, if still listening, drops it), a message
 // is acked unrun: nobody waits for it, so neither rejected nor dead-lettered.
 void Worker::expire(const Envelope& envelope, const std::string& id, const std::string& message) {
-  SBUS_LOG_LIMITED(kInfo, "expired") << "event " << (id.empty() ? "-" : log_value(id)) << ": "
+  SBUS_LOG_LIMITED(kInfo, "expired") << log_event(id) << "event " << (id.empty() ? "-" : log_value(id)) << ": "
                                      << log_value(message, 400);
   if (!envelope.is_call()) {
     session_.settle(envelope.delivery_tag, true);
@@ -99,7 +99,8 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
   const Envelope& envelope = decision.job.envelope;
   const Event& event = decision.job.event;
   // Outsiders can send these at will: rate limited, and their values escaped.
-  SBUS_LOG_LIMITED(kWarn, "refused message") << "event " << (event.id.empty() ? "-" : log_value(event.id)) << ": "
+  SBUS_LOG_LIMITED(kWarn, "refused message") << log_service(event.category + "." + event.service) << log_event(event.id)
+                                             << "event " << (event.id.empty() ? "-" : log_value(event.id)) << ": "
                                              << decision.code << ": " << log_value(decision.message, 400);
   ++stats_.refused[decision.code];
   if (envelope.is_call()) {
@@ -144,7 +145,8 @@ void Worker::overflow(Job job, std::size_t runner) {
   const Envelope& envelope = job.envelope;
   if (envelope.is_call()) {
     ++stats_.services[runner].refused_busy;
-    SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << service.name << " is busy";
+    SBUS_LOG(kDebug) << log_service(service.name) << log_event(job.event.id) << "event " << log_value(job.event.id)
+                     << ": " << service.name << " is busy";
     const DeliveryWindow& window = dispatcher_.window();
     Reply reply{job.event.id,
                 "service " + service.name + " is busy (" + std::to_string(service_runner.queued()) +
@@ -157,8 +159,8 @@ void Worker::overflow(Job job, std::size_t runner) {
     return;
   }
   ++stats_.services[runner].held;
-  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": " << service.name << " is busy; message held for "
-                   << config_.hold_ms << " ms";
+  SBUS_LOG(kDebug) << log_service(service.name) << log_event(job.event.id) << "event " << log_value(job.event.id)
+                   << ": " << service.name << " is busy; message held for " << config_.hold_ms << " ms";
   const std::int64_t now =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers,
@@ -206,8 +208,9 @@ void Worker::finish(Outcome& outcome) {
   }
   if (outcome.dead_letter) {
     const ErrorEntry& entry = *outcome.dead_letter;
-    SBUS_LOG_LIMITED(kError, "dead letter") << entry.service << ": message failed " << entry.attempts << " times ("
-                                            << log_value(entry.reason) << "); moved to " << config_.error_queue;
+    SBUS_LOG_LIMITED(kError, "dead letter")
+        << log_service(entry.service) << entry.service << ": message failed " << entry.attempts << " times ("
+        << log_value(entry.reason) << "); moved to " << config_.error_queue;
     dead_letter(envelope, outcome.body, outcome.headers, entry);
     return;
   }

@@ -18,13 +18,18 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
                                                     sbus::CrashJournal* journal, sbus::ReplayCache* replay,
                                                     const sbus::WorkerHistory* history) {
   // This module has its own copy of the log: set it up for this process.
-  sbus::log_init("worker " + config->broker_uris[broker_index].redacted(), config->log_level);
+  const std::string broker = config->broker_uris[broker_index].redacted();
+  sbus::log_init("worker " + broker, config->log_level);
+  std::string why;
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, broker, getpid()}, &why);
+  if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << sbus::log_format_name(config->log_format) << ": " << why;
   return sbus::run_worker(*config, broker_index, status_fd,
                           sbus::WorkerShared{journal, replay, history != nullptr ? *history : sbus::WorkerHistory{}});
 }
 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start) {
   sbus::log_init("check", config->log_level);
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, "", 0});
   std::vector<std::string> problems;
   sbus::check_plugins(*config, &problems);
   if (run_start != 0 && problems.empty()) sbus::check_service_starts(*config, &problems);

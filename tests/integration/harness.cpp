@@ -375,8 +375,16 @@ SbusdProcess::SbusdProcess(SbusdOptions options) : node_(options.node.empty() ? 
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (log_fd < 0 || null_fd < 0) throw std::runtime_error("cannot open " + log_path_ + ": " + errno_text());
+  std::vector<std::string> command;
+  if (options.journal_stream) {
+    struct stat info {};
+    ::fstat(log_fd, &info);
+    command = {"/usr/bin/env", "JOURNAL_STREAM=" + std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino)};
+  }
+  command.insert(command.end(), options.command_prefix.begin(), options.command_prefix.end());
+  command.insert(command.end(), {std::string(SBUS_BUILD_DIR) + "/bin/sbusd", "--config", config_path_});
   try {
-    pid_ = spawn({std::string(SBUS_BUILD_DIR) + "/bin/sbusd", "--config", config_path_}, null_fd, log_fd, log_fd);
+    pid_ = spawn(command, null_fd, log_fd, log_fd);
   } catch (...) {
     ::close(log_fd);
     ::close(null_fd);

@@ -163,6 +163,12 @@ struct SbusdOptions {
   // The exchange of the node (and of sender_options() and cli_args()): a
   // test that deletes it takes one of its own.
   std::string exchange = "py-servicebus";
+  // Arguments run before sbusd's own (a wrapper that execs the rest, e.g.
+  // unshare), empty for none.
+  std::vector<std::string> command_prefix;
+  // Starts sbusd with JOURNAL_STREAM naming its stderr (the log file), as
+  // systemd does for a service whose output goes to the journal.
+  bool journal_stream = false;
 };
 
 // An sbusd child process with its own config, secret and log in a temp
