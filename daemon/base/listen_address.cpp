@@ -30,8 +30,8 @@ bool stale_socket(const std::string& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.data(), path.size());
-  const bool refused = ::connect(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 &&
-                       errno == ECONNREFUSED;
+  const bool refused =
+      ::connect(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 && errno == ECONNREFUSED;
   ::close(probe);
   return refused;
 }
@@ -39,8 +39,8 @@ bool stale_socket(const std::string& path) {
 int bind_unix(const std::string& path, std::string* error) {
   sockaddr_un address{};
   if (path.size() >= sizeof(address.sun_path)) {
-    *error = "cannot bind " + path + ": the path is longer than " + std::to_string(sizeof(address.sun_path) - 1) +
-             " bytes";
+    *error =
+        "cannot bind " + path + ": the path is longer than " + std::to_string(sizeof(address.sun_path) - 1) + " bytes";
     return -1;
   }
   address.sun_family = AF_UNIX;

@@ -36,7 +36,9 @@ constexpr MetricFamily kFamilies[] = {
 
 }  // namespace
 
-std::span<const MetricFamily> metric_families() { return kFamilies; }
+std::span<const MetricFamily> metric_families() {
+  return kFamilies;
+}
 
 const MetricFamily* family_of_sample(std::string_view sample_name) {
   const auto named = [](std::string_view name) -> const MetricFamily* {

@@ -27,8 +27,7 @@ const MetricFamily* family_of_sample(std::string_view sample_name);
 
 // Upper bounds of sbus_service_duration_seconds' buckets, in seconds (the
 // +Inf bucket is implicit): 100 µs to 30 s.
-inline constexpr std::array<double, 16> kDurationBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                            0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                            1,      2.5,     10,     30};
+inline constexpr std::array<double, 16> kDurationBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                            0.05,   0.1,     0.25,   0.5,   1,      2.5,   10,   30};
 
 }  // namespace sbus

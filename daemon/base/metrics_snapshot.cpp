@@ -10,7 +10,9 @@ namespace {
 constexpr std::uint32_t kMagic = 0x53424d53;  // "SBMS"
 constexpr std::size_t kHeaderFields = 6;      // magic, two statuses, three lengths
 
-void put(std::string* out, std::uint32_t value) { out->append(reinterpret_cast<const char*>(&value), sizeof(value)); }
+void put(std::string* out, std::uint32_t value) {
+  out->append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
 
 }  // namespace
 

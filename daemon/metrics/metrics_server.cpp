@@ -72,8 +72,8 @@ MHD_Result respond(MHD_Connection* connection, unsigned status, const std::strin
 
 // The library's request callback, on its own thread; answers at the first
 // call, once the headers are in (a body, which no path takes, is not read).
-MHD_Result answer(void* cls, MHD_Connection* connection, const char* url, const char* method, const char*,
-                  const char*, std::size_t*, void**) {
+MHD_Result answer(void* cls, MHD_Connection* connection, const char* url, const char* method, const char*, const char*,
+                  std::size_t*, void**) {
   constexpr const char* kText = "text/plain; charset=utf-8";
   if (std::strcmp(method, MHD_HTTP_METHOD_GET) != 0 && std::strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
     return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n", kText);
@@ -108,8 +108,8 @@ DaemonPtr start_daemon(const std::string& listen, Shared* shared) {
   }
   MHD_Daemon* daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, &answer, shared,
-      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, kClientTimeoutSeconds,
-      MHD_OPTION_CONNECTION_LIMIT, kMaxClients, MHD_OPTION_CONNECTION_MEMORY_LIMIT, kRequestMemory, MHD_OPTION_END);
+      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, kClientTimeoutSeconds, MHD_OPTION_CONNECTION_LIMIT,
+      kMaxClients, MHD_OPTION_CONNECTION_MEMORY_LIMIT, kRequestMemory, MHD_OPTION_END);
   if (daemon == nullptr) {
     ::close(fd);
     SBUS_LOG(kError) << "metrics_listen " << listen << ": the HTTP server did not start; retrying in "

@@ -59,8 +59,8 @@ bool MetricsProcess::start(std::string* error) {
               path.c_str(), reason != nullptr ? reason : "entry point missing");
       _exit(kMetricsExitNoModule);
     }
-    _exit(reinterpret_cast<decltype(&sbus_metrics_serve)>(entry)(listen_.c_str(), fds[0],
-                                                                 static_cast<int>(log_level_)));
+    _exit(
+        reinterpret_cast<decltype(&sbus_metrics_serve)>(entry)(listen_.c_str(), fds[0], static_cast<int>(log_level_)));
   }
   ::close(fds[0]);
   ::shutdown(fds[1], SHUT_RD);

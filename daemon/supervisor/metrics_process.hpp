@@ -43,8 +43,8 @@ class MetricsProcess {
   LogLevel log_level_;
   pid_t pid_ = -1;
   int fd_ = -1;
-  std::string pending_;       // the rest of a snapshot partly written
-  std::string next_;          // a whole snapshot waiting behind it
+  std::string pending_;  // the rest of a snapshot partly written
+  std::string next_;     // a whole snapshot waiting behind it
 };
 
 // ../libexec/sbus/sbus-metrics.so from the folder of the running executable.

@@ -91,8 +91,8 @@ void add_health(const MetricsView& view, MetricsSnapshot* snapshot) {
     }
   }
   if (view.stopping) problems.insert(problems.begin(), "stopping");
-  const std::string count = std::to_string(connected) + "/" + std::to_string(view.config.brokers.size()) +
-                            " brokers connected";
+  const std::string count =
+      std::to_string(connected) + "/" + std::to_string(view.config.brokers.size()) + " brokers connected";
   snapshot->health_status = problems.empty() ? 200 : 503;
   snapshot->health = problems.empty() ? "ok: " + count : "unhealthy: " + count;
   for (const std::string& problem : problems) snapshot->health += "; " + problem;

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "base/crash_journal.hpp"
+#include "base/listen_address.hpp"
 #include "base/log.hpp"
 #include "base/replay_cache.hpp"
 #include "base/worker_entry.hpp"
@@ -144,6 +145,8 @@ void Supervisor::finish() {
     // loop being over.
     ::waitpid(pid, nullptr, 0);
     metrics_->exited();
+    // Its socket file, which a process ended by a signal leaves behind.
+    if (const std::string path = unix_socket_path(metrics_->listen()); !path.empty()) ::unlink(path.c_str());
   }
   SBUS_LOG(kInfo) << "sbusd stopped";
   if (log_file_) log_file_->pump();

@@ -24,6 +24,7 @@ const std::map<std::string, std::set<std::string>> kMayInclude = {
     {"amqp", {"base"}},
     {"protocol", {"base", "amqp"}},
     {"tls", {"base", "amqp"}},
+    {"metrics", {"base"}},
     {"supervisor", {"base", "config", "sbus"}},
     {"worker", {"base", "config", "amqp", "protocol", "sbus"}},
     {"client", {"base", "config", "amqp", "protocol", "sbus"}},
