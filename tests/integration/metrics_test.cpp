@@ -222,7 +222,9 @@ TEST_CASE("/healthz answers 503 with the reason while a worker's broker is down,
     REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 20s).message == "3");
   }
   REQUIRE(wait_until(
-      [&] { return sample(scrape(address, "/metrics", true).body, "sbus_service_handled_total", "service=math.add") == 1; },
+      [&] {
+        return sample(scrape(address, "/metrics", true).body, "sbus_service_handled_total", "service=math.add") == 1;
+      },
       10s, 200ms));
 
   broker.stop();
@@ -235,8 +237,8 @@ TEST_CASE("/healthz answers 503 with the reason while a worker's broker is down,
       30s, 100ms));
   INFO(health.body);
   CHECK(health.body.rfind("unhealthy: 0/1 brokers connected; amqp://guest@127.0.0.1:", 0) == 0);
-  CHECK((health.body.find("not connected") != std::string::npos ||
-         health.body.find("restarting") != std::string::npos));
+  CHECK(
+      (health.body.find("not connected") != std::string::npos || health.body.find("restarting") != std::string::npos));
   CHECK(scrape(address, "/readyz").status == 503);
   // Still answered, with the last known counters and connected 0.
   const Scrape down = scrape(address, "/metrics", true);
