@@ -94,6 +94,33 @@ std::set<pid_t> children_of(pid_t parent) {
   return children;
 }
 
+// A TCP connection to 127.0.0.1:`port` that sends `request` (may be
+// partial) and is kept open by the caller; -1 if it cannot connect.
+int connect_and_send(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
+// What the server answered on `fd` until it closed or 10 s passed.
+std::string read_answer(int fd) {
+  std::string answer;
+  char bytes[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, bytes, sizeof(bytes), 0)) > 0) answer.append(bytes, static_cast<std::size_t>(n));
+  return answer;
+}
+
 // A private RabbitMQ node (scripts/broker) that the test stops and starts
 // again on the same port; stopped on destruction.
 class StoppableBroker {
@@ -206,6 +233,37 @@ TEST_CASE("sbusd's /metrics parses with a Prometheus parser under load and its c
   CHECK(scrape(address, "/readyz").status == 200);
   const Scrape unknown = scrape(address, "/nope");
   CHECK(unknown.status == 404);
+}
+
+TEST_CASE("slow clients and huge headers get their answer without holding up the others", "[metrics]") {
+  const int port = free_port();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  SbusdProcess sbusd({.extra_yaml = "metrics_listen: " + address + "\n"});
+  REQUIRE(wait_until([&] { return scrape(address, "/healthz").status == 200; }, 20s, 100ms));
+  // Clients that send half a request and wait.
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) slow.push_back(connect_and_send(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n"));
+  for (const int fd : slow) CHECK(fd >= 0);
+  const Scrape meanwhile = scrape(address, "/metrics", true);
+  CHECK(meanwhile.status == 200);
+  CHECK(meanwhile.exit_code == 0);
+
+  const int huge =
+      connect_and_send(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n");
+  REQUIRE(huge >= 0);
+  const std::string answer = read_answer(huge);
+  ::close(huge);
+  INFO(answer.substr(0, 200));
+  CHECK((answer.rfind("HTTP/1.1 431", 0) == 0 || answer.rfind("HTTP/1.1 400", 0) == 0));
+
+  const int post = connect_and_send(port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  REQUIRE(post >= 0);
+  CHECK(read_answer(post).rfind("HTTP/1.1 405", 0) == 0);
+  ::close(post);
+  for (const int fd : slow) ::close(fd);
+  // The bus was served throughout.
+  sbus::Sender sender(sbusd.sender_options());
+  CHECK(sender.call(sbusd.address("math.add"), "[1,2]", 20s).message == "3");
 }
 
 TEST_CASE("/healthz answers 503 with the reason while a worker's broker is down, and 200 once it is back",

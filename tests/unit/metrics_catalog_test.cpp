@@ -127,8 +127,9 @@ TEST_CASE("/healthz is 200 only when every broker's worker is connected and ever
   CHECK(all.health_status == 200);
   CHECK(all.health == "ok: 2/2 brokers connected\n");
   CHECK(all.ready_status == 200);
-  CHECK(all.metrics.find("sbus_service_handled_total{node=\"N1\",broker=\"amqp://guest@a:5672/%2f\",service=\"math.add\","
-                         "kind=\"rpc\"} 7\n") != std::string::npos);
+  CHECK(
+      all.metrics.find("sbus_service_handled_total{node=\"N1\",broker=\"amqp://guest@a:5672/%2f\",service=\"math.add\","
+                       "kind=\"rpc\"} 7\n") != std::string::npos);
 
   SECTION("a worker that lost its broker: 503 naming it, still ready, its last values kept") {
     workers[0].connected = false;
@@ -136,15 +137,18 @@ TEST_CASE("/healthz is 200 only when every broker's worker is connected and ever
     CHECK(one.health_status == 503);
     CHECK(one.health == "unhealthy: 1/2 brokers connected; amqp://guest@a:5672/%2f: worker not connected\n");
     CHECK(one.ready_status == 200);
-    CHECK(one.metrics.find("sbus_broker_connected{node=\"N1\",broker=\"amqp://guest@a:5672/%2f\"} 0\n") != std::string::npos);
+    CHECK(one.metrics.find("sbus_broker_connected{node=\"N1\",broker=\"amqp://guest@a:5672/%2f\"} 0\n") !=
+          std::string::npos);
     CHECK(one.metrics.find("service=\"math.add\",kind=\"rpc\"} 7\n") != std::string::npos);
   }
   SECTION("no worker serving: 503 for both") {
     workers[0].state = sbus::WorkerState::kWaitingRestart;
     workers[1].state = sbus::WorkerState::kFailed;
     const sbus::MetricsSnapshot none = render();
-    CHECK(none.health == "unhealthy: 0/2 brokers connected; amqp://guest@a:5672/%2f: worker restarting; amqp://guest@b:5672/%2f: worker "
-                         "failed, not restarted until the next reload\n");
+    CHECK(
+        none.health ==
+        "unhealthy: 0/2 brokers connected; amqp://guest@a:5672/%2f: worker restarting; amqp://guest@b:5672/%2f: worker "
+        "failed, not restarted until the next reload\n");
     CHECK(none.ready_status == 503);
   }
   SECTION("a service that could not start") {
@@ -152,7 +156,8 @@ TEST_CASE("/healthz is 200 only when every broker's worker is connected and ever
     const sbus::MetricsSnapshot down = render();
     CHECK(down.health_status == 503);
     CHECK(down.health == "unhealthy: 2/2 brokers connected; service math.add: cannot load math.so\n");
-    CHECK(down.metrics.find("sbus_service_unavailable{node=\"N1\",broker=\"amqp://guest@b:5672/%2f\",service=\"math.add\"} 1") !=
+    CHECK(down.metrics.find(
+              "sbus_service_unavailable{node=\"N1\",broker=\"amqp://guest@b:5672/%2f\",service=\"math.add\"} 1") !=
           std::string::npos);
   }
   SECTION("stopping") {
