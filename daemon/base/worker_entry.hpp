@@ -29,6 +29,13 @@ inline constexpr char kStatusDisconnected = 'D';
 // Followed by "CATEGORY.SERVICE: REASON" and a line feed: a service that
 // could not load or start; the worker serves the others.
 inline constexpr char kStatusUnavailable = 'X';
+// Followed by the worker's counters and a line feed, about once a second
+// and when its connection comes or goes: Prometheus samples without the
+// node and broker labels (the supervisor adds them), one per sample
+// separated by kMetricsSeparator (a label value never holds one, nor a line
+// feed: they are escaped). The supervisor keeps the last one.
+inline constexpr char kStatusMetrics = 'M';
+inline constexpr char kMetricsSeparator = '\x1f';
 
 // What the supervisor knows of the earlier runs of a worker for the same
 // broker; `sbus stats` shows it, so that counters reset by a restart say so.

@@ -90,6 +90,9 @@ struct Config {
   LogFormat log_format = LogFormat::kAuto;
   std::size_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
+  // Where GET /metrics and /healthz are served (base/listen_address.hpp):
+  // HOST:PORT or a Unix socket path. Empty: not served.
+  std::string metrics_listen;
   // Tokens: `token` is how this side signs (plugins calling other services,
   // the sbus CLI with --config); `accept` what sbusd accepts (default: just
   // `token`), both during a migration. hmac-sha256 calls older or newer

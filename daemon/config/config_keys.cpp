@@ -280,6 +280,10 @@ constexpr ConfigKey kConfigKeys[] = {
      "the size at which `log_file` is rotated", "4096"},
     {"log_keep", integer_value<0, 100, &Config::log_keep>(), Restart::kNone, "5",
      "rotated files kept: `FILE.1` ... `FILE.5`", "2"},
+    {"metrics_listen", string_value<&Config::metrics_listen>(), Restart::kNone, "(off)",
+     "`HOST:PORT` or a Unix socket path where `/metrics`, `/healthz` and `/readyz` are served over HTTP "
+     "([metrics.md](metrics.md)); read at start only",
+     "127.0.0.1:9464"},
     {"services", with_parser(&parse_services, &services_differ, "list"), Restart::kWorkers, "",
      "list of services, below", "[{name: test.echo, plugin: test}]"},
 };

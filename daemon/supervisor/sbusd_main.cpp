@@ -1,4 +1,6 @@
 // sbusd: the sbus agent daemon.
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 
 #include <chrono>
@@ -9,6 +11,7 @@
 
 #include <sbus/plugin.hpp>
 
+#include "base/listen_address.hpp"
 #include "base/log.hpp"
 #include "base/replay_cache.hpp"
 #include "config/config.hpp"
@@ -110,6 +113,22 @@ std::optional<int> parse_options(int argc, char** argv, Options* parsed) {
   return std::nullopt;
 }
 
+// Whether metrics_listen can be bound now: a warning, not a problem, since
+// sbusd serves the bus without it (and tries again), and a running sbusd
+// holds its own address.
+void warn_metrics_listen(const std::string& config_path, const sbus::Config& config) {
+  if (config.metrics_listen.empty()) return;
+  std::string error;
+  const int fd = sbus::bind_listen(config.metrics_listen, &error);
+  if (fd < 0) {
+    std::cerr << "warning: " << config_path << ": metrics_listen " << config.metrics_listen << ": " << error
+              << " (sbusd serves the bus without /metrics and retries; a running sbusd holds its own address)\n";
+    return;
+  }
+  ::close(fd);
+  if (const std::string path = sbus::unix_socket_path(config.metrics_listen); !path.empty()) ::unlink(path.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,6 +152,7 @@ int main(int argc, char** argv) {
   }
   if (options.check) {
     if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
+    if (problems.empty()) warn_metrics_listen(config_path, config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
       std::cerr << "sbusd: config " << config_path << " has " << problems.size() << " problem(s)\n";

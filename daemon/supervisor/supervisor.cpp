@@ -14,9 +14,11 @@
 #include <utility>
 
 #include "base/crash_journal.hpp"
+#include "base/listen_address.hpp"
 #include "base/log.hpp"
 #include "base/replay_cache.hpp"
 #include "base/worker_entry.hpp"
+#include "supervisor/metrics_render.hpp"
 #include "supervisor/process_launcher.hpp"
 #include "supervisor/worker_process.hpp"
 
@@ -106,6 +108,11 @@ bool Supervisor::start() {
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = clock_.now();
   for (std::size_t i = 0; i < config_->brokers.size(); ++i) spawn(add_worker(config_->brokers[i], i));
+  if (!config_->metrics_listen.empty()) {
+    // Read at start only: a reload keeps the address and the process.
+    metrics_ = std::make_unique<MetricsProcess>(config_->metrics_listen, config_->log_level);
+    start_metrics();
+  }
   SBUS_LOG(kInfo) << "sbusd " << SBUS_VERSION << " started: node " << config_->node << ", " << workers_.size()
                   << " brokers, " << config_->services.size() << " services";
   return true;
@@ -123,6 +130,7 @@ bool Supervisor::turn(const Signals& signals) {
 
   if (stopping_) {
     update_status();
+    publish_metrics(clock_.now());
     if (!any_alive()) return false;
     step_stop();
     return true;
@@ -131,6 +139,7 @@ bool Supervisor::turn(const Signals& signals) {
   const Clock::TimePoint now = clock_.now();
   spawn_due(now);
   update_status();
+  publish_metrics(now);
   if (notifier_.watchdog_interval().count() > 0 && now >= next_watchdog_) {
     notifier_.watchdog();
     next_watchdog_ = now + duration_cast<milliseconds>(notifier_.watchdog_interval());
@@ -140,6 +149,16 @@ bool Supervisor::turn(const Signals& signals) {
 
 void Supervisor::finish() {
   for (WorkerRecord& worker : workers_) close_status(worker);
+  if (metrics_ && metrics_->pid() > 0) {
+    const pid_t pid = metrics_->pid();
+    metrics_->stop();
+    // It ends on SIGTERM at once (its default action); reaped here, the
+    // loop being over.
+    ::waitpid(pid, nullptr, 0);
+    metrics_->exited();
+    // Its socket file, which a process ended by a signal leaves behind.
+    if (const std::string path = unix_socket_path(metrics_->listen()); !path.empty()) ::unlink(path.c_str());
+  }
   SBUS_LOG(kInfo) << "sbusd stopped";
   if (log_file_) log_file_->pump();
 }
@@ -165,6 +184,9 @@ milliseconds Supervisor::wait_timeout() const {
   }
   if (notifier_.watchdog_interval().count() > 0) timeout = std::min(timeout, until(next_watchdog_));
   if (reload_check_) timeout = std::min(timeout, until(reload_check_->deadline()));
+  if (metrics_) {
+    timeout = std::min(timeout, until(metrics_->pid() > 0 ? next_publish_ : metrics_restart_at_));
+  }
   return timeout;
 }
 
@@ -185,6 +207,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   worker.unavailable.clear();
   worker.partial.clear();
   worker.in_record = false;
+  worker.metrics_partial.clear();
+  worker.in_metrics = false;
   worker.status_fd = child.fd;
   worker.pid = child.pid;
   worker.state = WorkerState::kRunning;
@@ -205,12 +229,25 @@ void Supervisor::close_status(WorkerRecord& worker) {
   worker.status_fd = -1;
 }
 
+// The records of base/worker_entry.hpp, byte by byte: a record may come in
+// several reads.
 void Supervisor::read_status(WorkerRecord& worker) {
-  char bytes[64];
+  char bytes[4096];
   ssize_t n;
   while (worker.status_fd >= 0 && (n = ::read(worker.status_fd, bytes, sizeof(bytes))) > 0) {
+    status_changed_ = true;
     for (ssize_t i = 0; i < n; ++i) {
       const char byte = bytes[i];
+      if (worker.in_metrics) {
+        if (byte == '\n') {
+          worker.metrics = std::move(worker.metrics_partial);
+          worker.metrics_partial.clear();
+          worker.in_metrics = false;
+        } else if (worker.metrics_partial.size() < kMaxMetricsReport) {
+          worker.metrics_partial += byte == kMetricsSeparator ? '\n' : byte;
+        }
+        continue;
+      }
       if (worker.in_record) {
         if (byte != '\n') {
           if (worker.partial.size() < 4096) worker.partial += byte;
@@ -221,6 +258,8 @@ void Supervisor::read_status(WorkerRecord& worker) {
         worker.unavailable.push_back(std::move(worker.partial));
         worker.partial.clear();
         worker.in_record = false;
+      } else if (byte == kStatusMetrics) {
+        worker.in_metrics = true;
       } else if (byte == kStatusUnavailable) {
         worker.in_record = true;
       } else if (byte == kStatusConnected) {
@@ -236,6 +275,15 @@ void Supervisor::reap() {
   while (const std::optional<ChildExit> exit = launcher_.reap()) {
     if (reload_check_ && exit->pid == reload_check_->pid()) {
       reload_check_->exited(exit->status);
+      continue;
+    }
+    if (metrics_ && exit->pid == metrics_->pid()) {
+      metrics_->exited();
+      if (!stopping_) {
+        SBUS_LOG(kError) << "metrics server for " << metrics_->listen() << " (pid " << exit->pid << ") "
+                         << describe_exit(exit->status) << "; restarting in " << kMetricsRestartDelay.count() << " s";
+      }
+      metrics_restart_at_ = clock_.now() + kMetricsRestartDelay;
       continue;
     }
     if (WorkerRecord* worker = find(exit->pid)) worker_exited(*worker, exit->pid, exit->status);
@@ -401,6 +449,35 @@ void Supervisor::update_status() {
   if (stopping_) status += ", stopping";
   for (std::size_t i = 0; i < unavailable.size(); ++i) status += (i == 0 ? "; unavailable: " : "; ") + unavailable[i];
   notifier_.status(status);
+}
+
+void Supervisor::start_metrics() {
+  std::string error;
+  if (!metrics_->start(&error)) {
+    SBUS_LOG(kError) << "metrics_listen " << metrics_->listen() << ": cannot start the metrics server: " << error
+                     << "; retrying in " << kMetricsRestartDelay.count() << " s";
+    metrics_restart_at_ = clock_.now() + kMetricsRestartDelay;
+    return;
+  }
+  status_changed_ = true;  // a snapshot at once
+}
+
+// A snapshot for the metrics server when a worker wrote or a second passed
+// (uptime and memory move); the server answers scrapes from it.
+void Supervisor::publish_metrics(Clock::TimePoint now) {
+  if (!metrics_) return;
+  if (metrics_->pid() < 0) {
+    if (stopping_ || now < metrics_restart_at_) return;
+    start_metrics();
+    if (metrics_->pid() < 0) return;
+  }
+  if (!status_changed_ && now < next_publish_) {
+    metrics_->flush();
+    return;
+  }
+  status_changed_ = false;
+  next_publish_ = now + kMetricsPublishInterval;
+  metrics_->publish(render_metrics({*config_, workers_, now - started_, metrics_->pid(), stopping_}));
 }
 
 // SIGUSR1: the log file anew, as nginx does, for an outside logrotate.

@@ -23,6 +23,7 @@
 #include "supervisor/clock.hpp"
 #include "supervisor/config_check.hpp"
 #include "supervisor/log_file.hpp"
+#include "supervisor/metrics_process.hpp"
 #include "supervisor/reload_plan.hpp"
 #include "supervisor/systemd_notify.hpp"
 #include "supervisor/worker_launcher.hpp"
@@ -41,6 +42,12 @@ inline constexpr std::chrono::seconds kReadyTimeout{10};
 // How long a worker may take past drain_timeout before SIGKILL, and between
 // two rounds of SIGKILL.
 inline constexpr std::chrono::seconds kKillGrace{5};
+// How often the metrics server gets a snapshot when nothing changed
+// (uptime, memory), and how soon it starts again after it ended.
+inline constexpr std::chrono::seconds kMetricsPublishInterval{1};
+inline constexpr std::chrono::seconds kMetricsRestartDelay{5};
+// The longest metrics report of a worker kept; the rest is cut.
+inline constexpr std::size_t kMaxMetricsReport = 4 * 1024 * 1024;
 
 struct SupervisorSettings {
   std::string path;  // the YAML file, read again on every reload
@@ -79,7 +86,8 @@ class Supervisor {
   // watchdog. False once stopping and every worker has exited.
   bool turn(const Signals& signals);
 
-  // After the last turn: closes the status pipes and logs the stop.
+  // After the last turn: closes the status pipes, stops the metrics server
+  // and logs the stop.
   void finish();
 
   // What the loop waits on before the next turn: any of these readable, or
@@ -125,6 +133,8 @@ class Supervisor {
   void spawn_due(Clock::TimePoint now);
   void update_status();
   void reopen_log();
+  void start_metrics();
+  void publish_metrics(Clock::TimePoint now);
   bool open_replay(const Config& config, std::string* error);
 
   SupervisorSettings settings_;
@@ -146,6 +156,12 @@ class Supervisor {
   ReplayCache* replay_ = nullptr;
   std::string replay_file_;  // replay_'s file; empty: in memory only
   std::unique_ptr<LogFile> log_file_;
+  // The metrics server (metrics_listen), and when to send it the next
+  // snapshot or start it again; status_changed_: a worker wrote since.
+  std::unique_ptr<MetricsProcess> metrics_;
+  Clock::TimePoint next_publish_{};
+  Clock::TimePoint metrics_restart_at_{};
+  bool status_changed_ = false;
   bool stopping_ = false;
   bool ready_sent_ = false;
   Clock::TimePoint started_{};

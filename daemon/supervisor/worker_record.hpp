@@ -41,6 +41,12 @@ struct WorkerRecord {
   std::vector<std::string> unavailable;
   std::string partial;
   bool in_record = false;
+  // The last metrics report (kStatusMetrics): sample lines, each ended by
+  // a line feed. Kept across a restart until the new run reports, so that
+  // a scrape shows the last known values while no worker runs.
+  std::string metrics;
+  std::string metrics_partial;
+  bool in_metrics = false;
   WorkerHistory history;  // handed to each run; restarts counted at each start
   bool spawned = false;
   TimePoint started_at{};

@@ -366,6 +366,7 @@ SessionStats BrokerSession::stats() const {
   stats.blocked_for = probe_.blocked_for(Clock::now());
   stats.replies_dropped = replies_dropped_;
   stats.replies_quarantined = replies_quarantined_;
+  stats.ping_rtt = probe_.last_rtt();
   return stats;
 }
 

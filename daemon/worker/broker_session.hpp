@@ -49,8 +49,9 @@ struct SessionStats {
   std::string blocked_reason;
   std::uint64_t blocks = 0;
   std::chrono::steady_clock::duration blocked_for{};
-  std::uint64_t replies_dropped = 0;      // to dead addresses, or unauthenticated ones beyond the limit
-  std::uint64_t replies_quarantined = 0;  // published on the quarantine connection
+  std::uint64_t replies_dropped = 0;               // to dead addresses, or unauthenticated ones beyond the limit
+  std::uint64_t replies_quarantined = 0;           // published on the quarantine connection
+  std::chrono::steady_clock::duration ping_rtt{};  // of the last probe answered
 };
 
 class BrokerSession {

@@ -95,9 +95,9 @@ bool RouteProbe::overdue(const AmqpConnection& connection) {
 bool RouteProbe::on_frame(AmqpConnection& connection, const amqp_frame_t& frame) {
   switch (frame.payload.method.id) {
     case AMQP_QUEUE_DECLARE_OK_METHOD:
+      last_rtt_ = Clock::now() - sent_at_;
       SBUS_LOG(kDebug) << "ping: broker answered in "
-                       << std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent_at_).count()
-                       << " us";
+                       << std::chrono::duration_cast<std::chrono::microseconds>(last_rtt_).count() << " us";
       deadline_ = {};
       return true;
     case AMQP_CHANNEL_CLOSE_METHOD: {

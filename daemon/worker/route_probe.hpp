@@ -90,6 +90,8 @@ class RouteProbe {
   void note_blocking(const AmqpConnection& connection);
   std::uint64_t blocks() const { return blocks_; }
   Clock::duration blocked_for(Clock::time_point now) const;
+  // The round trip of the last probe answered; zero before the first.
+  Clock::duration last_rtt() const { return last_rtt_; }
 
  private:
   const Config& config_;
@@ -105,6 +107,7 @@ class RouteProbe {
   Clock::time_point blocked_since_{};
   std::uint64_t blocks_ = 0;
   Clock::duration blocked_total_{};
+  Clock::duration last_rtt_{};
 };
 
 }  // namespace sbus

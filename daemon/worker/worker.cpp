@@ -39,8 +39,11 @@ constexpr milliseconds kHealthyAfter{10000};
 constexpr milliseconds kPortWatch{200};
 // The longest the loop sleeps while heartbeats are on: rabbitmq-c sends
 // them and notices missed ones only when called. Without heartbeats, pings
-// or a drain under way, an idle worker sleeps until something happens.
+// or a drain under way, an idle worker sleeps until its next metrics
+// report.
 constexpr int kPollMillis = 500;
+// How often the counters go to the supervisor (report_metrics()).
+constexpr std::chrono::seconds kMetricsReportInterval{1};
 
 }  // namespace
 
@@ -82,12 +85,11 @@ void Worker::start_services() {
 // One status record a service: kStatusUnavailable, "NAME: REASON", a line
 // feed (the reason on one line).
 void Worker::report_unavailable(const std::string& name, const std::string& reason) {
-  if (status_fd_ < 0) return;
   std::string record(1, kStatusUnavailable);
   record += name + ": " + reason;
   std::replace(record.begin() + 1, record.end(), '\n', ' ');
   record += '\n';
-  [[maybe_unused]] ssize_t n = ::write(status_fd_, record.data(), record.size());
+  status_.send(record);
 }
 
 // Other agents of this node on this broker, on a thread of its own.
@@ -102,10 +104,24 @@ void Worker::start_peer_watch() {
   peer_watch_->start();
 }
 
+// A change of state, with the counters as they are at that moment.
 void Worker::report(char status) {
-  if (status_fd_ < 0) return;
-  // Non-blocking: a supervisor that is not reading must not stall serving.
-  [[maybe_unused]] ssize_t n = ::write(status_fd_, &status, 1);
+  status_.send(std::string_view(&status, 1));
+  report_metrics();
+}
+
+// The counters for the supervisor's metrics (kStatusMetrics); sent at most
+// once a second by the loop, and at each change of state.
+void Worker::report_metrics() {
+  next_report_ = Clock::now() + kMetricsReportInterval;
+  if (!status_.flush() || !status_.idle()) return;
+  const SessionStats session = session_.stats();
+  std::string record(1, kStatusMetrics);
+  record += metrics_report(
+      StatsSources{config_, uri_, history_, stats_, session, dispatcher_, admission_.unavailable(), peer_watch_.get()},
+      dispatcher_.outstanding());
+  record += '\n';
+  status_.send(record);
 }
 
 bool Worker::connect() {
@@ -233,6 +249,7 @@ Worker::ServeEnd Worker::serve() {
 // reads, the route probe, then sleep until something happens.
 Worker::ServeEnd Worker::serve_turns() {
   for (;;) {
+    if (Clock::now() >= next_report_) report_metrics();
     bool read_owed = false;
     if (!flush_completions(&read_owed)) return ServeEnd::kConnectionLost;
     session_.flush_acks();
@@ -256,7 +273,10 @@ Worker::ServeEnd Worker::serve_turns() {
       if (session_.read_one(*this) == BrokerSession::Read::kLost) return ServeEnd::kConnectionLost;
       continue;
     }
-    int wait = session_.heartbeats() ? kPollMillis : -1;
+    // Awake at least for the next metrics report.
+    int wait = static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
+    if (session_.heartbeats()) wait = std::min(wait, kPollMillis);
+    wait = std::max(wait, 0);
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;

@@ -189,6 +189,7 @@ void Worker::finish(Outcome& outcome) {
     ++stats.handled;
     if (outcome.failed) ++stats.failed;
     stats.busy += outcome.busy;
+    observe_duration(stats, outcome.busy);
   }
   if (!session_.current(envelope)) {
     if (envelope.is_call() && !outcome.dead_letter && !outcome.leave) {

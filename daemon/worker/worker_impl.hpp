@@ -21,6 +21,7 @@
 #include "worker/dispatcher.hpp"
 #include "worker/peer_watch.hpp"
 #include "worker/service_runner.hpp"
+#include "worker/status_pipe.hpp"
 #include "worker/worker.hpp"
 #include "worker/worker_stats.hpp"
 
@@ -45,7 +46,7 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
       : config_(config),
         broker_index_(broker_index),
         uri_(config.broker_uris[broker_index]),
-        status_fd_(status_fd),
+        status_(status_fd),
         journal_(shared.journal),
         history_(shared.history),
         session_(config_, uri_),
@@ -72,7 +73,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   void start_services() REQUIRES(session_.mutex(), session_.connection_thread());
   void report_unavailable(const std::string& name, const std::string& reason);
   void start_peer_watch();
-  void report(char status);
+  void report(char status) REQUIRES(session_.mutex(), session_.connection_thread());
+  void report_metrics() REQUIRES(session_.mutex(), session_.connection_thread());
   bool connect() REQUIRES(session_.mutex(), session_.connection_thread());
   bool wait_to_reconnect(std::chrono::milliseconds duration) REQUIRES(session_.mutex(), session_.connection_thread());
   bool sleep_unless_signalled(std::chrono::milliseconds duration)
@@ -110,7 +112,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   const Config& config_;
   std::size_t broker_index_;
   BrokerUri uri_;
-  int status_fd_;
+  StatusPipe status_;
+  Clock::time_point next_report_{};
   CrashJournal* journal_;
   const WorkerHistory history_;
   int signal_fd_ = -1;

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -150,6 +153,96 @@ std::string stats_json(const StatsSources& sources) {
   out.Uint64(refused);
   out.EndObject();
   return std::string(text.GetString(), text.GetSize());
+}
+
+void observe_duration(ServiceStats& stats, std::chrono::nanoseconds busy) {
+  const double seconds = std::chrono::duration<double>(busy).count();
+  const auto* bucket = std::lower_bound(kDurationBuckets.begin(), kDurationBuckets.end(), seconds);
+  ++stats.durations[static_cast<std::size_t>(bucket - kDurationBuckets.begin())];
+}
+
+namespace {
+
+// One sample: NAME{LABELS} VALUE, then the separator.
+class SampleWriter {
+ public:
+  void add(const char* name, const std::string& labels, double value) {
+    char number[32];
+    std::snprintf(number, sizeof(number), "%.17g", value);
+    add(name, labels, number);
+  }
+  void add(const char* name, const std::string& labels, std::uint64_t value) {
+    add(name, labels, std::to_string(value).c_str());
+  }
+  std::string take() { return std::move(text_); }
+
+ private:
+  void add(const char* name, const std::string& labels, const char* value) {
+    text_ += name;
+    if (!labels.empty()) text_ += "{" + labels + "}";
+    text_ += ' ';
+    text_ += value;
+    text_ += kMetricsSeparator;
+  }
+  std::string text_;
+};
+
+// A label value as the text format writes it.
+std::string escape_label(const std::string& value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == kMetricsSeparator) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void write_histogram(SampleWriter& out, const std::string& labels, const ServiceStats& stats) {
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < kDurationBuckets.size(); ++b) {
+    cumulative += stats.durations[b];
+    char bound[32];
+    std::snprintf(bound, sizeof(bound), "%g", kDurationBuckets[b]);
+    out.add("sbus_service_duration_seconds_bucket", labels + ",le=\"" + bound + "\"", cumulative);
+  }
+  cumulative += stats.durations.back();
+  out.add("sbus_service_duration_seconds_bucket", labels + ",le=\"+Inf\"", cumulative);
+  out.add("sbus_service_duration_seconds_sum", labels, std::chrono::duration<double>(stats.busy).count());
+  out.add("sbus_service_duration_seconds_count", labels, cumulative);
+}
+
+}  // namespace
+
+std::string metrics_report(const StatsSources& sources, std::size_t in_flight) {
+  SampleWriter out;
+  const WorkerStats& counters = sources.counters;
+  out.add("sbus_broker_reconnects_total", "", counters.connects > 0 ? counters.connects - 1 : 0);
+  out.add("sbus_broker_ping_rtt_seconds", "", std::chrono::duration<double>(sources.session.ping_rtt).count());
+  out.add("sbus_broker_deliveries_in_flight", "", std::uint64_t{in_flight});
+  out.add("sbus_broker_blocked", "", std::uint64_t{sources.session.blocked ? 1U : 0U});
+  for (std::size_t i = 0; i < sources.services.size() && i < counters.services.size(); ++i) {
+    ServiceRunner& runner = sources.services.runner(i);
+    const ServiceStats& stats = counters.services[i];
+    const std::string labels = "service=\"" + escape_label(runner.config().name) + "\",kind=\"" +
+                               (runner.config().kind == ServiceKind::kRpc ? "rpc" : "message") + "\"";
+    out.add("sbus_service_handled_total", labels, stats.handled);
+    out.add("sbus_service_failed_total", labels, stats.failed);
+    out.add("sbus_service_expired_total", labels, stats.expired);
+    // No delivery is recognised as a duplicate yet (handled-once): always 0.
+    out.add("sbus_service_duplicates_total", labels, std::uint64_t{0});
+    out.add("sbus_service_refused_busy_total", labels, stats.refused_busy);
+    out.add("sbus_service_held_total", labels, stats.held);
+    write_histogram(out, labels, stats);
+    out.add("sbus_service_running", labels, std::uint64_t{runner.running() ? 1U : 0U});
+    out.add("sbus_service_queued", labels, std::uint64_t{runner.queued()});
+  }
+  return out.take();
 }
 
 }  // namespace sbus

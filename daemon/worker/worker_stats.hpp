@@ -4,6 +4,7 @@
 // session's lock.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "base/broker_uri.hpp"
+#include "base/metrics_catalog.hpp"
 #include "base/worker_entry.hpp"
 #include "config/config.hpp"
 #include "worker/broker_session.hpp"
@@ -29,6 +31,9 @@ struct ServiceStats {
   // turn came (a call answered `deadline_exceeded`, a message acked).
   std::uint64_t expired = 0;  // messages moved to the hold queue for the same reason
   std::chrono::nanoseconds busy{0};
+  // The latency histogram of sbus_service_duration_seconds: runs whose busy
+  // time fell in each of kDurationBuckets (not cumulative), and above them.
+  std::array<std::uint64_t, kDurationBuckets.size() + 1> durations{};
 };
 
 struct WorkerStats {
@@ -55,5 +60,14 @@ struct StatsSources {
 
 // This worker, its connection and each of its services, as JSON.
 std::string stats_json(const StatsSources& sources);
+
+// Counts one run of `busy` in the histogram of `stats`.
+void observe_duration(ServiceStats& stats, std::chrono::nanoseconds busy);
+
+// The same counters as Prometheus samples for the supervisor
+// (kStatusMetrics in base/worker_entry.hpp): lines without the node and
+// broker labels, separated by kMetricsSeparator. `in_flight` is the
+// deliveries read and not yet acknowledged.
+std::string metrics_report(const StatsSources& sources, std::size_t in_flight);
 
 }  // namespace sbus

@@ -25,6 +25,7 @@ const std::map<std::string, std::set<std::string>> kMayInclude = {
     {"protocol", {"base", "amqp"}},
     {"tls", {"base", "amqp"}},
     {"journal", {}},
+    {"metrics", {"base"}},
     {"supervisor", {"base", "config", "sbus"}},
     {"worker", {"base", "config", "amqp", "protocol", "sbus"}},
     {"client", {"base", "config", "amqp", "protocol", "sbus"}},
