@@ -25,6 +25,7 @@
 
 #include "amqp/amqp_connection.hpp"
 #include "amqp/connect_race.hpp"
+#include "protocol/deferral.hpp"
 #include "protocol/token.hpp"
 #include "protocol/wire_codec.hpp"
 
@@ -168,6 +169,19 @@ struct Sender::Impl {
   // Waits for the confirm of the message `tag` on kSendChannel; throws
   // kUnroutable when it came back unrouted, kPublish on a nack.
   void wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout);
+  // sender_defer.cpp
+
+  // Publishes a persistent message into the levels of deferred delivery
+  // (protocol/deferral.hpp) to `target`, and waits for the broker's
+  // confirm as publish_confirmed() does. Checks first, once per node and
+  // connection, that the node has a queue (else kUnroutable) and that the
+  // levels exist (else kPublish, unsent).
+  void publish_deferred(const DeferTarget& target, const DelayPlan& plan, std::string_view body,
+                        std::chrono::system_clock::time_point due, const std::string* deadline_header);
+  // Passive declare of an exchange or queue on kErrorChannel; false (the
+  // channel reopened) when the broker says it does not exist.
+  bool exists(bool queue, const std::string& name);
+  std::set<std::string> deferral_checked;  // nodes, on this connection
   bool confirming = false;
   std::uint64_t published_on_confirm_channel = 0;
   // Takes the next message of `queue` on kErrorChannel, unacked; false when
@@ -179,8 +193,11 @@ struct Sender::Impl {
   // sender_signing.cpp
 
   // The token of `event` to `node`. For a call (`awaits_reply`) signed
-  // hmac-sha256-v2, its reply is then checked (signed_calls).
-  std::string sign(const Event& event, const std::string& node, bool awaits_reply);
+  // hmac-sha256-v2, its reply is then checked (signed_calls). A deferred
+  // message is signed for when it is `due` (its timestamp, or its date in
+  // compat mode), so that its token is fresh when it arrives.
+  std::string sign(const Event& event, const std::string& node, bool awaits_reply,
+                   std::optional<std::chrono::system_clock::time_point> due = std::nullopt);
   std::string next_event_id();
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;
