@@ -13,8 +13,7 @@ bool Sender::Impl::exists(bool queue, const std::string& name) {
   if (queue) {
     amqp_queue_declare(c, kErrorChannel, to_bytes(name), 1, 0, 0, 0, amqp_empty_table);
   } else {
-    amqp_exchange_declare(c, kErrorChannel, to_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(c, kErrorChannel, to_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0, amqp_empty_table);
   }
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
   if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&

@@ -84,10 +84,10 @@ std::string delay_level_header(int level);
 // One level of the topology as sbusd declares it.
 struct DelayLevel {
   int level = 0;
-  std::string name;          // exchange and queue
-  std::int64_t ttl_ms = 0;   // the queue's x-message-ttl
-  std::string next;          // alternate exchange and dead-letter exchange
-  std::string header;        // the binding's one header
+  std::string name;         // exchange and queue
+  std::int64_t ttl_ms = 0;  // the queue's x-message-ttl
+  std::string next;         // alternate exchange and dead-letter exchange
+  std::string header;       // the binding's one header
 };
 std::vector<DelayLevel> delay_levels(std::string_view prefix);
 

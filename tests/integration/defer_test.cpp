@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,8 +51,8 @@ long long check_deferred(SbusdProcess& sbusd, const std::string& delay_text, std
                          std::chrono::milliseconds wait) {
   const std::string marker = "deferred " + delay_text;
   std::vector<std::string> args = sbusd.cli_args();
-  for (const std::string& arg :
-       {std::string("send"), sbusd.address("test.record"), "[\"" + marker + "\"]", std::string("--delay"), delay_text}) {
+  for (const std::string& arg : {std::string("send"), sbusd.address("test.record"), "[\"" + marker + "\"]",
+                                 std::string("--delay"), delay_text}) {
     args.push_back(arg);
   }
   const Wall::time_point sent = Wall::now();
@@ -64,6 +65,7 @@ long long check_deferred(SbusdProcess& sbusd, const std::string& delay_text, std
   const long long late = ms_between(due, arrived);
   INFO("delay " << delay_text << ": arrived " << late << " ms after due\nsbusd log:\n" << sbusd.log());
   CHECK(arrived >= due - kFileClockTick);
+  std::printf("[figure] deferred %s: recorded %lld ms after due\n", delay_text.c_str(), late);
   return late;
 }
 
@@ -81,8 +83,7 @@ TEST_CASE("a message deferred by 65 s reaches its service no earlier than due", 
   check_deferred(sbusd, "65s", 65s, 20s);
 }
 
-TEST_CASE("a deferred message is refused with its reason, by the CLI and the library, and nothing is sent",
-          "[defer]") {
+TEST_CASE("a deferred message is refused with its reason, by the CLI and the library, and nothing is sent", "[defer]") {
   SbusdProcess sbusd;
   const auto cli = [&](std::vector<std::string> tail) {
     std::vector<std::string> args = sbusd.cli_args();
@@ -167,7 +168,7 @@ TEST_CASE("a deferred message to a node without a queue is refused before it wai
   }
 }
 
-TEST_CASE("a deferred message survives a broker restart in the middle of its delay", "[defer][restart]") {
+TEST_CASE("a deferred message survives a broker restart in the middle of its delay", "[defer][broker-restart]") {
   SbusdProcess sbusd;
   sbus::SendOptions options;
   options.delay = 12s;

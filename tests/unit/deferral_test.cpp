@@ -91,8 +91,12 @@ TEST_CASE("a delay that is not one, negative, zero or beyond the maximum is refu
       CHECK_THAT(refusal_of(text), Catch::Contains("a number and a unit"));
     }
   }
-  SECTION("negative") { CHECK_THAT(refusal_of("-5s"), Catch::Contains("cannot be negative")); }
-  SECTION("zero") { CHECK_THAT(refusal_of("0ms"), Catch::Contains("must be positive")); }
+  SECTION("negative") {
+    CHECK_THAT(refusal_of("-5s"), Catch::Contains("cannot be negative"));
+  }
+  SECTION("zero") {
+    CHECK_THAT(refusal_of("0ms"), Catch::Contains("must be positive"));
+  }
   SECTION("beyond the maximum, also where the number itself overflows") {
     for (const char* text : {"498d", "1000000h", "497d1d", "99999999999999999999999s"}) {
       INFO(text);
@@ -111,8 +115,7 @@ TEST_CASE("an RFC 3339 time is read in UTC, with a fraction and an offset", "[de
   CHECK(sbus::parse_rfc3339("2026-12-24T17:30:00-00:30", &error) == christmas);
   CHECK(sbus::parse_rfc3339("2026-12-24T18:00:00.25Z", &error) == *christmas + 250ms);
   for (const char* text : {"2026-12-24", "2026-12-24T18:00:00", "2026-12-24 18:00:00Z", "2026-02-31T00:00:00Z",
-                           "2026-12-24T25:00:00Z", "2026-12-24T18:00:00.Z", "2026-12-24T18:00:00Z junk",
-                           "tomorrow"}) {
+                           "2026-12-24T25:00:00Z", "2026-12-24T18:00:00.Z", "2026-12-24T18:00:00Z junk", "tomorrow"}) {
     INFO(text);
     CHECK_FALSE(sbus::parse_rfc3339(text, &error));
     CHECK_THAT(error, Catch::Contains("not an RFC 3339 time"));
