@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -138,7 +140,8 @@ void prepare_topology(const Options& options, sbus::SenderOptions sender_options
   std::system(("mkdir -p " + dir).c_str());
   const std::string config = dir + "/sbusd.yaml";
   std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
-                        << kSecret << "\"\nplugin_dir: " << options.plugin_dir << "\nlog_level: warn\n"
+                        << kSecret << "\"\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
+                        << "\nlog_level: warn\n"
                         << "services:\n  - name: bench.echo\n    plugin: test\n    export: echo\n";
   bench::SpawnOptions spawn;
   spawn.args = {options.sbusd, "--config", config};
@@ -182,10 +185,12 @@ int run(const Options& options) {
   // sending (a message not sent before it is due is counted as not sent).
   const std::size_t burst = options.quick ? 500 : 10000;
   sbus::SendOptions send;
-  send.at = Wall::now() + 5s + burst * 3ms;
+  const std::chrono::milliseconds margin = 5s + std::chrono::milliseconds(8 * static_cast<long>(burst));
+  send.at = Wall::now() + margin;
   std::size_t sent = 0;
   for (; sent < burst && Wall::now() + 100ms < *send.at; ++sent) sender.send(address, "[]", send);
-  print_line(std::to_string(burst) + " due at the same time", sent, reader.take(sent, 5s + burst * 3ms + 120s));
+  print_line(std::to_string(burst) + " due at the same time", sent,
+             reader.take(sent, std::chrono::duration_cast<std::chrono::seconds>(margin) + 120s));
   return 0;
 }
 
