@@ -121,14 +121,17 @@ void declare_delay_topology(AmqpConnection& connection, amqp_channel_t spare_cha
   const std::string node_kind(target_kind_name(DeferTarget::Kind::kNode));
   Declarer declare(connection, spare_channel);
   try {
+    // The node's binding first: levels that another sbusd declared with
+    // other arguments (another queue_type) still deliver to it.
     declare.exchange(nodes, "direct", {});
+    declare.bind_queue(config.node, nodes, config.node, {});
     declare.exchange(out, "headers", {});
     declare.bind_exchange(nodes, out, {text_entry("x-match", all), text_entry(kDelayTargetHeader.data(), node_kind)});
     declare_levels(declare, config);
-    declare.bind_queue(config.node, nodes, config.node, {});
   } catch (const ChannelRefused& e) {
-    SBUS_LOG(kWarn) << "deferred delivery to " << config.node << " is unavailable through this broker: " << e.what()
-                    << " (delay_exchange " << config.delay_exchange << ", docs/reliability.md)";
+    SBUS_LOG(kWarn) << "deferred delivery through this broker: " << e.what()
+                    << "; what exists is used as it is (delay_exchange " << config.delay_exchange
+                    << ", docs/reliability.md)";
     return;
   }
   declare.close();

@@ -5,11 +5,11 @@
 //
 // Called on the connection thread by BrokerSession::declare(), after the
 // node queue exists, on a spare channel it leaves closed. Every sbusd of
-// every node declares the same levels (idempotent). A level that exists
-// with other arguments (declared by hand, or another queue_type) makes the
-// broker refuse the declare: deferral is then logged as unavailable through
-// this broker and the worker serves on. Throws AmqpError only when the
-// connection itself fails.
+// every node declares the same levels (idempotent). The node's binding
+// comes first; a level that exists with other arguments (declared by hand,
+// or by an sbusd with another queue_type) makes the broker refuse the
+// declare: what exists is then used as it is, with a warning, and the
+// worker serves on. Throws AmqpError only when the connection itself fails.
 #pragma once
 
 #include "amqp/amqp_connection.hpp"

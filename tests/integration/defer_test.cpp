@@ -192,3 +192,15 @@ TEST_CASE("a deferred message survives a broker restart in the middle of its del
   INFO("sbusd log:\n" << sbusd.log());
   CHECK(written_at(sbusd.record_file()) >= due - kFileClockTick);
 }
+
+TEST_CASE("nodes of both queue types share the levels: whichever declared them, a deferred message reaches each",
+          "[defer]") {
+  sbus_test::SbusdOptions quorum;
+  quorum.extra_yaml = "queue_type: quorum\n";
+  SbusdProcess quorum_node(quorum);
+  SbusdProcess classic_node;
+  check_deferred(quorum_node, "50ms", 50ms, 10s);
+  check_deferred(classic_node, "50ms", 50ms, 10s);
+  // The one that came second found the levels of the other type.
+  CHECK((quorum_node.log() + classic_node.log()).find("used as it is") != std::string::npos);
+}
