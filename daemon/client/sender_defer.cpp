@@ -34,16 +34,20 @@ bool Sender::Impl::exists(bool queue, const std::string& name) {
 void Sender::Impl::publish_deferred(const DeferTarget& target, const DelayPlan& plan, std::string_view body,
                                     std::chrono::system_clock::time_point due, const std::string* deadline_header) {
   // The levels hold the message whatever its node: a node with no queue
-  // would only be found when the message is due, and dropped then.
-  if (deferral_checked.count(target.key) == 0) {
-    if (!exists(true, target.key)) throw SenderError(SenderError::Kind::kUnroutable, unroutable_text(target.key));
+  // would only be found when the message is due, and dropped then. (A
+  // topic needs no subscriber.)
+  const std::string checked = std::string(target_kind_name(target.kind)) + " " + target.key;
+  if (deferral_checked.count(checked) == 0) {
+    if (target.kind == DeferTarget::Kind::kNode && !exists(true, target.key)) {
+      throw SenderError(SenderError::Kind::kUnroutable, unroutable_text(target.key));
+    }
     const std::string nodes = delay_nodes_exchange(options.delay_exchange);
     if (!exists(false, nodes)) {
       throw SenderError(SenderError::Kind::kPublish,
                         "deferred delivery is not set up on " + connected + ": no exchange " + nodes +
                             " (an sbusd declares it when it connects; is delay_exchange the same there?); not sent");
     }
-    deferral_checked.insert(target.key);
+    deferral_checked.insert(checked);
   }
   open_confirm_channel();
   std::vector<std::pair<std::string, std::string>> headers = delay_headers(plan, target);

@@ -181,7 +181,7 @@ struct Sender::Impl {
   // Passive declare of an exchange or queue on kErrorChannel; false (the
   // channel reopened) when the broker says it does not exist.
   bool exists(bool queue, const std::string& name);
-  std::set<std::string> deferral_checked;  // nodes, on this connection
+  std::set<std::string> deferral_checked;  // "node NODE", on this connection
   bool confirming = false;
   std::uint64_t published_on_confirm_channel = 0;
   // Takes the next message of `queue` on kErrorChannel, unacked; false when

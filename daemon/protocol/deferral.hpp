@@ -28,7 +28,11 @@
 //     direct exchange to which each sbusd binds its node queue by name.
 //     Every other kind of destination (the events exchange, kTopic) is one
 //     more binding of PREFIX.out: DeferTarget is the one place that names
-//     destinations.
+//     destinations. For topics: sbusd binds the events exchange to
+//     PREFIX.out on {sbus-delay-to: "topic"} (worker/delay_topology.cpp),
+//     and the sender's publish passes DeferTarget{kTopic, TOPIC} to
+//     Sender::Impl::publish_deferred; the routing key, the topic, is kept
+//     through every hop, so the subscribers' own bindings match it.
 //   - Why 10 ms and 32 levels: RabbitMQ times a queue's expiry in whole
 //     milliseconds and each hop through a level costs it about a
 //     millisecond, so a finer unit buys no accuracy and costs levels;
