@@ -67,6 +67,22 @@ std::chrono::milliseconds budget_for(const SenderOptions& options, std::string_v
   return *budget;
 }
 
+// When a deferred message is due, if it is one; throws kAddress, before
+// anything is sent, for a delay or time that deferral cannot take.
+std::optional<std::chrono::system_clock::time_point> due_of(const SendOptions& options,
+                                                            std::chrono::system_clock::time_point now) {
+  std::string error;
+  if (options.delay) {
+    if (!plan_delay(*options.delay, &error)) throw SenderError(SenderError::Kind::kAddress, error);
+    return now + *options.delay;
+  }
+  if (options.at) {
+    if (!delay_until(*options.at, now, &error)) throw SenderError(SenderError::Kind::kAddress, error);
+    return *options.at;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Sender::Sender(SenderOptions options) : impl_(std::make_unique<Impl>()) {
@@ -135,18 +151,10 @@ void Sender::send(std::string_view address, std::string_view params_json, const 
 void Sender::send_message(std::string_view address, std::string_view params_json, const SendOptions& options) {
   const Address target = parse_address(address);
   const auto wall_now = std::chrono::system_clock::now();
-  // When a deferred message is due: checked here, before anything is sent.
-  std::optional<std::chrono::system_clock::time_point> due;
-  std::string error;
-  if (options.delay) {
-    if (!plan_delay(*options.delay, &error)) throw SenderError(SenderError::Kind::kAddress, error);
-    due = wall_now + *options.delay;
-  } else if (options.at) {
-    if (!delay_until(*options.at, wall_now, &error)) throw SenderError(SenderError::Kind::kAddress, error);
-    due = *options.at;
-  }
+  const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
-  const auto expires = SenderClock::now() + ttl;
+  // A deadline counts from when the message is due.
+  const auto wall_expires = due.value_or(wall_now) + ttl;
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -164,12 +172,14 @@ void Sender::send_message(std::string_view address, std::string_view params_json
       // Counted again on each attempt: the levels count from when the
       // broker has the message. A time passed meanwhile sends it at once.
       std::optional<DelayPlan> plan;
-      if (due)
+      std::string passed;
+      if (due) {
         plan =
-            plan_delay(std::chrono::ceil<std::chrono::milliseconds>(*due - std::chrono::system_clock::now()), &error);
+            plan_delay(std::chrono::ceil<std::chrono::milliseconds>(*due - std::chrono::system_clock::now()), &passed);
+      }
       if (plan) {
         event.token = impl_->sign(event, target.node, false, due);
-        const std::string deadline = deadline_header_value(*due + ttl);
+        const std::string deadline = deadline_header_value(wall_expires);
         impl_->publish_deferred(DeferTarget{DeferTarget::Kind::kNode, target.node}, *plan, encode_event(event), *due,
                                 options.ttl ? &deadline : nullptr);
         return;
@@ -177,10 +187,9 @@ void Sender::send_message(std::string_view address, std::string_view params_json
       event.token = impl_->sign(event, target.node, false);
       std::optional<WireDeadline> stamp;
       if (options.ttl) {
-        const auto wall_expires = due.value_or(wall_now) + ttl;
-        stamp = WireDeadline{
-            deadline_header_value(wall_expires),
-            expiration_for(std::chrono::duration_cast<std::chrono::milliseconds>(expires - SenderClock::now()))};
+        stamp = WireDeadline{deadline_header_value(wall_expires),
+                             expiration_for(std::chrono::ceil<std::chrono::milliseconds>(
+                                 wall_expires - std::chrono::system_clock::now()))};
       }
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000),
                                stamp ? &*stamp : nullptr);

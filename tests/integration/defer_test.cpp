@@ -48,13 +48,14 @@ long long ms_between(Wall::time_point from, Wall::time_point to) {
 // Sends one message with `delay` through the CLI and checks that it was
 // recorded, and not before it was due. Returns how late it was.
 long long check_deferred(SbusdProcess& sbusd, const std::string& delay_text, std::chrono::milliseconds delay,
-                         std::chrono::milliseconds wait) {
+                         std::chrono::milliseconds wait, const std::vector<std::string>& more = {}) {
   const std::string marker = "deferred " + delay_text;
   std::vector<std::string> args = sbusd.cli_args();
   for (const std::string& arg : {std::string("send"), sbusd.address("test.record"), "[\"" + marker + "\"]",
                                  std::string("--delay"), delay_text}) {
     args.push_back(arg);
   }
+  args.insert(args.end(), more.begin(), more.end());
   const Wall::time_point sent = Wall::now();
   const sbus_test::ProcessResult send = run_cli(args);
   INFO(send.err);
@@ -76,6 +77,13 @@ TEST_CASE("deferred messages of 50 ms and 1 s reach their service no earlier tha
   check_deferred(sbusd, "50ms", 50ms, 10s);
   SbusdProcess second;
   check_deferred(second, "1s", 1s, 10s);
+}
+
+TEST_CASE("a deferred message's ttl counts from when it is due and does not cut its wait short", "[defer]") {
+  // An AMQP expiration of 1 s would end the wait in the first level after
+  // 1 s, early; the deadline, due + 1 s, lets it run when it comes.
+  SbusdProcess sbusd;
+  check_deferred(sbusd, "2s", 2s, 10s, {"--ttl", "1s"});
 }
 
 TEST_CASE("a message deferred by 65 s reaches its service no earlier than due", "[defer][slow]") {
