@@ -5,6 +5,7 @@
 //   sender_connection.cpp  connect and fail over, a lost connection, blocks
 //   sender_replies.cpp     publishing calls and waiting for their replies
 //   sender_confirm.cpp     confirmed sends and reading an error queue
+//   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
