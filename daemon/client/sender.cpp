@@ -67,6 +67,22 @@ std::chrono::milliseconds budget_for(const SenderOptions& options, std::string_v
   return *budget;
 }
 
+// When a deferred message is due, if it is one; throws kAddress, before
+// anything is sent, for a delay or time that deferral cannot take.
+std::optional<std::chrono::system_clock::time_point> due_of(const SendOptions& options,
+                                                            std::chrono::system_clock::time_point now) {
+  std::string error;
+  if (options.delay) {
+    if (!plan_delay(*options.delay, &error)) throw SenderError(SenderError::Kind::kAddress, error);
+    return now + *options.delay;
+  }
+  if (options.at) {
+    if (!delay_until(*options.at, now, &error)) throw SenderError(SenderError::Kind::kAddress, error);
+    return *options.at;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Sender::Sender(SenderOptions options) : impl_(std::make_unique<Impl>()) {
@@ -113,19 +129,32 @@ CallResult Sender::call(std::string_view address, std::string_view params_json, 
 }
 
 void Sender::send(std::string_view address, std::string_view params_json) {
-  send_message(address, params_json, std::nullopt);
+  send_message(address, params_json, SendOptions{});
 }
 
 void Sender::send(std::string_view address, std::string_view params_json, std::chrono::milliseconds ttl) {
-  if (ttl.count() <= 0) throw SenderError(SenderError::Kind::kAddress, "a message's ttl must be positive");
-  send_message(address, params_json, ttl);
+  SendOptions options;
+  options.ttl = ttl;
+  send(address, params_json, options);
 }
 
-void Sender::send_message(std::string_view address, std::string_view params_json,
-                          std::optional<std::chrono::milliseconds> ttl) {
+void Sender::send(std::string_view address, std::string_view params_json, const SendOptions& options) {
+  if (options.ttl && options.ttl->count() <= 0) {
+    throw SenderError(SenderError::Kind::kAddress, "a message's ttl must be positive");
+  }
+  if (options.delay && options.at) {
+    throw SenderError(SenderError::Kind::kAddress, "give a message a delay or a time to arrive at, not both");
+  }
+  send_message(address, params_json, options);
+}
+
+void Sender::send_message(std::string_view address, std::string_view params_json, const SendOptions& options) {
   const Address target = parse_address(address);
-  const auto expires = SenderClock::now() + ttl.value_or(std::chrono::milliseconds(0));
-  const auto wall_expires = std::chrono::system_clock::now() + ttl.value_or(std::chrono::milliseconds(0));
+  const auto wall_now = std::chrono::system_clock::now();
+  const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
+  const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
+  // A deadline counts from when the message is due.
+  const auto wall_expires = due.value_or(wall_now) + ttl;
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -140,12 +169,27 @@ void Sender::send_message(std::string_view address, std::string_view params_json
         impl_->lost(impl_->blocked_text(), SenderError::Kind::kBlocked);
       }
       event.id = impl_->next_event_id();
+      // Counted again on each attempt: the levels count from when the
+      // broker has the message. A time passed meanwhile sends it at once.
+      std::optional<DelayPlan> plan;
+      std::string passed;
+      if (due) {
+        plan =
+            plan_delay(std::chrono::ceil<std::chrono::milliseconds>(*due - std::chrono::system_clock::now()), &passed);
+      }
+      if (plan) {
+        event.token = impl_->sign(event, target.node, false, due);
+        const std::string deadline = deadline_header_value(wall_expires);
+        impl_->publish_deferred(DeferTarget{DeferTarget::Kind::kNode, target.node}, *plan, encode_event(event), *due,
+                                options.ttl ? &deadline : nullptr);
+        return;
+      }
       event.token = impl_->sign(event, target.node, false);
       std::optional<WireDeadline> stamp;
-      if (ttl) {
-        stamp = WireDeadline{
-            deadline_header_value(wall_expires),
-            expiration_for(std::chrono::duration_cast<std::chrono::milliseconds>(expires - SenderClock::now()))};
+      if (options.ttl) {
+        stamp = WireDeadline{deadline_header_value(wall_expires),
+                             expiration_for(std::chrono::ceil<std::chrono::milliseconds>(
+                                 wall_expires - std::chrono::system_clock::now()))};
       }
       impl_->publish_confirmed(target.node, encode_event(event), std::chrono::milliseconds(10000),
                                stamp ? &*stamp : nullptr);

@@ -5,6 +5,7 @@
 //   sender_connection.cpp  connect and fail over, a lost connection, blocks
 //   sender_replies.cpp     publishing calls and waiting for their replies
 //   sender_confirm.cpp     confirmed sends and reading an error queue
+//   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
@@ -25,6 +26,7 @@
 
 #include "amqp/amqp_connection.hpp"
 #include "amqp/connect_race.hpp"
+#include "protocol/deferral.hpp"
 #include "protocol/token.hpp"
 #include "protocol/wire_codec.hpp"
 
@@ -177,6 +179,19 @@ struct Sender::Impl {
   // and drops it; an asynchronous call returned unrouted is noted for
   // next_reply().
   void skip_message(const amqp_frame_t& frame);
+  // sender_defer.cpp
+
+  // Publishes a persistent message into the levels of deferred delivery
+  // (protocol/deferral.hpp) to `target`, and waits for the broker's
+  // confirm as publish_confirmed() does. Checks first, once per node and
+  // connection, that the node has a queue (else kUnroutable) and that the
+  // levels exist (else kPublish, unsent).
+  void publish_deferred(const DeferTarget& target, const DelayPlan& plan, std::string_view body,
+                        std::chrono::system_clock::time_point due, const std::string* deadline_header);
+  // Passive declare of an exchange or queue on kErrorChannel; false (the
+  // channel reopened) when the broker says it does not exist.
+  bool exists(bool queue, const std::string& name);
+  std::set<std::string> deferral_checked;  // "node NODE", on this connection
   bool confirming = false;
   std::uint64_t published_on_confirm_channel = 0;
   // Takes the next message of `queue` on kErrorChannel, unacked; false when
@@ -188,8 +203,11 @@ struct Sender::Impl {
   // sender_signing.cpp
 
   // The token of `event` to `node`. For a call (`awaits_reply`) signed
-  // hmac-sha256-v2, its reply is then checked (signed_calls).
-  std::string sign(const Event& event, const std::string& node, bool awaits_reply);
+  // hmac-sha256-v2, its reply is then checked (signed_calls). A deferred
+  // message is signed for when it is `due` (its timestamp, or its date in
+  // compat mode), so that its token is fresh when it arrives.
+  std::string sign(const Event& event, const std::string& node, bool awaits_reply,
+                   std::optional<std::chrono::system_clock::time_point> due = std::nullopt);
   std::string next_event_id();
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;

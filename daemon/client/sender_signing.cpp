@@ -11,17 +11,21 @@ std::string event_id_prefix() {
   return std::string(host) + "-" + std::to_string(getpid()) + "-";
 }
 
-std::string Sender::Impl::sign(const Event& event, const std::string& node, bool awaits_reply) {
+std::string Sender::Impl::sign(const Event& event, const std::string& node, bool awaits_reply,
+                               std::optional<std::chrono::system_clock::time_point> due) {
+  const std::int64_t timestamp =
+      due ? std::chrono::duration_cast<std::chrono::seconds>(due->time_since_epoch()).count() : -1;
   if (options.token == kHmacV2Mode) {
     std::string nonce;
     const SignedCall call{node, event.id, event.category, event.service, event.params, {}};
-    std::string token = make_hmac_v2_token(options.secret, call, &nonce);
+    std::string token = make_hmac_v2_token(options.secret, call, &nonce, timestamp);
     if (awaits_reply) signed_calls[event.id] = SignedCallWait{node, std::move(nonce)};
     return token;
   }
   if (options.token == "hmac-sha256") {
-    return make_hmac_token(options.secret, event.id, event.category, event.service, event.params);
+    return make_hmac_token(options.secret, event.id, event.category, event.service, event.params, timestamp);
   }
+  if (due) return compat_token(options.secret, local_date(*due));
   if (!compat_tokens) compat_tokens.emplace(options.secret);
   return compat_tokens->today(std::chrono::system_clock::now());
 }

@@ -79,6 +79,10 @@ struct Config {
   // A message over its service's queue_len or queue_bytes waits this long
   // in the hold queue (NODE.hold) before it comes back to the node queue.
   int hold_ms = 5000;
+  // The prefix of deferred delivery's exchanges and queues
+  // (protocol/deferral.hpp): PREFIX.0 ... PREFIX.31, PREFIX.out,
+  // PREFIX.nodes.
+  std::string delay_exchange = "sbus.delay";
   // A call that carries no deadline (py-servicebus senders) gets this one,
   // counted from when the worker reads it; 0: none (protocol/deadline.hpp).
   int default_call_timeout_ms = 0;

@@ -259,6 +259,8 @@ constexpr ConfigKey kConfigKeys[] = {
      "each service's default `queue_bytes`", "4096"},
     {"hold_time", with_parser(&parse_hold_time, &differs<&Config::hold_ms>, "seconds"), Restart::kWorkers, "5",
      "seconds a message past its service's limits waits in `NODE.hold` before it comes back", "0.5"},
+    {"delay_exchange", string_value<&Config::delay_exchange>(), Restart::kWorkers, "`sbus.delay`",
+     "the prefix of deferred delivery's exchanges and queues, which sbusd declares", "acme.later"},
     {"default_call_timeout", seconds_value<86400, &Config::default_call_timeout_ms>(), Restart::kWorkers, "none",
      "seconds a call that carries no deadline may wait before it starts, from when the worker reads it (0: none)",
      "30"},

@@ -8,8 +8,8 @@
 
 namespace sbus {
 
-// The config's brokers in order, exchange, secret, token mode and TLS
-// settings.
+// The config's brokers in order, exchange, secret, token mode, TLS
+// settings and the prefix of deferred delivery.
 inline SenderOptions sender_options_of(const Config& config) {
   SenderOptions options;
   options.brokers = config.brokers;
@@ -20,6 +20,7 @@ inline SenderOptions sender_options_of(const Config& config) {
   options.tls_cert_file = config.tls.cert_file;
   options.tls_key_file = config.tls.key_file;
   options.tls_verify = config.tls.verify;
+  options.delay_exchange = config.delay_exchange;
   return options;
 }
 

@@ -212,9 +212,9 @@ bool valid_caller(std::string_view caller) {
 }  // namespace
 
 std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
-                            std::string_view service, std::string_view params) {
+                            std::string_view service, std::string_view params, std::int64_t timestamp) {
   const std::string nonce = random_nonce();
-  const std::int64_t now = unix_now();
+  const std::int64_t now = timestamp < 0 ? unix_now() : timestamp;
   return std::string(kHmacPrefix) + std::to_string(now) + ":" + nonce + ":" +
          hmac_signature(secret, id, category, service, params, now, nonce);
 }

@@ -64,9 +64,10 @@ std::string hmac_signature(std::string_view secret, std::string_view id, std::st
                            std::string_view service, std::string_view params, std::int64_t timestamp,
                            std::string_view nonce);
 
-// A token for a new call: now, a random nonce, its signature.
+// A token for a new call: at `timestamp` (-1: now; a deferred message's is
+// when it is due), a random nonce, its signature.
 std::string make_hmac_token(std::string_view secret, std::string_view id, std::string_view category,
-                            std::string_view service, std::string_view params);
+                            std::string_view service, std::string_view params, std::int64_t timestamp = -1);
 
 // Splits a token in hmac-sha256 form; false when it is not well-formed.
 bool parse_hmac_token(std::string_view token, HmacToken* parsed);

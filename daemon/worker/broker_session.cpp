@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "protocol/error_seal.hpp"
+#include "worker/delay_topology.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/reply_address.hpp"
 
@@ -92,6 +93,7 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
   connection.check_last("declare queue " + config_.node);
   declare_error_queue(connection, kSetupChannel, config_);
   declare_hold_queue(connection, kSetupChannel, config_);
+  declare_delay_topology(connection, kSetupChannel, config_);
   amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
   connection.check_last("bind queue " + config_.node);
   amqp_channel_open(c, kProbeChannel);

@@ -211,10 +211,10 @@ TEST_CASE(
   // docs/security.md, "Broker users": the agent of NODE may declare the
   // exchange and its own queues, publish replies (amq.default) and calls of
   // its plugins; a sender may only publish to the exchange.
-  users.add(agent, "^(py-servicebus|" + node + "|" + node + "\\..+)$",
-            "^(py-servicebus|amq\\.default|" + node + "|" + node + "\\..+)$",
-            "^(py-servicebus|" + node + "|" + node + "\\..+)$");
-  users.add(sender, "^$", "^py-servicebus$", "^$");
+  users.add(agent, "^(py-servicebus|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$",
+            "^(py-servicebus|amq\\.default|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$",
+            "^(py-servicebus|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$");
+  users.add(sender, "^$", "^(py-servicebus|sbus\\.delay\\.[0-9]+)$", "^$");
   // A py-servicebus sender declares a server-named reply queue per call.
   const std::string py_sender = "sbus-py-sender-" + tag;
   users.add(py_sender, "^amq\\.gen-.*", "^py-servicebus$", "^amq\\.gen-.*");
@@ -242,6 +242,15 @@ TEST_CASE(
   CHECK(cli({"send", sbusd.address("test.record"), "[\"least privilege\"]"}).exit_code == 0);
   CHECK(sbus_test::wait_until(
       [&] { return sbus_test::read_file(sbusd.record_file()).find("least privilege") != std::string::npos; }, 10s));
+  // Deferred delivery: the agent declared the levels, the sender only
+  // publishes into them.
+  const sbus_test::ProcessResult deferred =
+      cli({"send", sbusd.address("test.record"), "[\"deferred least privilege\"]", "--delay", "50ms"});
+  INFO(deferred.err << "\nsbusd log:\n" << sbusd.log());
+  CHECK(deferred.exit_code == 0);
+  CHECK(sbus_test::wait_until(
+      [&] { return sbus_test::read_file(sbusd.record_file()).find("deferred least privilege") != std::string::npos; },
+      10s));
   // A plugin's own call, through the agent's account.
   const sbus_test::ProcessResult relay = cli(
       {"call", sbusd.address("test.relay"), R"({"address":")" + sbusd.address("math.add") + R"(","params":[40,2]})"});

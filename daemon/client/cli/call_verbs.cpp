@@ -5,6 +5,7 @@
 
 #include "client/cli/output.hpp"
 #include "client/cli/runners.hpp"
+#include "base/delay.hpp"
 
 namespace sbus::cli {
 namespace {
@@ -51,12 +52,14 @@ ExitCode run_send(const Invocation& invocation) {
   const std::string& address = invocation.operands[0];
   const std::string& params = invocation.operands[1];
   if (!params_are_json(params)) return ExitCode::kUsage;
+  // Read and checked by run() before this (check_deferral in cli.cpp).
+  SendOptions options;
+  std::string error;
+  if (!invocation.line.ttl.empty()) options.ttl = parse_duration(invocation.line.ttl);
+  if (!invocation.line.delay.empty()) options.delay = parse_delay(invocation.line.delay, &error);
+  if (!invocation.line.at.empty()) options.at = parse_rfc3339(invocation.line.at, &error);
   return with_sender(invocation, [&](Sender& sender) {
-    if (invocation.line.ttl.empty()) {
-      sender.send(address, params);
-    } else {
-      sender.send(address, params, *parse_duration(invocation.line.ttl));
-    }
+    sender.send(address, params, options);
     return ExitCode::kOk;
   });
 }

@@ -4,12 +4,43 @@
 #include <iostream>
 #include <string>
 
+#include "base/delay.hpp"
 #include "client/cli/command_line.hpp"
 #include "client/cli/sender_options.hpp"
 #include "client/cli/usage.hpp"
 #include "client/cli/verb.hpp"
 
 namespace sbus::cli {
+namespace {
+
+// --delay and --at: for send only, one of them, read before any connection
+// is made. The time left is checked again by the sender (Sender::send).
+std::optional<ExitCode> check_deferral(const CommandLine& line, const Verb& verb) {
+  if (line.delay.empty() && line.at.empty()) return std::nullopt;
+  if (verb.name != "send") {
+    std::cerr << "sbus: --delay and --at are for send only\n";
+    return ExitCode::kUsage;
+  }
+  if (!line.delay.empty() && !line.at.empty()) {
+    std::cerr << "sbus: give --delay or --at, not both\n";
+    return ExitCode::kUsage;
+  }
+  std::string error;
+  if (!line.delay.empty() && !parse_delay(line.delay, &error)) {
+    std::cerr << "sbus: --delay: " << error << "; nothing sent\n";
+    return ExitCode::kUsage;
+  }
+  if (!line.at.empty()) {
+    const auto at = parse_rfc3339(line.at, &error);
+    if (!at || !delay_until(*at, std::chrono::system_clock::now(), &error)) {
+      std::cerr << "sbus: --at: " << error << "; nothing sent\n";
+      return ExitCode::kUsage;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 namespace {
 
 // "call NODE.CATEGORY.SERVICE 'JSON'", or for a word that begins several
@@ -77,6 +108,7 @@ ExitCode run_command_line(int argc, const char* const* argv) {
     std::cerr << "sbus: --ttl is for send only (a call's deadline is its --timeout)\n";
     return ExitCode::kUsage;
   }
+  if (const std::optional<ExitCode> failed = check_deferral(line, *verb)) return *failed;
   if (const std::optional<ExitCode> failed = build_sender_options(line, *verb, &invocation.sender)) return *failed;
   return verb->run(invocation);
 }

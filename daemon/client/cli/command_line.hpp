@@ -29,7 +29,9 @@ struct CommandLine {
   std::string tls_key;
   bool tls_insecure = false;
   double timeout_seconds = 30;
-  std::string ttl;  // for `send`: as written, "30s"; empty: none
+  std::string ttl;    // for `send`: as written, "30s"; empty: none
+  std::string delay;  // for `send`: as written, "90s"; empty: none
+  std::string at;     // for `send`: an RFC 3339 time; empty: none
   int retry = 0;
   bool smart_route = false;
   bool version = false;

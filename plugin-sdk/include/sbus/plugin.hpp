@@ -62,7 +62,7 @@ namespace sbus {
 
 // 3: each service declares its kinds (ServiceFactory::kinds), and
 //    ServiceContext gives the sender through sender() and sender_options().
-inline constexpr std::uint32_t kAbiVersion = 3;
+inline constexpr std::uint32_t kAbiVersion = 4;
 
 // The kinds of delivery a service serves, as bits of a set: combine them
 // with |, as in sbus::Kind::kCall | sbus::Kind::kMessage. The values are part

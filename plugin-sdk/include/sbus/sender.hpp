@@ -71,6 +71,27 @@ struct SenderOptions {
   // what it costs, or for agents that choke on either (py-servicebus
   // ignores both).
   bool send_deadline = true;
+  // The prefix of the exchanges of deferred delivery (SendOptions::delay),
+  // which sbusd declares: its config key delay_exchange.
+  std::string delay_exchange = "sbus.delay";
+};
+
+// How Sender::send sends one message. Deferred delivery
+// (docs/reliability.md, "Deferred delivery"): with `delay` or `at` (not
+// both) the message reaches its service no earlier than that, rounded up
+// to 10 ms, from 10 ms to 497 days ahead. It waits in the broker, in queues
+// that an sbusd declared (delay_exchange), durable and persistent: it
+// survives a broker restart and the restart of every sbusd. A delay that is
+// not positive, or a time not ahead, or beyond 497 days, throws kAddress
+// before anything is sent. The message is signed for when it is due, so
+// its token is fresh when it arrives.
+struct SendOptions {
+  // Dropped, not run, if it still waits this long once due (the header
+  // x-sbus-deadline; a deferred message carries no AMQP expiration, which
+  // would end its wait early).
+  std::optional<std::chrono::milliseconds> ttl;
+  std::optional<std::chrono::milliseconds> delay;
+  std::optional<std::chrono::system_clock::time_point> at;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -167,6 +188,11 @@ class SBUS_EXPORT Sender {
   // waiting `ttl` from now: it carries the header x-sbus-deadline and the
   // AMQP expiration. Without a ttl a message carries no deadline.
   void send(std::string_view address, std::string_view params_json, std::chrono::milliseconds ttl);
+  // The same with SendOptions: deferred with `delay` or `at`. A deferred
+  // message is confirmed once it is in the broker's first level; a node
+  // without a queue then is refused as above (kUnroutable), and kPublish
+  // says when no sbusd declared deferred delivery on the broker.
+  void send(std::string_view address, std::string_view params_json, const SendOptions& options);
 
   // True when `node` answers PING with PONG within `timeout`. Throws
   // kUnroutable at once when the broker has no queue for the node.
@@ -193,8 +219,7 @@ class SBUS_EXPORT Sender {
   std::uint64_t dropped_replies() const;
 
  private:
-  void send_message(std::string_view address, std::string_view params_json,
-                    std::optional<std::chrono::milliseconds> ttl);
+  void send_message(std::string_view address, std::string_view params_json, const SendOptions& options);
   std::string publish_async(std::string_view address, std::string_view params_json,
                             std::optional<std::chrono::milliseconds> timeout);
 
