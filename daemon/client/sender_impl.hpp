@@ -181,6 +181,9 @@ struct Sender::Impl {
   // The token of `event` to `node`. For a call (`awaits_reply`) signed
   // hmac-sha256-v2, its reply is then checked (signed_calls).
   std::string sign(const Event& event, const std::string& node, bool awaits_reply);
+  // The key calls are signed with: the caller's key when options.caller is
+  // set, else the shared secret.
+  const std::string& signing_key() const;
   std::string next_event_id();
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;

@@ -262,11 +262,12 @@ Outcome ServiceRunner::execute(Job& job) {
     if (is_call) {
       reply.error_code = errc::kDeadlineExceeded;
       reply.message = message;
-      outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
+      outcome.body = encode_signed_reply(&reply, outcome.envelope, reply_secret_, context_.node);
     }
     return outcome;
   }
   request.set_deadline(job.deadline);
+  request.set_caller(outcome.envelope.caller);
   if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
@@ -316,7 +317,7 @@ Outcome ServiceRunner::execute(Job& job) {
     SBUS_LOG_LIMITED(kWarn, "error reply") << "event " << log_value(reply.id) << ": " << config_.name << ": "
                                            << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope, reply_secret_, context_.node);
   return outcome;
 }
 
