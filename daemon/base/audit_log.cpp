@@ -16,8 +16,8 @@ std::string quoted(std::string_view text) {
 
 }  // namespace
 
-std::string audit_call_line(std::string_view caller, std::string_view address, std::string_view event_id,
-                            bool is_call, bool allowed, std::string_view reason) {
+std::string audit_call_line(std::string_view caller, std::string_view address, std::string_view event_id, bool is_call,
+                            bool allowed, std::string_view reason) {
   std::string line = "audit: caller=" + log_value(caller) + " address=" + log_value(address) +
                      " event=" + (event_id.empty() ? std::string("-") : log_value(event_id)) +
                      " kind=" + (is_call ? "call" : "message") + " decision=" + (allowed ? "allow" : "deny");

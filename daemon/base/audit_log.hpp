@@ -15,8 +15,8 @@
 namespace sbus {
 
 // The line of one call or message, without the log's prefix.
-std::string audit_call_line(std::string_view caller, std::string_view address, std::string_view event_id,
-                            bool is_call, bool allowed, std::string_view reason);
+std::string audit_call_line(std::string_view caller, std::string_view address, std::string_view event_id, bool is_call,
+                            bool allowed, std::string_view reason);
 void log_audit_call(std::string_view caller, std::string_view address, std::string_view event_id, bool is_call,
                     bool allowed, std::string_view reason);
 

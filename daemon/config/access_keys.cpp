@@ -40,7 +40,8 @@ void read_caller_keys(const YAML::Node& entry, const std::string& key, CallerCon
     at.checker.problem(two, key + ".key_files", "must be a list of one or two key files ([old, new] to rotate)");
     return;
   } else {
-    for (std::size_t i = 0; i < two.size(); ++i) files.emplace_back(two[i], key + ".key_files[" + std::to_string(i) + "]");
+    for (std::size_t i = 0; i < two.size(); ++i)
+      files.emplace_back(two[i], key + ".key_files[" + std::to_string(i) + "]");
   }
   for (const auto& [node, name] : files) {
     std::string path;
@@ -86,7 +87,8 @@ std::string glob_problem(const std::string& glob) {
   if (glob.empty()) return "an empty glob matches nothing";
   for (char c : glob) {
     if (c == '[' || c == ']' || c == '\\' || c == ' ' || static_cast<unsigned char>(c) < 0x20) {
-      return "malformed glob '" + glob + "': only * and ? are special, and [ ] \\, spaces and control characters "
+      return "malformed glob '" + glob +
+             "': only * and ? are special, and [ ] \\, spaces and control characters "
              "are not allowed";
     }
   }
@@ -229,13 +231,13 @@ std::vector<std::string> access_changes(const Config& before, const Config& afte
   for (const CallerConfig& caller : after.callers) {
     const auto old = find(before, caller.id);
     if (old == before.callers.end()) {
-      lines.push_back(audit_change_line(caller.id, "caller-added",
-                                        std::to_string(caller.keys.size()) + " key(s) from line " +
-                                            std::to_string(caller.line)));
+      lines.push_back(
+          audit_change_line(caller.id, "caller-added",
+                            std::to_string(caller.keys.size()) + " key(s) from line " + std::to_string(caller.line)));
     } else if (old->keys != caller.keys || old->key_files != caller.key_files) {
-      lines.push_back(audit_change_line(caller.id, "keys-changed",
-                                        std::to_string(old->keys.size()) + " key(s) -> " +
-                                            std::to_string(caller.keys.size()) + " key(s)"));
+      lines.push_back(audit_change_line(
+          caller.id, "keys-changed",
+          std::to_string(old->keys.size()) + " key(s) -> " + std::to_string(caller.keys.size()) + " key(s)"));
     }
   }
   for (const CallerConfig& caller : before.callers) {
@@ -244,9 +246,10 @@ std::vector<std::string> access_changes(const Config& before, const Config& afte
     }
   }
   if (identity_differs(before, after)) {
-    lines.push_back(audit_change_line(after.identity_id.empty() ? "-" : after.identity_id, "identity-changed",
-                                      "the node's own calls now sign as " +
-                                          (after.identity_id.empty() ? std::string(kSharedCaller) : after.identity_id)));
+    lines.push_back(
+        audit_change_line(after.identity_id.empty() ? "-" : after.identity_id, "identity-changed",
+                          "the node's own calls now sign as " +
+                              (after.identity_id.empty() ? std::string(kSharedCaller) : after.identity_id)));
   }
   if (policy_differs(before, after)) {
     const auto describe = [](const Config& config) {
@@ -270,9 +273,8 @@ void check_access(Loading& at) {
   for (std::size_t i = 0; i < config.policy.size(); ++i) {
     for (std::size_t j = 0; j < config.policy[i].services.size(); ++j) {
       const std::string& glob = config.policy[i].services[j];
-      const bool matches = std::ranges::any_of(config.services, [&](const ServiceConfig& service) {
-        return glob_matches(glob, service.name);
-      });
+      const bool matches = std::ranges::any_of(
+          config.services, [&](const ServiceConfig& service) { return glob_matches(glob, service.name); });
       if (matches) continue;
       const std::string verb = config.policy[i].allow ? "allow" : "deny";
       at.checker.warning(rules[i][verb]["services"][j],

@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string again = std::string(sbus::kHmacV2Prefix) + std::to_string(v2.timestamp) + ":" + v2.nonce + ":" +
                               v2.caller + ":" + v2.signature;
     sbus::HmacV2Token reparsed;
-    if (!sbus::parse_hmac_v2_token(again, &reparsed) || reparsed.caller != v2.caller ||
-        reparsed.nonce != v2.nonce || reparsed.signature != v2.signature || reparsed.timestamp != v2.timestamp) {
+    if (!sbus::parse_hmac_v2_token(again, &reparsed) || reparsed.caller != v2.caller || reparsed.nonce != v2.nonce ||
+        reparsed.signature != v2.signature || reparsed.timestamp != v2.timestamp) {
       __builtin_trap();
     }
   }

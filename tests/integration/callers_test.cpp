@@ -58,20 +58,31 @@ TEST_CASE("The policy's allow/deny matrix holds on a real broker, for callers an
                     batch = "batch's key, long enough", self = "the node's own key, long enough";
   SbusdOptions options;
   options.services_yaml = services(keys);
-  options.extra_yaml = "accept: [compat, hmac-sha256-v2]\n"
-                       "callers:\n"
-                       "  - {id: billing, key_file: " + write_key(keys, "billing", billing) + "}\n"
-                       "  - {id: ops-eu, key_file: " + write_key(keys, "ops", ops) + "}\n"
-                       "  - {id: batch, key_file: " + write_key(keys, "batch", batch) + "}\n"
-                       "  - {id: node-self, key_file: " + write_key(keys, "self", self) + "}\n"
-                       "identity: {id: node-self, key_file: " + keys.file("self") + "}\n"
-                       "policy:\n"
-                       "  - allow: {callers: [billing], services: [\"math.*\", test.echo, test.relay]}\n"
-                       "  - allow: {callers: [\"ops*\"], services: [\"*\"]}\n"
-                       "  - allow: {callers: [batch], services: [\"test.*\"], kinds: [message]}\n"
-                       "  - allow: {callers: [node-self], services: [test.whoami]}\n"
-                       "  - allow: {callers: [py-servicebus], services: [test.echo]}\n"
-                       "  - deny: {callers: [\"*\"], services: [test.fail]}\n";
+  options.extra_yaml =
+      "accept: [compat, hmac-sha256-v2]\n"
+      "callers:\n"
+      "  - {id: billing, key_file: " +
+      write_key(keys, "billing", billing) +
+      "}\n"
+      "  - {id: ops-eu, key_file: " +
+      write_key(keys, "ops", ops) +
+      "}\n"
+      "  - {id: batch, key_file: " +
+      write_key(keys, "batch", batch) +
+      "}\n"
+      "  - {id: node-self, key_file: " +
+      write_key(keys, "self", self) +
+      "}\n"
+      "identity: {id: node-self, key_file: " +
+      keys.file("self") +
+      "}\n"
+      "policy:\n"
+      "  - allow: {callers: [billing], services: [\"math.*\", test.echo, test.relay]}\n"
+      "  - allow: {callers: [\"ops*\"], services: [\"*\"]}\n"
+      "  - allow: {callers: [batch], services: [\"test.*\"], kinds: [message]}\n"
+      "  - allow: {callers: [node-self], services: [test.whoami]}\n"
+      "  - allow: {callers: [py-servicebus], services: [test.echo]}\n"
+      "  - deny: {callers: [\"*\"], services: [test.fail]}\n";
   SbusdProcess sbusd(options);
   INFO("sbusd log:\n" << sbusd.log());
 
@@ -82,7 +93,7 @@ TEST_CASE("The policy's allow/deny matrix holds on a real broker, for callers an
   };
   const Row rows[] = {
       {"billing", &billing, true, true, false, false},
-      {"ops-eu", &ops, true, true, false, true},  // the deny of test.fail wins over ops*'s "*"
+      {"ops-eu", &ops, true, true, false, true},      // the deny of test.fail wins over ops*'s "*"
       {"batch", &batch, false, false, false, false},  // allowed messages only
   };
   for (const Row& row : rows) {
@@ -170,8 +181,8 @@ TEST_CASE("A caller's key rotates by reload: both keys valid, then the old one r
   const std::string old_file = write_key(keys, "old", old_key), new_file = write_key(keys, "new", new_key);
   SbusdOptions options;
   options.services_yaml = services(keys);
-  options.extra_yaml = "accept: [hmac-sha256-v2]\ntoken: hmac-sha256-v2\ncallers:\n  - {id: ops, key_file: " +
-                       old_file + "}\n";
+  options.extra_yaml =
+      "accept: [hmac-sha256-v2]\ntoken: hmac-sha256-v2\ncallers:\n  - {id: ops, key_file: " + old_file + "}\n";
   SbusdProcess sbusd(options);
   INFO("sbusd log:\n" << sbusd.log());
   const std::string yaml = read_file(sbusd.config_path());
@@ -190,8 +201,7 @@ TEST_CASE("A caller's key rotates by reload: both keys valid, then the old one r
   reload("key_files: [" + old_file + ", " + new_file + "]");
   CHECK(wait_until([&] { return with_new.call(sbusd.address("math.add"), "[2,2]", 10s).message == "4"; }, 20s, 200ms));
   CHECK(with_old.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
-  CHECK(sbusd.log().find("audit: caller=ops address=- event=- kind=reload decision=keys-changed") !=
-        std::string::npos);
+  CHECK(sbusd.log().find("audit: caller=ops address=- event=- kind=reload decision=keys-changed") != std::string::npos);
 
   // The old key goes: calls with the new one keep being answered meanwhile.
   reload("key_file: " + new_file);

@@ -75,13 +75,14 @@ TEST_CASE("callers, identity, policy and audit are read as written", "[config][c
   const KeyDir dir;
   const std::string a = dir.key("a", "billing key, long enough"), b = dir.key("b", "ops old key, long enough"),
                     c = dir.key("c", "ops new key, long enough");
-  const Loaded loaded = load(dir, "callers:\n"
-                                  "  - {id: billing, key_file: a}\n"
-                                  "  - {id: ops, key_files: [b, c]}\n"
-                                  "identity: {id: n1-self, key_file: a}\n"
-                                  "policy:\n"
-                                  "  - allow: {callers: [billing], services: [\"math.*\"], kinds: [call]}\n"
-                                  "  - deny: {callers: [\"*\"], services: [test.echo]}\n");
+  const Loaded loaded = load(dir,
+                             "callers:\n"
+                             "  - {id: billing, key_file: a}\n"
+                             "  - {id: ops, key_files: [b, c]}\n"
+                             "identity: {id: n1-self, key_file: a}\n"
+                             "policy:\n"
+                             "  - allow: {callers: [billing], services: [\"math.*\"], kinds: [call]}\n"
+                             "  - deny: {callers: [\"*\"], services: [test.echo]}\n");
   INFO(loaded.all());
   REQUIRE(loaded.ok);
   const sbus::Config& config = loaded.config;
@@ -103,7 +104,7 @@ TEST_CASE("callers, identity, policy and audit are read as written", "[config][c
   CHECK(config.warnings.empty());
 }
 
-TEST_CASE("No policy key is no policy; an empty one denies everything", "[config][callers]") {
+TEST_CASE("No policy key is no policy, and an empty one denies everything", "[config][callers]") {
   const KeyDir dir;
   CHECK_FALSE(load(dir, "").config.has_policy);
   const Loaded empty = load(dir, "policy: []\n");

@@ -123,8 +123,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("A call signed with a caller's own key is let in as that caller and answered with that key",
-          "[callers]") {
+TEST_CASE("A call signed with a caller's own key is let in as that caller and answered with that key", "[callers]") {
   sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision decision = fixture.call_as("billing", kBillingKey, "math.add");
@@ -207,8 +206,7 @@ TEST_CASE("Bad caller tokens are refused with the token codes, never let in", "[
   }
 }
 
-TEST_CASE("During a rotation either key of a caller is valid, and the reply is signed with the one used",
-          "[callers]") {
+TEST_CASE("During a rotation either key of a caller is valid, and the reply is signed with the one used", "[callers]") {
   sbus::wire_codec_init();
   Fixture fixture;
   for (const char* key : {kOpsOld, kOpsNew}) {
@@ -303,10 +301,12 @@ TEST_CASE("A reload's changes of callers, keys, identity and policy are each an 
   after.policy.pop_back();
   const std::vector<std::string> lines = sbus::access_changes(before, after);
   REQUIRE(lines.size() == 4);
-  CHECK(lines[0] == "audit: caller=ops address=- event=- kind=reload decision=keys-changed reason=\"2 key(s) -> 1 "
-                    "key(s)\"");
+  CHECK(lines[0] ==
+        "audit: caller=ops address=- event=- kind=reload decision=keys-changed reason=\"2 key(s) -> 1 "
+        "key(s)\"");
   CHECK(lines[1].starts_with("audit: caller=audit-bot address=- event=- kind=reload decision=caller-added"));
   CHECK(lines[2].starts_with("audit: caller=billing address=- event=- kind=reload decision=caller-removed"));
-  CHECK(lines[3] == "audit: caller=- address=- event=- kind=reload decision=policy-changed reason=\"3 rule(s) -> 2 "
-                    "rule(s)\"");
+  CHECK(lines[3] ==
+        "audit: caller=- address=- event=- kind=reload decision=policy-changed reason=\"3 rule(s) -> 2 "
+        "rule(s)\"");
 }
