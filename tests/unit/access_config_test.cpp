@@ -146,7 +146,7 @@ TEST_CASE("Bad callers are problems named with file, line and key", "[config][ca
   }
 }
 
-TEST_CASE("Malformed rules are problems; a rule for a service this node lacks is a warning",
+TEST_CASE("Malformed rules are problems, and a rule for a service this node lacks is a warning",
           "[config][callers][policy]") {
   const KeyDir dir;
   const auto problems = [&](const std::string& access) {
