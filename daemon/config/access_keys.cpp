@@ -10,6 +10,7 @@
 #include "config/config_keys.hpp"
 #include "base/audit_log.hpp"
 #include "base/caller_id.hpp"
+#include "base/key_file.hpp"
 
 namespace sbus {
 namespace {
@@ -17,9 +18,12 @@ namespace {
 // A key of a caller or of the identity: the key file rule, trailing newlines
 // dropped, and as long as a secret must be.
 bool read_caller_key(const std::string& path, std::string* key, std::string* error) {
-  if (!read_secret_file(path, key, error)) return false;
-  *error = short_secret_problem(key->size());
-  return error->empty();
+  if (!read_key_file("key file", path, key, error)) return false;
+  while (!key->empty() && (key->back() == '\n' || key->back() == '\r')) key->pop_back();
+  if (key->size() >= kMinSecretBytes) return true;
+  *error = "key file " + path + " holds " + std::to_string(key->size()) + " bytes, shorter than " +
+           std::to_string(kMinSecretBytes) + ": use a longer key (head -c 32 /dev/urandom | base64)";
+  return false;
 }
 
 void read_caller_keys(const YAML::Node& entry, const std::string& key, CallerConfig* caller, Loading& at) {
