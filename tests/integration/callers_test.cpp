@@ -219,3 +219,34 @@ TEST_CASE("A caller's key rotates by reload: both keys valid, then the old one r
   CHECK(with_new.call(sbusd.address("math.add"), "[5,5]", 10s).message == "10");
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("sbusd --check names bad callers and rules with file and line, and warns of a rule for no service",
+          "[callers][check]") {
+  TempDir dir;
+  const std::string key = write_key(dir, "billing", "billing's key, long enough");
+  const std::string head = "node: check-node\nbrokers: [" + broker_uri() +
+                           "]\nsecret_file: " + write_secret(dir.path()) + "\nstate_dir: " + dir.file("state") +
+                           "\nplugin_dir: " SBUS_BUILD_DIR
+                           "/plugins\naccept: [compat, hmac-sha256-v2]\n"
+                           "services:\n  - {name: math.add, plugin: math}\n";
+  write_file(dir.file("bad.yaml"), head + "callers:\n  - {id: billing, key_file: " + key +
+                                       "}\n  - {id: \"no/slash\", key_file: " + dir.file("absent") +
+                                       "}\npolicy:\n  - allow: {callers: [\"bil[\"], services: [\"math.*\"]}\n");
+  const ProcessResult bad = run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", dir.file("bad.yaml"), "--check"});
+  INFO(bad.err);
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find(dir.file("bad.yaml") + ":11: callers[1].id: 'no/slash' is not a caller id") != std::string::npos);
+  CHECK(bad.err.find(dir.file("bad.yaml") + ":11: callers[1].key_file: ") != std::string::npos);
+  CHECK(bad.err.find(dir.file("bad.yaml") + ":13: policy[0].allow.callers[0]: malformed glob 'bil['") !=
+        std::string::npos);
+
+  write_file(dir.file("good.yaml"), head + "callers:\n  - {id: billing, key_file: " + key +
+                                        "}\npolicy:\n  - allow: {callers: [billing], services: [\"math.*\", "
+                                        "\"ledger.*\"]}\n");
+  const ProcessResult good = run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", dir.file("good.yaml"), "--check"});
+  INFO(good.err);
+  CHECK(good.exit_code == 0);
+  CHECK(good.err.find("warning: " + dir.file("good.yaml") +
+                      ":12: policy[0].allow.services[1]: 'ledger.*' matches no service of this node") !=
+        std::string::npos);
+}
