@@ -217,6 +217,28 @@ TEST_CASE("A caller's key rotates by reload: both keys valid, then the old one r
   CHECK(answered > 0);
   CHECK(failed == 0);
   CHECK(with_new.call(sbusd.address("math.add"), "[5,5]", 10s).message == "10");
+
+  SECTION("the CLI signs as a caller with --caller and --key-file") {
+    const std::vector<std::string> broker = {"--broker", broker_uri()};
+    auto args = [&](const std::string& key_file) {
+      std::vector<std::string> all = {"call",  sbusd.address("math.add"), "[6,6]", "--caller", "ops", "--key-file",
+                                      key_file};
+      all.insert(all.end(), broker.begin(), broker.end());
+      return all;
+    };
+    const ProcessResult fresh = run_cli(args(new_file));
+    INFO(fresh.err);
+    CHECK(fresh.exit_code == 0);
+    CHECK(fresh.out == "12\n");
+    const ProcessResult stale = run_cli(args(old_file));
+    CHECK(stale.exit_code == 1);
+    CHECK(stale.err.find("invalid_signature") != std::string::npos);
+    std::vector<std::string> no_key = {"call", sbusd.address("math.add"), "[1,1]", "--caller", "ops"};
+    no_key.insert(no_key.end(), broker.begin(), broker.end());
+    const ProcessResult usage = run_cli(no_key);
+    CHECK(usage.exit_code == 2);
+    CHECK(usage.err.find("--caller and --key-file go together") != std::string::npos);
+  }
   CHECK(sbusd.stop() == 0);
 }
 
