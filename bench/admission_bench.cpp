@@ -57,8 +57,8 @@ int main(int argc, char** argv) {
   add.name = "math.add";
   add.category = "math";
   add.service = "add";
-  sbus::Event event{"bench-1", sbus::compat_token(kSecret, sbus::local_date(std::chrono::system_clock::now())),
-                    "math", "add", "[1,2]"};
+  sbus::Event event{"bench-1", sbus::compat_token(kSecret, sbus::local_date(std::chrono::system_clock::now())), "math",
+                    "add", "[1,2]"};
   const std::string body = sbus::encode_event(event);
   const sbus::Config configs[2] = {make_config(0), make_config(50)};
   std::vector<double> ns[2];
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   if (!only.empty()) return 0;
   for (auto& rounds : ns) std::sort(rounds.begin(), rounds.end());
   const double none = ns[0][kRounds / 2], policy = ns[1][kRounds / 2];
-  std::printf("admission of a math.add call, ns per decision: no policy %.0f, 50-rule policy %.0f (ratio %.3f)\n",
-              none, policy, policy / none);
+  std::printf("admission of a math.add call, ns per decision: no policy %.0f, 50-rule policy %.0f (ratio %.3f)\n", none,
+              policy, policy / none);
   return 0;
 }
