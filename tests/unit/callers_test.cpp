@@ -14,6 +14,7 @@
 #include "protocol/token.hpp"
 #include "protocol/wire_codec.hpp"
 #include "worker/access_policy.hpp"
+#include "worker/hold_stamp.hpp"
 #include "worker/admission.hpp"
 
 namespace {
@@ -309,4 +310,34 @@ TEST_CASE("A reload's changes of callers, keys, identity and policy are each an 
   CHECK(lines[3] ==
         "audit: caller=- address=- event=- kind=reload decision=policy-changed reason=\"3 rule(s) -> 2 "
         "rule(s)\"");
+}
+
+TEST_CASE("A message back from the hold queue keeps the caller its token names, and the policy applies again",
+          "[callers][policy]") {
+  sbus::wire_codec_init();
+  sbus::Config config = policy_config();
+  config.hold_ms = 5000;
+  Fixture fixture(config);
+  const auto held = [&](const std::string& caller, const std::string& key) {
+    const std::string body = fixture.body("test.record", fixture.signed_as(caller, key, "test.record"));
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    sbus::Delivery delivery;
+    delivery.envelope.kind = sbus::DeliveryKind::kMessage;
+    delivery.body = fixture.bodies.emplace_back(body);
+    delivery.headers = {{"x-sbus-hold", sbus::make_hold_stamp(kSecret, "NODE-01", body, now)}};
+    return fixture.admission.decide(delivery, fixture.unsent);
+  };
+  const sbus::Decision ops = held("ops", kOpsNew);
+  CHECK(ops.verdict == Verdict::kDispatch);
+  CHECK(ops.job.envelope.caller == "ops");
+  const sbus::Decision billing = held("billing", kBillingKey);
+  CHECK(billing.verdict == Verdict::kDeadLetter);
+  CHECK(billing.code == sbus::errc::kForbidden);
+  CHECK(billing.message.find("caller billing may not reach test.record") != std::string::npos);
+  // A caller removed (by a reload) while its message waited in the hold queue.
+  const sbus::Decision removed = held("gone", "a key of a caller since removed");
+  CHECK(removed.verdict == Verdict::kRefuse);
+  CHECK(removed.code == sbus::errc::kInvalidToken);
 }
