@@ -198,6 +198,12 @@ TEST_CASE("A caller's key rotates by reload: both keys valid, then the old one r
   CHECK(with_old.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
   CHECK(with_new.call(sbusd.address("math.add"), "[1,1]", 10s).error_code == "invalid_signature");
 
+  // A key file that cannot be read: the reload is refused, the old keys stay.
+  reload("key_files: [" + old_file + ", " + keys.file("absent") + "]");
+  REQUIRE(wait_until([&] { return sbusd.log().find("reload failed") != std::string::npos; }, 20s));
+  CHECK(sbusd.log().find("callers[0].key_files[1]: ") != std::string::npos);
+  CHECK(with_old.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+
   reload("key_files: [" + old_file + ", " + new_file + "]");
   CHECK(wait_until([&] { return with_new.call(sbusd.address("math.add"), "[2,2]", 10s).message == "4"; }, 20s, 200ms));
   CHECK(with_old.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
