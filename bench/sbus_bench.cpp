@@ -286,7 +286,9 @@ class Bench {
   // Set-up and tear-down.
   void prepare();
   void cleanup();
-  std::string write_config(const std::string& node, const std::string& name) const;
+  // `policy_rules` > 0: a policy of that many rules, of which only the last
+  // lets the calls in (what a policy costs per call).
+  std::string write_config(const std::string& node, const std::string& name, int policy_rules = 0) const;
   std::string capture_body();
   pid_t start_floor(const std::string& queue);
   pid_t start_sbusd(const std::string& config, const std::string& notify_socket = {});
@@ -330,6 +332,9 @@ class Bench {
   // The same calls as sbus_client_'s, without their deadline
   // (SenderOptions::send_deadline off): what deadlines cost.
   std::unique_ptr<SbusClient> no_deadline_client_;
+  // A second sbusd with a 50-rule policy, run only for its pair of runs.
+  pid_t policy_pid_ = -1;
+  std::unique_ptr<SbusClient> policy_client_;
   std::deque<Row> rows_;  // a deque: add() hands out references that must stay valid
   std::uint64_t sbus_errors_ = 0;
   std::string broker_version_;
@@ -363,6 +368,9 @@ void Bench::cleanup() {
   sbus_client_.reset();
   fanout_client_.reset();
   no_deadline_client_.reset();
+  policy_client_.reset();
+  if (policy_pid_ > 0) stop_process(policy_pid_, 15s);
+  policy_pid_ = -1;
   if (sbusd_pid_ > 0) stop_process(sbusd_pid_, 15s);
   if (floor_pid_ > 0) stop_process(floor_pid_, 5s);
   sbusd_pid_ = floor_pid_ = -1;
@@ -385,7 +393,7 @@ void Bench::cleanup() {
   dir_.clear();
 }
 
-std::string Bench::write_config(const std::string& node, const std::string& name) const {
+std::string Bench::write_config(const std::string& node, const std::string& name, int policy_rules) const {
   std::ostringstream yaml;
   yaml << "node: " << node << "\n"
        << "brokers:\n  - amqp://guest:guest@127.0.0.1:" << options_.port << "/%2f\n"
@@ -400,6 +408,12 @@ std::string Bench::write_config(const std::string& node, const std::string& name
   }
   // A message service that does nothing: what `send` is measured against.
   yaml << "  - name: bench.sink\n    plugin: test\n    export: echo\n    kind: message\n";
+  if (policy_rules > 0) yaml << "policy:\n";
+  for (int i = 1; i < policy_rules; ++i) {
+    yaml << "  - " << (i % 5 == 0 ? "deny" : "allow") << ": {callers: [\"team" << i
+         << "-*\"], services: [\"bench.*\", \"svc" << i << ".*\"]}\n";
+  }
+  if (policy_rules > 0) yaml << "  - allow: {callers: [\"py-*\"], services: [\"math.*\", \"test.*\"]}\n";
   const std::string path = dir_ + "/" + name + ".yaml";
   write_text(path, yaml.str());
   return path;
@@ -822,6 +836,21 @@ void Bench::run() {
     auto load = [&](auto& client) { return run_sequential(client, run_length_); };
     return system == System::kFloor ? drive(system, *no_deadline_client_, load) : drive(system, *sbus_client_, load);
   });
+  // A policy: the same sequential calls to an sbusd without one and to one
+  // with 50 rules (the "floor" column is sbus without), alternating.
+  admin_->declare_node_queue(node_ + "-policy");
+  queues_.push_back(node_ + "-policy");
+  policy_pid_ = start_sbusd(write_config(node_ + "-policy", "policy", 50));
+  policy_client_ = std::make_unique<SbusClient>(sender_options(options_.port, secret_),
+                                                std::vector<std::string>{node_ + "-policy.math.add"}, kParams, kSum);
+  policy_client_->roundtrip(kReplyTimeout);
+  auto policy_pair = repeat("sequential RPC without/with a 50-rule policy", [&](System system) {
+    auto load = [&](auto& client) { return run_sequential(client, run_length_); };
+    return system == System::kFloor ? drive(system, *sbus_client_, load) : drive(system, *policy_client_, load);
+  });
+  policy_client_.reset();
+  stop_process(policy_pid_, 15s);
+  policy_pid_ = -1;
   auto send1 = repeat("send, 1 in flight", [&](System system) { return run_senders(system, 1); });
   auto send64 = repeat("send, 64 in flight", [&](System system) { return run_senders(system, 64); });
 
@@ -859,6 +888,11 @@ void Bench::run() {
   Row& with_deadlines = add("sequential, calls/s with deadlines", "", 0);
   for (RunStats& stats : deadline_pair[System::kFloor]) with_deadlines.floor.push_back(stats.rate());
   for (RunStats& stats : deadline_pair[System::kSbus]) with_deadlines.sbus.push_back(stats.rate());
+
+  section("policy (floor column: sbus without one; goal: within 3%, ratio >= 0.97)");
+  Row& with_policy = add("sequential, calls/s with a 50-rule policy", "", 0);
+  for (RunStats& stats : policy_pair[System::kFloor]) with_policy.floor.push_back(stats.rate());
+  for (RunStats& stats : policy_pair[System::kSbus]) with_policy.sbus.push_back(stats.rate());
 
   section("messages: send, persistent, confirmed");
   Row& s1 = add("1 in flight, messages/s", "", 0);

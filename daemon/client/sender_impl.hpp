@@ -208,6 +208,9 @@ struct Sender::Impl {
   // compat mode), so that its token is fresh when it arrives.
   std::string sign(const Event& event, const std::string& node, bool awaits_reply,
                    std::optional<std::chrono::system_clock::time_point> due = std::nullopt);
+  // The key calls are signed with: the caller's key when options.caller is
+  // set, else the shared secret.
+  const std::string& signing_key() const;
   std::string next_event_id();
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;

@@ -179,7 +179,7 @@ bool Sender::Impl::trusted(const std::string& id, std::string_view body) {
   Reply reply;
   DecodeFailure failure;
   if (decode_reply(body, &reply, &failure) &&
-      hmac_v2_reply_trusted(options.secret, found->second.node, found->second.nonce, reply)) {
+      hmac_v2_reply_trusted(signing_key(), found->second.node, found->second.nonce, reply)) {
     signed_calls.erase(found);
     return true;
   }

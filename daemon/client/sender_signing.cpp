@@ -15,10 +15,10 @@ std::string Sender::Impl::sign(const Event& event, const std::string& node, bool
                                std::optional<std::chrono::system_clock::time_point> due) {
   const std::int64_t timestamp =
       due ? std::chrono::duration_cast<std::chrono::seconds>(due->time_since_epoch()).count() : -1;
-  if (options.token == kHmacV2Mode) {
+  if (options.token == kHmacV2Mode || !options.caller.empty()) {
     std::string nonce;
-    const SignedCall call{node, event.id, event.category, event.service, event.params, {}};
-    std::string token = make_hmac_v2_token(options.secret, call, &nonce, timestamp);
+    const SignedCall call{node, event.id, event.category, event.service, event.params, options.caller};
+    std::string token = make_hmac_v2_token(signing_key(), call, &nonce, timestamp);
     if (awaits_reply) signed_calls[event.id] = SignedCallWait{node, std::move(nonce)};
     return token;
   }
@@ -28,6 +28,10 @@ std::string Sender::Impl::sign(const Event& event, const std::string& node, bool
   if (due) return compat_token(options.secret, local_date(*due));
   if (!compat_tokens) compat_tokens.emplace(options.secret);
   return compat_tokens->today(std::chrono::system_clock::now());
+}
+
+const std::string& Sender::Impl::signing_key() const {
+  return options.caller.empty() ? options.secret : options.caller_key;
 }
 
 std::string Sender::Impl::next_event_id() {

@@ -21,6 +21,13 @@ void Checker::problem_at(int line, const std::string& key, const std::string& wh
   problems_.push_back(out.str());
 }
 
+void Checker::warning(const YAML::Node& where, const std::string& key, const std::string& what) {
+  const std::size_t before = problems_.size();
+  problem(where, key, what);
+  warnings_.push_back(std::move(problems_.back()));
+  problems_.resize(before);
+}
+
 bool Checker::scalar(const YAML::Node& node, const std::string& key, std::string* out) {
   if (!node.IsScalar()) {
     problem(node, key, "must be a string");

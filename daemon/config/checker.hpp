@@ -22,6 +22,8 @@ class Checker {
   // A problem at `line`; 0: no line ("FILE: KEY: what"), for what does not
   // come from the file (--broker, --secret-file). An empty key is left out.
   void problem_at(int line, const std::string& key, const std::string& what);
+  // Not a problem, said beside them (the config is usable): same form.
+  void warning(const YAML::Node& where, const std::string& key, const std::string& what);
 
   // Each check records a problem and returns false when the value does not
   // fit; `out` is written only when it fits.
@@ -45,12 +47,14 @@ class Checker {
 
   std::size_t count() const { return problems_.size(); }
   std::vector<std::string>& problems() { return problems_; }
+  std::vector<std::string>& warnings() { return warnings_; }
 
  private:
   bool in_range(const YAML::Node& node, const std::string& key, long long min, long long max, long long* out);
 
   std::string file_;
   std::vector<std::string> problems_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace sbus

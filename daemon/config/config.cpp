@@ -149,8 +149,8 @@ void read_secret(Loading& at) {
 }
 
 // Run after the rows, in this order.
-constexpr void (*kRules[])(Loading&) = {require_brokers, fill_defaults_from_other_keys, check_ping_timeout,
-                                        check_tls_pair, read_secret};
+constexpr void (*kRules[])(Loading&) = {
+    require_brokers, fill_defaults_from_other_keys, check_ping_timeout, check_tls_pair, read_secret, check_access};
 
 }  // namespace
 
@@ -202,6 +202,7 @@ bool load_config_text(const std::string& text, const std::string& path, const Co
     for (auto rule : kRules) rule(at);
   }
   *problems = std::move(checker.problems());
+  config->warnings = std::move(checker.warnings());
   return problems->empty();
 }
 

@@ -38,7 +38,35 @@ struct ServiceConfig {
   // max_retries times) instead of being answered `interrupted`.
   bool idempotent = false;
   std::map<std::string, std::string> options;
+  // Each call or message to it is written to the audit log (allowed or not).
+  bool audit = false;
   int line = 0;  // 1-based line of the entry, for messages
+};
+
+// A caller identity of `callers:` (docs/security.md#callers): its id and
+// the keys it may sign hmac-sha256-v2 tokens with (two during a rotation),
+// read from key_files under the key file rule.
+struct CallerConfig {
+  std::string id;
+  std::vector<std::string> key_files;
+  std::vector<std::string> keys;  // in the order of key_files
+  int line = 0;
+  bool operator==(const CallerConfig&) const = default;
+};
+
+// One rule of `policy:`: allow or deny the callers matching a glob of
+// `callers` the services matching a glob of `services`, for the `kinds`
+// listed (call, message; empty: every kind). Globs: `*` any run of
+// characters, `?` one, nothing else special.
+struct PolicyRule {
+  bool allow = true;
+  std::vector<std::string> callers;
+  std::vector<std::string> services;
+  std::vector<std::string> kinds;
+  int line = 0;
+  bool operator==(const PolicyRule& other) const {
+    return allow == other.allow && callers == other.callers && services == other.services && kinds == other.kinds;
+  }
 };
 
 struct Config {
@@ -113,6 +141,20 @@ struct Config {
   // For amqps:// brokers: the YAML's `tls:` map.
   TlsOptions tls;
   std::vector<ServiceConfig> services;
+  // Who may call: the callers with keys of their own, and the policy. No
+  // `policy` key (has_policy false): every valid caller may call every
+  // service; with one, what no rule allows is denied.
+  std::vector<CallerConfig> callers;
+  bool has_policy = false;
+  std::vector<PolicyRule> policy;
+  // The node's own identity (identity.id, identity.key_file): how its
+  // plugins' senders sign hmac-sha256-v2 calls. Empty id: with the secret.
+  std::string identity_id;
+  std::string identity_key_file;
+  std::string identity_key;
+  // Not problems, said by --check and at start ("FILE:LINE: key: what"):
+  // a policy rule naming a service this node does not have.
+  std::vector<std::string> warnings;
 };
 
 // True when a worker running `a` would behave differently under `b`: a key
@@ -120,6 +162,11 @@ struct Config {
 // key but brokers, legacy_short_secret and the log file's). The supervisor
 // calls it on SIGHUP; plugin files are compared by the caller.
 bool worker_settings_differ(const Config& a, const Config& b);
+
+// The audit lines (base/audit_log.hpp) of what a reload from `before` to
+// `after` changes of who may call what: callers added or removed, a
+// caller's keys changed, the node's identity, the policy. Pure.
+std::vector<std::string> access_changes(const Config& before, const Config& after);
 
 // Command-line settings that replace those of the file.
 struct ConfigOverrides {
@@ -148,6 +195,10 @@ inline constexpr std::size_t kMinSecretBytes = 16;
 inline bool valid_token_mode(const std::string& mode) {
   return mode == "compat" || mode == "hmac-sha256" || mode == "hmac-sha256-v2";
 }
+
+// Whether a valid glob of a policy rule (`*` any run of characters, `?`
+// one; nothing else special) matches `text`.
+bool glob_matches(const std::string& glob, const std::string& text);
 
 // Whether `config` accepts an hmac token mode: then sbusd keeps the nonces
 // it has seen in state_dir.

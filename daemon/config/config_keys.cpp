@@ -225,6 +225,21 @@ constexpr ConfigKey kConfigKeys[] = {
      "accept a secret shorter than 16 bytes", "true"},
     {"state_dir", with_parser(&parse_state_dir, &differs<&Config::state_dir>, "path"), Restart::kWorkers,
      "`/var/lib/sbus`", "where the nonces of hmac calls are kept across restarts", "/tmp/sbus-state"},
+    // Keys are compared by their contents: a key file rewritten in place
+    // (a rotation) replaces the workers on SIGHUP like a changed path.
+    {"callers", with_parser(&parse_callers, &differs<&Config::callers>, "list"), Restart::kWorkers, "",
+     "caller identities with keys of their own: `{id: NAME, key_file: FILE}`, `key_files: [OLD, NEW]` during a "
+     "rotation",
+     "[{id: billing, key_file: secret}]"},
+    {"policy", with_parser(&parse_policy, &policy_differs, "list"), Restart::kWorkers,
+     "(none: every valid caller "
+     "may call everything)",
+     "rules `- allow: {callers: [GLOB...], services: [GLOB...], kinds: [call, message]}` or `- deny: {...}`",
+     "[{allow: {callers: ['*'], services: ['*']}}]"},
+    {"identity", with_parser(&parse_identity, &identity_differs, "map"), Restart::kWorkers, "(none: the shared secret)",
+     "`{id: NAME, key_file: FILE}`: the caller the node's own calls (its plugins' senders) sign hmac-sha256-v2 "
+     "tokens as",
+     "{id: other-node, key_file: secret}"},
     {"tls.ca_file", path_value<&Config::tls, &TlsOptions::ca_file>(), Restart::kWorkers, "(the system store)",
      "for `amqps://` brokers, the workers' and the plugins' calls alike: the CA certificates", "ca.pem"},
     {"tls.cert_file", path_value<&Config::tls, &TlsOptions::cert_file>(), Restart::kWorkers, "",
@@ -358,6 +373,8 @@ constexpr ServiceKey kServiceKeys[] = {
      "RPC: a call whose worker died running it is run again (at most `max_retries` times)", "true"},
     {"options", with_parser(&parse_options, &differs<&ServiceConfig::options>, "map"), Restart::kWorkers, "",
      "a map of strings handed to the service's `start()`", "{mode: fast}"},
+    {"audit", boolean_value<&ServiceConfig::audit>(), Restart::kWorkers, "`false`",
+     "every call and message to the service is written to the audit log, allowed or denied", "true"},
 };
 
 // A row that does not say what a change does fails to compile here. (That

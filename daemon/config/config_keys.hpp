@@ -86,6 +86,16 @@ std::span<const ServiceKey> service_keys();
 // left to the caller.
 void read_config_keys(Loading& at);
 
+// The keys of who may call what (access_keys.cpp): `callers` and `policy`,
+// their comparison for a reload, and the rule after the rows that reads the
+// identity's key and holds the policy against the services.
+void parse_callers(const YAML::Node& list, const std::string& key, Config& out, Loading& at);
+void parse_policy(const YAML::Node& list, const std::string& key, Config& out, Loading& at);
+bool policy_differs(const Config& a, const Config& b);
+void parse_identity(const YAML::Node& map, const std::string& key, Config& out, Loading& at);
+bool identity_differs(const Config& a, const Config& b);
+void check_access(Loading& at);
+
 // Whether `node` is a valid node name, or part of a service name: not empty,
 // no dot, space or control character.
 bool valid_name_part(const std::string& part);

@@ -8,14 +8,17 @@
 
 namespace sbus {
 
-// The config's brokers in order, exchange, secret, token mode, TLS
-// settings and the prefix of deferred delivery.
+// The config's brokers in order, exchange, secret, token mode, identity,
+// TLS settings and the prefix of deferred delivery.
 inline SenderOptions sender_options_of(const Config& config) {
   SenderOptions options;
   options.brokers = config.brokers;
   options.exchange = config.exchange;
   options.secret = config.secret;
   options.token = config.token;
+  // The node's own identity, when it has one (`identity:`).
+  options.caller = config.identity_id;
+  options.caller_key = config.identity_key;
   options.tls_ca_file = config.tls.ca_file;
   options.tls_cert_file = config.tls.cert_file;
   options.tls_key_file = config.tls.key_file;

@@ -200,13 +200,7 @@ bool parse_timestamp(std::string_view text, std::int64_t* value) {
 }
 
 bool valid_caller(std::string_view caller) {
-  if (caller.size() > kMaxCallerBytes) return false;
-  for (char c : caller) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '@' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
+  return caller.empty() || valid_caller_id(caller);
 }
 
 }  // namespace

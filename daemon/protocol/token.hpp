@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/caller_id.hpp"
+
 namespace sbus {
 
 std::string compat_token(std::string_view secret, std::string_view date);
@@ -83,20 +85,20 @@ struct Reply;
 
 // The hmac-sha256-v2 token (docs/security.md has the exact format): as
 // hmac-sha256, and the signature also covers the node the call is addressed
-// to and a caller identity (empty until callers are told apart); the agent
-// signs its reply to such a call, bound to the call's nonce. In <token>:
+// to and a caller identity (empty: signed with the shared secret; else one
+// of the node's `callers`, signed with that caller's key); the agent signs
+// its reply to such a call with the same key, bound to the call's nonce.
+// In <token>:
 //   hmac-sha256-v2:TIMESTAMP:NONCE:CALLER:SIGNATURE
 // and on the reply, the attribute signature="hmac-sha256-v2:SIGNATURE" of
 // <response>.
 inline constexpr std::string_view kHmacV2Mode = "hmac-sha256-v2";
 inline constexpr std::string_view kHmacV2Prefix = "hmac-sha256-v2:";
-// A caller identity: at most this long, of [A-Za-z0-9._@-].
-inline constexpr std::size_t kMaxCallerBytes = 64;
 
 struct HmacV2Token {
   std::int64_t timestamp = 0;
   std::string nonce;   // 32 hex digits
-  std::string caller;  // empty today
+  std::string caller;  // empty: signed with the shared secret
   std::string signature;
 };
 

@@ -38,6 +38,9 @@ inline constexpr const char* kServiceUnavailable = "service_unavailable";
 // The call's deadline (x-sbus-deadline, protocol/deadline.hpp) passed before
 // it started, or while it ran: its caller has given up on it.
 inline constexpr const char* kDeadlineExceeded = "deadline_exceeded";
+// The caller is authenticated but the node's policy does not let it call
+// (or send to) this service; the call was not run.
+inline constexpr const char* kForbidden = "forbidden";
 // Never sent by sbusd: what the sender reports for an error reply that
 // names no code (a sender or agent other than sbus).
 inline constexpr const char* kUnnamedError = "error";

@@ -152,6 +152,7 @@ int main(int argc, char** argv) {
   }
   if (options.check) {
     if (!legacy_warning.empty()) std::cerr << "warning: " << legacy_warning << "\n";
+    for (const std::string& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
     if (problems.empty()) warn_metrics_listen(config_path, config);
     for (const std::string& problem : problems) std::cerr << problem << "\n";
     if (!problems.empty()) {
@@ -169,5 +170,6 @@ int main(int argc, char** argv) {
   }
   sbus::log_init("supervisor", config.log_level);
   if (!legacy_warning.empty()) SBUS_LOG(kWarn) << legacy_warning;
+  for (const std::string& warning : config.warnings) SBUS_LOG(kWarn) << warning;
   return sbus::run_supervisor(config_path, options.overrides, std::move(config), options.check_timeout);
 }

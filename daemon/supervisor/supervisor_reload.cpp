@@ -109,6 +109,9 @@ void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> con
     close_status(worker);
     erase(worker);
   }
+  // The audit trail of who may call what: each change, before any worker
+  // runs under it.
+  for (const std::string& line : access_changes(*config_, *config)) SBUS_LOG(kWarn) << line;
   to_replace_.clear();
   for (const ReloadPlan::Broker& step : plan.brokers) {
     const std::string& broker = config->brokers[step.index];

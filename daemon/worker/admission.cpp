@@ -37,12 +37,13 @@ std::string cannot_find(bool is_call, const std::string& name) {
 }  // namespace
 
 Admission::Admission(const Config& config, CrashJournal* journal, ReplayCache* replay)
-    : config_(config), journal_(journal), tokens_(config, replay), dead_letters_(config.max_retries) {}
+    : config_(config), journal_(journal), tokens_(config, replay), dead_letters_(config.max_retries), access_(config) {}
 
 void Admission::add_service(std::size_t runner, const ServiceConfig& service) {
   if (services_.size() <= runner) services_.resize(runner + 1, nullptr);
   services_[runner] = &service;
   by_name_[service.name] = runner;
+  access_.add_service(runner, service.name);
 }
 
 void Admission::add_unavailable(const std::string& name, const std::string& reason) {
@@ -93,12 +94,18 @@ Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
   }
   const char* token_code = nullptr;
   std::string token_message;
+  CallerIdentity who;
   const bool held_here = !envelope.is_call() && tokens_.back_from_hold(delivery.body, delivery.headers);
-  if (!held_here && !tokens_.check(event, started_before(envelope, delivery.redelivered, event, unsent), &token_code,
-                                   &token_message, &decision.job.envelope.reply_nonce)) {
+  const bool admitted = held_here
+                            ? tokens_.held_caller(event, &who, &token_code, &token_message)
+                            : tokens_.check(event, started_before(envelope, delivery.redelivered, event, unsent),
+                                            &token_code, &token_message, &decision.job.envelope.reply_nonce, &who);
+  if (!admitted) {
     refuse(&decision, token_code, std::move(token_message), ReplyGuard::Caller::kUnauthenticated, true);
     return decision;
   }
+  decision.job.envelope.caller = std::move(who.caller);
+  decision.job.envelope.reply_key = who.key;
   // The services sbusd answers itself, on the thread that read the call
   // (the connection thread, or an idle seat holder): they answer also while
   // every service thread is busy or stuck.
@@ -112,14 +119,15 @@ Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
     }
     return decision;
   }
-  decide_service(delivery, unsent, &decision);
+  decide_service(delivery, unsent, who.index, &decision);
   return decision;
 }
 
 // A delivery with a valid token for a configured service (or not): the
 // checks in the order they must run, each ending the delivery's way or
 // passing it on.
-void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, Decision* decision) {
+void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, std::size_t caller,
+                               Decision* decision) {
   Job& job = decision->job;
   const bool is_call = job.envelope.is_call();
   const std::string name = job.event.category + "." + job.event.service;
@@ -152,6 +160,7 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const std::size_t runner = found->second;
   decision->runner = runner;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
+  if (!allowed(caller, runner, name, decision)) return;
   const bool admitted =
       is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
@@ -274,6 +283,23 @@ bool Admission::switched_off(std::size_t runner, Decision* decision) {
   decision->code = errc::kServiceUnavailable;
   decision->counts_as_failed = true;
   return true;
+}
+
+// The policy (access_policy.hpp): a denied call is answered `forbidden`, a
+// denied message goes to the error queue with the reason; either is
+// audited, as is everything a service with `audit: true` is sent.
+bool Admission::allowed(std::size_t caller, std::size_t runner, const std::string& name, Decision* decision) {
+  const bool is_call = decision->job.envelope.is_call();
+  const AccessVerdict& verdict =
+      access_.verdict(caller, runner, is_call ? DeliveryKind::kCall : DeliveryKind::kMessage);
+  decision->audit = services_[runner]->audit;
+  if (verdict.allowed) return true;
+  decision->audit = true;
+  decision->verdict = is_call ? Decision::Verdict::kAnswerError : Decision::Verdict::kDeadLetter;
+  decision->code = errc::kForbidden;
+  decision->message = denial_reason(config_, verdict, decision->job.envelope.caller, name);
+  decision->service = name;
+  return false;
 }
 
 // A redelivery of a delivery this node has started (the crash journal knows

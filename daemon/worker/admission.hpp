@@ -27,6 +27,7 @@
 #include "base/replay_cache.hpp"
 #include "config/config.hpp"
 #include "worker/dead_letter.hpp"
+#include "worker/access_policy.hpp"
 #include "worker/delivery.hpp"
 #include "worker/job.hpp"
 #include "worker/reply_guard.hpp"
@@ -68,6 +69,9 @@ struct Decision {
   // kRefuse: refused for its token (`sbus errors requeue` must not sign it anew).
   bool token_refused = false;
   ReplyGuard::Caller caller = ReplyGuard::Caller::kUnauthenticated;
+  // Written to the audit log (audit_log.hpp) when carried out: denied by
+  // the policy (code forbidden), or for a service with `audit: true`.
+  bool audit = false;
 };
 
 class Admission {
@@ -98,7 +102,8 @@ class Admission {
   Decision decide(Delivery& delivery, const UnsentReplies& unsent);
 
  private:
-  void decide_service(Delivery& delivery, const UnsentReplies& unsent, Decision* decision);
+  void decide_service(Delivery& delivery, const UnsentReplies& unsent, std::size_t caller, Decision* decision);
+  bool allowed(std::size_t caller, std::size_t runner, const std::string& name, Decision* decision);
   bool started_before(const Envelope& envelope, bool redelivered, const Event& event,
                       const UnsentReplies& unsent) const;
   bool admit_message(const Delivery& delivery, const std::string& name, Decision* decision);
@@ -110,6 +115,7 @@ class Admission {
   CrashJournal* journal_;
   TokenCheck tokens_;
   DeadLetterPolicy dead_letters_;                         // for messages that crashed workers
+  AccessPolicy access_;
   std::vector<const ServiceConfig*> services_;            // by runner
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"
   std::map<std::string, std::string> unavailable_;

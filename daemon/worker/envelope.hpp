@@ -27,6 +27,12 @@ struct Envelope {
   // An hmac-sha256-v2 call's nonce: its replies are signed for it. Empty:
   // replies go unsigned (compat and hmac-sha256 calls, and messages).
   std::string reply_nonce;
+  // Who sent it (docs/security.md#callers), once its token is checked:
+  // kSharedCaller for the shared secret. `reply_key`: the key its replies
+  // are signed with when it is not the secret (a caller's own); it points
+  // into the worker's Config, which outlives every delivery.
+  std::string caller;
+  const std::string* reply_key = nullptr;
 
   bool is_call() const { return kind == DeliveryKind::kCall; }
 };

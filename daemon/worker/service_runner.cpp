@@ -251,6 +251,7 @@ Outcome ServiceRunner::execute(Job& job) {
   const bool is_call = outcome.envelope.is_call();
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
   request.set_deadline(job.deadline);
+  request.set_caller(outcome.envelope.caller);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
@@ -273,7 +274,7 @@ Outcome ServiceRunner::execute(Job& job) {
         << log_service(config_.name) << log_event(reply.id) << "event " << log_value(reply.id) << ": " << config_.name
         << ": " << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope.reply_nonce, reply_secret_, context_.node);
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope, reply_secret_, context_.node);
   return outcome;
 }
 
@@ -290,7 +291,7 @@ bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outc
   if (is_call) {
     reply->error_code = errc::kDeadlineExceeded;
     reply->message = message;
-    outcome->body = encode_signed_reply(reply, outcome->envelope.reply_nonce, reply_secret_, context_.node);
+    outcome->body = encode_signed_reply(reply, outcome->envelope, reply_secret_, context_.node);
   }
   return true;
 }

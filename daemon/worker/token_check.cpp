@@ -10,16 +10,18 @@ namespace sbus {
 using std::chrono::milliseconds;
 
 TokenCheck::TokenCheck(const Config& config, ReplayCache* replay)
-    : config_(config), compat_tokens_(config.secret), replay_(replay) {}
+    : config_(config), compat_tokens_(config.secret), replay_(replay) {
+  for (std::size_t i = 0; i < config.callers.size(); ++i) callers_.emplace(config.callers[i].id, i);
+}
 
 bool TokenCheck::check(const Event& event, bool redelivery, const char** code, std::string* message,
-                       std::string* reply_nonce) {
+                       std::string* reply_nonce, CallerIdentity* who) {
   const auto accepts = [this](std::string_view mode) {
     return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
   };
   const auto now = std::chrono::system_clock::now();
   if (event.token.rfind(kHmacV2Prefix, 0) == 0) {
-    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message, reply_nonce);
+    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message, reply_nonce, who);
     *code = errc::kInvalidToken;
     *message = "Token not valid! (this agent does not accept hmac-sha256-v2 tokens)";
     return false;
@@ -57,7 +59,7 @@ bool TokenCheck::check(const Event& event, bool redelivery, const char** code, s
 // hmac-sha256-v2: as hmac-sha256, and signed for this node; replies to it
 // are signed (*reply_nonce).
 bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,
-                               std::string* reply_nonce) {
+                               std::string* reply_nonce, CallerIdentity* who) {
   HmacV2Token token;
   if (!parse_hmac_v2_token(event.token, &token)) {
     *code = errc::kInvalidToken;
@@ -73,15 +75,50 @@ bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char**
     return false;
   }
   const SignedCall call{config_.node, event.id, event.category, event.service, event.params, token.caller};
-  if (!equal_constant_time(hmac_v2_call_signature(config_.secret, call, token.timestamp, token.nonce),
-                           token.signature)) {
-    *code = errc::kInvalidSignature;
-    *message = "signature does not match the call (tampered, signed for another node, or another secret)";
-    return false;
-  }
+  CallerIdentity identity;
+  if (signing_key(token, call, &identity, code, message) == nullptr) return false;
   if (!remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message)) return false;
   *reply_nonce = std::move(token.nonce);
+  if (who != nullptr) *who = std::move(identity);
   return true;
+}
+
+// Every key of the caller is tried, so the time taken does not say which
+// of a rotation's two keys matched.
+const std::string* TokenCheck::signing_key(const HmacV2Token& token, const SignedCall& call, CallerIdentity* who,
+                                           const char** code, std::string* message) const {
+  if (token.caller.empty()) {
+    if (equal_constant_time(hmac_v2_call_signature(config_.secret, call, token.timestamp, token.nonce),
+                            token.signature)) {
+      return &config_.secret;
+    }
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, signed for another node, or another secret)";
+    return nullptr;
+  }
+  const auto found = callers_.find(token.caller);
+  if (found == callers_.end()) {
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (unknown caller " + token.caller + ")";
+    return nullptr;
+  }
+  const CallerConfig& caller = config_.callers[found->second];
+  const std::string* matched = nullptr;
+  for (const std::string& key : caller.keys) {
+    if (equal_constant_time(hmac_v2_call_signature(key, call, token.timestamp, token.nonce), token.signature)) {
+      matched = &key;
+    }
+  }
+  if (matched == nullptr) {
+    *code = errc::kInvalidSignature;
+    *message = "signature does not match the call (tampered, signed for another node, or not with a key of caller " +
+               token.caller + ")";
+    return nullptr;
+  }
+  who->caller = caller.id;
+  who->index = found->second + 1;
+  who->key = matched;
+  return matched;
 }
 
 // Only a correctly signed call takes a slot: junk cannot fill the cache.
@@ -105,6 +142,20 @@ bool TokenCheck::remember_nonce(const std::string& nonce, std::int64_t timestamp
       return false;
   }
   return false;
+}
+
+bool TokenCheck::held_caller(const Event& event, CallerIdentity* who, const char** code, std::string* message) const {
+  HmacV2Token token;
+  if (!parse_hmac_v2_token(event.token, &token) || token.caller.empty()) return true;
+  const auto found = callers_.find(token.caller);
+  if (found == callers_.end()) {
+    *code = errc::kInvalidToken;
+    *message = "Token not valid! (unknown caller " + token.caller + ")";
+    return false;
+  }
+  who->caller = token.caller;
+  who->index = found->second + 1;
+  return true;
 }
 
 bool TokenCheck::back_from_hold(std::string_view body,

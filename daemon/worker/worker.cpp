@@ -213,7 +213,7 @@ void Worker::abandon_running() {
                 "the call to " + service.name + " was interrupted: the worker stopped and the drain timeout (" +
                     std::to_string(config_.drain_timeout_seconds) + " s) passed before it returned",
                 errc::kInterrupted};
-    answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
+    answer(envelope, encode_signed_reply(&reply, envelope, config_.secret, config_.node),
            ReplyGuard::Caller::kAuthenticated);
   }
   session_.flush_acks();

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/audit_log.hpp"
 #include "base/log.hpp"
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
@@ -25,11 +26,16 @@ void Worker::on_delivery(Delivery& delivery) {
 void Worker::carry_out(Decision& decision, const Delivery& delivery) {
   const Envelope& envelope = decision.job.envelope;
   if (decision.counts_as_failed) ++stats_.services[decision.runner].failed;
+  if (decision.audit) {
+    const Event& event = decision.job.event;
+    log_audit_call(envelope.caller, config_.node + "." + event.category + "." + event.service, event.id,
+                   envelope.is_call(), decision.code != errc::kForbidden, decision.message);
+  }
   switch (decision.verdict) {
     case Decision::Verdict::kPong: answer(envelope, kPongBody, ReplyGuard::Caller::kUnauthenticated); return;
     case Decision::Verdict::kOwnStats: {
       Reply reply{decision.job.event.id, stats_json(), ""};
-      answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
+      answer(envelope, encode_signed_reply(&reply, envelope, config_.secret, config_.node),
              ReplyGuard::Caller::kAuthenticated);
       return;
     }
@@ -73,7 +79,7 @@ void Worker::answer_error(const Envelope& envelope, const std::string& id, const
     return;
   }
   Reply reply{id, message, code};
-  answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node), caller);
+  answer(envelope, encode_signed_reply(&reply, envelope, config_.secret, config_.node), caller);
 }
 
 // A delivery whose deadline passed before it started: a call is answered
@@ -87,7 +93,7 @@ void Worker::expire(const Envelope& envelope, const std::string& id, const std::
     return;
   }
   Reply reply{id, message, errc::kDeadlineExceeded};
-  answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
+  answer(envelope, encode_signed_reply(&reply, envelope, config_.secret, config_.node),
          ReplyGuard::Caller::kAuthenticated);
 }
 
@@ -106,8 +112,7 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
   if (envelope.is_call()) {
     Reply reply{event.id, decision.message, decision.code};
     if (!session_.publish_reply(envelope.reply_to, envelope.correlation_id,
-                                encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
-                                decision.caller)) {
+                                encode_signed_reply(&reply, envelope, config_.secret, config_.node), decision.caller)) {
       return;
     }
   }
@@ -154,7 +159,7 @@ void Worker::overflow(Job job, std::size_t runner) {
                     std::to_string(service.queue_bytes) + "; " + std::to_string(window.held(runner)) + " of " +
                     std::to_string(window.size()) + " deliveries of the worker's window): try again later",
                 errc::kBusy};
-    answer(envelope, encode_signed_reply(&reply, envelope.reply_nonce, config_.secret, config_.node),
+    answer(envelope, encode_signed_reply(&reply, envelope, config_.secret, config_.node),
            ReplyGuard::Caller::kAuthenticated);
     return;
   }

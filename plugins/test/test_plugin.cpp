@@ -17,6 +17,7 @@
 //                Serves calls too: records, then answers true
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...}
+//   test.whoami  answers who called it (Request::caller()), as a JSON string
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
 //                level through sbus/log.hpp, and answers true
 //   test.stall_once  hangs for an hour on the first call it ever gets, and
@@ -173,6 +174,11 @@ class RelayService : public sbus::Service {
   std::unique_ptr<sbus::Sender> sender_;
 };
 
+class WhoamiService : public sbus::Service {
+ public:
+  void on_call(const sbus::Request& request, sbus::Response& response) override { response.send(request.caller()); }
+};
+
 class LogService : public sbus::Service {
  public:
   void start(const sbus::ServiceContext& context) override { context_ = &context; }
@@ -228,4 +234,5 @@ SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage),
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
+            SBUS_SERVICE("whoami", WhoamiService, sbus::Kind::kCall),
             SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))

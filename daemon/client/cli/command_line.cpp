@@ -21,6 +21,9 @@ po::options_description cli_options(CommandLine* into) {
   add("secret-file", po::value(&line.secret_file), "file holding the shared secret (mode 0600)");
   add("legacy-short-secret", po::bool_switch(&line.legacy_short_secret),
       "with --secret-file: accept a secret shorter than 16 bytes (a py-servicebus fleet that cannot rotate yet)");
+  add("caller", po::value(&line.caller),
+      "sign as this caller identity of the agents' `callers` (hmac-sha256-v2), with --key-file");
+  add("key-file", po::value(&line.key_file), "with --caller: file holding the caller's key (mode 0600)");
   add("exchange", po::value(&line.exchange), "exchange (default py-servicebus)");
   add("token", po::value(&line.token_mode),
       "how to sign calls: compat (default), hmac-sha256 or hmac-sha256-v2 (also checks the replies' signatures)");

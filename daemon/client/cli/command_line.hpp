@@ -21,6 +21,8 @@ struct CommandLine {
   std::vector<std::string> brokers;
   std::string secret_file;
   bool legacy_short_secret = false;
+  std::string caller;    // --caller: sign as this caller identity
+  std::string key_file;  // --key-file: its key
   std::string exchange;
   std::string error_queue;
   std::string token_mode;

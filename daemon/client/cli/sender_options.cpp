@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/broker_uri.hpp"
+#include "base/caller_id.hpp"
 #include "config/config.hpp"
 #include "config/sender_options.hpp"
 
@@ -43,7 +44,7 @@ std::optional<ExitCode> from_flags(const CommandLine& line, const Verb& verb, Se
   }
   options->brokers = line.brokers;
   if (line.secret_file.empty()) {
-    if (verb.needs != Needs::kSecret) return std::nullopt;
+    if (verb.needs != Needs::kSecret || !line.caller.empty()) return std::nullopt;
     std::cerr << "sbus: give --secret-file (or --config) to sign " << verb.signs << "\n";
     return ExitCode::kUsage;
   }
@@ -57,6 +58,36 @@ std::optional<ExitCode> from_flags(const CommandLine& line, const Verb& verb, Se
     std::cerr << "sbus: " << line.secret_file << ": " << problem << " (--legacy-short-secret)\n";
     return ExitCode::kUsage;
   }
+  return std::nullopt;
+}
+
+// --caller and --key-file: the caller's key under the key file rule.
+std::optional<ExitCode> apply_caller(const CommandLine& line, SenderOptions* options) {
+  if (line.caller.empty() != line.key_file.empty()) {
+    std::cerr << "sbus: --caller and --key-file go together\n";
+    return ExitCode::kUsage;
+  }
+  if (line.caller.empty()) return std::nullopt;
+  if (!valid_caller_id(line.caller) || line.caller == kSharedCaller) {
+    std::cerr << "sbus: --caller '" << line.caller << "' is not a caller id (1 to " << kMaxCallerBytes
+              << " characters of A-Z a-z 0-9 . _ @ -, not " << kSharedCaller << ")\n";
+    return ExitCode::kUsage;
+  }
+  if (!line.token_mode.empty() && line.token_mode != "hmac-sha256-v2") {
+    std::cerr << "sbus: --caller signs hmac-sha256-v2 tokens, not " << line.token_mode << "\n";
+    return ExitCode::kUsage;
+  }
+  std::string error;
+  if (!read_secret_file(line.key_file, &options->caller_key, &error)) {
+    std::cerr << "sbus: --key-file: " << error << "\n";
+    return ExitCode::kUsage;
+  }
+  if (const std::string problem = short_secret_problem(options->caller_key.size()); !problem.empty()) {
+    std::cerr << "sbus: --key-file " << line.key_file << ": " << problem << "\n";
+    return ExitCode::kUsage;
+  }
+  options->caller = line.caller;
+  options->token = "hmac-sha256-v2";
   return std::nullopt;
 }
 
@@ -93,7 +124,8 @@ std::optional<ExitCode> build_sender_options(const CommandLine& line, const Verb
   const std::optional<ExitCode> failed =
       line.config_path.empty() ? from_flags(line, verb, options) : from_config(line, options);
   if (failed) return failed;
-  return apply_overrides(line, options);
+  if (const std::optional<ExitCode> bad = apply_overrides(line, options)) return bad;
+  return apply_caller(line, options);
 }
 
 }  // namespace sbus::cli

@@ -62,6 +62,7 @@ namespace sbus {
 
 // 3: each service declares its kinds (ServiceFactory::kinds), and
 //    ServiceContext gives the sender through sender() and sender_options().
+// 4: Request::caller() (who sent the call; a member of Request).
 inline constexpr std::uint32_t kAbiVersion = 4;
 
 // The kinds of delivery a service serves, as bits of a set: combine them
@@ -136,6 +137,16 @@ class Request {
   // Set by sbusd before the service sees the request.
   void set_deadline(std::optional<std::chrono::system_clock::time_point> deadline) { deadline_ = deadline; }
 
+  // ABI 4, caller identity (docs/security.md#callers): who sent the call or
+  // message, as its token proved it: a caller id of the node's `callers`,
+  // or "py-servicebus" for anyone signing with the shared secret (compat,
+  // hmac-sha256, hmac-sha256-v2 without a caller). Empty only for a Request
+  // not made by sbusd (a plugin's own tests).
+  const std::string& caller() const { return caller_; }
+  // Set by sbusd before the service sees the request.
+  void set_caller(std::string caller) { caller_ = std::move(caller); }
+  // End of ABI 4, caller identity.
+
  private:
   std::string id_;
   std::string node_;
@@ -143,6 +154,7 @@ class Request {
   std::string service_;
   rapidjson::Document params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
+  std::string caller_;  // ABI 4, caller identity
 };
 
 // The answer to an RPC. Call send() (a JSON result) or error() once; the last

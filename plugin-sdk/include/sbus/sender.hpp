@@ -37,6 +37,13 @@ struct SenderOptions {
   // one; an unsigned refusal before authentication, such as invalid_token,
   // is taken only as that error). See docs/security.md.
   std::string token = "compat";
+  // A caller identity of the agents' `callers` (docs/security.md#callers)
+  // and its key: when `caller` is set, calls and messages are signed as it
+  // with `caller_key` in hmac-sha256-v2 (whatever `token` says), and the
+  // replies must be signed with the same key. `secret` is then needed only
+  // for the error queue (errors(), requeue_errors()). Empty: the secret.
+  std::string caller;
+  std::string caller_key;
   std::chrono::milliseconds connect_timeout{3000};
   // For amqps:// brokers: the CA to trust (empty: the system's store), a
   // client certificate and key for mutual TLS, and whether to verify the
