@@ -15,6 +15,7 @@
 
 #include "client/cli/command_line.hpp"
 #include "client/cli/exit_code.hpp"
+#include "client/cli/output.hpp"
 
 namespace sbus::cli {
 
@@ -29,6 +30,7 @@ enum class Needs {
 // the sender's options, checked. `sender` is empty for Needs::kNothing.
 struct Invocation {
   const CommandLine& line;
+  const Output& out;  // where the verb prints, text or --json
   std::vector<std::string> operands;
   SenderOptions sender;
   std::chrono::milliseconds timeout;
