@@ -73,15 +73,17 @@ TEST_CASE("sbus --json prints each verb's result as one JSON document", "[cli][j
   SECTION("call: hostile text comes back as valid JSON") {
     // Quotes, backslashes, control characters, a byte that is not UTF-8
     // (the echo sends it back as it came) and a long string.
-    const std::string params =
-        R"(["\"q\" \\ \\\" \u0001\u001f\n )" "\xff\xc3" R"( tail )" + std::string(100000, 'x') + R"("])";
+    const std::string params = R"(["\"q\" \\ \\\" \u0001\u001f\n )"
+                               "\xff\xc3"
+                               R"( tail )" +
+                               std::string(100000, 'x') + R"("])";
     const ProcessResult run = json_cli(sbusd, {"call", sbusd.address("test.echo"), params});
     INFO(run.err);
     CHECK(run.exit_code == 0);
     const rapidjson::Document document = json_of(run.out);
     REQUIRE(document.HasMember("result"));
-    const std::string echoed = document["result"].IsArray() ? string_of(document["result"][0])
-                                                            : string_of(document["result"]);
+    const std::string echoed =
+        document["result"].IsArray() ? string_of(document["result"][0]) : string_of(document["result"]);
     CHECK(echoed.find("\"q\" \\ \\\" \x01\x1f\n") != std::string::npos);
     CHECK(echoed.find(std::string(100000, 'x')) != std::string::npos);
     CHECK(echoed.find('\xff') == std::string::npos);

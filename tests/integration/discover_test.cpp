@@ -140,7 +140,8 @@ TEST_CASE("sbus discover finds every sbusd agent on the bus with its services", 
     CHECK(services_of(two) == std::vector<std::string>{"math.add=null"});
   }
   SECTION("as a table, within --wait") {
-    for (const std::string& arg : {std::string("--secret-file"), secret_file, std::string("--wait"), std::string("1")}) {
+    for (const std::string& arg :
+         {std::string("--secret-file"), secret_file, std::string("--wait"), std::string("1")}) {
       args.push_back(arg);
     }
     args.erase(args.begin() + 1);  // no --json

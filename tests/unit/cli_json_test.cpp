@@ -86,8 +86,12 @@ rapidjson::Document error_of(const std::string& err) {
 
 TEST_CASE("Text that is not UTF-8 is made valid, byte by bad byte, and valid text is kept", "[cli][json]") {
   CHECK(sbus::cli::valid_utf8("plain") == "plain");
-  CHECK(sbus::cli::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-  CHECK(sbus::cli::valid_utf8("a\xff" "b") == "a\xef\xbf\xbd" "b");
+  CHECK(sbus::cli::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") ==
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  CHECK(sbus::cli::valid_utf8("a\xff"
+                              "b") ==
+        "a\xef\xbf\xbd"
+        "b");
   CHECK(sbus::cli::valid_utf8("\x80") == "\xef\xbf\xbd");
   CHECK(sbus::cli::valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");
   CHECK(sbus::cli::valid_utf8("end \xe2\x82") == "end \xef\xbf\xbd\xef\xbf\xbd");
@@ -158,13 +162,13 @@ TEST_CASE("An error is one JSON line on stderr with its code, message and exit c
 
   SECTION("a sender's error: its kind is the code") {
     using Kind = sbus::SenderError::Kind;
-    for (const auto& [kind, code, exit] : std::vector<std::tuple<Kind, std::string, int>>{
-             {Kind::kUnroutable, "unroutable", 1},
-             {Kind::kBlocked, "blocked", 3},
-             {Kind::kTimeout, "timeout", 3},
-             {Kind::kConnect, "connect", 4},
-             {Kind::kConnectionLost, "connection_lost", 4},
-             {Kind::kAddress, "address", 2}}) {
+    for (const auto& [kind, code, exit] :
+         std::vector<std::tuple<Kind, std::string, int>>{{Kind::kUnroutable, "unroutable", 1},
+                                                         {Kind::kBlocked, "blocked", 3},
+                                                         {Kind::kTimeout, "timeout", 3},
+                                                         {Kind::kConnect, "connect", 4},
+                                                         {Kind::kConnectionLost, "connection_lost", 4},
+                                                         {Kind::kAddress, "address", 2}}) {
       std::ostringstream one;
       Output(true, out, one).fail(sbus::SenderError(kind, "what: " + kHostile), "context");
       const rapidjson::Document sender_error = parsed(lines_of(one.str()).at(0));
@@ -191,14 +195,28 @@ TEST_CASE("With --json, usage errors and the help are JSON too", "[cli][json]") 
     CHECK(error["error"]["exit"].GetInt() == 2);
   }
   SECTION("an unknown option, and no broker") {
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"ping", "A", "--bogus", "--json"}, {"ping", "A", "--json"}, {"--json"},
-          {"call", "A.b.c", "[", "--json", "--broker", "amqp://127.0.0.1:1/"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"ping", "A", "--bogus", "--json"},
+                                                 {"ping", "A", "--json"},
+                                                 {"--json"},
+                                                 {"call", "A.b.c", "[", "--json", "--broker", "amqp://127.0.0.1:1/"}}) {
       const Run run = sbus_cli(args);
       CHECK(run.code == ExitCode::kUsage);
       CHECK(run.out.empty());
       CHECK(error_of(run.err)["error"]["exit_name"] == "usage");
     }
+  }
+  SECTION("--wait and --ping belong to discover") {
+    const Run run = sbus_cli({"ping", "A", "--json", "--broker", "amqp://127.0.0.1:1/", "--wait", "5"});
+    CHECK(run.code == ExitCode::kUsage);
+    CHECK(error_of(run.err)["error"]["message"] == "--wait and --ping are for discover only");
+  }
+  SECTION("completion: bash only") {
+    const Run run = sbus_cli({"completion", "zsh", "--json"});
+    CHECK(run.code == ExitCode::kUsage);
+    CHECK(error_of(run.err)["error"]["message"] == "completion: only bash, not zsh");
+    const Run bash = sbus_cli({"completion", "bash", "--json"});
+    CHECK(bash.code == ExitCode::kOk);
+    CHECK(string_of(parsed(bash.out)["script"]).find("complete -F _sbus sbus") != std::string::npos);
   }
   SECTION("a broker that refuses: unreachable") {
     const Run run = sbus_cli({"ping", "A", "--json", "--broker", "amqp://127.0.0.1:1/", "--timeout", "2"});

@@ -51,6 +51,9 @@ std::optional<ExitCode> check_common_options(const CommandLine& line, const Verb
   if (!line.ttl.empty() && verb.name != "send") {
     return output.fail(ExitCode::kUsage, "usage", "--ttl is for send only (a call's deadline is its --timeout)");
   }
+  if ((line.wait_seconds != 2 || !line.ping_nodes.empty()) && verb.name != "discover") {
+    return output.fail(ExitCode::kUsage, "usage", "--wait and --ping are for discover only");
+  }
   return std::nullopt;
 }
 

@@ -64,18 +64,25 @@ std::string bash_script() {
          "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} words=''\n"
          "  COMPREPLY=()\n"
          "  case $prev in\n"
-         "    " + file_options + "|-c) COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n"
+         "    " +
+         file_options +
+         "|-c) COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n"
          "    --token) COMPREPLY=($(compgen -W 'compat hmac-sha256 hmac-sha256-v2' -- \"$cur\")); return;;\n"
          "  esac\n"
          "  if [[ $cur == -* ]]; then\n"
-         "    COMPREPLY=($(compgen -W '" + options + " -c -b -V -h' -- \"$cur\")); return\n"
+         "    COMPREPLY=($(compgen -W '" +
+         options +
+         " -c -b -V -h' -- \"$cur\")); return\n"
          "  fi\n"
          "  if ((COMP_CWORD == 1)); then\n"
-         "    COMPREPLY=($(compgen -W '" + first_words() + "' -- \"$cur\")); return\n"
+         "    COMPREPLY=($(compgen -W '" +
+         first_words() +
+         "' -- \"$cur\")); return\n"
          "  fi\n"
          "  if ((COMP_CWORD == 2)); then\n"
-         "    case ${COMP_WORDS[1]} in\n" + second_word_cases() +
-         "      help) words='" + first_words() + "';;\n"
+         "    case ${COMP_WORDS[1]} in\n" +
+         second_word_cases() + "      help) words='" + first_words() +
+         "';;\n"
          "      completion) words='bash';;\n"
          "    esac\n"
          "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"

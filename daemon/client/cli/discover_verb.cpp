@@ -97,9 +97,9 @@ std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& b
   props.content_type = amqp_cstring_bytes("application/json");
   const std::string exchange = invocation.sender.exchange + ".sbus.discover";
   const std::string body = request_body();
-  connection.check_status(amqp_basic_publish(c, kChannel, to_bytes(exchange), amqp_empty_bytes, 0, 0, &props,
-                                             to_bytes(body)),
-                          "publish to " + exchange);
+  connection.check_status(
+      amqp_basic_publish(c, kChannel, to_bytes(exchange), amqp_empty_bytes, 0, 0, &props, to_bytes(body)),
+      "publish to " + exchange);
   std::vector<Agent> agents;
   for (auto now = Clock::now(); now < until; now = Clock::now()) {
     const auto left = std::chrono::duration_cast<std::chrono::microseconds>(until - now);
@@ -108,12 +108,11 @@ std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& b
     amqp_envelope_t envelope{};
     const amqp_rpc_reply_t reply = amqp_consume_message(c, &envelope, &timeout, 0);
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_TIMEOUT) break;
-    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       // The channel closed: the exchange does not exist, so no sbusd that
       // answers discovery has run on this broker.
-      invocation.out.note("sbus: no agent answers discovery through " + uri.redacted() + " (no exchange " +
-                          exchange + ")\n");
+      invocation.out.note("sbus: no agent answers discovery through " + uri.redacted() + " (no exchange " + exchange +
+                          ")\n");
       break;
     }
     connection.check(reply, "read discovery answers");
@@ -208,11 +207,17 @@ void print_agent(const Output& out, const Agent& agent, const NodeDetails* detai
   for (const std::string& name : agent.services) {
     JsonObject service;
     service.text("name", name);
-    const auto kind = details != nullptr ? details->kinds.find(name) : std::map<std::string, std::string>{}.end();
-    const bool known = details != nullptr && kind != details->kinds.end();
-    if (known) service.text("kind", kind->second);
-    if (!known) service.null("kind");
-    names += (names.empty() ? "" : ",") + one_line(name) + (known ? "(" + kind->second + ")" : "");
+    std::string kind;  // empty: not known (no details)
+    if (details != nullptr) {
+      const auto found = details->kinds.find(name);
+      if (found != details->kinds.end()) kind = found->second;
+    }
+    if (kind.empty()) {
+      service.null("kind");
+    } else {
+      service.text("kind", kind);
+    }
+    names += (names.empty() ? "" : ",") + one_line(name) + (kind.empty() ? "" : "(" + one_line(kind) + ")");
     services.push_back(std::move(service));
   }
   json.objects("services", services);
@@ -266,9 +271,10 @@ ExitCode run_discover(const Invocation& invocation) {
     return std::tie(a.node, a.host, a.pid, a.broker) < std::tie(b.node, b.host, b.pid, b.broker);
   });
   if (!out.json()) {
-    std::printf("%-20s %-16s %7s %-10s %-36s %8s %s\n", "NODE", "HOST", "PID", "VERSION", "BROKER", "UPTIME_S",
-                "SERVICES");
-    std::fflush(stdout);
+    char header[256];
+    std::snprintf(header, sizeof(header), "%-20s %-16s %7s %-10s %-36s %8s %s\n", "NODE", "HOST", "PID", "VERSION",
+                  "BROKER", "UPTIME_S", "SERVICES");
+    out.text_out() << header;
   }
   for (const Agent& agent : agents) {
     const auto found = details.find(agent.node);
