@@ -127,6 +127,8 @@ TEST_CASE("sbus discover finds every sbusd agent on the bus with its services", 
     CHECK(has(services, "math.add=rpc"));
     CHECK(has(services, "test.record=message"));
     CHECK(services_of(agents.find(second.node())->second) == std::vector<std::string>{"math.add=rpc"});
+    // A discovery request is no agent of the node: nothing logged of it.
+    CHECK(first.log().find("another agent serves node") == std::string::npos);
   }
   SECTION("without the secret: what the answers say, no more") {
     const ProcessResult run = run_cli(args, 30s);
