@@ -155,6 +155,25 @@ TEST_CASE("sbus discover finds every sbusd agent on the bus with its services", 
     CHECK(run.out.find("test.record(message)") != std::string::npos);
     std::cout << "[discover]\n" << run.out << std::flush;
   }
+  SECTION("through each broker listed, all within the same window; one that cannot be reached is named") {
+    sbus_test::DeadPort dead;
+    for (const std::string& arg : {std::string("--broker"), sbus_test::broker_uri(), std::string("--broker"),
+                                   dead.uri(), std::string("--wait"), std::string("1")}) {
+      args.push_back(arg);
+    }
+    const ProcessResult run = run_cli(args, 30s);
+    INFO(run.out << run.err);
+    CHECK(run.exit_code == 0);
+    // The test broker is listed twice: each worker answers on both connections.
+    CHECK(agents_of(run.out).count(first.node()) == 2);
+    CHECK(run.err.find("\"exit_name\":\"unreachable\"") != std::string::npos);
+  }
+  SECTION("no broker that can be reached: exit 4") {
+    sbus_test::DeadPort dead;
+    const ProcessResult run = run_cli({"discover", "--json", "--broker", dead.uri()}, 30s);
+    CHECK(run.exit_code == 4);
+    CHECK(run.out.empty());
+  }
   SECTION("a --wait that is not a positive number") {
     args.push_back("--wait");
     args.push_back("0");

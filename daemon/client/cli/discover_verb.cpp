@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -79,10 +80,19 @@ ConnectOptions connect_options_of(const SenderOptions& sender) {
   return options;
 }
 
+// What one broker gave: the agents that answered through it, or why none.
+struct BrokerAnswers {
+  std::vector<Agent> agents;
+  std::string note;   // no exchange there: no agent answers discovery
+  std::string error;  // the broker could not be asked
+};
+
 // Publishes the request through `broker_text` and collects the answers
-// until `until`. No agent has declared the exchange yet (NOT_FOUND): none
-// found there. Throws Error when the broker cannot be reached.
-std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& broker_text, Clock::time_point until) {
+// until `until`, on a connection of its own (each broker on its thread).
+// No agent has declared the exchange yet (NOT_FOUND): none found there.
+// Throws Error when the broker cannot be reached.
+std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& broker_text, Clock::time_point until,
+                              std::string* note) {
   BrokerUri uri;
   std::string error;
   if (!parse_broker_uri(broker_text, &uri, &error)) throw Error(broker_text + ": " + error);
@@ -111,8 +121,7 @@ std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& b
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       // The channel closed: the exchange does not exist, so no sbusd that
       // answers discovery has run on this broker.
-      invocation.out.note("sbus: no agent answers discovery through " + uri.redacted() + " (no exchange " + exchange +
-                          ")\n");
+      *note = ("sbus: no agent answers discovery through " + uri.redacted() + " (no exchange " + exchange + ")\n");
       break;
     }
     connection.check(reply, "read discovery answers");
@@ -233,7 +242,7 @@ void print_agent(const Output& out, const Agent& agent, const NodeDetails* detai
 }  // namespace
 
 // Through each broker, all within --wait; then the details and --ping. Exit
-// 0 unless no broker could be asked or a node of --ping did not answer.
+// 0 unless no broker could be asked (4) or a node of --ping did not answer.
 ExitCode run_discover(const Invocation& invocation) {
   const Output& out = invocation.out;
   if (!(invocation.line.wait_seconds > 0) || !std::isfinite(invocation.line.wait_seconds)) {
@@ -241,18 +250,31 @@ ExitCode run_discover(const Invocation& invocation) {
   }
   const auto until =
       Clock::now() + std::chrono::milliseconds(static_cast<long long>(invocation.line.wait_seconds * 1000));
+  // Every broker within the same window, each on a thread of its own.
+  std::vector<std::future<BrokerAnswers>> asking;
+  for (const std::string& broker : invocation.sender.brokers) {
+    asking.push_back(std::async(std::launch::async, [&invocation, broker, until] {
+      BrokerAnswers answers;
+      try {
+        answers.agents = ask_broker(invocation, broker, until, &answers.note);
+      } catch (const Error& e) {
+        answers.error = e.what();
+      }
+      return answers;
+    }));
+  }
   std::vector<Agent> agents;
   ExitCode code = ExitCode::kOk;
   std::size_t asked = 0;
-  for (const std::string& broker : invocation.sender.brokers) {
-    try {
-      std::vector<Agent> found = ask_broker(invocation, broker, until);
-      agents.insert(agents.end(), found.begin(), found.end());
-      ++asked;
-    } catch (const Error& e) {
-      out.fail(ExitCode::kUnreachable, "connect", e.what());
-      code = ExitCode::kUnreachable;
+  for (std::future<BrokerAnswers>& one : asking) {
+    const BrokerAnswers answers = one.get();
+    if (!answers.error.empty()) {
+      out.fail(ExitCode::kUnreachable, "connect", answers.error);  // the exit code only if no broker was asked
+      continue;
     }
+    ++asked;
+    out.note(answers.note);
+    agents.insert(agents.end(), answers.agents.begin(), answers.agents.end());
   }
   std::vector<std::string> nodes;
   for (const Agent& agent : agents) nodes.push_back(agent.node);
