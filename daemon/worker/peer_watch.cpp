@@ -107,6 +107,8 @@ std::string PeerWatch::encode(const Announcement& announcement) {
   out.StartObject();
   out.Key("instance");
   out.String(announcement.instance.c_str(), static_cast<rapidjson::SizeType>(announcement.instance.size()));
+  out.Key("node");
+  out.String(announcement.node.c_str(), static_cast<rapidjson::SizeType>(announcement.node.size()));
   out.Key("host");
   out.String(announcement.host.c_str(), static_cast<rapidjson::SizeType>(announcement.host.size()));
   out.Key("pid");
@@ -119,6 +121,10 @@ std::string PeerWatch::encode(const Announcement& announcement) {
   out.EndArray();
   out.Key("answer");
   out.Bool(announcement.answer);
+  if (announcement.discover) {
+    out.Key("discover");
+    out.Bool(true);
+  }
   out.EndObject();
   return std::string(text.GetString(), text.GetSize());
 }
@@ -135,6 +141,10 @@ bool PeerWatch::decode(std::string_view body, Announcement* announcement) {
   };
   if (!text("instance", &announcement->instance) || announcement->instance.empty()) return false;
   if (!text("host", &announcement->host)) return false;
+  // Optional: older workers announce no node, and no request carries one.
+  if (!text("node", &announcement->node)) announcement->node.clear();
+  auto discover = json.FindMember("discover");
+  announcement->discover = discover != json.MemberEnd() && discover->value.IsBool() && discover->value.GetBool();
   auto pid = json.FindMember("pid");
   auto services = json.FindMember("services");
   auto answer = json.FindMember("answer");
@@ -179,6 +189,7 @@ void PeerWatch::serve_connection() {
   connection.check_last("declare queue " + queue_);
   amqp_queue_bind(c, kChannel, to_bytes(queue_), to_bytes(exchange_), to_bytes(routing_key), amqp_empty_table);
   connection.check_last("bind queue " + queue_);
+  join_discovery(connection);
   amqp_basic_consume(c, kChannel, to_bytes(queue_), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
   connection.check_last("consume from " + queue_);
 
@@ -200,15 +211,51 @@ void PeerWatch::serve_connection() {
     const bool ok = decode(bytes_to_string(envelope.message.body), &announcement);
     amqp_destroy_envelope(&envelope);
     if (!ok || announcement.instance == instance_) continue;
+    if (announcement.discover) {
+      if (!reply_to.empty()) announce(connection, reply_to, true, false);
+      continue;
+    }
     heard(announcement);
     // A newcomer learns of the agents already there from their answers.
     if (!announcement.answer && !reply_to.empty()) announce(connection, reply_to, true, false);
   }
 }
 
+// On a channel of its own: a broker user whose permissions predate
+// discovery is refused the exchange, and the watch goes on without it.
+void PeerWatch::join_discovery(AmqpConnection& connection) {
+  constexpr amqp_channel_t kDiscoveryChannel = 3;
+  amqp_connection_state_t c = connection.get();
+  const std::string discovery = discovery_exchange(exchange_);
+  amqp_channel_open(c, kDiscoveryChannel);
+  connection.check_last("open channel for " + discovery);
+  // A fanout exchange of sbus's own: one request reaches every agent of
+  // every node on this exchange.
+  amqp_exchange_declare(c, kDiscoveryChannel, to_bytes(discovery), amqp_cstring_bytes("fanout"), 0, 0, 0, 0,
+                        amqp_empty_table);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
+  if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_queue_bind(c, kDiscoveryChannel, to_bytes(queue_), to_bytes(discovery), amqp_empty_bytes, amqp_empty_table);
+    reply = amqp_get_rpc_reply(c);
+  }
+  if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    if (!discovery_refused_.exchange(true)) {
+      SBUS_LOG(kWarn) << "node " << node_ << " does not answer sbus discover on " << uri_.redacted() << ": "
+                      << describe_reply(reply) << " (grant the broker user " << discovery << ": docs/security.md)";
+    }
+    amqp_channel_close_ok_t ok{};
+    connection.check_status(amqp_send_method(c, kDiscoveryChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok),
+                            "channel.close-ok");
+    return;
+  }
+  connection.check(reply, "join " + discovery);
+  amqp_channel_close(c, kDiscoveryChannel, AMQP_REPLY_SUCCESS);
+  connection.check_last("close channel for " + discovery);
+}
+
 void PeerWatch::announce(AmqpConnection& connection, const std::string& routing_key, bool answer,
                          bool through_exchange) {
-  Announcement self{instance_, host_name(), static_cast<long>(::getpid()), services_, answer};
+  Announcement self{instance_, node_, host_name(), static_cast<long>(::getpid()), services_, answer};
   const std::string body = encode(self);
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;

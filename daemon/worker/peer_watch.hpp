@@ -13,6 +13,15 @@
 // with the routing key "NODE.sbus.agents" (node names have no dots, so no
 // node's queue is bound with it) to a queue of each worker,
 // "NODE.sbus.agent.ID", exclusive to its connection.
+//
+// The same queue is bound to the fanout exchange "EXCHANGE.sbus.discover"
+// (discovery_exchange()), which the watch declares: `sbus discover`
+// publishes a discovery request there (an announcement with "discover":
+// true and a reply-to), and each worker of every node answers with its
+// announcement, which names its node. A request is not a peer: it is not
+// recorded nor logged. What an answer says (node, host, pid, service names)
+// is what an announcement tells every agent of the node anyway; the rest
+// (`sbus discover` with the secret) comes from the signed sbus.stats call.
 #pragma once
 
 #include <atomic>
@@ -62,17 +71,22 @@ class PeerWatch {
   // The announcement body and its parts: for the tests.
   struct Announcement {
     std::string instance;
+    std::string node;  // empty in announcements of sbus before discovery
     std::string host;
     long pid = 0;
     std::vector<std::string> services;
-    bool answer = false;  // an answer to an announcement: not to be answered
+    bool answer = false;    // an answer to an announcement: not to be answered
+    bool discover = false;  // a discovery request (sbus discover): answered, not a peer
   };
+  // The fanout exchange of discovery requests for agents on `exchange`.
+  static std::string discovery_exchange(const std::string& exchange) { return exchange + ".sbus.discover"; }
   static std::string encode(const Announcement& announcement);
   static bool decode(std::string_view body, Announcement* announcement);
 
  private:
   void run();
   void serve_connection();
+  void join_discovery(AmqpConnection& connection);
   void announce(AmqpConnection& connection, const std::string& routing_key, bool answer, bool through_exchange);
   void heard(const Announcement& announcement);
 
@@ -88,7 +102,9 @@ class PeerWatch {
   std::mutex pause_mutex_;  // with pause_cv_: the destructor ends a retry pause at once
   std::condition_variable pause_cv_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> socket_{-1};  // of the connection in use, for the destructor's shutdown()
+  std::atomic<int> socket_{-1};
+  std::atomic<bool> discovery_refused_{
+      false};  // said once  // of the connection in use, for the destructor's shutdown()
 
   mutable std::mutex mutex_;
   std::map<std::string, Peer> peers_;  // by instance; guarded by mutex_

@@ -39,6 +39,14 @@ void write_agents(const StatsSources& sources, Writer* out) {
   out->EndArray();
 }
 
+// The plugin as the config names it, and the service's name inside it.
+void write_plugin(const ServiceConfig& service, Writer* out) {
+  out->Key("plugin");
+  out->String(service.plugin.c_str(), static_cast<rapidjson::SizeType>(service.plugin.size()));
+  out->Key("export");
+  out->String(service.export_name.c_str(), static_cast<rapidjson::SizeType>(service.export_name.size()));
+}
+
 void write_services(const StatsSources& sources, Writer* out) {
   const auto seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
   const WorkerStats& counters = sources.counters;
@@ -51,6 +59,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->StartObject();
     out->Key("kind");
     out->String(runner.config().kind == ServiceKind::kRpc ? "rpc" : "message");
+    write_plugin(runner.config(), out);
     out->Key("handled");
     out->Uint64(stats.handled);
     out->Key("failed");
@@ -78,6 +87,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->StartObject();
     out->Key("kind");
     out->String(service.kind == ServiceKind::kRpc ? "rpc" : "message");
+    write_plugin(service, out);
     out->Key("unavailable");
     out->String(down->second.c_str(), static_cast<rapidjson::SizeType>(down->second.size()));
     out->EndObject();
@@ -103,6 +113,12 @@ std::string stats_json(const StatsSources& sources) {
   out.String(config.node.c_str(), static_cast<rapidjson::SizeType>(config.node.size()));
   out.Key("pid");
   out.Int(static_cast<int>(getpid()));
+  out.Key("version");
+  out.String(SBUS_VERSION);
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  out.Key("host");
+  out.String(host);
   const std::string broker = sources.uri.redacted();
   out.Key("broker");
   out.String(broker.c_str(), static_cast<rapidjson::SizeType>(broker.size()));

@@ -1332,6 +1332,10 @@ TEST_CASE(
                                               "--broker", broker.uri(), "--secret-file", daemon.secret_file()},
                                              20s);
   const double cli_s = seconds_since(cli_started);
+  // The same with --json: the error line names the block.
+  const ProcessResult blocked_json = run_cli({"call", daemon.address("math.add"), "[2, 3]", "--timeout", "2", "--json",
+                                              "--broker", broker.uri(), "--secret-file", daemon.secret_file()},
+                                             20s);
   // A call that may run twice (--retry) and a message go to the second
   // broker at once.
   const auto retry_started = Clock::now();
@@ -1395,6 +1399,11 @@ TEST_CASE(
   CHECK(blocked_call.exit_code == 3);
   CHECK(blocked_call.err.find("broker blocked: ") != std::string::npos);
   CHECK(blocked_call.err.find("no reply") != std::string::npos);
+  INFO("--json: " << blocked_json.out << blocked_json.err);
+  CHECK(blocked_json.exit_code == 3);
+  CHECK(blocked_json.out.empty());
+  CHECK(blocked_json.err.rfind(R"({"error":{"code":"blocked","message":")", 0) == 0);
+  CHECK(blocked_json.err.find(R"("exit":3,"exit_name":"timeout")") != std::string::npos);
   INFO("retried call: " << retried_call.out << retried_call.err << "\nsend: " << failover_send.out
                         << failover_send.err);
   CHECK(retried_call.exit_code == 0);

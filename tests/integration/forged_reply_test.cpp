@@ -210,11 +210,13 @@ TEST_CASE(
   BrokerUsers users;
   // docs/security.md, "Broker users": the agent of NODE may declare the
   // exchange and its own queues, publish replies (amq.default) and calls of
-  // its plugins; a sender may only publish to the exchange.
-  users.add(agent, "^(py-servicebus|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$",
+  // its plugins, declare and bind to the discovery exchange, and declare the
+  // levels of deferred delivery; a sender may only publish to the exchange,
+  // the discovery exchange and the levels.
+  users.add(agent, "^(py-servicebus|py-servicebus\\.sbus\\.discover|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$",
             "^(py-servicebus|amq\\.default|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$",
-            "^(py-servicebus|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$");
-  users.add(sender, "^$", "^(py-servicebus|sbus\\.delay\\.[0-9]+)$", "^$");
+            "^(py-servicebus|py-servicebus\\.sbus\\.discover|" + node + "|" + node + "\\..+|sbus\\.delay\\..+)$");
+  users.add(sender, "^$", "^(py-servicebus|py-servicebus\\.sbus\\.discover|sbus\\.delay\\.[0-9]+)$", "^$");
   // A py-servicebus sender declares a server-named reply queue per call.
   const std::string py_sender = "sbus-py-sender-" + tag;
   users.add(py_sender, "^amq\\.gen-.*", "^py-servicebus$", "^amq\\.gen-.*");
@@ -239,6 +241,11 @@ TEST_CASE(
   CHECK(call.out == "3\n");
   CHECK(cli({"ping", node}).exit_code == 0);
   CHECK(cli({"stats", node}).exit_code == 0);
+  CHECK(cli({"services", node}).exit_code == 0);
+  const sbus_test::ProcessResult discover = cli({"discover", "--wait", "1"});
+  INFO(discover.err);
+  CHECK(discover.exit_code == 0);
+  CHECK(discover.out.find(node) != std::string::npos);
   CHECK(cli({"send", sbusd.address("test.record"), "[\"least privilege\"]"}).exit_code == 0);
   CHECK(sbus_test::wait_until(
       [&] { return sbus_test::read_file(sbusd.record_file()).find("least privilege") != std::string::npos; }, 10s));

@@ -1,7 +1,7 @@
 // sbus call, send and ping.
 #include <rapidjson/document.h>
 
-#include <iostream>
+#include <sstream>
 
 #include "client/cli/output.hpp"
 #include "client/cli/runners.hpp"
@@ -12,11 +12,11 @@ namespace {
 
 // False, said on stderr, when the params are not JSON: checked before any
 // connection is made.
-bool params_are_json(const std::string& params) {
+bool params_are_json(const std::string& params, const Output& out) {
   rapidjson::Document document;
   document.Parse(params.data(), params.size());
   if (!document.HasParseError()) return true;
-  std::cerr << "sbus: params are not valid JSON: " << params << "\n";
+  out.fail(ExitCode::kUsage, "usage", "params are not valid JSON: " + params);
   return false;
 }
 
@@ -27,23 +27,30 @@ ExitCode with_sender(const Invocation& invocation, const std::function<ExitCode(
     Sender sender(invocation.sender);
     return body(sender);
   } catch (const SenderError& e) {
-    std::cerr << "sbus: " << e.what() << "\n";
-    return exit_code_for(e);
+    return invocation.out.fail(e);
   }
 }
 
 ExitCode run_call(const Invocation& invocation) {
+  const Output& out = invocation.out;
   const std::string& address = invocation.operands[0];
   const std::string& params = invocation.operands[1];
-  if (!params_are_json(params)) return ExitCode::kUsage;
+  if (!params_are_json(params, out)) return ExitCode::kUsage;
   return with_sender(invocation, [&](Sender& sender) {
     const CallResult result = sender.call(address, params, invocation.timeout);
-    warn_dropped(sender);
+    warn_dropped(sender, out);
+    JsonObject about;
+    about.text("address", address).text("id", result.id).text("broker", sender.connected_broker());
     if (!result.ok()) {
-      std::cerr << "sbus: " << address << " failed: " << result.error_code << ": " << result.message << "\n";
-      return ExitCode::kServiceError;
+      return out.fail(ExitCode::kServiceError, result.error_code,
+                      address + " failed: " + result.error_code + ": " + result.message, about);
     }
-    std::cout << result.message << "\n";
+    // A py-servicebus service may answer any text: if it is not JSON, the
+    // result is that text as a JSON string.
+    JsonObject document;
+    document.merge(about);
+    document.json("result", result.message);
+    out.result(document, result.message + "\n");
     return ExitCode::kOk;
   });
 }
@@ -51,7 +58,7 @@ ExitCode run_call(const Invocation& invocation) {
 ExitCode run_send(const Invocation& invocation) {
   const std::string& address = invocation.operands[0];
   const std::string& params = invocation.operands[1];
-  if (!params_are_json(params)) return ExitCode::kUsage;
+  if (!params_are_json(params, invocation.out)) return ExitCode::kUsage;
   // Read and checked by run() before this (check_deferral in cli.cpp).
   SendOptions options;
   std::string error;
@@ -60,6 +67,12 @@ ExitCode run_send(const Invocation& invocation) {
   if (!invocation.line.at.empty()) options.at = parse_rfc3339(invocation.line.at, &error);
   return with_sender(invocation, [&](Sender& sender) {
     sender.send(address, params, options);
+    JsonObject document;
+    document.text("address", address).flag("confirmed", true).text("broker", sender.connected_broker());
+    if (options.ttl) document.integer("ttl_ms", options.ttl->count());
+    if (!invocation.line.delay.empty()) document.text("delay", invocation.line.delay);
+    if (!invocation.line.at.empty()) document.text("at", invocation.line.at);
+    invocation.out.result(document, "");
     return ExitCode::kOk;
   });
 }
@@ -68,11 +81,16 @@ ExitCode run_ping(const Invocation& invocation) {
   const std::string& node = invocation.operands[0];
   return with_sender(invocation, [&](Sender& sender) {
     if (sender.ping(node, invocation.timeout)) {
-      std::cout << "PONG from " << node << " via " << sender.connected_broker() << "\n";
+      JsonObject document;
+      document.text("node", node).flag("pong", true).text("broker", sender.connected_broker());
+      invocation.out.result(document, "PONG from " + node + " via " + sender.connected_broker() + "\n");
       return ExitCode::kOk;
     }
-    std::cerr << "sbus: no answer from " << node << " within " << invocation.line.timeout_seconds << " s\n";
-    return ExitCode::kTimeout;
+    std::ostringstream seconds;
+    seconds << invocation.line.timeout_seconds;
+    return invocation.out.fail(ExitCode::kTimeout, "timeout",
+                               "no answer from " + node + " within " + seconds.str() + " s",
+                               JsonObject().text("node", node).text("broker", sender.connected_broker()));
   });
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 #include <stdexcept>
+#include <string_view>
 
 #include "client/cli/usage.hpp"
 
@@ -46,6 +47,11 @@ po::options_description cli_options(CommandLine* into) {
       "default 0)");
   add("smart-route", po::bool_switch(&line.smart_route),
       "PING the node through each broker first and use the first where it answers");
+  add("wait", po::value(&line.wait_seconds), "for `discover`: seconds to collect the agents' answers (default 2)");
+  add("ping", po::value(&line.ping_nodes)->multitoken(),
+      "for `discover`: also PING these nodes (py-servicebus agents answer PING, not discovery)");
+  add("json", po::bool_switch(&line.json),
+      "print JSON: one document on stdout (JSON lines for a stream), errors as JSON lines on stderr");
   add("version,V", po::bool_switch(&line.version), "print the version and exit");
   add("help,h", po::bool_switch(&line.help), "print this help");
   return options;
@@ -78,7 +84,15 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
-std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line) {
+bool asks_for_json(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") return false;
+    if (std::string_view(argv[i]) == "--json") return true;
+  }
+  return false;
+}
+
+std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line, const Output& output) {
   po::options_description hidden;
   auto add_hidden = hidden.add_options();
   add_hidden("command", po::value(&line->command));
@@ -92,7 +106,8 @@ std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, Co
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "sbus: " << e.what() << "\n" << usage_text() << options_text();
+    output.fail(ExitCode::kUsage, "usage", e.what());
+    output.note(usage_text() + options_text());
     return ExitCode::kUsage;
   }
   return std::nullopt;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "client/cli/exit_code.hpp"
+#include "client/cli/output.hpp"
 
 namespace sbus::cli {
 
@@ -36,6 +37,9 @@ struct CommandLine {
   std::string at;     // for `send`: an RFC 3339 time; empty: none
   int retry = 0;
   bool smart_route = false;
+  bool json = false;
+  double wait_seconds = 2;              // for `discover`
+  std::vector<std::string> ping_nodes;  // for `discover --ping`  // --json: JSON on stdout and stderr (output.hpp)
   bool version = false;
   bool help = false;
 };
@@ -49,8 +53,13 @@ boost::program_options::options_description cli_options(CommandLine* into);
 // `--timeout`; std::nullopt when it is not one, or under a millisecond.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
+// Whether argv asks for --json: known before the command line is parsed,
+// so that even a malformed one is said in JSON.
+bool asks_for_json(int argc, const char* const* argv);
+
 // Parses argv into `line`; on a malformed command line, prints why with the
-// usage to stderr and returns kUsage.
-std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line);
+// usage to stderr (in JSON: the error alone) and returns kUsage.
+std::optional<ExitCode> parse_command_line(int argc, const char* const* argv, CommandLine* line,
+                                           const Output& output = Output());
 
 }  // namespace sbus::cli

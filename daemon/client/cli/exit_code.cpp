@@ -41,4 +41,25 @@ ExitCode exit_code_for(const SenderError& error) {
   }
 }
 
+std::string_view exit_code_name(ExitCode code) {
+  for (const ExitCodeRow& row : kExitCodes) {
+    if (row.code == code) return row.name;
+  }
+  return "?";
+}
+
+std::string_view code_for(const SenderError& error) {
+  switch (error.kind()) {
+    case SenderError::Kind::kAddress: return "address";
+    case SenderError::Kind::kConnect: return "connect";
+    case SenderError::Kind::kPublish: return "publish";
+    case SenderError::Kind::kUnroutable: return "unroutable";
+    case SenderError::Kind::kTimeout: return "timeout";
+    case SenderError::Kind::kConnectionLost: return "connection_lost";
+    case SenderError::Kind::kProtocol: return "protocol";
+    case SenderError::Kind::kBlocked: return "blocked";
+  }
+  return "sender";
+}
+
 }  // namespace sbus::cli

@@ -34,4 +34,13 @@ std::span<const ExitCodeRow> exit_codes();
 // anything else (connect, connection lost) no broker reachable.
 ExitCode exit_code_for(const SenderError& error);
 
+// The name of `code` in the table ("timeout").
+std::string_view exit_code_name(ExitCode code);
+
+// What went wrong in the sender, in one word that --json's errors carry as
+// their "code": address, connect, publish, unroutable (no queue for the
+// node), timeout, connection_lost, protocol, blocked (a broker's resource
+// alarm). docs/cli.md lists them.
+std::string_view code_for(const SenderError& error);
+
 }  // namespace sbus::cli

@@ -14,6 +14,9 @@ ExitCode run_call(const Invocation& invocation);            // call_verbs.cpp
 ExitCode run_send(const Invocation& invocation);            // call_verbs.cpp
 ExitCode run_ping(const Invocation& invocation);            // call_verbs.cpp
 ExitCode run_stats(const Invocation& invocation);           // stats_verb.cpp
+ExitCode run_services(const Invocation& invocation);        // services_verb.cpp
+ExitCode run_discover(const Invocation& invocation);        // discover_verb.cpp
+ExitCode run_completion(const Invocation& invocation);      // completion_verb.cpp
 ExitCode run_errors_list(const Invocation& invocation);     // errors_verbs.cpp
 ExitCode run_errors_requeue(const Invocation& invocation);  // errors_verbs.cpp
 ExitCode run_help(const Invocation& invocation);            // usage.cpp: help_text()

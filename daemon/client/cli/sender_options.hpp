@@ -15,6 +15,7 @@ namespace sbus::cli {
 // load, a broker URI that is not AMQP, an unreadable or short secret, no
 // secret for a verb that signs, a bad --token, --tls-cert without
 // --tls-key, a negative --retry) is printed to stderr and returns kUsage.
-std::optional<ExitCode> build_sender_options(const CommandLine& line, const Verb& verb, SenderOptions* options);
+std::optional<ExitCode> build_sender_options(const CommandLine& line, const Verb& verb, SenderOptions* options,
+                                             const Output& output = Output());
 
 }  // namespace sbus::cli

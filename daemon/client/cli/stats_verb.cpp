@@ -1,8 +1,9 @@
-// sbus stats: the answer of NODE.sbus.stats through each broker, as a table.
+// sbus stats: the answer of NODE.sbus.stats through each broker, as a table
+// or, with --json, as the workers wrote it.
 #include <rapidjson/document.h>
 
 #include <cstdio>
-#include <iostream>
+#include <optional>
 
 #include "client/cli/output.hpp"
 #include "client/cli/runners.hpp"
@@ -113,8 +114,10 @@ bool print_stats(const std::string& json) {
   return true;
 }
 
-// NODE.sbus.stats through broker `index` alone.
-ExitCode stats_through(const Invocation& invocation, std::size_t index) {
+// NODE.sbus.stats through broker `index` alone: printed as a table, or
+// with --json added to `workers`.
+ExitCode stats_through(const Invocation& invocation, std::size_t index, std::vector<JsonObject>* workers) {
+  const Output& out = invocation.out;
   const std::string& node = invocation.operands[0];
   const std::size_t count = invocation.sender.brokers.size();
   SenderOptions one = invocation.sender;
@@ -124,20 +127,25 @@ ExitCode stats_through(const Invocation& invocation, std::size_t index) {
   try {
     Sender sender(std::move(one));
     const CallResult result = sender.call(node + ".sbus.stats", "[]", invocation.timeout);
-    warn_dropped(sender);
+    warn_dropped(sender, out);
+    const JsonObject about = JsonObject().text("node", node).text("broker", sender.connected_broker());
     if (!result.ok()) {
-      std::cerr << "sbus: " << node << ".sbus.stats via " << sender.connected_broker()
-                << " failed: " << result.error_code << ": " << result.message << "\n";
-      return ExitCode::kServiceError;
+      return out.fail(ExitCode::kServiceError, result.error_code,
+                      node + ".sbus.stats via " + sender.connected_broker() + " failed: " + result.error_code + ": " +
+                          result.message,
+                      about);
     }
-    if (!print_stats(result.message)) {
-      std::cerr << "sbus: " << node << " answered sbus.stats with something else: " << result.message << "\n";
-      return ExitCode::kServiceError;
+    std::optional<JsonObject> answer = JsonObject::parse(result.message);
+    const bool is_stats = answer && answer->value().HasMember("services") && answer->value()["services"].IsObject() &&
+                          (out.json() || print_stats(result.message));
+    if (!is_stats) {
+      return out.fail(ExitCode::kServiceError, "protocol",
+                      node + " answered sbus.stats with something else: " + result.message, about);
     }
+    workers->push_back(std::move(*answer));
     return ExitCode::kOk;
   } catch (const SenderError& e) {
-    std::cerr << "sbus: no stats through broker " << (index + 1) << " of " << count << ": " << e.what() << "\n";
-    return exit_code_for(e);
+    return out.fail(e, "no stats through broker " + std::to_string(index + 1) + " of " + std::to_string(count));
   }
 }
 
@@ -145,20 +153,23 @@ ExitCode stats_through(const Invocation& invocation, std::size_t index) {
 
 // Through each broker in turn (a node's agent runs one worker per broker,
 // each with its own counters); 0 when at least one answered, else the code
-// of the last that failed.
+// of the last that failed. With --json: {"node": NODE, "workers": [each
+// answer as the worker gave it]}.
 ExitCode run_stats(const Invocation& invocation) {
   ExitCode code = ExitCode::kOk;
-  bool answered = false;
+  std::vector<JsonObject> workers;
   for (std::size_t i = 0; i < invocation.sender.brokers.size(); ++i) {
-    if (i > 0) std::printf("\n");
-    const ExitCode one = stats_through(invocation, i);
-    if (one == ExitCode::kOk) {
-      answered = true;
-    } else {
-      code = one;
-    }
+    if (i > 0 && !invocation.out.json()) std::printf("\n");
+    const ExitCode one = stats_through(invocation, i, &workers);
+    if (one != ExitCode::kOk) code = one;
   }
-  return answered ? ExitCode::kOk : code;
+  if (workers.empty()) return code;
+  if (invocation.out.json()) {
+    JsonObject document;
+    document.text("node", invocation.operands[0]).objects("workers", workers);
+    invocation.out.result(document, "");
+  }
+  return ExitCode::kOk;
 }
 
 }  // namespace sbus::cli

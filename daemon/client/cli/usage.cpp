@@ -4,6 +4,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <boost/program_options.hpp>
+
 #include "client/cli/runners.hpp"
 
 namespace sbus::cli {
@@ -74,8 +76,49 @@ std::string help_text(const std::vector<std::string>& words) {
   return text + options_text() + "\n" + exit_codes_text();
 }
 
+JsonObject help_json(const std::vector<std::string>& words) {
+  std::vector<const Verb*> named;
+  if (!words.empty()) {
+    const Verb* verb = find_verb(words[0], {words.begin() + 1, words.end()});
+    named = verb != nullptr ? std::vector<const Verb*>{verb} : verbs_named(words[0]);
+  }
+  if (named.empty()) {
+    for (const Verb& verb : verbs()) named.push_back(&verb);
+  }
+  std::vector<JsonObject> verb_rows;
+  for (const Verb* verb : named) {
+    static constexpr std::string_view kNeeds[] = {"nothing", "broker", "secret"};
+    JsonObject row;
+    row.text("name", verb->name).text("operands", verb->operands);
+    row.text("needs", kNeeds[static_cast<int>(verb->needs)]).text("summary", verb->summary);
+    verb_rows.push_back(std::move(row));
+  }
+  std::vector<JsonObject> option_rows;
+  CommandLine unused;  // the description binds its values to one
+  const boost::program_options::options_description described = cli_options(&unused);
+  for (const auto& option : described.options()) {
+    JsonObject row;
+    row.text("name", "--" + option->long_name());
+    const std::string short_name =
+        option->canonical_display_name(boost::program_options::command_line_style::allow_dash_for_short);
+    row.text("short", short_name.size() == 2 && short_name[0] == '-' ? short_name : "");
+    row.flag("takes_value", option->semantic()->max_tokens() > 0);
+    row.text("description", option->description());
+    option_rows.push_back(std::move(row));
+  }
+  std::vector<JsonObject> code_rows;
+  for (const ExitCodeRow& code : exit_codes()) {
+    JsonObject row;
+    row.integer("code", static_cast<int>(code.code)).text("name", code.name).text("meaning", code.meaning);
+    code_rows.push_back(std::move(row));
+  }
+  JsonObject help;
+  help.objects("verbs", verb_rows).objects("options", option_rows).objects("exit_codes", code_rows);
+  return help;
+}
+
 ExitCode run_help(const Invocation& invocation) {
-  std::cout << help_text(invocation.operands);
+  invocation.out.result(help_json(invocation.operands), help_text(invocation.operands));
   return ExitCode::kOk;
 }
 

@@ -23,4 +23,10 @@ std::string exit_codes_text();
 // words, or words that name no verb, the help of every verb.
 std::string help_text(const std::vector<std::string>& words);
 
+// The same as JSON, for `sbus help --json`: {"verbs":[{"name", "operands",
+// "needs", "summary"}...], "options":[{"name", "short", "takes_value",
+// "description"}...], "exit_codes":[{"code", "name", "meaning"}...]}.
+// `sbus completion bash` completes from the same tables.
+JsonObject help_json(const std::vector<std::string>& words);
+
 }  // namespace sbus::cli

@@ -1,7 +1,8 @@
 // The verbs of `sbus`, one row each: `sbus --help`, `sbus VERB --help`, the
 // checks of the operands and of the secret, and the dispatch all read this
 // table, and docs/cli.md lists it (tests/unit/cli_docs_test checks that they
-// agree). A new verb is a new row and the function that runs it.
+// agree). A new verb is a new row and the function that runs it, which
+// prints through its Invocation's Output (output.hpp): that gives it --json.
 #pragma once
 
 #include <sbus/sender.hpp>
@@ -15,6 +16,7 @@
 
 #include "client/cli/command_line.hpp"
 #include "client/cli/exit_code.hpp"
+#include "client/cli/output.hpp"
 
 namespace sbus::cli {
 
@@ -29,6 +31,7 @@ enum class Needs {
 // the sender's options, checked. `sender` is empty for Needs::kNothing.
 struct Invocation {
   const CommandLine& line;
+  const Output& out;  // where the verb prints, text or --json
   std::vector<std::string> operands;
   SenderOptions sender;
   std::chrono::milliseconds timeout;
