@@ -14,6 +14,7 @@ inline SenderOptions sender_options_of(const Config& config) {
   SenderOptions options;
   options.brokers = config.brokers;
   options.exchange = config.exchange;
+  options.events_exchange = config.events_exchange;
   options.secret = config.secret;
   options.token = config.token;
   options.tls_ca_file = config.tls.ca_file;

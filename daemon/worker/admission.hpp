@@ -97,6 +97,8 @@ class Admission {
 
  private:
   void decide_service(Delivery& delivery, const UnsentReplies& unsent, Decision* decision);
+  void decide_event(Delivery& delivery, Decision* decision);
+  void admit_to_runner(Delivery& delivery, const std::string& name, Decision* decision);
   bool started_before(const Envelope& envelope, bool redelivered, const Event& event,
                       const UnsentReplies& unsent) const;
   bool admit_message(const Delivery& delivery, const std::string& name, Decision* decision);

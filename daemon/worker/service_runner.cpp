@@ -247,8 +247,12 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.envelope = std::move(job.envelope);
   outcome.runner = index_;
 
-  Request request(job.event.id, context_.node, std::move(job.event.category), std::move(job.event.service),
-                  std::move(job.params));
+  // An event's service is the one it was routed to; its topic, in the
+  // body's service element (protocol.md, Events), is the Request's topic.
+  const bool is_event = outcome.envelope.is_event();
+  Request request(job.event.id, context_.node, is_event ? config_.category : std::move(job.event.category),
+                  is_event ? config_.service : std::move(job.event.service), std::move(job.params));
+  if (is_event) request.set_topic(std::move(job.event.service));
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
@@ -320,14 +324,18 @@ Outcome ServiceRunner::execute(Job& job) {
   return outcome;
 }
 
-// A message is retried with back-off (kMessageRetry) up to max_retries,
-// then goes to the error queue (outcome->dead_letter).
+// A message (or an event) is retried with back-off (kMessageRetry) up to
+// max_retries, then goes to the error queue (outcome->dead_letter).
 void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
     outcome->attempts = attempt;
     std::string error;
     try {
-      service_.service().on_message(request);
+      if (outcome->envelope.is_event()) {
+        service_.service().on_event(request);
+      } else {
+        service_.service().on_message(request);
+      }
       break;
     } catch (const std::exception& e) {
       error = e.what();

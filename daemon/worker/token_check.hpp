@@ -30,7 +30,11 @@ class TokenCheck {
   // replies are signed for it). `redelivery`: the delivery was started or
   // finished here before (its nonce was seen by this very delivery), so a
   // nonce seen before is no replay.
-  bool check(const Event& event, bool redelivery, const char** code, std::string* message, std::string* reply_nonce);
+  // `signed_for`: what an hmac-sha256-v2 signature must name in place of a
+  // node; empty: this node. An event is signed for the events exchange
+  // (protocol.md, "Events").
+  bool check(const Event& event, bool redelivery, const char** code, std::string* message, std::string* reply_nonce,
+             std::string_view signed_for = {});
 
   // A message this node held (overflow) and the hold queue gave back: its
   // token was checked when it first came, and an hmac-sha256 one would now
@@ -40,7 +44,7 @@ class TokenCheck {
 
  private:
   bool check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,
-                     std::string* reply_nonce);
+                     std::string* reply_nonce, std::string_view signed_for);
   bool remember_nonce(const std::string& nonce, std::int64_t timestamp, std::int64_t now, bool redelivery,
                       const char** code, std::string* message);
 

@@ -1,11 +1,13 @@
 #include "worker/worker_impl.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/log.hpp"
+#include "protocol/event_wire.hpp"
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/signed_reply.hpp"
@@ -14,6 +16,19 @@
 namespace sbus {
 
 using std::chrono::milliseconds;
+
+namespace {
+
+// An event leaving its queue (for the hold or the error queue) names its
+// service, to come back as that service's event (protocol.md, Events). The
+// worker drops the x-sbus-* headers a delivery came with: it sets this one
+// itself.
+Headers event_header(const Envelope& envelope, const std::string& service) {
+  if (!envelope.is_event()) return {};
+  return {{std::string(kEventServiceHeader), service}};
+}
+
+}  // namespace
 
 void Worker::on_delivery(Delivery& delivery) {
   Decision decision = admission_.decide(delivery, session_.unsent());
@@ -39,7 +54,7 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       return;
     case Decision::Verdict::kDeadLetter:
       if (session_.publish_dead_letter(delivery.body, decision.service, decision.message, decision.attempts,
-                                       delivery.headers)) {
+                                       delivery.headers, event_header(envelope, delivery.event_service))) {
         session_.settle(envelope.delivery_tag, true);
       }
       return;
@@ -116,6 +131,7 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
   if (decision.token_refused) own.emplace_back("x-sbus-token", "refused");
   if (delivery.too_large > 0) own.emplace_back("x-sbus-body", "dropped");
   if (envelope.is_call()) own.emplace_back("x-sbus-reply-to", envelope.reply_to);
+  if (envelope.is_event()) own.emplace_back(kEventServiceHeader, delivery.event_service);
   const std::string service =
       event.category.empty() && event.service.empty() ? std::string() : event.category + "." + event.service;
   Headers headers = delivery.headers;
@@ -156,9 +172,9 @@ void Worker::overflow(Job job, std::size_t runner) {
                    << config_.hold_ms << " ms";
   const std::int64_t now =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers,
-                                   {{"x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now)}},
-                                   hold_queue_name(config_))) {
+  Headers own = event_header(envelope, service.name);
+  own.emplace_back("x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now));
+  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_))) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -202,8 +218,8 @@ void Worker::finish(Outcome& outcome) {
   if (outcome.dead_letter) {
     SBUS_LOG_LIMITED(kError, "dead letter") << outcome.service << ": message failed " << outcome.attempts << " times ("
                                             << log_value(outcome.error) << "); moved to " << config_.error_queue;
-    if (!session_.publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts,
-                                      outcome.headers)) {
+    if (!session_.publish_dead_letter(outcome.body, outcome.service, outcome.error, outcome.attempts, outcome.headers,
+                                      event_header(envelope, outcome.service))) {
       return;
     }
   } else if (envelope.is_call() && !session_.publish_reply(envelope.reply_to, envelope.correlation_id, outcome.body,

@@ -47,7 +47,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Key(runner.config().name.c_str(), static_cast<rapidjson::SizeType>(runner.config().name.size()));
     out->StartObject();
     out->Key("kind");
-    out->String(runner.config().kind == ServiceKind::kRpc ? "rpc" : "message");
+    out->String(kind_name(runner.config().kind));
     out->Key("handled");
     out->Uint64(stats.handled);
     out->Key("failed");
@@ -74,7 +74,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Key(service.name.c_str(), static_cast<rapidjson::SizeType>(service.name.size()));
     out->StartObject();
     out->Key("kind");
-    out->String(service.kind == ServiceKind::kRpc ? "rpc" : "message");
+    out->String(kind_name(service.kind));
     out->Key("unavailable");
     out->String(down->second.c_str(), static_cast<rapidjson::SizeType>(down->second.size()));
     out->EndObject();

@@ -1,4 +1,4 @@
-// sbus call, send and ping.
+// sbus call, send, publish and ping.
 #include <rapidjson/document.h>
 
 #include <iostream>
@@ -56,6 +56,21 @@ ExitCode run_send(const Invocation& invocation) {
       sender.send(address, params);
     } else {
       sender.send(address, params, *parse_duration(invocation.line.ttl));
+    }
+    return ExitCode::kOk;
+  });
+}
+
+// Nobody subscribed is no error (exit 0): the broker returned the event,
+// which is said on stderr.
+ExitCode run_publish(const Invocation& invocation) {
+  const std::string& topic = invocation.operands[0];
+  const std::string& params = invocation.operands[1];
+  if (!params_are_json(params)) return ExitCode::kUsage;
+  return with_sender(invocation, [&](Sender& sender) {
+    if (!sender.publish(topic, params)) {
+      std::cerr << "sbus: nobody is subscribed to " << topic << " on " << sender.connected_broker()
+                << ": the event was not kept\n";
     }
     return ExitCode::kOk;
   });
