@@ -28,12 +28,14 @@ std::string problem_of(std::string_view text, bool pattern) {
            std::to_string(kMaxTopicBytes);
   }
   for (std::string_view word : words_of(text)) {
-    if (word.empty()) return std::string(what) + " '" + std::string(text) + "' has an empty word (two dots, or a dot at an end)";
+    if (word.empty())
+      return std::string(what) + " '" + std::string(text) + "' has an empty word (two dots, or a dot at an end)";
     if (pattern && (word == "*" || word == "#")) continue;
     for (char c : word) {
       if (word_char(c)) continue;
       if (!pattern && (c == '*' || c == '#')) {
-        return "topic '" + std::string(text) + "': '*' and '#' are for subscribing (topics: in sbusd's YAML); "
+        return "topic '" + std::string(text) +
+               "': '*' and '#' are for subscribing (topics: in sbusd's YAML); "
                "an event is published to one topic";
       }
       return std::string(what) + " '" + std::string(text) + "': the word '" + std::string(word) +
@@ -43,8 +45,8 @@ std::string problem_of(std::string_view text, bool pattern) {
   return {};
 }
 
-bool match_words(const std::vector<std::string_view>& pattern, std::size_t p, const std::vector<std::string_view>& topic,
-                 std::size_t t) {
+bool match_words(const std::vector<std::string_view>& pattern, std::size_t p,
+                 const std::vector<std::string_view>& topic, std::size_t t) {
   if (p == pattern.size()) return t == topic.size();
   if (pattern[p] == "#") {
     for (std::size_t skip = t; skip <= topic.size(); ++skip) {

@@ -322,7 +322,7 @@ void parse_kind(const YAML::Node& value, const std::string& key, ServiceConfig& 
   } else if (kind == "event") {
     out.kind = ServiceKind::kEvent;
   } else {
-    at.checker.problem(value, key, "must be rpc, message or event, not '" + kind + "'");
+    at.checker.problem(value, key, "must be rpc or message, not '" + kind + "' (or event, for an event service)");
   }
 }
 

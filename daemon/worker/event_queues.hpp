@@ -33,8 +33,7 @@ void declare_event_queues(AmqpConnection& connection, amqp_channel_t spare_chann
 // Consumes each event service's queue on `channel` (already open, its
 // basic.qos set), tagged kEventConsumerPrefix + CATEGORY.SERVICE. Returns
 // the consumer tags.
-std::vector<std::string> consume_event_queues(AmqpConnection& connection, amqp_channel_t channel,
-                                              const Config& config);
+std::vector<std::string> consume_event_queues(AmqpConnection& connection, amqp_channel_t channel, const Config& config);
 
 // The CATEGORY.SERVICE of a consumer tag of consume_event_queues(); nullopt
 // for another consumer (the node queue's).

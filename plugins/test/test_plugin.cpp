@@ -6,8 +6,9 @@
 //                stops early, answering deadline_exceeded, once its caller
 //                has given up (Request::given_up())
 //   test.fail    throws, to show that a failing service gets an error reply
-//   test.fail_message  (kind: message or event) throws, to try the retries
-//                and the error queue
+//   test.fail_message  (kind: message) throws, to try the retries and the
+//                error queue
+//   test.fail_event  (kind: event) the same for an event
 //   test.crash   dereferences null: the worker dies and the supervisor
 //                restarts it (do not configure it in production)
 //   test.crash_message  (kind: message) the same for a message
@@ -95,8 +96,12 @@ class FailService : public sbus::Service {
 class FailMessageService : public sbus::Service {
  public:
   void on_message(const sbus::Request&) override { throw std::runtime_error("test.fail_message always fails"); }
+};
+
+class FailEventService : public sbus::Service {
+ public:
   void on_event(const sbus::Request& request) override {
-    throw std::runtime_error("test.fail_message always fails, also for " + request.topic());
+    throw std::runtime_error("test.fail_event always fails, also for " + request.topic());
   }
 };
 
@@ -252,7 +257,8 @@ class StallOnceService : public sbus::Service {
 SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
             SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
             SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
-            SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage | sbus::Kind::kEvent),
+            SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
+            SBUS_SERVICE("fail_event", FailEventService, sbus::Kind::kEvent),
             SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent),

@@ -87,8 +87,7 @@ std::string prefix() {
 
 }  // namespace
 
-TEST_CASE("An event reaches every event service whose pattern matches its topic: exact, * and #",
-          "[events]") {
+TEST_CASE("An event reaches every event service whose pattern matches its topic: exact, * and #", "[events]") {
   TempDir dir;
   const std::string p = prefix();
   SbusdOptions options;
@@ -171,7 +170,8 @@ TEST_CASE("A plugin publishes through its ServiceContext's sender", "[events]") 
   TempDir dir;
   const std::string p = prefix();
   SbusdOptions options;
-  options.services_yaml = "  - name: test.relay\n    plugin: test\n" + recorder("audit.record", dir.file("audit"), {p + ".#"});
+  options.services_yaml =
+      "  - name: test.relay\n    plugin: test\n" + recorder("audit.record", dir.file("audit"), {p + ".#"});
   SbusdProcess sbusd(options);
   sbus::Sender sender(sbusd.sender_options());
   const sbus::CallResult routed =
@@ -242,8 +242,7 @@ TEST_CASE("A group of two agents handles 1,000 events, each exactly once, both t
   CHECK(!from_b.empty());
 }
 
-TEST_CASE("A reload adds and removes topics, and loses no event of a topic that stays subscribed",
-          "[events][reload]") {
+TEST_CASE("A reload adds and removes topics, and loses no event of a topic that stays subscribed", "[events][reload]") {
   TempDir dir;
   const std::string p = prefix();
   SbusdOptions options;
@@ -313,7 +312,7 @@ TEST_CASE("An event whose service keeps throwing, or that cannot be decoded, goe
   const std::string p = prefix();
   SbusdOptions options;
   options.extra_yaml = "max_retries: 1\n";
-  options.services_yaml = "  - name: test.fail_message\n    plugin: test\n    kind: event\n    topics: [\"" + p +
+  options.services_yaml = "  - name: test.fail_event\n    plugin: test\n    kind: event\n    topics: [\"" + p +
                           ".fail\"]\n" + recorder("audit.record", dir.file("audit"), {p + ".ok"});
   SbusdProcess sbusd(options);
   sbus::Sender sender(sbusd.sender_options());
@@ -322,9 +321,9 @@ TEST_CASE("An event whose service keeps throwing, or that cannot be decoded, goe
   std::vector<sbus::DeadLetter> letters;
   REQUIRE(wait_until([&] { return !(letters = sender.list_errors(sbusd.node())).empty(); }, 15s, 100ms));
   REQUIRE(letters.size() == 1);
-  CHECK(contains(letters[0].header("x-sbus-error"), "test.fail_message always fails, also for " + p + ".fail"));
-  CHECK(letters[0].header("x-sbus-service") == "test.fail_message");
-  CHECK(letters[0].header("x-sbus-event") == "test.fail_message");
+  CHECK(contains(letters[0].header("x-sbus-error"), "test.fail_event always fails, also for " + p + ".fail"));
+  CHECK(letters[0].header("x-sbus-service") == "test.fail_event");
+  CHECK(letters[0].header("x-sbus-event") == "test.fail_event");
   CHECK(letters[0].header("x-sbus-attempts") == "2");
 
   // Not XML, straight onto the events exchange: refused, kept with why.
@@ -344,7 +343,8 @@ TEST_CASE("sbusd --check refuses kind: event for a service that does not declare
   const std::string config = dir.file("sbusd.yaml");
   sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers:\n  - " + sbus_test::broker_uri() +
                                     "\nsecret_file: " + sbus_test::write_secret(dir.path()) +
-                                    "\nstate_dir: " + dir.file("state") + "\nplugin_dir: " SBUS_BUILD_DIR
+                                    "\nstate_dir: " + dir.file("state") +
+                                    "\nplugin_dir: " SBUS_BUILD_DIR
                                     "/plugins\nservices:\n"
                                     "  - name: test.echo\n"  // 8
                                     "    plugin: test\n"

@@ -34,7 +34,7 @@ Loaded load(const std::string& services) {
 
 }  // namespace
 
-TEST_CASE("A topic is dot-separated words; a pattern may also hold * and # as words", "[events]") {
+TEST_CASE("A topic is dot-separated words, and a pattern may also hold * and # as words", "[events]") {
   CHECK(sbus::topic_problem("orders.created").empty());
   CHECK(sbus::topic_problem("audit.login-failed.v_2").empty());
   CHECK(sbus::topic_problem("orders").empty());

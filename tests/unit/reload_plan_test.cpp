@@ -204,7 +204,7 @@ TEST_CASE("A reload retires the event bindings the new config drops, and only th
   loaded.services.push_back(event_service("audit.record", {"orders.*", "users.created"}));
   Workers workers;
   workers.add(1, kA, WorkerState::kRunning, 100);
-  const ReloadPlan plan = plan_reload({workers.records, running, {}, loaded, {}, {}});
+  const ReloadPlan plan = sbus::plan_reload({workers.records, running, {}, loaded, {}, {}});
 
   REQUIRE_FALSE(plan.refused());
   CHECK(plan.settings_changed);
@@ -218,7 +218,7 @@ TEST_CASE("A reload retires the event bindings the new config drops, and only th
     sbus::Config again = loaded;
     again.retired_bindings.clear();
     again.services[1].topics.push_back("audit.#");
-    const ReloadPlan next = plan_reload({workers.records, loaded, {}, again, {}, {}});
+    const ReloadPlan next = sbus::plan_reload({workers.records, loaded, {}, again, {}, {}});
     const std::vector<sbus::EventBinding> still = {{"sbus.events.group.billing", "orders.paid"}};
     CHECK(next.retired_bindings == still);
   }
