@@ -31,8 +31,7 @@ void address(const amqp_basic_properties_t& props, Envelope* envelope) {
 // An event: from an event service's queue (its consumer tag), or back on
 // the node queue from the hold or error queue (its x-sbus-event header).
 // Nobody waits for its answer, whatever reply_to it carries.
-void mark_event(std::string_view consumer_tag, const Headers& headers, Delivery* delivery) {
-  std::optional<std::string> service = event_service_of(consumer_tag);
+void mark_event(std::optional<std::string> service, const Headers& headers, Delivery* delivery) {
   if (!service) {
     for (const auto& [key, value] : headers) {
       if (key == kEventServiceHeader) service = value;
@@ -165,8 +164,10 @@ BrokerSession::Read BrokerSession::read_one(DeliveryHandler& handler) {
 BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, DeliveryHandler& handler) {
   const auto* method = static_cast<const amqp_basic_deliver_t*>(deliver.payload.method.decoded);
   const std::uint64_t tag = method->delivery_tag;
-  // Copied: the method's memory may go with the frames read_content() reads.
-  const std::string consumer_tag = bytes_to_string(method->consumer_tag);
+  // Read before read_content(), whose frames may reuse the method's memory;
+  // a copy only for an event consumer's delivery.
+  const std::optional<std::string> event_consumer = event_service_of(
+      std::string_view(static_cast<const char*>(method->consumer_tag.bytes), method->consumer_tag.len));
   const bool redelivered = method->redelivered != 0;
   const amqp_basic_properties_t* props = nullptr;
   bool closed = false;  // a close read in between, already logged by handle_frame()
@@ -186,7 +187,7 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
     delivery.too_large = size;
     delivery.headers = text_headers(*props);
     address(*props, &delivery.envelope);
-    mark_event(consumer_tag, delivery.headers, &delivery);
+    mark_event(event_consumer, delivery.headers, &delivery);
     props = nullptr;
     status = skip_body(connection_.get(), deliver.channel, size, other);
   }
@@ -217,8 +218,8 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
       delivery.body = body_;
       // A call's headers are not read (only its deadline below), unless it
       // came from an event queue: then it is an event.
-      if (!delivery.envelope.is_call() || event_service_of(consumer_tag)) delivery.headers = text_headers(*props);
-      mark_event(consumer_tag, delivery.headers, &delivery);
+      if (!delivery.envelope.is_call() || event_consumer) delivery.headers = text_headers(*props);
+      mark_event(event_consumer, delivery.headers, &delivery);
       delivery.deadline = text_header(*props, kDeadlineHeader);
       delivery.properties = props;
     }
