@@ -355,3 +355,19 @@ TEST_CASE("sbusd --check refuses kind: event for a service that does not declare
   CHECK(check.exit_code == 1);
   CHECK(contains(check.err, config + ":8: services[0].kind: event, but service 'echo' of plugin"));
 }
+
+TEST_CASE("Publishing where no sbusd declared the events exchange is nobody subscribed, and the sender goes on",
+          "[events]") {
+  SbusdProcess sbusd;
+  sbus::SenderOptions options = sbusd.sender_options();
+  options.events_exchange = "nowhere." + sbus_test::unique_node();
+  sbus::Sender sender(options);
+  CHECK_FALSE(sender.publish("orders.created", "{}"));
+  CHECK_FALSE(sender.publish("orders.created", "{}"));
+  sender.publish_async("orders.created", "{}");
+  CHECK(sender.wait_published(10s) == 1);
+  // The same connection still sends and calls.
+  sender.send(sbusd.address("test.record"), R"({"after":"404"})");
+  CHECK(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+  CHECK(wait_until([&] { return contains(sbus_test::read_file(sbusd.record_file()), "404"); }, 10s));
+}
