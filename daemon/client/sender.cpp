@@ -9,6 +9,7 @@
 #include "client/sender_impl.hpp"
 #include "protocol/deadline.hpp"
 #include "protocol/error_seal.hpp"
+#include "protocol/event_wire.hpp"
 
 namespace sbus {
 namespace {
@@ -201,22 +202,47 @@ void Sender::send_message(std::string_view address, std::string_view params_json
   }
 }
 
+bool Sender::publish(std::string_view topic, std::string_view params_json) {
+  // A lost connection is worth another broker, as for send().
+  const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
+  for (int attempt = 0;; ++attempt) {
+    const FailOverOnBlock fail_over(&impl_->fail_over_on_block,
+                                    attempt + 1 < tries && impl_->options.brokers.size() > 1);
+    try {
+      return impl_->publish_event(topic, params_json, nullptr, true);
+    } catch (const SenderError& e) {
+      const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
+      if (!retryable || attempt + 1 >= tries) throw;
+    }
+  }
+}
+
+std::string Sender::publish_async(std::string_view topic, std::string_view params_json) {
+  std::string id;
+  impl_->publish_event(topic, params_json, nullptr, false, &id);
+  return id;
+}
+
+std::size_t Sender::wait_published(std::chrono::milliseconds timeout) {
+  return impl_->wait_events(timeout);
+}
+
 bool Sender::ping(std::string_view node, std::chrono::milliseconds timeout) {
   impl_->connect();
   return impl_->ping_here(std::string(node), timeout);
 }
 
 std::string Sender::call_async(std::string_view address, std::string_view params_json) {
-  return publish_async(address, params_json, std::nullopt);
+  return call_async_with(address, params_json, std::nullopt);
 }
 
 std::string Sender::call_async(std::string_view address, std::string_view params_json,
                                std::chrono::milliseconds timeout) {
-  return publish_async(address, params_json, timeout);
+  return call_async_with(address, params_json, timeout);
 }
 
-std::string Sender::publish_async(std::string_view address, std::string_view params_json,
-                                  std::optional<std::chrono::milliseconds> timeout) {
+std::string Sender::call_async_with(std::string_view address, std::string_view params_json,
+                                    std::optional<std::chrono::milliseconds> timeout) {
   const Address target = parse_address(address);
   std::optional<WireDeadline> stamp;
   if (impl_->options.send_deadline && (timeout || impl_->options.inherited_deadline)) {
@@ -322,15 +348,20 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
       // or put into the error queue by anybody else, goes back as it came
       // and is refused again, or signing it would let anybody who can
       // publish have a message signed by whoever requeues.
+      // A requeued event comes back to the node queue as its service's
+      // event (x-sbus-event), signed as events are.
+      const std::string event_service = letter.header(std::string(kEventServiceHeader));
       Event event;
       DecodeFailure failure;
       if (error_seal_valid(letter.header("x-sbus-seal"), impl_->options.secret, letter.header("x-sbus-node"),
                            letter.body) &&
           decode_event(letter.body, &event, &failure)) {
-        event.token = impl_->sign(event, std::string(node), false);
+        event.token =
+            impl_->sign(event, event_service.empty() ? std::string(node) : impl_->options.events_exchange, false);
         letter.body = encode_event(event);
       }
-      impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000), nullptr);
+      impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000), nullptr,
+                               event_service);
       if (amqp_basic_ack(impl_->connection.get(), Impl::kErrorChannel, tag, 0) != AMQP_STATUS_OK) {
         impl_->lost("ack on " + impl_->connected + " failed");
       }

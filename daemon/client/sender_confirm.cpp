@@ -1,6 +1,7 @@
 // Sender::Impl: messages sent with publisher confirms, and reading an error
 // queue, each on a channel of its own.
 #include "client/sender_impl.hpp"
+#include "protocol/event_wire.hpp"
 
 namespace sbus {
 
@@ -17,21 +18,36 @@ void Sender::Impl::open_confirm_channel() {
 }
 
 void Sender::Impl::publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout,
-                                     const WireDeadline* deadline) {
+                                     const WireDeadline* deadline, std::string_view event_service) {
+  publish_mandatory(options.exchange, node, body, deadline, event_service);
+  wait_confirm(published_on_confirm_channel, node, timeout);
+}
+
+void Sender::Impl::publish_mandatory(const std::string& exchange, const std::string& routing_key, std::string_view body,
+                                     const WireDeadline* deadline, std::string_view event_service) {
   open_confirm_channel();
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   amqp_table_entry_t entry{};
   if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
+  amqp_table_entry_t event_entry{};
+  if (!event_service.empty() && deadline == nullptr) {
+    event_entry.key = amqp_cstring_bytes(kEventServiceHeader.data());
+    event_entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    event_entry.value.value.bytes = to_bytes(event_service);
+    props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    props.headers = amqp_table_t{1, &event_entry};
+  }
   int status =
-      connection.queue_publish(kSendChannel, to_bytes(options.exchange), to_bytes(node), props, to_bytes(body), true);
+      connection.queue_publish(kSendChannel, to_bytes(exchange), to_bytes(routing_key), props, to_bytes(body), true);
   if (status == AMQP_STATUS_OK) status = connection.flush();
   if (status != AMQP_STATUS_OK) lost("publish to " + connected + " failed: " + amqp_error_string2(status));
-  wait_confirm(++published_on_confirm_channel, node, timeout);
+  ++published_on_confirm_channel;
 }
 
-void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout) {
+void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout,
+                                std::size_t* returns) {
   // An unroutable message comes back as basic.return before its ack.
   bool returned = false;
   const auto deadline = SenderClock::now() + timeout;
@@ -44,9 +60,19 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
       case AMQP_BASIC_DELIVER_METHOD:
         skip_message(frame);
         if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) returned = frame.channel == kSendChannel;
+        if (returned && returns != nullptr) {
+          ++*returns;
+          returned = false;
+        }
         break;
       case AMQP_BASIC_ACK_METHOD: {
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+        if (returns != nullptr) {
+          // Events: confirms of several in flight; the one of `tag` (or a
+          // multiple one past it) ends the wait.
+          if (frame.channel == kSendChannel && ack->delivery_tag >= tag) return;
+          break;
+        }
         if (frame.channel != kSendChannel || (ack->delivery_tag < tag && !ack->multiple)) break;
         if (returned) throw SenderError(SenderError::Kind::kUnroutable, unroutable_text(node));
         return;
@@ -55,12 +81,28 @@ void Sender::Impl::wait_confirm(std::uint64_t tag, const std::string& node, std:
         if (frame.channel != kSendChannel) break;
         throw SenderError(SenderError::Kind::kPublish, "broker " + connected + " refused the message (nack)");
       case AMQP_CHANNEL_CLOSE_METHOD:
+        if (returns != nullptr && frame.channel == kSendChannel) no_events_exchange(frame);
+        [[fallthrough]];
       case AMQP_CONNECTION_CLOSE_METHOD:
         lost("broker " + connected + " closed the channel: " +
              describe_reply(amqp_rpc_reply_t{AMQP_RESPONSE_SERVER_EXCEPTION, frame.payload.method, 0}));
       default: break;
     }
   }
+}
+
+void Sender::Impl::no_events_exchange(const amqp_frame_t& frame) {
+  if (static_cast<amqp_channel_close_t*>(frame.payload.method.decoded)->reply_code != AMQP_NOT_FOUND) return;
+  // No events exchange: no sbusd with event services has declared it on
+  // this broker, so nobody is subscribed. The channel is closed; it is
+  // opened again for the next publish.
+  amqp_channel_close_ok_t ok{};
+  amqp_send_method(connection.get(), kSendChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  confirming = false;
+  published_on_confirm_channel = 0;
+  throw SenderError(SenderError::Kind::kUnroutable,
+                    "no exchange " + options.events_exchange + " on " + connected +
+                        ": no sbusd with event services has declared it, so nobody is subscribed");
 }
 
 bool Sender::Impl::next_method(SenderClock::time_point deadline, std::chrono::milliseconds timeout,

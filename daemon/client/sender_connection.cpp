@@ -30,6 +30,9 @@ void Sender::Impl::use(AmqpConnection opened, std::size_t index) {
   confirming = false;
   published_on_confirm_channel = 0;
   deferral_checked.clear();
+  events_lost += events_pending;
+  events_pending = 0;
+  events_pending_tag = 0;
 }
 
 std::optional<std::size_t> Sender::Impl::open_first_of(std::size_t from, std::size_t count, std::string* failures) {

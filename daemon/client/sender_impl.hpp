@@ -7,6 +7,7 @@
 //   sender_confirm.cpp     confirmed sends and reading an error queue
 //   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
+//   sender_events.cpp      publishing events
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
 // which forgets the connection and what waited on it and throws.
@@ -163,13 +164,27 @@ struct Sender::Impl {
 
   // Publishes a persistent, mandatory message and waits for the broker's
   // confirm.
+  // `event_service`: a requeued event's x-sbus-event header (protocol.md).
   void publish_confirmed(const std::string& node, std::string_view body, std::chrono::milliseconds timeout,
-                         const WireDeadline* deadline);
+                         const WireDeadline* deadline, std::string_view event_service = {});
+  // Publishes a persistent, mandatory message to `exchange` on kSendChannel
+  // (in confirm mode) without waiting; its confirm's tag is then
+  // published_on_confirm_channel.
+  void publish_mandatory(const std::string& exchange, const std::string& routing_key, std::string_view body,
+                         const WireDeadline* deadline, std::string_view event_service = {});
   // Opens kSendChannel in confirm mode, once per connection.
   void open_confirm_channel();
   // Waits for the confirm of the message `tag` on kSendChannel; throws
-  // kUnroutable when it came back unrouted, kPublish on a nack.
-  void wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout);
+  // kUnroutable when it came back unrouted, kPublish on a nack. With
+  // `returns` (events), the messages that came back until then are counted
+  // there instead, and a missing exchange (NOT_FOUND) throws kUnroutable
+  // and leaves the connection usable.
+  void wait_confirm(std::uint64_t tag, const std::string& node, std::chrono::milliseconds timeout,
+                    std::size_t* returns = nullptr);
+  // wait_confirm() with `returns`, for a channel.close `frame`: throws
+  // kUnroutable, the channel closed and ready to open again, when the
+  // events exchange does not exist; returns for any other close.
+  void no_events_exchange(const amqp_frame_t& frame);
   // wait_confirm()'s next frame into *frame: true for a method frame, false
   // for none yet or one of no interest (connection.blocked is noted here).
   // Throws when the connection is lost or `deadline` (`timeout` from the
@@ -199,6 +214,26 @@ struct Sender::Impl {
   bool get(const std::string& queue, DeadLetter* letter, std::uint64_t* tag);
   void open_error_channel();
   void close_error_channel();
+
+  // sender_events.cpp
+
+  // Builds the event to `topic` with `params_json` (throws kAddress, before
+  // anything is sent, for a malformed topic), connects, signs it for the
+  // events exchange and publishes it there (publish_mandatory(), with
+  // `deadline` when given). With `wait`, waits for the confirm and returns
+  // whether a queue took it; without, returns true at once and the confirm
+  // is waited for by wait_events(). The one way an event leaves a sender.
+  bool publish_event(std::string_view topic, std::string_view params_json, const WireDeadline* deadline, bool wait,
+                     std::string* id = nullptr);
+  // Waits for the confirms of the events published without waiting; returns
+  // how many came back unrouted.
+  std::size_t wait_events(std::chrono::milliseconds timeout);
+  // The tag of the last event published without waiting; 0: none pending.
+  std::uint64_t events_pending_tag = 0;
+  std::size_t events_pending = 0;
+  // Events published without waiting on a connection since lost:
+  // wait_events() throws for them.
+  std::size_t events_lost = 0;
 
   // sender_signing.cpp
 

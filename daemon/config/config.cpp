@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "base/key_file.hpp"
@@ -175,6 +176,37 @@ std::string short_secret_problem(std::size_t length) {
 bool worker_settings_differ(const Config& a, const Config& b) {
   return std::ranges::any_of(
       config_keys(), [&](const ConfigKey& row) { return row.restart == Restart::kWorkers && row.value.differs(a, b); });
+}
+
+std::string event_queue_name(const Config& config, const ServiceConfig& service) {
+  if (!service.group.empty()) return config.events_exchange + ".group." + service.group;
+  return config.node + ".event." + service.name;
+}
+
+std::vector<EventBinding> event_bindings(const Config& config) {
+  std::vector<EventBinding> bindings;
+  for (const ServiceConfig& service : config.services) {
+    if (service.kind != ServiceKind::kEvent) continue;
+    for (const std::string& pattern : service.topics) bindings.push_back({event_queue_name(config, service), pattern});
+  }
+  std::sort(bindings.begin(), bindings.end());
+  bindings.erase(std::unique(bindings.begin(), bindings.end()), bindings.end());
+  return bindings;
+}
+
+std::vector<EventBinding> retired_bindings(const Config& running, const Config& loaded) {
+  // What an earlier reload retired stays retired unless bound again: its
+  // workers may not have run yet.
+  std::vector<EventBinding> before = event_bindings(running);
+  before.insert(before.end(), running.retired_bindings.begin(), running.retired_bindings.end());
+  std::sort(before.begin(), before.end());
+  before.erase(std::unique(before.begin(), before.end()), before.end());
+  const std::vector<EventBinding> after = event_bindings(loaded);
+  std::vector<EventBinding> gone;
+  // Bound to another exchange, they are not the new workers' to remove.
+  if (running.events_exchange != loaded.events_exchange) return gone;
+  std::set_difference(before.begin(), before.end(), after.begin(), after.end(), std::back_inserter(gone));
+  return gone;
 }
 
 bool load_config(const std::string& path, const ConfigOverrides& overrides, Config* config,

@@ -16,7 +16,17 @@
 
 namespace sbus {
 
-enum class ServiceKind { kRpc, kMessage };
+enum class ServiceKind { kRpc, kMessage, kEvent };
+
+// As the YAML's `kind:` writes it: rpc, message, event.
+inline const char* kind_name(ServiceKind kind) {
+  switch (kind) {
+    case ServiceKind::kMessage: return "message";
+    case ServiceKind::kEvent: return "event";
+    case ServiceKind::kRpc: break;
+  }
+  return "rpc";
+}
 
 // The category of the services sbusd answers itself (sbus.stats); no
 // configured service may use it.
@@ -40,7 +50,19 @@ struct ServiceConfig {
   std::map<std::string, std::string> options;
   // Each call or message to it is written to the audit log (allowed or not).
   bool audit = false;
+  // Events only: the topic patterns it subscribes to (base/topic.hpp), and
+  // the group whose services share one queue (empty: this node's own).
+  std::vector<std::string> topics;
+  std::string group;
   int line = 0;  // 1-based line of the entry, for messages
+};
+
+// One binding of an event queue to the events exchange.
+struct EventBinding {
+  std::string queue;
+  std::string pattern;
+  bool operator==(const EventBinding&) const = default;
+  auto operator<=>(const EventBinding&) const = default;
 };
 
 // A caller identity of `callers:` (docs/security.md#callers): its id and
@@ -75,6 +97,8 @@ struct Config {
   std::vector<std::string> brokers;  // as written
   std::vector<BrokerUri> broker_uris;
   std::string exchange = "py-servicebus";
+  // The durable topic exchange of sbus's own that events are published to.
+  std::string events_exchange = "sbus.events";
   std::string secret;
   std::string plugin_dir;
   int prefetch = 64;
@@ -155,7 +179,24 @@ struct Config {
   // Not problems, said by --check and at start ("FILE:LINE: key: what"):
   // a policy rule naming a service this node does not have.
   std::vector<std::string> warnings;
+  // Not a key: set by the supervisor on a reload that replaces the workers,
+  // the bindings of the running config that the new one no longer has. The
+  // new workers remove them when they connect (event_bindings()).
+  std::vector<EventBinding> retired_bindings;
 };
+
+// The queue an event service consumes: NODE.event.CATEGORY.SERVICE, this
+// node's own copy of every event it subscribes to; with a group,
+// EVENTS_EXCHANGE.group.GROUP, shared by every service of the group.
+std::string event_queue_name(const Config& config, const ServiceConfig& service);
+
+// Every binding the event services of `config` need, sorted, without
+// duplicates (two services of one group may share a pattern).
+std::vector<EventBinding> event_bindings(const Config& config);
+
+// The bindings of `running` (and those it retired itself) that `loaded`
+// does not have.
+std::vector<EventBinding> retired_bindings(const Config& running, const Config& loaded);
 
 // True when a worker running `a` would behave differently under `b`: a key
 // whose row in config_keys.cpp restarts workers has another value (every

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "base/topic.hpp"
+
 namespace sbus {
 namespace {
 
@@ -195,6 +197,15 @@ void parse_log_format(const YAML::Node& value, const std::string& key, Config& o
   if (!parse_log_format(name, &out.log_format)) at.checker.problem(value, key, "must be auto, text or json");
 }
 
+void parse_events_exchange(const YAML::Node& value, const std::string& key, Config& out, Loading& at) {
+  if (!at.checker.scalar(value, key, &out.events_exchange)) return;
+  if (out.events_exchange.empty() || out.events_exchange.rfind("amq.", 0) == 0) {
+    at.checker.problem(value, key, "must be a name of sbus's own (not empty, not amq.*)");
+  } else if (out.events_exchange == out.exchange) {
+    at.checker.problem(value, key, "must differ from exchange (a direct exchange of py-servicebus)");
+  }
+}
+
 void parse_services(const YAML::Node& list, const std::string& key, Config& out, Loading& at);
 bool services_differ(const Config& a, const Config& b);
 
@@ -207,6 +218,9 @@ constexpr ConfigKey kConfigKeys[] = {
      "list of `amqp://USER:PASS@HOST:PORT/VHOST` (`%2f` is `/`); one worker per entry", "[amqp://10.0.0.9/]"},
     {"exchange", string_value<&Config::exchange>(), Restart::kWorkers, "`py-servicebus`",
      "the direct exchange shared with py-servicebus peers", "other-exchange"},
+    {"events_exchange", with_parser(&parse_events_exchange, &differs<&Config::events_exchange>, "string"),
+     Restart::kWorkers, "`sbus.events`", "the durable topic exchange events are published to, declared by sbusd",
+     "other.events"},
     // The first given of secret_file, secret_env and secret wins (read_secret
     // in config.cpp).
     {"secret_file", read_by_rule<&Config::secret>("path"), Restart::kWorkers, "",
@@ -336,8 +350,10 @@ void parse_kind(const YAML::Node& value, const std::string& key, ServiceConfig& 
     out.kind = ServiceKind::kRpc;
   } else if (kind == "message") {
     out.kind = ServiceKind::kMessage;
+  } else if (kind == "event") {
+    out.kind = ServiceKind::kEvent;
   } else {
-    at.checker.problem(value, key, "must be rpc or message, not '" + kind + "'");
+    at.checker.problem(value, key, "must be rpc or message, not '" + kind + "' (or event, for an event service)");
   }
 }
 
@@ -354,6 +370,30 @@ void parse_options(const YAML::Node& map, const std::string& key, ServiceConfig&
   }
 }
 
+// Each pattern is named by its own line, as RabbitMQ would route it.
+void parse_topics(const YAML::Node& list, const std::string& key, ServiceConfig& out, Loading& at) {
+  if (!list.IsSequence() || list.size() == 0) {
+    at.checker.problem(list, key, "must be a non-empty list of topic patterns, e.g. [\"orders.*\", \"audit.#\"]");
+    return;
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string item_key = key + "[" + std::to_string(i) + "]";
+    std::string pattern;
+    if (!at.checker.scalar(list[i], item_key, &pattern)) continue;
+    if (const std::string problem = topic_pattern_problem(pattern); !problem.empty()) {
+      at.checker.problem(list[i], item_key, problem);
+    } else if (std::find(out.topics.begin(), out.topics.end(), pattern) == out.topics.end()) {
+      out.topics.push_back(pattern);
+    }
+  }
+}
+
+void parse_group(const YAML::Node& value, const std::string& key, ServiceConfig& out, Loading& at) {
+  if (at.checker.scalar(value, key, &out.group) && !valid_name_part(out.group)) {
+    at.checker.problem(value, key, "'" + out.group + "' is not a valid group name (not empty, no dots)");
+  }
+}
+
 // The keys of each service. A plugin is compared by the file it resolves to
 // (its contents are compared by the supervisor).
 constexpr ServiceKey kServiceKeys[] = {
@@ -362,7 +402,9 @@ constexpr ServiceKey kServiceKeys[] = {
     {"plugin", with_parser(&parse_plugin, &differs<&ServiceConfig::plugin_path>, "string"), Restart::kWorkers,
      "(required)", "a plugin name (`plugin_dir/NAME.so`) or a path to a `.so`", "other"},
     {"kind", with_parser(&parse_kind, &differs<&ServiceConfig::kind>, "string"), Restart::kWorkers, "`rpc`",
-     "`rpc` answers calls (`on_call`); `message` takes fire-and-forget messages (`on_message`)", "message"},
+     "`rpc` answers calls (`on_call`); `message` takes fire-and-forget messages (`on_message`); `event` takes the "
+     "events of its `topics` (`on_event`)",
+     "message"},
     {"queue_len", integer_value<1, 1000000, &ServiceConfig::queue_len>(), Restart::kWorkers, "100",
      "calls or messages waiting for the service's thread", "5"},
     {"queue_bytes", integer_value<1024, 1LL << 40, &ServiceConfig::queue_bytes>(), Restart::kWorkers,
@@ -375,6 +417,10 @@ constexpr ServiceKey kServiceKeys[] = {
      "a map of strings handed to the service's `start()`", "{mode: fast}"},
     {"audit", boolean_value<&ServiceConfig::audit>(), Restart::kWorkers, "`false`",
      "every call and message to the service is written to the audit log, allowed or denied", "true"},
+    {"topics", with_parser(&parse_topics, &differs<&ServiceConfig::topics>, "list"), Restart::kWorkers,
+     "(required for events)", "events: the topic patterns it subscribes to", "[\"orders.*\", \"audit.#\"]"},
+    {"group", with_parser(&parse_group, &differs<&ServiceConfig::group>, "string"), Restart::kWorkers,
+     "(none: every node)", "events: the group whose services share one queue", "billing"},
 };
 
 // A row that does not say what a change does fails to compile here. (That
@@ -434,6 +480,9 @@ ServiceConfig read_service(const YAML::Node& entry, const std::string& key, Load
   if (!entry["name"]) at.checker.problem(entry, key + ".name", "missing (CATEGORY.SERVICE)");
   if (!entry["plugin"]) at.checker.problem(entry, key + ".plugin", "missing (a plugin name or a path to a .so)");
   if (!entry["export"]) service.export_name = service.service;
+  if (service.kind == ServiceKind::kEvent && !entry["topics"]) {
+    at.checker.problem(entry, key + ".topics", "missing: an event service lists the topic patterns it subscribes to");
+  }
   return service;
 }
 

@@ -14,6 +14,7 @@ inline SenderOptions sender_options_of(const Config& config) {
   SenderOptions options;
   options.brokers = config.brokers;
   options.exchange = config.exchange;
+  options.events_exchange = config.events_exchange;
   options.secret = config.secret;
   options.token = config.token;
   // The node's own identity, when it has one (`identity:`).

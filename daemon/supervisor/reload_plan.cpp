@@ -18,6 +18,7 @@ ReloadPlan plan_reload(const ReloadInput& input) {
   const std::vector<std::string>& brokers = input.loaded.brokers;
   plan.settings_changed =
       worker_settings_differ(input.running, input.loaded) || input.running_stamps != input.loaded_stamps;
+  plan.retired_bindings = retired_bindings(input.running, input.loaded);
   for (const WorkerRecord& worker : input.workers) {
     if (worker.state == WorkerState::kDraining ||
         std::find(brokers.begin(), brokers.end(), worker.broker) != brokers.end()) {

@@ -15,7 +15,11 @@
 //   keeps running and takes the new config at its next start; one that had
 //   given up (kFailed) starts again;
 // - otherwise its worker is replaced, one broker at a time: the new worker
-//   starts and the old one drains once the new one consumes.
+//   starts and the old one drains once the new one consumes;
+// - the event bindings the new config drops are retired: its workers unbind
+//   them on connecting, after binding their own, and the durable queues keep
+//   every event of a topic still subscribed while old and new workers share
+//   them.
 #pragma once
 
 #include <sys/types.h>
@@ -60,6 +64,10 @@ struct ReloadPlan {
   std::vector<std::uint64_t> drop;
   // One entry per broker of the new config, in its order.
   std::vector<Broker> brokers;
+  // Event bindings the running config has and the new one does not: the
+  // new workers remove them (Config::retired_bindings). The queues stay,
+  // with what they hold.
+  std::vector<EventBinding> retired_bindings;
 
   bool refused() const { return !problems.empty(); }
   std::size_t count(Step step) const;

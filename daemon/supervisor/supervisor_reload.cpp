@@ -92,6 +92,7 @@ void Supervisor::reload() {
     refuse_reload(plan.problems);
     return;
   }
+  loaded.retired_bindings = plan.retired_bindings;
   apply(plan, std::make_shared<const Config>(std::move(loaded)), stamps);
 }
 

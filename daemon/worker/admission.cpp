@@ -6,6 +6,7 @@
 
 #include "base/log.hpp"
 #include "protocol/deadline.hpp"
+#include "protocol/event_wire.hpp"
 #include "worker/crash_cooldown.hpp"
 #include "worker/params.hpp"
 
@@ -96,16 +97,23 @@ Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
   std::string token_message;
   CallerIdentity who;
   const bool held_here = !envelope.is_call() && tokens_.back_from_hold(delivery.body, delivery.headers);
-  const bool admitted = held_here
-                            ? tokens_.held_caller(event, &who, &token_code, &token_message)
-                            : tokens_.check(event, started_before(envelope, delivery.redelivered, event, unsent),
-                                            &token_code, &token_message, &decision.job.envelope.reply_nonce, &who);
+  // An event is signed for the events exchange, not for a node.
+  const std::string_view signed_for =
+      envelope.is_event() ? std::string_view(config_.events_exchange) : std::string_view();
+  const bool admitted =
+      held_here ? tokens_.held_caller(event, &who, &token_code, &token_message)
+                : tokens_.check(event, started_before(envelope, delivery.redelivered, event, unsent), &token_code,
+                                &token_message, &decision.job.envelope.reply_nonce, &who, signed_for);
   if (!admitted) {
     refuse(&decision, token_code, std::move(token_message), ReplyGuard::Caller::kUnauthenticated, true);
     return decision;
   }
   decision.job.envelope.caller = std::move(who.caller);
   decision.job.envelope.reply_key = who.key;
+  if (envelope.is_event()) {
+    decide_event(delivery, &decision);
+    return decision;
+  }
   // The services sbusd answers itself, on the thread that read the call
   // (the connection thread, or an idle seat holder): they answer also while
   // every service thread is busy or stuck.
@@ -147,10 +155,13 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
     return;
   }
   auto found = by_name_.find(name);
-  const bool kind_matches = found != by_name_.end() && (services_[found->second]->kind == ServiceKind::kRpc) == is_call;
+  const bool kind_matches = found != by_name_.end() &&
+                            services_[found->second]->kind == (is_call ? ServiceKind::kRpc : ServiceKind::kMessage);
   if (!kind_matches) {
     std::string message = cannot_find(is_call, name);
-    if (found != by_name_.end()) {
+    if (found != by_name_.end() && services_[found->second]->kind == ServiceKind::kEvent) {
+      message += " (it is an event service: publish to its topics, as `sbus publish` does)";
+    } else if (found != by_name_.end()) {
       message += is_call ? " (it is a message service: send to it, as `sbus send` does)"
                          : " (it is an RPC service: call it, as `sbus call` does)";
     }
@@ -164,6 +175,45 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   const bool admitted =
       is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
+  admit_to_runner(delivery, name, decision);
+}
+
+// An event with a valid token, for the event service whose queue it came
+// from: as a message to that service, its topic in the body.
+void Admission::decide_event(Delivery& delivery, Decision* decision) {
+  Job& job = decision->job;
+  const std::string& name = delivery.event_service;
+  SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": topic " << log_value(job.event.service) << " for "
+                   << log_value(name) << (delivery.redelivered ? " (redelivered)" : "");
+  if (job.event.category != kEventCategory) {
+    refuse(decision, errc::kMissingElement,
+           "an event names the category '" + std::string(kEventCategory) + "' and its topic as the service, not '" +
+               job.event.category + "." + job.event.service + "' (docs/protocol.md, Events)",
+           ReplyGuard::Caller::kAuthenticated);
+    return;
+  }
+  if (auto down = unavailable_.find(name); down != unavailable_.end()) {
+    dead_letter(decision, DeadLetterPolicy::service_down(name, "service unavailable: " + down->second).entry);
+    decision->code = errc::kServiceUnavailable;
+    decision->caller = ReplyGuard::Caller::kAuthenticated;
+    return;
+  }
+  auto found = by_name_.find(name);
+  if (found == by_name_.end() || services_[found->second]->kind != ServiceKind::kEvent) {
+    refuse(decision, errc::kUnknownService, "Cannot Find Event Service: " + name, ReplyGuard::Caller::kAuthenticated);
+    return;
+  }
+  decision->runner = found->second;
+  decision->caller = ReplyGuard::Caller::kAuthenticated;
+  if (!admit_message(delivery, name, decision)) return;
+  admit_to_runner(delivery, name, decision);
+}
+
+// The checks every admitted delivery passes last, for decision->runner.
+void Admission::admit_to_runner(Delivery& delivery, const std::string& name, Decision* decision) {
+  Job& job = decision->job;
+  const bool is_call = job.envelope.is_call();
+  const std::size_t runner = decision->runner;
   if (switched_off(runner, decision)) return;
   // After the redelivery checks: a kept reply or `interrupted` says more.
   if (!within_deadline(delivery, name, decision)) return;

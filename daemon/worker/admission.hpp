@@ -104,6 +104,8 @@ class Admission {
  private:
   void decide_service(Delivery& delivery, const UnsentReplies& unsent, std::size_t caller, Decision* decision);
   bool allowed(std::size_t caller, std::size_t runner, const std::string& name, Decision* decision);
+  void decide_event(Delivery& delivery, Decision* decision);
+  void admit_to_runner(Delivery& delivery, const std::string& name, Decision* decision);
   bool started_before(const Envelope& envelope, bool redelivered, const Event& event,
                       const UnsentReplies& unsent) const;
   bool admit_message(const Delivery& delivery, const std::string& name, Decision* decision);
@@ -114,7 +116,7 @@ class Admission {
   const Config& config_;
   CrashJournal* journal_;
   TokenCheck tokens_;
-  DeadLetterPolicy dead_letters_;                         // for messages that crashed workers
+  DeadLetterPolicy dead_letters_;  // for messages that crashed workers
   AccessPolicy access_;
   std::vector<const ServiceConfig*> services_;            // by runner
   std::unordered_map<std::string, std::size_t> by_name_;  // "category.service"

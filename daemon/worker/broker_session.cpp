@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "protocol/error_seal.hpp"
 #include "worker/delay_topology.hpp"
+#include "worker/event_queues.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/reply_address.hpp"
 
@@ -94,6 +95,7 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
   declare_error_queue(connection, kSetupChannel, config_);
   declare_hold_queue(connection, kSetupChannel, config_);
   declare_delay_topology(connection, kSetupChannel, config_);
+  declare_event_queues(connection, kSetupChannel, config_);
   amqp_queue_bind(c, kChannel, queue, exchange, queue, amqp_empty_table);
   connection.check_last("bind queue " + config_.node);
   amqp_channel_open(c, kProbeChannel);
@@ -108,6 +110,7 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
   amqp_basic_consume_ok_t* ok = amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   connection.check_last("consume from " + config_.node);
   consumer_tag_ = bytes_to_string(ok->consumer_tag);
+  event_consumer_tags_ = consume_event_queues(connection, kChannel, config_);
 }
 
 // After a 541 close, the addresses replied to just before are suspects
@@ -307,6 +310,11 @@ void BrokerSession::stop_consuming() {
     if (amqp_get_rpc_reply(connection_.get()).reply_type != AMQP_RESPONSE_NORMAL) {
       connection_ok_ = false;
     }
+  }
+  for (const std::string& tag : event_consumer_tags_) {
+    if (!connection_ok_) break;
+    amqp_basic_cancel(connection_.get(), kChannel, to_bytes(tag));
+    if (amqp_get_rpc_reply(connection_.get()).reply_type != AMQP_RESPONSE_NORMAL) connection_ok_ = false;
   }
 }
 

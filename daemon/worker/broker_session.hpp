@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "amqp/amqp_connection.hpp"
 #include "base/broker_uri.hpp"
@@ -193,7 +194,8 @@ class BrokerSession {
   bool stopping_ GUARDED_BY(mutex_) = false;
   std::uint64_t generation_ GUARDED_BY(mutex_) = 0;
   std::string consumer_tag_ GUARDED_BY(mutex_);
-  AckTracker acks_ GUARDED_BY(mutex_);  // the deliveries of this connection not acked yet
+  std::vector<std::string> event_consumer_tags_ GUARDED_BY(mutex_);  // event_queues.hpp
+  AckTracker acks_ GUARDED_BY(mutex_);                               // the deliveries of this connection not acked yet
   RouteProbe probe_ GUARDED_BY(mutex_);
   UnsentReplies unsent_ GUARDED_BY(mutex_);
   ReplyGuard replies_ GUARDED_BY(mutex_);

@@ -30,6 +30,9 @@ struct Delivery {
   // The value of its x-sbus-deadline header as text (protocol/deadline.hpp);
   // nullopt: none.
   std::optional<std::string> deadline;
+  // An event: the CATEGORY.SERVICE whose queue it came from (or that its
+  // x-sbus-event header names). Empty otherwise.
+  std::string event_service;
   // A body over max_message_bytes: its size. The body was dropped unread.
   std::uint64_t too_large = 0;
 };

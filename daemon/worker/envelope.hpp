@@ -12,7 +12,9 @@ namespace sbus {
 // A call is answered on `reply_to`; a message is answered by nobody (and,
 // when it keeps failing, moved to the error queue). Set where the delivery
 // is read, from whether it names a reply address: never asked again.
-enum class DeliveryKind : std::uint8_t { kCall, kMessage };
+// An event (docs/protocol.md, "Events") is handled as a message is, by the
+// event service whose queue it came from.
+enum class DeliveryKind : std::uint8_t { kCall, kMessage, kEvent };
 
 struct Envelope {
   DeliveryKind kind = DeliveryKind::kMessage;
@@ -35,6 +37,7 @@ struct Envelope {
   const std::string* reply_key = nullptr;
 
   bool is_call() const { return kind == DeliveryKind::kCall; }
+  bool is_event() const { return kind == DeliveryKind::kEvent; }
 };
 
 }  // namespace sbus

@@ -24,12 +24,10 @@ amqp_table_entry_t number_entry(const char* key, std::int64_t value) {
   return entry;
 }
 
-// Declares durable `queue` with `args` on `channel` (opened here, closed
-// after). True when declared; false when the queue exists with other
-// arguments (PRECONDITION_FAILED), after which it was declared passively so
-// that it exists for sure. Throws for anything else.
-bool declare(AmqpConnection& connection, amqp_channel_t channel, const std::string& queue,
-             std::vector<amqp_table_entry_t>& args) {
+}  // namespace
+
+bool declare_durable_queue(AmqpConnection& connection, amqp_channel_t channel, const std::string& queue,
+                           std::vector<amqp_table_entry_t>& args) {
   amqp_connection_state_t c = connection.get();
   amqp_channel_open(c, channel);
   connection.check_last("open channel for queue " + queue);
@@ -55,11 +53,9 @@ bool declare(AmqpConnection& connection, amqp_channel_t channel, const std::stri
   return false;
 }
 
-void add_type(const Config& config, std::vector<amqp_table_entry_t>* args) {
+void add_queue_type(const Config& config, std::vector<amqp_table_entry_t>* args) {
   if (config.queue_type == "quorum") args->push_back(text_entry("x-queue-type", "quorum"));
 }
-
-}  // namespace
 
 std::string hold_queue_name(const Config& config) {
   return config.node + ".hold";
@@ -67,11 +63,11 @@ std::string hold_queue_name(const Config& config) {
 
 void declare_error_queue(AmqpConnection& connection, amqp_channel_t spare_channel, const Config& config) {
   std::vector<amqp_table_entry_t> args;
-  add_type(config, &args);
+  add_queue_type(config, &args);
   args.push_back(number_entry("x-max-length", static_cast<std::int64_t>(config.error_queue_max_length)));
   args.push_back(number_entry("x-max-length-bytes", static_cast<std::int64_t>(config.error_queue_max_bytes)));
   args.push_back(text_entry("x-overflow", "drop-head"));
-  if (declare(connection, spare_channel, config.error_queue, args)) return;
+  if (declare_durable_queue(connection, spare_channel, config.error_queue, args)) return;
   SBUS_LOG(kWarn) << "error queue " << config.error_queue
                   << " exists with other arguments (declared by an older sbusd?) and is used as it is, "
                      "possibly unbounded; bound it with a policy: rabbitmqctl set_policy sbus-error '^"
@@ -82,12 +78,12 @@ void declare_error_queue(AmqpConnection& connection, amqp_channel_t spare_channe
 
 void declare_hold_queue(AmqpConnection& connection, amqp_channel_t spare_channel, const Config& config) {
   std::vector<amqp_table_entry_t> args;
-  add_type(config, &args);
+  add_queue_type(config, &args);
   args.push_back(number_entry("x-message-ttl", config.hold_ms));
   args.push_back(text_entry("x-dead-letter-exchange", ""));
   args.push_back(text_entry("x-dead-letter-routing-key", config.node));
   const std::string queue = hold_queue_name(config);
-  if (declare(connection, spare_channel, queue, args)) return;
+  if (declare_durable_queue(connection, spare_channel, queue, args)) return;
   SBUS_LOG(kWarn) << "hold queue " << queue
                   << " exists with other arguments (another hold_time?) and is used as it is;"
                      " to apply hold_time, delete it while it is empty (rabbitmqctl delete_queue "

@@ -5,11 +5,23 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "amqp/amqp_connection.hpp"
 #include "config/config.hpp"
 
 namespace sbus {
+
+// Declares durable `queue` with `args` on `channel` (opened here, closed
+// after). True when declared; false when the queue exists with other
+// arguments (PRECONDITION_FAILED), after which it was declared passively so
+// that it exists for sure. Throws for anything else. The entries of `args`
+// point into strings the caller keeps alive.
+bool declare_durable_queue(AmqpConnection& connection, amqp_channel_t channel, const std::string& queue,
+                           std::vector<amqp_table_entry_t>& args);
+
+// Adds x-queue-type: quorum to `args` when the config's queue_type says so.
+void add_queue_type(const Config& config, std::vector<amqp_table_entry_t>* args);
 
 // NODE.hold: where a message waits while its service is over queue_len or
 // queue_bytes. Its x-message-ttl (hold_time) dead-letters each message back

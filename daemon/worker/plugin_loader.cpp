@@ -29,12 +29,12 @@ std::string descriptor_problem(const PluginDescriptor& d) {
     const std::string name = "service '" + std::string(service.name) + "'";
     if (service.create == nullptr) return name + " has no create function";
     const auto bits = static_cast<std::uint32_t>(service.kinds);
-    if (bits == 0) return name + " serves no kind (neither calls nor messages)";
+    if (bits == 0) return name + " serves no kind (neither calls, messages nor events)";
     if ((service.kinds & kAllKinds) != service.kinds) {
       char unknown[16];
       std::snprintf(unknown, sizeof unknown, "0x%x", bits & ~static_cast<std::uint32_t>(kAllKinds));
       return name + " declares kinds this sbusd does not know (" + unknown + "); it speaks ABI " +
-             std::to_string(kAbiVersion) + " and knows rpc and message";
+             std::to_string(kAbiVersion) + " and knows rpc, message and event";
     }
   }
   return {};
@@ -43,13 +43,20 @@ std::string descriptor_problem(const PluginDescriptor& d) {
 }  // namespace
 
 Kind sdk_kind(ServiceKind kind) {
-  return kind == ServiceKind::kMessage ? Kind::kMessage : Kind::kCall;
+  switch (kind) {
+    case ServiceKind::kMessage: return Kind::kMessage;
+    case ServiceKind::kEvent: return Kind::kEvent;
+    case ServiceKind::kRpc: break;
+  }
+  return Kind::kCall;
 }
 
 std::string kinds_text(Kind kinds) {
   std::string text;
   if (serves(kinds, Kind::kCall)) text = "rpc";
-  if (serves(kinds, Kind::kMessage)) text += text.empty() ? "message" : " and message";
+  for (const auto& [kind, word] : {std::pair{Kind::kMessage, "message"}, std::pair{Kind::kEvent, "event"}}) {
+    if (serves(kinds, kind)) text += (text.empty() ? "" : " and ") + std::string(word);
+  }
   return text.empty() ? "nothing" : text;
 }
 

@@ -244,8 +244,12 @@ Outcome ServiceRunner::execute(Job& job) {
   outcome.envelope = std::move(job.envelope);
   outcome.runner = index_;
 
-  Request request(job.event.id, context_.node, std::move(job.event.category), std::move(job.event.service),
-                  std::move(job.params));
+  // An event's service is the one it was routed to; its topic, in the
+  // body's service element (protocol.md, Events), is the Request's topic.
+  const bool is_event = outcome.envelope.is_event();
+  Request request(job.event.id, context_.node, is_event ? config_.category : std::move(job.event.category),
+                  is_event ? config_.service : std::move(job.event.service), std::move(job.params));
+  if (is_event) request.set_topic(std::move(job.event.service));
   Reply reply;
   reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
@@ -337,14 +341,18 @@ void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::t
                    (threw ? ": " + reply->message : std::string());
 }
 
-// A message is retried, and moved to the error queue once its retries are
+// A message (or an event) is retried, and moved to the error queue once its retries are
 // spent, as DeadLetterPolicy decides; between attempts the thread sleeps,
 // and a stop meanwhile leaves the message unacked.
 void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
     std::string error;
     try {
-      service_.service().on_message(request);
+      if (outcome->envelope.is_event()) {
+        service_.service().on_event(request);
+      } else {
+        service_.service().on_message(request);
+      }
       break;
     } catch (const std::exception& e) {
       error = e.what();

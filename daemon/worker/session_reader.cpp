@@ -5,6 +5,8 @@
 
 #include "base/log.hpp"
 #include "protocol/deadline.hpp"
+#include "protocol/event_wire.hpp"
+#include "worker/event_queues.hpp"
 
 // BrokerSession's reading: frames, deliveries and what the broker says.
 namespace sbus {
@@ -24,6 +26,21 @@ void address(const amqp_basic_properties_t& props, Envelope* envelope) {
   if (props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
     envelope->correlation_id = bytes_to_string(props.correlation_id);
   }
+}
+
+// An event: from an event service's queue (its consumer tag), or back on
+// the node queue from the hold or error queue (its x-sbus-event header).
+// Nobody waits for its answer, whatever reply_to it carries.
+void mark_event(std::optional<std::string> service, const Headers& headers, Delivery* delivery) {
+  if (!service) {
+    for (const auto& [key, value] : headers) {
+      if (key == kEventServiceHeader) service = value;
+    }
+  }
+  if (!service) return;
+  delivery->envelope.kind = DeliveryKind::kEvent;
+  delivery->envelope.reply_to.clear();
+  delivery->event_service = std::move(*service);
 }
 
 }  // namespace
@@ -147,6 +164,10 @@ BrokerSession::Read BrokerSession::read_one(DeliveryHandler& handler) {
 BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, DeliveryHandler& handler) {
   const auto* method = static_cast<const amqp_basic_deliver_t*>(deliver.payload.method.decoded);
   const std::uint64_t tag = method->delivery_tag;
+  // Read before read_content(), whose frames may reuse the method's memory;
+  // a copy only for an event consumer's delivery.
+  const std::optional<std::string> event_consumer = event_service_of(
+      std::string_view(static_cast<const char*>(method->consumer_tag.bytes), method->consumer_tag.len));
   const bool redelivered = method->redelivered != 0;
   const amqp_basic_properties_t* props = nullptr;
   bool closed = false;  // a close read in between, already logged by handle_frame()
@@ -166,6 +187,7 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
     delivery.too_large = size;
     delivery.headers = text_headers(*props);
     address(*props, &delivery.envelope);
+    mark_event(event_consumer, delivery.headers, &delivery);
     props = nullptr;
     status = skip_body(connection_.get(), deliver.channel, size, other);
   }
@@ -194,7 +216,10 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
     if (props != nullptr) {
       address(*props, &delivery.envelope);
       delivery.body = body_;
-      if (!delivery.envelope.is_call()) delivery.headers = text_headers(*props);
+      // A call's headers are not read (only its deadline below), unless it
+      // came from an event queue: then it is an event.
+      if (!delivery.envelope.is_call() || event_consumer) delivery.headers = text_headers(*props);
+      mark_event(event_consumer, delivery.headers, &delivery);
       delivery.deadline = text_header(*props, kDeadlineHeader);
       delivery.properties = props;
     }

@@ -15,13 +15,13 @@ TokenCheck::TokenCheck(const Config& config, ReplayCache* replay)
 }
 
 bool TokenCheck::check(const Event& event, bool redelivery, const char** code, std::string* message,
-                       std::string* reply_nonce, CallerIdentity* who) {
+                       std::string* reply_nonce, CallerIdentity* who, std::string_view signed_for) {
   const auto accepts = [this](std::string_view mode) {
     return std::find(config_.accept.begin(), config_.accept.end(), mode) != config_.accept.end();
   };
   const auto now = std::chrono::system_clock::now();
   if (event.token.rfind(kHmacV2Prefix, 0) == 0) {
-    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message, reply_nonce, who);
+    if (accepts(kHmacV2Mode)) return check_hmac_v2(event, redelivery, code, message, reply_nonce, who, signed_for);
     *code = errc::kInvalidToken;
     *message = "Token not valid! (this agent does not accept hmac-sha256-v2 tokens)";
     return false;
@@ -59,7 +59,7 @@ bool TokenCheck::check(const Event& event, bool redelivery, const char** code, s
 // hmac-sha256-v2: as hmac-sha256, and signed for this node; replies to it
 // are signed (*reply_nonce).
 bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,
-                               std::string* reply_nonce, CallerIdentity* who) {
+                               std::string* reply_nonce, CallerIdentity* who, std::string_view signed_for) {
   HmacV2Token token;
   if (!parse_hmac_v2_token(event.token, &token)) {
     *code = errc::kInvalidToken;
@@ -74,7 +74,12 @@ bool TokenCheck::check_hmac_v2(const Event& event, bool redelivery, const char**
                " s off this agent's clock (max_skew " + std::to_string(config_.max_skew_seconds) + " s)";
     return false;
   }
-  const SignedCall call{config_.node, event.id, event.category, event.service, event.params, token.caller};
+  const SignedCall call{signed_for.empty() ? std::string_view(config_.node) : signed_for,
+                        event.id,
+                        event.category,
+                        event.service,
+                        event.params,
+                        token.caller};
   CallerIdentity identity;
   if (signing_key(token, call, &identity, code, message) == nullptr) return false;
   if (!remember_nonce(token.nonce, token.timestamp, seconds, redelivery, code, message)) return false;

@@ -44,9 +44,11 @@ class TokenCheck {
   // nonce seen before is no replay. `who` (optional) receives who signed:
   // an hmac-sha256-v2 token naming a caller is checked against that
   // caller's keys (any of them, during a rotation); an unknown caller is an
-  // invalid token.
+  // invalid token. `signed_for`: what an hmac-sha256-v2 signature must name
+  // in place of a node; empty: this node. An event is signed for the events
+  // exchange (protocol.md, "Events").
   bool check(const Event& event, bool redelivery, const char** code, std::string* message, std::string* reply_nonce,
-             CallerIdentity* who = nullptr);
+             CallerIdentity* who = nullptr, std::string_view signed_for = {});
 
   // A message this node held (overflow) and the hold queue gave back: its
   // token was checked when it first came, and an hmac-sha256 one would now
@@ -60,7 +62,7 @@ class TokenCheck {
 
  private:
   bool check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,
-                     std::string* reply_nonce, CallerIdentity* who);
+                     std::string* reply_nonce, CallerIdentity* who, std::string_view signed_for);
   // The key of `token`'s caller that signed `call`; null (with the code)
   // when none did.
   const std::string* signing_key(const HmacV2Token& token, const SignedCall& call, CallerIdentity* who,

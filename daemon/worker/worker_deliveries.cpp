@@ -1,5 +1,6 @@
 #include "worker/worker_impl.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -7,6 +8,7 @@
 
 #include "base/audit_log.hpp"
 #include "base/log.hpp"
+#include "protocol/event_wire.hpp"
 #include "worker/hold_stamp.hpp"
 #include "worker/node_queues.hpp"
 #include "worker/signed_reply.hpp"
@@ -15,6 +17,19 @@
 namespace sbus {
 
 using std::chrono::milliseconds;
+
+namespace {
+
+// An event leaving its queue (for the hold or the error queue) names its
+// service, to come back as that service's event (protocol.md, Events). The
+// worker drops the x-sbus-* headers a delivery came with: it sets this one
+// itself.
+Headers event_header(const Envelope& envelope, const std::string& service) {
+  if (!envelope.is_event()) return {};
+  return {{std::string(kEventServiceHeader), service}};
+}
+
+}  // namespace
 
 void Worker::on_delivery(Delivery& delivery) {
   Decision decision = admission_.decide(delivery, session_.unsent());
@@ -45,7 +60,7 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       return;
     case Decision::Verdict::kDeadLetter:
       dead_letter(envelope, delivery.body, delivery.headers,
-                  ErrorEntry{decision.service, decision.message, decision.attempts, {}});
+                  ErrorEntry{decision.service, decision.message, decision.attempts, {}}, delivery.event_service);
       return;
     case Decision::Verdict::kSendKept: {
       const std::string body = session_.unsent().take(envelope.key);
@@ -123,15 +138,18 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
   if (envelope.is_call()) refusal.reply_to = envelope.reply_to;
   Headers headers = delivery.headers;
   if (delivery.properties != nullptr && envelope.is_call()) headers = text_headers(*delivery.properties);
-  dead_letter(envelope, delivery.body, headers, DeadLetterPolicy::refused(refusal));
+  dead_letter(envelope, delivery.body, headers, DeadLetterPolicy::refused(refusal), delivery.event_service);
 }
 
 // The one place a delivery goes to the error queue from, whoever decided
-// it (DeadLetterPolicy): published with `entry`'s headers, then marked for
+// it (DeadLetterPolicy): published with `entry`'s headers (and an event's
+// `event_service`, to come back as that service's event), then marked for
 // the ack.
 void Worker::dead_letter(const Envelope& envelope, std::string_view body, const Headers& headers,
-                         const ErrorEntry& entry) {
-  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, entry.own)) {
+                         const ErrorEntry& entry, const std::string& event_service) {
+  Headers own = entry.own;
+  for (auto& header : event_header(envelope, event_service)) own.push_back(std::move(header));
+  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, own)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -168,9 +186,9 @@ void Worker::overflow(Job job, std::size_t runner) {
                    << ": " << service.name << " is busy; message held for " << config_.hold_ms << " ms";
   const std::int64_t now =
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers,
-                                   {{"x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now)}},
-                                   hold_queue_name(config_))) {
+  Headers own = event_header(envelope, service.name);
+  own.emplace_back("x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now));
+  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_))) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -217,7 +235,7 @@ void Worker::finish(Outcome& outcome) {
     SBUS_LOG_LIMITED(kError, "dead letter")
         << log_service(entry.service) << entry.service << ": message failed " << entry.attempts << " times ("
         << log_value(entry.reason) << "); moved to " << config_.error_queue;
-    dead_letter(envelope, outcome.body, outcome.headers, entry);
+    dead_letter(envelope, outcome.body, outcome.headers, entry, entry.service);
     return;
   }
   if (envelope.is_call() && !session_.publish_reply(envelope.reply_to, envelope.correlation_id, outcome.body,

@@ -98,8 +98,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   void answer_error(const Envelope& envelope, const std::string& id, const std::string& code,
                     const std::string& message, ReplyGuard::Caller caller) REQUIRES(session_.mutex());
   void refuse(const Decision& decision, const Delivery& delivery) REQUIRES(session_.mutex());
-  void dead_letter(const Envelope& envelope, std::string_view body, const Headers& headers, const ErrorEntry& entry)
-      REQUIRES(session_.mutex());
+  void dead_letter(const Envelope& envelope, std::string_view body, const Headers& headers, const ErrorEntry& entry,
+                   const std::string& event_service) REQUIRES(session_.mutex());
   void expire(const Envelope& envelope, const std::string& id, const std::string& message) REQUIRES(session_.mutex());
   void dispatch(Job job, std::size_t runner) REQUIRES(session_.mutex());
   void overflow(Job job, std::size_t runner) REQUIRES(session_.mutex());

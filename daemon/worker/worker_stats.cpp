@@ -58,7 +58,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Key(runner.config().name.c_str(), static_cast<rapidjson::SizeType>(runner.config().name.size()));
     out->StartObject();
     out->Key("kind");
-    out->String(runner.config().kind == ServiceKind::kRpc ? "rpc" : "message");
+    out->String(kind_name(runner.config().kind));
     write_plugin(runner.config(), out);
     out->Key("handled");
     out->Uint64(stats.handled);
@@ -86,7 +86,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Key(service.name.c_str(), static_cast<rapidjson::SizeType>(service.name.size()));
     out->StartObject();
     out->Key("kind");
-    out->String(service.kind == ServiceKind::kRpc ? "rpc" : "message");
+    out->String(kind_name(service.kind));
     write_plugin(service, out);
     out->Key("unavailable");
     out->String(down->second.c_str(), static_cast<rapidjson::SizeType>(down->second.size()));
@@ -245,8 +245,8 @@ std::string metrics_report(const StatsSources& sources, std::size_t in_flight) {
   for (std::size_t i = 0; i < sources.services.size() && i < counters.services.size(); ++i) {
     ServiceRunner& runner = sources.services.runner(i);
     const ServiceStats& stats = counters.services[i];
-    const std::string labels = "service=\"" + escape_label(runner.config().name) + "\",kind=\"" +
-                               (runner.config().kind == ServiceKind::kRpc ? "rpc" : "message") + "\"";
+    const std::string labels =
+        "service=\"" + escape_label(runner.config().name) + "\",kind=\"" + kind_name(runner.config().kind) + "\"";
     out.add("sbus_service_handled_total", labels, stats.handled);
     out.add("sbus_service_failed_total", labels, stats.failed);
     out.add("sbus_service_expired_total", labels, stats.expired);

@@ -8,15 +8,20 @@
 //   test.fail    throws, to show that a failing service gets an error reply
 //   test.fail_message  (kind: message) throws, to try the retries and the
 //                error queue
+//   test.fail_event  (kind: event) the same for an event
 //   test.crash   dereferences null: the worker dies and the supervisor
 //                restarts it (do not configure it in production)
 //   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`; params
 //                {"sleep": SECONDS, ...} sleep first (a stuck message service).
-//                Serves calls too: records, then answers true
+//                Serves calls too: records, then answers true. As an
+//                event service (kind: event) it records one line
+//                {"topic": TOPIC, "params": PARAMS} per event
 //   test.relay   calls another service through sbus::Sender, as a service
-//                that uses others does: {"address": "N.C.S", "params": ...}
+//                that uses others does: {"address": "N.C.S", "params": ...};
+//                or publishes an event, {"topic": "T", "params": ...}, and
+//                answers whether anyone was subscribed
 //   test.whoami  answers who called it (Request::caller()), as a JSON string
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
 //                level through sbus/log.hpp, and answers true
@@ -94,6 +99,13 @@ class FailMessageService : public sbus::Service {
   void on_message(const sbus::Request&) override { throw std::runtime_error("test.fail_message always fails"); }
 };
 
+class FailEventService : public sbus::Service {
+ public:
+  void on_event(const sbus::Request& request) override {
+    throw std::runtime_error("test.fail_event always fails, also for " + request.topic());
+  }
+};
+
 class CrashService : public sbus::Service {
  public:
   // A real SIGSEGV in sanitized builds too: UBSan would otherwise catch the
@@ -135,13 +147,29 @@ class RecordService : public sbus::Service {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);
+    append(buffer);
+  }
+
+  void on_event(const sbus::Request& request) override {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    writer.StartObject();
+    writer.Key("topic");
+    writer.String(request.topic().c_str(), static_cast<rapidjson::SizeType>(request.topic().size()));
+    writer.Key("params");
+    request.params().Accept(writer);
+    writer.EndObject();
+    append(buffer);
+  }
+
+ private:
+  void append(const rapidjson::StringBuffer& buffer) {
     std::FILE* out = std::fopen(path_.c_str(), "a");
     if (out == nullptr) throw std::runtime_error("cannot open " + path_);
     std::fprintf(out, "%s\n", buffer.GetString());
     std::fclose(out);
   }
 
- private:
   std::string path_;
 };
 
@@ -151,9 +179,11 @@ class RelayService : public sbus::Service {
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();
-    if (!params.IsObject() || !params.HasMember("address") || !params["address"].IsString() ||
+    const bool publishes = params.IsObject() && params.HasMember("topic") && params["topic"].IsString();
+    if (!params.IsObject() || !(publishes || (params.HasMember("address") && params["address"].IsString())) ||
         !params.HasMember("params")) {
-      response.error("invalid_params", R"(test.relay takes {"address": "NODE.CATEGORY.SERVICE", "params": ...})");
+      response.error("invalid_params",
+                     R"(test.relay takes {"address": "NODE.CATEGORY.SERVICE", "params": ...} or {"topic": ...})");
       return;
     }
     rapidjson::StringBuffer inner;
@@ -161,6 +191,10 @@ class RelayService : public sbus::Service {
     params["params"].Accept(writer);
     // One connection for the service's lifetime, made on first use.
     if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
+    if (publishes) {
+      response.send(sender_->publish(params["topic"].GetString(), inner.GetString()));
+      return;
+    }
     sbus::CallResult result = sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
     if (result.ok()) {
       response.send_json(result.message);
@@ -230,9 +264,10 @@ SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::
             SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
             SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
+            SBUS_SERVICE("fail_event", FailEventService, sbus::Kind::kEvent),
             SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
-            SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage),
+            SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent),
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
             SBUS_SERVICE("whoami", WhoamiService, sbus::Kind::kCall),
             SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))

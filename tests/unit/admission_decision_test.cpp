@@ -402,3 +402,55 @@ TEST_CASE("default_call_timeout gives a call without a deadline one, from when i
     CHECK_FALSE(decision.job.deadline);
   }
 }
+
+TEST_CASE("admission sends an event to the event service whose queue it came from, and to no other",
+          "[admission][events]") {
+  sbus::wire_codec_init();
+  Fixture fixture;
+  const sbus::ServiceConfig audit = service("audit", "orders", sbus::ServiceKind::kEvent);
+  fixture.admission.add_service(2, audit);
+  const auto event = [&](const std::string& service_name, std::string body) {
+    sbus::Delivery delivery = fixture.message(std::move(body));
+    delivery.envelope.kind = sbus::DeliveryKind::kEvent;
+    delivery.event_service = service_name;
+    return delivery;
+  };
+  const auto v2_token = [&](const std::string& signed_for) {
+    const sbus::SignedCall call{signed_for, "event-1", "event", "orders.created", R"({"n":1})", ""};
+    return sbus::make_hmac_v2_token(kSecret, call);
+  };
+  SECTION("to its service, with its topic") {
+    const sbus::Decision decision = fixture.decide(event("audit.orders", event_body("event", "orders.created", "[1]")));
+    CHECK(decision.verdict == Verdict::kDispatch);
+    CHECK(decision.runner == 2);
+    CHECK(decision.job.event.service == "orders.created");
+    CHECK(decision.job.envelope.is_event());
+    CHECK_FALSE(decision.job.body.empty());
+  }
+  SECTION("signed hmac-sha256-v2 for the events exchange, not for the node") {
+    const sbus::Decision ok = fixture.decide(
+        event("audit.orders", event_body("event", "orders.created", R"({"n":1})", v2_token("sbus.events"))));
+    CHECK(ok.verdict == Verdict::kDispatch);
+    const sbus::Decision refused =
+        fixture.decide(event("audit.orders", event_body("event", "orders.created", R"({"n":1})", v2_token("NODE-01"))));
+    CHECK(refused.verdict == Verdict::kRefuse);
+    CHECK(refused.code == sbus::errc::kInvalidSignature);
+  }
+  SECTION("for a service that takes no events") {
+    const sbus::Decision decision = fixture.decide(event("test.record", event_body("event", "orders.created", "[1]")));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kUnknownService);
+    CHECK(decision.message == "Cannot Find Event Service: test.record");
+  }
+  SECTION("a body that does not name the category event") {
+    const sbus::Decision decision = fixture.decide(event("audit.orders", event_body("audit", "orders", "[1]")));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kMissingElement);
+  }
+  SECTION("a message to an event service is refused, saying what it is") {
+    const sbus::Decision decision = fixture.decide(fixture.message(event_body("audit", "orders", "[1]")));
+    CHECK(decision.verdict == Verdict::kRefuse);
+    CHECK(decision.code == sbus::errc::kUnknownService);
+    CHECK(decision.message.find("it is an event service") != std::string::npos);
+  }
+}

@@ -266,7 +266,11 @@ TEST_CASE("each service of test.so declares the kinds it serves", "[plugin_loade
   CHECK(loader.find(kTestPlugin, "fail_message").kinds == sbus::Kind::kMessage);
   // A sink for messages too, and a recorder that also answers calls.
   CHECK(loader.find(kTestPlugin, "echo").kinds == (sbus::Kind::kCall | sbus::Kind::kMessage));
-  CHECK(loader.find(kTestPlugin, "record").kinds == (sbus::Kind::kCall | sbus::Kind::kMessage));
+  // ... and an event service too (kind: event).
+  CHECK(loader.find(kTestPlugin, "record").kinds == (sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent));
+  CHECK(loader.find(kTestPlugin, "fail_event").kinds == sbus::Kind::kEvent);
+  CHECK(sbus::kinds_text(sbus::Kind::kEvent) == "event");
+  CHECK(sbus::kinds_text(sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent) == "rpc and message and event");
   CHECK(loader.find(kMathPlugin, "add").kinds == sbus::Kind::kCall);
   CHECK(sbus::kinds_text(sbus::Kind::kCall) == "rpc");
   CHECK(sbus::kinds_text(sbus::Kind::kMessage) == "message");

@@ -181,3 +181,45 @@ TEST_CASE("a new config that did not load is refused whole and the old one keeps
   CHECK(p.brokers.empty());
   CHECK_FALSE(p.settings_changed);
 }
+
+namespace {
+
+sbus::ServiceConfig event_service(const std::string& name, std::vector<std::string> topics,
+                                  const std::string& group = {}) {
+  sbus::ServiceConfig service;
+  service.name = name;
+  service.kind = sbus::ServiceKind::kEvent;
+  service.topics = std::move(topics);
+  service.group = group;
+  return service;
+}
+
+}  // namespace
+
+TEST_CASE("A reload retires the event bindings the new config drops, and only those", "[reload][events]") {
+  sbus::Config running = config_of({kA});
+  running.services.push_back(event_service("audit.record", {"orders.*", "audit.#"}));
+  running.services.push_back(event_service("bill.take", {"orders.paid"}, "billing"));
+  sbus::Config loaded = config_of({kA});
+  loaded.services.push_back(event_service("audit.record", {"orders.*", "users.created"}));
+  Workers workers;
+  workers.add(1, kA, WorkerState::kRunning, 100);
+  const ReloadPlan plan = sbus::plan_reload({workers.records, running, {}, loaded, {}, {}});
+
+  REQUIRE_FALSE(plan.refused());
+  CHECK(plan.settings_changed);
+  CHECK(plan.count(Step::kReplace) == 1);
+  const std::vector<sbus::EventBinding> expected = {{"plan-test.event.audit.record", "audit.#"},
+                                                    {"sbus.events.group.billing", "orders.paid"}};
+  CHECK(plan.retired_bindings == expected);
+
+  SECTION("what an earlier reload retired stays retired until bound again") {
+    loaded.retired_bindings = plan.retired_bindings;
+    sbus::Config again = loaded;
+    again.retired_bindings.clear();
+    again.services[1].topics.push_back("audit.#");
+    const ReloadPlan next = sbus::plan_reload({workers.records, loaded, {}, again, {}, {}});
+    const std::vector<sbus::EventBinding> still = {{"sbus.events.group.billing", "orders.paid"}};
+    CHECK(next.retired_bindings == still);
+  }
+}

@@ -1,4 +1,4 @@
-// sbus call, send and ping.
+// sbus call, send, publish and ping.
 #include <rapidjson/document.h>
 
 #include <sstream>
@@ -73,6 +73,21 @@ ExitCode run_send(const Invocation& invocation) {
     if (!invocation.line.delay.empty()) document.text("delay", invocation.line.delay);
     if (!invocation.line.at.empty()) document.text("at", invocation.line.at);
     invocation.out.result(document, "");
+    return ExitCode::kOk;
+  });
+}
+
+// Nobody subscribed is no error (exit 0): the broker returned the event,
+// which is said on stderr.
+ExitCode run_publish(const Invocation& invocation) {
+  const std::string& topic = invocation.operands[0];
+  const std::string& params = invocation.operands[1];
+  if (!params_are_json(params)) return ExitCode::kUsage;
+  return with_sender(invocation, [&](Sender& sender) {
+    if (!sender.publish(topic, params)) {
+      std::cerr << "sbus: nobody is subscribed to " << topic << " on " << sender.connected_broker()
+                << ": the event was not kept\n";
+    }
     return ExitCode::kOk;
   });
 }

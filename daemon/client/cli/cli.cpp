@@ -34,7 +34,6 @@ std::optional<ExitCode> check_deferral(const CommandLine& line, const Verb& verb
   return std::nullopt;
 }
 
-
 // "call NODE.CATEGORY.SERVICE 'JSON'", or for a word that begins several
 // verbs, "errors list NODE or errors requeue NODE".
 std::string synopsis_of(const std::vector<const Verb*>& verbs) {

@@ -13,6 +13,7 @@ namespace sbus::cli {
 ExitCode run_call(const Invocation& invocation);            // call_verbs.cpp
 ExitCode run_send(const Invocation& invocation);            // call_verbs.cpp
 ExitCode run_ping(const Invocation& invocation);            // call_verbs.cpp
+ExitCode run_publish(const Invocation& invocation);         // call_verbs.cpp
 ExitCode run_stats(const Invocation& invocation);           // stats_verb.cpp
 ExitCode run_services(const Invocation& invocation);        // services_verb.cpp
 ExitCode run_discover(const Invocation& invocation);        // discover_verb.cpp

@@ -17,12 +17,13 @@
 //   SBUS_PLUGIN("math", SBUS_SERVICE("add", AddService, sbus::Kind::kCall))
 //
 // Kinds: a service serves calls (on_call; `kind: rpc` in sbusd's YAML),
-// messages (on_message; `kind: message`) or both. `sbusd --check`, a reload
+// messages (on_message; `kind: message`), events (on_event; `kind: event`)
+// or several. `sbusd --check`, a reload
 // and a worker's start refuse a config entry whose `kind:` its service does
 // not serve, so that no message is acked into a service that ignores it.
 //
 // Threading: sbusd gives every configured service its own thread. on_call and
-// on_message of one service object are never called concurrently; different
+// on_message (and on_event) of one service object are never called concurrently; different
 // services run in parallel. start() and stop() run on that same thread.
 //
 // Errors: what sbusd does with an exception thrown from each method is said
@@ -62,7 +63,9 @@ namespace sbus {
 
 // 3: each service declares its kinds (ServiceFactory::kinds), and
 //    ServiceContext gives the sender through sender() and sender_options().
-// 4: Request::caller() (who sent the call; a member of Request).
+// 4: Request::caller() (who sent the call; a member of Request); events:
+//    Kind::kEvent, Service::on_event and Request::topic(); SenderOptions
+//    and SendOptions for deferred delivery.
 inline constexpr std::uint32_t kAbiVersion = 4;
 
 // The kinds of delivery a service serves, as bits of a set: combine them
@@ -71,10 +74,11 @@ inline constexpr std::uint32_t kAbiVersion = 4;
 enum class Kind : std::uint32_t {
   kCall = 1u << 0,     // RPCs, to on_call: `kind: rpc` in sbusd's YAML
   kMessage = 1u << 1,  // fire-and-forget messages, to on_message: `kind: message`
+  kEvent = 1u << 2,    // published events of the YAML's `topics`, to on_event: `kind: event`
 };
 
 // Every kind this SDK knows: a set with other bits is from a newer SDK.
-inline constexpr Kind kAllKinds = static_cast<Kind>((1u << 0) | (1u << 1));
+inline constexpr Kind kAllKinds = static_cast<Kind>((1u << 0) | (1u << 1) | (1u << 2));
 
 constexpr Kind operator|(Kind a, Kind b) {
   return static_cast<Kind>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
@@ -96,7 +100,7 @@ inline constexpr const char* kNotSupported = "not_supported";
 inline constexpr const char* kServiceError = "service_error";
 }  // namespace errc
 
-// One call or message as the service sees it. Owned by sbusd; valid for the
+// One call, message or event as the service sees it. Owned by sbusd; valid for the
 // duration of on_call / on_message only.
 class Request {
  public:
@@ -137,7 +141,7 @@ class Request {
   // Set by sbusd before the service sees the request.
   void set_deadline(std::optional<std::chrono::system_clock::time_point> deadline) { deadline_ = deadline; }
 
-  // ABI 4, caller identity (docs/security.md#callers): who sent the call or
+  // Who sent (docs/security.md#callers) the call or
   // message, as its token proved it: a caller id of the node's `callers`,
   // or "py-servicebus" for anyone signing with the shared secret (compat,
   // hmac-sha256, hmac-sha256-v2 without a caller). Empty only for a Request
@@ -145,7 +149,12 @@ class Request {
   const std::string& caller() const { return caller_; }
   // Set by sbusd before the service sees the request.
   void set_caller(std::string caller) { caller_ = std::move(caller); }
-  // End of ABI 4, caller identity.
+  // An event's topic, as it was published (`orders.created`); empty for a
+  // call or a message. category() and service() are then the subscribing
+  // service's own.
+  const std::string& topic() const { return topic_; }
+  // Set by sbusd before the service sees an event.
+  void set_topic(std::string topic) { topic_ = std::move(topic); }
 
  private:
   std::string id_;
@@ -154,7 +163,8 @@ class Request {
   std::string service_;
   rapidjson::Document params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
-  std::string caller_;  // ABI 4, caller identity
+  std::string caller_;
+  std::string topic_;
 };
 
 // The answer to an RPC. Call send() (a JSON result) or error() once; the last
@@ -240,7 +250,8 @@ struct ServiceContext {
 };
 
 // Base class of every service. Override on_call for a service that serves
-// Kind::kCall, on_message for Kind::kMessage (SBUS_SERVICE checks it).
+// Kind::kCall, on_message for Kind::kMessage, on_event for Kind::kEvent
+// (SBUS_SERVICE checks it).
 //
 // What sbusd does when one of these methods throws:
 // - start(): the service is unavailable until the worker restarts or the
@@ -258,6 +269,7 @@ struct ServiceContext {
 //   message is acked only once on_message returned or it is in the error
 //   queue (a worker that stops meanwhile leaves it to the broker, which
 //   delivers it again): it is never lost, and may run more than once.
+// - on_event(): as on_message: retried, then the node's error queue.
 // - stop(): logged, nothing else.
 class Service {
  public:
@@ -278,6 +290,14 @@ class Service {
   // being acked unseen.
   virtual void on_message(const Request& request) {
     throw std::logic_error("service " + request.category() + "." + request.service() + " does not take messages");
+  }
+  // An event of one of the service's topics (request.topic()), with the
+  // publisher's params. As on_message: acked once it returns; when it
+  // throws, retried, then moved to the error queue. An event may run more
+  // than once (after a crash), never concurrently with another of this
+  // service. Reached without an override only as on_message is.
+  virtual void on_event(const Request& request) {
+    throw std::logic_error("service " + request.category() + "." + request.service() + " does not take events");
   }
 };
 
@@ -327,6 +347,15 @@ constexpr bool overrides_on_message() {
 }
 
 template <typename T>
+constexpr bool overrides_on_event() {
+  if constexpr (requires { &T::on_event; }) {
+    return !std::is_same_v<decltype(&T::on_event), decltype(&Service::on_event)>;
+  } else {
+    return true;
+  }
+}
+
+template <typename T>
 inline constexpr bool kAlwaysFalse = false;
 
 template <typename T, Kind kKinds>
@@ -338,6 +367,8 @@ constexpr ServiceFactory make_service_factory(const char* name) {
                 "SBUS_SERVICE: a service that serves sbus::Kind::kCall overrides on_call");
   static_assert(!serves(kKinds, Kind::kMessage) || overrides_on_message<T>(),
                 "SBUS_SERVICE: a service that serves sbus::Kind::kMessage overrides on_message");
+  static_assert(!serves(kKinds, Kind::kEvent) || overrides_on_event<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kEvent overrides on_event");
   return ServiceFactory{name, kKinds, &create_service<T>};
 }
 

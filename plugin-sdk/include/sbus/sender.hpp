@@ -1,5 +1,6 @@
 // The sbus sender: calls services on any node of the bus as
-// NODE.CATEGORY.SERVICE, and sends fire-and-forget messages.
+// NODE.CATEGORY.SERVICE, sends fire-and-forget messages, and publishes
+// events to topics.
 //
 // A Sender owns one AMQP connection, to the first broker of its list that
 // accepts, and one reply consumer on it (RabbitMQ's direct reply-to), so any
@@ -81,6 +82,9 @@ struct SenderOptions {
   // The prefix of the exchanges of deferred delivery (SendOptions::delay),
   // which sbusd declares: its config key delay_exchange.
   std::string delay_exchange = "sbus.delay";
+  // The topic exchange events are published to (sbusd's events_exchange),
+  // which sbusd declares; a sender only publishes to it.
+  std::string events_exchange = "sbus.events";
 };
 
 // How Sender::send sends one message. Deferred delivery
@@ -201,6 +205,28 @@ class SBUS_EXPORT Sender {
   // says when no sbusd declared deferred delivery on the broker.
   void send(std::string_view address, std::string_view params_json, const SendOptions& options);
 
+  // Publishes an event to `topic` (dot-separated words of letters, digits,
+  // '_' and '-': "orders.created") with `params_json`, persistent, with
+  // publisher confirms and the mandatory flag, to the events exchange:
+  // every event service subscribed to a matching pattern gets it (one copy
+  // per node, or one per group; docs/protocol.md, "Events"). Returns once
+  // the broker has confirmed it: true when some queue took it, false when
+  // nobody is subscribed (the broker returned it, or no sbusd has declared
+  // the events exchange yet): not an error, and nothing is kept. Throws
+  // kAddress for a malformed topic (nothing sent), kPublish when the broker
+  // refuses it; tried on the next broker on a connection failure, as send().
+  bool publish(std::string_view topic, std::string_view params_json);
+  // Publishes as publish() does without waiting for the confirm; returns
+  // the event's id. Any number may be in flight; wait_published() waits for
+  // them all.
+  std::string publish_async(std::string_view topic, std::string_view params_json);
+  // Waits up to `timeout` for the confirms of every event publish_async()
+  // published; returns how many of them nobody was subscribed to. Throws
+  // kPublish on a nack, kConnectionLost when the connection is lost or the
+  // confirms do not come in time (the events then may or may not have
+  // been published: publish them again, at least once is the rule).
+  std::size_t wait_published(std::chrono::milliseconds timeout);
+
   // True when `node` answers PING with PONG within `timeout`. Throws
   // kUnroutable at once when the broker has no queue for the node.
   bool ping(std::string_view node, std::chrono::milliseconds timeout);
@@ -227,8 +253,8 @@ class SBUS_EXPORT Sender {
 
  private:
   void send_message(std::string_view address, std::string_view params_json, const SendOptions& options);
-  std::string publish_async(std::string_view address, std::string_view params_json,
-                            std::optional<std::chrono::milliseconds> timeout);
+  std::string call_async_with(std::string_view address, std::string_view params_json,
+                              std::optional<std::chrono::milliseconds> timeout);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
