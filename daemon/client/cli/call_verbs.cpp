@@ -82,12 +82,19 @@ ExitCode run_send(const Invocation& invocation) {
 ExitCode run_publish(const Invocation& invocation) {
   const std::string& topic = invocation.operands[0];
   const std::string& params = invocation.operands[1];
-  if (!params_are_json(params)) return ExitCode::kUsage;
+  if (!params_are_json(params, invocation.out)) return ExitCode::kUsage;
   return with_sender(invocation, [&](Sender& sender) {
-    if (!sender.publish(topic, params)) {
-      std::cerr << "sbus: nobody is subscribed to " << topic << " on " << sender.connected_broker()
-                << ": the event was not kept\n";
+    const bool subscribed = sender.publish(topic, params);
+    if (!subscribed) {
+      invocation.out.warn("nobody is subscribed to " + topic + " on " + sender.connected_broker() +
+                          ": the event was not kept");
     }
+    JsonObject document;
+    document.text("topic", topic)
+        .flag("confirmed", true)
+        .flag("subscribed", subscribed)
+        .text("broker", sender.connected_broker());
+    invocation.out.result(document, "");
     return ExitCode::kOk;
   });
 }
