@@ -43,6 +43,19 @@ void mark_event(std::optional<std::string> service, const Headers& headers, Deli
   delivery->event_service = std::move(*service);
 }
 
+// What a delivery's properties say: its address, its headers (a call's
+// are not read, only its deadline, unless it came from an event queue:
+// then it is an event), its deadline; `body` is the session's buffer.
+void read_properties(const amqp_basic_properties_t& props, std::string_view body,
+                     const std::optional<std::string>& event_consumer, Delivery* delivery) {
+  address(props, &delivery->envelope);
+  delivery->body = body;
+  if (!delivery->envelope.is_call() || event_consumer) delivery->headers = text_headers(props);
+  mark_event(event_consumer, delivery->headers, delivery);
+  delivery->deadline = text_header(props, kDeadlineHeader);
+  delivery->properties = &props;
+}
+
 }  // namespace
 
 namespace {
@@ -213,16 +226,7 @@ BrokerSession::Read BrokerSession::read_delivery(const amqp_frame_t& deliver, De
     delivery.envelope.generation = generation_;
     delivery.envelope.delivery_tag = tag;
     delivery.redelivered = redelivered;
-    if (props != nullptr) {
-      address(*props, &delivery.envelope);
-      delivery.body = body_;
-      // A call's headers are not read (only its deadline below), unless it
-      // came from an event queue: then it is an event.
-      if (!delivery.envelope.is_call() || event_consumer) delivery.headers = text_headers(*props);
-      mark_event(event_consumer, delivery.headers, &delivery);
-      delivery.deadline = text_header(*props, kDeadlineHeader);
-      delivery.properties = props;
-    }
+    if (props != nullptr) read_properties(*props, body_, event_consumer, &delivery);
     handler.on_delivery(delivery);
   }
   // While stopping, a delivery stays unacked: the broker requeues it.

@@ -239,18 +239,10 @@ void print_agent(const Output& out, const Agent& agent, const NodeDetails* detai
   out.item(json, line + (agent.found_by == "ping" ? std::string("(answers PING)") : names.empty() ? "-" : names));
 }
 
-}  // namespace
-
-// Through each broker, all within --wait; then the details and --ping. Exit
-// 0 unless no broker could be asked (4) or a node of --ping did not answer.
-ExitCode run_discover(const Invocation& invocation) {
-  const Output& out = invocation.out;
-  if (!(invocation.line.wait_seconds > 0) || !std::isfinite(invocation.line.wait_seconds)) {
-    return out.fail(ExitCode::kUsage, "usage", "--wait must be a positive number of seconds");
-  }
-  const auto until =
-      Clock::now() + std::chrono::milliseconds(static_cast<long long>(invocation.line.wait_seconds * 1000));
-  // Every broker within the same window, each on a thread of its own.
+// Asks every broker within the same window, each on a thread of its own,
+// and gathers the agents that answered; *asked counts the brokers reached
+// (a broker that could not be asked is said as an error).
+std::vector<Agent> ask_every_broker(const Invocation& invocation, Clock::time_point until, std::size_t* asked) {
   std::vector<std::future<BrokerAnswers>> asking;
   for (const std::string& broker : invocation.sender.brokers) {
     asking.push_back(std::async(std::launch::async, [&invocation, broker, until] {
@@ -264,18 +256,33 @@ ExitCode run_discover(const Invocation& invocation) {
     }));
   }
   std::vector<Agent> agents;
-  ExitCode code = ExitCode::kOk;
-  std::size_t asked = 0;
   for (std::future<BrokerAnswers>& one : asking) {
     const BrokerAnswers answers = one.get();
     if (!answers.error.empty()) {
-      out.fail(ExitCode::kUnreachable, "connect", answers.error);  // the exit code only if no broker was asked
+      invocation.out.fail(ExitCode::kUnreachable, "connect", answers.error);  // the exit code only if none was asked
       continue;
     }
-    ++asked;
-    out.note(answers.note);
+    ++*asked;
+    invocation.out.note(answers.note);
     agents.insert(agents.end(), answers.agents.begin(), answers.agents.end());
   }
+  return agents;
+}
+
+}  // namespace
+
+// Through each broker, all within --wait; then the details and --ping. Exit
+// 0 unless no broker could be asked (4) or a node of --ping did not answer.
+ExitCode run_discover(const Invocation& invocation) {
+  const Output& out = invocation.out;
+  if (!(invocation.line.wait_seconds > 0) || !std::isfinite(invocation.line.wait_seconds)) {
+    return out.fail(ExitCode::kUsage, "usage", "--wait must be a positive number of seconds");
+  }
+  const auto until =
+      Clock::now() + std::chrono::milliseconds(static_cast<long long>(invocation.line.wait_seconds * 1000));
+  std::size_t asked = 0;
+  ExitCode code = ExitCode::kOk;
+  std::vector<Agent> agents = ask_every_broker(invocation, until, &asked);
   std::vector<std::string> nodes;
   for (const Agent& agent : agents) nodes.push_back(agent.node);
   std::sort(nodes.begin(), nodes.end());
