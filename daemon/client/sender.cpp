@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "base/topic.hpp"
 #include "client/call_budget.hpp"
 #include "client/sender_impl.hpp"
 #include "protocol/deadline.hpp"
@@ -210,6 +211,40 @@ bool Sender::publish(std::string_view topic, std::string_view params_json) {
                                     attempt + 1 < tries && impl_->options.brokers.size() > 1);
     try {
       return impl_->publish_event(topic, params_json, nullptr, true);
+    } catch (const SenderError& e) {
+      const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
+      if (!retryable || attempt + 1 >= tries) throw;
+    }
+  }
+}
+
+bool Sender::publish(std::string_view topic, std::string_view params_json, const SendOptions& options) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  const auto wall_now = std::chrono::system_clock::now();
+  const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
+  if (!due && !options.ttl) return publish(topic, params_json);
+  const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
+  const std::string deadline = deadline_header_value(wall_expires);
+  const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
+  for (int attempt = 0;; ++attempt) {
+    const FailOverOnBlock fail_over(&impl_->fail_over_on_block,
+                                    attempt + 1 < tries && impl_->options.brokers.size() > 1);
+    try {
+      std::string passed;
+      const std::optional<DelayPlan> plan =
+          due ? plan_delay(std::chrono::ceil<std::chrono::milliseconds>(*due - std::chrono::system_clock::now()),
+                           &passed)
+              : std::nullopt;
+      if (!plan) {
+        // No delay (or its time passed meanwhile): published now.
+        const WireDeadline stamp{deadline, expiration_for(std::chrono::ceil<std::chrono::milliseconds>(
+                                               wall_expires - std::chrono::system_clock::now()))};
+        return impl_->publish_event(topic, params_json, options.ttl ? &stamp : nullptr, true);
+      }
+      impl_->publish_deferred_event(topic, params_json, *plan, *due, options.ttl ? &deadline : nullptr);
+      return true;
     } catch (const SenderError& e) {
       const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt + 1 >= tries) throw;

@@ -37,6 +37,22 @@ bool Sender::Impl::publish_event(std::string_view topic, std::string_view params
   return returns == 0;
 }
 
+void Sender::Impl::publish_deferred_event(std::string_view topic, std::string_view params_json, const DelayPlan& plan,
+                                          std::chrono::system_clock::time_point due,
+                                          const std::string* deadline_header) {
+  Event event;
+  event.category = kEventCategory;
+  event.service = topic;
+  event.params = params_json;
+  connect();
+  if (fail_over_on_block && connection.blocked()) lost(blocked_text(), SenderError::Kind::kBlocked);
+  event.id = next_event_id();
+  // Signed for the events exchange, and for when it is due.
+  event.token = sign(event, options.events_exchange, false, due);
+  publish_deferred(DeferTarget{DeferTarget::Kind::kTopic, std::string(topic)}, plan, encode_event(event), due,
+                   deadline_header);
+}
+
 std::size_t Sender::Impl::wait_events(std::chrono::milliseconds timeout) {
   if (events_lost > 0) {
     const std::size_t lost_count = events_lost;

@@ -127,6 +127,14 @@ void declare_delay_topology(AmqpConnection& connection, amqp_channel_t spare_cha
     declare.bind_queue(config.node, nodes, config.node, {});
     declare.exchange(out, "headers", {});
     declare.bind_exchange(nodes, out, {text_entry("x-match", all), text_entry(kDelayTargetHeader.data(), node_kind)});
+    if (!event_bindings(config).empty()) {
+      // Deferred events: due, they go on to the events exchange with their
+      // topic as the routing key, so the subscribers' bindings match it.
+      const std::string topic_kind(target_kind_name(DeferTarget::Kind::kTopic));
+      declare.exchange(config.events_exchange, "topic", {});
+      declare.bind_exchange(config.events_exchange, out,
+                            {text_entry("x-match", all), text_entry(kDelayTargetHeader.data(), topic_kind)});
+    }
     declare_levels(declare, config);
   } catch (const ChannelRefused& e) {
     SBUS_LOG(kWarn) << "deferred delivery through this broker: " << e.what()

@@ -371,3 +371,46 @@ TEST_CASE("Publishing where no sbusd declared the events exchange is nobody subs
   CHECK(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
   CHECK(wait_until([&] { return contains(sbus_test::read_file(sbusd.record_file()), "404"); }, 10s));
 }
+
+TEST_CASE("A deferred event reaches its subscribers no earlier than due, through the CLI and the library",
+          "[events][defer]") {
+  TempDir dir;
+  const std::string p = prefix();
+  SbusdOptions options;
+  options.services_yaml = recorder("later.record", dir.file("later"), {p + ".remind.*"});
+  SbusdProcess sbusd(options);
+
+  SECTION("sbus publish --delay") {
+    std::vector<std::string> args = sbusd.cli_args();
+    for (const std::string& arg : {std::string("publish"), p + ".remind.cli", std::string(R"({"n":1})"),
+                                   std::string("--delay"), std::string("700ms")}) {
+      args.push_back(arg);
+    }
+    const auto sent = std::chrono::steady_clock::now();
+    const sbus_test::ProcessResult publish = sbus_test::run_cli(args);
+    INFO(publish.out << publish.err);
+    REQUIRE(publish.exit_code == 0);
+    // Held by the levels: not there while it is not due.
+    std::this_thread::sleep_for(300ms);
+    CHECK(lines_of(dir.file("later")).empty());
+    REQUIRE(wait_until([&] { return lines_of(dir.file("later")).size() == 1; }, 15s));
+    INFO(sbusd.log());
+    CHECK(std::chrono::steady_clock::now() - sent >= 700ms);
+    CHECK(topics_in(dir.file("later")) == std::vector<std::string>{p + ".remind.cli"});
+  }
+  SECTION("Sender::publish with SendOptions, and a bad delay refused with nothing sent") {
+    sbus::Sender sender(sbusd.sender_options());
+    sbus::SendOptions bad;
+    bad.delay = std::chrono::milliseconds(-5);
+    CHECK_THROWS_AS(sender.publish(p + ".remind.bad", "{}", bad), sbus::SenderError);
+    sbus::SendOptions later;
+    later.delay = 500ms;
+    const auto sent = std::chrono::steady_clock::now();
+    CHECK(sender.publish(p + ".remind.lib", R"({"n":2})", later));
+    REQUIRE(wait_until([&] { return lines_of(dir.file("later")).size() == 1; }, 15s));
+    INFO(sbusd.log());
+    CHECK(std::chrono::steady_clock::now() - sent >= 500ms);
+    CHECK(topics_in(dir.file("later")) == std::vector<std::string>{p + ".remind.lib"});
+    CHECK(numbers_in(dir.file("later")) == std::vector<int>{2});
+  }
+}

@@ -83,8 +83,13 @@ ExitCode run_publish(const Invocation& invocation) {
   const std::string& topic = invocation.operands[0];
   const std::string& params = invocation.operands[1];
   if (!params_are_json(params, invocation.out)) return ExitCode::kUsage;
+  // Read and checked by run() before this (check_deferral in cli.cpp).
+  SendOptions options;
+  std::string error;
+  if (!invocation.line.delay.empty()) options.delay = parse_delay(invocation.line.delay, &error);
+  if (!invocation.line.at.empty()) options.at = parse_rfc3339(invocation.line.at, &error);
   return with_sender(invocation, [&](Sender& sender) {
-    const bool subscribed = sender.publish(topic, params);
+    const bool subscribed = sender.publish(topic, params, options);
     if (!subscribed) {
       invocation.out.warn("nobody is subscribed to " + topic + " on " + sender.connected_broker() +
                           ": the event was not kept");

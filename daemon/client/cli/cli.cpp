@@ -13,11 +13,13 @@
 namespace sbus::cli {
 namespace {
 
-// --delay and --at: for send only, one of them, read before any connection
+// --delay and --at: for send and publish only, one of them, read before any connection
 // is made. The time left is checked again by the sender (Sender::send).
 std::optional<ExitCode> check_deferral(const CommandLine& line, const Verb& verb, const Output& output) {
   if (line.delay.empty() && line.at.empty()) return std::nullopt;
-  if (verb.name != "send") return output.fail(ExitCode::kUsage, "usage", "--delay and --at are for send only");
+  if (verb.name != "send" && verb.name != "publish") {
+    return output.fail(ExitCode::kUsage, "usage", "--delay and --at are for send and publish only");
+  }
   if (!line.delay.empty() && !line.at.empty()) {
     return output.fail(ExitCode::kUsage, "usage", "give --delay or --at, not both");
   }

@@ -39,9 +39,9 @@ po::options_description cli_options(CommandLine* into) {
   add("ttl", po::value(&line.ttl),
       "for `send`: drop the message, not run, if it still waits this long (30s, 500ms; default: no deadline)");
   add("delay", po::value(&line.delay),
-      "for `send`: deliver the message no earlier than this from now (250ms, 90s, 2h, 1d, 1h30m; up to 497 days)");
+      "for `send` and `publish`: deliver no earlier than this from now (250ms, 90s, 2h, 1d, 1h30m; up to 497 days)");
   add("at", po::value(&line.at),
-      "for `send`: deliver the message no earlier than this RFC 3339 time (2026-12-24T18:00:00Z)");
+      "for `send` and `publish`: deliver no earlier than this RFC 3339 time (2026-12-24T18:00:00Z)");
   add("retry", po::value(&line.retry),
       "retry a call this many times on the next broker when its connection fails (calls are not assumed idempotent: "
       "default 0)");

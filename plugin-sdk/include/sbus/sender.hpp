@@ -216,6 +216,13 @@ class SBUS_EXPORT Sender {
   // kAddress for a malformed topic (nothing sent), kPublish when the broker
   // refuses it; tried on the next broker on a connection failure, as send().
   bool publish(std::string_view topic, std::string_view params_json);
+  // publish() with SendOptions: `delay` or `at` defers the event as send()
+  // defers a message (it reaches the subscribers no earlier than due; the
+  // levels hold it meanwhile, so whether anyone is subscribed is known only
+  // then, and this returns true once the levels have it); `ttl` drops it
+  // unhandled if it waits that long once due. A bad delay throws kAddress
+  // before anything is sent.
+  bool publish(std::string_view topic, std::string_view params_json, const SendOptions& options);
   // Publishes as publish() does without waiting for the confirm; returns
   // the event's id. Any number may be in flight; wait_published() waits for
   // them all.
