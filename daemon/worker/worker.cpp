@@ -111,8 +111,15 @@ void Worker::report(char status) {
 }
 
 // The counters for the supervisor's metrics (kStatusMetrics); sent at most
-// once a second by the loop, and at each change of state.
+// once a second by the loop, and at each change of state, when sbusd serves
+// metrics (metrics_listen).
 void Worker::report_metrics() {
+  // Nobody reads them without metrics_listen: an idle worker then sleeps
+  // until something happens, as it did before metrics.
+  if (config_.metrics_listen.empty()) {
+    next_report_ = Clock::time_point::max();
+    return;
+  }
   next_report_ = Clock::now() + kMetricsReportInterval;
   if (!status_.flush() || !status_.idle()) return;
   const SessionStats session = session_.stats();
@@ -273,10 +280,13 @@ Worker::ServeEnd Worker::serve_turns() {
       if (session_.read_one(*this) == BrokerSession::Read::kLost) return ServeEnd::kConnectionLost;
       continue;
     }
-    // Awake at least for the next metrics report.
-    int wait = static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
-    if (session_.heartbeats()) wait = std::min(wait, kPollMillis);
-    wait = std::max(wait, 0);
+    int wait = session_.heartbeats() ? kPollMillis : -1;
+    if (!config_.metrics_listen.empty()) {
+      // Awake at least for the next metrics report.
+      const int report =
+          static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
+      wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
+    }
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <sbus/plugin.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -216,7 +217,9 @@ TEST_CASE("sbusd's /metrics parses with a Prometheus parser under load and its c
   CHECK(sample(after.body, "sbus_service_duration_seconds_bucket", "le=+Inf") >= 0);
   CHECK(sample(after.body, "sbus_broker_connected") == 1);
   CHECK(sample(after.body, "sbus_service_failed_total", "service=math.add") == 0);
-  CHECK(sample(after.body, "sbus_build_info", "node=" + sbusd.node() + " plugin_abi=3 version=" SBUS_VERSION) == 1);
+  CHECK(sample(after.body, "sbus_build_info",
+               "node=" + sbusd.node() + " plugin_abi=" + std::to_string(sbus::kAbiVersion) +
+                   " version=" SBUS_VERSION) == 1);
   // Every family of the reference is there (a service is unavailable only
   // when its plugin fails). The parser names a counter's family without
   // its _total.

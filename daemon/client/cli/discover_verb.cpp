@@ -154,7 +154,11 @@ std::map<std::string, NodeDetails> details_of(const Invocation& invocation, cons
   for (const std::string& node : nodes) {
     node_of_call[sender.call_async(node + ".sbus.stats", "[]", invocation.timeout)] = node;
   }
-  const auto until = Clock::now() + invocation.timeout;
+  // No longer than discovery's own window (or --timeout, if shorter): an
+  // agent that answered discovery and then stopped, or froze, costs its
+  // details, not the whole listing.
+  const auto window = std::chrono::milliseconds(static_cast<long long>(invocation.line.wait_seconds * 1000));
+  const auto until = Clock::now() + std::min<std::chrono::milliseconds>(invocation.timeout, window);
   while (sender.in_flight() > 0 && Clock::now() < until) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
     const std::optional<AsyncReply> reply = sender.next_reply(left);
