@@ -118,14 +118,15 @@ void read_globs(const YAML::Node& list, const std::string& key, std::vector<std:
 
 void read_kinds(const YAML::Node& list, const std::string& key, std::vector<std::string>* out, Loading& at) {
   if (!list.IsSequence() || list.size() == 0) {
-    at.checker.problem(list, key, "must be a non-empty list of kinds: [call, message]");
+    at.checker.problem(list, key, "must be a non-empty list of kinds: [call, message, event]");
     return;
   }
   for (std::size_t i = 0; i < list.size(); ++i) {
     std::string kind;
     if (!at.checker.scalar(list[i], key + "[" + std::to_string(i) + "]", &kind)) continue;
-    if (kind != "call" && kind != "message") {
-      at.checker.problem(list[i], key + "[" + std::to_string(i) + "]", "must be call or message, not '" + kind + "'");
+    if (kind != "call" && kind != "message" && kind != "event") {
+      at.checker.problem(list[i], key + "[" + std::to_string(i) + "]",
+                         "must be call, message or event, not '" + kind + "'");
       continue;
     }
     out->push_back(std::move(kind));

@@ -78,7 +78,7 @@ struct CallerConfig {
 
 // One rule of `policy:`: allow or deny the callers matching a glob of
 // `callers` the services matching a glob of `services`, for the `kinds`
-// listed (call, message; empty: every kind). Globs: `*` any run of
+// listed (call, message, event; empty: every kind). Globs: `*` any run of
 // characters, `?` one, nothing else special.
 struct PolicyRule {
   bool allow = true;

@@ -248,7 +248,7 @@ constexpr ConfigKey kConfigKeys[] = {
     {"policy", with_parser(&parse_policy, &policy_differs, "list"), Restart::kWorkers,
      "(none: every valid caller "
      "may call everything)",
-     "rules `- allow: {callers: [GLOB...], services: [GLOB...], kinds: [call, message]}` or `- deny: {...}`",
+     "rules `- allow: {callers: [GLOB...], services: [GLOB...], kinds: [call, message, event]}` or `- deny: {...}`",
      "[{allow: {callers: ['*'], services: ['*']}}]"},
     {"identity", with_parser(&parse_identity, &identity_differs, "map"), Restart::kWorkers, "(none: the shared secret)",
      "`{id: NAME, key_file: FILE}`: the caller the node's own calls (its plugins' senders) sign hmac-sha256-v2 "

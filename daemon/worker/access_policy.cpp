@@ -12,7 +12,7 @@ bool any_matches(const std::vector<std::string>& globs, const std::string& text)
 }
 
 bool rule_matches(const PolicyRule& rule, const std::string& caller, const std::string& service, DeliveryKind kind) {
-  const char* kind_name = kind == DeliveryKind::kCall ? "call" : "message";
+  const char* kind_name = kind == DeliveryKind::kCall ? "call" : kind == DeliveryKind::kEvent ? "event" : "message";
   const bool kind_listed = rule.kinds.empty() || std::ranges::find(rule.kinds, kind_name) != rule.kinds.end();
   return kind_listed && any_matches(rule.callers, caller) && any_matches(rule.services, service);
 }
@@ -58,7 +58,8 @@ void AccessPolicy::add_service(std::size_t runner, const std::string& service) {
   row.clear();
   for (const std::string& identity : identities_) {
     row.push_back({decide_access(config_, identity, service, DeliveryKind::kCall),
-                   decide_access(config_, identity, service, DeliveryKind::kMessage)});
+                   decide_access(config_, identity, service, DeliveryKind::kMessage),
+                   decide_access(config_, identity, service, DeliveryKind::kEvent)});
   }
 }
 

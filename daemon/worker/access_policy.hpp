@@ -7,7 +7,8 @@
 // rule does (deny wins, wherever it stands in the list). A rule matches
 // when one of its caller globs matches the caller, one of its service
 // globs matches CATEGORY.SERVICE and its kinds (none listed: all) hold the
-// delivery's kind.
+// delivery's kind: call, message or event (an event is judged at the agent
+// of each subscribed service, as its publisher's delivery to that service).
 //
 // Part of Admission: built on the worker's main thread, read by whichever
 // thread reads deliveries. No I/O, no clock; immutable after add_service().
@@ -51,14 +52,14 @@ class AccessPolicy {
 
   // The verdict for identity `caller` calling runner `runner`.
   const AccessVerdict& verdict(std::size_t caller, std::size_t runner, DeliveryKind kind) const {
-    return table_[runner][caller][kind == DeliveryKind::kCall ? 0 : 1];
+    return table_[runner][caller][static_cast<std::size_t>(kind)];
   }
 
  private:
   const Config& config_;
   std::vector<std::string> identities_;
-  // [runner][identity][call, message]
-  std::vector<std::vector<std::array<AccessVerdict, 2>>> table_;
+  // [runner][identity][call, message, event: DeliveryKind's order]
+  std::vector<std::vector<std::array<AccessVerdict, 3>>> table_;
 };
 
 }  // namespace sbus

@@ -111,7 +111,7 @@ Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
   decision.job.envelope.caller = std::move(who.caller);
   decision.job.envelope.reply_key = who.key;
   if (envelope.is_event()) {
-    decide_event(delivery, &decision);
+    decide_event(delivery, who.index, &decision);
     return decision;
   }
   // The services sbusd answers itself, on the thread that read the call
@@ -180,7 +180,7 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
 
 // An event with a valid token, for the event service whose queue it came
 // from: as a message to that service, its topic in the body.
-void Admission::decide_event(Delivery& delivery, Decision* decision) {
+void Admission::decide_event(Delivery& delivery, std::size_t caller, Decision* decision) {
   Job& job = decision->job;
   const std::string& name = delivery.event_service;
   SBUS_LOG(kDebug) << "event " << log_value(job.event.id) << ": topic " << log_value(job.event.service) << " for "
@@ -205,6 +205,7 @@ void Admission::decide_event(Delivery& delivery, Decision* decision) {
   }
   decision->runner = found->second;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
+  if (!allowed(caller, found->second, name, decision)) return;
   if (!admit_message(delivery, name, decision)) return;
   admit_to_runner(delivery, name, decision);
 }
@@ -340,8 +341,7 @@ bool Admission::switched_off(std::size_t runner, Decision* decision) {
 // audited, as is everything a service with `audit: true` is sent.
 bool Admission::allowed(std::size_t caller, std::size_t runner, const std::string& name, Decision* decision) {
   const bool is_call = decision->job.envelope.is_call();
-  const AccessVerdict& verdict =
-      access_.verdict(caller, runner, is_call ? DeliveryKind::kCall : DeliveryKind::kMessage);
+  const AccessVerdict& verdict = access_.verdict(caller, runner, decision->job.envelope.kind);
   decision->audit = services_[runner]->audit;
   if (verdict.allowed) return true;
   decision->audit = true;

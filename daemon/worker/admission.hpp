@@ -104,7 +104,7 @@ class Admission {
  private:
   void decide_service(Delivery& delivery, const UnsentReplies& unsent, std::size_t caller, Decision* decision);
   bool allowed(std::size_t caller, std::size_t runner, const std::string& name, Decision* decision);
-  void decide_event(Delivery& delivery, Decision* decision);
+  void decide_event(Delivery& delivery, std::size_t caller, Decision* decision);
   void admit_to_runner(Delivery& delivery, const std::string& name, Decision* decision);
   bool started_before(const Envelope& envelope, bool redelivered, const Event& event,
                       const UnsentReplies& unsent) const;

@@ -162,7 +162,7 @@ TEST_CASE("Malformed rules are problems, and a rule for a service this node lack
              Contains("policy[0]: must be {allow: {...}} or {deny: {...}}"));
   CHECK_THAT(problems("policy:\n  - allow: {services: [b]}\n"), Contains("policy[0].allow.callers: missing"));
   CHECK_THAT(problems("policy:\n  - deny: {callers: [a], services: [b], kinds: [publish]}\n"),
-             Contains("policy[0].deny.kinds[0]: must be call or message, not 'publish'"));
+             Contains("policy[0].deny.kinds[0]: must be call, message or event, not 'publish'"));
   const Loaded warned = load(dir, "policy:\n  - allow: {callers: [a], services: [\"math.*\", \"billing.*\"]}\n");
   INFO(warned.all());
   CHECK(warned.ok);

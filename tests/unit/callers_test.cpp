@@ -341,3 +341,41 @@ TEST_CASE("A message back from the hold queue keeps the caller its token names, 
   CHECK(removed.verdict == Verdict::kRefuse);
   CHECK(removed.code == sbus::errc::kInvalidToken);
 }
+
+TEST_CASE("The policy judges events as their own kind: a denied event is dead-lettered, others pass",
+          "[callers][policy][events]") {
+  sbus::wire_codec_init();
+  sbus::Config config = policy_config();
+  // billing may publish to the orders events; nobody's message reaches them.
+  config.policy = {rule(true, {"billing"}, {"audit.orders"}, {"event"}), rule(true, {"ops*"}, {"*"}, {"call"})};
+  CHECK(sbus::decide_access(config, "billing", "audit.orders", sbus::DeliveryKind::kEvent).allowed);
+  CHECK_FALSE(sbus::decide_access(config, "billing", "audit.orders", sbus::DeliveryKind::kMessage).allowed);
+  CHECK_FALSE(sbus::decide_access(config, "ops", "audit.orders", sbus::DeliveryKind::kEvent).allowed);
+
+  Fixture fixture(config);
+  sbus::ServiceConfig orders = service("audit.orders", sbus::ServiceKind::kEvent);
+  fixture.admission.add_service(4, orders);
+  // An event as sbus publish makes it: category "event", the topic as its
+  // service, signed for the events exchange, from the service's own queue.
+  const auto publish_as = [&](const std::string& caller, const std::string& key) {
+    const sbus::SignedCall call{config.events_exchange, "event-9", "event", "orders.created", "[1,2]", caller};
+    sbus::Event event;
+    event.id = "event-9";
+    event.category = "event";
+    event.service = "orders.created";
+    event.params = "[1,2]";
+    event.token = sbus::make_hmac_v2_token(key, call);
+    sbus::Delivery delivery;
+    delivery.envelope.kind = sbus::DeliveryKind::kEvent;
+    delivery.event_service = "audit.orders";
+    delivery.body = fixture.bodies.emplace_back(sbus::encode_event(event));
+    return fixture.admission.decide(delivery, fixture.unsent);
+  };
+  const sbus::Decision allowed = publish_as("billing", kBillingKey);
+  CHECK(allowed.verdict == Verdict::kDispatch);
+  CHECK(allowed.runner == 4);
+  const sbus::Decision denied = publish_as("ops", kOpsNew);
+  CHECK(denied.verdict == Verdict::kDeadLetter);
+  CHECK(denied.code == sbus::errc::kForbidden);
+  CHECK(denied.audit);
+}
