@@ -28,9 +28,11 @@ std::string audit_call_line(std::string_view caller, std::string_view address, s
 void log_audit_call(std::string_view caller, std::string_view address, std::string_view event_id, bool is_call,
                     bool allowed, std::string_view reason) {
   if (allowed) {
-    SBUS_LOG(kInfo) << audit_call_line(caller, address, event_id, is_call, allowed, reason);
+    SBUS_LOG(kInfo) << log_caller(caller) << log_event(event_id)
+                    << audit_call_line(caller, address, event_id, is_call, allowed, reason);
   } else {
-    SBUS_LOG(kWarn) << audit_call_line(caller, address, event_id, is_call, allowed, reason);
+    SBUS_LOG(kWarn) << log_caller(caller) << log_event(event_id)
+                    << audit_call_line(caller, address, event_id, is_call, allowed, reason);
   }
 }
 

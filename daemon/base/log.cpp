@@ -265,6 +265,7 @@ LogLine::~LogLine() {
   record.broker = field(LogField::Key::kBroker).empty() ? g_context.broker : field(LogField::Key::kBroker);
   record.service = field(LogField::Key::kService);
   record.event_id = field(LogField::Key::kEventId);
+  record.caller = field(LogField::Key::kCaller);
   record.worker_pid = field(LogField::Key::kWorkerPid).empty() ? g_worker_pid : field(LogField::Key::kWorkerPid);
   if (format == LogFormat::kJson) {
     write_all(log_json_line(record));

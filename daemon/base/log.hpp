@@ -110,7 +110,7 @@ JournalWriter log_journal_writer();
 // outside is kept as log_value() writes it. Streamed into a line, it adds
 // nothing to the text.
 struct LogField {
-  enum class Key { kService, kEventId, kBroker, kWorkerPid };
+  enum class Key { kService, kEventId, kBroker, kWorkerPid, kCaller };
   Key key;
   std::string value;
 };
@@ -122,6 +122,10 @@ inline LogField log_event(std::string_view id) {
 }
 inline LogField log_broker(std::string_view redacted_uri) {
   return {LogField::Key::kBroker, log_value(redacted_uri)};
+}
+// The caller identity of an audited call (docs/security.md#audit).
+inline LogField log_caller(std::string_view caller) {
+  return {LogField::Key::kCaller, log_value(caller)};
 }
 inline LogField log_worker_pid(pid_t pid) {
   return {LogField::Key::kWorkerPid, std::to_string(pid)};
@@ -147,7 +151,7 @@ class LogLine {
  private:
   LogLevel level_;
   std::ostringstream stream_;
-  std::string fields_[4];  // by LogField::Key
+  std::string fields_[5];  // by LogField::Key
 };
 
 // Turns `LogLine(...) << ...` into a void expression for SBUS_LOG's ?:.

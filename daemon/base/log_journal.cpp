@@ -212,7 +212,7 @@ JournalWriter start_journal_relay(std::string* error) {
 }
 
 bool log_journal_send(JournalWriter writer, const LogRecord& record) {
-  std::string fields[11];
+  std::string fields[12];
   int count = 0;
   auto add = [&](std::string_view name, std::string_view value) {
     if (value.empty()) return;
@@ -236,7 +236,8 @@ bool log_journal_send(JournalWriter writer, const LogRecord& record) {
   add("SERVICE", record.service);
   add("EVENT_ID", record.event_id);
   add("WORKER_PID", record.worker_pid);
-  iovec vectors[11];
+  add("CALLER", record.caller);
+  iovec vectors[12];
   for (int i = 0; i < count; ++i) vectors[i] = {fields[i].data(), fields[i].size()};
   return writer(vectors, count) >= 0;
 }

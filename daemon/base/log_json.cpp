@@ -61,6 +61,7 @@ std::string log_json_line(const LogRecord& record) {
   add(writer, "broker", record.broker);
   add(writer, "service", record.service);
   add(writer, "event_id", record.event_id);
+  add(writer, "caller", record.caller);
   if (!record.worker_pid.empty()) {
     writer.Key("worker_pid");
     writer.Int64(std::stoll(std::string(record.worker_pid)));

@@ -24,6 +24,7 @@ struct LogRecord {
   std::string_view service;
   std::string_view event_id;
   std::string_view worker_pid;
+  std::string_view caller;
 };
 
 // One JSON object and a line feed: time, level, tag, pid, message and the
@@ -33,7 +34,7 @@ std::string log_json_line(const LogRecord& record);
 
 // Sends the record through `writer` (sd_journal_sendv) as one entry:
 // MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=sbusd, SYSLOG_PID, SBUS_TAG and the fields that
-// are set (NODE, BROKER, SERVICE, EVENT_ID, WORKER_PID). False when the
+// are set (NODE, BROKER, SERVICE, EVENT_ID, WORKER_PID, CALLER). False when the
 // writer failed (the caller writes the line as text instead).
 bool log_journal_send(JournalWriter writer, const LogRecord& record);
 

@@ -4,16 +4,20 @@
 // tests/integration/structured_log_test.cpp.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "base/audit_log.hpp"
 #include "base/log.hpp"
 #include "base/log_record.hpp"
 
@@ -155,4 +159,35 @@ TEST_CASE("stderr is the journal only when JOURNAL_STREAM names its device and i
   } else {
     ::unsetenv("JOURNAL_STREAM");
   }
+}
+
+TEST_CASE("an audit line carries its caller as a field of its own: caller in JSON, CALLER in the journal",
+          "[log][callers]") {
+  StderrToFile capture;
+  sbus::log_init("worker test", sbus::LogLevel::kInfo);
+  REQUIRE(sbus::log_set_output(sbus::LogFormat::kJson, {"node-a", "amqp://b", 77}) == sbus::LogFormat::kJson);
+  sbus::log_audit_call("billing", "node-a.admin.reset", "host-1-9", true, false, "denied by policy[2]");
+  sbus::log_set_output(sbus::LogFormat::kText, {});
+  const rapidjson::Document document = parse_strict(capture.text());
+  CHECK(std::string(document["caller"].GetString()) == "billing");
+  CHECK(std::string(document["event_id"].GetString()) == "host-1-9");
+  CHECK(std::string(document["level"].GetString()) == "warn");
+  CHECK(std::string(document["message"].GetString()).rfind("audit: caller=billing ", 0) == 0);
+
+  // The journal entry: every field as NAME=VALUE, CALLER among them.
+  static std::vector<std::string> sent;
+  sent.clear();
+  const auto writer = [](const iovec* fields, int count) {
+    for (int i = 0; i < count; ++i) sent.emplace_back(static_cast<const char*>(fields[i].iov_base), fields[i].iov_len);
+    return 0;
+  };
+  sbus::LogRecord record;
+  record.level = sbus::LogLevel::kWarn;
+  record.tag = "worker test";
+  record.pid = 77;
+  record.text = "audit: caller=billing";
+  record.caller = "billing";
+  REQUIRE(sbus::log_journal_send(writer, record));
+  CHECK(std::find(sent.begin(), sent.end(), "CALLER=billing") != sent.end());
+  CHECK(std::find(sent.begin(), sent.end(), "PRIORITY=4") != sent.end());
 }
