@@ -6,11 +6,7 @@
 
 namespace sbus {
 
-bool Sender::Impl::publish_event(std::string_view topic, std::string_view params_json, const WireDeadline* deadline,
-                                 bool wait, std::string* id) {
-  if (const std::string problem = topic_problem(topic); !problem.empty()) {
-    throw SenderError(SenderError::Kind::kAddress, problem);
-  }
+Event Sender::Impl::new_event(std::string_view topic, std::string_view params_json) {
   Event event;
   event.category = kEventCategory;
   event.service = topic;
@@ -18,6 +14,15 @@ bool Sender::Impl::publish_event(std::string_view topic, std::string_view params
   connect();
   if (fail_over_on_block && connection.blocked()) lost(blocked_text(), SenderError::Kind::kBlocked);
   event.id = next_event_id();
+  return event;
+}
+
+bool Sender::Impl::publish_event(std::string_view topic, std::string_view params_json, const WireDeadline* deadline,
+                                 bool wait, std::string* id) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  Event event = new_event(topic, params_json);
   // An hmac-sha256-v2 token names the events exchange in place of a node.
   event.token = sign(event, options.events_exchange, false);
   if (id != nullptr) *id = event.id;
@@ -40,13 +45,7 @@ bool Sender::Impl::publish_event(std::string_view topic, std::string_view params
 void Sender::Impl::publish_deferred_event(std::string_view topic, std::string_view params_json, const DelayPlan& plan,
                                           std::chrono::system_clock::time_point due,
                                           const std::string* deadline_header) {
-  Event event;
-  event.category = kEventCategory;
-  event.service = topic;
-  event.params = params_json;
-  connect();
-  if (fail_over_on_block && connection.blocked()) lost(blocked_text(), SenderError::Kind::kBlocked);
-  event.id = next_event_id();
+  Event event = new_event(topic, params_json);
   // Signed for the events exchange, and for when it is due.
   event.token = sign(event, options.events_exchange, false, due);
   publish_deferred(DeferTarget{DeferTarget::Kind::kTopic, std::string(topic)}, plan, encode_event(event), due,

@@ -223,6 +223,10 @@ struct Sender::Impl {
   // `deadline` when given). With `wait`, waits for the confirm and returns
   // whether a queue took it; without, returns true at once and the confirm
   // is waited for by wait_events(). The one way an event leaves a sender.
+  // An event of `topic` with a fresh id, on a connected sender (one the
+  // broker blocks fails over as publish does): the part of publish_event()
+  // and publish_deferred_event() before signing.
+  Event new_event(std::string_view topic, std::string_view params_json);
   // An event deferred to `due` through the levels (publish_deferred), to
   // the events exchange with `topic` as its routing key.
   void publish_deferred_event(std::string_view topic, std::string_view params_json, const DelayPlan& plan,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.hpp"
 #include "client/cli/cli.hpp"
 #include "client/cli/exit_code.hpp"
 #include "client/cli/json_value.hpp"
@@ -22,6 +23,9 @@ using sbus::cli::JsonObject;
 using sbus::cli::Output;
 
 namespace {
+
+using Run = sbus_test::CliRun;
+using sbus_test::sbus_cli;
 
 // `line` parsed strictly (valid UTF-8 demanded); fails the test when it is
 // not one JSON document.
@@ -50,26 +54,6 @@ std::vector<std::string> lines_of(const std::string& text) {
 // continuation byte, an overlong slash, 0xFF, a sequence cut at the end).
 const std::string kHostile = std::string("\"q\" \\ \\\" </script> \x01\x02\x1f\x7f\t\r\n") + std::string(1, '\0') +
                              "tail \xc3 \x80 \xc0\xaf \xff \xe2\x82";
-
-struct Run {
-  ExitCode code;
-  std::string out;
-  std::string err;
-};
-
-Run sbus_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "sbus");
-  std::vector<const char*> argv;
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream out;
-  std::ostringstream err;
-  std::streambuf* const old_out = std::cout.rdbuf(out.rdbuf());
-  std::streambuf* const old_err = std::cerr.rdbuf(err.rdbuf());
-  const ExitCode code = sbus::cli::run_command_line(static_cast<int>(argv.size()), argv.data());
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
-  return {code, out.str(), err.str()};
-}
 
 // The one JSON error line of `err`: {"error": {...}}.
 rapidjson::Document error_of(const std::string& err) {

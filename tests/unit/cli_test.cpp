@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.hpp"
 #include "client/cli/cli.hpp"
 #include "client/cli/exit_code.hpp"
 #include "client/cli/sender_options.hpp"
@@ -19,26 +20,8 @@ using sbus::cli::Verb;
 
 namespace {
 
-struct Run {
-  ExitCode code;
-  std::string out;
-  std::string err;
-};
-
-// Runs `sbus ARGS...` in this process, with std::cout and std::cerr caught.
-Run sbus_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "sbus");
-  std::vector<const char*> argv;
-  for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream out;
-  std::ostringstream err;
-  std::streambuf* const old_out = std::cout.rdbuf(out.rdbuf());
-  std::streambuf* const old_err = std::cerr.rdbuf(err.rdbuf());
-  const ExitCode code = sbus::cli::run_command_line(static_cast<int>(argv.size()), argv.data());
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
-  return {code, out.str(), err.str()};
-}
+using Run = sbus_test::CliRun;
+using sbus_test::sbus_cli;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
