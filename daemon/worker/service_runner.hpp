@@ -30,6 +30,7 @@
 #include "config/config.hpp"
 #include "worker/dead_letter.hpp"
 #include "worker/job.hpp"
+#include "worker/plugin_host.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/queue_budget.hpp"
 #include "worker/wakeup.hpp"
@@ -74,7 +75,7 @@ class CurrentDeadline {
 
 class ServiceRunner {
  public:
-  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
+  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, std::unique_ptr<HostContext> context,
                 RunnerHost* host, CrashJournal* journal, int max_retries,
                 std::shared_ptr<CurrentDeadline> current_deadline = nullptr);
   ~ServiceRunner();
@@ -140,9 +141,9 @@ class ServiceRunner {
   Outcome execute(Job& job);
   // The parts of execute(), in the order it runs them.
   bool expired_in_queue(const Job& job, Reply* reply, Outcome* outcome);
-  void call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome);
+  void call_service(sbus_request& request, Job& job, Reply* reply, Outcome* outcome);
   void answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline, Reply* reply) const;
-  void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
+  void run_message(sbus_request& request, Job& job, const std::string& id, Outcome* outcome);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
@@ -152,8 +153,9 @@ class ServiceRunner {
 
   std::size_t index_;
   ServiceConfig config_;
+  // Declared before the service: its senders are closed after destroy().
+  std::unique_ptr<HostContext> context_;
   LoadedService service_;
-  ServiceContext context_;
   // The config's secret, as the context's sender has it: hmac-sha256-v2
   // answers are signed with it.
   std::string reply_secret_;

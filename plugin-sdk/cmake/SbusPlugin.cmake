@@ -10,16 +10,32 @@
 # CMAKE_PREFIX_PATH at that install's prefix). NO_INSTALL: build it only,
 # as for a plugin that exists for tests.
 #
+# A plugin whose SOURCES are all C (.c) is built as C11 against the C ABI
+# (sbus/plugin.h) alone: -Wall -Werror, no C++ and no libsbus.so.
+#
 # In the sbus tree the plugin lands in build/plugins/ and installs to
 # PREFIX/lib/sbus/plugins/.
 function(sbus_add_plugin name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "NO_INSTALL" "" "")
   set(target sbus_plugin_${name})
   add_library(${target} MODULE ${arg_UNPARSED_ARGUMENTS})
-  target_link_libraries(${target} PRIVATE sbus::plugin_sdk)
+  set(c_only ON)
+  foreach(source ${arg_UNPARSED_ARGUMENTS})
+    if(NOT source MATCHES "\\.c$")
+      set(c_only OFF)
+    endif()
+  endforeach()
+  if(c_only)
+    target_link_libraries(${target} PRIVATE sbus::sdk)
+    target_compile_options(${target} PRIVATE -Wall -Werror)
+    set_target_properties(${target} PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+  else()
+    target_link_libraries(${target} PRIVATE sbus::plugin_sdk)
+  endif()
   set_target_properties(${target} PROPERTIES
     OUTPUT_NAME ${name}
     PREFIX ""
+    C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
   if(TARGET sbus_sdk)

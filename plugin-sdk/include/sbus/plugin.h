@@ -279,6 +279,17 @@ struct sbus_host {
   sbus_str (*sender_error)(const sbus_sender* sender);
 };
 
+/* What a plugin defines and exports (with default visibility when it builds
+ * with hidden symbols): its descriptor, which must stay valid and unchanged
+ * while the library is loaded. sbusd calls it once per load, before
+ * anything else of the plugin, on the worker's main thread. */
+#if defined(__GNUC__)
+#define SBUS_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define SBUS_PLUGIN_EXPORT
+#endif
+SBUS_PLUGIN_EXPORT const sbus_plugin* sbus_plugin_descriptor(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,10 +33,11 @@
 // Logging: sbus/log.hpp writes lines to sbusd's log, named after the service.
 // docs/plugins.md is the guide to all of this.
 //
-// ABI: sbusd checks kAbiVersion of the plugin against its own before it
-// touches anything else in the plugin, and refuses a mismatch. Any change to
-// the layout of the types below or to Service's virtual methods bumps it.
-// docs/plugins.md says what changed in each version.
+// ABI: this header is a layer over the C ABI of sbus/plugin.h, compiled
+// into the plugin: no type of the C++ standard library crosses into sbusd,
+// so a plugin needs no particular compiler or standard library, and a
+// plugin built against ABI 5.N keeps loading in later sbusd versions that
+// speak 5 (docs/plugins.md, "Compatibility").
 #pragma once
 
 #include <rapidjson/document.h>
@@ -44,6 +45,7 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -57,6 +59,7 @@
 #include <vector>
 
 #include "sbus/export.hpp"
+#include "sbus/plugin.h"
 #include "sbus/sender.hpp"
 
 namespace sbus {
@@ -66,19 +69,21 @@ namespace sbus {
 // 4: Request::caller() (who sent the call; a member of Request); events:
 //    Kind::kEvent, Service::on_event and Request::topic(); SenderOptions
 //    and SendOptions for deferred delivery.
-inline constexpr std::uint32_t kAbiVersion = 4;
+// 5: the C ABI of sbus/plugin.h, with this header as a layer over it;
+//    Request::message_id().
+inline constexpr std::uint32_t kAbiVersion = SBUS_ABI_MAJOR;
 
 // The kinds of delivery a service serves, as bits of a set: combine them
 // with |, as in sbus::Kind::kCall | sbus::Kind::kMessage. The values are part
 // of the ABI; a new kind takes a new bit.
 enum class Kind : std::uint32_t {
-  kCall = 1u << 0,     // RPCs, to on_call: `kind: rpc` in sbusd's YAML
-  kMessage = 1u << 1,  // fire-and-forget messages, to on_message: `kind: message`
-  kEvent = 1u << 2,    // published events of the YAML's `topics`, to on_event: `kind: event`
+  kCall = SBUS_KIND_CALL,        // RPCs, to on_call: `kind: rpc` in sbusd's YAML
+  kMessage = SBUS_KIND_MESSAGE,  // fire-and-forget messages, to on_message: `kind: message`
+  kEvent = SBUS_KIND_EVENT,      // published events of the YAML's `topics`, to on_event: `kind: event`
 };
 
 // Every kind this SDK knows: a set with other bits is from a newer SDK.
-inline constexpr Kind kAllKinds = static_cast<Kind>((1u << 0) | (1u << 1) | (1u << 2));
+inline constexpr Kind kAllKinds = static_cast<Kind>(SBUS_KIND_CALL | SBUS_KIND_MESSAGE | SBUS_KIND_EVENT);
 
 constexpr Kind operator|(Kind a, Kind b) {
   return static_cast<Kind>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
@@ -155,6 +160,11 @@ class Request {
   const std::string& topic() const { return topic_; }
   // Set by sbusd before the service sees an event.
   void set_topic(std::string topic) { topic_ = std::move(topic); }
+  // The AMQP message_id its sender set (an sbus message id); empty when
+  // none (py-servicebus never sets it).
+  std::string_view message_id() const { return message_id_; }
+  // Set by sbusd before the service sees the request.
+  void set_message_id(std::string message_id) { message_id_ = std::move(message_id); }
 
  private:
   std::string id_;
@@ -165,6 +175,7 @@ class Request {
   std::optional<std::chrono::system_clock::time_point> deadline_;
   std::string caller_;
   std::string topic_;
+  std::string message_id_;
 };
 
 // The answer to an RPC. Call send() (a JSON result) or error() once; the last
@@ -214,10 +225,12 @@ class Response {
 // What sbusd tells a service when it starts: where it runs, the `options:`
 // map of its entry in the YAML config, and a way to call other services.
 // sbusd keeps the object start() receives valid until stop() has returned.
+// It lives in the plugin (this SDK copies it from sbusd's C context), so its
+// layout is the plugin's own business.
 struct ServiceContext {
   ServiceContext() = default;
-  // sbusd makes one for each service; a plugin's own tests may too. `sender`
-  // is what sender() and sender_options() give.
+  // A plugin's own tests make one; `sender` is what sender() and
+  // sender_options() give.
   ServiceContext(std::string node_name, std::string category_name, std::string service_name,
                  std::map<std::string, std::string> service_options, SenderOptions sender)
       : node(std::move(node_name)),
@@ -234,19 +247,28 @@ struct ServiceContext {
   // A new Sender to call other services, as this node: the worker's broker
   // first, then the others of the config; the config's exchange, secret,
   // `token` (how to sign) and `tls:` settings. It connects on its first
-  // call. Made in libsbus.so, from the settings as this sbusd has them: a
-  // plugin that only uses sender() keeps working when those settings grow.
-  // Not thread-safe (see Sender): one per thread.
-  SBUS_EXPORT Sender sender() const;
+  // call. Made in libsbus.so from the settings sbusd passes as JSON, so a
+  // plugin keeps working when those settings grow. Not thread-safe (see
+  // Sender): one per thread.
+  Sender sender() const { return Sender(sender_options()); }
 
   // A copy of those settings, for a service that changes some of them (retry,
   // connect_timeout, smart_route) before it makes a Sender of its own.
   SenderOptions sender_options() const { return sender_ ? *sender_ : SenderOptions{}; }
 
+  // sbusd's side of the context, for sbus/log.hpp and the C ABI: both null
+  // in a context a plugin's test made.
+  const sbus_host* host() const { return host_; }
+  const sbus_context* handle() const { return handle_; }
+
+  // Made by the SDK from sbusd's context when a service starts.
+  static ServiceContext from_host(const sbus_host* host, const sbus_context* handle);
+
  private:
-  // Behind a pointer, so that this struct's layout does not follow
-  // SenderOptions'. Null in a default-made context: no brokers.
+  // Shared by copies. Null in a default-made context: no brokers.
   std::shared_ptr<const SenderOptions> sender_;
+  const sbus_host* host_ = nullptr;
+  const sbus_context* handle_ = nullptr;
 };
 
 // Base class of every service. Override on_call for a service that serves
@@ -301,30 +323,165 @@ class Service {
   }
 };
 
-// --- The export record. Its layout is part of the ABI: abi_version must stay
-// the first member so that any sbusd can read it.
+// --- The export record: the C ABI's types (sbus/plugin.h) under the names
+// this SDK has always used.
 
-struct ServiceFactory {
-  const char* name;      // the SERVICE part; the YAML maps CATEGORY.SERVICE to it
-  Kind kinds;            // what it serves: one Kind or several
-  Service* (*create)();  // returns a new object owned by the caller
-};
-
-struct PluginDescriptor {
-  std::uint32_t abi_version;
-  const char* name;
-  const ServiceFactory* services;
-  std::size_t service_count;
-};
+using ServiceFactory = sbus_service_def;
+using PluginDescriptor = sbus_plugin;
 
 // The exported symbol sbusd looks up in each plugin.
-inline constexpr const char* kPluginSymbol = "sbus_plugin_descriptor";
+inline constexpr const char* kPluginSymbol = SBUS_PLUGIN_SYMBOL;
 
 namespace detail {
 
+inline std::string text(sbus_str s) {
+  return s.size == 0 ? std::string() : std::string(s.data, s.size);
+}
+
+// SenderOptions from sbusd's JSON (context_sender_settings); members it
+// does not know are left as they are.
+inline SenderOptions sender_options_of(sbus_str json) {
+  SenderOptions options;
+  rapidjson::Document d;
+  d.Parse(json.data, json.size);
+  if (d.HasParseError() || !d.IsObject()) return options;
+  auto string = [&d](const char* key, std::string* out) {
+    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsString()) {
+      out->assign(m->value.GetString(), m->value.GetStringLength());
+    }
+  };
+  auto boolean = [&d](const char* key, bool* out) {
+    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsBool()) *out = m->value.GetBool();
+  };
+  if (auto m = d.FindMember("brokers"); m != d.MemberEnd() && m->value.IsArray()) {
+    for (const auto& broker : m->value.GetArray()) {
+      if (broker.IsString()) options.brokers.emplace_back(broker.GetString(), broker.GetStringLength());
+    }
+  }
+  string("exchange", &options.exchange);
+  string("secret", &options.secret);
+  string("token", &options.token);
+  string("caller", &options.caller);
+  string("caller_key", &options.caller_key);
+  if (auto m = d.FindMember("connect_timeout_ms"); m != d.MemberEnd() && m->value.IsInt64()) {
+    options.connect_timeout = std::chrono::milliseconds(m->value.GetInt64());
+  }
+  string("tls_ca_file", &options.tls_ca_file);
+  string("tls_cert_file", &options.tls_cert_file);
+  string("tls_key_file", &options.tls_key_file);
+  boolean("tls_verify", &options.tls_verify);
+  if (auto m = d.FindMember("retry"); m != d.MemberEnd() && m->value.IsInt()) options.retry = m->value.GetInt();
+  boolean("smart_route", &options.smart_route);
+  boolean("send_deadline", &options.send_deadline);
+  string("delay_exchange", &options.delay_exchange);
+  string("events_exchange", &options.events_exchange);
+  return options;
+}
+
+inline std::optional<std::chrono::system_clock::time_point> time_of(int has, std::int64_t unix_ms) {
+  if (!has) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms));
+}
+
+// The request sbusd handed over, as the C++ SDK's Request.
+inline Request request_of(const sbus_host* host, const sbus_request* r) {
+  rapidjson::Document params;
+  const sbus_str json = host->request_params(r);
+  params.Parse(json.data, json.size);
+  Request request(text(host->request_id(r)), text(host->request_node(r)), text(host->request_category(r)),
+                  text(host->request_service(r)), std::move(params));
+  std::int64_t ms = 0;
+  const int has_deadline = host->request_deadline(r, &ms);
+  request.set_deadline(time_of(has_deadline, ms));
+  request.set_caller(text(host->request_caller(r)));
+  request.set_topic(text(host->request_topic(r)));
+  request.set_message_id(text(host->request_message_id(r)));
+  return request;
+}
+
+// One service object and what the SDK keeps beside it: the state behind
+// the C ABI's `self`.
+struct ServiceState {
+  const sbus_host* host;
+  std::unique_ptr<Service> service;
+  ServiceContext context;
+};
+
+// Runs `body`; an exception becomes a failure of the entry point (its
+// what() through set_failure), as the C ABI has no exceptions.
+template <typename F>
+int guarded(const sbus_host* host, F&& body) noexcept {
+  const char* what = "unknown exception";
+  std::string text;
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    try {
+      text = e.what();
+      what = text.c_str();
+    } catch (...) {
+      what = "exception (out of memory)";
+    }
+  } catch (...) {
+  }
+  host->set_failure(what, std::strlen(what));
+  return 1;
+}
+
 template <typename T>
-Service* create_service() {
-  return new T();
+void* create_service(const sbus_host* host) noexcept {
+  try {
+    return new ServiceState{host, std::make_unique<T>(), ServiceContext{}};
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+inline int start_service(void* self, const sbus_context* context) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] {
+    state->context = ServiceContext::from_host(state->host, context);
+    state->service->start(state->context);
+  });
+}
+
+// A Response becomes the one reply of the call; a result that is not JSON
+// (send_json() given bad text) fails the call rather than reach the caller.
+inline int call_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  const sbus_host* host = state->host;
+  return guarded(host, [&] {
+    const Request request = request_of(host, r);
+    Response response;
+    state->service->on_call(request, response);
+    const std::string& body = response.body();
+    if (response.is_error()) {
+      const std::string& code = response.error_code();
+      host->reply_error(r, code.data(), code.size(), body.data(), body.size());
+    } else if (host->reply_result(r, body.data(), body.size()) == SBUS_E_INVALID_JSON) {
+      throw std::invalid_argument("its result is not one JSON value: " + body.substr(0, 200));
+    }
+  });
+}
+
+inline int message_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->on_message(request_of(state->host, r)); });
+}
+
+inline int event_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->on_event(request_of(state->host, r)); });
+}
+
+inline int stop_service(void* self) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->stop(); });
+}
+
+inline void destroy_service(void* self) noexcept {
+  delete static_cast<ServiceState*>(self);
 }
 
 // Whether T overrides on_call / on_message: &T::on_call has the type of the
@@ -369,7 +526,16 @@ constexpr ServiceFactory make_service_factory(const char* name) {
                 "SBUS_SERVICE: a service that serves sbus::Kind::kMessage overrides on_message");
   static_assert(!serves(kKinds, Kind::kEvent) || overrides_on_event<T>(),
                 "SBUS_SERVICE: a service that serves sbus::Kind::kEvent overrides on_event");
-  return ServiceFactory{name, kKinds, &create_service<T>};
+  return ServiceFactory{sizeof(ServiceFactory),
+                        static_cast<std::uint32_t>(kKinds),
+                        name,
+                        &create_service<T>,
+                        &start_service,
+                        &call_service,
+                        &message_service,
+                        &event_service,
+                        &stop_service,
+                        &destroy_service};
 }
 
 // SBUS_SERVICE(EXPORT, CLASS) without kinds, as before ABI 3.
@@ -378,10 +544,37 @@ constexpr ServiceFactory make_service_factory(const char* name) {
   static_assert(kAlwaysFalse<T>,
                 "SBUS_SERVICE(EXPORT, CLASS, KINDS): since plugin ABI 3 a service says what it serves, "
                 "e.g. SBUS_SERVICE(\"add\", AddService, sbus::Kind::kCall) (docs/plugins.md)");
-  return ServiceFactory{name, Kind::kCall, nullptr};
+  return ServiceFactory{
+      sizeof(ServiceFactory), SBUS_KIND_CALL, name, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 }
 
 }  // namespace detail
+
+inline ServiceContext ServiceContext::from_host(const sbus_host* host, const sbus_context* handle) {
+  ServiceContext context;
+  context.node = detail::text(host->context_node(handle));
+  context.category = detail::text(host->context_category(handle));
+  context.service = detail::text(host->context_service(handle));
+  const std::size_t count = host->context_option_count(handle);
+  for (std::size_t i = 0; i < count; ++i) {
+    sbus_str key{};
+    sbus_str value{};
+    if (host->context_option(handle, i, &key, &value) == SBUS_OK) {
+      context.options[detail::text(key)] = detail::text(value);
+    }
+  }
+  SenderOptions sender = detail::sender_options_of(host->context_sender_settings(handle));
+  // The deadline of the call the service handles, asked each time.
+  sender.inherited_deadline = [host, handle]() {
+    std::int64_t ms = 0;
+    const int has = host->context_deadline(handle, &ms);
+    return detail::time_of(has, ms);
+  };
+  context.sender_ = std::make_shared<const SenderOptions>(std::move(sender));
+  context.host_ = host;
+  context.handle_ = handle;
+  return context;
+}
 
 }  // namespace sbus
 
@@ -392,16 +585,26 @@ constexpr ServiceFactory make_service_factory(const char* name) {
 //   SBUS_SERVICE("add", AddService, sbus::Kind::kCall)
 #define SBUS_SERVICE(name, ...) ::sbus::detail::make_service_factory<__VA_ARGS__>(name)
 
-// Exports the plugin `plugin_name` with the services listed after it:
+// The version string a plugin's descriptor carries (sbus_plugin::version):
+// define SBUS_PLUGIN_VERSION before including this header, or on the
+// compiler's command line; empty without.
+#ifndef SBUS_PLUGIN_VERSION
+#define SBUS_PLUGIN_VERSION ""
+#endif
+
+// Exports the plugin `plugin_name` with the services listed after it, as
+// the C ABI's descriptor (sbus/plugin.h):
 //   SBUS_PLUGIN("test", SBUS_SERVICE("echo", Echo, sbus::Kind::kCall),
 //               SBUS_SERVICE("record", Record, sbus::Kind::kMessage))
-#define SBUS_PLUGIN(plugin_name, ...)                                                                          \
-  namespace {                                                                                                  \
-  constexpr ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};                                    \
-  const ::sbus::PluginDescriptor sbus_plugin_descriptor_ = {                                                   \
-      ::sbus::kAbiVersion, plugin_name, sbus_plugin_services_,                                                 \
-      sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};                                       \
-  }                                                                                                            \
-  extern "C" __attribute__((visibility("default"))) const ::sbus::PluginDescriptor* sbus_plugin_descriptor() { \
-    return &sbus_plugin_descriptor_;                                                                           \
+#define SBUS_PLUGIN(plugin_name, ...)                                                               \
+  namespace {                                                                                       \
+  constexpr ::sbus_service_def sbus_plugin_services_[] = {__VA_ARGS__};                             \
+  const ::sbus_plugin sbus_plugin_descriptor_ = {                                                   \
+      SBUS_ABI_MAJOR,        SBUS_ABI_MINOR,                                                        \
+      sizeof(::sbus_plugin), sizeof(::sbus_service_def),                                            \
+      plugin_name,           SBUS_PLUGIN_VERSION,                                                   \
+      sbus_plugin_services_, sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};     \
+  }                                                                                                 \
+  extern "C" __attribute__((visibility("default"))) const ::sbus_plugin* sbus_plugin_descriptor() { \
+    return &sbus_plugin_descriptor_;                                                                \
   }
