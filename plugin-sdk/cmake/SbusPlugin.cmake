@@ -53,3 +53,30 @@ function(sbus_add_plugin name)
     install(TARGETS ${target} LIBRARY DESTINATION ${destination})
   endif()
 endfunction()
+
+# sbus_add_cargo_plugin(NAME)
+#
+# Builds the Rust crate of this folder (Cargo.toml, a cdylib named NAME with
+# hand-written bindings of sbus/plugin.h and no dependencies) into NAME.so
+# beside the other plugins (CMake target sbus_plugin_NAME), with Debian's
+# /usr/bin/cargo and /usr/bin/rustc (scripts/deps installs them), offline,
+# whatever comes first on PATH. Built only; not installed.
+function(sbus_add_cargo_plugin name)
+  find_program(SBUS_CARGO cargo PATHS /usr/bin NO_DEFAULT_PATH)
+  find_program(SBUS_RUSTC rustc PATHS /usr/bin NO_DEFAULT_PATH)
+  if(NOT SBUS_CARGO OR NOT SBUS_RUSTC)
+    message(WARNING "/usr/bin/cargo or /usr/bin/rustc missing (scripts/deps installs them): ${name}.so is not built")
+    return()
+  endif()
+  set(output ${CMAKE_BINARY_DIR}/plugins/${name}.so)
+  set(target_dir ${CMAKE_CURRENT_BINARY_DIR}/cargo-target)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.rs)
+  add_custom_command(OUTPUT ${output}
+    COMMAND ${CMAKE_COMMAND} -E env RUSTC=${SBUS_RUSTC} CARGO_HOME=${CMAKE_CURRENT_BINARY_DIR}/cargo-home
+      ${SBUS_CARGO} build --offline --locked --release --quiet
+      --manifest-path ${CMAKE_CURRENT_SOURCE_DIR}/Cargo.toml --target-dir ${target_dir}
+    COMMAND ${CMAKE_COMMAND} -E copy ${target_dir}/release/lib${name}.so ${output}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/Cargo.toml ${CMAKE_CURRENT_SOURCE_DIR}/Cargo.lock ${sources}
+    COMMENT "cargo: ${name}.so")
+  add_custom_target(sbus_plugin_${name} ALL DEPENDS ${output})
+endfunction()

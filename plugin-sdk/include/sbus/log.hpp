@@ -40,7 +40,7 @@
 #include <string_view>
 
 #include "sbus/export.hpp"
-#include "sbus/plugin.hpp"
+#include "sbus/plugin.h"
 
 // libsbus.so's log, for a context made outside sbusd.
 extern "C" SBUS_EXPORT void sbus_log_outside(const char* category, std::size_t category_size, const char* service,
@@ -50,36 +50,22 @@ extern "C" SBUS_EXPORT int sbus_log_outside_enabled(int level);
 
 namespace sbus {
 
+struct ServiceContext;
+
 enum class LogLevel { kDebug = SBUS_LOG_DEBUG, kInfo = SBUS_LOG_INFO, kWarn = SBUS_LOG_WARN, kError = SBUS_LOG_ERROR };
 
 // Writes `text` as one line of the worker's log at `level`, after
-// "CATEGORY.SERVICE: " of `context`. Never throws.
-inline void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept {
-  if (context.host() != nullptr) {
-    context.host()->log(context.handle(), static_cast<int>(level), text.data(), text.size());
-  } else {
-    sbus_log_outside(context.category.data(), context.category.size(), context.service.data(), context.service.size(),
-                     static_cast<int>(level), text.data(), text.size());
-  }
-}
+// "CATEGORY.SERVICE: " of `context`. Never throws. (These are defined in
+// sbus/detail/plugin_abi.hpp, which sbus/plugin.hpp includes, beside
+// ServiceContext.)
+inline void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept;
 
 // Whether a line at `level` would be written: to skip building costly text.
-inline bool log_enabled(const ServiceContext& context, LogLevel level) noexcept {
-  if (context.host() != nullptr) return context.host()->log_enabled(context.handle(), static_cast<int>(level)) != 0;
-  return sbus_log_outside_enabled(static_cast<int>(level)) != 0;
-}
+inline bool log_enabled(const ServiceContext& context, LogLevel level) noexcept;
 
-inline void log_debug(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kDebug, text);
-}
-inline void log_info(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kInfo, text);
-}
-inline void log_warn(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kWarn, text);
-}
-inline void log_error(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kError, text);
-}
+inline void log_debug(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_info(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_warn(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_error(const ServiceContext& context, std::string_view text) noexcept;
 
 }  // namespace sbus

@@ -1,0 +1,307 @@
+// The part of the C++ SDK that maps sbus::Service onto the C ABI of
+// sbus/plugin.h: the entry points SBUS_SERVICE puts in each service record,
+// ServiceContext::from_host and the log. Included by sbus/plugin.hpp only,
+// after the types it uses; nothing here is for plugin authors to call.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "sbus/log.hpp"
+#include "sbus/plugin.h"
+#include "sbus/sender.hpp"
+
+namespace sbus {
+
+// --- The export record: the C ABI's types (sbus/plugin.h) under the names
+// this SDK has always used.
+
+using ServiceFactory = sbus_service_def;
+using PluginDescriptor = sbus_plugin;
+
+// The exported symbol sbusd looks up in each plugin.
+inline constexpr const char* kPluginSymbol = SBUS_PLUGIN_SYMBOL;
+
+namespace detail {
+
+inline std::string text(sbus_str s) {
+  return s.size == 0 ? std::string() : std::string(s.data, s.size);
+}
+
+// SenderOptions from sbusd's JSON (context_sender_settings); members it
+// does not know are left as they are.
+inline SenderOptions sender_options_of(sbus_str json) {
+  SenderOptions options;
+  rapidjson::Document d;
+  d.Parse(json.data, json.size);
+  if (d.HasParseError() || !d.IsObject()) return options;
+  auto string = [&d](const char* key, std::string* out) {
+    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsString()) {
+      out->assign(m->value.GetString(), m->value.GetStringLength());
+    }
+  };
+  auto boolean = [&d](const char* key, bool* out) {
+    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsBool()) *out = m->value.GetBool();
+  };
+  if (auto m = d.FindMember("brokers"); m != d.MemberEnd() && m->value.IsArray()) {
+    for (const auto& broker : m->value.GetArray()) {
+      if (broker.IsString()) options.brokers.emplace_back(broker.GetString(), broker.GetStringLength());
+    }
+  }
+  string("exchange", &options.exchange);
+  string("secret", &options.secret);
+  string("token", &options.token);
+  string("caller", &options.caller);
+  string("caller_key", &options.caller_key);
+  if (auto m = d.FindMember("connect_timeout_ms"); m != d.MemberEnd() && m->value.IsInt64()) {
+    options.connect_timeout = std::chrono::milliseconds(m->value.GetInt64());
+  }
+  string("tls_ca_file", &options.tls_ca_file);
+  string("tls_cert_file", &options.tls_cert_file);
+  string("tls_key_file", &options.tls_key_file);
+  boolean("tls_verify", &options.tls_verify);
+  if (auto m = d.FindMember("retry"); m != d.MemberEnd() && m->value.IsInt()) options.retry = m->value.GetInt();
+  boolean("smart_route", &options.smart_route);
+  boolean("send_deadline", &options.send_deadline);
+  string("delay_exchange", &options.delay_exchange);
+  string("events_exchange", &options.events_exchange);
+  return options;
+}
+
+inline std::optional<std::chrono::system_clock::time_point> time_of(int has, std::int64_t unix_ms) {
+  if (!has) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms));
+}
+
+// The request sbusd handed over, as the C++ SDK's Request.
+inline Request request_of(const sbus_host* host, const sbus_request* r) {
+  rapidjson::Document params;
+  const sbus_str json = host->request_params(r);
+  params.Parse(json.data, json.size);
+  Request request(text(host->request_id(r)), text(host->request_node(r)), text(host->request_category(r)),
+                  text(host->request_service(r)), std::move(params));
+  std::int64_t ms = 0;
+  const int has_deadline = host->request_deadline(r, &ms);
+  request.set_deadline(time_of(has_deadline, ms));
+  request.set_caller(text(host->request_caller(r)));
+  request.set_topic(text(host->request_topic(r)));
+  request.set_message_id(text(host->request_message_id(r)));
+  return request;
+}
+
+// One service object and what the SDK keeps beside it: the state behind
+// the C ABI's `self`.
+struct ServiceState {
+  const sbus_host* host;
+  std::unique_ptr<Service> service;
+  ServiceContext context;
+};
+
+// Runs `body`; an exception becomes a failure of the entry point (its
+// what() through set_failure), as the C ABI has no exceptions.
+template <typename F>
+int guarded(const sbus_host* host, F&& body) noexcept {
+  const char* what = "unknown exception";
+  std::string text;
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    try {
+      text = e.what();
+      what = text.c_str();
+    } catch (...) {
+      what = "exception (out of memory)";
+    }
+  } catch (...) {
+  }
+  host->set_failure(what, std::strlen(what));
+  return 1;
+}
+
+template <typename T>
+void* create_service(const sbus_host* host) noexcept {
+  try {
+    return new ServiceState{host, std::make_unique<T>(), ServiceContext{}};
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+inline int start_service(void* self, const sbus_context* context) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] {
+    state->context = ServiceContext::from_host(state->host, context);
+    state->service->start(state->context);
+  });
+}
+
+// A Response becomes the one reply of the call; a result that is not JSON
+// (send_json() given bad text) fails the call rather than reach the caller.
+inline int call_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  const sbus_host* host = state->host;
+  return guarded(host, [&] {
+    const Request request = request_of(host, r);
+    Response response;
+    state->service->on_call(request, response);
+    const std::string& body = response.body();
+    if (response.is_error()) {
+      const std::string& code = response.error_code();
+      host->reply_error(r, code.data(), code.size(), body.data(), body.size());
+    } else if (host->reply_result(r, body.data(), body.size()) == SBUS_E_INVALID_JSON) {
+      throw std::invalid_argument("its result is not one JSON value: " + body.substr(0, 200));
+    }
+  });
+}
+
+inline int message_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->on_message(request_of(state->host, r)); });
+}
+
+inline int event_service(void* self, sbus_request* r) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->on_event(request_of(state->host, r)); });
+}
+
+inline int stop_service(void* self) noexcept {
+  auto* state = static_cast<ServiceState*>(self);
+  return guarded(state->host, [&] { state->service->stop(); });
+}
+
+inline void destroy_service(void* self) noexcept {
+  delete static_cast<ServiceState*>(self);
+}
+
+// Whether T overrides on_call / on_message: &T::on_call has the type of the
+// class that declared it last. An overloaded name cannot be told: trusted.
+template <typename T>
+constexpr bool overrides_on_call() {
+  if constexpr (requires { &T::on_call; }) {
+    return !std::is_same_v<decltype(&T::on_call), decltype(&Service::on_call)>;
+  } else {
+    return true;
+  }
+}
+template <typename T>
+constexpr bool overrides_on_message() {
+  if constexpr (requires { &T::on_message; }) {
+    return !std::is_same_v<decltype(&T::on_message), decltype(&Service::on_message)>;
+  } else {
+    return true;
+  }
+}
+
+template <typename T>
+constexpr bool overrides_on_event() {
+  if constexpr (requires { &T::on_event; }) {
+    return !std::is_same_v<decltype(&T::on_event), decltype(&Service::on_event)>;
+  } else {
+    return true;
+  }
+}
+
+template <typename T>
+inline constexpr bool kAlwaysFalse = false;
+
+template <typename T, Kind kKinds>
+constexpr ServiceFactory make_service_factory(const char* name) {
+  static_assert(std::is_base_of_v<Service, T>, "SBUS_SERVICE: the class must derive from sbus::Service");
+  static_assert(static_cast<std::uint32_t>(kKinds) != 0 && (kKinds & kAllKinds) == kKinds,
+                "SBUS_SERVICE: say the kinds the service serves: sbus::Kind::kCall, sbus::Kind::kMessage or both");
+  static_assert(!serves(kKinds, Kind::kCall) || overrides_on_call<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kCall overrides on_call");
+  static_assert(!serves(kKinds, Kind::kMessage) || overrides_on_message<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kMessage overrides on_message");
+  static_assert(!serves(kKinds, Kind::kEvent) || overrides_on_event<T>(),
+                "SBUS_SERVICE: a service that serves sbus::Kind::kEvent overrides on_event");
+  return ServiceFactory{sizeof(ServiceFactory),
+                        static_cast<std::uint32_t>(kKinds),
+                        name,
+                        &create_service<T>,
+                        &start_service,
+                        &call_service,
+                        &message_service,
+                        &event_service,
+                        &stop_service,
+                        &destroy_service};
+}
+
+// SBUS_SERVICE(EXPORT, CLASS) without kinds, as before ABI 3.
+template <typename T>
+constexpr ServiceFactory make_service_factory(const char* name) {
+  static_assert(kAlwaysFalse<T>,
+                "SBUS_SERVICE(EXPORT, CLASS, KINDS): since plugin ABI 3 a service says what it serves, "
+                "e.g. SBUS_SERVICE(\"add\", AddService, sbus::Kind::kCall) (docs/plugins.md)");
+  return ServiceFactory{
+      sizeof(ServiceFactory), SBUS_KIND_CALL, name, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+}
+
+}  // namespace detail
+
+inline ServiceContext ServiceContext::from_host(const sbus_host* host, const sbus_context* handle) {
+  ServiceContext context;
+  context.node = detail::text(host->context_node(handle));
+  context.category = detail::text(host->context_category(handle));
+  context.service = detail::text(host->context_service(handle));
+  const std::size_t count = host->context_option_count(handle);
+  for (std::size_t i = 0; i < count; ++i) {
+    sbus_str key{};
+    sbus_str value{};
+    if (host->context_option(handle, i, &key, &value) == SBUS_OK) {
+      context.options[detail::text(key)] = detail::text(value);
+    }
+  }
+  SenderOptions sender = detail::sender_options_of(host->context_sender_settings(handle));
+  // The deadline of the call the service handles, asked each time.
+  sender.inherited_deadline = [host, handle]() {
+    std::int64_t ms = 0;
+    const int has = host->context_deadline(handle, &ms);
+    return detail::time_of(has, ms);
+  };
+  context.sender_ = std::make_shared<const SenderOptions>(std::move(sender));
+  context.host_ = host;
+  context.handle_ = handle;
+  return context;
+}
+
+inline void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept {
+  if (context.host() != nullptr) {
+    context.host()->log(context.handle(), static_cast<int>(level), text.data(), text.size());
+  } else {
+    sbus_log_outside(context.category.data(), context.category.size(), context.service.data(), context.service.size(),
+                     static_cast<int>(level), text.data(), text.size());
+  }
+}
+
+inline bool log_enabled(const ServiceContext& context, LogLevel level) noexcept {
+  if (context.host() != nullptr) return context.host()->log_enabled(context.handle(), static_cast<int>(level)) != 0;
+  return sbus_log_outside_enabled(static_cast<int>(level)) != 0;
+}
+
+inline void log_debug(const ServiceContext& context, std::string_view text) noexcept {
+  log(context, LogLevel::kDebug, text);
+}
+inline void log_info(const ServiceContext& context, std::string_view text) noexcept {
+  log(context, LogLevel::kInfo, text);
+}
+inline void log_warn(const ServiceContext& context, std::string_view text) noexcept {
+  log(context, LogLevel::kWarn, text);
+}
+inline void log_error(const ServiceContext& context, std::string_view text) noexcept {
+  log(context, LogLevel::kError, text);
+}
+
+}  // namespace sbus
