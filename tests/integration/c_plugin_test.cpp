@@ -60,3 +60,28 @@ TEST_CASE("a plugin built against the frozen ABI 5.0 header keeps loading and se
   REQUIRE(echo.ok());
   CHECK(echo.message == R"({"v":5})");
 }
+
+TEST_CASE("a Rust plugin on the C ABI answers calls and takes messages", "[c-abi][rust]") {
+  TempDir dir;
+  const std::string record = dir.file("record.txt");
+  SbusdOptions options;
+  options.services_yaml =
+      "  - name: rust.echo\n"
+      "    plugin: rust_example\n"
+      "  - name: rust.record\n"
+      "    plugin: rust_example\n"
+      "    kind: message\n"
+      "    options: {file: " +
+      record + "}\n";
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+
+  const sbus::CallResult echo = sender.call(sbusd.address("rust.echo"), R"({"from":"rust"})", 10s);
+  REQUIRE(echo.ok());
+  CHECK(echo.message == R"({"from":"rust"})");
+
+  sender.send(sbusd.address("rust.record"), R"(["written by Rust"])");
+  CHECK(sbus_test::wait_until([&] { return sbus_test::read_file(record) == "[\"written by Rust\"]\n"; }, 10s));
+  CHECK(sbus_test::wait_until([&] { return sbusd.log().find("rust.record: recorded 19 bytes") != std::string::npos; },
+                              5s));
+}
