@@ -80,3 +80,29 @@ function(sbus_add_cargo_plugin name)
     COMMENT "cargo: ${name}.so")
   add_custom_target(sbus_plugin_${name} ALL DEPENDS ${output})
 endfunction()
+
+# sbus_add_go_plugin(NAME)
+#
+# Builds the Go package of this folder (go.mod, no dependencies) with
+# -buildmode=c-shared into NAME.so beside the other plugins (CMake target
+# sbus_plugin_NAME), with Debian's go (/usr/lib/go-1.19/bin/go or
+# /usr/bin/go; scripts/deps installs golang-go), offline, its caches in the
+# build folder. Built only; not installed. One Go runtime per process: see
+# docs/plugins.md.
+function(sbus_add_go_plugin name)
+  find_program(SBUS_GO go PATHS /usr/lib/go-1.19/bin /usr/bin NO_DEFAULT_PATH)
+  if(NOT SBUS_GO)
+    message(WARNING "Debian's go is missing (scripts/deps installs golang-go): ${name}.so is not built")
+    return()
+  endif()
+  set(output ${CMAKE_BINARY_DIR}/plugins/${name}.so)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.go ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+  add_custom_command(OUTPUT ${output}
+    COMMAND ${CMAKE_COMMAND} -E env GOCACHE=${CMAKE_CURRENT_BINARY_DIR}/go-cache
+      GOPATH=${CMAKE_CURRENT_BINARY_DIR}/go-path GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=1
+      ${SBUS_GO} build -buildmode=c-shared -o ${output} .
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/go.mod ${sources}
+    COMMENT "go: ${name}.so")
+  add_custom_target(sbus_plugin_${name} ALL DEPENDS ${output})
+endfunction()

@@ -85,3 +85,30 @@ TEST_CASE("a Rust plugin on the C ABI answers calls and takes messages", "[c-abi
   CHECK(sbus_test::wait_until([&] { return sbusd.log().find("rust.record: recorded 19 bytes") != std::string::npos; },
                               5s));
 }
+
+// Kept out of the TSan run (scripts/test picks its tests by name): the Go
+// runtime is not instrumented.
+TEST_CASE("a Go plugin on the C ABI answers calls and takes messages", "[c-abi][go]") {
+  TempDir dir;
+  const std::string record = dir.file("record.txt");
+  SbusdOptions options;
+  options.services_yaml =
+      "  - name: go.echo\n"
+      "    plugin: go_example\n"
+      "  - name: go.record\n"
+      "    plugin: go_example\n"
+      "    kind: message\n"
+      "    options: {file: " +
+      record + "}\n";
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+
+  const sbus::CallResult echo = sender.call(sbusd.address("go.echo"), R"({"from":"go"})", 10s);
+  REQUIRE(echo.ok());
+  CHECK(echo.message == R"({"from":"go"})");
+
+  sender.send(sbusd.address("go.record"), R"(["written by Go"])");
+  CHECK(sbus_test::wait_until([&] { return sbus_test::read_file(record) == "[\"written by Go\"]\n"; }, 10s));
+  CHECK(
+      sbus_test::wait_until([&] { return sbusd.log().find("go.record: recorded 17 bytes") != std::string::npos; }, 5s));
+}
