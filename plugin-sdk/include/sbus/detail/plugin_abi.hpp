@@ -46,16 +46,19 @@ inline SenderOptions sender_options_of(sbus_str json) {
   rapidjson::Document d;
   d.Parse(json.data, json.size);
   if (d.HasParseError() || !d.IsObject()) return options;
-  auto string = [&d](const char* key, std::string* out) {
-    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsString()) {
-      out->assign(m->value.GetString(), m->value.GetStringLength());
+  // (HasMember, not FindMember: clang's C++20 finds rapidjson's iterator
+  // comparison ambiguous.)
+  auto member = [&d](const char* key) -> const rapidjson::Value* { return d.HasMember(key) ? &d[key] : nullptr; };
+  auto string = [&member](const char* key, std::string* out) {
+    if (const rapidjson::Value* v = member(key); v != nullptr && v->IsString()) {
+      out->assign(v->GetString(), v->GetStringLength());
     }
   };
-  auto boolean = [&d](const char* key, bool* out) {
-    if (auto m = d.FindMember(key); m != d.MemberEnd() && m->value.IsBool()) *out = m->value.GetBool();
+  auto boolean = [&member](const char* key, bool* out) {
+    if (const rapidjson::Value* v = member(key); v != nullptr && v->IsBool()) *out = v->GetBool();
   };
-  if (auto m = d.FindMember("brokers"); m != d.MemberEnd() && m->value.IsArray()) {
-    for (const auto& broker : m->value.GetArray()) {
+  if (const rapidjson::Value* brokers = member("brokers"); brokers != nullptr && brokers->IsArray()) {
+    for (const auto& broker : brokers->GetArray()) {
       if (broker.IsString()) options.brokers.emplace_back(broker.GetString(), broker.GetStringLength());
     }
   }
@@ -64,14 +67,14 @@ inline SenderOptions sender_options_of(sbus_str json) {
   string("token", &options.token);
   string("caller", &options.caller);
   string("caller_key", &options.caller_key);
-  if (auto m = d.FindMember("connect_timeout_ms"); m != d.MemberEnd() && m->value.IsInt64()) {
-    options.connect_timeout = std::chrono::milliseconds(m->value.GetInt64());
+  if (const rapidjson::Value* v = member("connect_timeout_ms"); v != nullptr && v->IsInt64()) {
+    options.connect_timeout = std::chrono::milliseconds(v->GetInt64());
   }
   string("tls_ca_file", &options.tls_ca_file);
   string("tls_cert_file", &options.tls_cert_file);
   string("tls_key_file", &options.tls_key_file);
   boolean("tls_verify", &options.tls_verify);
-  if (auto m = d.FindMember("retry"); m != d.MemberEnd() && m->value.IsInt()) options.retry = m->value.GetInt();
+  if (const rapidjson::Value* v = member("retry"); v != nullptr && v->IsInt()) options.retry = v->GetInt();
   boolean("smart_route", &options.smart_route);
   boolean("send_deadline", &options.send_deadline);
   string("delay_exchange", &options.delay_exchange);
