@@ -157,6 +157,11 @@ void Sender::send_message(std::string_view address, std::string_view params_json
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
   // A deadline counts from when the message is due.
   const auto wall_expires = due.value_or(wall_now) + ttl;
+  if (impl_->hold([address = std::string(address), params = std::string(params_json),
+                   options](Sender& sender) { sender.send(address, params, options); },
+                  options.now)) {
+    return;
+  }
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -204,13 +209,24 @@ void Sender::send_message(std::string_view address, std::string_view params_json
 }
 
 bool Sender::publish(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold([topic = std::string(topic),
+                   params = std::string(params_json)](Sender& sender) { sender.publish(topic, params); },
+                  false)) {
+    return true;
+  }
+  return impl_->publish_now(topic, params_json);
+}
+
+bool Sender::Impl::publish_now(std::string_view topic, std::string_view params_json) {
   // A lost connection is worth another broker, as for send().
-  const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
+  const int tries = std::max<int>(1, static_cast<int>(options.brokers.size())) + options.retry;
   for (int attempt = 0;; ++attempt) {
-    const FailOverOnBlock fail_over(&impl_->fail_over_on_block,
-                                    attempt + 1 < tries && impl_->options.brokers.size() > 1);
+    const FailOverOnBlock fail_over(&fail_over_on_block, attempt + 1 < tries && options.brokers.size() > 1);
     try {
-      return impl_->publish_event(topic, params_json, nullptr, true);
+      return publish_event(topic, params_json, nullptr, true);
     } catch (const SenderError& e) {
       const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt + 1 >= tries) throw;
@@ -224,7 +240,12 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
-  if (!due && !options.ttl) return publish(topic, params_json);
+  if (impl_->hold([topic = std::string(topic), params = std::string(params_json),
+                   options](Sender& sender) { sender.publish(topic, params, options); },
+                  options.now)) {
+    return true;
+  }
+  if (!due && !options.ttl) return impl_->publish_now(topic, params_json);
   const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
   const std::string deadline = deadline_header_value(wall_expires);
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
@@ -253,6 +274,14 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
 }
 
 std::string Sender::publish_async(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold([topic = std::string(topic),
+                   params = std::string(params_json)](Sender& sender) { sender.publish(topic, params); },
+                  false)) {
+    return {};
+  }
   std::string id;
   impl_->publish_event(topic, params_json, nullptr, false, &id);
   return id;

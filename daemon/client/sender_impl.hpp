@@ -8,6 +8,7 @@
 //   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
 //   sender_events.cpp      publishing events
+//   sender_hold.cpp        sends held while a service's handler runs
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
 // which forgets the connection and what waited on it and throws.
@@ -18,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -65,6 +68,8 @@ struct Sender::Impl {
   AmqpConnection connection;
   std::size_t broker = 0;  // index of the connected (or next) broker
   std::string connected;   // its URI, password hidden; empty when not connected
+  // What the broker shows of it (AMQP client property connection_name).
+  std::string connection_name = "sbus sender";
 
   // sender_connection.cpp
 
@@ -215,6 +220,12 @@ struct Sender::Impl {
   void open_error_channel();
   void close_error_channel();
 
+  // sender.cpp
+
+  // Publishes an event now (never held), tried on the next broker when the
+  // connection is lost: Sender::publish() past its hold.
+  bool publish_now(std::string_view topic, std::string_view params_json);
+
   // sender_events.cpp
 
   // Builds the event to `topic` with `params_json` (throws kAddress, before
@@ -242,6 +253,19 @@ struct Sender::Impl {
   // Events published without waiting on a connection since lost:
   // wait_events() throws for them.
   std::size_t events_lost = 0;
+
+  // sender_hold.cpp
+
+  // Hands `publish` to options.hold (SenderOptions::hold), to be run at the
+  // release (with `now`: at once) on the releasing thread's own Sender with
+  // the message id it is given; true when taken. False without a hold, or
+  // when it did not take it: send as any sender does.
+  bool hold(std::function<void(Sender&)> publish, bool now);
+  // The AMQP message id of what publish_mandatory() and publish_deferred()
+  // publish (a held message's, while it is released); empty: none.
+  std::string message_id;
+  // options without hold: what held messages are released with.
+  std::shared_ptr<const SenderOptions> release_options;
 
   // sender_signing.cpp
 
