@@ -96,7 +96,13 @@ Sender::Sender(Sender&&) noexcept = default;
 Sender& Sender::operator=(Sender&&) noexcept = default;
 
 CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout) {
+  return call(address, params_json, timeout, CallOptions{});
+}
+
+CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                        const CallOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::chrono::milliseconds budget = budget_for(impl_->options, address, timeout, wall_now);
   const auto deadline = SenderClock::now() + budget;
@@ -152,6 +158,7 @@ void Sender::send(std::string_view address, std::string_view params_json, const 
 
 void Sender::send_message(std::string_view address, std::string_view params_json, const SendOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
@@ -204,6 +211,11 @@ void Sender::send_message(std::string_view address, std::string_view params_json
 }
 
 bool Sender::publish(std::string_view topic, std::string_view params_json) {
+  impl_->use_message_id({});
+  return publish_with_id(topic, params_json);
+}
+
+bool Sender::publish_with_id(std::string_view topic, std::string_view params_json) {
   // A lost connection is worth another broker, as for send().
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
   for (int attempt = 0;; ++attempt) {
@@ -224,7 +236,8 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
-  if (!due && !options.ttl) return publish(topic, params_json);
+  impl_->use_message_id(options.message_id);
+  if (!due && !options.ttl) return publish_with_id(topic, params_json);
   const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
   const std::string deadline = deadline_header_value(wall_expires);
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
@@ -253,6 +266,7 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
 }
 
 std::string Sender::publish_async(std::string_view topic, std::string_view params_json) {
+  impl_->use_message_id({});
   std::string id;
   impl_->publish_event(topic, params_json, nullptr, false, &id);
   return id;
@@ -294,6 +308,7 @@ std::string Sender::call_async_with(std::string_view address, std::string_view p
   Event event = event_to(target, params_json);
   event.id = impl_->next_event_id();
   event.token = impl_->sign(event, target.node, true);
+  impl_->use_message_id({});
   impl_->publish_call(target.node, encode_event(event), event.id, stamp ? &*stamp : nullptr);
   impl_->async_pending.insert(event.id);
   return event.id;

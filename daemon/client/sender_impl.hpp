@@ -255,6 +255,17 @@ struct Sender::Impl {
   // set, else the shared secret.
   const std::string& signing_key() const;
   std::string next_event_id();
+  // The message id (protocol/message_id.hpp) that the publishes of the
+  // public method under way carry: `given` when set (throws kAddress,
+  // before anything is sent, when it cannot be one), else a fresh one.
+  // Each public method that sends sets it once, so that its retries carry
+  // the same id.
+  void use_message_id(const std::string& given);
+  // Sets the message_id property of `props` to message_id, when set.
+  void stamp_message_id(amqp_basic_properties_t* props) const;
+  std::string message_id;
+  std::string message_id_prefix;
+  std::uint64_t message_ids = 0;
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;
   std::string prefix = event_id_prefix();

@@ -17,7 +17,10 @@
 //                {"sleep": SECONDS, ...} sleep first (a stuck message service).
 //                Serves calls too: records, then answers true. As an
 //                event service (kind: event) it records one line
-//                {"topic": TOPIC, "params": PARAMS} per event
+//                {"topic": TOPIC, "params": PARAMS} per event. With
+//                `id_file: PATH` among its options, it also appends each
+//                call's, message's or event's message id
+//                (Request::message_id(), "-" for none) as a line there.
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...};
 //                or publishes an event, {"topic": "T", "params": ...}, and
@@ -132,6 +135,7 @@ class RecordService : public sbus::Service {
       throw std::runtime_error("test.record needs options: {file: PATH}");
     }
     path_ = file->second;
+    if (auto ids = context.options.find("id_file"); ids != context.options.end()) id_path_ = ids->second;
   }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
@@ -148,6 +152,7 @@ class RecordService : public sbus::Service {
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);
     append(buffer);
+    append_id(request);
   }
 
   void on_event(const sbus::Request& request) override {
@@ -160,6 +165,7 @@ class RecordService : public sbus::Service {
     request.params().Accept(writer);
     writer.EndObject();
     append(buffer);
+    append_id(request);
   }
 
  private:
@@ -170,7 +176,17 @@ class RecordService : public sbus::Service {
     std::fclose(out);
   }
 
+  void append_id(const sbus::Request& request) {
+    if (id_path_.empty()) return;
+    std::FILE* out = std::fopen(id_path_.c_str(), "a");
+    if (out == nullptr) throw std::runtime_error("cannot open " + id_path_);
+    const std::string_view id = request.message_id();
+    std::fprintf(out, "%.*s\n", static_cast<int>(id.empty() ? 1 : id.size()), id.empty() ? "-" : id.data());
+    std::fclose(out);
+  }
+
   std::string path_;
+  std::string id_path_;
 };
 
 class RelayService : public sbus::Service {

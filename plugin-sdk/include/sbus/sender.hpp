@@ -103,6 +103,22 @@ struct SendOptions {
   std::optional<std::chrono::milliseconds> ttl;
   std::optional<std::chrono::milliseconds> delay;
   std::optional<std::chrono::system_clock::time_point> at;
+  // The message's id (the AMQP property message_id): the caller's own
+  // idempotency key ("charge order 42"), or empty for a fresh unique one.
+  // An sbusd handles an id once per service (docs/reliability.md#handled-once):
+  // sent twice, the second is acked unrun. At most 128 bytes of UTF-8 text
+  // without control characters, else kAddress before anything is sent.
+  std::string message_id;
+};
+
+// How Sender::call makes one call.
+struct CallOptions {
+  // As SendOptions::message_id. A call whose id was handled is answered
+  // with the reply it got then, unrun: with retry (SenderOptions::retry)
+  // and an id, a call runs once even when its connection died after the
+  // service ran. Empty: a fresh unique id, kept across the retries of the
+  // call.
+  std::string message_id;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -169,6 +185,8 @@ class SBUS_EXPORT Sender {
   // mandatory, and the broker returns it); with several brokers and retry
   // > 0 the next broker is tried first.
   CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout);
+  CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                  const CallOptions& options);
 
   // Pipelining: publishes a call and returns its id at once, without
   // waiting; its reply comes from next_reply(). Any number can be in flight
@@ -262,6 +280,8 @@ class SBUS_EXPORT Sender {
   void send_message(std::string_view address, std::string_view params_json, const SendOptions& options);
   std::string call_async_with(std::string_view address, std::string_view params_json,
                               std::optional<std::chrono::milliseconds> timeout);
+  // publish() with the message id already chosen (Impl::use_message_id).
+  bool publish_with_id(std::string_view topic, std::string_view params_json);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
