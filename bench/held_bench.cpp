@@ -46,8 +46,9 @@ struct Options {
 pid_t start_sbusd(const Options& options, const std::string& broker, const std::string& dir) {
   const std::string config = dir + "/sbusd.yaml";
   std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << broker << "]\nsecret: \"" << kSecret
-                        << "\"\nstate_dir: " << dir << "/state\nplugin_dir: "
-                        << std::filesystem::absolute(options.plugin_dir).string() << "\nlog_level: warn\n"
+                        << "\"\nstate_dir: " << dir
+                        << "/state\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
+                        << "\nlog_level: warn\n"
                         << "services:\n  - name: bench.sends\n    plugin: test\n    export: sends\n"
                         << "  - name: bench.sink\n    plugin: test\n    export: echo\n    kind: message\n";
   bench::SpawnOptions spawn;
@@ -57,8 +58,8 @@ pid_t start_sbusd(const Options& options, const std::string& broker, const std::
 
 // Seconds for `calls` calls that each send one message, held or now.
 double timed_calls(sbus::Sender& sender, int calls, bool now) {
-  const std::string params = std::string(R"({"to":")") + kNode + R"(.bench.sink","key":"bench")" +
-                             (now ? R"(,"now":true})" : "}");
+  const std::string params =
+      std::string(R"({"to":")") + kNode + R"(.bench.sink","key":"bench")" + (now ? R"(,"now":true})" : "}");
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < calls; ++i) {
     const sbus::CallResult result = sender.call(std::string(kNode) + ".bench.sends", params, 10s);
@@ -134,8 +135,7 @@ int main(int argc, char** argv) {
   }
   if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty() || options.calls <= 0 ||
       options.rounds <= 0) {
-    std::fprintf(stderr,
-                 "usage: sbus-held-bench --port PORT --sbusd PATH --plugin-dir DIR [--calls N] [--rounds R]\n");
+    std::fprintf(stderr, "usage: sbus-held-bench --port PORT --sbusd PATH --plugin-dir DIR [--calls N] [--rounds R]\n");
     return 2;
   }
   try {

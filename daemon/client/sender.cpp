@@ -96,7 +96,13 @@ Sender::Sender(Sender&&) noexcept = default;
 Sender& Sender::operator=(Sender&&) noexcept = default;
 
 CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout) {
+  return call(address, params_json, timeout, CallOptions{});
+}
+
+CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                        const CallOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::chrono::milliseconds budget = budget_for(impl_->options, address, timeout, wall_now);
   const auto deadline = SenderClock::now() + budget;
@@ -152,14 +158,20 @@ void Sender::send(std::string_view address, std::string_view params_json, const 
 
 void Sender::send_message(std::string_view address, std::string_view params_json, const SendOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
   // A deadline counts from when the message is due.
   const auto wall_expires = due.value_or(wall_now) + ttl;
-  if (impl_->hold([address = std::string(address), params = std::string(params_json),
-                   options](Sender& sender) { sender.send(address, params, options); },
-                  options.now)) {
+  if (impl_->hold(
+          [address = std::string(address), params = std::string(params_json), options](Sender& sender,
+                                                                                       const std::string& id) {
+            SendOptions with_id = options;
+            if (with_id.message_id.empty()) with_id.message_id = id;
+            sender.send(address, params, with_id);
+          },
+          options.now)) {
     return;
   }
   Event event = event_to(target, params_json);
@@ -212,21 +224,27 @@ bool Sender::publish(std::string_view topic, std::string_view params_json) {
   if (const std::string problem = topic_problem(topic); !problem.empty()) {
     throw SenderError(SenderError::Kind::kAddress, problem);
   }
-  if (impl_->hold([topic = std::string(topic),
-                   params = std::string(params_json)](Sender& sender) { sender.publish(topic, params); },
-                  false)) {
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
     return true;
   }
-  return impl_->publish_now(topic, params_json);
+  impl_->use_message_id({});
+  return publish_with_id(topic, params_json);
 }
 
-bool Sender::Impl::publish_now(std::string_view topic, std::string_view params_json) {
+bool Sender::publish_with_id(std::string_view topic, std::string_view params_json) {
   // A lost connection is worth another broker, as for send().
-  const int tries = std::max<int>(1, static_cast<int>(options.brokers.size())) + options.retry;
+  const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
   for (int attempt = 0;; ++attempt) {
-    const FailOverOnBlock fail_over(&fail_over_on_block, attempt + 1 < tries && options.brokers.size() > 1);
+    const FailOverOnBlock fail_over(&impl_->fail_over_on_block,
+                                    attempt + 1 < tries && impl_->options.brokers.size() > 1);
     try {
-      return publish_event(topic, params_json, nullptr, true);
+      return impl_->publish_event(topic, params_json, nullptr, true);
     } catch (const SenderError& e) {
       const bool retryable = e.kind() == SenderError::Kind::kConnectionLost || e.kind() == SenderError::Kind::kBlocked;
       if (!retryable || attempt + 1 >= tries) throw;
@@ -240,12 +258,18 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
-  if (impl_->hold([topic = std::string(topic), params = std::string(params_json),
-                   options](Sender& sender) { sender.publish(topic, params, options); },
-                  options.now)) {
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json), options](Sender& sender,
+                                                                                   const std::string& id) {
+            SendOptions with_id = options;
+            if (with_id.message_id.empty()) with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          options.now)) {
     return true;
   }
-  if (!due && !options.ttl) return impl_->publish_now(topic, params_json);
+  impl_->use_message_id(options.message_id);
+  if (!due && !options.ttl) return publish_with_id(topic, params_json);
   const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
   const std::string deadline = deadline_header_value(wall_expires);
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
@@ -277,11 +301,16 @@ std::string Sender::publish_async(std::string_view topic, std::string_view param
   if (const std::string problem = topic_problem(topic); !problem.empty()) {
     throw SenderError(SenderError::Kind::kAddress, problem);
   }
-  if (impl_->hold([topic = std::string(topic),
-                   params = std::string(params_json)](Sender& sender) { sender.publish(topic, params); },
-                  false)) {
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
     return {};
   }
+  impl_->use_message_id({});
   std::string id;
   impl_->publish_event(topic, params_json, nullptr, false, &id);
   return id;
@@ -323,6 +352,7 @@ std::string Sender::call_async_with(std::string_view address, std::string_view p
   Event event = event_to(target, params_json);
   event.id = impl_->next_event_id();
   event.token = impl_->sign(event, target.node, true);
+  impl_->use_message_id({});
   impl_->publish_call(target.node, encode_event(event), event.id, stamp ? &*stamp : nullptr);
   impl_->async_pending.insert(event.id);
   return event.id;

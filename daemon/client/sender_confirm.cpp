@@ -29,10 +29,7 @@ void Sender::Impl::publish_mandatory(const std::string& exchange, const std::str
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-  if (!message_id.empty()) {
-    props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-    props.message_id = to_bytes(message_id);
-  }
+  stamp_message_id(&props);
   amqp_table_entry_t entry{};
   if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
   amqp_table_entry_t event_entry{};

@@ -29,7 +29,7 @@ bool same_route(const SenderOptions& a, const SenderOptions& b) {
 
 }  // namespace
 
-bool Sender::Impl::hold(std::function<void(Sender&)> publish, bool now) {
+bool Sender::Impl::hold(std::function<void(Sender&, const std::string& message_id)> publish, bool now) {
   if (!options.hold) return false;
   if (!release_options) {
     SenderOptions own = options;
@@ -37,24 +37,19 @@ bool Sender::Impl::hold(std::function<void(Sender&)> publish, bool now) {
     own.inherited_deadline = nullptr;
     release_options = std::make_shared<const SenderOptions>(std::move(own));
   }
-  return options.hold([publish = std::move(publish), route = release_options](const std::string& id) {
-    thread_local std::shared_ptr<const SenderOptions> releasing_route;
-    thread_local std::unique_ptr<Sender> releasing;
-    if (!releasing || !same_route(*releasing_route, *route)) {
-      releasing = std::make_unique<Sender>(*route);
-      // Told apart from the service's own senders in the broker's list.
-      releasing->impl_->connection_name = "sbus outbox " + std::to_string(::getpid());
-      releasing_route = route;
-    }
-    releasing->impl_->message_id = id;
-    try {
-      publish(*releasing);
-    } catch (...) {
-      releasing->impl_->message_id.clear();
-      throw;
-    }
-    releasing->impl_->message_id.clear();
-  }, now);
+  return options.hold(
+      [publish = std::move(publish), route = release_options](const std::string& id) {
+        thread_local std::shared_ptr<const SenderOptions> releasing_route;
+        thread_local std::unique_ptr<Sender> releasing;
+        if (!releasing || !same_route(*releasing_route, *route)) {
+          releasing = std::make_unique<Sender>(*route);
+          // Told apart from the service's own senders in the broker's list.
+          releasing->impl_->connection_name = "sbus outbox " + std::to_string(::getpid());
+          releasing_route = route;
+        }
+        publish(*releasing, id);
+      },
+      now);
 }
 
 }  // namespace sbus

@@ -220,12 +220,6 @@ struct Sender::Impl {
   void open_error_channel();
   void close_error_channel();
 
-  // sender.cpp
-
-  // Publishes an event now (never held), tried on the next broker when the
-  // connection is lost: Sender::publish() past its hold.
-  bool publish_now(std::string_view topic, std::string_view params_json);
-
   // sender_events.cpp
 
   // Builds the event to `topic` with `params_json` (throws kAddress, before
@@ -258,12 +252,10 @@ struct Sender::Impl {
 
   // Hands `publish` to options.hold (SenderOptions::hold), to be run at the
   // release (with `now`: at once) on the releasing thread's own Sender with
-  // the message id it is given; true when taken. False without a hold, or
-  // when it did not take it: send as any sender does.
-  bool hold(std::function<void(Sender&)> publish, bool now);
-  // The AMQP message id of what publish_mandatory() and publish_deferred()
-  // publish (a held message's, while it is released); empty: none.
-  std::string message_id;
+  // the message id it is given (unless the handler gave its own); true when
+  // taken. False without a hold, or when it did not take it: send as any
+  // sender does.
+  bool hold(std::function<void(Sender&, const std::string& message_id)> publish, bool now);
   // options without hold: what held messages are released with.
   std::shared_ptr<const SenderOptions> release_options;
 
@@ -279,6 +271,17 @@ struct Sender::Impl {
   // set, else the shared secret.
   const std::string& signing_key() const;
   std::string next_event_id();
+  // The message id (protocol/message_id.hpp) that the publishes of the
+  // public method under way carry: `given` when set (throws kAddress,
+  // before anything is sent, when it cannot be one), else a fresh one.
+  // Each public method that sends sets it once, so that its retries carry
+  // the same id.
+  void use_message_id(const std::string& given);
+  // Sets the message_id property of `props` to message_id, when set.
+  void stamp_message_id(amqp_basic_properties_t* props) const;
+  std::string message_id;
+  std::string message_id_prefix;
+  std::uint64_t message_ids = 0;
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;
   std::string prefix = event_id_prefix();

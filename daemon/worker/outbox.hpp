@@ -71,17 +71,17 @@ class Outbox {
  private:
   std::string service_;
   std::mutex mutex_;
-  bool open_ = false;               // guarded by mutex_
-  std::thread::id owner_;           // guarded by mutex_: the service thread
-  std::string incoming_id_;         // the service thread's own
+  bool open_ = false;        // guarded by mutex_
+  std::thread::id owner_;    // guarded by mutex_: the service thread
+  std::string incoming_id_;  // the service thread's own
   // The message id of the `index`th message sent since open().
   std::string id_for(std::size_t index) const;
   struct Held {
     std::size_t index;  // its place among all the handler sent, `now` ones too
     SenderOptions::Release release;
   };
-  std::vector<Held> held_;   // guarded by mutex_
-  std::size_t sent_ = 0;     // guarded by mutex_: held or sent now since open()
+  std::vector<Held> held_;  // guarded by mutex_
+  std::size_t sent_ = 0;    // guarded by mutex_: held or sent now since open()
 };
 
 }  // namespace sbus

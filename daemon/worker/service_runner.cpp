@@ -27,8 +27,8 @@ constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
 // The id of the delivery a handler runs for, from which the ids of the
 // messages it sends are derived (Outbox); empty when it has none.
-std::string incoming_message_id(const Request& /*request*/) {
-  return {};
+std::string incoming_message_id(const Request& request) {
+  return std::string(request.message_id());
 }
 
 }  // namespace
@@ -91,9 +91,12 @@ std::size_t ServiceRunner::queued_bytes() {
   return budget_.bytes();
 }
 
-std::size_t ServiceRunner::discard_queued() {
+std::size_t ServiceRunner::discard_queued(std::vector<std::string>* handled_keys) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
+  for (const Job& job : queue_) {
+    if (handled_keys != nullptr && !job.envelope.handled_key.empty()) handled_keys->push_back(job.envelope.handled_key);
+  }
   queue_.clear();
   budget_.clear();
   return count;
@@ -263,6 +266,7 @@ Outcome ServiceRunner::execute(Job& job) {
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
   request.set_deadline(job.deadline);
   request.set_caller(outcome.envelope.caller);
+  request.set_message_id(outcome.envelope.message_id);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);

@@ -101,8 +101,9 @@ class ServiceRunner {
   void unwatch_socket(int fd) { wakeup_.unwatch(fd); }
 
   // Drops the jobs not yet started and returns how many; the one running
-  // finishes and reports as usual.
-  std::size_t discard_queued();
+  // finishes and reports as usual. Adds the handled-store keys of the
+  // dropped jobs that have one to `handled_keys`, when given.
+  std::size_t discard_queued(std::vector<std::string>* handled_keys = nullptr);
 
   // Ends the thread after the running job (queued ones are dropped) and
   // runs the service's stop().

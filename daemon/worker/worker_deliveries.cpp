@@ -71,7 +71,11 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       ++stats_.services[decision.runner].expired;
       expire(envelope, decision.job.event.id, decision.message);
       return;
-    case Decision::Verdict::kDispatch: dispatch(std::move(decision.job), decision.runner); return;
+    case Decision::Verdict::kDuplicate:
+      ++stats_.services[decision.runner].duplicates;
+      answer_duplicate(envelope, decision.job.event.id, decision.message, decision.code, decision.message);
+      return;
+    case Decision::Verdict::kDispatch: dispatch_once(std::move(decision.job), decision.runner); return;
   }
 }
 
@@ -214,6 +218,7 @@ void Worker::finish(Outcome& outcome) {
     stats.busy += outcome.busy;
     observe_duration(stats, outcome.busy);
   }
+  remember_handled(outcome);
   if (!session_.current(envelope)) {
     if (envelope.is_call() && !outcome.dead_letter && !outcome.leave && !outcome.requeue) {
       SBUS_LOG(kWarn) << "delivery " << envelope.delivery_tag

@@ -17,7 +17,10 @@
 //                {"sleep": SECONDS, ...} sleep first (a stuck message service).
 //                Serves calls too: records, then answers true. As an
 //                event service (kind: event) it records one line
-//                {"topic": TOPIC, "params": PARAMS} per event
+//                {"topic": TOPIC, "params": PARAMS} per event. With
+//                `id_file: PATH` among its options, it also appends each
+//                call's, message's or event's message id
+//                (Request::message_id(), "-" for none) as a line there.
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...};
 //                or publishes an event, {"topic": "T", "params": ...}, and
@@ -28,7 +31,9 @@
 //                {"key": K, "n": I} (I from 0) to N.C.S; "fail": F throws
 //                after sending, on the first F attempts for that key; "now":
 //                true sends them all with SendOptions::now, "now_first": true
-//                only the first; "sleep": S sleeps S seconds after sending.
+//                only the first; "sleep": S sleeps S seconds after sending;
+//                "stall_file": PATH hangs for an hour after sending when that
+//                file does not exist yet, creating it (stuck the first time).
 //                Serves messages and calls (answers true)
 //   test.whoami  answers who called it (Request::caller()), as a JSON string
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
@@ -141,6 +146,7 @@ class RecordService : public sbus::Service {
       throw std::runtime_error("test.record needs options: {file: PATH}");
     }
     path_ = file->second;
+    if (auto ids = context.options.find("id_file"); ids != context.options.end()) id_path_ = ids->second;
   }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
@@ -157,6 +163,7 @@ class RecordService : public sbus::Service {
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);
     append(buffer);
+    append_id(request);
   }
 
   void on_event(const sbus::Request& request) override {
@@ -169,6 +176,7 @@ class RecordService : public sbus::Service {
     request.params().Accept(writer);
     writer.EndObject();
     append(buffer);
+    append_id(request);
   }
 
  private:
@@ -179,7 +187,17 @@ class RecordService : public sbus::Service {
     std::fclose(out);
   }
 
+  void append_id(const sbus::Request& request) {
+    if (id_path_.empty()) return;
+    std::FILE* out = std::fopen(id_path_.c_str(), "a");
+    if (out == nullptr) throw std::runtime_error("cannot open " + id_path_);
+    const std::string_view id = request.message_id();
+    std::fprintf(out, "%.*s\n", static_cast<int>(id.empty() ? 1 : id.size()), id.empty() ? "-" : id.data());
+    std::fclose(out);
+  }
+
   std::string path_;
+  std::string id_path_;
 };
 
 class RelayService : public sbus::Service {
@@ -246,6 +264,7 @@ class SendsService : public sbus::Service {
     if (params.HasMember("sleep") && params["sleep"].IsNumber()) {
       std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
     }
+    if (params.HasMember("stall_file") && params["stall_file"].IsString()) stall_once(params["stall_file"].GetString());
     if (++attempts_[key] <= fail) {
       throw std::runtime_error("test.sends: attempt " + std::to_string(attempts_[key]) + " of " + key + " fails");
     }
@@ -255,6 +274,15 @@ class SendsService : public sbus::Service {
   const sbus::ServiceContext* context_ = nullptr;  // valid until stop() returns
   std::unique_ptr<sbus::Sender> sender_;
   std::map<std::string, int> attempts_;
+
+  static void stall_once(const std::string& path) {
+    if (std::FILE* seen = std::fopen(path.c_str(), "r")) {
+      std::fclose(seen);
+      return;
+    }
+    if (std::FILE* mark = std::fopen(path.c_str(), "w")) std::fclose(mark);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 };
 
 class WhoamiService : public sbus::Service {

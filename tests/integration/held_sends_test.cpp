@@ -84,8 +84,7 @@ TEST_CASE("A handler that sends 3 messages and throws on its first 2 attempts re
   CHECK(contains(sbusd.log(), "attempt 2 failed"));
 }
 
-TEST_CASE("A call whose handler throws sends nothing and its successful retry sends once before the reply",
-          "[held]") {
+TEST_CASE("A call whose handler throws sends nothing and its successful retry sends once before the reply", "[held]") {
   TempDir dir;
   const std::string record = dir.file("record");
   SbusdProcess sbusd(sends_to_record(record, 5));
@@ -140,8 +139,7 @@ TEST_CASE("A message whose held sends the broker refuses is retried, then moved 
   CHECK(letters[0].header("x-sbus-attempts") == "2");
 }
 
-TEST_CASE("A release that loses its connection leaves the delivery unacked: it comes back and is sent once",
-          "[held]") {
+TEST_CASE("A release that loses its connection leaves the delivery unacked: it comes back and is sent once", "[held]") {
   TempDir dir;
   const std::string record = dir.file("record");
   SbusdProcess sbusd(sends_to_record(record, 5));
@@ -173,4 +171,45 @@ TEST_CASE("A release that loses its connection leaves the delivery unacked: it c
   INFO("recorded:\n" << sbus_test::read_file(record) << "sbusd log:\n" << sbusd.log());
   CHECK(count_of(lines_of(record), record_line("again", 0)) == 1);
   CHECK(contains(sbusd.log(), "the delivery is not acked, the broker delivers it again"));
+}
+
+TEST_CASE("A chain of two message services whose first worker is killed between its two sends is handled once",
+          "[held][once]") {
+  TempDir dir;
+  const std::string record = dir.file("record");
+  SbusdOptions second_options;
+  second_options.services_yaml =
+      "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " + record + "\n";
+  SbusdProcess second(second_options);
+  SbusdOptions first_options;
+  first_options.services_yaml = "  - name: test.sends\n    plugin: test\n    kind: message\n";
+  SbusdProcess first(first_options);
+
+  // The first message leaves at once (SendOptions::now), the second is
+  // held; the handler then hangs, the first time only, so that its worker
+  // dies between the two. Run again by the next worker, it sends both
+  // again, with the same ids: the second service drops the copy.
+  sbus::Sender sender(first.sender_options());
+  sbus::SendOptions options;
+  options.message_id = "chain-" + first.node();
+  sender.send(first.address("test.sends"),
+              R"({"to":")" + second.address("test.record") + R"(","key":"chain","count":2,"now_first":true,)" +
+                  R"("stall_file":")" + dir.file("stalled") + R"("})",
+              options);
+  REQUIRE(wait_until([&] { return count_of(lines_of(record), record_line("chain", 0)) == 1; }, 20s));
+  const std::string broker = "amqp://guest@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
+  const pid_t worker = sbus_test::worker_pid_in_log(first.log(), broker);
+  REQUIRE(worker > 0);
+  REQUIRE(::kill(worker, SIGKILL) == 0);
+
+  REQUIRE(wait_until([&] { return count_of(lines_of(record), record_line("chain", 1)) == 1; }, 30s));
+  // Past everything the first service sent: a last message down the chain.
+  sender.send(first.address("test.sends"), R"({"to":")" + second.address("test.record") + R"(","key":"end"})");
+  REQUIRE(wait_until([&] { return count_of(lines_of(record), record_line("end", 0)) == 1; }, 20s));
+  const std::vector<std::string> lines = lines_of(record);
+  INFO("recorded:\n" << sbus_test::read_file(record) << "first sbusd's log:\n" << first.log());
+  CHECK(lines.size() == 3);
+  CHECK(count_of(lines, record_line("chain", 0)) == 1);
+  CHECK(count_of(lines, record_line("chain", 1)) == 1);
+  CHECK(sbus_test::worker_pid_in_log(first.log(), broker) != worker);
 }

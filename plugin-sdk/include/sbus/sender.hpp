@@ -116,8 +116,11 @@ struct SenderOptions {
 // only then is the incoming delivery acked (and a call answered). When the
 // handler throws, nothing it sent leaves; each retry sends afresh. The
 // options are checked when send() is called (a bad address or delay throws
-// then); a ttl counts from the release. See docs/plugins.md, "What a
-// handler sends".
+// then); a ttl counts from the release. Each message the handler sends
+// (held or `now`) carries a message id derived from the incoming
+// delivery's id and its place in the order, unless message_id is set, so
+// that a handler run again sends the same ids. See docs/plugins.md, "What
+// a handler sends".
 struct SendOptions {
   // Dropped, not run, if it still waits this long once due (the header
   // x-sbus-deadline; a deferred message carries no AMQP expiration, which
@@ -131,6 +134,22 @@ struct SendOptions {
   // leave before the handler ends, such as a progress report. Senders that
   // hold nothing ignore it.
   bool now = false;
+  // The message's id (the AMQP property message_id): the caller's own
+  // idempotency key ("charge order 42"), or empty for a fresh unique one.
+  // An sbusd handles an id once per service (docs/reliability.md#handled-once):
+  // sent twice, the second is acked unrun. At most 128 bytes of UTF-8 text
+  // without control characters, else kAddress before anything is sent.
+  std::string message_id;
+};
+
+// How Sender::call makes one call.
+struct CallOptions {
+  // As SendOptions::message_id. A call whose id was handled is answered
+  // with the reply it got then, unrun: with retry (SenderOptions::retry)
+  // and an id, a call runs once even when its connection died after the
+  // service ran. Empty: a fresh unique id, kept across the retries of the
+  // call.
+  std::string message_id;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -197,6 +216,8 @@ class SBUS_EXPORT Sender {
   // mandatory, and the broker returns it); with several brokers and retry
   // > 0 the next broker is tried first.
   CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout);
+  CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                  const CallOptions& options);
 
   // Pipelining: publishes a call and returns its id at once, without
   // waiting; its reply comes from next_reply(). Any number can be in flight
@@ -295,6 +316,8 @@ class SBUS_EXPORT Sender {
   void send_message(std::string_view address, std::string_view params_json, const SendOptions& options);
   std::string call_async_with(std::string_view address, std::string_view params_json,
                               std::optional<std::chrono::milliseconds> timeout);
+  // publish() with the message id already chosen (Impl::use_message_id).
+  bool publish_with_id(std::string_view topic, std::string_view params_json);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
