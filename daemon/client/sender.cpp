@@ -3,6 +3,7 @@
 #include <sbus/sender.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <tuple>
 
 #include "base/topic.hpp"
@@ -258,15 +259,17 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
+  // Held: true; released at once (`now`): whether anyone was subscribed.
+  auto subscribed = std::make_shared<bool>(true);
   if (impl_->hold(
-          [topic = std::string(topic), params = std::string(params_json), options](Sender& sender,
-                                                                                   const std::string& id) {
+          [topic = std::string(topic), params = std::string(params_json), options, subscribed](Sender& sender,
+                                                                                               const std::string& id) {
             SendOptions with_id = options;
             if (with_id.message_id.empty()) with_id.message_id = id;
-            sender.publish(topic, params, with_id);
+            *subscribed = sender.publish(topic, params, with_id);
           },
           options.now)) {
-    return true;
+    return *subscribed;
   }
   impl_->use_message_id(options.message_id);
   if (!due && !options.ttl) return publish_with_id(topic, params_json);

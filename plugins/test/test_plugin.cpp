@@ -219,7 +219,11 @@ class RelayService : public sbus::Service {
     // One connection for the service's lifetime, made on first use.
     if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
     if (publishes) {
-      response.send(sender_->publish(params["topic"].GetString(), inner.GetString()));
+      // Sent now, not held until on_call returns: the answer says whether
+      // anyone was subscribed, which only the broker's confirm tells.
+      sbus::SendOptions now;
+      now.now = true;
+      response.send(sender_->publish(params["topic"].GetString(), inner.GetString(), now));
       return;
     }
     sbus::CallResult result = sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));

@@ -256,8 +256,9 @@ class SBUS_EXPORT Sender {
   // On a service's sender while its handler runs, each of these sends and
   // publishes is held (SendOptions, "Held sends") unless SendOptions::now:
   // it returns at once, publish() returns true (whether anyone is
-  // subscribed is known only at the release) and publish_async() returns
-  // an empty id that wait_published() does not wait for.
+  // subscribed is known only at the release; with SendOptions::now it
+  // says, as usual) and publish_async() returns an empty id that
+  // wait_published() does not wait for.
 
   // Publishes an event to `topic` (dot-separated words of letters, digits,
   // '_' and '-': "orders.created") with `params_json`, persistent, with
