@@ -165,16 +165,7 @@ void Sender::send_message(std::string_view address, std::string_view params_json
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
   // A deadline counts from when the message is due.
   const auto wall_expires = due.value_or(wall_now) + ttl;
-  if (impl_->hold(
-          [address = std::string(address), params = std::string(params_json), options](Sender& sender,
-                                                                                       const std::string& id) {
-            SendOptions with_id = options;
-            if (with_id.message_id.empty()) with_id.message_id = id;
-            sender.send(address, params, with_id);
-          },
-          options.now)) {
-    return;
-  }
+  if (impl_->hold_send(address, params_json, options)) return;
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.

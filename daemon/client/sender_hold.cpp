@@ -52,4 +52,14 @@ bool Sender::Impl::hold(std::function<void(Sender&, const std::string& message_i
       now);
 }
 
+bool Sender::Impl::hold_send(std::string_view address, std::string_view params_json, const SendOptions& send) {
+  return hold(
+      [address = std::string(address), params = std::string(params_json), send](Sender& sender, const std::string& id) {
+        SendOptions with_id = send;
+        if (with_id.message_id.empty()) with_id.message_id = id;
+        sender.send(address, params, with_id);
+      },
+      send.now);
+}
+
 }  // namespace sbus

@@ -256,6 +256,8 @@ struct Sender::Impl {
   // taken. False without a hold, or when it did not take it: send as any
   // sender does.
   bool hold(std::function<void(Sender&, const std::string& message_id)> publish, bool now);
+  // hold() for Sender::send's message to `address`.
+  bool hold_send(std::string_view address, std::string_view params_json, const SendOptions& send);
   // options without hold: what held messages are released with.
   std::shared_ptr<const SenderOptions> release_options;
 
