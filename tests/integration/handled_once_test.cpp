@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -72,8 +74,8 @@ TEST_CASE("the same message id sent three times is handled once and messages wit
   SbusdProcess sbusd(options);
   const std::vector<std::string> common = sbusd.cli_args();
   for (int i = 0; i < 3; ++i) {
-    const ProcessResult sent = sbus_test::run_cli(
-        sbus_test::concat({"send", sbusd.address("test.record"), "{\"order\": 42}", "--id", "charge order 42"}, common));
+    const ProcessResult sent = sbus_test::run_cli(sbus_test::concat(
+        {"send", sbusd.address("test.record"), "{\"order\": 42}", "--id", "charge order 42"}, common));
     INFO(sent.err);
     REQUIRE(sent.exit_code == 0);
   }
@@ -100,7 +102,8 @@ TEST_CASE("the same message id sent three times is handled once and messages wit
   CHECK(stats.out.find("DUPLICATES") != std::string::npos);
 }
 
-TEST_CASE("a call sent again with its message id gets the reply of its first run and is not run again", "[handled_once]") {
+TEST_CASE("a call sent again with its message id gets the reply of its first run and is not run again",
+          "[handled_once]") {
   Recorders recorders;
   SbusdOptions options;
   options.services_yaml = recorders.services_yaml();
@@ -235,4 +238,85 @@ TEST_CASE("a corrupted store is moved aside at start with a warning and sbusd se
   CHECK_THAT(sbusd.log(), Catch::Contains(state + "/handled/data.mdb was corrupted") &&
                               Catch::Contains("moved aside to " + state + "/handled/data.mdb.corrupt-"));
   CHECK(sbusd.stop() == 0);
+}
+
+// The short version of the fault test (tests/fault/ holds none yet with a
+// broker restart): messages with ids through test.record while the worker is
+// SIGKILLed twice and every sbusd process once (then started again on the
+// same state_dir). None may be lost; a message can be handled twice only
+// when a kill lands between its handler's return and its record, at most
+// one per kill (test.record has one thread), where without the store every
+// handled but unacked message of the prefetch window would run again.
+TEST_CASE(
+    "messages with ids survive SIGKILLs of the worker and of every sbusd process: none lost, none rerun "
+    "from the window",
+    "[handled_once][fault]") {
+  Recorders recorders;
+  TempDir state;
+  SbusdOptions options;
+  options.services_yaml = recorders.services_yaml();
+  options.state_dir = state.path();
+  options.node = sbus_test::unique_node();
+  auto sbusd = std::make_unique<SbusdProcess>(options);
+  const std::string redacted = "amqp://guest@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
+  constexpr int kMessages = 3000;
+  std::atomic<int> sent{0};
+  std::string send_error;
+  std::thread sender_thread([&] {
+    sbus::Sender sender(sbusd->sender_options());
+    for (int i = 0; i < kMessages; ++i) {
+      sbus::SendOptions send;
+      send.message_id = "m-" + std::to_string(i);
+      bool done = false;
+      // A send that fails is sent again with the same id, as a careful
+      // client does: the store drops the copy if the first one got through.
+      for (int attempt = 0; attempt < 20 && !done; ++attempt) {
+        try {
+          sender.send(options.node + ".test.record", "[" + std::to_string(i) + "]", send);
+          done = true;
+        } catch (const sbus::SenderError& e) {
+          send_error = e.what();
+          std::this_thread::sleep_for(100ms);
+        }
+      }
+      if (done) ++sent;
+    }
+  });
+  const auto handled = [&] { return lines_of(recorders.message_ids).size(); };
+  int kills = 0;
+  for (int k = 1; k <= 2; ++k) {
+    REQUIRE(wait_until([&] { return handled() >= static_cast<std::size_t>(kMessages * k / 4); }, 20s, 5ms));
+    const pid_t worker = sbus_test::worker_pid_in_log(sbusd->log(), redacted);
+    REQUIRE(worker > 0);
+    ::kill(worker, SIGKILL);
+    ++kills;
+    REQUIRE(wait_until([&] { return sbus_test::worker_pid_in_log(sbusd->log(), redacted) != worker; }, 10s, 5ms));
+  }
+  REQUIRE(wait_until([&] { return handled() >= static_cast<std::size_t>(kMessages * 3 / 4); }, 20s, 5ms));
+  // A power loss as far as processes go: the supervisor and its worker at once.
+  const pid_t worker = sbus_test::worker_pid_in_log(sbusd->log(), redacted);
+  ::kill(worker, SIGKILL);
+  sbusd->signal(SIGKILL);
+  ++kills;
+  sbusd->wait_exit(10s);
+  sbusd = std::make_unique<SbusdProcess>(options);
+  sender_thread.join();
+  CHECK(wait_until([&] { return handled() >= static_cast<std::size_t>(kMessages); }, 20s, 50ms));
+  std::this_thread::sleep_for(500ms);  // anything redelivered late
+  std::map<std::string, int> runs;
+  for (const std::string& id : lines_of(recorders.message_ids)) ++runs[id];
+  int lost = 0;
+  int twice = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    const int count = runs["m-" + std::to_string(i)];
+    if (count == 0) ++lost;
+    if (count > 1) twice += count - 1;
+  }
+  std::cout << "[handled_once] " << kMessages << " messages with ids, " << kills
+            << " SIGKILLs (2 of the worker, 1 of every sbusd process): sent=" << sent << " lost=" << lost
+            << " handled_twice=" << twice << std::endl;
+  INFO("last send error: " << send_error);
+  CHECK(sent == kMessages);
+  CHECK(lost == 0);
+  CHECK(twice <= kills);
 }
