@@ -448,6 +448,8 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
             impl_->sign(event, event_service.empty() ? std::string(node) : impl_->options.events_exchange, false);
         letter.body = encode_event(event);
       }
+      // The id it came with, so that a store that saw it handled knows it.
+      impl_->message_id = letter.message_id;
       impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000), nullptr,
                                event_service);
       if (amqp_basic_ack(impl_->connection.get(), Impl::kErrorChannel, tag, 0) != AMQP_STATUS_OK) {

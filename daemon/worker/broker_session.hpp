@@ -153,9 +153,11 @@ class BrokerSession {
   // set here. An entry of the error queue is sealed (error_seal.hpp) unless
   // it was refused for its token (own header x-sbus-token). False when the
   // connection failed.
+  // `message_id`: the delivery's (Envelope::message_id), kept as its
+  // property so that it comes back with it; empty: none.
   bool publish_dead_letter(std::string_view body, const std::string& service, const std::string& error, int attempts,
-                           const Headers& headers, const Headers& own_headers = {}, const std::string& queue = {})
-      REQUIRES(mutex_);
+                           const Headers& headers, const Headers& own_headers = {}, const std::string& queue = {},
+                           std::string_view message_id = {}) REQUIRES(mutex_);
   // A delivery is handled (ack: acked with the next flush_acks()) or
   // refused (basic.reject at once); leave() keeps it unacked on purpose.
   void settle(std::uint64_t tag, bool ack) REQUIRES(mutex_);

@@ -72,7 +72,8 @@ struct TxnGuard {
 // at a time finds a corrupted file and moves it aside.
 class FolderLock {
  public:
-  explicit FolderLock(const std::string& dir) : fd_(::open((dir + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+  explicit FolderLock(const std::string& dir)
+      : fd_(::open((dir + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
     if (fd_ >= 0) ::flock(fd_, LOCK_EX);
   }
   ~FolderLock() {
@@ -134,11 +135,11 @@ void HandledStore::open_env(std::string* warning) {
   }
   if (corrupt_code(rc)) {
     close_env();
-    const std::string aside =
-        file() + ".corrupt-" + std::to_string(unix_ms(std::chrono::system_clock::now()) / 1000);
+    const std::string aside = file() + ".corrupt-" + std::to_string(unix_ms(std::chrono::system_clock::now()) / 1000);
     fs::rename(file(), aside, ec);
-    if (ec) throw StoreError("handled store " + file() + " is corrupted (" + mdb_strerror(rc) +
-                             ") and cannot be moved aside: " + ec.message());
+    if (ec)
+      throw StoreError("handled store " + file() + " is corrupted (" + mdb_strerror(rc) +
+                       ") and cannot be moved aside: " + ec.message());
     fs::remove(options_.dir + "/lock.mdb", ec);
     *warning = "handled store " + file() + " was corrupted (" + mdb_strerror(rc) + "): moved aside to " + aside +
                " and created anew; the ids it held are forgotten";
@@ -232,8 +233,8 @@ int HandledStore::put(MDB_txn* txn, std::string_view key, const std::string* rep
                       std::size_t prune_budget) {
   // A reply that would take a sixteenth of the map is not kept whatever
   // the cap says: the map must keep room to delete in.
-  const bool keep_reply = reply != nullptr && reply->size() <= options_.max_reply_bytes &&
-                          reply->size() <= options_.max_bytes / 16;
+  const bool keep_reply =
+      reply != nullptr && reply->size() <= options_.max_reply_bytes && reply->size() <= options_.max_bytes / 16;
   // Room first: LMDB copies the pages it changes, so even a delete needs
   // free pages, and a map that is full cannot be pruned.
   if (std::uint64_t held = 0; used_bytes(txn, &held) > options_.max_bytes / 4 * 3) {
@@ -301,7 +302,8 @@ std::uint64_t HandledStore::prune(MDB_txn* txn, std::int64_t now_ms, std::uint64
   MDB_stat stat{};
   if (mdb_stat(txn, order_, &stat) != 0) return 0;
   std::uint64_t entries = stat.ms_entries;
-  const std::int64_t oldest_kept = now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(options_.keep).count();
+  const std::int64_t oldest_kept =
+      now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(options_.keep).count();
   MDB_cursor* cursor = nullptr;
   if (mdb_cursor_open(txn, order_, &cursor) != 0) return 0;
   std::uint64_t deleted = 0;

@@ -44,8 +44,8 @@ struct HandledStoreOptions {
   std::uint64_t max_ids = 1000000;
   std::size_t max_reply_bytes = 64 * 1024;
   std::uint64_t max_bytes = 1ULL << 30;
-  // Move a corrupted file aside and start anew (a worker); false: throw
-  // StoreError saying it is corrupted (sbusd --check, which changes nothing).
+  // Move a corrupted file aside and start anew; false: throw StoreError
+  // saying it is corrupted, and change nothing.
   bool repair = true;
 };
 
@@ -111,8 +111,8 @@ class HandledStore {
 
   HandledStoreOptions options_;
   MDB_env* env_ = nullptr;
-  MDB_dbi ids_ = 0;    // key -> [time ms][kind][reply]
-  MDB_dbi order_ = 0;  // big-endian sequence -> [time ms][key]
+  MDB_dbi ids_ = 0;            // key -> [time ms][kind][reply]
+  MDB_dbi order_ = 0;          // big-endian sequence -> [time ms][key]
   MDB_txn* reader_ = nullptr;  // reset between finds, renewed for each
   std::uint64_t inode_ = 0;    // of data.mdb when opened
 };

@@ -153,7 +153,8 @@ void Worker::dead_letter(const Envelope& envelope, std::string_view body, const 
                          const ErrorEntry& entry, const std::string& event_service) {
   Headers own = entry.own;
   for (auto& header : event_header(envelope, event_service)) own.push_back(std::move(header));
-  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, own)) {
+  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, own, {},
+                                   envelope.message_id)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -192,7 +193,8 @@ void Worker::overflow(Job job, std::size_t runner) {
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   Headers own = event_header(envelope, service.name);
   own.emplace_back("x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now));
-  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_))) {
+  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_),
+                                   envelope.message_id)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }

@@ -84,8 +84,8 @@ bool Worker::remember_handled(const Outcome& outcome) {
       !outcome.expired && !outcome.leave && !outcome.requeue && !outcome.dead_letter && !outcome.abandoned;
   bool recorded = false;
   if (handled && handled_ != nullptr) {
-    recorded = handled_->record(key, outcome.envelope.is_call() ? &outcome.body : nullptr,
-                                std::chrono::system_clock::now());
+    recorded =
+        handled_->record(key, outcome.envelope.is_call() ? &outcome.body : nullptr, std::chrono::system_clock::now());
     handled_dirty_ = true;
   }
   release_running_id(key, handled ? &outcome : nullptr);
@@ -128,8 +128,8 @@ void Worker::answer_duplicate(const Envelope& envelope, const std::string& id, s
   Reply answer_reply{id, message, code};
   DecodeFailure failure;
   if (code.empty() && !decode_reply(reply, &answer_reply, &failure)) {
-    answer_reply = Reply{id, "the reply kept for this message id cannot be read: " + failure.detail,
-                         errc::kReplyNotKept};
+    answer_reply =
+        Reply{id, "the reply kept for this message id cannot be read: " + failure.detail, errc::kReplyNotKept};
   }
   answer_reply.id = id;
   answer_reply.signature.clear();

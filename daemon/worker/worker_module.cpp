@@ -43,12 +43,13 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, 
     }
   }
   // The store of handled ids (worker/handled_store.hpp), opened as a worker
-  // opens it, but a corrupted one is only reported, not moved aside.
+  // opens it: one that cannot be opened is a problem (sbusd does not start),
+  // a corrupted one is moved aside with a warning, so that a start never
+  // fails on it again and again.
   try {
-    sbus::HandledStoreOptions options = sbus::handled_store_options(*config);
-    options.repair = false;
     std::string warning;
-    sbus::HandledStore::open(options, &warning);
+    sbus::HandledStore::open(sbus::handled_store_options(*config), &warning);
+    if (!warning.empty()) SBUS_LOG(kWarn) << warning;
   } catch (const sbus::StoreError& e) {
     problems.push_back(config->path + ": state_dir: " + e.what());
   }

@@ -58,7 +58,7 @@ std::uint64_t file_bytes(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("a recorded id is found again with its reply, after the store is closed and opened again") {
+TEST_CASE("a recorded id is found again with its reply after the store is closed and opened again") {
   Folder folder;
   const HandledStoreOptions options = options_in(folder.path);
   const std::string reply = "<response status=\"ok\">42</response>";
@@ -89,7 +89,7 @@ TEST_CASE("a recorded id is found again with its reply, after the store is close
   }
 }
 
-TEST_CASE("a reply over the byte cap is not kept, only that the call was handled") {
+TEST_CASE("a reply over the byte cap is not kept but the call is known as handled") {
   Folder folder;
   HandledStoreOptions options = options_in(folder.path);
   options.max_reply_bytes = 10;
@@ -102,7 +102,7 @@ TEST_CASE("a reply over the byte cap is not kept, only that the call was handled
   CHECK(found->reply.empty());
 }
 
-TEST_CASE("ids past their retention or over max_ids are forgotten, oldest first") {
+TEST_CASE("ids past their retention or over max_ids are forgotten oldest first") {
   Folder folder;
   HandledStoreOptions options = options_in(folder.path);
   options.max_ids = 100;
@@ -128,7 +128,7 @@ TEST_CASE("ids past their retention or over max_ids are forgotten, oldest first"
   }
 }
 
-TEST_CASE("the store stays within handled_max_bytes under any load: a full map forgets the oldest") {
+TEST_CASE("the store stays within handled_max_bytes under any load as the oldest ids make room") {
   Folder folder;
   HandledStoreOptions options = options_in(folder.path);
   options.max_bytes = 1ULL << 20;  // 1 MiB
@@ -149,7 +149,7 @@ TEST_CASE("the store stays within handled_max_bytes under any load: a full map f
   CHECK_FALSE(store->find("call-0"));
 }
 
-TEST_CASE("a corrupted store is moved aside and created anew with a warning; a check only reports it") {
+TEST_CASE("a corrupted store is moved aside and created anew with a warning while a check only reports it") {
   Folder folder;
   HandledStoreOptions options = options_in(folder.path);
   {
@@ -169,8 +169,8 @@ TEST_CASE("a corrupted store is moved aside and created anew with a warning; a c
   SECTION("a worker") {
     std::string warning;
     auto store = HandledStore::open(options, &warning);
-    CHECK_THAT(warning, Catch::Contains("was corrupted") && Catch::Contains("moved aside to " + options.dir +
-                                                                             "/data.mdb.corrupt-"));
+    CHECK_THAT(warning, Catch::Contains("was corrupted") &&
+                            Catch::Contains("moved aside to " + options.dir + "/data.mdb.corrupt-"));
     CHECK_FALSE(store->find("before"));
     REQUIRE(store->record("after", nullptr, system_clock::now()));
     CHECK(store->find("after"));
@@ -220,7 +220,7 @@ TEST_CASE("a store in a folder the process may not write is refused with the pat
   CHECK(WEXITSTATUS(status) == 0);
 }
 
-TEST_CASE("a store on a full disk is refused at open, and a record that finds no room fails without a crash") {
+TEST_CASE("a store on a full disk is refused at open and a record that finds no room fails without a crash") {
   Folder folder;
   const std::string mount = folder.path + "/tmpfs";
   fs::create_directories(mount);
@@ -259,13 +259,14 @@ TEST_CASE("a store on a full disk is refused at open, and a record that finds no
     auto store = open_store(options);
     const std::string reply(100 * 1024, 'r');
     bool failed = false;
-    for (int i = 0; i < 10 && !failed; ++i) failed = !store->record("r-" + std::to_string(i), &reply, system_clock::now());
+    for (int i = 0; i < 10 && !failed; ++i)
+      failed = !store->record("r-" + std::to_string(i), &reply, system_clock::now());
     CHECK(failed);
     CHECK(store->find("r-0"));
   }
 }
 
-TEST_CASE("message ids: up to 128 bytes of UTF-8 text without control characters") {
+TEST_CASE("message ids are up to 128 bytes of UTF-8 text without control characters") {
   CHECK(sbus::message_id_problem("charge order 42").empty());
   CHECK(sbus::message_id_problem("zahlung-\xc3\xa4\xe2\x82\xac").empty());
   CHECK(sbus::message_id_problem(std::string(128, 'a')).empty());

@@ -168,6 +168,9 @@ struct CallResult {
 struct DeadLetter {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Its message id (SendOptions::message_id), kept when it is requeued;
+  // empty: none.
+  std::string message_id;
   std::string header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
       if (key == name) return value;
