@@ -3,6 +3,7 @@
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <sbus/plugin.hpp>
 
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <set>
 
 #include "base/log.hpp"
+#include <sbus/plugin.hpp>
 
 struct sbus_sender {
   explicit sbus_sender(const sbus_context* owner_context) : owner(owner_context), sender(owner_context->sender) {}
@@ -260,17 +262,7 @@ int sender_close(sbus_sender* sender) {
 }
 
 int status_of(SenderError::Kind kind) {
-  switch (kind) {
-    case SenderError::Kind::kAddress: return SBUS_E_ADDRESS;
-    case SenderError::Kind::kConnect: return SBUS_E_CONNECT;
-    case SenderError::Kind::kPublish: return SBUS_E_PUBLISH;
-    case SenderError::Kind::kUnroutable: return SBUS_E_UNROUTABLE;
-    case SenderError::Kind::kTimeout: return SBUS_E_TIMEOUT;
-    case SenderError::Kind::kConnectionLost: return SBUS_E_CONNECTION_LOST;
-    case SenderError::Kind::kProtocol: return SBUS_E_PROTOCOL;
-    case SenderError::Kind::kBlocked: return SBUS_E_BLOCKED;
-  }
-  return SBUS_E_FAILED;
+  return detail::sender_status(kind);
 }
 
 // Runs `send` on a checked sender, turning its exceptions into a status and
@@ -298,6 +290,7 @@ bool send_options_of(const sbus_send_options* in, SendOptions* out) {
   if (in == nullptr) return true;
   if (in->struct_size < sizeof(std::uint32_t) * 2) return false;
   if ((in->flags & ~SBUS_SEND_NOW) != 0) return false;
+  out->now = (in->flags & SBUS_SEND_NOW) != 0;
   if (in->struct_size < sizeof(sbus_send_options)) return true;  // flags only
   if (in->ttl_ms < 0 || in->delay_ms < 0 || in->at_unix_ms < 0) return false;
   if (in->ttl_ms > 0) out->ttl = std::chrono::milliseconds(in->ttl_ms);
@@ -358,6 +351,35 @@ sbus_str sender_error(const sbus_sender* handle) {
   return sender != nullptr ? str(sender->error) : kEmpty;
 }
 
+// context_hold: SenderOptions::hold (the service's Outbox) for a message a
+// plugin sends through a sender of its own. drop(arg) runs once, when the
+// last copy of `guard` goes: after the release, or when the Outbox drops it.
+int context_hold(const sbus_context* context, std::uint32_t flags,
+                 int (*release)(void*, const char*, std::size_t, sbus_str*), void (*drop)(void*), void* arg) {
+  if (drop == nullptr) return SBUS_E_INVALID_ARGUMENT;
+  std::shared_ptr<void> guard(arg, drop);
+  if (!valid_context(context, "context_hold")) return SBUS_E_INVALID_HANDLE;
+  if (release == nullptr || (flags & ~SBUS_SEND_NOW) != 0) return SBUS_E_INVALID_ARGUMENT;
+  if (!context->sender.hold) return 0;
+  try {
+    const bool taken = context->sender.hold(
+        [guard, release](const std::string& id) {
+          sbus_str error{};
+          const int status = release(guard.get(), id.data(), id.size(), &error);
+          if (status != SBUS_OK) {
+            throw SenderError(detail::sender_error_kind(status),
+                              error.size == 0 ? "the plugin's release failed" : std::string(error.data, error.size));
+          }
+        },
+        (flags & SBUS_SEND_NOW) != 0);
+    return taken ? 1 : 0;
+  } catch (const SenderError& e) {
+    return status_of(e.kind());
+  } catch (...) {
+    return SBUS_E_FAILED;
+  }
+}
+
 const sbus_host kHost = {
     SBUS_ABI_MAJOR,      SBUS_ABI_MINOR,
     sizeof(sbus_host),   0,
@@ -374,7 +396,7 @@ const sbus_host kHost = {
     &plugin_log_enabled, &sender_open,
     &sender_close,       &sender_call,
     &sender_send,        &sender_publish,
-    &sender_error,
+    &sender_error,       &context_hold,
 };
 
 }  // namespace

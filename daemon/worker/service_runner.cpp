@@ -25,11 +25,18 @@ constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
 // keeps from an inherited deadline.
 constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
+// The id of the delivery a handler runs for, from which the ids of the
+// messages it sends are derived (Outbox); empty when it has none.
+std::string incoming_message_id(const sbus_request& request) {
+  return std::string(request.message_id);
+}
+
 }  // namespace
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
                              std::unique_ptr<HostContext> context, RunnerHost* host, CrashJournal* journal,
-                             int max_retries, std::shared_ptr<CurrentDeadline> current_deadline)
+                             int max_retries, std::shared_ptr<CurrentDeadline> current_deadline,
+                             std::shared_ptr<Outbox> outbox)
     : index_(index),
       config_(std::move(config)),
       context_(std::move(context)),
@@ -39,6 +46,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       journal_(journal),
       dead_letters_(max_retries),
       current_deadline_(std::move(current_deadline)),
+      outbox_(std::move(outbox)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
 ServiceRunner::~ServiceRunner() {
@@ -84,9 +92,12 @@ std::size_t ServiceRunner::queued_bytes() {
   return budget_.bytes();
 }
 
-std::size_t ServiceRunner::discard_queued() {
+std::size_t ServiceRunner::discard_queued(std::vector<std::string>* handled_keys) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
+  for (const Job& job : queue_) {
+    if (handled_keys != nullptr && !job.envelope.handled_key.empty()) handled_keys->push_back(job.envelope.handled_key);
+  }
   queue_.clear();
   budget_.clear();
   return count;
@@ -249,6 +260,7 @@ Outcome ServiceRunner::execute(Job& job) {
   request.is_call = is_call;
   Reply reply;
   reply.id = job.event.id;
+  request.message_id = outcome.envelope.message_id;
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
@@ -304,12 +316,8 @@ void ServiceRunner::call_service(sbus_request& request, Job& job, Reply* reply, 
   try {
     if (!is_call) {
       run_message(request, job, reply->id, outcome);
-    } else if (std::optional<std::string> failure = service_.call(request)) {
-      reply->error_code = errc::kServiceFailed;
-      reply->message = "service " + config_.name + " failed: " + *failure;
     } else {
-      reply->error_code = std::move(request.error_code);
-      reply->message = std::move(request.body);
+      answer_call(request, reply, outcome);
     }
   } catch (const std::exception& e) {
     reply->error_code = errc::kServiceFailed;
@@ -318,7 +326,47 @@ void ServiceRunner::call_service(sbus_request& request, Job& job, Reply* reply, 
     reply->error_code = errc::kServiceFailed;
     reply->message = "service " + config_.name + " failed: unknown exception";
   }
+  // What a handler that threw had sent never leaves.
+  if (outbox_ != nullptr) outbox_->discard();
   if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
+}
+
+bool ServiceRunner::release_held(Outcome* outcome, std::string* error) {
+  if (outbox_ == nullptr) return true;
+  Outbox::Released released = outbox_->release();
+  if (released.ok) return true;
+  *error = std::move(released.error);
+  outcome->requeue = released.connection_failed;
+  SBUS_LOG_LIMITED(kWarn, "release failed")
+      << log_service(config_.name) << config_.name << ": " << log_value(*error)
+      << (outcome->requeue ? "; the delivery is not acked, the broker delivers it again" : "");
+  return false;
+}
+
+bool ServiceRunner::attempt_message(sbus_request& request, Outcome* outcome, std::string* error) {
+  if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
+  if (std::optional<std::string> failure = service_.deliver(request, outcome->envelope.is_event())) {
+    *error = std::move(*failure);
+    if (outbox_ != nullptr) outbox_->discard();
+    return false;
+  }
+  return release_held(outcome, error);
+}
+
+// A call: the plugin's answer, sent only once what it sent meanwhile has
+// left (release_held); otherwise service_failed.
+void ServiceRunner::answer_call(sbus_request& request, Reply* reply, Outcome* outcome) {
+  if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
+  std::string error;
+  if (std::optional<std::string> failure = service_.call(request)) {
+    error = std::move(*failure);
+  } else if (release_held(outcome, &error)) {
+    reply->error_code = std::move(request.error_code);
+    reply->message = std::move(request.body);
+    return;
+  }
+  reply->error_code = errc::kServiceFailed;
+  reply->message = "service " + config_.name + " failed: " + error;
 }
 
 // Past the deadline, whatever a call answered or threw goes to nobody who
@@ -342,9 +390,9 @@ void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::t
 // and a stop meanwhile leaves the message unacked.
 void ServiceRunner::run_message(sbus_request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
-    std::optional<std::string> failure = service_.deliver(request, outcome->envelope.is_event());
-    if (!failure) break;
-    const std::string error = std::move(*failure);
+    std::string error;
+    if (attempt_message(request, outcome, &error)) break;
+    if (outcome->requeue) break;  // the broker is gone: no attempt counted
     SBUS_LOG_LIMITED(kWarn, "message attempt failed")
         << log_service(config_.name) << log_event(id) << "event " << log_value(id) << ": " << config_.name
         << ": attempt " << attempt << " failed: " << log_value(error);

@@ -89,9 +89,9 @@ extern "C" {
 #define SBUS_LOG_ERROR 3
 
 /* sbus_send_options.flags. */
-/* Reserved for "send now, not when the delivery being handled is committed".
- * Today every send goes out at once, so the flag changes nothing yet;
- * sbusd accepts it. */
+/* Send at once, not when the handler returns (docs/plugins.md, "What a
+ * handler sends"): what a service sends while it handles a delivery is
+ * otherwise held, and leaves only when the handler succeeds. */
 #define SBUS_SEND_NOW 1u
 
 /* Bytes, not NUL-terminated (though sbusd's always have a NUL after them). */
@@ -277,6 +277,26 @@ struct sbus_host {
                         size_t params_size, const sbus_send_options* options, int* delivered);
   /* The text of the sender's last failure; empty after a success. */
   sbus_str (*sender_error)(const sbus_sender* sender);
+
+  /* --- The outbox, for an SDK that sends through senders of its own
+   * (the C++ SDK does; sender_send and sender_publish hold by themselves).
+   * Offers one outgoing message to the service's outbox. Any thread.
+   * Returns 1 when the outbox took it: the service's thread calls
+   * release(arg, id, id_size, &error) once the handler being run has
+   * returned successfully (with SBUS_SEND_NOW in `flags`: before
+   * context_hold returns), with the message id the message must carry;
+   * release publishes it and returns SBUS_OK, or an SBUS_E_* sender status
+   * with *error set to its text (valid until drop). Returns 0 when not
+   * taken (no handler of this service runs on this thread): the caller
+   * sends it as usual. A negative status: SBUS_E_INVALID_HANDLE or
+   * SBUS_E_INVALID_ARGUMENT, or the status release returned for an
+   * SBUS_SEND_NOW message. Whatever it returns, sbusd calls drop(arg)
+   * exactly once, after the last release; it is the plugin's to free
+   * `arg` there. A handler that fails has its held messages dropped
+   * unreleased. */
+  int (*context_hold)(const sbus_context* context, uint32_t flags,
+                      int (*release)(void* arg, const char* message_id, size_t message_id_size, sbus_str* error),
+                      void (*drop)(void* arg), void* arg);
 };
 
 /* What a plugin defines and exports (with default visibility when it builds

@@ -161,8 +161,13 @@ class Request {
   const std::string& topic() const { return topic_; }
   // Set by sbusd before the service sees an event.
   void set_topic(std::string topic) { topic_ = std::move(topic); }
-  // The AMQP message_id its sender set (an sbus message id); empty when
-  // none (py-servicebus never sets it).
+  // The message id the sender gave the call, message or event (the AMQP
+  // property message_id; docs/reliability.md#handled-once): unique per
+  // message, or the caller's own idempotency key (`sbus send --id KEY`).
+  // sbusd runs a handler at most once per id and service (within the
+  // node's retention), so a service whose side effects leave sbus (a
+  // database, a payment) can key them on it too. Empty when the sender set
+  // none (py-servicebus). Valid while the Request lives.
   std::string_view message_id() const { return message_id_; }
   // Set by sbusd before the service sees the request.
   void set_message_id(std::string message_id) { message_id_ = std::move(message_id); }

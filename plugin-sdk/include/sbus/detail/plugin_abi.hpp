@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -37,6 +38,70 @@ namespace detail {
 
 inline std::string text(sbus_str s) {
   return s.size == 0 ? std::string() : std::string(s.data, s.size);
+}
+
+// The C ABI's sender status of a SenderError's kind, and back.
+inline int sender_status(SenderError::Kind kind) {
+  switch (kind) {
+    case SenderError::Kind::kAddress: return SBUS_E_ADDRESS;
+    case SenderError::Kind::kConnect: return SBUS_E_CONNECT;
+    case SenderError::Kind::kPublish: return SBUS_E_PUBLISH;
+    case SenderError::Kind::kUnroutable: return SBUS_E_UNROUTABLE;
+    case SenderError::Kind::kTimeout: return SBUS_E_TIMEOUT;
+    case SenderError::Kind::kConnectionLost: return SBUS_E_CONNECTION_LOST;
+    case SenderError::Kind::kProtocol: return SBUS_E_PROTOCOL;
+    case SenderError::Kind::kBlocked: return SBUS_E_BLOCKED;
+  }
+  return SBUS_E_FAILED;
+}
+inline SenderError::Kind sender_error_kind(int status) {
+  switch (status) {
+    case SBUS_E_ADDRESS: return SenderError::Kind::kAddress;
+    case SBUS_E_CONNECT: return SenderError::Kind::kConnect;
+    case SBUS_E_UNROUTABLE: return SenderError::Kind::kUnroutable;
+    case SBUS_E_TIMEOUT: return SenderError::Kind::kTimeout;
+    case SBUS_E_CONNECTION_LOST: return SenderError::Kind::kConnectionLost;
+    case SBUS_E_PROTOCOL: return SenderError::Kind::kProtocol;
+    case SBUS_E_BLOCKED: return SenderError::Kind::kBlocked;
+    default: return SenderError::Kind::kPublish;
+  }
+}
+
+// SenderOptions::hold through the host's context_hold: the C++ SDK's
+// senders are the plugin's own, so their held messages cross the ABI as a
+// release callback over a Release it keeps until sbusd drops it.
+struct HeldSend {
+  SenderOptions::Release release;
+  std::string error;  // what the last release threw
+};
+inline int release_held_send(void* arg, const char* id, std::size_t id_size, sbus_str* error) noexcept {
+  HeldSend& held = **static_cast<std::shared_ptr<HeldSend>*>(arg);
+  int status = SBUS_E_FAILED;
+  try {
+    held.release(std::string(id, id_size));
+    return SBUS_OK;
+  } catch (const SenderError& e) {
+    held.error = e.what();
+    status = sender_status(e.kind());
+  } catch (const std::exception& e) {
+    held.error = e.what();
+  } catch (...) {
+    held.error = "unknown exception";
+  }
+  if (error != nullptr) *error = sbus_str{held.error.data(), held.error.size()};
+  return status;
+}
+inline void drop_held_send(void* arg) noexcept {
+  delete static_cast<std::shared_ptr<HeldSend>*>(arg);
+}
+
+inline bool hold_through_host(const sbus_host* host, const sbus_context* handle, SenderOptions::Release release,
+                              bool now) {
+  auto held = std::make_shared<HeldSend>(HeldSend{std::move(release), {}});
+  const int status = host->context_hold(handle, now ? SBUS_SEND_NOW : 0u, &release_held_send, &drop_held_send,
+                                        new std::shared_ptr<HeldSend>(held));
+  if (status >= 0) return status == 1;
+  throw SenderError(sender_error_kind(status), held->error.empty() ? "the outbox refused the message" : held->error);
 }
 
 // SenderOptions from sbusd's JSON (context_sender_settings); members it
@@ -274,6 +339,14 @@ inline ServiceContext ServiceContext::from_host(const sbus_host* host, const sbu
     const int has = host->context_deadline(handle, &ms);
     return detail::time_of(has, ms);
   };
+  // What the service sends while it handles a delivery: held by sbusd
+  // (a host older than the outbox has no context_hold: sent at once).
+  if (host->struct_size >= offsetof(sbus_host, context_hold) + sizeof(host->context_hold) &&
+      host->context_hold != nullptr) {
+    sender.hold = [host, handle](SenderOptions::Release release, bool now) {
+      return detail::hold_through_host(host, handle, std::move(release), now);
+    };
+  }
   context.sender_ = std::make_shared<const SenderOptions>(std::move(sender));
   context.host_ = host;
   context.handle_ = handle;
