@@ -3,6 +3,7 @@
 #include <sbus/sender.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <tuple>
 
 #include "base/topic.hpp"
@@ -164,6 +165,7 @@ void Sender::send_message(std::string_view address, std::string_view params_json
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
   // A deadline counts from when the message is due.
   const auto wall_expires = due.value_or(wall_now) + ttl;
+  if (impl_->hold_send(address, params_json, options)) return;
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -211,6 +213,18 @@ void Sender::send_message(std::string_view address, std::string_view params_json
 }
 
 bool Sender::publish(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
+    return true;
+  }
   impl_->use_message_id({});
   return publish_with_id(topic, params_json);
 }
@@ -236,6 +250,18 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
+  // Held: true; released at once (`now`): whether anyone was subscribed.
+  auto subscribed = std::make_shared<bool>(true);
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json), options, subscribed](Sender& sender,
+                                                                                               const std::string& id) {
+            SendOptions with_id = options;
+            if (with_id.message_id.empty()) with_id.message_id = id;
+            *subscribed = sender.publish(topic, params, with_id);
+          },
+          options.now)) {
+    return *subscribed;
+  }
   impl_->use_message_id(options.message_id);
   if (!due && !options.ttl) return publish_with_id(topic, params_json);
   const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
@@ -266,6 +292,18 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
 }
 
 std::string Sender::publish_async(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
+    return {};
+  }
   impl_->use_message_id({});
   std::string id;
   impl_->publish_event(topic, params_json, nullptr, false, &id);

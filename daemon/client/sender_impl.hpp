@@ -8,6 +8,7 @@
 //   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
 //   sender_events.cpp      publishing events
+//   sender_hold.cpp        sends held while a service's handler runs
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
 // which forgets the connection and what waited on it and throws.
@@ -18,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -65,6 +68,8 @@ struct Sender::Impl {
   AmqpConnection connection;
   std::size_t broker = 0;  // index of the connected (or next) broker
   std::string connected;   // its URI, password hidden; empty when not connected
+  // What the broker shows of it (AMQP client property connection_name).
+  std::string connection_name = "sbus sender";
 
   // sender_connection.cpp
 
@@ -242,6 +247,19 @@ struct Sender::Impl {
   // Events published without waiting on a connection since lost:
   // wait_events() throws for them.
   std::size_t events_lost = 0;
+
+  // sender_hold.cpp
+
+  // Hands `publish` to options.hold (SenderOptions::hold), to be run at the
+  // release (with `now`: at once) on the releasing thread's own Sender with
+  // the message id it is given (unless the handler gave its own); true when
+  // taken. False without a hold, or when it did not take it: send as any
+  // sender does.
+  bool hold(std::function<void(Sender&, const std::string& message_id)> publish, bool now);
+  // hold() for Sender::send's message to `address`.
+  bool hold_send(std::string_view address, std::string_view params_json, const SendOptions& send);
+  // options without hold: what held messages are released with.
+  std::shared_ptr<const SenderOptions> release_options;
 
   // sender_signing.cpp
 

@@ -274,8 +274,16 @@ void BrokerSession::settle(std::uint64_t tag, bool ack) {
     acks_.ack(tag);
     return;
   }
+  reject(tag, false);
+}
+
+void BrokerSession::requeue(std::uint64_t tag) {
+  reject(tag, true);
+}
+
+void BrokerSession::reject(std::uint64_t tag, bool requeue) {
   if (!acks_.reject(tag)) return;
-  amqp_basic_reject_t reject{tag, 0};
+  amqp_basic_reject_t reject{tag, requeue ? amqp_boolean_t{1} : amqp_boolean_t{0}};
   int status = connection_.queue_method(kChannel, AMQP_BASIC_REJECT_METHOD, &reject);
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "reject of delivery " << tag << " failed: " << amqp_error_string2(status);

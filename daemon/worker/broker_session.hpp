@@ -162,6 +162,8 @@ class BrokerSession {
   // refused (basic.reject at once); leave() keeps it unacked on purpose.
   void settle(std::uint64_t tag, bool ack) REQUIRES(mutex_);
   void leave(std::uint64_t tag) REQUIRES(mutex_) { acks_.leave(tag); }
+  // Rejected with requeue at once: the broker delivers it again.
+  void requeue(std::uint64_t tag) REQUIRES(mutex_);
   // Queues the due acks, then writes everything queued: the replies and
   // acks of this turn go out together (FrameBuffer).
   void flush_acks() REQUIRES(mutex_);
@@ -178,6 +180,7 @@ class BrokerSession {
   void release_body(amqp_channel_t channel, const amqp_basic_properties_t* props, std::uint64_t too_large)
       REQUIRES(mutex_);
   bool handle_frame(const amqp_frame_t& frame) REQUIRES(mutex_);
+  void reject(std::uint64_t tag, bool requeue) REQUIRES(mutex_);
   Read lost(const char* what, int status) REQUIRES(mutex_);
   void suspect_recent_replies(int reply_code) REQUIRES(mutex_);
   void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,

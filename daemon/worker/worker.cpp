@@ -62,10 +62,15 @@ void Worker::start_services() {
       auto current = std::make_shared<CurrentDeadline>();
       SenderOptions own_sender = sender;
       own_sender.inherited_deadline = [current] { return current->get(); };
+      // What it sends while it handles a delivery is held until it returns.
+      auto outbox = std::make_shared<Outbox>(config_.node + "." + service.name);
+      own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
+        return outbox->hold(std::move(release), now);
+      };
       ServiceContext context{config_.node, service.category, service.service, service.options, std::move(own_sender)};
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
-          std::move(context), this, journal_, config_.max_retries, std::move(current));
+          std::move(context), this, journal_, config_.max_retries, std::move(current), std::move(outbox));
       runner->start();
       admission_.add_service(dispatcher_.size(), runner->config());
       dispatcher_.add(std::move(runner));

@@ -213,7 +213,7 @@ void Worker::finish(Outcome& outcome) {
   dispatcher_.finished(outcome.runner);
   if (outcome.expired) {
     ++stats_.services[outcome.runner].expired;
-  } else if (!outcome.leave) {
+  } else if (!outcome.leave && !outcome.requeue) {
     ServiceStats& stats = stats_.services[outcome.runner];
     ++stats.handled;
     if (outcome.failed) ++stats.failed;
@@ -222,7 +222,7 @@ void Worker::finish(Outcome& outcome) {
   }
   remember_handled(outcome);
   if (!session_.current(envelope)) {
-    if (envelope.is_call() && !outcome.dead_letter && !outcome.leave) {
+    if (envelope.is_call() && !outcome.dead_letter && !outcome.leave && !outcome.requeue) {
       SBUS_LOG(kWarn) << "delivery " << envelope.delivery_tag
                       << " finished after its connection was lost; its reply is kept for the redelivery";
       session_.unsent().keep(envelope.key, std::move(outcome.body));
@@ -235,6 +235,12 @@ void Worker::finish(Outcome& outcome) {
   if (outcome.leave) {
     // Left unacked on purpose: the broker gives it to the next consumer.
     session_.leave(envelope.delivery_tag);
+    return;
+  }
+  if (outcome.requeue) {
+    // What its handler sent did not all leave: run again, it sends the same
+    // message ids (Outbox), and the receivers drop what they already have.
+    session_.requeue(envelope.delivery_tag);
     return;
   }
   if (outcome.dead_letter) {
@@ -273,7 +279,8 @@ bool Worker::complete(Outcome outcome) {
 }
 
 bool Worker::finish_inline(Outcome& outcome) {
-  if (!session_.current(outcome.envelope) || session_.stopping() || outcome.leave || outcome.dead_letter) {
+  if (!session_.current(outcome.envelope) || session_.stopping() || outcome.leave || outcome.requeue ||
+      outcome.dead_letter) {
     return false;
   }
   if (outcome.envelope.is_call() && !session_.direct_route(outcome.envelope.reply_to)) {

@@ -74,12 +74,14 @@ void Worker::dispatch_once(Job job, std::size_t runner) {
 // delivery with an id that ran to its end (a call answered, an error reply
 // included; a message done) is remembered, with a call's reply, before its
 // ack or reply leaves, also when its connection is gone, so that the
-// broker's redelivery is known. One moved to the error queue, left or
-// expired is not: it was not handled. True when recorded.
+// broker's redelivery is known. One moved to the error queue, left,
+// requeued (what its handler sent not all released) or expired is not: it
+// was not handled. True when recorded.
 bool Worker::remember_handled(const Outcome& outcome) {
   const std::string& key = outcome.envelope.handled_key;
   if (key.empty()) return false;
-  const bool handled = !outcome.expired && !outcome.leave && !outcome.dead_letter && !outcome.abandoned;
+  const bool handled =
+      !outcome.expired && !outcome.leave && !outcome.requeue && !outcome.dead_letter && !outcome.abandoned;
   bool recorded = false;
   if (handled && handled_ != nullptr) {
     recorded =
