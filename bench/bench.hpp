@@ -47,6 +47,9 @@ struct Options {
   // each pair of windows next to each other in time (Row::paired).
   int sequential_runs = 30;
   double sequential_seconds = 0.5;
+  // --sequential-only: that figure alone, as the default run takes it (to
+  // show that its ratio holds from run to run).
+  bool sequential_only = false;
   // RSS after the first 10,000 calls against after this many.
   std::uint64_t soak_calls = 200000;
   int startup_runs = 5;

@@ -22,7 +22,8 @@ namespace {
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "sbus-bench: " << problem
             << "\nusage: sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]\n"
-               "                  [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sbusd PATH]\n"
+               "                  [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only]\n"
+               "                  [--sbusd PATH]\n"
                "                  [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]\n";
   std::exit(2);
 }
@@ -137,6 +138,8 @@ Options parse_options(int argc, char** argv) {
       options.plugin_dir = value();
     } else if (arg == "--floor") {
       options.floor = value();
+    } else if (arg == "--sequential-only") {
+      options.sequential_only = true;
     } else if (arg == "--floor-tuned") {
       options.floor_tuned = value();
     } else if (arg == "--tls-port") {

@@ -1,8 +1,8 @@
 // sbus-bench: sbusd beside the rabbitmq-c floor, on one broker, in one run.
 //
 //   sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]
-//              [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sbusd PATH]
-//              [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]
+//              [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only]
+//              [--sbusd PATH] [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]
 //
 // The default run takes about seven minutes: 15 runs of 1 s of each load
 // pattern per system (the sequential one: 30 of 0.5 s), the large bodies,
@@ -369,6 +369,15 @@ void Bench::run() {
   };
 
   auto seq = repeat("sequential RPC", sequential, options_.sequential_runs);
+  if (options_.sequential_only) {
+    section("RPC (math.add), one sender connection");
+    add_rpc_rows("sequential, 1 in flight", seq, true);
+    rows_[rows_.size() - 4].min_ratio = 0.90;
+    rows_[rows_.size() - 2].max_ratio = 1.2;
+    rows_[rows_.size() - 1].max_ratio = 1.2;
+    print_table();
+    return;
+  }
   auto pipe16 = repeat("16 in flight", pipelined(16, false));
   auto pipe64 = repeat("64 in flight", pipelined(64, false));
   auto fan = repeat("64 in flight over 8 services", pipelined(64, true));
