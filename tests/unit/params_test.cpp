@@ -76,3 +76,12 @@ TEST_CASE("params: a NUL byte inside the text is refused, not a place to stop re
   CHECK_FALSE(parse(std::string("[1]\0[2]", 7), &error));
   CHECK(error == "params are not JSON: a NUL byte at offset 3");
 }
+
+TEST_CASE("params: strings with escapes, NUL among them, and long unescaped runs parse whole", "[params]") {
+  sbus::Job job;
+  std::string error;
+  const std::string run(100, 'y');
+  REQUIRE(sbus::parse_params("[\"" + run + "\\u0000" + run + "\\\"" + run + "\\n\"]", &job, &error));
+  const std::string expected = run + std::string(1, '\0') + run + "\"" + run + "\n";
+  CHECK(std::string(job.params[0].GetString(), job.params[0].GetStringLength()) == expected);
+}
