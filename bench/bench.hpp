@@ -149,7 +149,8 @@ class Bench {
   // calls/s (paired) and latency rows for an RPC load pattern; with `tail`
   // also p99.9, of all the runs' calls together.
   void add_rpc_rows(const std::string& what, Runs& runs, bool tail);
-  // CPU s per 10,000 calls of the servers, held to `max_ratio`.
+  // CPU s per 10,000 calls of the servers over all the runs, held to
+  // `max_ratio`.
   void add_cpu_row(const std::string& label, Runs& runs, double max_ratio);
   void add_rss_row(const std::string& label, long floor_kib, long sbus_kib, std::optional<double> max_mb);
   void print_table();
