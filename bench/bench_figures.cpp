@@ -104,10 +104,11 @@ void Bench::measure_large_bodies() {
         auto load = [&](auto& client) {
           return depth == 1 ? run_sequential(client, run_length_) : run_pipelined(client, depth, run_length_);
         };
+        const std::uint64_t errors_before = sbus.errors();
         RunStats stats = system == System::kFloor
                              ? timed(system, [&] { return warm_and_run<FloorClient>(floor, load); })
                              : timed(system, [&] { return warm_and_run<SbusClient>(sbus, load); });
-        if (system == System::kSbus) stats.errors = sbus.errors();
+        stats.errors = sbus.errors() - errors_before;
         return stats;
       });
       const std::string what = name + (depth == 1 ? ", sequential" : ", 16 in flight");
