@@ -142,11 +142,9 @@ TEST_CASE("On a cluster, every agent gets its own copy of each event, whichever 
   REQUIRE(via_b.publish(p + ".orders.late", "{\"n\":" + std::to_string(2 * kHalf) + "}", later));
 
   const int total = 2 * kHalf + 1;
-  const bool all = wait_until(
-      [&] {
-        return numbers_in(dir.file("a")).size() >= total && numbers_in(dir.file("b")).size() >= total;
-      },
-      20s, 100ms);
+  const bool all =
+      wait_until([&] { return numbers_in(dir.file("a")).size() >= total && numbers_in(dir.file("b")).size() >= total; },
+                 20s, 100ms);
   INFO("agent on a:\n" << on_a.sbusd().log() << "\nagent on b:\n" << on_b.sbusd().log());
   CHECK(all);
   CHECK(numbers_in(dir.file("a")) == zero_to(total));
