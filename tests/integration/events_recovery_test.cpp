@@ -152,6 +152,32 @@ TEST_CASE("Events past their service's queue_len wait in NODE.hold and are each 
   CHECK(sender.list_errors(sbusd.node()).empty());
 }
 
+TEST_CASE("A burst of events behind a slow one waits in its queue and none goes to NODE.hold", "[events][hold]") {
+  // The service is busy for 0.5 s while 300 events arrive: the event
+  // queue's consumer takes no more than the service may hold (prefetch),
+  // so none is moved to the hold queue.
+  TempDir dir;
+  const std::string p = prefix();
+  SbusdOptions options;
+  options.extra_yaml = "hold_time: 0.5\n";
+  options.services_yaml = recorder("burst.record", dir.file("burst"), p + ".burst");
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  constexpr int kEvents = 300;
+  sender.publish_async(p + ".burst", R"({"sleep": 0.5, "n": 0})");
+  for (int n = 1; n < kEvents; ++n) {
+    sender.publish_async(p + ".burst", "{\"n\":" + std::to_string(n) + "}");
+    if (n % 64 == 63) REQUIRE(sender.wait_published(10s) == 0);
+  }
+  REQUIRE(sender.wait_published(10s) == 0);
+  REQUIRE(wait_until([&] { return recorded_in(dir.file("burst")).size() >= kEvents; }, 30s, 100ms));
+  INFO(sbusd.log());
+  CHECK(sorted_numbers(recorded_in(dir.file("burst"))) == zero_to(kEvents));
+  const rapidjson::Document stats = sbus_test::stats_of(sender, sbusd);
+  CHECK(sbus_test::service_stat(stats, "burst.record", "held") == 0);
+  CHECK(sbus_test::service_stat(stats, "burst.record", "handled") == kEvents);
+}
+
 TEST_CASE("An event moved to the error queue is handled as its service's event after sbus errors requeue",
           "[events][errors]") {
   TempDir dir;
@@ -188,9 +214,10 @@ TEST_CASE("An event moved to the error queue is handled as its service's event a
   CHECK(sender.list_errors(sbusd.node()).empty());
 }
 
-TEST_CASE("With exactly the broker permissions of docs/security.md, agents subscribe and senders publish and defer "
-          "events",
-          "[events][permissions]") {
+TEST_CASE(
+    "With exactly the broker permissions of docs/security.md, agents subscribe and senders publish and defer "
+    "events",
+    "[events][permissions]") {
   const std::string page = sbus_test::read_file(std::string(SBUS_SOURCE_DIR) + "/docs/security.md");
   // The events table, for an agent with event services in a group and a
   // sender that publishes events; deferral adds the names of the table
@@ -232,8 +259,9 @@ TEST_CASE("With exactly the broker permissions of docs/security.md, agents subsc
   sbus::SendOptions later;
   later.delay = 50ms;
   CHECK(sender.publish(p + ".orders.late", R"({"n": 3})", later));
-  std::vector<std::string> args = {"publish", p + ".audit.cli", R"({"n": 4})", "--delay", "100ms",
-                                   "--broker", BrokerUsers::uri(sender_user), "--secret-file", sbusd.secret_file()};
+  std::vector<std::string> args = {
+      "publish",       p + ".audit.cli",   R"({"n": 4})", "--delay", "100ms", "--broker", BrokerUsers::uri(sender_user),
+      "--secret-file", sbusd.secret_file()};
   const sbus_test::ProcessResult cli = sbus_test::run_cli(args);
   INFO(cli.out << cli.err);
   CHECK(cli.exit_code == 0);
