@@ -226,7 +226,7 @@ double one_run(int in_flight, double seconds, Publish publish, Handled handled) 
     if (Clock::now() > deadline) throw std::runtime_error("events not handled within 60 s of the run");
     // sbus asks sbus.stats, a call: not so often that the asking slows it.
     std::this_thread::sleep_for(5ms);
-    }
+  }
   return static_cast<double>(sent) / seconds_between(start, Clock::now());
 }
 
@@ -254,9 +254,10 @@ int run(const Options& options) {
   const auto floor_publish = [&](int count) { floor.publish(count); };
   const auto floor_handled = [&] { return consumer.consumed(); };
 
-  std::printf("sbus-events-bench: events published with confirms to one subscriber and handled; floor = rabbitmq-c\n"
-              "publish to a topic exchange, one durable queue, consume and ack; median of %d runs of %.1f s\n\n",
-              options.runs, options.seconds);
+  std::printf(
+      "sbus-events-bench: events published with confirms to one subscriber and handled; floor = rabbitmq-c\n"
+      "publish to a topic exchange, one durable queue, consume and ack; median of %d runs of %.1f s\n\n",
+      options.runs, options.seconds);
   std::printf("%-34s %9s %9s %7s  %s\n", "figure", "floor", "sbus", "ratio", "target");
   int missed = 0;
   for (const int in_flight : {1, 64}) {
@@ -274,9 +275,8 @@ int run(const Options& options) {
     const double ratio = floor_rate > 0 ? sbus_rate / floor_rate : 0;
     const bool ok = ratio >= kGoal;
     missed += ok ? 0 : 1;
-    std::printf("%-34s %9.0f %9.0f %7.2f  >= %.2fx %s\n",
-                (std::to_string(in_flight) + " in flight, events/s").c_str(), floor_rate, sbus_rate, ratio, kGoal,
-                ok ? "ok" : "MISSED");
+    std::printf("%-34s %9.0f %9.0f %7.2f  >= %.2fx %s\n", (std::to_string(in_flight) + " in flight, events/s").c_str(),
+                floor_rate, sbus_rate, ratio, kGoal, ok ? "ok" : "MISSED");
     std::fflush(stdout);
   }
   std::printf("\n%d target(s) missed\n", missed);
