@@ -1,15 +1,21 @@
 /* The descriptor of the Go example: C, since it holds pointers to the Go
- * functions that go_example.go exports. */
+ * functions that go_example.go exports; and the services' state, a
+ * go_service (go_example.go) made and freed here, with no Go call. */
 #include <sbus/plugin.h>
 
 #include "_cgo_export.h"
 
+#include <stdlib.h>
+
 static void* create(const sbus_host* host) {
-  return goCreate((sbus_host*)host);
+  go_service* s = calloc(1, sizeof *s);
+  if (s != NULL) s->host = host;
+  return s;
 }
 
 static int start(void* self, const sbus_context* context) {
-  return goStart(self, (sbus_context*)context);
+  ((go_service*)self)->context = context;
+  return 0;
 }
 
 static int echo(void* self, sbus_request* request) {
@@ -21,7 +27,7 @@ static int record(void* self, sbus_request* request) {
 }
 
 static void destroy(void* self) {
-  goDestroy(self);
+  free(self);
 }
 
 static const sbus_service_def services[] = {

@@ -5,10 +5,13 @@
 //	go.record  (message)  appends its params and a newline to the file of
 //	                      its option `file`
 //
-// The service records and the descriptor are C (descriptor.c); the entry
-// points are the Go functions exported here. The state of a service lives
-// on the Go side, in a map keyed by the handle given to sbusd, since C may
-// not keep Go pointers.
+// The service records and the descriptor are C (descriptor.c), and so is
+// each service's state: a go_service in C memory, made by create() and
+// freed by destroy() there, which Go may read without a lock or a lookup
+// (C may not keep Go pointers; state made of Go values would go behind a
+// runtime/cgo.Handle kept in it). on_call and on_message are the Go
+// functions exported here: one cgo crossing into Go per call, and one back
+// into C per host function it calls.
 package main
 
 /*
@@ -16,6 +19,11 @@ package main
 #include <stdint.h>
 #include <stdlib.h>
 #include <sbus/plugin.h>
+
+typedef struct go_service {
+  const sbus_host* host;
+  const sbus_context* context;
+} go_service;
 
 // cgo cannot call through C function pointers: these do.
 static inline sbus_str host_params(const sbus_host* h, const sbus_request* r) { return h->request_params(r); }
@@ -38,102 +46,62 @@ import "C"
 import (
 	"fmt"
 	"os"
-	"sync"
 	"unsafe"
 )
 
-type service struct {
-	host    *C.sbus_host
-	context *C.sbus_context
-}
-
-var (
-	mutex    sync.Mutex
-	services = map[uintptr]*service{}
-	next     uintptr
-)
-
-func lookup(handle unsafe.Pointer) *service {
-	mutex.Lock()
-	defer mutex.Unlock()
-	return services[uintptr(handle)]
-}
-
-func bytesOf(s C.sbus_str) []byte {
+// The bytes of s where sbusd holds them, not copied: valid only as long as
+// s is (a request's until its entry point returns).
+func view(s C.sbus_str) []byte {
 	if s.size == 0 {
 		return nil
 	}
-	return C.GoBytes(unsafe.Pointer(s.data), C.int(s.size))
+	return unsafe.Slice((*byte)(unsafe.Pointer(s.data)), int(s.size))
 }
 
-func (s *service) fail(text string) C.int {
+func fail(s *C.go_service, text string) C.int {
 	t := C.CString(text)
 	defer C.free(unsafe.Pointer(t))
 	C.host_fail(s.host, t, C.size_t(len(text)))
 	return 1
 }
 
-func (s *service) option(key string) (string, bool) {
+func option(s *C.go_service, key string) (string, bool) {
 	count := C.host_option_count(s.host, s.context)
 	for i := C.size_t(0); i < count; i++ {
 		var k, v C.sbus_str
-		if C.host_option(s.host, s.context, i, &k, &v) == C.SBUS_OK && string(bytesOf(k)) == key {
-			return string(bytesOf(v)), true
+		if C.host_option(s.host, s.context, i, &k, &v) == C.SBUS_OK && string(view(k)) == key {
+			return string(view(v)), true
 		}
 	}
 	return "", false
 }
 
-//export goCreate
-func goCreate(host *C.sbus_host) unsafe.Pointer {
-	mutex.Lock()
-	defer mutex.Unlock()
-	next++
-	services[next] = &service{host: host}
-	// A handle, not a Go pointer: sbusd only hands it back.
-	return unsafe.Pointer(next)
-}
-
-//export goDestroy
-func goDestroy(self unsafe.Pointer) {
-	mutex.Lock()
-	defer mutex.Unlock()
-	delete(services, uintptr(self))
-}
-
-//export goStart
-func goStart(self unsafe.Pointer, context *C.sbus_context) C.int {
-	lookup(self).context = context
-	return 0
-}
-
 //export goEcho
-func goEcho(self unsafe.Pointer, request *C.sbus_request) C.int {
-	s := lookup(self)
+func goEcho(s *C.go_service, request *C.sbus_request) C.int {
 	params := C.host_params(s.host, request)
 	if C.host_reply(s.host, request, params.data, params.size) != C.SBUS_OK {
-		return s.fail("echo: the reply was refused")
+		return fail(s, "echo: the reply was refused")
 	}
 	return 0
 }
 
 //export goRecord
-func goRecord(self unsafe.Pointer, request *C.sbus_request) C.int {
-	s := lookup(self)
-	path, ok := s.option("file")
+func goRecord(s *C.go_service, request *C.sbus_request) C.int {
+	path, ok := option(s, "file")
 	if !ok {
-		return s.fail("go.record needs options: {file: PATH}")
+		return fail(s, "go.record needs options: {file: PATH}")
 	}
-	params := bytesOf(C.host_params(s.host, request))
+	params := view(C.host_params(s.host, request))
 	file, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
-		_, err = file.Write(append(params, '\n'))
+		buffer := make([]byte, 0, len(params)+1)
+		_, err = file.Write(append(append(buffer, params...), '\n'))
 		if closeErr := file.Close(); err == nil {
 			err = closeErr
 		}
 	}
 	if err != nil {
-		return s.fail("go.record: " + err.Error())
+		return fail(s, "go.record: "+err.Error())
 	}
 	line := fmt.Sprintf("recorded %d bytes", len(params))
 	text := C.CString(line)

@@ -5,8 +5,11 @@
 mod plugin_h;
 
 use plugin_h::*;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::raw::{c_char, c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 struct Service {
     host: *const sbus_host,
@@ -23,8 +26,9 @@ impl Service {
         1
     }
 
-    /// The option `key` of the service's config entry.
-    fn option(&self, key: &str) -> Option<String> {
+    /// The option `key` of the service's config entry: sbusd's bytes, valid
+    /// as long as the context (until stop() has returned), not copied.
+    fn option(&self, key: &str) -> Option<&[u8]> {
         let host = self.host();
         let count = unsafe { (host.context_option_count)(self.context) };
         for i in 0..count {
@@ -33,7 +37,7 @@ impl Service {
             if unsafe { (host.context_option)(self.context, i, &mut k, &mut v) } == SBUS_OK
                 && unsafe { k.bytes() } == key.as_bytes()
             {
-                return Some(String::from_utf8_lossy(unsafe { v.bytes() }).into_owned());
+                return Some(unsafe { v.bytes() });
             }
         }
         None
@@ -68,17 +72,17 @@ unsafe extern "C" fn record(this: *mut c_void, request: *mut sbus_request) -> c_
     let service = &*(this as *const Service);
     let host = service.host();
     let path = match service.option("file") {
-        Some(path) => path,
+        Some(path) => Path::new(OsStr::from_bytes(path)),
         None => return service.fail("rust.record needs options: {file: PATH}"),
     };
     let params = (host.request_params)(request).bytes();
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut file| file.write_all(&[params, b"\n"].concat()));
     if let Err(error) = written {
-        return service.fail(&format!("rust.record: {}: {}", path, error));
+        return service.fail(&format!("rust.record: {}: {}", path.display(), error));
     }
     let line = format!("recorded {} bytes", params.len());
     (host.log)(service.context, SBUS_LOG_INFO, line.as_ptr() as *const c_char, line.len());
