@@ -190,11 +190,11 @@ void measure_in_process(const Options& options) {
       "\nIn process (sbusd's loader, no broker): %d rounds of %d calls per service; ns of the thread's\n"
       "CPU time per call; vs C++: median of the rounds' ratios\n",
       rounds, options.in_process_calls);
-  std::printf("%-10s %9s %10s %10s\n", "plugin", "ns/call", "vs C++", "ns vs C++");
+  std::printf("%-10s %9s %10s %10s %12s\n", "plugin", "ns/call", "vs C++", "ns vs C++", "wall ns/call");
   for (std::size_t i = 0; i < figures.size(); ++i) {
     const bench::InProcessFigure& f = figures[i];
-    std::printf("%-10s %9.0f %10s %+10.0f\n", f.label.c_str(), f.ns_per_call, i == 0 ? "" : percent(f.vs_first).c_str(),
-                f.ns_per_call - figures[0].ns_per_call);
+    std::printf("%-10s %9.0f %10s %+10.0f %12.0f\n", f.label.c_str(), f.ns_per_call,
+                i == 0 ? "" : percent(f.vs_first).c_str(), f.ns_per_call - figures[0].ns_per_call, f.wall_ns);
   }
 }
 

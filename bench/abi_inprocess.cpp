@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -31,10 +32,15 @@ struct Loaded {
   std::unique_ptr<sbus::LoadedService> service;
 };
 
+struct Timing {
+  double cpu_ns = 0;
+  double wall_ns = 0;
+};
+
 // A fresh request per call, as ServiceRunner::execute makes one.
-double time_calls(sbus::LoadedService& service, const std::string& label, const rapidjson::Value& params,
-                  int calls) {
+Timing time_calls(sbus::LoadedService& service, const std::string& label, const rapidjson::Value& params, int calls) {
   const double start = thread_cpu_ns();
+  const auto wall_start = std::chrono::steady_clock::now();
   for (int i = 0; i < calls; ++i) {
     sbus_request request;
     request.id = "0123456789abcdef";
@@ -48,7 +54,9 @@ double time_calls(sbus::LoadedService& service, const std::string& label, const 
     }
     if (!request.error_code.empty()) throw std::runtime_error(label + " answered " + request.error_code);
   }
-  return (thread_cpu_ns() - start) / calls;
+  const double cpu = thread_cpu_ns() - start;
+  const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - wall_start).count();
+  return Timing{cpu / calls, wall / calls};
 }
 
 }  // namespace
@@ -76,16 +84,18 @@ std::vector<InProcessFigure> measure_in_process(const std::string& plugin_dir,
   for (std::size_t i = 0; i < loaded.size(); ++i) time_calls(*loaded[i].service, services[i].label, params, calls);
 
   std::vector<std::vector<double>> ns(services.size());
+  std::vector<std::vector<double>> wall_ns(services.size());
   std::vector<std::vector<double>> ratios(services.size());
   for (int round = 0; round < rounds; ++round) {
-    std::vector<double> this_round(services.size());
+    std::vector<Timing> this_round(services.size());
     for (std::size_t k = 0; k < services.size(); ++k) {
       const std::size_t i = (k + static_cast<std::size_t>(round)) % services.size();
       this_round[i] = time_calls(*loaded[i].service, services[i].label, params, calls);
     }
     for (std::size_t i = 0; i < services.size(); ++i) {
-      ns[i].push_back(this_round[i]);
-      ratios[i].push_back(this_round[i] / this_round[0] - 1.0);
+      ns[i].push_back(this_round[i].cpu_ns);
+      wall_ns[i].push_back(this_round[i].wall_ns);
+      ratios[i].push_back(this_round[i].cpu_ns / this_round[0].cpu_ns - 1.0);
     }
   }
   for (Loaded& one : loaded) one.service->stop();
@@ -94,7 +104,7 @@ std::vector<InProcessFigure> measure_in_process(const std::string& plugin_dir,
 
   std::vector<InProcessFigure> figures;
   for (std::size_t i = 0; i < services.size(); ++i) {
-    figures.push_back(InProcessFigure{services[i].label, median(ns[i]), median(ratios[i])});
+    figures.push_back(InProcessFigure{services[i].label, median(ns[i]), median(ratios[i]), median(wall_ns[i])});
   }
   return figures;
 }

@@ -21,6 +21,7 @@ struct InProcessFigure {
   std::string label;
   double ns_per_call = 0;  // CPU time, median over the rounds
   double vs_first = 0;     // median over the rounds of ns / the first service's ns, less 1
+  double wall_ns = 0;      // wall time per call, median over the rounds
 };
 
 // `rounds` rounds of `calls` calls per service, the services in a rotated
