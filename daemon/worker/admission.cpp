@@ -222,7 +222,7 @@ void Admission::admit_to_runner(Delivery& delivery, const std::string& name, Dec
   if (switched_off(runner, decision)) return;
   // After the redelivery checks: a kept reply or `interrupted` says more.
   if (!within_deadline(delivery, name, decision)) return;
-  if (std::string error; !parse_params(job.event.params, &job, &error)) {
+  if (std::string error; !check_params(job.event.params, &error)) {
     refuse(decision, errc::kInvalidParams, std::move(error), ReplyGuard::Caller::kAuthenticated);
     return;
   }
@@ -230,8 +230,7 @@ void Admission::admit_to_runner(Delivery& delivery, const std::string& name, Dec
     job.body = delivery.body;
     job.headers = std::move(delivery.headers);
   }
-  job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
-              (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
+  job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size();
   decision->verdict = Decision::Verdict::kDispatch;
 }
 

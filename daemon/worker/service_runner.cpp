@@ -255,7 +255,7 @@ Outcome ServiceRunner::execute(Job& job) {
   request.service = is_event ? std::string_view(config_.service) : std::string_view(job.event.service);
   if (is_event) request.topic = job.event.service;
   request.caller = outcome.envelope.caller;
-  request.params = &job.params;
+  request.params = job.event.params;
   request.deadline = job.deadline;
   request.is_call = is_call;
   Reply reply;
