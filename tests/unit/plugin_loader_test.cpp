@@ -132,6 +132,15 @@ TEST_CASE("test.echo answers its params unchanged", "[plugin_loader]") {
   CHECK(response.body() == R"({"a":[1,"x",null]})");
 }
 
+TEST_CASE("test.echo answers long params with escapes unchanged, through the SDK's parse in place", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  sbus::LoadedService echo = loader.create(kTestPlugin, "echo", sbus::Kind::kCall);
+  const std::string params = "[\"" + std::string(200000, 'x') + "\",\"q\\\"b\\\\n\\u0000\",{\"k\":[true]}]";
+  const Reply response = call(echo, "test", "echo", params.c_str());
+  CHECK_FALSE(response.is_error());
+  CHECK(response.body() == params);
+}
+
 TEST_CASE("a loaded service outlives the loader that created it", "[plugin_loader]") {
   std::vector<sbus::LoadedService> services;
   {
