@@ -5,8 +5,8 @@
 #include "base/log.hpp"
 #include "protocol/deadline.hpp"
 #include "protocol/event_wire.hpp"
-#include "worker/heap_trim.hpp"
 #include "worker/event_queues.hpp"
+#include "worker/heap_trim.hpp"
 
 // BrokerSession's reading: frames, deliveries and what the broker says.
 namespace sbus {

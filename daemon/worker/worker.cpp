@@ -43,6 +43,15 @@ constexpr milliseconds kPortWatch{200};
 // or a drain under way, an idle worker sleeps until its next metrics
 // report.
 constexpr int kPollMillis = 500;
+
+// `wait` (ms, -1: none) shortened to when this thread's heap trim is due.
+int heap_trim_wait(int wait) {
+  const std::optional<HeapTrim::Clock::time_point> trim = thread_heap_trim().due();
+  if (!trim) return wait;
+  const long long until = std::chrono::ceil<milliseconds>(*trim - HeapTrim::Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(wait < 0 ? until : std::min<long long>(wait, until), 0, kPollMillis));
+}
+
 // How often the counters go to the supervisor (report_metrics()).
 constexpr std::chrono::seconds kMetricsReportInterval{1};
 
@@ -298,12 +307,7 @@ Worker::ServeEnd Worker::serve_turns() {
           static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
       wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
     }
-    wait = handled_wait(wait);
-    if (const auto trim = thread_heap_trim().due()) {
-      const auto until = std::chrono::ceil<milliseconds>(*trim - std::chrono::steady_clock::now()).count();
-      wait =
-          static_cast<int>(std::clamp<long long>(wait < 0 ? until : std::min<long long>(wait, until), 0, kPollMillis));
-    }
+    wait = heap_trim_wait(handled_wait(wait));
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;

@@ -16,8 +16,7 @@ TEST_CASE("a Request made from params text holds them parsed, escapes and long s
   const rapidjson::Value& params = request.params();
   REQUIRE(params.IsObject());
   CHECK(params["a"][1].GetString() == std::string("x"));
-  CHECK(std::string(params["e"].GetString(), params["e"].GetStringLength()) ==
-        std::string("tab\tnul\0quote\"", 14));
+  CHECK(std::string(params["e"].GetString(), params["e"].GetStringLength()) == std::string("tab\tnul\0quote\"", 14));
   CHECK(params["long"].GetStringLength() == run.size());
   CHECK(params["u"].GetString() == std::string("\xc3\xa9"));
   // Moved: the strings are still there.
