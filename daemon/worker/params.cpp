@@ -25,14 +25,20 @@ namespace {
 class DepthLimit : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthLimit> {
  public:
   explicit DepthLimit(int limit) : limit_(limit) {}
+  bool Default() {  // every scalar and key
+    ++values_;
+    return true;
+  }
   bool StartObject() { return open(); }
   bool StartArray() { return open(); }
   bool EndObject(rapidjson::SizeType) { return close(); }
   bool EndArray(rapidjson::SizeType) { return close(); }
   bool too_deep() const { return too_deep_; }
+  std::size_t values() const { return values_; }
 
  private:
   bool open() {
+    ++values_;
     too_deep_ = ++depth_ > limit_;
     return !too_deep_;
   }
@@ -43,7 +49,11 @@ class DepthLimit : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthL
   int limit_;
   int depth_ = 0;
   bool too_deep_ = false;
+  std::size_t values_ = 0;
 };
+
+// What RapidJSON's document takes a value.
+constexpr std::size_t kDocumentBytesPerValue = 16;
 
 // The reader's stack holds each string it reads whole: kept between calls
 // of one thread up to this size, so that typical params take no allocation;
@@ -65,7 +75,7 @@ rapidjson::ParseResult read_json(const std::string& text, Handler& handler, std:
 
 }  // namespace
 
-bool check_params(const std::string& text, std::string* error) {
+bool check_params(const std::string& text, std::string* error, std::size_t* document_bytes) {
   // The parse stops at a NUL: one inside the text would hide what follows.
   if (const std::size_t nul = text.find('\0'); nul != std::string::npos) {
     *error = "params are not JSON: a NUL byte at offset " + std::to_string(nul);
@@ -83,6 +93,7 @@ bool check_params(const std::string& text, std::string* error) {
              std::to_string(result.Offset());
     return false;
   }
+  if (document_bytes != nullptr) *document_bytes = depth.values() * kDocumentBytesPerValue;
   return true;
 }
 

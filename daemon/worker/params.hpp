@@ -5,6 +5,7 @@
 // reader, iterative, with its SSE2 string scan where built with it.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace sbus {
@@ -18,7 +19,10 @@ inline constexpr int kMaxParamsDepth = 64;
 // false with the reason in `error` (text for an `invalid_params` reply). A
 // std::string: the reader reads up to its terminating NUL (RapidJSON's fast
 // string scan needs one), so a NUL inside the text is refused by name.
-bool check_params(const std::string& text, std::string* error);
+// `*document_bytes` (if given): about what a document of the params takes
+// (16 bytes a value, as RapidJSON's), which the plugin's SDK builds when the
+// job runs; the service's queue budget counts it with the text.
+bool check_params(const std::string& text, std::string* error, std::size_t* document_bytes = nullptr);
 
 // Whether `text` is one JSON value, with nothing but blanks after it (a
 // plugin's reply_result()); any depth, without recursion.

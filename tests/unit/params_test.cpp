@@ -104,3 +104,15 @@ TEST_CASE("a plugin's reply: one JSON value, blanks after it, of any depth", "[p
     CHECK_FALSE(sbus::is_one_json_value(text));
   }
 }
+
+TEST_CASE("params: what a document of them takes, about 16 bytes a value", "[params]") {
+  std::string error;
+  std::size_t bytes = 0;
+  REQUIRE(sbus::check_params(R"({"a":[1,2,"x"],"b":null})", &error, &bytes));
+  CHECK(bytes == 8 * 16);  // the object, two keys, the array, three scalars and null
+  std::string many = "[1";
+  for (int i = 0; i < 999; ++i) many += ",1";
+  many += "]";
+  REQUIRE(sbus::check_params(many, &error, &bytes));
+  CHECK(bytes == 1001 * 16);
+}
