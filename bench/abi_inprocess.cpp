@@ -1,6 +1,5 @@
 #include "abi_inprocess.hpp"
 
-#include <rapidjson/document.h>
 #include <time.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "run_stats.hpp"
@@ -38,7 +38,7 @@ struct Timing {
 };
 
 // A fresh request per call, as ServiceRunner::execute makes one.
-Timing time_calls(sbus::LoadedService& service, const std::string& label, const rapidjson::Value& params, int calls) {
+Timing time_calls(sbus::LoadedService& service, const std::string& label, std::string_view params, int calls) {
   const double start = thread_cpu_ns();
   const auto wall_start = std::chrono::steady_clock::now();
   for (int i = 0; i < calls; ++i) {
@@ -47,7 +47,7 @@ Timing time_calls(sbus::LoadedService& service, const std::string& label, const 
     request.node = "bench";
     request.category = "bench";
     request.service = "echo";
-    request.params = &params;
+    request.params = params;
     request.is_call = true;
     if (std::optional<std::string> failure = service.call(request)) {
       throw std::runtime_error(label + ": " + *failure);
@@ -64,8 +64,8 @@ Timing time_calls(sbus::LoadedService& service, const std::string& label, const 
 std::vector<InProcessFigure> measure_in_process(const std::string& plugin_dir,
                                                 const std::vector<InProcessService>& services,
                                                 const std::string& params_json, int rounds, int calls) {
-  rapidjson::Document params;
-  params.Parse(params_json.c_str());
+  // As the worker hands them over: the call's text, checked once on arrival.
+  const std::string_view params = params_json;
   // Plugins are never unloaded here: a Go runtime cannot be (docs/plugins.md),
   // and sbusd's worker leaves them loaded until it exits as well.
   static auto* loader = new sbus::PluginLoader();

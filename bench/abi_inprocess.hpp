@@ -25,7 +25,8 @@ struct InProcessFigure {
 };
 
 // `rounds` rounds of `calls` calls per service, the services in a rotated
-// order each round; the params are `params_json`, parsed once. Throws
+// order each round; the params are `params_json`, handed over as the
+// worker hands a call's text. Throws
 // std::runtime_error when a service cannot be loaded or does not reply.
 std::vector<InProcessFigure> measure_in_process(const std::string& plugin_dir,
                                                 const std::vector<InProcessService>& services,
