@@ -5,15 +5,17 @@
 // ROUNDS pairs (default 5), which side goes first alternating; the figure
 // is the median of the pairs' ratios.
 //
-//   sbus-handled-bench BROKER_URI SECRET_FILE NODE [SECONDS [ROUNDS]]
+//   sbus-handled-bench BROKER_URI SECRET_FILE NODE [SECONDS [ROUNDS [WORKER_PID]]]
 //
 // NODE must serve test.echo (RPC) and test.record (kind message).
 #include <sbus/sender.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -85,6 +87,21 @@ double messages_per_second(const sbus::SenderOptions& options, const std::string
   return count / seconds_since(start);
 }
 
+// CPU seconds (user + system, all threads) the process `pid` has used; 0
+// without a pid.
+double cpu_seconds(long pid) {
+  if (pid <= 0) return 0;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -92,26 +109,35 @@ double median(std::vector<double> values) {
 }
 
 // One figure, with and without ids in turn (which goes first alternates),
-// `rounds` times: the median of each side and of the pairs' ratios.
+// `rounds` times: the median of each side and of the pairs' ratios. With a
+// worker's pid, also the worker's CPU time per item on each side (the
+// machine's load moves that one far less). `measure(ids, &items)` returns
+// items/s.
 template <class Measure>
-void compare(const char* what, int rounds, Measure measure) {
-  std::vector<double> without;
-  std::vector<double> with;
+void compare(const char* what, int rounds, long worker, Measure measure) {
+  std::vector<double> rates[2];
+  std::vector<double> cpu[2];
   std::vector<double> ratios;
   for (int round = 0; round < rounds; ++round) {
     double pair[2];
-    const int first = round % 2;
-    pair[first] = measure(first == 1);
-    pair[1 - first] = measure(first != 1);
-    without.push_back(pair[0]);
-    with.push_back(pair[1]);
+    for (int n = 0; n < 2; ++n) {
+      const int side = (round + n) % 2;  // 0: without ids, 1: with
+      const double cpu_before = cpu_seconds(worker);
+      double items = 0;
+      pair[side] = measure(side == 1, &items);
+      rates[side].push_back(pair[side]);
+      if (items > 0) cpu[side].push_back(1e6 * (cpu_seconds(worker) - cpu_before) / items);
+    }
     ratios.push_back(pair[1] / pair[0]);
   }
-  std::printf(
-      "%-30s without ids %7.0f  with ids %7.0f  (median of %d pairs' ratios: %+.1f%%; pairs %+.1f%% to %+.1f%%)\n",
-      what, median(without), median(with), rounds, 100.0 * (median(ratios) - 1),
-      100.0 * (*std::min_element(ratios.begin(), ratios.end()) - 1),
-      100.0 * (*std::max_element(ratios.begin(), ratios.end()) - 1));
+  std::printf("%-26s without ids %6.0f  with ids %6.0f  (median of %d pairs' ratios: %+.1f%%; pairs %+.1f%% to %+.1f%%)\n",
+              what, median(rates[0]), median(rates[1]), rounds, 100.0 * (median(ratios) - 1),
+              100.0 * (*std::min_element(ratios.begin(), ratios.end()) - 1),
+              100.0 * (*std::max_element(ratios.begin(), ratios.end()) - 1));
+  if (worker > 0) {
+    std::printf("%-26s worker CPU per item: without ids %.1f us, with ids %.1f us (medians)\n", "", median(cpu[0]),
+                median(cpu[1]));
+  }
   std::fflush(stdout);
 }
 
@@ -119,7 +145,7 @@ void compare(const char* what, int rounds, Measure measure) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::cerr << "usage: sbus-handled-bench BROKER_URI SECRET_FILE NODE [SECONDS [ROUNDS]]\n";
+    std::cerr << "usage: sbus-handled-bench BROKER_URI SECRET_FILE NODE [SECONDS [ROUNDS [WORKER_PID]]]\n";
     return 2;
   }
   sbus::SenderOptions with_ids;
@@ -133,9 +159,16 @@ int main(int argc, char** argv) {
   const int rounds = argc > 5 ? std::stoi(argv[5]) : 5;
   constexpr int kDepth = 64;
   const auto options = [&](bool ids) { return ids ? with_ids : without_ids; };
-  compare("calls/s, 64 in flight:", rounds,
-          [&](bool ids) { return calls_per_second(options(ids), node, kDepth, seconds); });
-  compare("messages/s, 64 in flight:", rounds,
-          [&](bool ids) { return messages_per_second(options(ids), node, kDepth, 4000); });
+  const long worker = argc > 6 ? std::stol(argv[6]) : 0;
+  compare("calls/s, 64 in flight:", rounds, worker, [&](bool ids, double* items) {
+    const auto start = Clock::now();
+    const double rate = calls_per_second(options(ids), node, kDepth, seconds);
+    *items = rate * seconds_since(start);
+    return rate;
+  });
+  compare("messages/s, 64 in flight:", rounds, worker, [&](bool ids, double* items) {
+    *items = 4000;
+    return messages_per_second(options(ids), node, kDepth, 4000);
+  });
   return 0;
 }

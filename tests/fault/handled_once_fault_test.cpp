@@ -102,7 +102,9 @@ TEST_CASE(
   broker.start();
   TempDir files;
   const std::string id_file = files.file("ids.log");
-  Daemon daemon({broker.uri()}, kPingYaml,
+  // crash_limit 0: five kills within a minute would otherwise switch the
+  // recorder off (a crash cool-down), sending its messages to NODE.error.
+  Daemon daemon({broker.uri()}, std::string(kPingYaml) + "crash_limit: 0\n",
                 "  - {name: test.ids, plugin: test, export: record, kind: message, options: {file: " +
                     files.file("params.log") + ", id_file: " + id_file + "}}\n");
   daemon.wait_ready();
