@@ -130,10 +130,11 @@ void compare(const char* what, int rounds, long worker, Measure measure) {
     }
     ratios.push_back(pair[1] / pair[0]);
   }
-  std::printf("%-26s without ids %6.0f  with ids %6.0f  (median of %d pairs' ratios: %+.1f%%; pairs %+.1f%% to %+.1f%%)\n",
-              what, median(rates[0]), median(rates[1]), rounds, 100.0 * (median(ratios) - 1),
-              100.0 * (*std::min_element(ratios.begin(), ratios.end()) - 1),
-              100.0 * (*std::max_element(ratios.begin(), ratios.end()) - 1));
+  std::printf(
+      "%-26s without ids %6.0f  with ids %6.0f  (median of %d pairs' ratios: %+.1f%%; pairs %+.1f%% to %+.1f%%)\n",
+      what, median(rates[0]), median(rates[1]), rounds, 100.0 * (median(ratios) - 1),
+      100.0 * (*std::min_element(ratios.begin(), ratios.end()) - 1),
+      100.0 * (*std::max_element(ratios.begin(), ratios.end()) - 1));
   if (worker > 0) {
     std::printf("%-26s worker CPU per item: without ids %.1f us, with ids %.1f us (medians)\n", "", median(cpu[0]),
                 median(cpu[1]));

@@ -95,8 +95,8 @@ bool Worker::remember_handled(Outcome& outcome) {
 
 // The records of a run of outcomes, in one transaction of the handled
 // store before any of them is finished (finish() acks and answers): one
-// commit for the run instead of one each. Their marks are cleared as each
-// is finished.
+// commit for the run instead of one each. Their crash-journal marks are
+// cleared at once, and finish() does not record them again (kRecorded).
 void Worker::remember_all_handled(std::vector<Outcome>& outcomes) {
   if (handled_ == nullptr || outcomes.size() < 2) return;
   std::vector<HandledStore::Entry> entries;

@@ -34,9 +34,7 @@
 #include "harness.hpp"
 #include "tcp_proxy.hpp"
 
-
 namespace sbus_test {
-
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
@@ -189,7 +187,8 @@ class Broker {
   // (scripts/broker restart): durable queues keep their persistent messages.
   void restart() {
     const ProcessResult result = run_program(kBrokerScript, {"restart", name_, node_dir_}, 150s);
-    if (result.exit_code != 0) throw std::runtime_error("cannot restart broker " + name_ + ":\n" + result.out + result.err);
+    if (result.exit_code != 0)
+      throw std::runtime_error("cannot restart broker " + name_ + ":\n" + result.out + result.err);
   }
 
   // The node's beam process, from its pid file; -1 if none.
@@ -427,8 +426,8 @@ inline bool add_ok(sbus::Sender& sender, const Daemon& daemon, long a, long b, s
 // transport error, until one succeeds or `limit` passes; the seconds it took,
 // or nullopt.
 inline std::optional<double> time_until_served(const Daemon& daemon, const std::vector<std::string>& brokers,
-                                        std::chrono::milliseconds limit,
-                                        std::chrono::milliseconds call_timeout = 250ms) {
+                                               std::chrono::milliseconds limit,
+                                               std::chrono::milliseconds call_timeout = 250ms) {
   const auto start = Clock::now();
   std::optional<sbus::Sender> sender;
   long n = 0;
@@ -527,7 +526,7 @@ struct CallStats {
 // passed, or 3 calls failed (each may take the whole call timeout: more
 // would only make the test slow).
 inline void call_loop(const Daemon& daemon, sbus::SenderOptions options, long total, std::chrono::seconds limit,
-               std::chrono::milliseconds call_timeout, const std::atomic<bool>& stop, CallStats& stats) {
+                      std::chrono::milliseconds call_timeout, const std::atomic<bool>& stop, CallStats& stats) {
   sbus::Sender sender(std::move(options));
   const auto deadline = Clock::now() + limit;
   for (long i = 0; i < total && !stop && Clock::now() < deadline && stats.failed < 3; ++i) {
@@ -576,6 +575,5 @@ inline std::string errors_text(CallStats& stats) {
   for (const std::string& error : stats.errors) text += "\n  " + error;
   return text;
 }
-
 
 }  // namespace sbus_test

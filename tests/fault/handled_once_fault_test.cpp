@@ -177,8 +177,7 @@ TEST_CASE(
   std::map<Fault, int> done_faults;
   std::vector<pid_t> killed_workers;
   for (std::size_t i = 0; i < plan.faults.size(); ++i) {
-    const bool reached = wait_until(
-        [&] { return handled >= plan.at[i]; }, 120s, 1ms);
+    const bool reached = wait_until([&] { return handled >= plan.at[i]; }, 120s, 1ms);
     if (!reached) {
       notes.push_back("fault " + std::to_string(i + 1) + ": handled count " + std::to_string(plan.at[i]) +
                       " not reached");
@@ -216,8 +215,7 @@ TEST_CASE(
     notes.push_back(std::string(fault_name(fault)) + " at handled=" + std::to_string(handled_at) +
                     " sent=" + std::to_string(sent.load()) + " t=" + fixed(seconds_since(start), 1) + "s");
     // Serving again: the count moves (or everything is handled).
-    wait_until(
-        [&] { return handled > handled_at + 20 || handled >= kMessages; }, 60s, 5ms);
+    wait_until([&] { return handled > handled_at + 20 || handled >= kMessages; }, 60s, 5ms);
   }
 
   const bool all_sent = wait_until([&] { return sent == kMessages; }, 180s, 20ms);

@@ -33,7 +33,6 @@
 #include "harness.hpp"
 #include "tcp_proxy.hpp"
 
-
 namespace sbus_test {
 namespace {
 
@@ -151,7 +150,6 @@ void check_requeue(const Broker& broker) {
     CHECK(round.back);
   }
 }
-
 
 }  // namespace
 
