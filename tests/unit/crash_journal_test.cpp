@@ -72,7 +72,7 @@ void in_killed_child(Body body) {
 
 }  // namespace
 
-TEST_CASE("a handler marked returned in a killed worker is known as returned; one recorded in time is not") {
+TEST_CASE("a handler marked returned in a killed worker is known as returned, and one recorded in time is not") {
   Mapped mapped(CrashJournal::create());
   CrashJournal* journal = mapped.value;
   REQUIRE(journal != nullptr);
