@@ -59,7 +59,7 @@ class CrashJournal {
   // returned go into the ring of returned keys (*imported says how many);
   // everything else starts empty, as with create(). nullptr with the
   // reason, naming the file, in `error` when it cannot be opened, mapped or
-  // locked within `lock_wait` (another sbusd on the same state_dir).
+  // locked within `lock_wait_ms` (another sbusd on the same state_dir).
   static CrashJournal* open_file(const std::string& path, int lock_wait_ms, std::string* error, int* imported);
 
   // A delivery's identity: its reply_to, correlation_id and event id.
