@@ -263,6 +263,11 @@ inline std::string handled_dir_of(const Config& config) {
   return config.state_dir + "/handled";
 }
 
+// STATE_DIR/crash-journal: the file of CrashJournal::open_file().
+inline std::string crash_journal_file_of(const Config& config) {
+  return config.state_dir + "/crash-journal";
+}
+
 // STATE_DIR/replay-nonces: the file of ReplayCache::open_file().
 inline std::string replay_file_of(const Config& config) {
   return config.state_dir + "/replay-nonces";

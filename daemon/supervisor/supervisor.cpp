@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -24,6 +25,12 @@
 #include "supervisor/worker_process.hpp"
 
 namespace sbus {
+
+namespace {
+// How long start waits for the workers of a killed sbusd to let go of the
+// crash journal (they die of PDEATHSIG) before it keeps one in memory.
+constexpr int kJournalLockWaitMs = 2000;
+}  // namespace
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
@@ -105,8 +112,7 @@ bool Supervisor::start() {
     SBUS_LOG(kError) << "state_dir: " << error << "; not started";
     return false;
   }
-  journal_ = CrashJournal::create();
-  if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
+  open_journal();
   started_ = clock_.now();
   for (std::size_t i = 0; i < config_->brokers.size(); ++i) spawn(add_worker(config_->brokers[i], i));
   if (!config_->metrics_listen.empty()) {
@@ -303,7 +309,9 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
   int interrupted = 0;
   if (journal_ != nullptr) {
     const auto now_ns = duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-    interrupted = journal_->worker_died(pid, crashed, now_ns);
+    int returned = 0;
+    interrupted = journal_->worker_died(pid, crashed, now_ns, &returned);
+    if (returned > 0) log_returned(worker, pid, returned);
     if (interrupted > 0) {
       SBUS_LOG(kWarn) << log_broker(worker.name()) << log_worker_pid(pid) << "worker pid " << pid << " died during "
                       << interrupted << " call(s); they will be answered `interrupted` if redelivered";
@@ -393,6 +401,37 @@ bool Supervisor::any_alive() const {
 // The nonces of hmac calls, for the workers forked from now on: in
 // state_dir's file when `config` accepts hmac tokens (so that they outlive
 // a restart), else in memory. Kept when already right for `config`.
+void Supervisor::log_returned(const WorkerRecord& worker, pid_t pid, int returned) {
+  SBUS_LOG(kInfo) << log_broker(worker.name()) << log_worker_pid(pid) << "worker pid " << pid << " died after "
+                  << returned << " handler(s) with a message id returned, before the id was recorded;"
+                  << " their redeliveries are taken as handled";
+}
+
+// The crash journal, in STATE_DIR/crash-journal so that the returned marks
+// a SIGKILLed sbusd left are read (CrashJournal::open_file()); in memory
+// when the file cannot be used (another sbusd holds it), which only widens
+// the handled-once window to what it is without the journal.
+void Supervisor::open_journal() {
+  const std::string file = crash_journal_file_of(*config_);
+  std::string error;
+  int imported = 0;
+  if (::mkdir(config_->state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create state_dir " + config_->state_dir + ": " + std::strerror(errno);
+  } else {
+    journal_ = CrashJournal::open_file(file, kJournalLockWaitMs, &error, &imported);
+  }
+  if (imported > 0) {
+    SBUS_LOG(kInfo) << "crash journal " << file << ": " << imported
+                    << " handler(s) with a message id had returned in the last sbusd before their id was recorded;"
+                       " their redeliveries are taken as handled";
+  }
+  if (journal_ != nullptr) return;
+  SBUS_LOG(kWarn) << error << "; the crash journal is kept in memory: a SIGKILL of every sbusd process may run"
+                  << " a message with an id again";
+  journal_ = CrashJournal::create();
+  if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
+}
+
 bool Supervisor::open_replay(const Config& config, std::string* error) {
   if (!accepts_hmac(config)) {
     // Without it (mmap failed) each worker keeps its own.

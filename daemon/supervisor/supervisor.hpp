@@ -136,6 +136,8 @@ class Supervisor {
   void start_metrics();
   void publish_metrics(Clock::TimePoint now);
   bool open_replay(const Config& config, std::string* error);
+  void open_journal();
+  void log_returned(const WorkerRecord& worker, pid_t pid, int returned);
 
   SupervisorSettings settings_;
   WorkerLauncher& launcher_;

@@ -336,6 +336,7 @@ bool Admission::handled_before(const std::string& name, Decision* decision) {
   if (handled_ == nullptr || envelope.message_id.empty()) return false;
   envelope.handled_key = HandledStore::key(name, envelope.caller, envelope.message_id);
   std::optional<HandledRecord> record = handled_->find(envelope.handled_key);
+  if (!record) record = returned_before(name, envelope);
   if (!record) return false;
   SBUS_LOG(kDebug) << log_service(name) << log_event(decision->job.event.id) << "event "
                    << log_value(decision->job.event.id) << ": message id " << log_value(envelope.message_id)
@@ -343,6 +344,12 @@ bool Admission::handled_before(const std::string& name, Decision* decision) {
   decision->verdict = Decision::Verdict::kDuplicate;
   decision->service = name;
   if (record->kind == HandledRecord::Kind::kReply) decision->message = std::move(record->reply);
+  if (record->kind == HandledRecord::Kind::kReplyLost) {
+    decision->code = errc::kReplyNotKept;
+    decision->message = "the call to " + name + " with message id " + envelope.message_id +
+                        " was handled already and is not run again; its reply was lost with the worker that ran it"
+                        " (killed before the reply was kept)";
+  }
   if (record->kind == HandledRecord::Kind::kReplyNotKept) {
     decision->code = errc::kReplyNotKept;
     decision->message = "the call to " + name + " with message id " + envelope.message_id +
@@ -350,6 +357,23 @@ bool Admission::handled_before(const std::string& name, Decision* decision) {
                         std::to_string(config_.handled_reply_max_bytes) + ") and was not kept";
   }
   return true;
+}
+
+// A delivery whose handler had returned in a worker killed before the id
+// was recorded (CrashJournal::returned()): handled, so recorded now and not
+// run again. Its redelivery, and also a copy the sender published again
+// (not marked redelivered). A call's reply went with that worker.
+std::optional<HandledRecord> Admission::returned_before(const std::string& name, const Envelope& envelope) {
+  if (journal_ == nullptr || envelope.handled_key.empty() ||
+      !journal_->returned(CrashJournal::service_key(envelope.handled_key))) {
+    return std::nullopt;
+  }
+  SBUS_LOG(kInfo) << log_service(name) << "message id " << log_value(envelope.message_id) << " to " << name
+                  << ": its handler had returned in a worker killed before the id was recorded; not run again";
+  HandledRecord record;
+  record.kind = envelope.is_call() ? HandledRecord::Kind::kReplyLost : HandledRecord::Kind::kMessage;
+  handled_->record(envelope.handled_key, record.kind, nullptr, std::chrono::system_clock::now());
+  return record;
 }
 
 // A delivery for a service switched off: a call is answered at once, a

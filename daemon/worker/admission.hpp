@@ -122,6 +122,7 @@ class Admission {
   bool within_deadline(const Delivery& delivery, const std::string& name, Decision* decision);
   bool read_message_id(const Delivery& delivery, Decision* decision);
   bool handled_before(const std::string& name, Decision* decision);
+  std::optional<HandledRecord> returned_before(const std::string& name, const Envelope& envelope);
 
   const Config& config_;
   CrashJournal* journal_;

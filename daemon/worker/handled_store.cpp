@@ -229,12 +229,13 @@ std::optional<HandledRecord> HandledStore::find(std::string_view key) {
   return found;
 }
 
-int HandledStore::put(MDB_txn* txn, std::string_view key, const std::string* reply, std::int64_t now_ms,
-                      std::size_t prune_budget) {
+int HandledStore::put(MDB_txn* txn, std::string_view key, HandledRecord::Kind kind, const std::string* reply,
+                      std::int64_t now_ms, std::size_t prune_budget) {
   // A reply that would take a sixteenth of the map is not kept whatever
   // the cap says: the map must keep room to delete in.
-  const bool keep_reply =
-      reply != nullptr && reply->size() <= options_.max_reply_bytes && reply->size() <= options_.max_bytes / 16;
+  const bool keep_reply = kind == HandledRecord::Kind::kReply && reply != nullptr &&
+                          reply->size() <= options_.max_reply_bytes && reply->size() <= options_.max_bytes / 16;
+  if (kind == HandledRecord::Kind::kReply && !keep_reply) kind = HandledRecord::Kind::kReplyNotKept;
   // Room first: LMDB copies the pages it changes, so even a delete needs
   // free pages, and a map that is full cannot be pruned.
   if (std::uint64_t held = 0; used_bytes(txn, &held) > options_.max_bytes / 4 * 3) {
@@ -245,9 +246,7 @@ int HandledStore::put(MDB_txn* txn, std::string_view key, const std::string* rep
   }
   std::string value(kStamp + 1, '\0');
   put_stamp(static_cast<std::uint64_t>(now_ms), value.data());
-  value[kStamp] = static_cast<char>(reply == nullptr ? HandledRecord::Kind::kMessage
-                                    : keep_reply     ? HandledRecord::Kind::kReply
-                                                     : HandledRecord::Kind::kReplyNotKept);
+  value[kStamp] = static_cast<char>(kind);
   if (keep_reply) value += *reply;
   MDB_val k = val(key);
   MDB_val v = val(value);
@@ -277,13 +276,43 @@ int HandledStore::put(MDB_txn* txn, std::string_view key, const std::string* rep
 }
 
 bool HandledStore::record(std::string_view key, const std::string* reply, std::chrono::system_clock::time_point now) {
+  return record(key, reply == nullptr ? HandledRecord::Kind::kMessage : HandledRecord::Kind::kReply, reply, now);
+}
+
+std::size_t HandledStore::record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now) {
+  if (env_ == nullptr || entries.empty()) return 0;
+  if (entries.size() == 1) return record(entries[0].key, entries[0].reply, now) ? 1 : 0;
+  int rc = 0;
+  std::size_t recorded = 0;
+  {
+    TxnGuard txn;
+    rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
+    for (const Entry& entry : entries) {
+      if (rc != 0) break;
+      if (entry.key.empty()) continue;
+      const auto kind = entry.reply == nullptr ? HandledRecord::Kind::kMessage : HandledRecord::Kind::kReply;
+      rc = put(txn.txn, entry.key, kind, entry.reply, unix_ms(now), kPrunePerRecord);
+      recorded += rc == 0;
+    }
+    if (rc == 0) rc = txn.commit();
+  }
+  if (rc == 0) return recorded;
+  // The transaction is gone with all it held: each on its own, with room
+  // made as record() makes it, and the failure logged there.
+  recorded = 0;
+  for (const Entry& entry : entries) recorded += record(entry.key, entry.reply, now);
+  return recorded;
+}
+
+bool HandledStore::record(std::string_view key, HandledRecord::Kind kind, const std::string* reply,
+                          std::chrono::system_clock::time_point now) {
   if (env_ == nullptr || key.empty()) return false;
   int rc = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       TxnGuard txn;
       rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
-      if (rc == 0) rc = put(txn.txn, key, reply, unix_ms(now), kPrunePerRecord);
+      if (rc == 0) rc = put(txn.txn, key, kind, reply, unix_ms(now), kPrunePerRecord);
       if (rc == 0) rc = txn.commit();
     }
     if (rc != MDB_MAP_FULL) break;

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.hpp"
 
@@ -55,7 +56,9 @@ HandledStoreOptions handled_store_options(const Config& config);
 
 // What the store knows of an id.
 struct HandledRecord {
-  enum class Kind : std::uint8_t { kMessage = 0, kReply = 1, kReplyNotKept = 2 };
+  // kReplyLost: a call whose handler returned in a worker killed before
+  // its reply was kept (CrashJournal::returned()).
+  enum class Kind : std::uint8_t { kMessage = 0, kReply = 1, kReplyNotKept = 2, kReplyLost = 3 };
   Kind kind = Kind::kMessage;
   std::string reply;  // kReply: the reply's body as it was sent
 };
@@ -86,6 +89,20 @@ class HandledStore {
   // reason logged, when the store failed (a full disk): the delivery is
   // then handled at least once.
   bool record(std::string_view key, const std::string* reply, std::chrono::system_clock::time_point now);
+  // The same, for a record of `kind` (kMessage and kReplyLost take no reply).
+  bool record(std::string_view key, HandledRecord::Kind kind, const std::string* reply,
+              std::chrono::system_clock::time_point now);
+
+  // One id to record (a call's `reply`, or nullptr for a message).
+  struct Entry {
+    std::string_view key;
+    const std::string* reply = nullptr;
+  };
+  // Records every entry in one transaction: one commit for a run of
+  // deliveries, as record() makes one for each. When that transaction
+  // fails (a full map), each is recorded on its own, as record() does.
+  // How many are recorded.
+  std::size_t record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now);
 
   // Forgets what is past `keep` or over `max_ids` and flushes the records
   // to disk. Reopens the store when another worker moved its file aside.
@@ -104,7 +121,8 @@ class HandledStore {
   // Deletes up to `budget` of the oldest ids: those past keep or over
   // max_ids, or, with `force`, any. Returns how many it deleted.
   std::uint64_t prune(MDB_txn* txn, std::int64_t now_ms, std::uint64_t budget, bool force);
-  int put(MDB_txn* txn, std::string_view key, const std::string* reply, std::int64_t now_ms, std::size_t prune_budget);
+  int put(MDB_txn* txn, std::string_view key, HandledRecord::Kind kind, const std::string* reply, std::int64_t now_ms,
+          std::size_t prune_budget);
   void make_room();
   std::uint64_t used_bytes(MDB_txn* txn, std::uint64_t* held);
   std::string file() const { return options_.dir + "/data.mdb"; }

@@ -52,6 +52,14 @@ struct Outcome {
   bool expired = false;
   // Answered with an error, or moved to the error queue (sbus.stats).
   bool failed = false;
+  // Its handler returned with a message id: the crash journal's mark of
+  // that (CrashJournal::mark_returned()), cleared once the id is recorded;
+  // -1: none.
+  int returned_mark = -1;
+
+  // Ran to its end (a call answered, an error reply included; a message
+  // done): what the handled store records.
+  bool handled() const { return !expired && !leave && !requeue && !dead_letter && !abandoned; }
   std::chrono::nanoseconds busy{0};                          // in on_call / on_message
   std::vector<std::pair<std::string, std::string>> headers;  // a dead letter's original ones
 };

@@ -265,6 +265,10 @@ Outcome ServiceRunner::execute(Job& job) {
   request.message_id = outcome.envelope.message_id;
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
+  // Hashed now, so that marking it returned takes one store (release_held()).
+  returned_key_ = journal_ != nullptr && !outcome.envelope.handled_key.empty()
+                      ? CrashJournal::service_key(outcome.envelope.handled_key)
+                      : 0;
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
   const auto started = std::chrono::steady_clock::now();
@@ -275,6 +279,7 @@ Outcome ServiceRunner::execute(Job& job) {
     // the delivery to it (and the journal slot as it is, as a crash would).
     std::lock_guard<std::mutex> lock(mutex_);
     outcome.abandoned = true;
+    if (journal_ != nullptr) journal_->clear_mark(outcome.returned_mark, returned_key_);  // give_up() answered it
     return outcome;
   }
   outcome.busy = std::chrono::steady_clock::now() - started;
@@ -333,10 +338,16 @@ void ServiceRunner::call_service(sbus_request& request, Job& job, Reply* reply, 
   if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
 }
 
+// The handler has returned: what it sent leaves, and then, the moment it
+// has all left (at once when it sent nothing), a delivery with a message id
+// is marked returned in the crash journal (docs/reliability.md#handled-once):
+// from here on, a kill of this worker does not run it again.
 bool ServiceRunner::release_held(Outcome* outcome, std::string* error) {
-  if (outbox_ == nullptr) return true;
-  Outbox::Released released = outbox_->release();
-  if (released.ok) return true;
+  Outbox::Released released = outbox_ != nullptr ? outbox_->release() : Outbox::Released{};
+  if (released.ok) {
+    if (returned_key_ != 0) outcome->returned_mark = journal_->mark_returned(journal_slot_, returned_key_);
+    return true;
+  }
   *error = std::move(released.error);
   outcome->requeue = released.connection_failed;
   SBUS_LOG_LIMITED(kWarn, "release failed")

@@ -201,6 +201,7 @@ void Worker::overflow(Job job, std::size_t runner) {
 
 bool Worker::flush_completions(bool* read_owed) {
   *read_owed = completions_.take(&completed_);
+  remember_all_handled(completed_);
   for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
   return session_.ok();
@@ -283,6 +284,10 @@ bool Worker::finish_inline(Outcome& outcome) {
       outcome.dead_letter) {
     return false;
   }
+  // A delivery with an id while more wait for its service: its record
+  // joins the connection thread's batch (one LMDB commit for the run, not
+  // one each). Alone, it is finished here, at once.
+  if (!outcome.envelope.handled_key.empty() && dispatcher_.runner(outcome.runner).queued() > 0) return false;
   if (outcome.envelope.is_call() && !session_.direct_route(outcome.envelope.reply_to)) {
     return false;  // the quarantine path may block: the connection thread's work
   }

@@ -77,19 +77,43 @@ void Worker::dispatch_once(Job job, std::size_t runner) {
 // broker's redelivery is known. One moved to the error queue, left,
 // requeued (what its handler sent not all released) or expired is not: it
 // was not handled. True when recorded.
-bool Worker::remember_handled(const Outcome& outcome) {
+bool Worker::remember_handled(Outcome& outcome) {
   const std::string& key = outcome.envelope.handled_key;
   if (key.empty()) return false;
-  const bool handled =
-      !outcome.expired && !outcome.leave && !outcome.requeue && !outcome.dead_letter && !outcome.abandoned;
+  const bool handled = outcome.handled();
   bool recorded = false;
-  if (handled && handled_ != nullptr) {
+  if (handled && handled_ != nullptr && outcome.returned_mark != kRecorded) {
     recorded =
         handled_->record(key, outcome.envelope.is_call() ? &outcome.body : nullptr, std::chrono::system_clock::now());
     handled_dirty_ = true;
   }
+  if (journal_ != nullptr) journal_->clear_mark(outcome.returned_mark, CrashJournal::service_key(key));
+  outcome.returned_mark = -1;
   release_running_id(key, handled ? &outcome : nullptr);
   return recorded;
+}
+
+// The records of a run of outcomes, in one transaction of the handled
+// store before any of them is finished (finish() acks and answers): one
+// commit for the run instead of one each. Their crash-journal marks are
+// cleared at once, and finish() does not record them again (kRecorded).
+void Worker::remember_all_handled(std::vector<Outcome>& outcomes) {
+  if (handled_ == nullptr || outcomes.size() < 2) return;
+  std::vector<HandledStore::Entry> entries;
+  for (const Outcome& outcome : outcomes) {
+    if (outcome.envelope.handled_key.empty() || !outcome.handled()) continue;
+    entries.push_back({outcome.envelope.handled_key, outcome.envelope.is_call() ? &outcome.body : nullptr});
+  }
+  if (entries.size() < 2) return;
+  handled_->record_all(entries, std::chrono::system_clock::now());
+  handled_dirty_ = true;
+  for (Outcome& outcome : outcomes) {
+    if (outcome.envelope.handled_key.empty() || !outcome.handled()) continue;
+    if (journal_ != nullptr) {
+      journal_->clear_mark(outcome.returned_mark, CrashJournal::service_key(outcome.envelope.handled_key));
+    }
+    outcome.returned_mark = kRecorded;
+  }
 }
 
 // The run of `key` ended: handled (`outcome`), the deliveries that waited

@@ -116,7 +116,10 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   void sync_handled() REQUIRES(session_.mutex(), session_.connection_thread());
   int handled_wait(int wait) const REQUIRES(session_.mutex());
   void dispatch_once(Job job, std::size_t runner) REQUIRES(session_.mutex());
-  bool remember_handled(const Outcome& outcome) REQUIRES(session_.mutex());
+  bool remember_handled(Outcome& outcome) REQUIRES(session_.mutex());
+  void remember_all_handled(std::vector<Outcome>& outcomes) REQUIRES(session_.mutex());
+  // Outcome::returned_mark of one remember_all_handled() has recorded.
+  static constexpr int kRecorded = -2;
   void release_running_id(const std::string& key, const Outcome* outcome) REQUIRES(session_.mutex());
   void answer_duplicate(const Envelope& envelope, const std::string& id, std::string_view reply,
                         const std::string& code, const std::string& message) REQUIRES(session_.mutex());

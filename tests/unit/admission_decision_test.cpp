@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -452,4 +453,60 @@ TEST_CASE("admission sends an event to the event service whose queue it came fro
     CHECK(decision.code == sbus::errc::kUnknownService);
     CHECK(decision.message.find("it is an event service") != std::string::npos);
   }
+}
+
+TEST_CASE("a redelivery whose handler returned in a killed worker is a duplicate, recorded, and not run again",
+          "[admission][handled_once]") {
+  sbus::wire_codec_init();
+  Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
+  sbus::CrashJournal* journal = mapped.value;
+  REQUIRE(journal != nullptr);
+  char pattern[] = "/tmp/sbus-admission-XXXXXX";
+  const std::string dir = ::mkdtemp(pattern);
+  sbus::HandledStoreOptions options;
+  options.dir = dir + "/handled";
+  options.max_bytes = 4ULL << 20;
+  std::string warning;
+  std::unique_ptr<sbus::HandledStore> store = sbus::HandledStore::open(options, &warning);
+  Fixture fixture(journal);
+  fixture.admission.set_handled_store(store.get());
+  amqp_basic_properties_t properties{};
+  properties._flags = AMQP_BASIC_MESSAGE_ID_FLAG;
+  properties.message_id = amqp_cstring_bytes("m-1");
+  const bool is_call = GENERATE(false, true);
+  auto delivery = [&](bool redelivered) {
+    sbus::Delivery made =
+        is_call ? fixture.call(event_body("math", "add", "[1]")) : fixture.message(event_body("test", "record", "[1]"));
+    made.properties = &properties;
+    made.redelivered = redelivered;
+    return made;
+  };
+  // Its first delivery ran; the worker was killed after the handler
+  // returned, before the id was recorded.
+  const sbus::Decision first = fixture.decide(delivery(false));
+  REQUIRE(first.verdict == Verdict::kDispatch);
+  const std::string key = first.job.envelope.handled_key;
+  REQUIRE_FALSE(key.empty());
+  // Killed while the handler ran: run again.
+  CHECK(fixture.decide(delivery(true)).verdict == Verdict::kDispatch);
+  const pid_t dead = 999997;
+  const int slot = journal->claim_slot(dead);
+  REQUIRE(journal->mark_returned(slot, sbus::CrashJournal::service_key(key)) >= 0);
+  journal->worker_died(dead, true, 1);
+
+  const sbus::Decision again = fixture.decide(delivery(true));
+  CHECK(again.verdict == Verdict::kDuplicate);
+  const std::optional<sbus::HandledRecord> recorded = store->find(key);
+  REQUIRE(recorded);
+  if (is_call) {
+    CHECK(again.code == sbus::errc::kReplyNotKept);
+    CHECK(again.message.find("lost with the worker") != std::string::npos);
+    CHECK(recorded->kind == sbus::HandledRecord::Kind::kReplyLost);
+  } else {
+    CHECK(recorded->kind == sbus::HandledRecord::Kind::kMessage);
+  }
+  // The store has it now: a copy sent anew is a duplicate too.
+  CHECK(fixture.decide(delivery(false)).verdict == Verdict::kDuplicate);
+  store.reset();
+  std::filesystem::remove_all(dir);
 }

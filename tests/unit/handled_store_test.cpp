@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "protocol/message_id.hpp"
 
@@ -86,6 +87,31 @@ TEST_CASE("a recorded id is found again with its reply after the store is closed
     REQUIRE(store->record(HandledStore::key("math.add", "py-servicebus", "id-1"), &other, system_clock::now()));
     CHECK(store->find(HandledStore::key("math.add", "py-servicebus", "id-1"))->reply == reply);
     CHECK(store->size() == 2);
+  }
+}
+
+TEST_CASE("a run of records goes in one transaction, and one that fails is recorded one by one") {
+  Folder folder;
+  auto store = open_store(options_in(folder.path));
+  const std::string reply = "<response status=\"ok\">1</response>";
+  SECTION("all recorded at once") {
+    const std::vector<HandledStore::Entry> run = {{"m-1", nullptr}, {"c-1", &reply}, {"m-2", nullptr}};
+    CHECK(store->record_all(run, system_clock::now()) == 3);
+    CHECK(store->find("m-1")->kind == HandledRecord::Kind::kMessage);
+    CHECK(store->find("c-1")->reply == reply);
+    CHECK(store->size() == 3);
+  }
+  SECTION("a key LMDB refuses fails the transaction: the others are recorded on their own") {
+    const std::string too_long(600, 'k');
+    const std::vector<HandledStore::Entry> run = {{"m-1", nullptr}, {too_long, nullptr}, {"c-1", &reply}};
+    CHECK(store->record_all(run, system_clock::now()) == 2);
+    CHECK(store->find("m-1"));
+    CHECK(store->find("c-1")->reply == reply);
+    CHECK(store->size() == 2);
+  }
+  SECTION("a call whose reply went with a killed worker is known as handled, without a reply") {
+    REQUIRE(store->record("c-2", HandledRecord::Kind::kReplyLost, nullptr, system_clock::now()));
+    CHECK(store->find("c-2")->kind == HandledRecord::Kind::kReplyLost);
   }
 }
 
