@@ -146,7 +146,8 @@ void prepare_topology(const Options& options, sbus::SenderOptions sender_options
   std::system(("mkdir -p " + dir).c_str());
   const std::string config = dir + "/sbusd.yaml";
   std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
-                        << kSecret << "\"\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
+                        << kSecret << "\"\nstate_dir: " << dir
+                        << "\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
                         << "\nlog_level: warn\n"
                         << "services:\n  - name: bench.echo\n    plugin: test\n    export: echo\n";
   bench::SpawnOptions spawn;

@@ -22,20 +22,9 @@
 #include <rapidjson/document.h>
 #include <sbus/sender.hpp>
 
-#include "harness.hpp"
-
-using namespace std::chrono_literals;
-using sbus_test::BrokerUsers;
-using sbus_test::SbusdOptions;
-using sbus_test::SbusdProcess;
-using sbus_test::TempDir;
-using sbus_test::wait_until;
+#include "events_harness.hpp"
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // A `test.record`-backed event service entry, recording to `file`;
 // `extra` holds more YAML lines of the entry.
@@ -79,10 +68,6 @@ std::vector<int> zero_to(int count) {
   return all;
 }
 
-std::string prefix() {
-  return "ev" + sbus_test::unique_node();
-}
-
 // The code spans (`...`) of the table row of `page` that starts with
 // `row_start` (its columns), after `row_start`, with the table's escaped `\|` read as `|`.
 std::vector<std::string> table_row(const std::string& page, const std::string& row_start) {
@@ -123,7 +108,7 @@ std::string with_names(const std::string& pattern, const std::string& names) {
 TEST_CASE("Events past their service's queue_len wait in NODE.hold and are each handled once when they come back",
           "[events][hold]") {
   TempDir dir;
-  const std::string p = prefix();
+  const std::string p = sbus_test::topic_prefix();
   SbusdOptions options;
   options.extra_yaml = "hold_time: 0.5\n";
   options.services_yaml = recorder("late.record", dir.file("late"), p + ".jobs.*", "    queue_len: 1\n");
@@ -157,7 +142,7 @@ TEST_CASE("A burst of events behind a slow one waits in its queue and none goes 
   // queue's consumer takes no more than the service may hold (prefetch),
   // so none is moved to the hold queue.
   TempDir dir;
-  const std::string p = prefix();
+  const std::string p = sbus_test::topic_prefix();
   SbusdOptions options;
   options.extra_yaml = "hold_time: 0.5\n";
   options.services_yaml = recorder("burst.record", dir.file("burst"), p + ".burst");
@@ -181,7 +166,7 @@ TEST_CASE("A burst of events behind a slow one waits in its queue and none goes 
 TEST_CASE("An event moved to the error queue is handled as its service's event after sbus errors requeue",
           "[events][errors]") {
   TempDir dir;
-  const std::string p = prefix();
+  const std::string p = sbus_test::topic_prefix();
   // The service cannot write its file until its folder exists: every
   // event fails, and goes to the error queue.
   const std::string folder = dir.file("later");
@@ -233,7 +218,7 @@ TEST_CASE(
 
   const std::string node = sbus_test::unique_node();
   const std::string group = "g" + std::to_string(::getpid());
-  const std::string p = prefix();
+  const std::string p = sbus_test::topic_prefix();
   const auto for_agent = [&](const std::string& column) {
     return with_names(replaced(replaced(column, "NODE", node), "(G1|G2)", group), "sbus\\.delay\\..+");
   };

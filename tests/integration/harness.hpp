@@ -296,6 +296,11 @@ class RawAmqp {
 // Text between the first `open` and the following `close`, or nullopt.
 std::optional<std::string> between(std::string_view text, std::string_view open, std::string_view close);
 
+// Whether `text` contains `part`.
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
 // `a` followed by `b`: a command line and the options every call adds.
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b);
 
