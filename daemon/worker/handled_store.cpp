@@ -277,13 +277,20 @@ int HandledStore::put(MDB_txn* txn, std::string_view key, const std::string* rep
 }
 
 bool HandledStore::record(std::string_view key, const std::string* reply, std::chrono::system_clock::time_point now) {
-  if (env_ == nullptr || key.empty()) return false;
+  if (key.empty()) return false;
+  return record_all({Entry{key, reply}}, now);
+}
+
+bool HandledStore::record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now) {
+  if (env_ == nullptr) return false;
   int rc = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       TxnGuard txn;
       rc = mdb_txn_begin(env_, nullptr, 0, &txn.txn);
-      if (rc == 0) rc = put(txn.txn, key, reply, unix_ms(now), kPrunePerRecord);
+      for (const Entry& entry : entries) {
+        if (rc == 0 && !entry.key.empty()) rc = put(txn.txn, entry.key, entry.reply, unix_ms(now), kPrunePerRecord);
+      }
       if (rc == 0) rc = txn.commit();
     }
     if (rc != MDB_MAP_FULL) break;
@@ -291,8 +298,10 @@ bool HandledStore::record(std::string_view key, const std::string* reply, std::c
   }
   if (rc != 0) {
     SBUS_LOG_LIMITED(kError, "handled store")
-        << "handled store " << options_.dir << ": cannot record a handled id: " << mdb_strerror(rc)
-        << "; the delivery may be handled again";
+        << "handled store " << options_.dir << ": cannot record "
+        << (entries.size() == 1 ? std::string("a handled id") : std::to_string(entries.size()) + " handled ids") << ": "
+        << mdb_strerror(rc) << "; " << (entries.size() == 1 ? "the delivery" : "those deliveries")
+        << " may be handled again";
     return false;
   }
   return true;

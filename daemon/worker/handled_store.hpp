@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.hpp"
 
@@ -86,6 +87,17 @@ class HandledStore {
   // reason logged, when the store failed (a full disk): the delivery is
   // then handled at least once.
   bool record(std::string_view key, const std::string* reply, std::chrono::system_clock::time_point now);
+
+  // An id to record, as record() takes it.
+  struct Entry {
+    std::string_view key;
+    const std::string* reply = nullptr;
+  };
+  // record() for each of `entries`, in one write transaction: a commit
+  // writes each page it changed with a system call of its own (about ten),
+  // so a loop turn's outcomes share one. True when all are recorded; false,
+  // the reason logged, when the store failed: then none is.
+  bool record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now);
 
   // Forgets what is past `keep` or over `max_ids` and flushes the records
   // to disk. Reopens the store when another worker moved its file aside.

@@ -59,6 +59,8 @@ struct Outcome {
   bool expired = false;
   // Answered with an error, or moved to the error queue (sbus.stats).
   bool failed = false;
+  // Its id is in the handled store already (Worker::remember_all()).
+  bool recorded = false;
   std::chrono::nanoseconds busy{0};                          // in on_call / on_message
   std::vector<std::pair<std::string, std::string>> headers;  // a dead letter's original ones
 };

@@ -201,6 +201,7 @@ void Worker::overflow(Job job, std::size_t runner) {
 
 bool Worker::flush_completions(bool* read_owed) {
   *read_owed = completions_.take(&completed_);
+  remember_all(completed_);
   for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
   return session_.ok();

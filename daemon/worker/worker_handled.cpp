@@ -80,16 +80,38 @@ void Worker::dispatch_once(Job job, std::size_t runner) {
 bool Worker::remember_handled(const Outcome& outcome) {
   const std::string& key = outcome.envelope.handled_key;
   if (key.empty()) return false;
-  const bool handled =
-      !outcome.expired && !outcome.leave && !outcome.requeue && !outcome.dead_letter && !outcome.abandoned;
-  bool recorded = false;
-  if (handled && handled_ != nullptr) {
+  const bool handled = was_handled(outcome);
+  bool recorded = outcome.recorded;
+  if (handled && handled_ != nullptr && !recorded) {
     recorded =
         handled_->record(key, outcome.envelope.is_call() ? &outcome.body : nullptr, std::chrono::system_clock::now());
     handled_dirty_ = true;
   }
   release_running_id(key, handled ? &outcome : nullptr);
   return recorded;
+}
+
+bool Worker::was_handled(const Outcome& outcome) {
+  return !outcome.expired && !outcome.leave && !outcome.requeue && !outcome.dead_letter && !outcome.abandoned;
+}
+
+// The records of the outcomes the connection thread takes in one turn, in
+// one write transaction, before any of their replies or acks leaves
+// (finish(), which then records none of them again). One that failed is
+// tried again alone by finish(), as before.
+void Worker::remember_all(std::vector<Outcome>& outcomes) {
+  if (handled_ == nullptr) return;
+  std::vector<HandledStore::Entry> entries;
+  std::vector<Outcome*> recording;
+  for (Outcome& outcome : outcomes) {
+    if (outcome.envelope.handled_key.empty() || !was_handled(outcome)) continue;
+    entries.push_back({outcome.envelope.handled_key, outcome.envelope.is_call() ? &outcome.body : nullptr});
+    recording.push_back(&outcome);
+  }
+  if (entries.size() < 2) return;  // one alone: finish() records it as it always has
+  handled_dirty_ = true;
+  if (!handled_->record_all(entries, std::chrono::system_clock::now())) return;
+  for (Outcome* outcome : recording) outcome->recorded = true;
 }
 
 // The run of `key` ended: handled (`outcome`), the deliveries that waited

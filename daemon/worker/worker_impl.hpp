@@ -117,6 +117,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   int handled_wait(int wait) const REQUIRES(session_.mutex());
   void dispatch_once(Job job, std::size_t runner) REQUIRES(session_.mutex());
   bool remember_handled(const Outcome& outcome) REQUIRES(session_.mutex());
+  static bool was_handled(const Outcome& outcome);
+  void remember_all(std::vector<Outcome>& outcomes) REQUIRES(session_.mutex());
   void release_running_id(const std::string& key, const Outcome* outcome) REQUIRES(session_.mutex());
   void answer_duplicate(const Envelope& envelope, const std::string& id, std::string_view reply,
                         const std::string& code, const std::string& message) REQUIRES(session_.mutex());
