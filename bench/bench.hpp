@@ -4,7 +4,7 @@
 //   sbus_bench.cpp     set-up, the core RPC and message figures, main()
 //   bench_loads.cpp    caller processes, message senders, start-up
 //   bench_figures.cpp  issue 25's figures: the tuned floor, large bodies, TLS
-//   bench_report.cpp   options and the table
+//   bench_report.cpp   options, the table, the ratios of interleaved runs and the tail
 #pragma once
 
 #include <sys/types.h>

@@ -125,6 +125,50 @@ void Bench::print_table() {
   std::fflush(stdout);
 }
 
+std::vector<double> Bench::burst_ratios(Runs& runs) {
+  std::vector<double> ratios;
+  const std::vector<RunStats>& floor = runs[System::kFloor];
+  const std::vector<RunStats>& sbus = runs[System::kSbus];
+  for (std::size_t i = 0; i < floor.size() && i < sbus.size(); ++i) {
+    for (std::size_t j = 0; j < floor[i].burst_seconds.size() && j < sbus[i].burst_seconds.size(); ++j) {
+      if (sbus[i].burst_seconds[j] > 0) ratios.push_back(floor[i].burst_seconds[j] / sbus[i].burst_seconds[j]);
+    }
+  }
+  return ratios;
+}
+
+// The tail of one window is its slowest few calls: the median of such
+// maxima says little. All the windows' calls together, one figure; and how
+// far it moved within the run: the ratio in each of kTailBlocks blocks of
+// windows one after the other (each still thousands of calls).
+void Bench::add_tail_row(Runs& runs) {
+  constexpr std::size_t kTailBlocks = 5;
+  Row& row = add("  p99.9 latency, all runs' calls", "us", 0);
+  const std::size_t windows = std::min(runs[System::kFloor].size(), runs[System::kSbus].size());
+  std::vector<double> block_ratios;
+  RunStats all[2];
+  for (std::size_t block = 0; block < kTailBlocks; ++block) {
+    RunStats part[2];
+    for (std::size_t i = block * windows / kTailBlocks; i < (block + 1) * windows / kTailBlocks; ++i) {
+      for (int side = 0; side < 2; ++side) {
+        const std::vector<std::uint64_t>& latencies = runs[side == 0 ? System::kFloor : System::kSbus][i].latencies_ns;
+        part[side].latencies_ns.insert(part[side].latencies_ns.end(), latencies.begin(), latencies.end());
+        all[side].latencies_ns.insert(all[side].latencies_ns.end(), latencies.begin(), latencies.end());
+      }
+    }
+    const double floor_tail = part[0].latency_us(0.999);
+    if (floor_tail > 0 && !part[1].latencies_ns.empty()) block_ratios.push_back(part[1].latency_us(0.999) / floor_tail);
+  }
+  row.floor.push_back(all[0].latency_us(0.999));
+  row.sbus.push_back(all[1].latency_us(0.999));
+  if (block_ratios.size() > 1) {
+    const auto [low, high] = std::minmax_element(block_ratios.begin(), block_ratios.end());
+    char note[64];
+    std::snprintf(note, sizeof(note), "(%zu blocks: %.2f-%.2f)", block_ratios.size(), *low, *high);
+    row.note = note;
+  }
+}
+
 Options parse_options(int argc, char** argv) {
   Options options;
   bool runs_given = false, seconds_given = false, soak_given = false, startup_given = false;

@@ -56,9 +56,9 @@ void echo_reply(RawConnection& connection, const amqp_envelope_t& envelope) {
     out._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
     out.correlation_id = in.correlation_id;
   }
-  connection.check_status(
-      amqp_basic_publish(connection.get(), kRpcChannel, amqp_empty_bytes, in.reply_to, 0, 0, &out, envelope.message.body),
-      "publish reply");
+  connection.check_status(amqp_basic_publish(connection.get(), kRpcChannel, amqp_empty_bytes, in.reply_to, 0, 0, &out,
+                                             envelope.message.body),
+                          "publish reply");
 }
 
 }  // namespace bench
