@@ -134,7 +134,11 @@ std::string Bench::write_config(const std::string& node, const std::string& name
     yaml << "brokers:\n  - amqp://guest:guest@127.0.0.1:" << options_.port << "/%2f\n";
   }
   // Room for the 1 MiB params of the large-body figures and their envelope.
+  // A handled store of its own (never the default /var/lib/sbus, which
+  // every other sbusd on the machine would share: its writer lock, and a
+  // file that grows run after run, would be measured too).
   yaml << "secret_file: " << secret_file_ << "\n"
+       << "state_dir: " << dir_ << "/state-" << name << "\n"
        << "plugin_dir: " << options_.plugin_dir << "\n"
        << "prefetch: 64\n"
        << "max_message_bytes: 4194304\n"
