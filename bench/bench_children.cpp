@@ -7,7 +7,9 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "bench_util.hpp"
 #include "drivers.hpp"
@@ -58,12 +60,15 @@ int caller_main(int argc, char** argv) {
 // BYTES, which the address (test.echo) answers unchanged).
 int load_main(int argc, char** argv) {
   bool no_deadline = false;
+  bool no_id = false;
   std::size_t echo_bytes = 0;
   bool bad = argc < 7;
   for (int i = 7; i < argc; ++i) {
     const std::string word = argv[i];
     if (word == "no-deadline") {
       no_deadline = true;
+    } else if (word == "no-id") {
+      no_id = true;
     } else if (word.rfind("echo=", 0) == 0 && std::strtoull(word.c_str() + 5, nullptr, 10) >= 4) {
       echo_bytes = std::strtoull(word.c_str() + 5, nullptr, 10);
     } else {
@@ -71,8 +76,9 @@ int load_main(int argc, char** argv) {
     }
   }
   if (bad) {
-    std::cerr << "usage: sbus-bench load PORT ADDRESS|floor:QUEUE SECRET_FILE|BODY_FILE CALLS DEPTH [no-deadline] "
-                 "[echo=BYTES]\n";
+    std::cerr << "usage: sbus-bench load PORT ADDRESS[,ADDRESS...]|floor:QUEUE SECRET_FILE|BODY_FILE CALLS DEPTH "
+                 "[no-deadline] "
+                 "[no-id] [echo=BYTES]\n";
     return 2;
   }
   const int port = std::atoi(argv[2]);
@@ -101,8 +107,18 @@ int load_main(int argc, char** argv) {
     }
     sbus::SenderOptions options = sender_options(port, trim(read_text(argv[4])));
     options.send_deadline = !no_deadline;
+    options.send_message_id = !no_id;
     const std::string params = echo_bytes > 0 ? large_params(echo_bytes) : kParams;
-    SbusClient client(options, {target}, params, echo_bytes > 0 ? params : kSum);
+    // ADDRESS,ADDRESS,...: the calls go round-robin (the fan-out figure's
+    // load, with test.echo's services answering kParams).
+    std::vector<std::string> targets;
+    for (std::size_t at = 0; at <= target.size();) {
+      const std::size_t comma = std::min(target.find(',', at), target.size());
+      targets.push_back(target.substr(at, comma - at));
+      at = comma + 1;
+    }
+    const bool echo = echo_bytes > 0 || targets.size() > 1;
+    SbusClient client(options, targets, params, echo ? params : kSum);
     drive(client);
     if (client.errors() > 0)
       std::printf("%llu errors (%s)\n", static_cast<unsigned long long>(client.errors()), client.last_error().c_str());

@@ -2,6 +2,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -34,13 +36,30 @@ std::string format(double value, int decimals) {
   return text;
 }
 
-// The median of the ratios of runs taken next to each other (Row::paired).
-double paired_ratio(const Row& row) {
-  std::vector<double> ratios;
-  for (std::size_t i = 0; i < row.floor.size() && i < row.sbus.size(); ++i) {
+// The ratios of runs taken next to each other (Row::paired), sorted.
+std::vector<double> pair_ratios(const Row& row) {
+  std::vector<double> ratios = row.ratios;
+  for (std::size_t i = 0; row.ratios.empty() && i < row.floor.size() && i < row.sbus.size(); ++i) {
     if (row.floor[i] > 0) ratios.push_back(row.sbus[i] / row.floor[i]);
   }
-  return median(ratios);
+  std::sort(ratios.begin(), ratios.end());
+  return ratios;
+}
+
+// The spread of a paired row's ratios: how many, their quartiles, and the
+// 95% confidence interval of their median (the order statistics n/2 -+
+// 0.98 sqrt(n), which hold whatever the ratios' distribution).
+std::string pair_spread(const Row& row) {
+  const std::vector<double> ratios = pair_ratios(row);
+  const std::size_t n = ratios.size();
+  if (n < 4) return {};
+  std::string text =
+      "(" + std::to_string(n) + " pairs, quartiles " + format(ratios[n / 4], 2) + "-" + format(ratios[(3 * n) / 4], 2);
+  const auto half = static_cast<std::size_t>(0.98 * std::sqrt(static_cast<double>(n)));
+  if (n >= 10 && half < n / 2)
+    text +=
+        ", median's 95% CI " + format(ratios[n / 2 - half], 2) + "-" + format(ratios[std::min(n - 1, n / 2 + half)], 2);
+  return text + ")";
 }
 
 }  // namespace
@@ -62,10 +81,11 @@ void Bench::print_table() {
               options_.quick ? "quick" : "full", sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str(), machine.release,
               broker_version_.c_str(), options_.port);
   std::printf(
-      "each figure: median of %d runs of %.1f s (sequential: %d of %.2f s; start-up: %d runs); body %zu bytes;\n"
-      "floor = raw rabbitmq-c echo; calls/s ratios: the median of the ratios of runs next to each other\n\n",
-      options_.runs, options_.seconds, options_.sequential_runs, options_.sequential_seconds, options_.startup_runs,
-      body_.size());
+      "each figure: median of %d runs of %.1f s (sequential, deadlines, policy: %d windows of %.2f s, the two sides\n"
+      "interleaved %d calls at a time; start-up: %d runs); body %zu bytes; floor = raw rabbitmq-c echo;\n"
+      "calls/s ratios: the median of the ratios of runs next to each other (their quartiles beside it)\n\n",
+      options_.runs, options_.seconds, options_.sequential_runs, options_.sequential_seconds, kBurstCalls,
+      options_.startup_runs, body_.size());
   std::printf("%-50s %10s %10s %7s  %-10s\n", "figure", "floor", "sbus", "ratio", "target");
   int missed = 0;
   for (const Row& row : rows_) {
@@ -79,7 +99,7 @@ void Bench::print_table() {
     const std::string floor_text = row.floor.empty() ? "-" : format(floor, row.decimals);
     const std::string sbus_text = row.sbus.empty() ? "-" : format(sbus, row.decimals);
     const bool have_ratio = !row.floor.empty() && !row.sbus.empty() && floor > 0;
-    const double ratio = !have_ratio ? 0 : row.paired ? paired_ratio(row) : sbus / floor;
+    const double ratio = !have_ratio ? 0 : row.paired ? median(pair_ratios(row)) : sbus / floor;
     std::string target;
     bool met = true;
     if (row.min_ratio) {
@@ -93,15 +113,60 @@ void Bench::print_table() {
       met = !row.sbus.empty() && sbus <= *row.max_value;
     }
     if (!target.empty() && !met) ++missed;
-    std::printf("%-50s %10s %10s %7s  %-10s %s\n", label.c_str(), floor_text.c_str(), sbus_text.c_str(),
+    const std::string note = row.paired && have_ratio ? pair_spread(row) : row.note;
+    std::printf("%-50s %10s %10s %7s  %-10s %-6s %s\n", label.c_str(), floor_text.c_str(), sbus_text.c_str(),
                 have_ratio ? format(ratio, 2).c_str() : "-", target.c_str(),
-                target.empty() ? "" : (met ? "ok" : "MISSED"));
+                target.empty() ? "" : (met ? "ok" : "MISSED"), note.c_str());
   }
   std::printf("\n%d target(s) missed", missed);
   if (sbus_errors_ > 0)
     std::printf("; %llu sbus calls answered wrongly", static_cast<unsigned long long>(sbus_errors_));
   std::printf("\n");
   std::fflush(stdout);
+}
+
+std::vector<double> Bench::burst_ratios(Runs& runs) {
+  std::vector<double> ratios;
+  const std::vector<RunStats>& floor = runs[System::kFloor];
+  const std::vector<RunStats>& sbus = runs[System::kSbus];
+  for (std::size_t i = 0; i < floor.size() && i < sbus.size(); ++i) {
+    for (std::size_t j = 0; j < floor[i].burst_seconds.size() && j < sbus[i].burst_seconds.size(); ++j) {
+      if (sbus[i].burst_seconds[j] > 0) ratios.push_back(floor[i].burst_seconds[j] / sbus[i].burst_seconds[j]);
+    }
+  }
+  return ratios;
+}
+
+// The tail of one window is its slowest few calls: the median of such
+// maxima says little. All the windows' calls together, one figure; and how
+// far it moved within the run: the ratio in each of kTailBlocks blocks of
+// windows one after the other (each still thousands of calls).
+void Bench::add_tail_row(Runs& runs) {
+  constexpr std::size_t kTailBlocks = 5;
+  Row& row = add("  p99.9 latency, all runs' calls", "us", 0);
+  const std::size_t windows = std::min(runs[System::kFloor].size(), runs[System::kSbus].size());
+  std::vector<double> block_ratios;
+  RunStats all[2];
+  for (std::size_t block = 0; block < kTailBlocks; ++block) {
+    RunStats part[2];
+    for (std::size_t i = block * windows / kTailBlocks; i < (block + 1) * windows / kTailBlocks; ++i) {
+      for (int side = 0; side < 2; ++side) {
+        const std::vector<std::uint64_t>& latencies = runs[side == 0 ? System::kFloor : System::kSbus][i].latencies_ns;
+        part[side].latencies_ns.insert(part[side].latencies_ns.end(), latencies.begin(), latencies.end());
+        all[side].latencies_ns.insert(all[side].latencies_ns.end(), latencies.begin(), latencies.end());
+      }
+    }
+    const double floor_tail = part[0].latency_us(0.999);
+    if (floor_tail > 0 && !part[1].latencies_ns.empty()) block_ratios.push_back(part[1].latency_us(0.999) / floor_tail);
+  }
+  row.floor.push_back(all[0].latency_us(0.999));
+  row.sbus.push_back(all[1].latency_us(0.999));
+  if (block_ratios.size() > 1) {
+    const auto [low, high] = std::minmax_element(block_ratios.begin(), block_ratios.end());
+    char note[64];
+    std::snprintf(note, sizeof(note), "(%zu blocks: %.2f-%.2f)", block_ratios.size(), *low, *high);
+    row.note = note;
+  }
 }
 
 Options parse_options(int argc, char** argv) {
@@ -160,7 +225,7 @@ Options parse_options(int argc, char** argv) {
     if (!runs_given) options.runs = 3;
     options.warmup_calls = 50;
   }
-  if (runs_given || options.quick) options.sequential_runs = 2 * options.runs;
+  if (runs_given || options.quick) options.sequential_runs = 4 * options.runs;
   if (seconds_given || options.quick) options.sequential_seconds = options.seconds / 2;
   if ((options.tls_port > 0) != !options.tls_dir.empty()) usage("--tls-port and --tls-dir go together");
   if (options.runs < 1 || options.seconds <= 0 || options.startup_runs < 1)

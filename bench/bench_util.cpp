@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,26 @@ sbus::SenderOptions sender_options(int port, const std::string& secret, const Tl
   options.tls_cert_file = tls.cert_file;
   options.tls_key_file = tls.key_file;
   return options;
+}
+
+bool parse_sbusd_options(int argc, char** argv, SbusdOptions* common, const OtherOption& other) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string option = argv[i];
+    const char* next = i + 1 < argc ? argv[i + 1] : nullptr;
+    std::string* text = option == "--sbusd" ? &common->sbusd : option == "--plugin-dir" ? &common->plugin_dir : nullptr;
+    if (option == "--port" && next != nullptr) {
+      common->port = std::atoi(next);
+      ++i;
+    } else if (text != nullptr && next != nullptr) {
+      *text = next;
+      ++i;
+    } else if (const int taken = other(option, next); taken >= 0) {
+      i += taken;
+    } else {
+      return false;
+    }
+  }
+  return common->port > 0 && !common->sbusd.empty() && !common->plugin_dir.empty();
 }
 
 std::string trim(std::string text) {

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <sbus/sender.hpp>
@@ -26,6 +27,22 @@ std::string trim(std::string text);
 // Params of `size` (at least 4) bytes that test.echo answers unchanged: a
 // JSON array of one string.
 std::string large_params(std::size_t size);
+
+// The options of a benchmark that starts its own sbusd (events, held,
+// defer): the broker's port, sbusd and the plugins' folder.
+struct SbusdOptions {
+  int port = 0;
+  std::string sbusd;
+  std::string plugin_dir;
+};
+// One pass over argv[1..]: --port, --sbusd and --plugin-dir into *common;
+// any other option goes to `other` with the next argument (nullptr when
+// there is none), which returns how many arguments it took besides the
+// option (0 or 1), or -1 for an option it does not know or a value
+// missing. False on such a one, or when a common option was not given:
+// the caller prints its usage.
+using OtherOption = std::function<int(const std::string& option, const char* next)>;
+bool parse_sbusd_options(int argc, char** argv, SbusdOptions* common, const OtherOption& other);
 
 // A sender of the broker on 127.0.0.1:port (with `tls`: amqps:// to
 // localhost:port, mutual TLS) signing with `secret`.

@@ -38,6 +38,7 @@
 
 #include <sbus/sender.hpp>
 
+#include "bench_util.hpp"
 #include "child_process.hpp"
 #include "raw_amqp.hpp"
 
@@ -49,10 +50,7 @@ using Wall = std::chrono::system_clock;
 constexpr const char* kNode = "bench-defer";
 constexpr const char* kSecret = "sbus-defer-bench secret, 16 bytes or more";
 
-struct Options {
-  int port = 0;
-  std::string sbusd;
-  std::string plugin_dir;
+struct Options : bench::SbusdOptions {
   bool quick = false;
   std::vector<std::chrono::milliseconds> delays{100ms, 1000ms, 10000ms};
   long spaced = -1;  // -1: 200, or 20 with --quick
@@ -210,35 +208,31 @@ const char* const kUsage =
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--port" && i + 1 < argc) {
-      options.port = std::atoi(argv[++i]);
-    } else if (arg == "--sbusd" && i + 1 < argc) {
-      options.sbusd = argv[++i];
-    } else if (arg == "--plugin-dir" && i + 1 < argc) {
-      options.plugin_dir = argv[++i];
-    } else if (arg == "--quick") {
+  const bool ok = bench::parse_sbusd_options(argc, argv, &options, [&](const std::string& arg, const char* next) {
+    if (arg == "--quick") {
       options.quick = true;
-    } else if (arg == "--delays" && i + 1 < argc) {
+      return 0;
+    }
+    if (next == nullptr) return -1;
+    if (arg == "--delays") {
       options.delays.clear();
-      for (const char* at = argv[++i]; *at != '\0';) {
+      for (const char* at = next; *at != '\0';) {
         char* end = nullptr;
         const long ms = std::strtol(at, &end, 10);
         if (end == at || ms <= 0) break;
         options.delays.emplace_back(ms);
         at = *end == ',' ? end + 1 : end;
       }
-    } else if (arg == "--spaced" && i + 1 < argc) {
-      options.spaced = std::max(0L, std::atol(argv[++i]));
-    } else if (arg == "--burst" && i + 1 < argc) {
-      options.burst = std::max(0L, std::atol(argv[++i]));
+    } else if (arg == "--spaced") {
+      options.spaced = std::max(0L, std::atol(next));
+    } else if (arg == "--burst") {
+      options.burst = std::max(0L, std::atol(next));
     } else {
-      std::fprintf(stderr, "%s", kUsage);
-      return 2;
+      return -1;
     }
-  }
-  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty() || options.delays.empty()) {
+    return 1;
+  });
+  if (!ok || options.delays.empty()) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "run_stats.hpp"
 
@@ -30,6 +31,35 @@ RunStats run_sequential(Client& client, std::chrono::duration<double> duration) 
     now = Clock::now();
   }
   stats.seconds = seconds_between(start, now);
+  return stats;
+}
+
+// Sequential calls to two clients in turn: `burst` calls to one, then
+// `burst` to the other (which of them goes first alternates), until
+// `duration` has passed. Each side's stats: its calls, their latencies, and
+// as its seconds the time spent in its own bursts. On a shared machine a
+// slow spell lasts far longer than a burst, so it lands on both sides
+// alike, where windows taken one after the other give it to one side.
+template <class A, class B>
+std::pair<RunStats, RunStats> run_interleaved(A& a, B& b, std::chrono::duration<double> duration, int burst) {
+  std::pair<RunStats, RunStats> stats;
+  auto run_burst = [burst](auto& client, RunStats& side) {
+    const auto start = Clock::now();
+    for (int i = 0; i < burst; ++i) side.latencies_ns.push_back(client.roundtrip(kReplyTimeout));
+    side.calls += static_cast<std::uint64_t>(burst);
+    side.burst_seconds.push_back(seconds_between(start, Clock::now()));
+    side.seconds += side.burst_seconds.back();
+  };
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(duration);
+  for (int round = 0; round == 0 || Clock::now() < end; ++round) {
+    if (round % 2 == 0) {
+      run_burst(a, stats.first);
+      run_burst(b, stats.second);
+    } else {
+      run_burst(b, stats.second);
+      run_burst(a, stats.first);
+    }
+  }
   return stats;
 }
 

@@ -41,6 +41,7 @@
 
 #include <sbus/sender.hpp>
 
+#include "bench_util.hpp"
 #include "child_process.hpp"
 #include "raw_amqp.hpp"
 #include "run_stats.hpp"
@@ -58,10 +59,7 @@ constexpr const char* kFloorExchange = "bench.floor.events";
 constexpr const char* kFloorQueue = "bench.floor.events";
 constexpr double kGoal = 0.9;
 
-struct Options {
-  int port = 0;
-  std::string sbusd;
-  std::string plugin_dir;
+struct Options : bench::SbusdOptions {
   int runs = 7;
   double seconds = 1.0;
   std::vector<int> in_flight = {1, 64};
@@ -310,29 +308,25 @@ const char* const kUsage =
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--port" && i + 1 < argc) {
-      options.port = std::atoi(argv[++i]);
-    } else if (arg == "--sbusd" && i + 1 < argc) {
-      options.sbusd = argv[++i];
-    } else if (arg == "--plugin-dir" && i + 1 < argc) {
-      options.plugin_dir = argv[++i];
-    } else if (arg == "--runs" && i + 1 < argc) {
-      options.runs = std::max(1, std::atoi(argv[++i]));
-    } else if (arg == "--seconds" && i + 1 < argc) {
-      options.seconds = std::max(0.05, std::atof(argv[++i]));
-    } else if (arg == "--in-flight" && i + 1 < argc) {
-      options.in_flight = {std::max(1, std::atoi(argv[++i]))};
-    } else if (arg == "--quick") {
+  const bool ok = bench::parse_sbusd_options(argc, argv, &options, [&](const std::string& arg, const char* next) {
+    if (arg == "--quick") {
       options.runs = 3;
       options.seconds = 0.3;
-    } else {
-      std::fputs(kUsage, stderr);
-      return 2;
+      return 0;
     }
-  }
-  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty()) {
+    if (next == nullptr) return -1;
+    if (arg == "--runs") {
+      options.runs = std::max(1, std::atoi(next));
+    } else if (arg == "--seconds") {
+      options.seconds = std::max(0.05, std::atof(next));
+    } else if (arg == "--in-flight") {
+      options.in_flight = {std::max(1, std::atoi(next))};
+    } else {
+      return -1;
+    }
+    return 1;
+  });
+  if (!ok) {
     std::fputs(kUsage, stderr);
     return 2;
   }

@@ -8,7 +8,7 @@
 //     to its ack, so that the replies and the ack leave in as few segments
 //     as the kernel can make of them (the broker reads fewer, larger ones).
 //
-//   sbus-bench-floor-tuned PORT QUEUE [PREFETCH [TLS_DIR]]
+//   sbus-bench-floor-tuned PORT QUEUE [PREFETCH [TLS_DIR]]   (floor_serving.hpp)
 //
 // Runs until killed (SIGTERM) or until the broker closes the connection.
 #include <netinet/in.h>
@@ -16,12 +16,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
-#include <string>
 
-#include "raw_amqp.hpp"
+#include "floor_serving.hpp"
 
 namespace {
 
@@ -42,64 +41,29 @@ bool more_ready(amqp_connection_state_t c, int fd, bool tls) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 5) {
-    std::fprintf(stderr, "usage: sbus-bench-floor-tuned PORT QUEUE [PREFETCH [TLS_DIR]]\n");
-    return 2;
-  }
-  const int port = std::atoi(argv[1]);
-  const std::string queue = argv[2];
-  const int prefetch = argc >= 4 ? std::atoi(argv[3]) : 64;
-  const bench::TlsFiles tls = bench::TlsFiles::in(argc == 5 ? argv[4] : "");
+  const char* const program = "sbus-bench-floor-tuned";
+  const std::optional<bench::FloorArgs> args = bench::parse_floor_args(program, argc, argv);
+  if (!args) return 2;
   try {
-    bench::RawConnection connection(port, tls);
+    bench::RawConnection connection(args->port, args->tls);
     amqp_connection_state_t c = connection.get();
     const int fd = connection.fd();
-    connection.declare_node_queue(queue);
-    amqp_basic_qos(c, bench::kRpcChannel, 0, static_cast<std::uint16_t>(prefetch), 0);
-    connection.check("basic.qos");
-    amqp_basic_consume(c, bench::kRpcChannel, bench::bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-    connection.check("basic.consume");
-
+    bench::start_consuming(connection, *args);
     std::uint64_t unacked = 0;  // the last delivery of the run, answered and not acked yet
     for (;;) {
       amqp_envelope_t envelope;
-      amqp_maybe_release_buffers(c);
-      amqp_rpc_reply_t ret = amqp_consume_message(c, &envelope, nullptr, 0);
-      if (ret.reply_type != AMQP_RESPONSE_NORMAL) {
-        if (ret.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && ret.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-          amqp_frame_t frame;
-          if (amqp_simple_wait_frame(c, &frame) != AMQP_STATUS_OK) return 1;
-          if (frame.frame_type == AMQP_FRAME_METHOD && (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                                                        frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-            std::fprintf(stderr, "sbus-bench-floor-tuned: the broker closed the channel\n");
-            return 1;
-          }
-          continue;
-        }
-        std::fprintf(stderr, "sbus-bench-floor-tuned: %s\n", bench::describe(ret).c_str());
-        return 1;
-      }
+      if (!bench::next_delivery(connection, &envelope, program)) return 1;
       if (unacked == 0) cork(fd, true);
-      const amqp_basic_properties_t& in = envelope.message.properties;
-      if ((in._flags & AMQP_BASIC_REPLY_TO_FLAG) && in.reply_to.len > 0) {
-        amqp_basic_properties_t out{};
-        if (in._flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-          out._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
-          out.correlation_id = in.correlation_id;
-        }
-        connection.check_status(
-            amqp_basic_publish(c, bench::kRpcChannel, amqp_empty_bytes, in.reply_to, 0, 0, &out, envelope.message.body),
-            "publish reply");
-      }
+      bench::echo_reply(connection, envelope);
       unacked = envelope.delivery_tag;
       amqp_destroy_envelope(&envelope);
-      if (more_ready(c, fd, tls.enabled())) continue;
+      if (more_ready(c, fd, args->tls.enabled())) continue;
       connection.check_status(amqp_basic_ack(c, bench::kRpcChannel, unacked, 1), "ack");
       unacked = 0;
       cork(fd, false);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sbus-bench-floor-tuned: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;
   }
 }

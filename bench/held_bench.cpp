@@ -26,6 +26,7 @@
 
 #include <sbus/sender.hpp>
 
+#include "bench_util.hpp"
 #include "child_process.hpp"
 
 namespace {
@@ -35,10 +36,7 @@ using namespace std::chrono_literals;
 constexpr const char* kNode = "bench-held";
 constexpr const char* kSecret = "sbus-held-bench secret, 16 bytes or more";
 
-struct Options {
-  int port = 0;
-  std::string sbusd;
-  std::string plugin_dir;
+struct Options : bench::SbusdOptions {
   int calls = 2000;
   int rounds = 4;
 };
@@ -116,25 +114,18 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--port" && i + 1 < argc) {
-      options.port = std::atoi(argv[++i]);
-    } else if (arg == "--sbusd" && i + 1 < argc) {
-      options.sbusd = argv[++i];
-    } else if (arg == "--plugin-dir" && i + 1 < argc) {
-      options.plugin_dir = argv[++i];
-    } else if (arg == "--calls" && i + 1 < argc) {
-      options.calls = std::atoi(argv[++i]);
-    } else if (arg == "--rounds" && i + 1 < argc) {
-      options.rounds = std::atoi(argv[++i]);
+  const bool ok = bench::parse_sbusd_options(argc, argv, &options, [&](const std::string& arg, const char* next) {
+    if (next == nullptr) return -1;
+    if (arg == "--calls") {
+      options.calls = std::atoi(next);
+    } else if (arg == "--rounds") {
+      options.rounds = std::atoi(next);
     } else {
-      options.port = 0;
-      break;
+      return -1;
     }
-  }
-  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty() || options.calls <= 0 ||
-      options.rounds <= 0) {
+    return 1;
+  });
+  if (!ok || options.calls <= 0 || options.rounds <= 0) {
     std::fprintf(stderr, "usage: sbus-held-bench --port PORT --sbusd PATH --plugin-dir DIR [--calls N] [--rounds R]\n");
     return 2;
   }

@@ -15,6 +15,9 @@ struct RunStats {
   // Voluntary context switches of the server's threads over the run.
   long switches = 0;
   std::vector<std::uint64_t> latencies_ns;
+  // Interleaved runs (run_interleaved()): the seconds of each burst, in
+  // order, burst i of one side taken next to burst i of the other.
+  std::vector<double> burst_seconds;
 
   double rate() const { return seconds > 0 ? static_cast<double>(calls) / seconds : 0; }
   // Nearest-rank percentile (0 < p <= 1) of the latencies, in microseconds;

@@ -5,7 +5,9 @@
 //              [--sbusd PATH] [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]
 //
 // The default run takes about seven minutes: 15 runs of 1 s of each load
-// pattern per system (the sequential one: 30 of 0.5 s), the large bodies,
+// pattern per system (the sequential one, and the deadline and policy
+// pairs: 60 windows of 0.5 s in which the two sides take turns every ten
+// calls, run_interleaved()), the large bodies,
 // TLS when the broker has a listener for it (--tls-port, with
 // tests/tls/make_certs' files in --tls-dir), and a soak of 200,000 calls
 // for RSS growth. --soak
@@ -27,7 +29,7 @@
 // itself): TARGET is the floor's queue or an sbus address, FILE the body of
 // the floor's calls or the secret file.
 //
-//   sbus-bench load PORT ADDRESS SECRET_FILE CALLS DEPTH [no-deadline]
+//   sbus-bench load PORT ADDRESS[,ADDRESS...] SECRET_FILE CALLS DEPTH [no-deadline]
 //   sbus-bench load PORT floor:QUEUE BODY_FILE CALLS DEPTH
 //
 // makes CALLS calls to a running sbusd (or floor server), DEPTH in flight,
@@ -132,7 +134,11 @@ std::string Bench::write_config(const std::string& node, const std::string& name
     yaml << "brokers:\n  - amqp://guest:guest@127.0.0.1:" << options_.port << "/%2f\n";
   }
   // Room for the 1 MiB params of the large-body figures and their envelope.
+  // A handled store of its own (never the default /var/lib/sbus, which
+  // every other sbusd on the machine would share: its writer lock, and a
+  // file that grows run after run, would be measured too).
   yaml << "secret_file: " << secret_file_ << "\n"
+       << "state_dir: " << dir_ << "/state-" << name << "\n"
        << "plugin_dir: " << options_.plugin_dir << "\n"
        << "prefetch: 64\n"
        << "max_message_bytes: 4194304\n"
@@ -246,6 +252,42 @@ Bench::Runs Bench::repeat(const std::string& what, const std::function<RunStats(
   std::cerr << "\n";
   return runs;
 }
+template <class A, class B>
+Bench::Runs Bench::interleave(const std::string& what, A& floor_side, B& sbus_side) {
+  auto errors_of = [](auto& client) -> std::uint64_t {
+    if constexpr (requires { client.errors(); }) {
+      return client.errors();
+    } else {
+      return 0;
+    }
+  };
+  for (int i = 0; i < options_.warmup_calls; ++i) {
+    floor_side.roundtrip(kReplyTimeout);
+    sbus_side.roundtrip(kReplyTimeout);
+  }
+  const std::chrono::duration<double> window(options_.sequential_seconds);
+  Runs runs;
+  std::cerr << "sbus-bench: " << what << ", interleaved, sbus/floor:";
+  for (int run = 0; run < options_.sequential_runs; ++run) {
+    const double cpu_before[] = {server_cpu(System::kFloor), server_cpu(System::kSbus)};
+    const long switches_before[] = {server_switches(System::kFloor), server_switches(System::kSbus)};
+    const std::uint64_t errors_before = errors_of(sbus_side);
+    auto [floor_stats, sbus_stats] = run_interleaved(floor_side, sbus_side, window, kBurstCalls);
+    floor_stats.cpu_seconds = server_cpu(System::kFloor) - cpu_before[0];
+    sbus_stats.cpu_seconds = server_cpu(System::kSbus) - cpu_before[1];
+    floor_stats.switches = server_switches(System::kFloor) - switches_before[0];
+    sbus_stats.switches = server_switches(System::kSbus) - switches_before[1];
+    sbus_stats.errors = errors_of(sbus_side) - errors_before;
+    sbus_errors_ += sbus_stats.errors;
+    std::fprintf(stderr, " %.2f", floor_stats.rate() > 0 ? sbus_stats.rate() / floor_stats.rate() : 0.0);
+    if (sbus_stats.errors > 0) std::cerr << " (" << sbus_stats.errors << " errors)";
+    runs[System::kFloor].push_back(std::move(floor_stats));
+    runs[System::kSbus].push_back(std::move(sbus_stats));
+  }
+  std::cerr << "\n";
+  return runs;
+}
+
 Row& Bench::add(std::string label, std::string unit, int decimals) {
   Row row;
   row.label = std::move(label);
@@ -263,26 +305,18 @@ void Bench::section(std::string heading) {
 void Bench::add_rpc_rows(const std::string& what, Runs& runs, bool tail) {
   Row& rate = add(what + ", calls/s", "", 0);
   rate.paired = true;
+  rate.ratios = burst_ratios(runs);
   Row& p50 = add("  p50 latency", "us", 0);
   Row& p99 = add("  p99 latency", "us", 0);
   for (System system : {System::kFloor, System::kSbus}) {
-    RunStats all;
     for (RunStats& stats : runs[system]) {
       auto column = [&](Row& row) -> std::vector<double>& { return system == System::kFloor ? row.floor : row.sbus; };
       column(rate).push_back(stats.rate());
       column(p50).push_back(stats.latency_us(0.50));
       column(p99).push_back(stats.latency_us(0.99));
-      if (tail) all.latencies_ns.insert(all.latencies_ns.end(), stats.latencies_ns.begin(), stats.latencies_ns.end());
-    }
-    if (!tail) continue;
-    // The tail of one window is its slowest few calls: the median of such
-    // maxima says little. All the windows' calls together, one figure.
-    if (system == System::kFloor) {
-      add("  p99.9 latency, all runs' calls", "us", 0).floor.push_back(all.latency_us(0.999));
-    } else {
-      rows_.back().sbus.push_back(all.latency_us(0.999));
     }
   }
+  if (tail) add_tail_row(runs);
 }
 
 // Of all the runs together: /proc counts CPU in ticks of 10 ms, which a
@@ -363,11 +397,6 @@ void Bench::run() {
     stats.errors = errors_of(client) - errors_before;
     return stats;
   };
-  const std::chrono::duration<double> sequential_length(options_.sequential_seconds);
-  auto sequential = [&](System system) {
-    auto load = [&](auto& client) { return run_sequential(client, sequential_length); };
-    return system == System::kFloor ? drive(system, *floor_client_, load) : drive(system, *sbus_client_, load);
-  };
   auto pipelined = [&](int depth, bool fan_out) {
     return [&, depth, fan_out](System system) {
       auto load = [&](auto& client) { return run_pipelined(client, depth, run_length_); };
@@ -376,13 +405,22 @@ void Bench::run() {
     };
   };
 
-  auto seq = repeat("sequential RPC", sequential, options_.sequential_runs);
+  auto seq = interleave("sequential RPC", *floor_client_, *sbus_client_);
+  // How often a server thread sleeps and is woken: the cost that dominates
+  // a sequential call on a VM.
+  auto switch_row = [&](const std::string& label, Runs& runs) {
+    Row& row = add(label, "", 2);
+    for (RunStats& stats : runs[System::kFloor]) row.floor.push_back(stats.switches_per_call());
+    for (RunStats& stats : runs[System::kSbus]) row.sbus.push_back(stats.switches_per_call());
+  };
   if (options_.sequential_only) {
     section("RPC (math.add), one sender connection");
     add_rpc_rows("sequential, 1 in flight", seq, true);
     rows_[rows_.size() - 4].min_ratio = 0.90;
     rows_[rows_.size() - 2].max_ratio = 1.2;
     rows_[rows_.size() - 1].max_ratio = 1.2;
+    add_cpu_row("CPU s per 10,000 calls, sequential", seq, 2.0);
+    switch_row("thread sleeps per call, sequential", seq);
     print_table();
     return;
   }
@@ -390,25 +428,18 @@ void Bench::run() {
   auto pipe64 = repeat("64 in flight", pipelined(64, false));
   auto fan = repeat("64 in flight over 8 services", pipelined(64, true));
   auto callers = repeat("16 caller processes", [&](System system) { return run_callers(system, kCallerProcesses); });
-  auto one_second = [&](auto& client) { return run_sequential(client, run_length_); };
-  // Deadlines: the same sequential calls with and without, alternating run
-  // by run as floor and sbus do (the "floor" column is sbus without).
-  auto deadline_pair = repeat("sequential RPC without/with deadlines", [&](System system) {
-    return system == System::kFloor ? drive(system, *no_deadline_client_, one_second)
-                                    : drive(system, *sbus_client_, one_second);
-  });
+  // Deadlines: the same sequential calls with and without, interleaved as
+  // floor and sbus are (the "floor" column is sbus without).
+  auto deadline_pair = interleave("sequential RPC without/with deadlines", *no_deadline_client_, *sbus_client_);
   // A policy: the same sequential calls to an sbusd without one and to one
-  // with 50 rules (the "floor" column is sbus without), alternating.
+  // with 50 rules (the "floor" column is sbus without), interleaved.
   admin_->declare_node_queue(node_ + "-policy");
   queues_.push_back(node_ + "-policy");
   policy_pid_ = start_sbusd(write_config(node_ + "-policy", "policy", 50));
   policy_client_ = std::make_unique<SbusClient>(sender_options(options_.port, secret_),
                                                 std::vector<std::string>{node_ + "-policy.math.add"}, kParams, kSum);
   policy_client_->roundtrip(kReplyTimeout);
-  auto policy_pair = repeat("sequential RPC without/with a 50-rule policy", [&](System system) {
-    return system == System::kFloor ? drive(system, *sbus_client_, one_second)
-                                    : drive(system, *policy_client_, one_second);
-  });
+  auto policy_pair = interleave("sequential RPC without/with a 50-rule policy", *sbus_client_, *policy_client_);
   policy_client_.reset();
   stop_process(policy_pid_, 15s);
   policy_pid_ = -1;
@@ -455,12 +486,14 @@ void Bench::run() {
   section("deadlines (floor column: sbus without them; goal: no measurable cost, ratio >= 0.98)");
   Row& with_deadlines = add("sequential, calls/s with deadlines", "", 0);
   with_deadlines.paired = true;
+  with_deadlines.ratios = burst_ratios(deadline_pair);
   for (RunStats& stats : deadline_pair[System::kFloor]) with_deadlines.floor.push_back(stats.rate());
   for (RunStats& stats : deadline_pair[System::kSbus]) with_deadlines.sbus.push_back(stats.rate());
 
   section("policy (floor column: sbus without one; goal: within 3%, ratio >= 0.97)");
   Row& with_policy = add("sequential, calls/s with a 50-rule policy", "", 0);
   with_policy.paired = true;
+  with_policy.ratios = burst_ratios(policy_pair);
   for (RunStats& stats : policy_pair[System::kFloor]) with_policy.floor.push_back(stats.rate());
   for (RunStats& stats : policy_pair[System::kSbus]) with_policy.sbus.push_back(stats.rate());
 
@@ -477,13 +510,6 @@ void Bench::run() {
   add_cpu_row("CPU s per 10,000 calls, 64 in flight", pipe64, 2.0);
   add_cpu_row("CPU s per 10,000 calls, 64 over 8 services", fan, 1.3);
   add_cpu_row("CPU s per 10,000 calls, 16 callers", callers, 1.3);
-  // How often a server thread sleeps and is woken: the cost that dominates
-  // a sequential call on a VM.
-  auto switch_row = [&](const std::string& label, Runs& runs) {
-    Row& row = add(label, "", 2);
-    for (RunStats& stats : runs[System::kFloor]) row.floor.push_back(stats.switches_per_call());
-    for (RunStats& stats : runs[System::kSbus]) row.sbus.push_back(stats.switches_per_call());
-  };
   switch_row("thread sleeps per call, sequential", seq);
   switch_row("thread sleeps per call, 64 in flight", pipe64);
   switch_row("thread sleeps per call, 64 over 8 services", fan);

@@ -306,3 +306,36 @@ TEST_CASE("message ids are up to 128 bytes of UTF-8 text without control charact
   CHECK(a.size() == 33);
   CHECK(a != b);
 }
+
+TEST_CASE("ids recorded together in one transaction are all found, and an id that cannot be recorded fails alone") {
+  Folder folder;
+  HandledStoreOptions options = options_in(folder.path);
+  options.max_reply_bytes = 1ULL << 20;
+  auto store = open_store(options);
+  const std::string reply = "<response status=\"ok\">3</response>";
+  const std::string first = HandledStore::key("math.add", "py-servicebus", "batch-1");
+  const std::string second = HandledStore::key("test.record", "py-servicebus", "batch-2");
+  REQUIRE(store->record_all({{first, &reply}, {second, nullptr}}, system_clock::now()) == 2);
+  const auto call = store->find(first);
+  REQUIRE(call);
+  CHECK(call->kind == HandledRecord::Kind::kReply);
+  CHECK(call->reply == reply);
+  const auto message = store->find(second);
+  REQUIRE(message);
+  CHECK(message->kind == HandledRecord::Kind::kMessage);
+  CHECK(store->size() == 2);
+  SECTION("an id already recorded keeps its first record within a batch too") {
+    const std::string other = "other";
+    REQUIRE(store->record_all({{first, &other}, {"batch-3", nullptr}}, system_clock::now()) == 2);
+    CHECK(store->find(first)->reply == reply);
+    CHECK(store->find("batch-3"));
+    CHECK(store->size() == 3);
+  }
+  SECTION("a batch with a key LMDB refuses records the others one by one") {
+    const std::string too_long_key(600, 'k');
+    CHECK(store->record_all({{"batch-4", nullptr}, {too_long_key, nullptr}}, system_clock::now()) == 1);
+    CHECK(store->find("batch-4"));
+    CHECK_FALSE(store->find(too_long_key));
+    CHECK(store->size() == 3);
+  }
+}
