@@ -266,6 +266,7 @@ class Daemon {
     for (const std::string& broker : brokers_) yaml += "  - " + broker + "\n";
     yaml += "exchange: py-servicebus\n";
     yaml += "secret_file: " + secret_file_ + "\n";
+    yaml += "state_dir: " + dir_.file("state") + "\n";
     yaml += "plugin_dir: " SBUS_BUILD_DIR "/plugins\n";
     yaml += "drain_timeout: 5\n";
     yaml += "log_level: debug\n";
@@ -292,6 +293,7 @@ class Daemon {
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (log_fd < 0 || null_fd < 0) throw std::runtime_error("cannot open " + log_path_);
     const std::string binary = std::string(SBUS_BUILD_DIR) + "/bin/sbusd";
+    sbus_test::require_own_state_dir({binary, "--config", config_path_});
     pid_ = fork();
     if (pid_ == 0) {
       dup2(null_fd, STDIN_FILENO);

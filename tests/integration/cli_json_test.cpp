@@ -107,6 +107,19 @@ TEST_CASE("sbus --json prints each verb's result as one JSON document", "[cli][j
     CHECK(run.exit_code == 0);
     CHECK(json_of(run.out)["confirmed"].GetBool());
   }
+  SECTION("publish: confirmed, and nobody subscribed is a JSON warning on stderr") {
+    const std::string topic = "json-" + sbusd.node() + ".nobody.listens";
+    const ProcessResult run = json_cli(sbusd, {"publish", topic, "{\"a\":\"\\\"q\\\" \\u0001\"}"});
+    INFO(run.err);
+    CHECK(run.exit_code == 0);
+    const rapidjson::Document document = json_of(run.out);
+    CHECK(string_of(document["topic"]) == topic);
+    CHECK(document["confirmed"].GetBool());
+    CHECK_FALSE(document["subscribed"].GetBool());
+    const rapidjson::Document warning = json_of(run.err);
+    REQUIRE(warning.HasMember("warning"));
+    CHECK(string_of(warning["warning"]["message"]).find("nobody is subscribed to " + topic) != std::string::npos);
+  }
   SECTION("ping: pong") {
     const ProcessResult run = json_cli(sbusd, {"ping", sbusd.node()});
     CHECK(run.exit_code == 0);
