@@ -54,8 +54,9 @@ int run(int port, const std::string& sbusd_path, const std::string& plugin_dir, 
   const std::string dir = "/tmp/sbus-abi-bench." + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   std::ofstream config(dir + "/sbusd.yaml");
-  config << "node: " << kNode << "\nbrokers: [" << broker << "]\nsecret: \"" << kSecret
-         << "\"\nplugin_dir: " << std::filesystem::absolute(plugin_dir).string() << "\nlog_level: warn\nservices:\n";
+  config << "node: " << kNode << "\nbrokers: [" << broker << "]\nsecret: \"" << kSecret << "\"\nstate_dir: " << dir
+         << "/state\nplugin_dir: " << std::filesystem::absolute(plugin_dir).string()
+         << "\nlog_level: warn\nservices:\n";
   for (const Service& service : kServices) config << service.yaml;
   config.close();
   bench::SpawnOptions spawn;

@@ -147,7 +147,7 @@ void prepare_topology(const Options& options, sbus::SenderOptions sender_options
   const std::string config = dir + "/sbusd.yaml";
   std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
                         << kSecret << "\"\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
-                        << "\nlog_level: warn\n"
+                        << "\nstate_dir: " << dir << "/state\nlog_level: warn\n"
                         << "services:\n  - name: bench.echo\n    plugin: test\n    export: echo\n";
   bench::SpawnOptions spawn;
   spawn.args = {options.sbusd, "--config", config};

@@ -172,7 +172,7 @@ class Agent {
     const std::string config = dir_ + "/sbusd.yaml";
     std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
                           << kSecret << "\"\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
-                          << "\nlog_level: warn\nservices:\n  - name: " << kService
+                          << "\nstate_dir: " << dir_ << "/state\nlog_level: warn\nservices:\n  - name: " << kService
                           << "\n    plugin: test\n    export: record\n    kind: event\n    topics: [\"bench.events.*\"]"
                           << "\n    options:\n      file: /dev/null\n";
     bench::SpawnOptions spawn;

@@ -133,6 +133,7 @@ std::string Bench::write_config(const std::string& node, const std::string& name
   }
   // Room for the 1 MiB params of the large-body figures and their envelope.
   yaml << "secret_file: " << secret_file_ << "\n"
+       << "state_dir: " << dir_ << "/" << name << ".state\n"  // never the system's /var/lib/sbus
        << "plugin_dir: " << options_.plugin_dir << "\n"
        << "prefetch: 64\n"
        << "max_message_bytes: 4194304\n"
