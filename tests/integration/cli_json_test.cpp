@@ -202,6 +202,21 @@ TEST_CASE("sbus services lists what a node serves: kind, plugin, state", "[cli][
     REQUIRE(services.count("test.record") == 1);
     CHECK(string_of((*services["test.record"])["kind"]) == "message");
   }
+  SECTION("with the version a plugin declares, else sbusd's") {
+    sbus_test::SbusdOptions options;
+    options.services_yaml = "  - name: math.add\n    plugin: math\n  - name: c.echo\n    plugin: c_example\n";
+    sbus_test::SbusdProcess versioned(options);
+    const ProcessResult run = json_cli(versioned, {"services", versioned.node()});
+    INFO(run.out << run.err);
+    CHECK(run.exit_code == 0);
+    const rapidjson::Document document = json_of(run.out);
+    std::map<std::string, std::string> versions;
+    for (const auto& service : document["services"].GetArray()) {
+      versions[string_of(service["name"])] = string_of(service["version"]);
+    }
+    CHECK(versions["c.echo"] == "1.0");  // plugins/c_example's descriptor
+    CHECK(versions["math.add"] == SBUS_VERSION);
+  }
   SECTION("of a node nobody serves: unroutable") {
     const ProcessResult run = json_cli(sbusd, {"services", sbus_test::unique_node()});
     CHECK(run.exit_code == 1);
