@@ -98,9 +98,16 @@ void add_health(const MetricsView& view, MetricsSnapshot* snapshot) {
   for (const std::string& problem : problems) snapshot->health += "; " + problem;
   std::replace(snapshot->health.begin(), snapshot->health.end(), '\n', ' ');
   snapshot->health += '\n';
+  // Ready: the node takes calls, through at least one broker. Not ready
+  // says why: stopping, or what each broker's worker lacks.
   const bool ready = connected > 0 && !view.stopping;
   snapshot->ready_status = ready ? 200 : 503;
-  snapshot->ready = (ready ? "ready: " : view.stopping ? "not ready: stopping, " : "not ready: ") + count + "\n";
+  snapshot->ready = (ready ? "ready: " : view.stopping ? "not ready: stopping, " : "not ready: ") + count;
+  if (!ready && !view.stopping) {
+    for (const std::string& problem : problems) snapshot->ready += "; " + problem;
+  }
+  std::replace(snapshot->ready.begin(), snapshot->ready.end(), '\n', ' ');
+  snapshot->ready += '\n';
 }
 
 void add_process(const MetricsView& view, Samples& samples, const std::string& node) {

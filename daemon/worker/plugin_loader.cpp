@@ -113,6 +113,7 @@ LoadedService& LoadedService::operator=(LoadedService&& other) noexcept {
     def_ = other.def_;
     self_ = std::exchange(other.self_, nullptr);
     library_ = std::move(other.library_);
+    plugin_version_ = std::move(other.plugin_version_);
   }
   return *this;
 }
@@ -246,7 +247,9 @@ LoadedService PluginLoader::create(const std::string& path, const std::string& e
   }
   void* self = def.create(plugin_host());
   if (self == nullptr) throw PluginError("plugin " + path + ": service " + export_name + " created null");
-  return LoadedService(plugins_.at(path).library, def, self);
+  const Plugin& plugin = plugins_.at(path);
+  return LoadedService(plugin.library, def, self,
+                       plugin.descriptor->version != nullptr ? plugin.descriptor->version : std::string());
 }
 
 void check_plugins(const Config& config, std::vector<std::string>* problems) {

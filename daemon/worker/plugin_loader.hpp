@@ -32,10 +32,15 @@ namespace sbus {
 // default), nullopt when it went well.
 class LoadedService {
  public:
-  LoadedService(std::shared_ptr<boost::dll::shared_library> library, const sbus_service_def& def, void* self)
-      : library_(std::move(library)), def_(def), self_(self) {}
+  // `plugin_version`: the descriptor's own version, "" when it declares none.
+  LoadedService(std::shared_ptr<boost::dll::shared_library> library, const sbus_service_def& def, void* self,
+                std::string plugin_version = {})
+      : library_(std::move(library)), def_(def), self_(self), plugin_version_(std::move(plugin_version)) {}
   LoadedService(LoadedService&& other) noexcept
-      : library_(std::move(other.library_)), def_(other.def_), self_(std::exchange(other.self_, nullptr)) {}
+      : library_(std::move(other.library_)),
+        def_(other.def_),
+        self_(std::exchange(other.self_, nullptr)),
+        plugin_version_(std::move(other.plugin_version_)) {}
   LoadedService& operator=(LoadedService&& other) noexcept;
   ~LoadedService();
 
@@ -45,6 +50,7 @@ class LoadedService {
   std::optional<std::string> call(sbus_request& request);
   // A message, or an event with `event`.
   std::optional<std::string> deliver(sbus_request& request, bool event);
+  const std::string& plugin_version() const { return plugin_version_; }
 
  private:
   void destroy();
@@ -53,6 +59,7 @@ class LoadedService {
   std::shared_ptr<boost::dll::shared_library> library_;
   sbus_service_def def_;  // the fields this sbusd knows, copied
   void* self_;
+  std::string plugin_version_;
 };
 
 // The SDK's Kind for a config's `kind:` (rpc: Kind::kCall).

@@ -132,6 +132,8 @@ class ServiceRunner {
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
+  // The plugin's own version (its descriptor's), "" when it declares none.
+  const std::string& plugin_version() const { return service_.plugin_version(); }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();

@@ -60,6 +60,10 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Key("kind");
     out->String(kind_name(runner.config().kind));
     write_plugin(runner.config(), out);
+    if (!runner.plugin_version().empty()) {
+      out->Key("plugin_version");
+      out->String(runner.plugin_version().c_str(), static_cast<rapidjson::SizeType>(runner.plugin_version().size()));
+    }
     out->Key("handled");
     out->Uint64(stats.handled);
     out->Key("failed");

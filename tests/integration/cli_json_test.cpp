@@ -107,6 +107,19 @@ TEST_CASE("sbus --json prints each verb's result as one JSON document", "[cli][j
     CHECK(run.exit_code == 0);
     CHECK(json_of(run.out)["confirmed"].GetBool());
   }
+  SECTION("publish: confirmed, and nobody subscribed is a JSON warning on stderr") {
+    const std::string topic = "json-" + sbusd.node() + ".nobody.listens";
+    const ProcessResult run = json_cli(sbusd, {"publish", topic, "{\"a\":\"\\\"q\\\" \\u0001\"}"});
+    INFO(run.err);
+    CHECK(run.exit_code == 0);
+    const rapidjson::Document document = json_of(run.out);
+    CHECK(string_of(document["topic"]) == topic);
+    CHECK(document["confirmed"].GetBool());
+    CHECK_FALSE(document["subscribed"].GetBool());
+    const rapidjson::Document warning = json_of(run.err);
+    REQUIRE(warning.HasMember("warning"));
+    CHECK(string_of(warning["warning"]["message"]).find("nobody is subscribed to " + topic) != std::string::npos);
+  }
   SECTION("ping: pong") {
     const ProcessResult run = json_cli(sbusd, {"ping", sbusd.node()});
     CHECK(run.exit_code == 0);
@@ -188,6 +201,21 @@ TEST_CASE("sbus services lists what a node serves: kind, plugin, state", "[cli][
     CHECK(string_of((*services["math.add"])["state"]) == "serving");
     REQUIRE(services.count("test.record") == 1);
     CHECK(string_of((*services["test.record"])["kind"]) == "message");
+  }
+  SECTION("with the version a plugin declares, else sbusd's") {
+    sbus_test::SbusdOptions options;
+    options.services_yaml = "  - name: math.add\n    plugin: math\n  - name: c.echo\n    plugin: c_example\n";
+    sbus_test::SbusdProcess versioned(options);
+    const ProcessResult run = json_cli(versioned, {"services", versioned.node()});
+    INFO(run.out << run.err);
+    CHECK(run.exit_code == 0);
+    const rapidjson::Document document = json_of(run.out);
+    std::map<std::string, std::string> versions;
+    for (const auto& service : document["services"].GetArray()) {
+      versions[string_of(service["name"])] = string_of(service["version"]);
+    }
+    CHECK(versions["c.echo"] == "1.0");  // plugins/c_example's descriptor
+    CHECK(versions["math.add"] == SBUS_VERSION);
   }
   SECTION("of a node nobody serves: unroutable") {
     const ProcessResult run = json_cli(sbusd, {"services", sbus_test::unique_node()});

@@ -211,3 +211,34 @@ TEST_CASE("sbus discover --ping lists a py-servicebus agent, which does not answ
     CHECK(agents_of(nobody.out).count(py.node()) == 1);
   }
 }
+
+TEST_CASE("bash completion offers the node names and addresses that sbus discover finds on the bus",
+          "[cli][discover][completion]") {
+  sbus_test::SbusdProcess sbusd;
+  sbus_test::TempDir dir;
+  const std::string script = dir.file("sbus.bash");
+  sbus_test::write_file(script, run_cli({"completion", "bash"}).out);
+  // What _sbus offers for the word COMP_CWORD of `sbus VERB ... --broker
+  // URI`, one a line; XDG_RUNTIME_DIR holds the completion's cache.
+  const auto complete = [&](const std::vector<std::string>& words, int cword) {
+    std::vector<std::string> args = {"XDG_RUNTIME_DIR=" + dir.path(),
+                                     "bash",
+                                     "-c",
+                                     "source \"$1\"; cword=$2; shift 2; COMP_WORDS=(\"$@\"); COMP_CWORD=$cword; _sbus; "
+                                     "printf '%s\\n' \"${COMPREPLY[@]}\"",
+                                     "_",
+                                     script,
+                                     std::to_string(cword),
+                                     SBUS_BUILD_DIR "/bin/sbus"};
+    args.insert(args.end(), words.begin(), words.end());
+    for (const std::string& arg : {std::string("--broker"), sbus_test::broker_uri()}) args.push_back(arg);
+    return sbus_test::run_program("/usr/bin/env", args, 30s);
+  };
+  const ProcessResult nodes = complete({"ping", ""}, 2);
+  INFO(nodes.out << nodes.err);
+  CHECK(nodes.exit_code == 0);
+  CHECK(("\n" + nodes.out).find("\n" + sbusd.node() + "\n") != std::string::npos);
+  const ProcessResult addresses = complete({"call", sbusd.node() + ".m"}, 2);
+  INFO(addresses.out << addresses.err);
+  CHECK(addresses.out == sbusd.node() + ".math.add\n");
+}

@@ -111,11 +111,14 @@ TEST_CASE("An order the docs' example plugin cannot price is retried, then kept 
 TEST_CASE("The docs' example config passes sbusd --check with the example plugin", "[docs][examples]") {
   sbus_test::TempDir dir;
   const std::string secret = sbus_test::write_secret(dir.path());
-  const auto check = sbus_test::run_program(
-      SBUS_BUILD_DIR "/bin/sbusd",
-      {"--config", SBUS_SOURCE_DIR "/docs/examples/shop.yaml", "--check", "--broker", sbus_test::broker_uri(),
-       "--plugin-dir", SBUS_BUILD_DIR "/plugins", "--secret-file", secret},
-      30s);
+  // The docs' file as it is, with a state folder of the test's own.
+  const std::string config = dir.file("shop.yaml");
+  sbus_test::write_file(config, sbus_test::read_file(SBUS_SOURCE_DIR "/docs/examples/shop.yaml") +
+                                    "\nstate_dir: " + dir.file("state") + "\n");
+  const auto check = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd",
+                                            {"--config", config, "--check", "--broker", sbus_test::broker_uri(),
+                                             "--plugin-dir", SBUS_BUILD_DIR "/plugins", "--secret-file", secret},
+                                            30s);
   INFO(check.out << check.err);
   CHECK(check.exit_code == 0);
   CHECK(contains(check.out, "2 service(s)"));

@@ -79,7 +79,7 @@ TEST_CASE("sbusd --check names every problem at once", "[supervisor][check][firs
                             "    plugin: math\n"
                             "  - name: other.thing\n"
                             "    plugin: " +
-                            dir.file("nowhere.so") + "\n");
+                            dir.file("nowhere.so") + "\nstate_dir: " + dir.file("state") + "\n");
   const auto result = run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"}, 30s);
   INFO(result.err);
   CHECK(result.exit_code == 1);

@@ -321,3 +321,22 @@ TEST_CASE("messages with ids survive SIGKILLs of the worker and of every sbusd p
   // the SIGKILL of every process).
   CHECK(twice == 0);
 }
+
+TEST_CASE("the harness refuses to start sbusd on a config without a state_dir of the test's own", "[state_dir]") {
+  // Without one, sbusd writes its handled store into /var/lib/sbus, the
+  // system's: every test gives sbusd a temporary folder instead.
+  sbus_test::TempDir dir;
+  const std::string without = dir.file("without.yaml");
+  sbus_test::write_file(without, "node: n\nbrokers: [" + sbus_test::broker_uri() + "]\n");
+  const std::string with = dir.file("with.yaml");
+  sbus_test::write_file(with, "node: n\nstate_dir: " + dir.file("state") + "\n");
+  const std::string sbusd = SBUS_BUILD_DIR "/bin/sbusd";
+  CHECK_THROWS_WITH(sbus_test::run_program(sbusd, {"--config", without, "--check"}),
+                    Catch::Contains(without + ", which names no state_dir"));
+  CHECK_THROWS_WITH(sbus_test::run_program(sbusd, {"--check"}), Catch::Contains("without --config"));
+  CHECK_THROWS_AS(sbus_test::require_own_state_dir({"/usr/bin/env", "A=1", sbusd, "-c", without}), std::logic_error);
+  CHECK_NOTHROW(sbus_test::require_own_state_dir({sbusd, "--config", with, "--check"}));
+  CHECK_NOTHROW(sbus_test::require_own_state_dir({sbusd, "--version"}));
+  CHECK_NOTHROW(sbus_test::require_own_state_dir({SBUS_BUILD_DIR "/bin/sbus", "ping", "n"}));
+  CHECK_FALSE(std::filesystem::exists(dir.file("state")));
+}

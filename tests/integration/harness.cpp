@@ -48,6 +48,7 @@ int decode_status(int status) {
 // gets no other descriptor of ours (the test's own AMQP sockets must not
 // outlive their close in a child) and an empty signal mask.
 pid_t spawn(const std::vector<std::string>& args, int in_fd, int out_fd, int err_fd) {
+  require_own_state_dir(args);
   std::vector<char*> argv;
   for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
@@ -251,6 +252,27 @@ std::string py_call_body(std::string_view id, std::string_view secret, std::stri
   body += "    <params><![CDATA[" + std::string(params_json) + "]]></params>\n";
   body += "</event>";
   return body;
+}
+
+void require_own_state_dir(const std::vector<std::string>& argv) {
+  const auto sbusd = std::find_if(argv.begin(), argv.end(),
+                                  [](const std::string& arg) { return fs::path(arg).filename() == "sbusd"; });
+  if (sbusd == argv.end()) return;
+  std::string config;
+  for (auto arg = sbusd + 1; arg != argv.end(); ++arg) {
+    if (*arg == "--help" || *arg == "-h" || *arg == "--version" || *arg == "-V") return;
+    if ((*arg == "--config" || *arg == "-c") && arg + 1 != argv.end()) config = *(arg + 1);
+  }
+  if (config.empty()) {
+    throw std::logic_error("a test runs sbusd without --config: it would read the installed config and write " +
+                           std::string("/var/lib/sbus; give it a config with a state_dir of the test's own"));
+  }
+  const std::string text = "\n" + read_file(config);
+  if (text.find("\nstate_dir:") == std::string::npos) {
+    throw std::logic_error("a test runs sbusd with " + config +
+                           ", which names no state_dir: sbusd would write /var/lib/sbus; add `state_dir: " +
+                           "TEMP/state` (a folder of the test's own)");
+  }
 }
 
 ProcessResult run_program(const std::string& path, const std::vector<std::string>& args,

@@ -130,6 +130,16 @@ ProcessResult run_cli(const std::vector<std::string>& args, std::chrono::millise
 ProcessResult run_program(const std::string& path, const std::vector<std::string>& args,
                           std::chrono::milliseconds limit = 30s);
 
+// Throws std::logic_error when `argv` (a program and its arguments, maybe
+// behind a prefix such as env or unshare) runs sbusd with a config that
+// names no state_dir of its own: sbusd would then use the default
+// /var/lib/sbus, which a test must never write (docs/development.md). The
+// config is `--config FILE`, which must hold a `state_dir:` line; sbusd
+// without --config reads the installed config and is refused too, but for
+// --help and --version. Called by every
+// spawn of the harness; a test that forks sbusd itself calls it too.
+void require_own_state_dir(const std::vector<std::string>& argv);
+
 // `rabbitmqctl ARGS` against the test broker (scripts/broker ctl); takes a
 // second or two.
 ProcessResult broker_ctl(const std::vector<std::string>& args);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <sbus/plugin.hpp>
@@ -65,6 +66,18 @@ double sample(const std::string& parsed, const std::string& name, const std::str
     return std::atof(line.substr(line.rfind(' ') + 1).c_str());
   }
   return -1;
+}
+
+// The largest value of the parsed samples `name` whose labels include
+// `labels` (one per broker); -1 when there is none.
+double largest_sample(const std::string& parsed, const std::string& name, const std::string& labels) {
+  double largest = -1;
+  std::istringstream lines(parsed);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + " ", 0) != 0 || line.find(" " + labels + " ") == std::string::npos) continue;
+    largest = std::max(largest, std::atof(line.substr(line.rfind(' ') + 1).c_str()));
+  }
+  return largest;
 }
 
 // A TCP port on 127.0.0.1 free at the time of the call.
@@ -302,7 +315,13 @@ TEST_CASE("/healthz answers 503 with the reason while a worker's broker is down,
   CHECK(health.body.rfind("unhealthy: 0/1 brokers connected; amqp://guest@127.0.0.1:", 0) == 0);
   CHECK(
       (health.body.find("not connected") != std::string::npos || health.body.find("restarting") != std::string::npos));
-  CHECK(scrape(address, "/readyz").status == 503);
+  // Not ready either, naming the broker whose worker is restarting or
+  // waiting for it.
+  const Scrape ready = scrape(address, "/readyz");
+  INFO(ready.body);
+  CHECK(ready.status == 503);
+  CHECK(ready.body.rfind("not ready: 0/1 brokers connected; amqp://guest@127.0.0.1:", 0) == 0);
+  CHECK((ready.body.find("not connected") != std::string::npos || ready.body.find("restarting") != std::string::npos));
   // Still answered, with the last known counters and connected 0.
   const Scrape down = scrape(address, "/metrics", true);
   CHECK(down.exit_code == 0);
@@ -312,6 +331,55 @@ TEST_CASE("/healthz answers 503 with the reason while a worker's broker is down,
   REQUIRE(broker.start());
   CHECK(wait_until([&] { return scrape(address, "/healthz").status == 200; }, 60s, 200ms));
   CHECK(scrape(address, "/readyz").status == 200);
+}
+
+TEST_CASE("/readyz is 200 while one broker of two is served, and 503 with the reason once sbusd stops", "[metrics]") {
+  // The second broker never answers: its worker keeps failing to connect
+  // and restarting, while the first serves.
+  DeadPort dead;
+  const std::string address = "127.0.0.1:" + std::to_string(free_port());
+  SbusdProcess sbusd({.brokers = {broker_uri(), dead.uri()},
+                      .drain_timeout_seconds = 20,
+                      .extra_yaml = "metrics_listen: " + address + "\n",
+                      .wait_ready = false});
+  Scrape ready;
+  REQUIRE(wait_until(
+      [&] {
+        ready = scrape(address, "/readyz");
+        return ready.status == 200;
+      },
+      20s, 100ms));
+  CHECK(ready.body == "ready: 1/2 brokers connected\n");
+  const Scrape health = scrape(address, "/healthz");
+  INFO(health.body);
+  CHECK(health.status == 503);
+  CHECK(health.body.rfind("unhealthy: 1/2 brokers connected; amqp://guest@127.0.0.1:" + std::to_string(dead.port()),
+                          0) == 0);
+  // Ready means it: the node takes calls.
+  sbus::SenderOptions options = sbusd.sender_options();
+  options.brokers = {broker_uri()};
+  sbus::Sender sender(options);
+  CHECK(sender.call(sbusd.address("math.add"), "[1,2]", 20s).message == "3");
+
+  // Stopping, while a call drains: not ready, whatever is connected.
+  std::thread caller([&] { CHECK(sender.call(sbusd.address("test.sleep"), "3", 30s).message == "3"); });
+  CHECK(wait_until(
+      [&] {
+        return largest_sample(scrape(address, "/metrics", true).body, "sbus_service_running", "service=test.sleep") ==
+               1;
+      },
+      10s, 100ms));
+  sbusd.signal(SIGTERM);
+  CHECK(wait_until(
+      [&] {
+        ready = scrape(address, "/readyz");
+        return ready.status == 503;
+      },
+      10s, 50ms));
+  INFO(ready.body);
+  CHECK(ready.body.rfind("not ready: stopping, ", 0) == 0);
+  caller.join();
+  CHECK(sbusd.wait_exit(30s).has_value());
 }
 
 TEST_CASE("a metrics_listen that cannot be bound is named by --check and at start, and the bus is served",

@@ -606,12 +606,14 @@ TEST_CASE("sbusd --check names the file and line of a plugin that does not exist
                             secret +
                             "\n"  // 4
                             "plugin_dir: " SBUS_BUILD_DIR
-                            "/plugins\n"              // 5
-                            "services:\n"             // 6
-                            "  - name: math.add\n"    // 7
-                            "    plugin: math\n"      // 8
-                            "  - name: gone.away\n"   // 9
-                            "    plugin: nosuch\n");  // 10
+                            "/plugins\n"             // 5
+                            "services:\n"            // 6
+                            "  - name: math.add\n"   // 7
+                            "    plugin: math\n"     // 8
+                            "  - name: gone.away\n"  // 9
+                            "    plugin: nosuch\n"   // 10
+                            "state_dir: " +
+                            dir.file("state") + "\n");  // 11
   auto result = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check"});
   INFO("stderr: " << result.err);
   CHECK(result.exit_code == 1);

@@ -184,6 +184,7 @@ class Daemon {
   void start(const std::vector<std::string>& env = {}, const std::vector<std::string>& extra_args = {}) {
     std::vector<std::string> args = {SBUS_BUILD_DIR "/bin/sbusd", "--config", config_path_};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    sbus_test::require_own_state_dir(args);
     std::vector<std::string> envs;
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string entry = *e;
@@ -618,8 +619,8 @@ TEST_CASE("sbusd without a loadable worker module refuses to start and says why"
   const std::string secret_file = sbus_test::write_secret(dir.path());
   const std::string config = dir.file("sbusd.yaml");
   write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + broker_uri() +
-                         "]\nsecret_file: " + secret_file + "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" +
-                         service_yaml("math.add"));
+                         "]\nsecret_file: " + secret_file + "\nstate_dir: " + dir.file("state") +
+                         "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" + service_yaml("math.add"));
   const std::string output = dir.file("output");
   const int status = std::system((copy + " --config " + config + " > " + output + " 2>&1").c_str());
   REQUIRE(WIFEXITED(status));
@@ -1135,11 +1136,12 @@ TEST_CASE("sbus stats shows the worker of every broker, its restarts and how the
 
 namespace {
 
-// A config for `node` with `services`, the test broker and the secret in `secret_file`.
-std::string agent_yaml(const std::string& node, const std::string& secret_file,
+// A config for `node` with `services`, the test broker, the secret in
+// `secret_file` and the state folder `state_dir`.
+std::string agent_yaml(const std::string& node, const std::string& secret_file, const std::string& state_dir,
                        const std::vector<std::string>& services) {
   std::string yaml = "node: " + node + "\nbrokers:\n  - " + broker_uri() + "\nsecret_file: " + secret_file +
-                     "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n";
+                     "\nstate_dir: " + state_dir + "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n";
   for (const std::string& service : services) yaml += service_yaml(service);
   return yaml;
 }
@@ -1152,7 +1154,8 @@ TEST_CASE("Two agents of one node name with other services are told apart loudly
   first.start();
   first.wait_ready();
   Daemon second;
-  second.write_raw_config(agent_yaml(first.node(), second.secret_file(), {"math.add", "test.sleep"}));
+  second.write_raw_config(
+      agent_yaml(first.node(), second.secret_file(), second.state_dir(), {"math.add", "test.sleep"}));
   second.start();
   second.wait_ready();
   INFO("first:\n" << first.log() << "second:\n" << second.log());
@@ -1176,7 +1179,7 @@ TEST_CASE("Two agents of one node name with the same services share its calls, a
   first.start();
   first.wait_ready();
   Daemon second;
-  second.write_raw_config(agent_yaml(first.node(), second.secret_file(), {"math.add"}));
+  second.write_raw_config(agent_yaml(first.node(), second.secret_file(), second.state_dir(), {"math.add"}));
   second.start();
   second.wait_ready();
   INFO("first:\n" << first.log() << "second:\n" << second.log());

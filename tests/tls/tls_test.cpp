@@ -277,8 +277,9 @@ TEST_CASE("sbusd --check of a config with an amqps:// broker checks that the TLS
   const std::string secret_file = sbus_test::write_secret(dir.path());
   const std::string config = dir.file("sbusd.yaml");
   sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + uri("good") +
-                                    "]\nsecret_file: " + secret_file + "\nplugin_dir: " + SBUS_BUILD_DIR +
-                                    "/plugins\n" + tls_yaml() + "services:\n  - name: math.add\n    plugin: math\n");
+                                    "]\nsecret_file: " + secret_file + "\nstate_dir: " + dir.file("state") +
+                                    "\nplugin_dir: " + SBUS_BUILD_DIR + "/plugins\n" + tls_yaml() +
+                                    "services:\n  - name: math.add\n    plugin: math\n");
   const std::string sbusd = std::string(SBUS_BUILD_DIR) + "/bin/sbusd";
   SECTION("with the module beside the worker module: no problem") {
     const ProcessResult result = sbus_test::run_program(sbusd, {"--check", "--config", config});

@@ -42,8 +42,11 @@ class Folder {
 };
 
 std::string config_text(const std::string& secret_file, const std::string& services) {
+  // state_dir beside the secret: a check opens the handled store there,
+  // never the default /var/lib/sbus.
+  const std::string state_dir = secret_file.substr(0, secret_file.rfind('/') + 1) + "state";
   return "node: check-test\nbrokers:\n  - amqp://guest:guest@127.0.0.1:5672/%2f\nsecret_file: " + secret_file +
-         "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" + services;
+         "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" + services + "state_dir: " + state_dir + "\n";
 }
 
 const std::string kMath = "  - name: math.add\n    plugin: math\n";

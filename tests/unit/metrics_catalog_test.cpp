@@ -137,6 +137,7 @@ TEST_CASE("/healthz is 200 only when every broker's worker is connected and ever
     CHECK(one.health_status == 503);
     CHECK(one.health == "unhealthy: 1/2 brokers connected; amqp://guest@a:5672/%2f: worker not connected\n");
     CHECK(one.ready_status == 200);
+    CHECK(one.ready == "ready: 1/2 brokers connected\n");
     CHECK(one.metrics.find("sbus_broker_connected{node=\"N1\",broker=\"amqp://guest@a:5672/%2f\"} 0\n") !=
           std::string::npos);
     CHECK(one.metrics.find("service=\"math.add\",kind=\"rpc\"} 7\n") != std::string::npos);
@@ -150,6 +151,9 @@ TEST_CASE("/healthz is 200 only when every broker's worker is connected and ever
         "unhealthy: 0/2 brokers connected; amqp://guest@a:5672/%2f: worker restarting; amqp://guest@b:5672/%2f: worker "
         "failed, not restarted until the next reload\n");
     CHECK(none.ready_status == 503);
+    CHECK(none.ready ==
+          "not ready: 0/2 brokers connected; amqp://guest@a:5672/%2f: worker restarting; amqp://guest@b:5672/%2f: "
+          "worker failed, not restarted until the next reload\n");
   }
   SECTION("a service that could not start") {
     workers[1].unavailable = {"math.add: cannot load math.so"};

@@ -16,13 +16,14 @@ std::string member_text(const rapidjson::Value& object, const char* key) {
              : std::string();
 }
 
-// One service of the answer: {"name", "kind", "plugin", "state", "reason"}
-// (reason: why it is unavailable). Plugins declare no version of their own:
-// "version" is that of the sbusd that loaded it.
+// One service of the answer: {"name", "kind", "plugin", "version", "state",
+// "reason"} (reason: why it is unavailable). "version" is the plugin's own
+// (its descriptor's), else that of the sbusd that loaded it.
 JsonObject service_row(std::string_view name, const rapidjson::Value& service, const std::string& version) {
   JsonObject row;
   row.text("name", name).text("kind", member_text(service, "kind")).text("plugin", member_text(service, "plugin"));
-  row.text("version", version);
+  const std::string plugin_version = member_text(service, "plugin_version");
+  row.text("version", plugin_version.empty() ? version : plugin_version);
   const std::string reason = member_text(service, "unavailable");
   row.text("state", service.HasMember("unavailable") ? "unavailable" : "serving");
   if (service.HasMember("unavailable")) row.text("reason", reason);
