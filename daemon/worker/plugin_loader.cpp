@@ -5,12 +5,13 @@
 #include <dlfcn.h>
 
 #include <cstdio>
-#include <filesystem>
+#include <cstring>
 #include <system_error>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "config/sender_options.hpp"
+#include "worker/plugin_image.hpp"
 
 namespace sbus {
 
@@ -40,6 +41,29 @@ std::string descriptor_problem(const PluginDescriptor& d) {
   return {};
 }
 
+// What SBUS_PLUGIN_VERSION says, on one line and at most kMaxVersion bytes;
+// empty without it. Only the plugin's own symbol counts: dlsym on its handle
+// also searches the libraries it links, which may be other plugins.
+std::string stated_version(const boost::dll::shared_library& library) {
+  constexpr std::size_t kMaxVersion = 128;
+  if (!library.has(kPluginVersionSymbol)) return {};
+  auto* function = library.get<const char*()>(kPluginVersionSymbol);
+  Dl_info where{};
+  void* own = dlsym(library.native(), kPluginSymbol);
+  Dl_info own_where{};
+  if (dladdr(reinterpret_cast<void*>(function), &where) == 0 || dladdr(own, &own_where) == 0 ||
+      where.dli_fbase != own_where.dli_fbase) {
+    return {};
+  }
+  const char* text = function();
+  if (text == nullptr) return {};
+  std::string version(text, strnlen(text, kMaxVersion));
+  for (char& c : version) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return version;
+}
+
 }  // namespace
 
 Kind sdk_kind(ServiceKind kind) {
@@ -63,15 +87,13 @@ std::string kinds_text(Kind kinds) {
 PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
   if (auto found = plugins_.find(path); found != plugins_.end()) return found->second;
 
-  if (!std::filesystem::exists(path)) throw PluginError("plugin " + path + ": no such file");
-  auto library = std::make_shared<boost::dll::shared_library>();
-  boost::dll::fs::error_code error;
-  library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, error);
-  if (error) {
-    // dlerror() says more than the error code (a missing dependency, a
-    // symbol the plugin needs).
-    const char* detail = dlerror();
-    throw PluginError("plugin " + path + ": cannot load: " + (detail ? detail : error.message()));
+  std::string from_file;
+  std::shared_ptr<boost::dll::shared_library> library =
+      load_plugin_image(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, &from_file);
+  if (!from_file.empty()) {
+    SBUS_LOG(kWarn) << "plugin " << path << ": loaded from the file itself, not a private copy (" << from_file
+                    << "; its RUNPATH finds that library only through $ORIGIN): install a new version of it by "
+                    << "writing a new file and renaming it over this one, never by writing over it";
   }
   if (!library->has(kPluginSymbol)) {
     throw PluginError("plugin " + path + ": no symbol " + kPluginSymbol +
@@ -103,7 +125,12 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
                                                       context.broker.c_str(), static_cast<int>(context.worker_pid),
                                                       log_journal_writer());
   }
-  return plugins_[path] = Plugin{std::move(library), descriptor};
+  std::string version = stated_version(*library);
+  return plugins_[path] = Plugin{std::move(library), descriptor, std::move(version)};
+}
+
+const std::string& PluginLoader::version(const std::string& path) {
+  return load(path).version;
 }
 
 const PluginDescriptor& PluginLoader::descriptor(const std::string& path) {
@@ -133,7 +160,8 @@ LoadedService PluginLoader::create(const std::string& path, const std::string& e
   }
   std::unique_ptr<Service> service(factory.create());
   if (!service) throw PluginError("plugin " + path + ": service " + export_name + " created null");
-  return LoadedService(plugins_.at(path).library, std::move(service));
+  const Plugin& plugin = plugins_.at(path);
+  return LoadedService(plugin.library, std::move(service), plugin.version);
 }
 
 void check_plugins(const Config& config, std::vector<std::string>* problems) {

@@ -1,4 +1,5 @@
-// Loads service objects from plugin shared objects with Boost.DLL.
+// Loads service objects from plugin shared objects with Boost.DLL, each
+// from a private copy of its file (plugin_image.hpp).
 //
 // A plugin exports one PluginDescriptor (see sbus/plugin.hpp). The loader
 // reads its ABI version before anything else and refuses a mismatch; it
@@ -24,22 +25,27 @@ namespace sbus {
 // object is destroyed before the library is unloaded.
 class LoadedService {
  public:
-  LoadedService(std::shared_ptr<boost::dll::shared_library> library, std::unique_ptr<Service> service)
-      : library_(std::move(library)), service_(std::move(service)) {}
+  LoadedService(std::shared_ptr<boost::dll::shared_library> library, std::unique_ptr<Service> service,
+                std::string version = {})
+      : library_(std::move(library)), service_(std::move(service)), version_(std::move(version)) {}
   LoadedService(LoadedService&&) noexcept = default;
   LoadedService& operator=(LoadedService&& other) noexcept {
     service_ = std::move(other.service_);
     library_ = std::move(other.library_);
+    version_ = std::move(other.version_);
     return *this;
   }
   ~LoadedService() { service_.reset(); }
 
   Service& service() { return *service_; }
+  // What the plugin's SBUS_PLUGIN_VERSION says; empty when it says nothing.
+  const std::string& version() const { return version_; }
 
  private:
   // Declared first: destroyed last.
   std::shared_ptr<boost::dll::shared_library> library_;
   std::unique_ptr<Service> service_;
+  std::string version_;
 };
 
 // The SDK's Kind for a config's `kind:` (rpc: Kind::kCall).
@@ -57,6 +63,10 @@ class PluginLoader {
   // The descriptor of `path`, loading it if needed. Throws PluginError.
   const PluginDescriptor& descriptor(const std::string& path);
 
+  // The version `path` states (SBUS_PLUGIN_VERSION), loading it if needed;
+  // empty when it states none. Throws PluginError.
+  const std::string& version(const std::string& path);
+
   // The service `export_name` of `path`, loading it if needed. Throws
   // PluginError listing the services the plugin has.
   const ServiceFactory& find(const std::string& path, const std::string& export_name);
@@ -65,6 +75,7 @@ class PluginLoader {
   struct Plugin {
     std::shared_ptr<boost::dll::shared_library> library;
     const PluginDescriptor* descriptor = nullptr;
+    std::string version;
   };
   Plugin& load(const std::string& path);
 

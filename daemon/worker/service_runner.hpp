@@ -129,6 +129,8 @@ class ServiceRunner {
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
+  // The version its plugin states (SBUS_PLUGIN_VERSION); empty when none.
+  const std::string& plugin_version() const { return service_.version(); }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();

@@ -319,6 +319,10 @@ struct PluginDescriptor {
 
 // The exported symbol sbusd looks up in each plugin.
 inline constexpr const char* kPluginSymbol = "sbus_plugin_descriptor";
+// The optional symbol of SBUS_PLUGIN_VERSION: a function returning the
+// plugin's version string. A plugin without it runs as before; sbusd shows
+// no version for it.
+inline constexpr const char* kPluginVersionSymbol = "sbus_plugin_version";
 
 namespace detail {
 
@@ -404,4 +408,15 @@ constexpr ServiceFactory make_service_factory(const char* name) {
   }                                                                                                            \
   extern "C" __attribute__((visibility("default"))) const ::sbus::PluginDescriptor* sbus_plugin_descriptor() { \
     return &sbus_plugin_descriptor_;                                                                           \
+  }
+
+// The plugin's version as its author names it ("1.2.3", a git describe),
+// once per plugin, beside SBUS_PLUGIN. Optional: sbusd reads it when it
+// loads the plugin and shows it in `sbus stats`, `sbus services`, `sbus
+// discover` and the metrics, so that an operator sees which build each node
+// runs after an upgrade. At most 128 bytes are shown.
+//   SBUS_PLUGIN_VERSION("1.2.3")
+#define SBUS_PLUGIN_VERSION(version_text)                                               \
+  extern "C" __attribute__((visibility("default"))) const char* sbus_plugin_version() { \
+    return version_text;                                                                \
   }

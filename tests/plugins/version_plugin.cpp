@@ -1,0 +1,41 @@
+// One plugin built in several variants from this file (tests/CMakeLists.txt),
+// for the hot upgrade tests: `version.which` answers the build's name, and
+// the plugin states it as its version. SBUS_TEST_VERSION names the build;
+// SBUS_TEST_START_THROWS makes a build whose start() throws, and
+// SBUS_TEST_MISSING_SYMBOL one that needs a function no library has (the
+// loader refuses it: undefined symbol). Every variant is the plugin
+// `version` with the service `which`, so any can be copied over another.
+#include <sbus/plugin.hpp>
+
+#include <stdexcept>
+
+#ifndef SBUS_TEST_VERSION
+#error "build with -DSBUS_TEST_VERSION=\"name\""
+#endif
+
+#ifdef SBUS_TEST_MISSING_SYMBOL
+extern "C" const char* sbus_test_function_nobody_defines();
+#endif
+
+namespace {
+
+class WhichService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& /*context*/) override {
+#ifdef SBUS_TEST_START_THROWS
+    throw std::runtime_error("build " SBUS_TEST_VERSION " refuses to start");
+#endif
+  }
+  void on_call(const sbus::Request& /*request*/, sbus::Response& response) override {
+#ifdef SBUS_TEST_MISSING_SYMBOL
+    response.send(sbus_test_function_nobody_defines());
+#else
+    response.send(SBUS_TEST_VERSION);
+#endif
+  }
+};
+
+}  // namespace
+
+SBUS_PLUGIN("version", SBUS_SERVICE("which", WhichService, sbus::Kind::kCall))
+SBUS_PLUGIN_VERSION(SBUS_TEST_VERSION)
