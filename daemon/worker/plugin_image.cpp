@@ -58,7 +58,9 @@ struct Image {
   boost::dll::shared_library library;
 };
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 // A sealed memfd holding the bytes of `path`, or PluginError.
 int copy_to_memory(const std::string& path) {
@@ -95,8 +97,7 @@ std::string named_after(std::string detail, const std::string& copy, const std::
 
 }  // namespace
 
-std::shared_ptr<boost::dll::shared_library> load_plugin_image(const std::string& path,
-                                                              boost::dll::load_mode::type mode,
+std::shared_ptr<boost::dll::shared_library> load_plugin_image(const std::string& path, boost::dll::load_mode::type mode,
                                                               std::string* from_file) {
   auto image = std::make_shared<Image>();
   const int fd = copy_to_memory(path);

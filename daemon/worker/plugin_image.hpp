@@ -32,8 +32,7 @@ namespace sbus {
 // dependency). When the copy lacks a dependency that the file finds, the
 // file is loaded instead and *from_file (if given) says what the copy
 // lacked; it is left alone otherwise.
-std::shared_ptr<boost::dll::shared_library> load_plugin_image(const std::string& path,
-                                                              boost::dll::load_mode::type mode,
+std::shared_ptr<boost::dll::shared_library> load_plugin_image(const std::string& path, boost::dll::load_mode::type mode,
                                                               std::string* from_file = nullptr);
 
 }  // namespace sbus

@@ -63,12 +63,14 @@ void copy_over(const TempDir& dir, const std::string& build) {
   std::fclose(file);
 }
 
-SbusdProcess start_node(const TempDir& plugins) {
+// A node serving version.which from DIR/version.so; `marker` is the
+// service's options: {marker: ...} (the build "once" needs it).
+SbusdProcess start_node(const TempDir& plugins, const std::string& marker = "/nonexistent/marker") {
   SbusdOptions options;
   options.plugin_dir = plugins.path();
   options.log_level = "info";
   options.drain_timeout_seconds = 10;
-  options.services_yaml = "  - name: version.which\n    plugin: version\n";
+  options.services_yaml = "  - name: version.which\n    plugin: version\n    options:\n      marker: " + marker + "\n";
   return SbusdProcess(options);
 }
 
@@ -86,9 +88,8 @@ class Load {
  public:
   Load(const SbusdProcess& node, int senders, std::vector<std::string> builds) : builds_(std::move(builds)) {
     for (int i = 0; i < senders; ++i) {
-      threads_.emplace_back([this, options = node.sender_options(), address = node.address("version.which")] {
-        run(options, address);
-      });
+      threads_.emplace_back(
+          [this, options = node.sender_options(), address = node.address("version.which")] { run(options, address); });
     }
   }
   ~Load() { stop(); }
@@ -230,8 +231,8 @@ TEST_CASE("A new build that does not load or start is refused, the old one serve
   CHECK(count_of(log, "] worker for ") == workers_before);  // no worker started or replaced
   CHECK(which(node) == answer_of("a"));
 
-  const sbus_test::ProcessResult check = sbus_test::run_program(
-      SBUS_BUILD_DIR "/bin/sbusd", {"--config", node.config_path(), "--check", "--start"});
+  const sbus_test::ProcessResult check =
+      sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", node.config_path(), "--check", "--start"});
   INFO("sbusd --check:\n" << check.out << check.err);
   CHECK(check.exit_code == 1);
   CHECK((check.out + check.err).find(reason) != std::string::npos);
@@ -266,5 +267,33 @@ TEST_CASE("cp over a loaded plugin does not crash its worker, which runs the bui
   CHECK(wait_until([&] { return which(node) == answer_of("b"); }, 20s));
   log = node.log();
   CHECK(count_of(log, "reload: plugin " + plugins.file("version.so") + " changed") == 1);
+  CHECK(node.stop() == 0);
+}
+
+TEST_CASE(
+    "A replacement worker whose service fails to start after the reload's check passed never takes a call, "
+    "and the old worker serves on",
+    "[hot_upgrade][reload]") {
+  TempDir plugins;
+  install(plugins, "a");
+  SbusdProcess node = start_node(plugins, plugins.file("marker"));
+  Load load(node, 2, {"a"});
+  REQUIRE(wait_until([&] { return load.ok() >= 20; }, 10s));
+  // The build "once" starts in the reload's check (which creates the
+  // marker) and throws in the worker started next.
+  install(plugins, "once");
+  node.signal(SIGHUP);
+  REQUIRE(wait_until(
+      [&] { return node.log().find("failed to start; the previous worker keeps serving") != std::string::npos; }, 20s));
+  const int ok_after = load.ok();
+  CHECK(wait_until([&] { return load.ok() >= ok_after + 20; }, 10s));
+  load.stop();
+  const std::string log = node.log();
+  INFO("failures:\n" << load.failures() << "log:\n" << log);
+  CHECK(load.failed() == 0);
+  CHECK(log.find("started once already") != std::string::npos);
+  CHECK(log.find("could not load or start in a replacement worker") != std::string::npos);
+  CHECK(count_of(log, ") exited with code 0") == 0);  // the old worker was not stopped
+  CHECK(which(node) == answer_of("a"));
   CHECK(node.stop() == 0);
 }

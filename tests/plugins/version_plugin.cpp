@@ -3,10 +3,15 @@
 // the plugin states it as its version. SBUS_TEST_VERSION names the build;
 // SBUS_TEST_START_THROWS makes a build whose start() throws, and
 // SBUS_TEST_MISSING_SYMBOL one that needs a function no library has (the
-// loader refuses it: undefined symbol). Every variant is the plugin
-// `version` with the service `which`, so any can be copied over another.
+// loader refuses it: undefined symbol), and SBUS_TEST_START_ONCE one whose
+// start() succeeds once per marker file (`options: {marker: PATH}`): it
+// creates the file, and throws when the file is there already, so that a
+// reload's check passes and the worker started after it fails. Every variant
+// is the plugin `version` with the service `which`, so any can be copied
+// over another.
 #include <sbus/plugin.hpp>
 
+#include <fstream>
 #include <stdexcept>
 
 #ifndef SBUS_TEST_VERSION
@@ -21,9 +26,17 @@ namespace {
 
 class WhichService : public sbus::Service {
  public:
-  void start(const sbus::ServiceContext& /*context*/) override {
+  void start(const sbus::ServiceContext& context) override {
 #ifdef SBUS_TEST_START_THROWS
     throw std::runtime_error("build " SBUS_TEST_VERSION " refuses to start");
+#endif
+#ifdef SBUS_TEST_START_ONCE
+    const auto marker = context.options.find("marker");
+    if (marker == context.options.end()) throw std::runtime_error("options: marker: missing");
+    if (std::ifstream(marker->second)) throw std::runtime_error("build " SBUS_TEST_VERSION " started once already");
+    std::ofstream(marker->second) << "started\n";
+#else
+    (void)context;
 #endif
   }
   void on_call(const sbus::Request& /*request*/, sbus::Response& response) override {

@@ -90,7 +90,8 @@ TEST_CASE("why a replacement failed names how it ended and each service that cou
 
 TEST_CASE("a plugin file counts as changed when its bytes change, not when only its time does",
           "[supervisor][reload][hot_upgrade]") {
-  const std::string dir = (std::filesystem::temp_directory_path() / ("sbus-stamps-" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("sbus-stamps-" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(dir);
   const std::string plugin = dir + "/version.so";
   write_bytes(plugin, "build one");
@@ -121,9 +122,10 @@ TEST_CASE("a plugin file counts as changed when its bytes change, not when only 
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("a replacement worker is started strict, and one that gives up is refused with its reason and tried "
-          "again at the next reload",
-          "[supervisor][reload][hot_upgrade]") {
+TEST_CASE(
+    "a replacement worker is started strict, and one that gives up is refused with its reason and tried "
+    "again at the next reload",
+    "[supervisor][reload][hot_upgrade]") {
   SupervisorRig rig;
   const pid_t old = rig.launcher.worker_of(kA).pid;
   CHECK_FALSE(rig.launcher.child(old).replacing);  // a first start serves what it can
