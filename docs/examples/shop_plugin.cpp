@@ -123,3 +123,4 @@ class OrderService : public sbus::Service {
 SBUS_PLUGIN("shop",
             SBUS_SERVICE("price", PriceService, sbus::Kind::kCall),
             SBUS_SERVICE("order", OrderService, sbus::Kind::kMessage))
+SBUS_PLUGIN_VERSION("1.4.2")
