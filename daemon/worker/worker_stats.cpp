@@ -261,12 +261,12 @@ std::string metrics_report(const StatsSources& sources, std::size_t in_flight) {
     write_histogram(out, labels, stats);
     out.add("sbus_service_running", labels, std::uint64_t{runner.running() ? 1U : 0U});
     out.add("sbus_service_queued", labels, std::uint64_t{runner.queued()});
-    if (!runner.plugin_version().empty()) {
-      out.add("sbus_plugin_info",
-              "service=\"" + escape_label(runner.config().name) + "\",plugin=\"" +
-                  escape_label(runner.config().plugin) + "\",version=\"" + escape_label(runner.plugin_version()) + "\"",
-              std::uint64_t{1});
-    }
+    // Every service, so that the family is always there; an empty version
+    // for a plugin that states none.
+    out.add("sbus_plugin_info",
+            "service=\"" + escape_label(runner.config().name) + "\",plugin=\"" + escape_label(runner.config().plugin) +
+                "\",version=\"" + escape_label(runner.plugin_version()) + "\"",
+            std::uint64_t{1});
   }
   return out.take();
 }

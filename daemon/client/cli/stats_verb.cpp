@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "client/cli/output.hpp"
@@ -71,8 +72,8 @@ void print_other_agents(const rapidjson::Value& stats) {
 
 // One row a service; false when a service is not an object.
 bool print_services(const rapidjson::Value& services) {
-  std::printf("%-32s %-8s %10s %8s %10s %8s %7s %8s %s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
-              "QUEUED", "EXPIRED", "PLUGIN_VERSION");
+  std::printf("%-32s %-8s %10s %8s %10s %8s %7s %8s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
+              "QUEUED", "EXPIRED");
   for (const auto& service : services.GetObject()) {
     const rapidjson::Value& s = service.value;
     if (!s.IsObject()) return false;
@@ -82,13 +83,24 @@ bool print_services(const rapidjson::Value& services) {
                   one_line(s["unavailable"].GetString()).c_str());
       continue;
     }
-    // The version its plugin states (SBUS_PLUGIN_VERSION), "-" for none.
-    const std::string version = s.HasMember("plugin_version") ? one_line(text_of(s, "plugin_version")) : "-";
-    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f %8.0f %s\n", service.name.GetString(), kind,
+    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f %8.0f\n", service.name.GetString(), kind,
                 number_of(s, "handled"), number_of(s, "failed"), number_of(s, "busy_s"),
-                flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"), version.c_str());
+                flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"));
   }
   return true;
+}
+
+// The version each plugin states (SBUS_PLUGIN_VERSION), one line for those
+// that state one: "plugin version 1.0.a: version.which".
+void print_plugin_versions(const rapidjson::Value& services) {
+  std::map<std::string, std::string> plugins;  // "PLUGIN VERSION" -> its services
+  for (const auto& service : services.GetObject()) {
+    const rapidjson::Value& s = service.value;
+    if (!s.IsObject() || !s.HasMember("plugin_version")) continue;
+    std::string& names = plugins[one_line(text_of(s, "plugin")) + " " + one_line(text_of(s, "plugin_version"))];
+    names += (names.empty() ? "" : ", ") + one_line(service.name.GetString());
+  }
+  for (const auto& [plugin, names] : plugins) std::printf("plugin %s: %s\n", plugin.c_str(), names.c_str());
 }
 
 // Deliveries that could not be handled (in the error queue), by code.
@@ -112,6 +124,7 @@ bool print_stats(const std::string& json) {
   print_worker(stats);
   print_other_agents(stats);
   if (!print_services(stats["services"])) return false;
+  print_plugin_versions(stats["services"]);
   print_refused(stats);
   return true;
 }
