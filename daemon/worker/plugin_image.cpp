@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,8 +68,6 @@ int copy_to_memory(const std::string& path) {
     if (errno == ENOENT) throw PluginError("plugin " + path + ": no such file");
     throw PluginError("plugin " + path + ": cannot open: " + errno_text());
   }
-  struct stat info {};
-  if (::fstat(source.get(), &info) != 0) throw PluginError("plugin " + path + ": cannot stat: " + errno_text());
   const int fd = ::memfd_create("sbus-plugin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) throw PluginError("plugin " + path + ": cannot make a private copy (memfd_create): " + errno_text());
   OwnedFd copy(fd);
