@@ -92,3 +92,19 @@ TEST_CASE("a plugin that needs a symbol nobody defines is refused, naming its fi
   CHECK_THROWS_WITH(sbus::load_plugin_image(plugin + ".nowhere", boost::dll::load_mode::rtld_now),
                     "plugin " + plugin + ".nowhere: no such file");
 }
+
+TEST_CASE("a plugin whose library is found only through $ORIGIN is loaded from its file, and says so",
+          "[plugin_loader][hot_upgrade]") {
+  const std::string plugin = kTestPlugins + "/origin/origin_plugin.so";
+  std::string from_file;
+  const auto library =
+      sbus::load_plugin_image(plugin, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, &from_file);
+  REQUIRE(library->is_loaded());
+  CHECK_THAT(from_file, Contains("liborigin_dep.so"));
+  CHECK_THAT(from_file, Contains("cannot open shared object file"));
+  CHECK(library->location().string() == plugin);
+  // A plugin whose copy loads leaves it alone.
+  std::string untouched = "untouched";
+  sbus::load_plugin_image(kTestPlugins + "/version-a.so", boost::dll::load_mode::rtld_now, &untouched);
+  CHECK(untouched == "untouched");
+}
