@@ -7,6 +7,7 @@
 // plugin's stated version.
 #include <signal.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include <catch2/catch.hpp>
 
@@ -183,6 +184,12 @@ TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, 
   CHECK(count_of(log, "not connected in time") == 0);
   CHECK(count_of(log, "restarting in") == 0);
   CHECK(which(node) == answer_of(build));
+
+  // Touched, the same bytes: its worker is left alone.
+  REQUIRE(::utime(plugins.file("version.so").c_str(), nullptr) == 0);
+  node.signal(SIGHUP);
+  CHECK(wait_until([&] { return count_of(node.log(), "0 worker(s) to replace one at a time") == 1; }, 20s));
+  CHECK(count_of(node.log(), "replacing worker pid") == std::size_t(kUpgrades));
 
   // sbus stats and sbus services say which build the node runs.
   const std::string version = build == "a" ? "1.0.a" : "2.0.b";
