@@ -68,7 +68,12 @@ int copy_to_memory(const std::string& path) {
     if (errno == ENOENT) throw PluginError("plugin " + path + ": no such file");
     throw PluginError("plugin " + path + ": cannot open: " + errno_text());
   }
-  const int fd = ::memfd_create("sbus-plugin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // Named after the file: /proc/PID/maps then shows
+  // "/memfd:sbus-copy:/usr/lib/sbus/plugins/math.so (deleted)" (a name
+  // holds 249 bytes at most: the end of a longer path).
+  std::string name = "sbus-copy:" + path;
+  if (name.size() > 249) name = name.substr(name.size() - 249);
+  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) throw PluginError("plugin " + path + ": cannot make a private copy (memfd_create): " + errno_text());
   OwnedFd copy(fd);
   // To the end of the file as it is now: a file being written over may
