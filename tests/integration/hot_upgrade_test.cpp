@@ -202,6 +202,12 @@ TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, 
   INFO("sbus services:\n" << services.out << services.err);
   CHECK(services.exit_code == 0);
   CHECK(services.out.find("\"plugin_version\":\"" + version + "\"") != std::string::npos);
+  const sbus_test::ProcessResult discover =
+      sbus_test::run_cli(sbus_test::concat({"discover", "--json", "--wait", "1"}, node.cli_args()));
+  INFO("sbus discover:\n" << discover.out << discover.err);
+  CHECK(discover.exit_code == 0);
+  CHECK(discover.out.find("{\"name\":\"version.which\",\"kind\":\"rpc\",\"plugin_version\":\"" + version + "\"}") !=
+        std::string::npos);
   CHECK(node.stop() == 0);
 }
 
