@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/log.hpp"
 #include "base/worker_entry.hpp"
 
 namespace sbus {
@@ -57,6 +58,9 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     _exit(kWorkerExitFatal);
   }
   if (serve) {
+    // The worker's journal entries go through the supervisor's relay.
+    void* use_relay = journal_relay_fd() >= 0 ? dlsym(handle, "sbus_worker_use_journal_relay") : nullptr;
+    if (use_relay != nullptr) reinterpret_cast<decltype(&sbus_worker_use_journal_relay)>(use_relay)(journal_relay_fd());
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
                                                                 start.journal, start.replay, start.history));
   }

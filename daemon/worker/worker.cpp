@@ -67,7 +67,8 @@ void Worker::start_services() {
       own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
         return outbox->hold(std::move(release), now);
       };
-      ServiceContext context{config_.node, service.category, service.service, service.options, std::move(own_sender)};
+      auto context = std::make_unique<HostContext>(config_.node, service.category, service.service, service.options,
+                                                   std::move(own_sender));
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
           std::move(context), this, journal_, config_.max_retries, std::move(current), std::move(outbox));

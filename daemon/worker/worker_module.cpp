@@ -22,10 +22,17 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
   const std::string broker = config->broker_uris[broker_index].redacted();
   sbus::log_init("worker " + broker, config->log_level);
   std::string why;
-  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, broker, getpid()}, &why);
+  // Through the supervisor's relay when it has one, as the supervisor's
+  // own entries go (sbus_worker_use_journal_relay()).
+  const sbus::JournalVia via = sbus::journal_relay_adopted() ? sbus::JournalVia::kRelay : sbus::JournalVia::kInProcess;
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, broker, getpid()}, &why, via);
   if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << sbus::log_format_name(config->log_format) << ": " << why;
   return sbus::run_worker(*config, broker_index, status_fd,
                           sbus::WorkerShared{journal, replay, history != nullptr ? *history : sbus::WorkerHistory{}});
+}
+
+extern "C" SBUS_MODULE_EXPORT void sbus_worker_use_journal_relay(int fd) {
+  sbus::adopt_journal_relay(fd);
 }
 
 extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start) {

@@ -5,6 +5,7 @@
 //   shop.order  (message)  {"item": ITEM, "count": N}: prices the order by
 //                          calling shop.price, then appends a line to the
 //                          file of its option `file`
+#define SBUS_PLUGIN_VERSION "1.4.2"  // before sbus/plugin.hpp: the version the plugin states
 #include <sbus/log.hpp>
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>
@@ -123,4 +124,3 @@ class OrderService : public sbus::Service {
 SBUS_PLUGIN("shop",
             SBUS_SERVICE("price", PriceService, sbus::Kind::kCall),
             SBUS_SERVICE("order", OrderService, sbus::Kind::kMessage))
-SBUS_PLUGIN_VERSION("1.4.2")

@@ -328,6 +328,25 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
+BrokerUsers::~BrokerUsers() {
+  for (const std::string& user : users_) broker_ctl({"delete_user", user});
+}
+
+void BrokerUsers::add(const std::string& user, const std::string& configure, const std::string& write,
+                      const std::string& read) {
+  const ProcessResult added = broker_ctl({"add_user", user, user});
+  INFO(added.out << added.err);
+  REQUIRE(added.exit_code == 0);
+  users_.push_back(user);
+  const ProcessResult set = broker_ctl({"set_permissions", "-p", "/", user, configure, write, read});
+  INFO(set.out << set.err);
+  REQUIRE(set.exit_code == 0);
+}
+
+std::string BrokerUsers::uri(const std::string& user) {
+  return "amqp://" + user + ":" + user + "@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+}
+
 SbusdProcess::SbusdProcess(SbusdOptions options) : node_(options.node.empty() ? unique_node() : options.node) {
   secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
   secret_file_ = write_secret(dir_.path(), secret_);

@@ -9,6 +9,7 @@
 // reload's check passes and the worker started after it fails. Every variant
 // is the plugin `version` with the service `which`, so any can be copied
 // over another.
+#define SBUS_PLUGIN_VERSION SBUS_TEST_VERSION
 #include <sbus/plugin.hpp>
 
 #include <fstream>
@@ -51,4 +52,3 @@ class WhichService : public sbus::Service {
 }  // namespace
 
 SBUS_PLUGIN("version", SBUS_SERVICE("which", WhichService, sbus::Kind::kCall))
-SBUS_PLUGIN_VERSION(SBUS_TEST_VERSION)

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "base/error.hpp"
+#include "worker/plugin_host.hpp"
 #include "worker/plugin_loader.hpp"
 
 using Catch::Matchers::Contains;
@@ -37,13 +39,19 @@ struct Folder {
   std::string path;
 };
 
+// What `version.which` answers, called through the C ABI as sbusd does.
 std::string answer_of(sbus::LoadedService& loaded) {
   rapidjson::Document params;
   params.Parse("[]");
-  const sbus::Request request("event-1", "node-1", "version", "which", std::move(params));
-  sbus::Response response;
-  loaded.service().on_call(request, response);
-  return response.body();
+  sbus_request request;
+  request.id = "event-1";
+  request.node = "node-1";
+  request.category = "version";
+  request.service = "which";
+  request.params = &params;
+  request.is_call = true;
+  const std::optional<std::string> failure = loaded.call(request);
+  return failure ? "failed: " + *failure : request.body;
 }
 
 }  // namespace
