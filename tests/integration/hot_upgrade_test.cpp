@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,13 +44,17 @@ std::string answer_of(const std::string& build) {
   return "\"" + build + "\"";
 }
 
-// Installs build `build` as DIR/version.so the documented way: written
-// beside it, then renamed over it.
-void install(const TempDir& dir, const std::string& build) {
+// Installs the plugin file `file` as DIR/version.so the documented way:
+// written beside it, then renamed over it.
+void install_file(const TempDir& dir, const std::string& file) {
   const std::string staged = dir.file("version.so.new");
-  std::filesystem::copy_file(kBuilds + "version-" + build + ".so", staged,
-                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(file, staged, std::filesystem::copy_options::overwrite_existing);
   std::filesystem::rename(staged, dir.file("version.so"));
+}
+
+// Installs build `build` ("a": test-plugins/version-a.so) as DIR/version.so.
+void install(const TempDir& dir, const std::string& build) {
+  install_file(dir, kBuilds + "version-" + build + ".so");
 }
 
 // Writes build `build` over DIR/version.so in place, as `cp` does
@@ -66,12 +71,20 @@ void copy_over(const TempDir& dir, const std::string& build) {
 
 // A node serving version.which from DIR/version.so; `marker` is the
 // service's options: {marker: ...} (the build "once" needs it).
-SbusdProcess start_node(const TempDir& plugins, const std::string& marker = "/nonexistent/marker") {
+struct NodeOptions {
+  std::string marker = "/nonexistent/marker";
+  int drain_timeout_seconds = 10;
+  std::string extra_yaml;
+  std::string extra_services;  // entries added to `services:`, as YAML lines
+};
+SbusdProcess start_node(const TempDir& plugins, const NodeOptions& node = {}) {
   SbusdOptions options;
   options.plugin_dir = plugins.path();
   options.log_level = "info";
-  options.drain_timeout_seconds = 10;
-  options.services_yaml = "  - name: version.which\n    plugin: version\n    options:\n      marker: " + marker + "\n";
+  options.drain_timeout_seconds = node.drain_timeout_seconds;
+  options.extra_yaml = node.extra_yaml;
+  options.services_yaml = "  - name: version.which\n    plugin: version\n    options:\n      marker: " + node.marker +
+                          "\n" + node.extra_services;
   return SbusdProcess(options);
 }
 
@@ -148,13 +161,31 @@ std::string which(const SbusdProcess& node) {
   return result.ok() ? result.message : result.error_code + ": " + result.message;
 }
 
+// The sbus_plugin_info samples of the node's /metrics at `address`, as
+// tests/integration/scrape --parse prints them ("NAME LABEL=VALUE... VALUE"),
+// or what went wrong.
+std::string plugin_info(const std::string& address) {
+  const sbus_test::ProcessResult scrape =
+      sbus_test::run_program(SBUS_SOURCE_DIR "/tests/integration/scrape", {address, "/metrics", "--parse"});
+  if (scrape.exit_code != 0) return "scrape failed: " + scrape.err;
+  std::string samples;
+  std::istringstream lines(scrape.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("sbus_plugin_info ", 0) == 0) samples += line + "\n";
+  }
+  return samples;
+}
+
 }  // namespace
 
 TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, and the node then runs the last build",
           "[hot_upgrade][reload]") {
   TempDir plugins;
   install(plugins, "a");
-  SbusdProcess node = start_node(plugins);
+  const std::string metrics = plugins.file("metrics.sock");
+  NodeOptions options;
+  options.extra_yaml = "metrics_listen: " + metrics + "\n";
+  SbusdProcess node = start_node(plugins, options);
   REQUIRE(which(node) == answer_of("a"));
   Load load(node, 4, {"a", "b"});
   REQUIRE(wait_until([&] { return load.ok() >= 40; }, 10s));
@@ -208,6 +239,16 @@ TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, 
   CHECK(discover.exit_code == 0);
   CHECK(discover.out.find("{\"name\":\"version.which\",\"kind\":\"rpc\",\"plugin_version\":\"" + version + "\"}") !=
         std::string::npos);
+  // So does /metrics (sbus_plugin_info), read by a Prometheus parser.
+  std::string info;
+  CHECK(wait_until(
+      [&] {
+        info = plugin_info(metrics);
+        return info.find(" version=" + version) != std::string::npos;
+      },
+      10s, 200ms));
+  CHECK(info.find(" plugin=version ") != std::string::npos);
+  CHECK(info.find(" service=version.which ") != std::string::npos);
   CHECK(node.stop() == 0);
 }
 
@@ -220,17 +261,21 @@ TEST_CASE("A new build that does not load or start is refused, the old one serve
   REQUIRE(wait_until([&] { return load.ok() >= 20; }, 10s));
   const std::size_t workers_before = count_of(node.log(), "] worker for ");
 
-  std::string build;
+  std::string file;
   std::string reason;
   SECTION("its start() throws") {
-    build = "throws";
+    file = kBuilds + "version-throws.so";
     reason = "start failed: build 3.0.throws refuses to start";
   }
   SECTION("it needs a symbol nobody defines") {
-    build = "missing";
+    file = kBuilds + "version-missing.so";
     reason = "undefined symbol: sbus_test_function_nobody_defines";
   }
-  install(plugins, build);
+  SECTION("it is built for another plugin ABI") {
+    file = kBuilds + "bad_abi_plugin.so";
+    reason = "built for sbus plugin ABI 999, newer than this sbusd's ABI";
+  }
+  install_file(plugins, file);
   node.signal(SIGHUP);
   REQUIRE(wait_until([&] { return count_of(node.log(), "reload failed") == 1; }, 20s));
   const int ok_after = load.ok();
@@ -288,7 +333,9 @@ TEST_CASE(
     "[hot_upgrade][reload]") {
   TempDir plugins;
   install(plugins, "a");
-  SbusdProcess node = start_node(plugins, plugins.file("marker"));
+  NodeOptions options;
+  options.marker = plugins.file("marker");
+  SbusdProcess node = start_node(plugins, options);
   Load load(node, 2, {"a"});
   REQUIRE(wait_until([&] { return load.ok() >= 20; }, 10s));
   // The build "once" starts in the reload's check (which creates the
@@ -307,5 +354,62 @@ TEST_CASE(
   CHECK(log.find("could not load or start in a replacement worker") != std::string::npos);
   CHECK(count_of(log, ") exited with code 0") == 0);  // the old worker was not stopped
   CHECK(which(node) == answer_of("a"));
+  CHECK(node.stop() == 0);
+}
+
+TEST_CASE(
+    "A call in progress when its worker is replaced is answered by the old build while the new one serves, "
+    "unless it outlasts drain_timeout",
+    "[hot_upgrade][reload]") {
+  TempDir plugins;
+  install(plugins, "a");
+  int drain_timeout = 30;
+  int call_ms = 10'000;
+  SECTION("within drain_timeout: finished by the old worker") {}
+  SECTION("past drain_timeout: answered interrupted when the drain timeout passes") {
+    drain_timeout = 1;
+    call_ms = 25'000;
+  }
+  // The slow call runs in version.slow (the same plugin service, a thread of
+  // its own), so that version.which answers meanwhile.
+  NodeOptions options;
+  options.drain_timeout_seconds = drain_timeout;
+  options.extra_services = "  - name: version.slow\n    plugin: version\n    export: which\n";
+  SbusdProcess node = start_node(plugins, options);
+  REQUIRE(which(node) == answer_of("a"));
+  const std::string running = plugins.file("slow-call-running");
+  std::atomic<bool> answered{false};
+  sbus::CallResult slow;
+  std::thread caller([&] {
+    sbus::Sender sender(node.sender_options());
+    slow = sender.call(node.address("version.slow"), "[" + std::to_string(call_ms) + ", \"" + running + "\"]", 40s);
+    answered = true;
+  });
+  if (!wait_until([&] { return std::filesystem::exists(running); }, 10s)) {
+    caller.join();
+    FAIL("the slow call did not start: " << slow.error_code << ": " << slow.message << "\nlog:\n" << node.log());
+  }
+  const auto reloaded = Clock::now();
+  install(plugins, "b");
+  node.signal(SIGHUP);
+  // The new worker answers while the old one still runs the slow call.
+  const bool new_serves = wait_until([&] { return which(node) == answer_of("b"); }, 20s);
+  const bool answered_before = answered;
+  caller.join();
+  const auto waited = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - reloaded).count();
+  const std::string log = node.log();
+  INFO("slow call: " << slow.error_code << ": " << slow.message << "\nlog:\n" << log);
+  CHECK(new_serves);
+  CHECK_FALSE(answered_before);
+  CHECK(wait_until([&] { return count_of(node.log(), ") exited with code 0") == 1; }, 10s));
+  if (drain_timeout == 30) {
+    CHECK(slow.ok());
+    CHECK(slow.message == answer_of("a"));
+  } else {
+    CHECK(slow.error_code == "interrupted");
+    CHECK(slow.message.find("drain timeout (1 s)") != std::string::npos);
+    CHECK(log.find("drain timeout: version.slow still running event") != std::string::npos);
+    CHECK(waited < call_ms / 1000);  // not run to its end: given up at the drain timeout
+  }
   CHECK(node.stop() == 0);
 }

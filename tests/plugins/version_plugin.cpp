@@ -8,12 +8,15 @@
 // creates the file, and throws when the file is there already, so that a
 // reload's check passes and the worker started after it fails. Every variant
 // is the plugin `version` with the service `which`, so any can be copied
-// over another.
+// over another. Called with params [MS, PATH], a build creates PATH and then
+// answers after MS milliseconds: a call in progress while its worker drains.
 #define SBUS_PLUGIN_VERSION SBUS_TEST_VERSION
 #include <sbus/plugin.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #ifndef SBUS_TEST_VERSION
 #error "build with -DSBUS_TEST_VERSION=\"name\""
@@ -40,7 +43,12 @@ class WhichService : public sbus::Service {
     (void)context;
 #endif
   }
-  void on_call(const sbus::Request& /*request*/, sbus::Response& response) override {
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    const rapidjson::Value& params = request.params();
+    if (params.IsArray() && params.Size() == 2 && params[0].IsInt() && params[1].IsString()) {
+      std::ofstream(params[1].GetString()) << "running\n";
+      std::this_thread::sleep_for(std::chrono::milliseconds(params[0].GetInt()));
+    }
 #ifdef SBUS_TEST_MISSING_SYMBOL
     response.send(sbus_test_function_nobody_defines());
 #else

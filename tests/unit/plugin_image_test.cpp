@@ -56,11 +56,14 @@ std::string answer_of(sbus::LoadedService& loaded) {
 
 }  // namespace
 
-TEST_CASE("a plugin states its version with SBUS_PLUGIN_VERSION, and one that does not states none",
-          "[plugin_loader][hot_upgrade]") {
+TEST_CASE(
+    "a plugin states its version with SBUS_PLUGIN_VERSION (in C its descriptor's), and one that does not states none",
+    "[plugin_loader][hot_upgrade]") {
   sbus::PluginLoader loader;
   CHECK(loader.version(kTestPlugins + "/version-a.so") == "1.0.a");
   CHECK(loader.version(kMathPlugin).empty());
+  // In C: the descriptor's `version`.
+  CHECK(loader.version(kTestPlugins + "/misbehaving_plugin.so") == "1.0");
   sbus::LoadedService which = loader.create(kTestPlugins + "/version-a.so", "which", sbus::Kind::kCall);
   CHECK(which.version() == "1.0.a");
   CHECK(answer_of(which) == "\"1.0.a\"");

@@ -152,6 +152,10 @@ TEST_CASE(
     CHECK(rig.launcher.last().replacing);
   }
   SECTION("it consumes: the old one drains, and the new one is strict no more at its restarts") {
+    // Until then the old one is left to serve, however many turns pass.
+    rig.turn();
+    rig.after(10s);
+    CHECK(rig.launcher.child(old).signals.empty());
     rig.launcher.connect(fresh);
     rig.turn();
     CHECK(rig.launcher.child(old).signals == std::vector<int>{SIGTERM});
