@@ -176,6 +176,39 @@ std::string plugin_info(const std::string& address) {
   return samples;
 }
 
+// sbus stats, sbus services, sbus discover and /metrics (at `metrics`) say
+// that the node runs `version`, and /metrics no longer names `previous`.
+void check_version_shown(const SbusdProcess& node, const std::string& metrics, const std::string& version,
+                         const std::string& previous) {
+  const sbus_test::ProcessResult stats = sbus_test::run_cli(sbus_test::concat({"stats", node.node()}, node.cli_args()));
+  INFO("sbus stats:\n" << stats.out << stats.err);
+  CHECK(stats.exit_code == 0);
+  CHECK(stats.out.find("\nplugin version " + version + ": version.which\n") != std::string::npos);
+  const sbus_test::ProcessResult services =
+      sbus_test::run_cli(sbus_test::concat({"services", node.node(), "--json"}, node.cli_args()));
+  INFO("sbus services:\n" << services.out << services.err);
+  CHECK(services.exit_code == 0);
+  CHECK(services.out.find("\"plugin_version\":\"" + version + "\"") != std::string::npos);
+  const sbus_test::ProcessResult discover =
+      sbus_test::run_cli(sbus_test::concat({"discover", "--json", "--wait", "1"}, node.cli_args()));
+  INFO("sbus discover:\n" << discover.out << discover.err);
+  CHECK(discover.exit_code == 0);
+  CHECK(discover.out.find("{\"name\":\"version.which\",\"kind\":\"rpc\",\"plugin_version\":\"" + version + "\"}") !=
+        std::string::npos);
+  // sbus_plugin_info, read by a Prometheus parser.
+  std::string info;
+  CHECK(wait_until(
+      [&] {
+        info = plugin_info(metrics);
+        return info.find(" version=" + version) != std::string::npos;
+      },
+      10s, 200ms));
+  INFO("sbus_plugin_info:\n" << info);
+  CHECK(info.find(" plugin=version ") != std::string::npos);
+  CHECK(info.find(" service=version.which ") != std::string::npos);
+  CHECK(info.find(" version=" + previous) == std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, and the node then runs the last build",
@@ -222,33 +255,8 @@ TEST_CASE("20 hot upgrades alternating two builds under 4 senders fail no call, 
   CHECK(wait_until([&] { return count_of(node.log(), "0 worker(s) to replace one at a time") == 1; }, 20s));
   CHECK(count_of(node.log(), "replacing worker pid") == std::size_t(kUpgrades));
 
-  // sbus stats and sbus services say which build the node runs.
   const std::string version = build == "a" ? "1.0.a" : "2.0.b";
-  const sbus_test::ProcessResult stats = sbus_test::run_cli(sbus_test::concat({"stats", node.node()}, node.cli_args()));
-  INFO("sbus stats:\n" << stats.out << stats.err);
-  CHECK(stats.exit_code == 0);
-  CHECK(stats.out.find("\nplugin version " + version + ": version.which\n") != std::string::npos);
-  const sbus_test::ProcessResult services =
-      sbus_test::run_cli(sbus_test::concat({"services", node.node(), "--json"}, node.cli_args()));
-  INFO("sbus services:\n" << services.out << services.err);
-  CHECK(services.exit_code == 0);
-  CHECK(services.out.find("\"plugin_version\":\"" + version + "\"") != std::string::npos);
-  const sbus_test::ProcessResult discover =
-      sbus_test::run_cli(sbus_test::concat({"discover", "--json", "--wait", "1"}, node.cli_args()));
-  INFO("sbus discover:\n" << discover.out << discover.err);
-  CHECK(discover.exit_code == 0);
-  CHECK(discover.out.find("{\"name\":\"version.which\",\"kind\":\"rpc\",\"plugin_version\":\"" + version + "\"}") !=
-        std::string::npos);
-  // So does /metrics (sbus_plugin_info), read by a Prometheus parser.
-  std::string info;
-  CHECK(wait_until(
-      [&] {
-        info = plugin_info(metrics);
-        return info.find(" version=" + version) != std::string::npos;
-      },
-      10s, 200ms));
-  CHECK(info.find(" plugin=version ") != std::string::npos);
-  CHECK(info.find(" service=version.which ") != std::string::npos);
+  check_version_shown(node, metrics, version, build == "a" ? "2.0.b" : "1.0.a");
   CHECK(node.stop() == 0);
 }
 
