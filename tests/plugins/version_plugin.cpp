@@ -6,11 +6,18 @@
 // loader refuses it: undefined symbol), and SBUS_TEST_START_ONCE one whose
 // start() succeeds once per marker file (`options: {marker: PATH}`): it
 // creates the file, and throws when the file is there already, so that a
-// reload's check passes and the worker started after it fails. Every variant
+// reload's check passes and the worker started after it fails;
+// SBUS_TEST_ODD_VERSION one whose stated version has control characters and
+// is longer than sbusd shows. Every variant
 // is the plugin `version` with the service `which`, so any can be copied
 // over another. Called with params [MS, PATH], a build creates PATH and then
 // answers after MS milliseconds: a call in progress while its worker drains.
+#ifdef SBUS_TEST_ODD_VERSION
+// A version sbusd shows otherwise: on two lines, and longer than 128 bytes.
+#define SBUS_PLUGIN_VERSION "6.0\nodd\t" SBUS_TEST_ODD_VERSION
+#else
 #define SBUS_PLUGIN_VERSION SBUS_TEST_VERSION
+#endif
 #include <sbus/plugin.hpp>
 
 #include <chrono>

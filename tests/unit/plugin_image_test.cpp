@@ -64,6 +64,9 @@ TEST_CASE(
   CHECK(loader.version(kMathPlugin).empty());
   // In C: the descriptor's `version`.
   CHECK(loader.version(kTestPlugins + "/misbehaving_plugin.so") == "1.0");
+  // On one line, and 128 bytes at most.
+  // (A loader of its own: one loader takes one plugin of each name.)
+  CHECK(sbus::PluginLoader().version(kTestPlugins + "/version-odd.so") == "6.0 odd " + std::string(120, 'x'));
   sbus::LoadedService which = loader.create(kTestPlugins + "/version-a.so", "which", sbus::Kind::kCall);
   CHECK(which.version() == "1.0.a");
   CHECK(answer_of(which) == "\"1.0.a\"");
