@@ -2,12 +2,8 @@
 
 #include <boost/dll/shared_library_load_mode.hpp>
 
-#include <dlfcn.h>
-
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <system_error>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
