@@ -41,14 +41,12 @@ struct Folder {
 
 // What `version.which` answers, called through the C ABI as sbusd does.
 std::string answer_of(sbus::LoadedService& loaded) {
-  rapidjson::Document params;
-  params.Parse("[]");
   sbus_request request;
   request.id = "event-1";
   request.node = "node-1";
   request.category = "version";
   request.service = "which";
-  request.params = &params;
+  request.params = "[]";
   request.is_call = true;
   const std::optional<std::string> failure = loaded.call(request);
   return failure ? "failed: " + *failure : request.body;
