@@ -32,6 +32,8 @@ constexpr MetricFamily kFamilies[] = {
      "time in the service's on_call or on_message"},
     {"sbus_service_running", "gauge", "service, kind, broker", "1 while the service runs a call or message"},
     {"sbus_service_queued", "gauge", "service, kind, broker", "jobs waiting in the service's queue"},
+    {"sbus_plugin_info", "gauge", "service, plugin, version, broker",
+     "always 1; the version the service's plugin states (SBUS_PLUGIN_VERSION), empty for a plugin that states none"},
 };
 
 }  // namespace

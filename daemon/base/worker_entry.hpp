@@ -39,10 +39,15 @@ inline constexpr char kMetricsSeparator = '\x1f';
 
 // What the supervisor knows of the earlier runs of a worker for the same
 // broker; `sbus stats` shows it, so that counters reset by a restart say so.
+// And whether this run replaces a running worker.
 struct WorkerHistory {
   std::uint32_t restarts = 0;          // runs before this one
   std::int64_t last_exit_unix_ms = 0;  // when the last run ended; 0: none did
   char last_exit[96] = {};             // how ("killed by signal 11 (Segmentation fault)")
+  // A reload's rolling replacement (rolling_replace.hpp): the worker exits
+  // with kWorkerExitFatal, before it connects, when any service cannot load
+  // or start, so that the worker it would replace keeps serving them all.
+  bool replacing = false;
 };
 
 }  // namespace sbus

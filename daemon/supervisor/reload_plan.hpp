@@ -11,7 +11,8 @@
 //   goes when it has no process;
 // - a broker newly listed: a worker starts for it;
 // - a broker still listed, when no worker setting changed
-//   (worker_settings_differ()) and no plugin file was replaced: its worker
+//   (worker_settings_differ()) and no plugin file changed its content
+//   (plugin_stamps.hpp): its worker
 //   keeps running and takes the new config at its next start; one that had
 //   given up (kFailed) starts again;
 // - otherwise its worker is replaced, one broker at a time: the new worker
@@ -33,12 +34,10 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "supervisor/plugin_stamps.hpp"
 #include "supervisor/worker_record.hpp"
 
 namespace sbus {
-
-// Plugin files by path: size and modification time (ns), to see a replaced .so.
-using PluginStamps = std::map<std::string, std::pair<off_t, std::int64_t>>;
 
 struct ReloadPlan {
   enum class Step {

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -34,18 +33,6 @@ constexpr int kJournalLockWaitMs = 2000;
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
-
-PluginStamps stamp_plugins(const Config& config) {
-  PluginStamps stamps;
-  for (const ServiceConfig& service : config.services) {
-    struct stat info {};
-    if (::stat(service.plugin_path.c_str(), &info) == 0) {
-      stamps[service.plugin_path] = {
-          info.st_size, static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec};
-    }
-  }
-  return stamps;
-}
 
 Supervisor::Supervisor(SupervisorSettings settings, Config config, WorkerLauncher& launcher, Clock& clock,
                        SystemdNotifier& notifier)

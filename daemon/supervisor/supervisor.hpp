@@ -171,9 +171,6 @@ class Supervisor {
   Clock::TimePoint next_watchdog_{};
 };
 
-// Plugin files of `config` stamped as they are on disk now.
-PluginStamps stamp_plugins(const Config& config);
-
 // The sbusd process after its config checked: runs a Supervisor with the
 // real launcher and clock until stopped; returns the process exit code (0
 // after a clean stop). `path` and `overrides` are read again on every

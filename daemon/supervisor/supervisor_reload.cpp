@@ -9,6 +9,7 @@
 
 #include "base/broker_uri.hpp"
 #include "base/log.hpp"
+#include "supervisor/rolling_replace.hpp"
 #include "supervisor/supervisor.hpp"
 
 namespace sbus {
@@ -129,6 +130,8 @@ void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> con
       to_replace_.push_back(broker);
     }
   }
+  for (const std::string& path : changed_plugins(stamps_, stamps))
+    SBUS_LOG(kInfo) << "reload: plugin " << path << " changed";
   config_ = std::move(config);
   stamps_ = std::move(stamps);
   SBUS_LOG(kInfo) << "reload: " << plan.count(ReloadPlan::Step::kStart) << " broker(s) added, " << plan.removed()
@@ -137,30 +140,39 @@ void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> con
 }
 
 // Replaces the workers in to_replace_ one at a time: start the new one,
-// wait until it consumes, then drain the old one.
+// wait until it consumes with every service, then drain the old one
+// (rolling_replace.hpp).
 void Supervisor::step_replacement() {
   if (replacing_) {
     WorkerRecord* fresh = find_id(replacing_->new_id);
     WorkerRecord* old = find(replacing_->old_pid);
-    const bool fresh_up = fresh != nullptr && fresh->connected;
-    if (fresh == nullptr || fresh->state == WorkerState::kFailed) {
-      // The new worker cannot run (a service's start() failed): keep the
-      // old one serving with the old settings rather than leave the broker
-      // without a worker.
+    const ReplaceStep step = next_replace_step(fresh, clock_.now() >= replacing_->deadline);
+    if (step == ReplaceStep::kWait) return;
+    if (step == ReplaceStep::kRefuse) {
+      // The new worker cannot run (a plugin that does not load, a start()
+      // that throws): keep the old one serving with the old settings rather
+      // than leave the broker without a worker.
       // The broker's name as configured holds its password: log the
       // redacted form, as every other line does.
+      const std::string why = replace_failure(fresh);
       SBUS_LOG(kError) << "replacement worker for " << redacted(replacing_->broker)
-                       << " failed to start; the previous worker keeps serving";
+                       << " failed to start; the previous worker keeps serving"
+                       << (why.empty() ? "" : " (" + why + ")");
       if (fresh != nullptr) erase(*fresh);
       replacing_.reset();
+      // The next reload tries again, even with the same files.
+      stamps_.clear();
       return;
     }
-    if (!fresh_up && clock_.now() < replacing_->deadline) return;
     if (old != nullptr && old->state == WorkerState::kRunning) {
-      if (!fresh_up) SBUS_LOG(kWarn) << "replacement for " << old->name() << " not connected in time; replacing anyway";
+      if (step == ReplaceStep::kSwapLate) {
+        SBUS_LOG(kWarn) << "replacement for " << old->name() << " not connected in time; replacing anyway";
+      }
       old->state = WorkerState::kDraining;
       launcher_.signal(old->pid, SIGTERM);
     }
+    // From now on it is the broker's worker: a restart serves what it can.
+    fresh->history.replacing = false;
     replacing_.reset();
   }
   while (!to_replace_.empty()) {
@@ -174,6 +186,7 @@ void Supervisor::step_replacement() {
     const pid_t old_pid = old->pid;
     // The old one keeps serving until the new one consumes.
     WorkerRecord& fresh = add_worker(broker, static_cast<std::size_t>(index - config_->brokers.begin()));
+    fresh.history.replacing = true;
     spawn(fresh);
     replacing_ = Replacement{broker, old_pid, fresh.id, clock_.now() + kReplaceTimeout};
     SBUS_LOG(kInfo) << "replacing worker pid " << old_pid << " for " << fresh.name() << " with pid " << fresh.pid;

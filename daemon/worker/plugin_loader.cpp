@@ -2,16 +2,13 @@
 
 #include <boost/dll/shared_library_load_mode.hpp>
 
-#include <dlfcn.h>
-
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <system_error>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "config/sender_options.hpp"
+#include "worker/plugin_image.hpp"
 #include "worker/plugin_host.hpp"
 
 namespace sbus {
@@ -97,6 +94,18 @@ std::string descriptor_problem(const sbus_plugin& d) {
   return {};
 }
 
+// The version the descriptor states, on one line and at most kMaxVersion
+// bytes; empty without one.
+std::string stated_version(const sbus_plugin& descriptor) {
+  constexpr std::size_t kMaxVersion = 128;
+  if (descriptor.version == nullptr) return {};
+  std::string version(descriptor.version, strnlen(descriptor.version, kMaxVersion));
+  for (char& c : version) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return version;
+}
+
 }  // namespace
 
 sbus_service_def service_def(const sbus_plugin& plugin, std::size_t index) {
@@ -113,7 +122,7 @@ LoadedService& LoadedService::operator=(LoadedService&& other) noexcept {
     def_ = other.def_;
     self_ = std::exchange(other.self_, nullptr);
     library_ = std::move(other.library_);
-    plugin_version_ = std::move(other.plugin_version_);
+    version_ = std::move(other.version_);
   }
   return *this;
 }
@@ -179,15 +188,13 @@ std::string kinds_text(Kind kinds) {
 PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
   if (auto found = plugins_.find(path); found != plugins_.end()) return found->second;
 
-  if (!std::filesystem::exists(path)) throw PluginError("plugin " + path + ": no such file");
-  auto library = std::make_shared<boost::dll::shared_library>();
-  boost::dll::fs::error_code error;
-  library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, error);
-  if (error) {
-    // dlerror() says more than the error code (a missing dependency, a
-    // symbol the plugin needs).
-    const char* detail = dlerror();
-    throw PluginError("plugin " + path + ": cannot load: " + (detail ? detail : error.message()));
+  std::string from_file;
+  std::shared_ptr<boost::dll::shared_library> library =
+      load_plugin_image(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, &from_file);
+  if (!from_file.empty()) {
+    SBUS_LOG(kWarn) << "plugin " << path << ": loaded from the file itself, not a private copy (" << from_file
+                    << "; its RUNPATH finds that library only through $ORIGIN): install a new version of it by "
+                    << "writing a new file and renaming it over this one, never by writing over it";
   }
   if (!library->has(SBUS_PLUGIN_SYMBOL)) {
     throw PluginError("plugin " + path + ": no symbol " + SBUS_PLUGIN_SYMBOL +
@@ -215,7 +222,12 @@ PluginLoader::Plugin& PluginLoader::load(const std::string& path) {
                                                       context.broker.c_str(), static_cast<int>(context.worker_pid),
                                                       log_journal_writer());
   }
-  return plugins_[path] = Plugin{std::move(library), descriptor};
+  std::string version = stated_version(*descriptor);
+  return plugins_[path] = Plugin{std::move(library), descriptor, std::move(version)};
+}
+
+const std::string& PluginLoader::version(const std::string& path) {
+  return load(path).version;
 }
 
 const sbus_plugin& PluginLoader::descriptor(const std::string& path) {
@@ -248,8 +260,7 @@ LoadedService PluginLoader::create(const std::string& path, const std::string& e
   void* self = def.create(plugin_host());
   if (self == nullptr) throw PluginError("plugin " + path + ": service " + export_name + " created null");
   const Plugin& plugin = plugins_.at(path);
-  return LoadedService(plugin.library, def, self,
-                       plugin.descriptor->version != nullptr ? plugin.descriptor->version : std::string());
+  return LoadedService(plugin.library, def, self, plugin.version);
 }
 
 void check_plugins(const Config& config, std::vector<std::string>* problems) {

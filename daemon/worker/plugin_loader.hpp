@@ -1,5 +1,6 @@
-// Loads services from plugin shared objects with Boost.DLL, through the C
-// ABI of sbus/plugin.h only.
+// Loads services from plugin shared objects with Boost.DLL, each from a
+// private copy of its file (plugin_image.hpp), through the C ABI of
+// sbus/plugin.h only.
 //
 // A plugin exports one sbus_plugin descriptor. The loader reads its major
 // ABI version before anything else and refuses another one; it never calls
@@ -32,15 +33,14 @@ namespace sbus {
 // default), nullopt when it went well.
 class LoadedService {
  public:
-  // `plugin_version`: the descriptor's own version, "" when it declares none.
   LoadedService(std::shared_ptr<boost::dll::shared_library> library, const sbus_service_def& def, void* self,
-                std::string plugin_version = {})
-      : library_(std::move(library)), def_(def), self_(self), plugin_version_(std::move(plugin_version)) {}
+                std::string version = {})
+      : library_(std::move(library)), def_(def), self_(self), version_(std::move(version)) {}
   LoadedService(LoadedService&& other) noexcept
       : library_(std::move(other.library_)),
         def_(other.def_),
         self_(std::exchange(other.self_, nullptr)),
-        plugin_version_(std::move(other.plugin_version_)) {}
+        version_(std::move(other.version_)) {}
   LoadedService& operator=(LoadedService&& other) noexcept;
   ~LoadedService();
 
@@ -50,7 +50,9 @@ class LoadedService {
   std::optional<std::string> call(sbus_request& request);
   // A message, or an event with `event`.
   std::optional<std::string> deliver(sbus_request& request, bool event);
-  const std::string& plugin_version() const { return plugin_version_; }
+  // The plugin's version (its descriptor's, SBUS_PLUGIN_VERSION in C++);
+  // empty when it states none.
+  const std::string& version() const { return version_; }
 
  private:
   void destroy();
@@ -59,7 +61,7 @@ class LoadedService {
   std::shared_ptr<boost::dll::shared_library> library_;
   sbus_service_def def_;  // the fields this sbusd knows, copied
   void* self_;
-  std::string plugin_version_;
+  std::string version_;
 };
 
 // The SDK's Kind for a config's `kind:` (rpc: Kind::kCall).
@@ -77,6 +79,10 @@ class PluginLoader {
   // The descriptor of `path`, loading it if needed. Throws PluginError.
   const sbus_plugin& descriptor(const std::string& path);
 
+  // The version `path` states (its descriptor's), loading it if needed;
+  // empty when it states none. Throws PluginError.
+  const std::string& version(const std::string& path);
+
   // The service `export_name` of `path`, loading it if needed, with the
   // fields this sbusd knows. Throws PluginError listing the services the
   // plugin has.
@@ -86,6 +92,7 @@ class PluginLoader {
   struct Plugin {
     std::shared_ptr<boost::dll::shared_library> library;
     const sbus_plugin* descriptor = nullptr;
+    std::string version;
   };
   Plugin& load(const std::string& path);
 

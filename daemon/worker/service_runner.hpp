@@ -132,8 +132,8 @@ class ServiceRunner {
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
-  // The plugin's own version (its descriptor's), "" when it declares none.
-  const std::string& plugin_version() const { return service_.plugin_version(); }
+  // The version its plugin states (SBUS_PLUGIN_VERSION); empty when none.
+  const std::string& plugin_version() const { return service_.version(); }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();
@@ -176,9 +176,6 @@ class ServiceRunner {
   CrashJournal* journal_;          // may be null
   DeadLetterPolicy dead_letters_;  // a message's retries
   int journal_slot_ = -1;
-  // The service thread's: CrashJournal::service_key() of the running
-  // delivery's handled-store key, 0 when it has none.
-  std::uint64_t returned_key_ = 0;
   // Set around each call (may be null: then nobody reads it).
   std::shared_ptr<CurrentDeadline> current_deadline_;
   // What the service sends while a handler runs (may be null: nothing is

@@ -93,6 +93,13 @@ void Worker::start_services() {
       report_unavailable(service.name, e.what());
     }
   }
+  if (history_.replacing && !admission_.unavailable().empty()) {
+    // A reload's new worker serves every service or none: the worker it
+    // replaces keeps serving them all (the supervisor drops this one).
+    throw PluginError(std::to_string(admission_.unavailable().size()) +
+                      " service(s) could not load or start in a replacement worker: not connecting, the worker "
+                      "it replaces keeps serving");
+  }
   stats_.services.resize(dispatcher_.size());
   admission_.read_crashes();
   dispatcher_.start(static_cast<std::size_t>(config_.prefetch));

@@ -39,12 +39,16 @@ void write_agents(const StatsSources& sources, Writer* out) {
   out->EndArray();
 }
 
-// The plugin as the config names it, and the service's name inside it.
-void write_plugin(const ServiceConfig& service, Writer* out) {
+// The plugin as the config names it, the service's name inside it, and the
+// version the plugin states (SBUS_PLUGIN_VERSION), when it states one.
+void write_plugin(const ServiceConfig& service, const std::string& version, Writer* out) {
   out->Key("plugin");
   out->String(service.plugin.c_str(), static_cast<rapidjson::SizeType>(service.plugin.size()));
   out->Key("export");
   out->String(service.export_name.c_str(), static_cast<rapidjson::SizeType>(service.export_name.size()));
+  if (version.empty()) return;
+  out->Key("plugin_version");
+  out->String(version.c_str(), static_cast<rapidjson::SizeType>(version.size()));
 }
 
 void write_services(const StatsSources& sources, Writer* out) {
@@ -59,11 +63,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->StartObject();
     out->Key("kind");
     out->String(kind_name(runner.config().kind));
-    write_plugin(runner.config(), out);
-    if (!runner.plugin_version().empty()) {
-      out->Key("plugin_version");
-      out->String(runner.plugin_version().c_str(), static_cast<rapidjson::SizeType>(runner.plugin_version().size()));
-    }
+    write_plugin(runner.config(), runner.plugin_version(), out);
     out->Key("handled");
     out->Uint64(stats.handled);
     out->Key("failed");
@@ -93,7 +93,7 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->StartObject();
     out->Key("kind");
     out->String(kind_name(service.kind));
-    write_plugin(service, out);
+    write_plugin(service, {}, out);
     out->Key("unavailable");
     out->String(down->second.c_str(), static_cast<rapidjson::SizeType>(down->second.size()));
     out->EndObject();
@@ -262,6 +262,12 @@ std::string metrics_report(const StatsSources& sources, std::size_t in_flight) {
     write_histogram(out, labels, stats);
     out.add("sbus_service_running", labels, std::uint64_t{runner.running() ? 1U : 0U});
     out.add("sbus_service_queued", labels, std::uint64_t{runner.queued()});
+    // Every service, so that the family is always there; an empty version
+    // for a plugin that states none.
+    out.add("sbus_plugin_info",
+            "service=\"" + escape_label(runner.config().name) + "\",plugin=\"" + escape_label(runner.config().plugin) +
+                "\",version=\"" + escape_label(runner.plugin_version()) + "\"",
+            std::uint64_t{1});
   }
   return out.take();
 }

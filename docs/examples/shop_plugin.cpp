@@ -5,6 +5,7 @@
 //   shop.order  (message)  {"item": ITEM, "count": N}: prices the order by
 //                          calling shop.price, then appends a line to the
 //                          file of its option `file`
+#define SBUS_PLUGIN_VERSION "1.4.2"  // before sbus/plugin.hpp: the version the plugin states
 #include <sbus/log.hpp>
 #include <sbus/plugin.hpp>
 #include <sbus/sender.hpp>

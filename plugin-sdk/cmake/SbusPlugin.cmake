@@ -40,9 +40,11 @@ function(sbus_add_plugin name)
     VISIBILITY_INLINES_HIDDEN ON)
   if(TARGET sbus_sdk)
     # Installed in PREFIX/lib/sbus/plugins/: libsbus.so is three folders up.
+    # The absolute path too: sbusd loads a private copy of the plugin, for
+    # which $ORIGIN names /proc/self/fd.
     set_target_properties(${target} PROPERTIES
       LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/plugins
-      INSTALL_RPATH "$ORIGIN/../../../${CMAKE_INSTALL_LIBDIR}")
+      INSTALL_RPATH "$ORIGIN/../../../${CMAKE_INSTALL_LIBDIR};${CMAKE_INSTALL_FULL_LIBDIR}")
     set(destination ${SBUS_INSTALL_PLUGINDIR})
   else()
     # Out of tree: libsbus.so stays where the sbus install has it.

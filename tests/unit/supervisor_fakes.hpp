@@ -43,6 +43,7 @@ class FakeLauncher final : public sbus::WorkerLauncher {
     std::string broker;          // a worker: config->brokers[broker_index] at its start
     std::size_t services = 0;    // a worker: how many services its config has
     std::uint32_t restarts = 0;  // a worker: WorkerHistory::restarts at its start
+    bool replacing = false;      // a worker: WorkerHistory::replacing at its start
     int write_fd = -1;           // the child's end of its pipe; -1 once it ended
     std::vector<int> signals;    // what the supervisor sent it, in order
     bool ended = false;
@@ -62,6 +63,7 @@ class FakeLauncher final : public sbus::WorkerLauncher {
     child.broker = start.config->brokers[start.broker_index];
     child.services = start.config->services.size();
     child.restarts = start.history->restarts;
+    child.replacing = start.history->replacing;
     return {child.pid, read_fds_.back()};
   }
 

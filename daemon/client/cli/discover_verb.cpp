@@ -137,12 +137,14 @@ std::vector<Agent> ask_broker(const Invocation& invocation, const std::string& b
 namespace {
 
 // What a node's signed sbus.stats adds: the version, the uptime of the
-// worker that answered, each service's kind.
+// worker that answered, each service's kind and the version its plugin
+// states (SBUS_PLUGIN_VERSION), when it states one.
 struct NodeDetails {
   std::string version;
   long pid = 0;
   double uptime_s = 0;
   std::map<std::string, std::string> kinds;
+  std::map<std::string, std::string> plugin_versions;
 };
 
 // sbus.stats of every node, pipelined on one sender; a node that does not
@@ -173,8 +175,11 @@ std::map<std::string, NodeDetails> details_of(const Invocation& invocation, cons
     if (!json["services"].IsObject()) continue;
     for (const auto& service : json["services"].GetObject()) {
       if (service.value.IsObject()) {
-        node.kinds[std::string(service.name.GetString(), service.name.GetStringLength())] =
-            text_member(service.value, "kind");
+        const std::string name(service.name.GetString(), service.name.GetStringLength());
+        node.kinds[name] = text_member(service.value, "kind");
+        if (service.value.HasMember("plugin_version")) {
+          node.plugin_versions[name] = text_member(service.value, "plugin_version");
+        }
       }
     }
   }
@@ -229,6 +234,10 @@ void print_agent(const Output& out, const Agent& agent, const NodeDetails* detai
       service.null("kind");
     } else {
       service.text("kind", kind);
+    }
+    if (details != nullptr) {
+      const auto stated = details->plugin_versions.find(name);
+      if (stated != details->plugin_versions.end()) service.text("plugin_version", stated->second);
     }
     names += (names.empty() ? "" : ",") + one_line(name) + (kind.empty() ? "" : "(" + one_line(kind) + ")");
     services.push_back(std::move(service));

@@ -16,13 +16,16 @@ std::string member_text(const rapidjson::Value& object, const char* key) {
              : std::string();
 }
 
-// One service of the answer: {"name", "kind", "plugin", "version", "state",
-// "reason"} (reason: why it is unavailable). "version" is the plugin's own
-// (its descriptor's), else that of the sbusd that loaded it.
+// One service of the answer: {"name", "kind", "plugin", "plugin_version",
+// "version", "state", "reason"} (reason: why it is unavailable).
+// "plugin_version" is what the plugin states (SBUS_PLUGIN_VERSION), present
+// when it states one; "version" is the plugin's own where it states one, else
+// that of the sbusd that loaded it.
 JsonObject service_row(std::string_view name, const rapidjson::Value& service, const std::string& version) {
   JsonObject row;
   row.text("name", name).text("kind", member_text(service, "kind")).text("plugin", member_text(service, "plugin"));
   const std::string plugin_version = member_text(service, "plugin_version");
+  if (!plugin_version.empty()) row.text("plugin_version", plugin_version);
   row.text("version", plugin_version.empty() ? version : plugin_version);
   const std::string reason = member_text(service, "unavailable");
   row.text("state", service.HasMember("unavailable") ? "unavailable" : "serving");
@@ -41,8 +44,11 @@ std::string table_of(const std::vector<JsonObject>& rows) {
     const std::string state = member_text(r, "state") == "serving"
                                   ? std::string("serving")
                                   : "UNAVAILABLE: " + one_line(member_text(r, "reason"));
+    // The plugin and the version it states: "math 1.2.3".
+    std::string plugin = member_text(r, "plugin");
+    if (const std::string stated = member_text(r, "plugin_version"); !stated.empty()) plugin += " " + stated;
     std::snprintf(line, sizeof(line), "%-32s %-8s %-16s ", one_line(member_text(r, "name")).c_str(),
-                  member_text(r, "kind").c_str(), one_line(member_text(r, "plugin")).c_str());
+                  member_text(r, "kind").c_str(), one_line(plugin).c_str());
     text += line + state + "\n";
   }
   return text;

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "client/cli/output.hpp"
@@ -90,6 +91,19 @@ bool print_services(const rapidjson::Value& services) {
   return true;
 }
 
+// The version each plugin states (SBUS_PLUGIN_VERSION), one line for those
+// that state one: "plugin version 1.0.a: version.which".
+void print_plugin_versions(const rapidjson::Value& services) {
+  std::map<std::string, std::string> plugins;  // "PLUGIN VERSION" -> its services
+  for (const auto& service : services.GetObject()) {
+    const rapidjson::Value& s = service.value;
+    if (!s.IsObject() || !s.HasMember("plugin_version")) continue;
+    std::string& names = plugins[one_line(text_of(s, "plugin")) + " " + one_line(text_of(s, "plugin_version"))];
+    names += (names.empty() ? "" : ", ") + one_line(service.name.GetString());
+  }
+  for (const auto& [plugin, names] : plugins) std::printf("plugin %s: %s\n", plugin.c_str(), names.c_str());
+}
+
 // Deliveries that could not be handled (in the error queue), by code.
 void print_refused(const rapidjson::Value& stats) {
   if (!stats.HasMember("refused_by_code") || !stats["refused_by_code"].IsObject()) return;
@@ -111,6 +125,7 @@ bool print_stats(const std::string& json) {
   print_worker(stats);
   print_other_agents(stats);
   if (!print_services(stats["services"])) return false;
+  print_plugin_versions(stats["services"]);
   print_refused(stats);
   return true;
 }
