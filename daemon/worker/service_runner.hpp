@@ -176,6 +176,9 @@ class ServiceRunner {
   CrashJournal* journal_;          // may be null
   DeadLetterPolicy dead_letters_;  // a message's retries
   int journal_slot_ = -1;
+  // The service thread's: CrashJournal::service_key() of the running
+  // delivery's handled-store key, 0 when it has none.
+  std::uint64_t returned_key_ = 0;
   // Set around each call (may be null: then nobody reads it).
   std::shared_ptr<CurrentDeadline> current_deadline_;
   // What the service sends while a handler runs (may be null: nothing is
