@@ -46,7 +46,8 @@ Supervisor::Supervisor(SupervisorSettings settings, Config config, WorkerLaunche
       clock_(clock),
       notifier_(notifier),
       config_(std::make_shared<const Config>(std::move(config))),
-      stamps_(stamp_plugins(*config_)) {}
+      stamps_(stamp_plugins(*config_)),
+      isolated_(launcher, clock) {}
 
 Supervisor::~Supervisor() {
   for (WorkerRecord& worker : workers_) close_status(worker);
@@ -108,6 +109,7 @@ bool Supervisor::start() {
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
   started_ = clock_.now();
   for (std::size_t i = 0; i < config_->brokers.size(); ++i) spawn(add_worker(config_->brokers[i], i));
+  isolated_.start(config_, journal_);
   if (!config_->metrics_listen.empty()) {
     // Read at start only: a reload keeps the address and the process.
     metrics_ = std::make_unique<MetricsProcess>(config_->metrics_listen, config_->log_level);
@@ -126,6 +128,7 @@ bool Supervisor::turn(const Signals& signals) {
   step_reload();
   if (signals.reopen_log) reopen_log();
   for (WorkerRecord& worker : workers_) read_status(worker);
+  isolated_.read_status();
   if (log_file_) log_file_->pump();
 
   if (stopping_) {
@@ -138,6 +141,7 @@ bool Supervisor::turn(const Signals& signals) {
   step_replacement();
   const Clock::TimePoint now = clock_.now();
   spawn_due(now);
+  isolated_.step(now);
   update_status();
   publish_metrics(now);
   if (notifier_.watchdog_interval().count() > 0 && now >= next_watchdog_) {
@@ -170,6 +174,7 @@ std::vector<int> Supervisor::wait_fds() const {
   for (const WorkerRecord& worker : workers_) {
     if (worker.status_fd >= 0) fds.push_back(worker.status_fd);
   }
+  isolated_.add_fds(&fds);
   return fds;
 }
 
@@ -178,7 +183,7 @@ milliseconds Supervisor::wait_timeout() const {
   const auto until = [&](Clock::TimePoint at) {
     return std::max(milliseconds(0), duration_cast<milliseconds>(at - now));
   };
-  milliseconds timeout{1000};
+  milliseconds timeout = isolated_.timeout(now);
   for (const WorkerRecord& worker : workers_) {
     if (worker.state == WorkerState::kWaitingRestart) timeout = std::min(timeout, until(worker.restart_at));
   }
@@ -194,8 +199,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   if (worker.spawned) ++worker.history.restarts;
   worker.spawned = true;
   std::string error;
-  const LaunchedChild child =
-      launcher_.start_worker({worker.config.get(), worker.broker_index, journal_, replay_, &worker.history}, &error);
+  const LaunchedChild child = launcher_.start_worker(
+      {worker.config.get(), worker.broker_index, journal_, replay_, &worker.history, std::nullopt}, &error);
   if (child.pid < 0) {
     SBUS_LOG(kError) << log_broker(worker.name()) << "cannot start a worker for " << worker.name() << ": " << error
                      << "; retrying in 1 s";
@@ -286,6 +291,7 @@ void Supervisor::reap() {
       metrics_restart_at_ = clock_.now() + kMetricsRestartDelay;
       continue;
     }
+    if (isolated_.exited(exit->pid, exit->status, stopping_)) continue;
     if (WorkerRecord* worker = find(exit->pid)) worker_exited(*worker, exit->pid, exit->status);
   }
 }
@@ -360,6 +366,7 @@ void Supervisor::begin_stop() {
   }
   // Workers drain for up to drain_timeout; past that and a grace period, KILL.
   kill_at_ = clock_.now() + std::chrono::seconds(config_->drain_timeout_seconds) + kKillGrace;
+  isolated_.signal_all(SIGTERM);
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (it->pid > 0) {
       launcher_.signal(it->pid, SIGTERM);
@@ -382,11 +389,13 @@ void Supervisor::step_stop() {
       launcher_.signal(worker.pid, SIGKILL);
     }
   }
+  isolated_.signal_all(SIGKILL);
   kill_at_ = clock_.now() + kKillGrace;
 }
 
 bool Supervisor::any_alive() const {
-  return std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
+  return isolated_.any_alive() ||
+         std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
 }
 
 // The nonces of hmac calls, for the workers forked from now on: in

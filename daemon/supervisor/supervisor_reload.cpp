@@ -129,6 +129,7 @@ void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> con
       to_replace_.push_back(broker);
     }
   }
+  isolated_.reload(config, stamps_, stamps);
   config_ = std::move(config);
   stamps_ = std::move(stamps);
   SBUS_LOG(kInfo) << "reload: " << plan.count(ReloadPlan::Step::kStart) << " broker(s) added, " << plan.removed()

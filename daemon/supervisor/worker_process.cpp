@@ -30,8 +30,9 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     *error = "cannot load the worker module " + path + ": " + std::strerror(errno);
     return -1;
   }
-  const bool serve = start.entry == WorkerStart::Entry::kServe;
-  const char* symbol = serve ? "sbus_worker_serve" : "sbus_worker_check";
+  const bool isolated = start.entry == WorkerStart::Entry::kIsolated;
+  const bool serve = start.entry == WorkerStart::Entry::kServe || isolated;
+  const char* symbol = isolated ? "sbus_isolated_serve" : serve ? "sbus_worker_serve" : "sbus_worker_check";
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -55,6 +56,10 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n", serve ? "sbusd: " : "",
             path.c_str(), reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
+  }
+  if (isolated) {
+    _exit(reinterpret_cast<decltype(&sbus_isolated_serve)>(entry)(start.config, start.broker_index, start.service_index,
+                                                                  start.out_fd, start.journal));
   }
   if (serve) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,

@@ -129,6 +129,8 @@ class ServiceRunner {
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
+  // The service object (for sbus.stats: an isolated service's RemoteService).
+  Service& service() { return service_.service(); }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();

@@ -85,6 +85,9 @@ bool print_services(const rapidjson::Value& services) {
     std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f %8.0f\n", service.name.GetString(), kind,
                 number_of(s, "handled"), number_of(s, "failed"), number_of(s, "busy_s"),
                 flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"));
+    if (s.HasMember("isolated_pid") && s["isolated_pid"].IsNumber()) {
+      std::printf("%-32s isolated: pid %.0f\n", "", number_of(s, "isolated_pid"));
+    }
   }
   return true;
 }

@@ -1,0 +1,196 @@
+// Isolated services (docs/isolation.md) on a real broker: a crash, a leak
+// over memory_limit or a call hung past its deadline in an isolated
+// service's process costs that service's call in progress, and no call of
+// the services that run in the worker.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+#include <mutex>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace sbus_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The pid of an isolated service's process as its worker's sbus.stats
+// shows it; 0 while none is connected.
+std::int64_t isolated_pid(sbus::Sender& sender, const SbusdProcess& sbusd, const char* service) {
+  const rapidjson::Document stats = stats_of(sender, sbusd);
+  const auto& entry = stats["services"][service];
+  REQUIRE(entry.HasMember("isolated_pid"));
+  return entry["isolated_pid"].GetInt64();
+}
+
+// An sbusd serving `services` (YAML entries of its `services:` list).
+SbusdOptions with_services(std::string services) {
+  SbusdOptions options;
+  options.services_yaml = std::move(services);
+  return options;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t count = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
+// Calls test.crash "alive?" until its process answers with its pid.
+std::int64_t alive_pid(sbus::Sender& sender, const SbusdProcess& sbusd) {
+  std::int64_t pid = 0;
+  wait_until(
+      [&] {
+        const sbus::CallResult alive = sender.call(sbusd.address("test.crash"), "\"alive?\"", 10s);
+        if (alive.ok()) pid = std::stoll(alive.message);
+        return alive.ok();
+      },
+      15s);
+  return pid;
+}
+
+}  // namespace
+
+TEST_CASE("An isolated service that crashes ten times costs the services of its worker no call",
+          "[isolate][crash]") {
+  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
+                                       "  - name: test.echo\n    plugin: test\n"
+                                       "  - name: test.crash\n    plugin: test\n    isolate: true\n"));
+  sbus::Sender control(sbusd.sender_options());
+  const std::int64_t first = alive_pid(control, sbusd);
+  REQUIRE(first > 0);
+  CHECK(first != sbusd.pid());
+  CHECK(isolated_pid(control, sbusd, "test.crash") == first);
+
+  // Four senders call the services of the worker while test.crash crashes.
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::vector<std::string> failures;
+  std::mutex failures_mutex;
+  std::vector<std::thread> senders;
+  for (int s = 0; s < 4; ++s) {
+    senders.emplace_back([&, s] {
+      sbus::Sender sender(sbusd.sender_options());
+      for (int i = 0; !done.load() && i < 20000; ++i) {
+        const bool add = (i + s) % 2 == 0;
+        try {
+          const sbus::CallResult result =
+              add ? sender.call(sbusd.address("math.add"), "[" + std::to_string(i) + "," + std::to_string(s) + "]", 10s)
+                  : sender.call(sbusd.address("test.echo"), "[" + std::to_string(i) + "]", 10s);
+          const std::string expected = add ? std::to_string(i + s) : "[" + std::to_string(i) + "]";
+          if (result.ok() && result.message == expected) {
+            ++answered;
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(failures_mutex);
+          failures.push_back(result.error_code + ": " + result.message);
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lock(failures_mutex);
+          failures.push_back(e.what());
+        }
+        ++failed;
+      }
+    });
+  }
+
+  std::int64_t pid = first;
+  int crashes = 0;
+  for (int round = 0; round < 10; ++round) {
+    const sbus::CallResult crash = control.call(sbusd.address("test.crash"), "null", 10s);
+    INFO("round " << round << ": " << crash.error_code << ": " << crash.message);
+    CHECK(crash.error_code == "interrupted");
+    crashes += crash.error_code == "interrupted";
+    // Back after each crash, in a new process.
+    const std::int64_t next = alive_pid(control, sbusd);
+    CHECK(next > 0);
+    CHECK(next != pid);
+    pid = next;
+  }
+  done = true;
+  for (std::thread& sender : senders) sender.join();
+  const std::string log = sbusd.log();
+  INFO("failures: " << (failures.empty() ? "" : failures.front()) << "\nlog:\n" << log.substr(0, 20000));
+  std::cout << "[figure] isolated test.crash crashed " << crashes << " times; " << answered.load()
+            << " calls of math.add and test.echo answered, " << failed.load() << " failed\n";
+  CHECK(crashes == 10);
+  CHECK(failed.load() == 0);
+  CHECK(answered.load() > 0);
+  CHECK(count_of(log, "killed by signal 11") == 10);
+  // The worker itself never restarted.
+  const rapidjson::Document stats = stats_of(control, sbusd);
+  CHECK(stats["restarts"].GetUint64() == 0);
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("An isolated service over its memory_limit is restarted and the log says why", "[isolate][memory]") {
+  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
+                                       "  - name: test.alloc\n    plugin: test\n    isolate: true\n"
+                                       "    memory_limit: 64M\n"));
+  sbus::Sender sender(sbusd.sender_options());
+  const sbus::CallResult small = sender.call(sbusd.address("test.alloc"), "1", 10s);
+  REQUIRE(small.ok());
+  const std::int64_t before = isolated_pid(sender, sbusd, "test.alloc");
+  REQUIRE(before > 0);
+  // 16 MiB a call: the process passes 64 MiB and is killed, at a sample,
+  // while it keeps taking calls (or between them).
+  std::string last;
+  for (int i = 0; i < 40; ++i) {
+    const sbus::CallResult grow = sender.call(sbusd.address("test.alloc"), "16", 10s);
+    last = grow.error_code;
+    if (!grow.ok()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO("log:\n" << sbusd.log());
+  CHECK((last == "interrupted" || last == "service_unavailable" || last == ""));
+  REQUIRE(wait_until([&] { return sbusd.log().find("over its memory_limit: RSS") != std::string::npos; }, 15s));
+  // Back, in a new process with a fresh heap.
+  REQUIRE(wait_until(
+      [&] {
+        const sbus::CallResult again = sender.call(sbusd.address("test.alloc"), "1", 10s);
+        return again.ok() && again.message == "1";
+      },
+      15s));
+  CHECK(isolated_pid(sender, sbusd, "test.alloc") != before);
+  CHECK(sbusd.log().find("killed by signal 9 (Killed) (over its memory_limit") != std::string::npos);
+  CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+  CHECK(sbusd.stop() == 0);
+}
+
+TEST_CASE("An isolated call hung past its deadline costs its process, and the service answers again",
+          "[isolate][deadline]") {
+  TempDir dir;
+  const std::string mark = dir.file("stalled");
+  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
+                                       "  - name: test.stall_once\n    plugin: test\n    isolate: true\n"
+                                       "    options:\n      file: " +
+                                       mark + "\n"));
+  sbus::Sender sender(sbusd.sender_options());
+  sbus::Sender other(sbusd.sender_options());
+  const auto called = std::chrono::steady_clock::now();
+  // The caller gives up after 2 s (no reply): the call hangs in the plugin.
+  std::string hung;
+  try {
+    hung = sender.call(sbusd.address("test.stall_once"), "null", 2s).error_code;
+  } catch (const sbus::SenderError& e) {
+    hung = e.what();
+  }
+  CHECK(hung.find("no reply") != std::string::npos);
+  // Meanwhile the worker's own services answer.
+  CHECK(other.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+  REQUIRE(wait_until([&] { return sbusd.log().find("past the call's deadline") != std::string::npos; }, 10s));
+  const sbus::CallResult again = sender.call(sbusd.address("test.stall_once"), "null", 15s);
+  INFO("log:\n" << sbusd.log());
+  CHECK(again.ok());
+  CHECK(again.message == "\"again\"");
+  CHECK(std::chrono::steady_clock::now() - called < 25s);
+  CHECK(sbusd.log().find("killed by signal 9") != std::string::npos);
+  CHECK(sbusd.stop() == 0);
+}
