@@ -95,8 +95,8 @@ void IsolatedServices::reload(std::shared_ptr<const Config> config, const Plugin
     const auto keep = std::find_if(wanted.begin(), wanted.end(), [&](const auto& entry) {
       return config->brokers[entry.first] == record.process.broker &&
              config->services[entry.second].name == record.service &&
-             same_service(record.process.config->services[record.service_index], config->services[entry.second],
-                          before, after);
+             same_service(record.process.config->services[record.service_index], config->services[entry.second], before,
+                          after);
     });
     if (keep != wanted.end()) {
       record.process.config = config;
@@ -151,8 +151,8 @@ void IsolatedServices::spawn(IsolatedRecord& record) {
 }
 
 bool IsolatedServices::exited(pid_t pid, int status, bool stopping) {
-  const auto it = std::find_if(records_.begin(), records_.end(),
-                               [&](const IsolatedRecord& r) { return r.process.pid == pid; });
+  const auto it =
+      std::find_if(records_.begin(), records_.end(), [&](const IsolatedRecord& r) { return r.process.pid == pid; });
   if (it == records_.end()) return false;
   IsolatedRecord& record = *it;
   WorkerRecord& process = record.process;
@@ -163,7 +163,8 @@ bool IsolatedServices::exited(pid_t pid, int status, bool stopping) {
   const bool crashed = WIFSIGNALED(status);
   int interrupted = 0;
   if (journal_ != nullptr) {
-    interrupted = journal_->worker_died(pid, crashed, duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+    interrupted =
+        journal_->worker_died(pid, crashed, duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
   }
   const std::string how = describe_exit(status) + (record.killed_for.empty() ? "" : " (" + record.killed_for + ")");
   process.history.last_exit_unix_ms = clock_.unix_ms();
@@ -282,7 +283,8 @@ milliseconds IsolatedServices::timeout(Clock::TimePoint now) const {
   milliseconds timeout{1000};
   for (const IsolatedRecord& record : records_) {
     if (record.process.state == WorkerState::kWaitingRestart) {
-      timeout = std::min(timeout, std::max(milliseconds(0), duration_cast<milliseconds>(record.process.restart_at - now)));
+      timeout =
+          std::min(timeout, std::max(milliseconds(0), duration_cast<milliseconds>(record.process.restart_at - now)));
     }
   }
   return timeout;

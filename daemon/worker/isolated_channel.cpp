@@ -11,7 +11,9 @@
 namespace sbus {
 namespace {
 
-void put_u32(std::string* out, std::uint32_t value) { out->append(reinterpret_cast<const char*>(&value), 4); }
+void put_u32(std::string* out, std::uint32_t value) {
+  out->append(reinterpret_cast<const char*>(&value), 4);
+}
 
 bool take_u32(const std::string& in, std::size_t* at, std::uint32_t* value) {
   if (in.size() - *at < 4) return false;

@@ -103,8 +103,8 @@ IsolatedReply IsolatedServer::run(IsolatedRequest request) {
 
 // Loads and starts the plugin; false (said on the status pipe) when it
 // cannot.
-bool start_service(const Config& config, std::size_t broker_index, const ServiceConfig& service,
-                   IsolatedServer& server, StatusPipe& status) {
+bool start_service(const Config& config, std::size_t broker_index, const ServiceConfig& service, IsolatedServer& server,
+                   StatusPipe& status) {
   SenderOptions sender = sender_options_of(config);
   std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index),
               sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index) + 1);
@@ -197,8 +197,7 @@ int run_isolated(const Config& config, std::size_t broker_index, std::size_t ser
   const int listener = bind_socket(isolated_socket_name(::getppid(), broker_index, service.name), service.name);
   if (listener < 0) return kWorkerExitError;
   server.claim_slot();
-  SBUS_LOG(kInfo) << log_service(service.name) << "isolated service " << service.name << " serving in pid "
-                  << getpid();
+  SBUS_LOG(kInfo) << log_service(service.name) << "isolated service " << service.name << " serving in pid " << getpid();
   serve(listener, signals, server);
   ::close(listener);
   try {

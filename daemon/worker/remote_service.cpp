@@ -41,9 +41,12 @@ IsolatedRequest to_isolated(const Request& request, IsolatedRequest::Kind kind) 
 
 }  // namespace
 
-RemoteService::RemoteService(std::string name, std::string socket) : name_(std::move(name)), socket_(std::move(socket)) {}
+RemoteService::RemoteService(std::string name, std::string socket)
+    : name_(std::move(name)), socket_(std::move(socket)) {}
 
-RemoteService::~RemoteService() { disconnect(); }
+RemoteService::~RemoteService() {
+  disconnect();
+}
 
 void RemoteService::start(const ServiceContext&) {
   // Not an error when its process is not listening yet: the first call waits.
@@ -51,7 +54,9 @@ void RemoteService::start(const ServiceContext&) {
   connect(Steady::now(), &why);
 }
 
-void RemoteService::stop() { disconnect(); }
+void RemoteService::stop() {
+  disconnect();
+}
 
 void RemoteService::disconnect() {
   if (fd_ >= 0) ::close(fd_);

@@ -58,11 +58,11 @@ std::int64_t alive_pid(sbus::Sender& sender, const SbusdProcess& sbusd) {
 
 }  // namespace
 
-TEST_CASE("An isolated service that crashes ten times costs the services of its worker no call",
-          "[isolate][crash]") {
-  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
-                                       "  - name: test.echo\n    plugin: test\n"
-                                       "  - name: test.crash\n    plugin: test\n    isolate: true\n"));
+TEST_CASE("An isolated service that crashes ten times costs the services of its worker no call", "[isolate][crash]") {
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: test.echo\n    plugin: test\n"
+                    "  - name: test.crash\n    plugin: test\n    isolate: true\n"));
   sbus::Sender control(sbusd.sender_options());
   const std::int64_t first = alive_pid(control, sbusd);
   REQUIRE(first > 0);
@@ -131,9 +131,10 @@ TEST_CASE("An isolated service that crashes ten times costs the services of its 
 }
 
 TEST_CASE("An isolated service over its memory_limit is restarted and the log says why", "[isolate][memory]") {
-  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
-                                       "  - name: test.alloc\n    plugin: test\n    isolate: true\n"
-                                       "    memory_limit: 64M\n"));
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: test.alloc\n    plugin: test\n    isolate: true\n"
+                    "    memory_limit: 64M\n"));
   sbus::Sender sender(sbusd.sender_options());
   const sbus::CallResult small = sender.call(sbusd.address("test.alloc"), "1", 10s);
   REQUIRE(small.ok());
@@ -168,10 +169,11 @@ TEST_CASE("An isolated call hung past its deadline costs its process, and the se
           "[isolate][deadline]") {
   TempDir dir;
   const std::string mark = dir.file("stalled");
-  SbusdProcess sbusd(with_services("  - name: math.add\n    plugin: math\n"
-                                       "  - name: test.stall_once\n    plugin: test\n    isolate: true\n"
-                                       "    options:\n      file: " +
-                                       mark + "\n"));
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: test.stall_once\n    plugin: test\n    isolate: true\n"
+                    "    options:\n      file: " +
+                    mark + "\n"));
   sbus::Sender sender(sbusd.sender_options());
   sbus::Sender other(sbusd.sender_options());
   const auto called = std::chrono::steady_clock::now();
