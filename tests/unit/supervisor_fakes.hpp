@@ -40,11 +40,12 @@ class FakeLauncher final : public sbus::WorkerLauncher {
   struct Child {
     pid_t pid = -1;
     bool check = false;
-    std::string broker;          // a worker: config->brokers[broker_index] at its start
-    std::size_t services = 0;    // a worker: how many services its config has
-    std::uint32_t restarts = 0;  // a worker: WorkerHistory::restarts at its start
-    int write_fd = -1;           // the child's end of its pipe; -1 once it ended
-    std::vector<int> signals;    // what the supervisor sent it, in order
+    std::string broker;                           // a worker: config->brokers[broker_index] at its start
+    std::size_t services = 0;                     // a worker: how many services its config has
+    std::uint32_t restarts = 0;                   // a worker: WorkerHistory::restarts at its start
+    std::optional<std::size_t> isolated_service;  // the process of an isolated service
+    int write_fd = -1;                            // the child's end of its pipe; -1 once it ended
+    std::vector<int> signals;                     // what the supervisor sent it, in order
     bool ended = false;
   };
 
@@ -62,6 +63,7 @@ class FakeLauncher final : public sbus::WorkerLauncher {
     child.broker = start.config->brokers[start.broker_index];
     child.services = start.config->services.size();
     child.restarts = start.history->restarts;
+    child.isolated_service = start.isolated_service;
     return {child.pid, read_fds_.back()};
   }
 
