@@ -507,8 +507,8 @@ ServiceConfig read_service(const YAML::Node& entry, const std::string& key, Load
   if (!entry["plugin"]) at.checker.problem(entry, key + ".plugin", "missing (a plugin name or a path to a .so)");
   if (!entry["export"]) service.export_name = service.service;
   if (service.memory_limit != 0 && !service.isolate) {
-    at.checker.problem(entry["memory_limit"], key + ".memory_limit",
-                       "needs isolate: true (only an isolated service's process is measured)");
+    at.checker.warning(entry["memory_limit"], key + ".memory_limit",
+                       "ignored without isolate: true (only an isolated service's process is measured)");
   }
   if (service.kind == ServiceKind::kEvent && !entry["topics"]) {
     at.checker.problem(entry, key + ".topics", "missing: an event service lists the topic patterns it subscribes to");

@@ -87,12 +87,13 @@ TEST_CASE("isolate and memory_limit are read, and a bad memory_limit is named wi
     CHECK_FALSE(load(kConfig + "    memory_limit: 512K\n", &config, &problems));
     CHECK_THAT(joined(problems), Contains("sbusd.yaml:12: services[1].memory_limit: '512K'"));
   }
-  SECTION("without isolate") {
+  SECTION("without isolate: a warning") {
     const std::string yaml =
         "node: n1\nbrokers: [amqp://127.0.0.1]\nsecret: a sixteen byte secret\nservices:\n"
         "  - name: math.add\n    plugin: math\n    memory_limit: 64M\n";
-    CHECK_FALSE(load(yaml, &config, &problems));
-    CHECK_THAT(joined(problems), Contains("sbusd.yaml:7: services[0].memory_limit: needs isolate: true"));
+    REQUIRE(load(yaml, &config, &problems));
+    CHECK_THAT(joined(config.warnings),
+               Contains("sbusd.yaml:7: services[0].memory_limit: ignored without isolate: true"));
   }
 }
 
@@ -141,8 +142,7 @@ TEST_CASE("A read on the isolated channel times out, and a peer gone or a torn f
   SECTION("the peer closed") {
     ::close(pair.fds[1]);
     pair.fds[1] = -1;
-    CHECK(sbus::read_frame(pair.fds[0], std::chrono::steady_clock::now() + 1s, &fields) ==
-          sbus::ReadResult::kClosed);
+    CHECK(sbus::read_frame(pair.fds[0], std::chrono::steady_clock::now() + 1s, &fields) == sbus::ReadResult::kClosed);
   }
   SECTION("a frame cut short by the peer's end") {
     const std::uint32_t size = 100;
@@ -159,9 +159,10 @@ TEST_CASE("A read on the isolated channel times out, and a peer gone or a torn f
   }
 }
 
-TEST_CASE("The supervisor starts one process per broker and isolated service, and restarts one over its "
-          "memory_limit, saying why",
-          "[isolate][supervisor]") {
+TEST_CASE(
+    "The supervisor starts one process per broker and isolated service, and restarts one over its "
+    "memory_limit, saying why",
+    "[isolate][supervisor]") {
   auto config = std::make_shared<sbus::Config>();
   std::vector<std::string> problems;
   REQUIRE(load(kConfig + "    memory_limit: 64M\n", config.get(), &problems));
