@@ -366,7 +366,6 @@ void Supervisor::begin_stop() {
   }
   // Workers drain for up to drain_timeout; past that and a grace period, KILL.
   kill_at_ = clock_.now() + std::chrono::seconds(config_->drain_timeout_seconds) + kKillGrace;
-  isolated_.signal_all(SIGTERM);
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (it->pid > 0) {
       launcher_.signal(it->pid, SIGTERM);
@@ -378,9 +377,14 @@ void Supervisor::begin_stop() {
   }
 }
 
-// Each turn while stopping: SIGKILL to the workers still alive past the
-// deadline, and again every kKillGrace until they are gone.
+// Each turn while stopping: SIGTERM to the isolated services once the
+// workers are gone; SIGKILL to the processes still alive past the deadline,
+// and again every kKillGrace until they are gone.
 void Supervisor::step_stop() {
+  // Isolated services stop once no worker may pass them a call.
+  if (std::none_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; })) {
+    isolated_.signal_all(SIGTERM);
+  }
   if (clock_.now() < kill_at_) return;
   for (WorkerRecord& worker : workers_) {
     if (worker.pid > 0) {

@@ -55,6 +55,7 @@ ReadResult read_exact(int fd, char* into, std::size_t size,
     if (!wait_readable(fd, done == 0 ? deadline : std::nullopt)) return ReadResult::kTimedOut;
     const ssize_t n = ::recv(fd, into + done, size - done, MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0 && errno == ECONNRESET && done == 0) return ReadResult::kUnread;
     if (n <= 0) return ReadResult::kClosed;
     done += static_cast<std::size_t>(n);
   }

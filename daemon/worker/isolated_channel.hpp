@@ -74,10 +74,12 @@ bool same_user_peer(int fd, pid_t* peer = nullptr);
 // Writes one frame of `fields`. False when the peer is gone.
 bool write_frame(int fd, const std::vector<std::string>& fields);
 
-enum class ReadResult { kFrame, kClosed, kTimedOut };
+enum class ReadResult { kFrame, kClosed, kUnread, kTimedOut };
 // Reads one frame into `fields`, waiting until `deadline` at most (nullopt:
 // without end). kClosed: the peer closed or broke the stream (a frame
-// over kMaxIsolatedFrame, a torn frame).
+// over kMaxIsolatedFrame, a torn frame). kUnread: the peer closed without
+// reading what this side had sent (the kernel resets the connection then:
+// ECONNRESET), so the last request was not run.
 ReadResult read_frame(int fd, std::optional<std::chrono::steady_clock::time_point> deadline,
                       std::vector<std::string>* fields);
 

@@ -86,24 +86,25 @@ RemoteService::Failure RemoteService::run(const Request& request, IsolatedReques
   Steady::time_point connect_until = Steady::now() + kConnectWait;
   if (deadline && *deadline - kHangGrace < connect_until) connect_until = *deadline - kHangGrace;
   const std::vector<std::string> frame = encode(to_isolated(request, kind));
-  // A request that could not be written was not run: once more on a new
+  // A request that could not be written, or that the process closed its
+  // end without reading (it was stopping), was not run: once more on a new
   // connection (the process may have been replaced since the last call).
-  bool sent = false;
-  for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
+  ReadResult read = ReadResult::kUnread;
+  pid_t pid = 0;
+  std::vector<std::string> fields;
+  for (int attempt = 0; attempt < 2 && read == ReadResult::kUnread; ++attempt) {
     if (!connect(connect_until, why)) {
       *why = "isolated service " + name_ + " has no process listening (starting or restarting): " + *why;
       return Failure::kUnavailable;
     }
-    sent = write_frame(fd_, frame);
-    if (!sent) disconnect();
+    pid = pid_.load(std::memory_order_relaxed);
+    read = write_frame(fd_, frame) ? read_frame(fd_, deadline, &fields) : ReadResult::kUnread;
+    if (read == ReadResult::kUnread) disconnect();
   }
-  if (!sent) {
-    *why = "isolated service " + name_ + ": its process closed the connection";
+  if (read == ReadResult::kUnread) {
+    *why = "isolated service " + name_ + ": its process closed the connection without reading the call";
     return Failure::kUnavailable;
   }
-  const pid_t pid = pid_.load(std::memory_order_relaxed);
-  std::vector<std::string> fields;
-  const ReadResult read = read_frame(fd_, deadline, &fields);
   if (read == ReadResult::kFrame && decode(fields, reply)) return Failure::kNone;
   disconnect();
   if (read == ReadResult::kTimedOut) {

@@ -131,8 +131,10 @@ TEST_CASE("A request and a reply cross the isolated channel whole", "[isolate][c
   CHECK_FALSE(sbus::decode(fields, &read));
 }
 
-TEST_CASE("A read on the isolated channel times out, and a peer gone or a torn frame reads as closed",
-          "[isolate][channel]") {
+TEST_CASE(
+    "A read on the isolated channel times out, a peer gone or a torn frame reads as closed, and a request left unread "
+    "as unread",
+    "[isolate][channel]") {
   Pair pair;
   std::vector<std::string> fields;
   SECTION("nothing within the deadline") {
@@ -143,6 +145,12 @@ TEST_CASE("A read on the isolated channel times out, and a peer gone or a torn f
     ::close(pair.fds[1]);
     pair.fds[1] = -1;
     CHECK(sbus::read_frame(pair.fds[0], std::chrono::steady_clock::now() + 1s, &fields) == sbus::ReadResult::kClosed);
+  }
+  SECTION("the peer closed without reading what was sent: the request was not run") {
+    REQUIRE(sbus::write_frame(pair.fds[0], {"a request"}));
+    ::close(pair.fds[1]);
+    pair.fds[1] = -1;
+    CHECK(sbus::read_frame(pair.fds[0], std::chrono::steady_clock::now() + 1s, &fields) == sbus::ReadResult::kUnread);
   }
   SECTION("a frame cut short by the peer's end") {
     const std::uint32_t size = 100;
