@@ -246,3 +246,59 @@ TEST_CASE("An isolated service whose plugin cannot start is not restarted, and s
   REQUIRE(isolated.exited(other, 0, true));
   CHECK_FALSE(isolated.any_alive());
 }
+
+TEST_CASE("Stopping sbusd stops the isolated services once its workers are gone", "[isolate][supervisor]") {
+  LogCapture log;
+  sbus_test::SupervisorRig rig({.brokers = {"amqp://guest:guest@10.0.0.1:5672/%2f"},
+                                .services = {"math.add", "test.crash:isolate"},
+                                .drain_timeout_seconds = 3});
+  REQUIRE(rig.supervisor().isolated().records().size() == 1);
+  const pid_t isolated = rig.supervisor().isolated().records()[0].process.pid;
+  const pid_t worker = rig.supervisor().workers()[0].pid;
+  REQUIRE(rig.launcher.child(isolated).isolated_service == std::optional<std::size_t>(1));
+  CHECK_FALSE(rig.launcher.child(worker).isolated_service);
+
+  REQUIRE(rig.stop());
+  CHECK(rig.launcher.child(worker).signals == std::vector<int>{SIGTERM});
+  // The worker may still pass it a call while it drains.
+  CHECK(rig.launcher.child(isolated).signals.empty());
+  REQUIRE(rig.after(1s));
+  CHECK(rig.launcher.child(isolated).signals.empty());
+  rig.launcher.exit_with(worker, 0);
+  REQUIRE(rig.turn());
+  CHECK_FALSE(rig.launcher.child(isolated).signals.empty());
+  CHECK(rig.launcher.child(isolated).signals.front() == SIGTERM);
+  rig.launcher.exit_with(isolated, 0);
+  CHECK_FALSE(rig.turn());
+}
+
+TEST_CASE("A reload keeps an unchanged isolated service's process and replaces one whose entry changed",
+          "[isolate][supervisor]") {
+  LogCapture log;
+  sbus_test::RigConfig config{.brokers = {"amqp://guest:guest@10.0.0.1:5672/%2f"},
+                              .services = {"math.add", "test.crash:isolate"},
+                              .drain_timeout_seconds = 3};
+  sbus_test::SupervisorRig rig(config);
+  const pid_t first = rig.supervisor().isolated().records()[0].process.pid;
+  config.services = {"math.add", "test.crash:isolate", "test.echo"};
+  rig.write_config(config);
+  rig.reload_passing();
+  REQUIRE(rig.supervisor().isolated().records().size() == 1);
+  CHECK(rig.supervisor().isolated().records()[0].process.pid == first);
+  CHECK(rig.launcher.child(first).signals.empty());
+  // Its index in the new config's services.
+  CHECK(rig.supervisor().isolated().records()[0].service_index == 1);
+
+  config.services = {"math.add", "test.echo:isolate"};
+  rig.write_config(config);
+  rig.reload_passing();
+  CHECK(rig.launcher.child(first).signals == std::vector<int>{SIGTERM});
+  const auto& records = rig.supervisor().isolated().records();
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].service == "test.echo");
+  CHECK(records[1].process.pid != first);
+  CHECK(records[1].process.state == sbus::WorkerState::kRunning);
+  rig.launcher.exit_with(first, 0);
+  rig.turn();
+  CHECK(rig.supervisor().isolated().records().size() == 1);
+}

@@ -221,7 +221,8 @@ class LogCapture {
   int saved_ = -1;
 };
 
-// The YAML a rig writes: a broker URI per entry, math.add and `services`.
+// The YAML a rig writes: a broker URI per entry, math.add and `services`
+// ("test.crash:isolate" is test.crash with isolate: true).
 struct RigConfig {
   std::vector<std::string> brokers = {"amqp://guest:guest@10.0.0.1:5672/%2f"};
   std::vector<std::string> services = {"math.add"};
@@ -264,7 +265,9 @@ class SupervisorRig {
             "/state\nplugin_dir: " SBUS_BUILD_DIR "/plugins\ndrain_timeout: " +
             std::to_string(config.drain_timeout_seconds) + "\nservices:\n";
     for (const std::string& service : config.services) {
-      yaml += "  - name: " + service + "\n    plugin: " + service.substr(0, service.find('.')) + "\n";
+      const std::string name = service.substr(0, service.find(':'));
+      yaml += "  - name: " + name + "\n    plugin: " + service.substr(0, service.find('.')) + "\n";
+      if (name != service) yaml += "    isolate: true\n";
     }
     std::ofstream(path() + ".new") << yaml;
     std::filesystem::rename(path() + ".new", path());
