@@ -196,3 +196,28 @@ TEST_CASE("An isolated call hung past its deadline costs its process, and the se
   CHECK(sbusd.log().find("killed by signal 9") != std::string::npos);
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("A message that crashes its isolated service's process is retried, then moved to the error queue",
+          "[isolate][crash][message]") {
+  SbusdOptions options = with_services(
+      "  - name: math.add\n    plugin: math\n"
+      "  - name: test.crash_message\n    plugin: test\n    kind: message\n    isolate: true\n");
+  options.extra_yaml = "max_retries: 1\n";
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  sender.send(sbusd.address("test.crash_message"), "[7]");
+  std::vector<sbus::DeadLetter> letters;
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(wait_until([&] { return !(letters = sender.list_errors(sbusd.node())).empty(); }, 20s, 100ms));
+  REQUIRE(letters.size() == 1);
+  std::cout << "[figure] isolated test.crash_message: x-sbus-error: " << letters[0].header("x-sbus-error") << "\n";
+  CHECK(letters[0].body.find("[7]") != std::string::npos);
+  CHECK(letters[0].header("x-sbus-service") == "test.crash_message");
+  CHECK(letters[0].header("x-sbus-error").find("ended during the call") != std::string::npos);
+  // Run twice (max_retries 1), each time in a process of its own.
+  CHECK(count_of(sbusd.log(), "killed by signal 11") == 2);
+  // The worker never crashed: it answers at once, and was never restarted.
+  CHECK(sender.call(sbusd.address("math.add"), "[1,1]", 10s).message == "2");
+  CHECK(stats_of(sender, sbusd)["restarts"].GetUint64() == 0);
+  CHECK(sbusd.stop() == 0);
+}
