@@ -68,6 +68,10 @@ TEST_CASE("An isolated service that crashes ten times costs the services of its 
   REQUIRE(first > 0);
   CHECK(first != sbusd.pid());
   CHECK(isolated_pid(control, sbusd, "test.crash") == first);
+  // `sbus stats` names the process.
+  const ProcessResult shown = run_cli(concat({"stats", sbusd.node()}, sbusd.cli_args()));
+  INFO(shown.out << shown.err);
+  CHECK(shown.out.find("isolated: pid " + std::to_string(first)) != std::string::npos);
 
   // Four senders call the services of the worker while test.crash crashes.
   std::atomic<bool> done{false};
