@@ -103,6 +103,8 @@ void IsolatedServices::reload(std::shared_ptr<const Config> config, const Plugin
       record.process.broker_index = keep->first;
       record.service_index = keep->second;
       wanted.erase(keep);
+      // One that gave up (its start() failed) is tried again, as a worker is.
+      if (record.process.state == WorkerState::kFailed) spawn(record);
       continue;
     }
     SBUS_LOG(kInfo) << log_service(record.service) << log_worker_pid(record.process.pid) << record.name()

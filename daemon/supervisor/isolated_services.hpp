@@ -60,7 +60,7 @@ class IsolatedServices {
   // After a reload: a process whose service entry or plugin file changed,
   // or that is no longer configured, is stopped (SIGTERM: it answers the
   // call it runs) and, when still configured, started anew; the others
-  // keep running.
+  // keep running, and one that had given up (a fatal exit) starts again.
   void reload(std::shared_ptr<const Config> config, const PluginStamps& before, const PluginStamps& after);
 
   // The child `pid` ended: true when it was one of these (then restarted

@@ -217,8 +217,9 @@ TEST_CASE(
   CHECK_FALSE(isolated.exited(12345, 0, false));
 }
 
-TEST_CASE("An isolated service whose plugin cannot start is not restarted, and stop signals every process",
-          "[isolate][supervisor]") {
+TEST_CASE(
+    "An isolated service whose plugin cannot start is not restarted until a reload, and stop signals every process",
+    "[isolate][supervisor]") {
   auto config = std::make_shared<sbus::Config>();
   std::vector<std::string> problems;
   REQUIRE(load(kConfig, config.get(), &problems));
@@ -238,6 +239,14 @@ TEST_CASE("An isolated service whose plugin cannot start is not restarted, and s
   clock.advance(60s);
   isolated.step(clock.now());
   CHECK(launcher.workers_started() == 2);
+  // Until a reload.
+  isolated.reload(config, {}, {});
+  CHECK(launcher.workers_started() == 3);
+  CHECK(isolated.records()[0].process.state == sbus::WorkerState::kRunning);
+  const pid_t again = isolated.records()[0].process.pid;
+  CHECK(again != first);
+  launcher.exit_with(again, 0);
+  REQUIRE(isolated.exited(again, 0, true));
 
   isolated.signal_all(SIGTERM);
   CHECK(launcher.child(other).signals == std::vector<int>{SIGTERM});
