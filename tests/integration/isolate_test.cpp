@@ -225,3 +225,38 @@ TEST_CASE("A message that crashes its isolated service's process is retried, the
   CHECK(stats_of(sender, sbusd)["restarts"].GetUint64() == 0);
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("A reload that isolates a service starts its process, and calls to it keep being answered",
+          "[isolate][reload]") {
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: test.echo\n    plugin: test\n"));
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("test.echo"), "[1]", 10s).message == "[1]");
+  CHECK_FALSE(stats_of(sender, sbusd)["services"]["test.echo"].HasMember("isolated_pid"));
+  std::string yaml = read_file(sbusd.config_path());
+  const std::string entry = "  - name: test.echo\n    plugin: test\n";
+  REQUIRE(yaml.find(entry) != std::string::npos);
+  yaml.replace(yaml.find(entry), entry.size(), entry + "    isolate: true\n");
+  write_file(sbusd.config_path(), yaml);
+  sbusd.signal(SIGHUP);
+  // Answered throughout; then by the isolated process.
+  std::int64_t pid = 0;
+  int calls = 0;
+  const bool isolated = wait_until(
+      [&] {
+        const sbus::CallResult echo = sender.call(sbusd.address("test.echo"), "[" + std::to_string(++calls) + "]", 10s);
+        REQUIRE(echo.ok());
+        CHECK(echo.message == "[" + std::to_string(calls) + "]");
+        const rapidjson::Document stats = stats_of(sender, sbusd);
+        const auto& service = stats["services"]["test.echo"];
+        pid = service.HasMember("isolated_pid") ? service["isolated_pid"].GetInt64() : 0;
+        return pid > 0;
+      },
+      20s);
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(isolated);
+  CHECK(sbusd.log().find("isolated test.echo for ") != std::string::npos);
+  CHECK(sbusd.log().find("started, pid " + std::to_string(pid)) != std::string::npos);
+  CHECK(sbusd.stop() == 0);
+}
