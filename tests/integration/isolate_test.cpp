@@ -260,3 +260,22 @@ TEST_CASE("A reload that isolates a service starts its process, and calls to it 
   CHECK(sbusd.log().find("started, pid " + std::to_string(pid)) != std::string::npos);
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("An isolated event service records the events of its topics in its own process", "[isolate][events]") {
+  TempDir dir;
+  const std::string file = dir.file("events.jsonl");
+  const std::string topic = "iso" + std::to_string(::getpid()) + ".created";
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: audit.record\n    plugin: test\n    export: record\n"
+                    "    kind: event\n    isolate: true\n    topics: [\"" +
+                    topic + "\"]\n    options:\n      file: " + file + "\n"));
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.publish(topic, "{\"n\":1}"));
+  INFO("log:\n" << sbusd.log());
+  REQUIRE(wait_until([&] { return read_file(file).find("\"n\":1") != std::string::npos; }, 10s));
+  CHECK(read_file(file).find(topic) != std::string::npos);
+  CHECK(isolated_pid(sender, sbusd, "audit.record") > 0);
+  CHECK(isolated_pid(sender, sbusd, "audit.record") != sbusd.pid());
+  CHECK(sbusd.stop() == 0);
+}
