@@ -3,6 +3,7 @@
 #include <sbus/sender.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <tuple>
 
 #include "base/topic.hpp"
@@ -96,7 +97,13 @@ Sender::Sender(Sender&&) noexcept = default;
 Sender& Sender::operator=(Sender&&) noexcept = default;
 
 CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout) {
+  return call(address, params_json, timeout, CallOptions{});
+}
+
+CallResult Sender::call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                        const CallOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::chrono::milliseconds budget = budget_for(impl_->options, address, timeout, wall_now);
   const auto deadline = SenderClock::now() + budget;
@@ -152,11 +159,13 @@ void Sender::send(std::string_view address, std::string_view params_json, const 
 
 void Sender::send_message(std::string_view address, std::string_view params_json, const SendOptions& options) {
   const Address target = parse_address(address);
+  impl_->use_message_id(options.message_id);
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
   const std::chrono::milliseconds ttl = options.ttl.value_or(std::chrono::milliseconds(0));
   // A deadline counts from when the message is due.
   const auto wall_expires = due.value_or(wall_now) + ttl;
+  if (impl_->hold_send(address, params_json, options)) return;
   Event event = event_to(target, params_json);
   // A lost connection is always worth another broker here: a message is
   // delivered at least once whatever we do.
@@ -204,6 +213,23 @@ void Sender::send_message(std::string_view address, std::string_view params_json
 }
 
 bool Sender::publish(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
+    return true;
+  }
+  impl_->use_message_id({});
+  return publish_with_id(topic, params_json);
+}
+
+bool Sender::publish_with_id(std::string_view topic, std::string_view params_json) {
   // A lost connection is worth another broker, as for send().
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
   for (int attempt = 0;; ++attempt) {
@@ -224,7 +250,20 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
   }
   const auto wall_now = std::chrono::system_clock::now();
   const std::optional<std::chrono::system_clock::time_point> due = due_of(options, wall_now);
-  if (!due && !options.ttl) return publish(topic, params_json);
+  // Held: true; released at once (`now`): whether anyone was subscribed.
+  auto subscribed = std::make_shared<bool>(true);
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json), options, subscribed](Sender& sender,
+                                                                                               const std::string& id) {
+            SendOptions with_id = options;
+            if (with_id.message_id.empty()) with_id.message_id = id;
+            *subscribed = sender.publish(topic, params, with_id);
+          },
+          options.now)) {
+    return *subscribed;
+  }
+  impl_->use_message_id(options.message_id);
+  if (!due && !options.ttl) return publish_with_id(topic, params_json);
   const auto wall_expires = due.value_or(wall_now) + options.ttl.value_or(std::chrono::milliseconds(0));
   const std::string deadline = deadline_header_value(wall_expires);
   const int tries = std::max<int>(1, static_cast<int>(impl_->options.brokers.size())) + impl_->options.retry;
@@ -253,6 +292,19 @@ bool Sender::publish(std::string_view topic, std::string_view params_json, const
 }
 
 std::string Sender::publish_async(std::string_view topic, std::string_view params_json) {
+  if (const std::string problem = topic_problem(topic); !problem.empty()) {
+    throw SenderError(SenderError::Kind::kAddress, problem);
+  }
+  if (impl_->hold(
+          [topic = std::string(topic), params = std::string(params_json)](Sender& sender, const std::string& id) {
+            SendOptions with_id;
+            with_id.message_id = id;
+            sender.publish(topic, params, with_id);
+          },
+          false)) {
+    return {};
+  }
+  impl_->use_message_id({});
   std::string id;
   impl_->publish_event(topic, params_json, nullptr, false, &id);
   return id;
@@ -294,6 +346,7 @@ std::string Sender::call_async_with(std::string_view address, std::string_view p
   Event event = event_to(target, params_json);
   event.id = impl_->next_event_id();
   event.token = impl_->sign(event, target.node, true);
+  impl_->use_message_id({});
   impl_->publish_call(target.node, encode_event(event), event.id, stamp ? &*stamp : nullptr);
   impl_->async_pending.insert(event.id);
   return event.id;
@@ -395,6 +448,8 @@ std::size_t Sender::requeue_errors(std::string_view node, std::string_view error
             impl_->sign(event, event_service.empty() ? std::string(node) : impl_->options.events_exchange, false);
         letter.body = encode_event(event);
       }
+      // The id it came with, so that a store that saw it handled knows it.
+      impl_->message_id = letter.message_id;
       impl_->publish_confirmed(std::string(node), letter.body, std::chrono::milliseconds(10000), nullptr,
                                event_service);
       if (amqp_basic_ack(impl_->connection.get(), Impl::kErrorChannel, tag, 0) != AMQP_STATUS_OK) {

@@ -29,6 +29,7 @@ void Sender::Impl::publish_mandatory(const std::string& exchange, const std::str
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  stamp_message_id(&props);
   amqp_table_entry_t entry{};
   if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
   amqp_table_entry_t event_entry{};
@@ -159,6 +160,10 @@ bool Sender::Impl::get(const std::string& queue, DeadLetter* letter, std::uint64
   }
   letter->body = bytes_to_string(message.body);
   letter->headers.clear();
+  letter->message_id.clear();
+  if (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+    letter->message_id = bytes_to_string(message.properties.message_id);
+  }
   if (message.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
     const amqp_table_t& headers = message.properties.headers;
     for (int i = 0; i < headers.num_entries; ++i) {

@@ -10,7 +10,7 @@ ConnectOptions Sender::Impl::connect_options() const {
   ConnectOptions connect_options;
   connect_options.connect_timeout = options.connect_timeout;
   connect_options.heartbeat_seconds = 0;
-  connect_options.connection_name = "sbus sender";
+  connect_options.connection_name = connection_name;
   connect_options.tls.ca_file = options.tls_ca_file;
   connect_options.tls.cert_file = options.tls_cert_file;
   connect_options.tls.key_file = options.tls_key_file;

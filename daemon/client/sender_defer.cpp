@@ -67,6 +67,7 @@ void Sender::Impl::publish_deferred(const DeferTarget& target, const DelayPlan& 
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+  stamp_message_id(&props);
   const std::string exchange = delay_entry_exchange(options.delay_exchange, plan);
   int status =
       connection.queue_publish(kSendChannel, to_bytes(exchange), to_bytes(target.key), props, to_bytes(body), true);

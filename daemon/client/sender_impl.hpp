@@ -8,6 +8,7 @@
 //   sender_defer.cpp       deferred messages (protocol/deferral.hpp)
 //   sender_signing.cpp     tokens and event ids
 //   sender_events.cpp      publishing events
+//   sender_hold.cpp        sends held while a service's handler runs
 // One thread uses a Sender at a time (the public header says so), so
 // nothing here is locked. A method that loses the connection calls lost(),
 // which forgets the connection and what waited on it and throws.
@@ -18,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -65,6 +68,8 @@ struct Sender::Impl {
   AmqpConnection connection;
   std::size_t broker = 0;  // index of the connected (or next) broker
   std::string connected;   // its URI, password hidden; empty when not connected
+  // What the broker shows of it (AMQP client property connection_name).
+  std::string connection_name = "sbus sender";
 
   // sender_connection.cpp
 
@@ -243,6 +248,19 @@ struct Sender::Impl {
   // wait_events() throws for them.
   std::size_t events_lost = 0;
 
+  // sender_hold.cpp
+
+  // Hands `publish` to options.hold (SenderOptions::hold), to be run at the
+  // release (with `now`: at once) on the releasing thread's own Sender with
+  // the message id it is given (unless the handler gave its own); true when
+  // taken. False without a hold, or when it did not take it: send as any
+  // sender does.
+  bool hold(std::function<void(Sender&, const std::string& message_id)> publish, bool now);
+  // hold() for Sender::send's message to `address`.
+  bool hold_send(std::string_view address, std::string_view params_json, const SendOptions& send);
+  // options without hold: what held messages are released with.
+  std::shared_ptr<const SenderOptions> release_options;
+
   // sender_signing.cpp
 
   // The token of `event` to `node`. For a call (`awaits_reply`) signed
@@ -255,6 +273,17 @@ struct Sender::Impl {
   // set, else the shared secret.
   const std::string& signing_key() const;
   std::string next_event_id();
+  // The message id (protocol/message_id.hpp) that the publishes of the
+  // public method under way carry: `given` when set (throws kAddress,
+  // before anything is sent, when it cannot be one), else a fresh one.
+  // Each public method that sends sets it once, so that its retries carry
+  // the same id.
+  void use_message_id(const std::string& given);
+  // Sets the message_id property of `props` to message_id, when set.
+  void stamp_message_id(amqp_basic_properties_t* props) const;
+  std::string message_id;
+  std::string message_id_prefix;
+  std::uint64_t message_ids = 0;
   std::optional<CompatTokens> compat_tokens;
   std::uint64_t next_id = 0;
   std::string prefix = event_id_prefix();

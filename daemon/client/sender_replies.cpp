@@ -71,6 +71,7 @@ void Sender::Impl::publish_call(const std::string& node, std::string_view body, 
   props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
   props.reply_to = amqp_cstring_bytes(kDirectReplyTo);
   props.correlation_id = to_bytes(correlation_id);
+  stamp_message_id(&props);
   amqp_table_entry_t entry{};
   if (deadline != nullptr) stamp_deadline(*deadline, &entry, &props);
   // One write for the three frames, where rabbitmq-c makes three. Mandatory:

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "client/sender_impl.hpp"
+#include "protocol/message_id.hpp"
 
 namespace sbus {
 
@@ -32,6 +33,24 @@ std::string Sender::Impl::sign(const Event& event, const std::string& node, bool
 
 const std::string& Sender::Impl::signing_key() const {
   return options.caller.empty() ? options.secret : options.caller_key;
+}
+
+void Sender::Impl::use_message_id(const std::string& given) {
+  if (!given.empty()) {
+    if (const std::string problem = message_id_problem(given); !problem.empty()) {
+      throw SenderError(SenderError::Kind::kAddress, problem + "; not sent");
+    }
+    message_id = given;
+    return;
+  }
+  if (message_id_prefix.empty()) message_id_prefix = fresh_message_id_prefix();
+  message_id = message_id_prefix + std::to_string(++message_ids);
+}
+
+void Sender::Impl::stamp_message_id(amqp_basic_properties_t* props) const {
+  if (message_id.empty()) return;
+  props->_flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+  props->message_id = to_bytes(message_id);
 }
 
 std::string Sender::Impl::next_event_id() {

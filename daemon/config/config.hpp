@@ -163,6 +163,14 @@ struct Config {
   // Where sbusd keeps what must outlive a restart: the nonces of the
   // hmac-sha256 calls seen within max_skew (replay-nonces). Read at start.
   std::string state_dir = "/var/lib/sbus";
+  // The store of handled message ids (STATE_DIR/handled, worker/handled_store.hpp;
+  // docs/reliability.md#handled-once): ids are kept this long, at most this
+  // many; a call's reply is kept up to this size; the file stays under
+  // handled_max_bytes.
+  std::int64_t handled_keep_seconds = 7 * 24 * 3600;
+  std::int64_t handled_max_ids = 1000000;
+  std::int64_t handled_reply_max_bytes = 64 * 1024;
+  std::int64_t handled_max_bytes = 1LL << 30;
   // A fleet whose secret is shorter than kMinSecretBytes and cannot rotate
   // yet (py-servicebus peers share it): accepted, with a warning at start.
   bool legacy_short_secret = false;
@@ -252,6 +260,11 @@ inline bool accepts_hmac(const Config& config) {
     if (mode.rfind("hmac-sha256", 0) == 0) return true;
   }
   return false;
+}
+
+// STATE_DIR/handled: the folder of the handled ids' store (HandledStore).
+inline std::string handled_dir_of(const Config& config) {
+  return config.state_dir + "/handled";
 }
 
 // STATE_DIR/replay-nonces: the file of ReplayCache::open_file().

@@ -238,7 +238,16 @@ constexpr ConfigKey kConfigKeys[] = {
     {"legacy_short_secret", boolean_value<&Config::legacy_short_secret>(), Restart::kNone, "`false`",
      "accept a secret shorter than 16 bytes", "true"},
     {"state_dir", with_parser(&parse_state_dir, &differs<&Config::state_dir>, "path"), Restart::kWorkers,
-     "`/var/lib/sbus`", "where the nonces of hmac calls are kept across restarts", "/tmp/sbus-state"},
+     "`/var/lib/sbus`", "where the nonces of hmac calls and the handled message ids are kept across restarts",
+     "/tmp/sbus-state"},
+    {"handled_keep", integer_value<1, 366LL * 86400, &Config::handled_keep_seconds>(), Restart::kWorkers,
+     "604800 (7 days)", "seconds a handled message id (and a call's reply) is remembered", "3600"},
+    {"handled_max_ids", integer_value<1, 1LL << 32, &Config::handled_max_ids>(), Restart::kWorkers, "1000000",
+     "handled message ids remembered at most (the oldest are forgotten first)", "5000"},
+    {"handled_reply_max_bytes", integer_value<0, 16LL << 20, &Config::handled_reply_max_bytes>(), Restart::kWorkers,
+     "65536", "a call's reply up to this size is kept with its id, to answer a repeated call", "1024"},
+    {"handled_max_bytes", integer_value<1LL << 20, 1LL << 40, &Config::handled_max_bytes>(), Restart::kWorkers, "1 GiB",
+     "the store of handled ids never grows past this (when full, the oldest eighth is forgotten)", "16777216"},
     // Keys are compared by their contents: a key file rewritten in place
     // (a rotation) replaces the workers on SIGHUP like a changed path.
     {"callers", with_parser(&parse_callers, &differs<&Config::callers>, "list"), Restart::kWorkers, "",

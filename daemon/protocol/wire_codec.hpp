@@ -41,6 +41,12 @@ inline constexpr const char* kDeadlineExceeded = "deadline_exceeded";
 // The caller is authenticated but the node's policy does not let it call
 // (or send to) this service; the call was not run.
 inline constexpr const char* kForbidden = "forbidden";
+// The delivery's message id (the AMQP property message_id) is over 128
+// bytes or not text; it went to the error queue unrun.
+inline constexpr const char* kBadMessageId = "bad_message_id";
+// A call whose message id was handled already, whose reply was over
+// handled_reply_max_bytes and so not kept: it is not run again.
+inline constexpr const char* kReplyNotKept = "reply_not_kept";
 // Never sent by sbusd: what the sender reports for an error reply that
 // names no code (a sender or agent other than sbus).
 inline constexpr const char* kUnnamedError = "error";

@@ -7,6 +7,7 @@
 #include "base/log.hpp"
 #include "protocol/deadline.hpp"
 #include "protocol/event_wire.hpp"
+#include "protocol/message_id.hpp"
 #include "worker/crash_cooldown.hpp"
 #include "worker/params.hpp"
 
@@ -110,6 +111,7 @@ Decision Admission::decide(Delivery& delivery, const UnsentReplies& unsent) {
   }
   decision.job.envelope.caller = std::move(who.caller);
   decision.job.envelope.reply_key = who.key;
+  if (!read_message_id(delivery, &decision)) return decision;
   if (envelope.is_event()) {
     decide_event(delivery, who.index, &decision);
     return decision;
@@ -172,6 +174,7 @@ void Admission::decide_service(Delivery& delivery, const UnsentReplies& unsent, 
   decision->runner = runner;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
   if (!allowed(caller, runner, name, decision)) return;
+  if (handled_before(name, decision)) return;
   const bool admitted =
       is_call ? admit_call(delivery, unsent, name, decision) : admit_message(delivery, name, decision);
   if (!admitted) return;
@@ -206,6 +209,7 @@ void Admission::decide_event(Delivery& delivery, std::size_t caller, Decision* d
   decision->runner = found->second;
   decision->caller = ReplyGuard::Caller::kAuthenticated;
   if (!allowed(caller, found->second, name, decision)) return;
+  if (handled_before(name, decision)) return;
   if (!admit_message(delivery, name, decision)) return;
   admit_to_runner(delivery, name, decision);
 }
@@ -305,6 +309,45 @@ bool Admission::admit_call(const Delivery& delivery, const UnsentReplies& unsent
                       " was interrupted: the worker running it died or lost its broker connection;"
                       " it is not run again";
   return false;
+}
+
+// The delivery's message id, if it has one: one that is too long or not
+// text is refused (to the error queue, with the reason), after its token
+// was checked, so that only a sender who may call hears why.
+bool Admission::read_message_id(const Delivery& delivery, Decision* decision) {
+  if (delivery.properties == nullptr || (delivery.properties->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) == 0) return true;
+  const amqp_bytes_t& bytes = delivery.properties->message_id;
+  std::string id(static_cast<const char*>(bytes.bytes), bytes.len);
+  if (std::string problem = message_id_problem(id); !problem.empty()) {
+    refuse(decision, errc::kBadMessageId, std::move(problem), ReplyGuard::Caller::kAuthenticated);
+    return false;
+  }
+  decision->job.envelope.message_id = std::move(id);
+  return true;
+}
+
+// A delivery whose message id this node handled for the same service and
+// caller (HandledStore): not run again. Checked before the redelivery
+// checks, since a kept reply says more than `interrupted`.
+bool Admission::handled_before(const std::string& name, Decision* decision) {
+  Envelope& envelope = decision->job.envelope;
+  if (handled_ == nullptr || envelope.message_id.empty()) return false;
+  envelope.handled_key = HandledStore::key(name, envelope.caller, envelope.message_id);
+  std::optional<HandledRecord> record = handled_->find(envelope.handled_key);
+  if (!record) return false;
+  SBUS_LOG(kDebug) << log_service(name) << log_event(decision->job.event.id) << "event "
+                   << log_value(decision->job.event.id) << ": message id " << log_value(envelope.message_id)
+                   << " was handled already; not run again";
+  decision->verdict = Decision::Verdict::kDuplicate;
+  decision->service = name;
+  if (record->kind == HandledRecord::Kind::kReply) decision->message = std::move(record->reply);
+  if (record->kind == HandledRecord::Kind::kReplyNotKept) {
+    decision->code = errc::kReplyNotKept;
+    decision->message = "the call to " + name + " with message id " + envelope.message_id +
+                        " was handled already and is not run again; its reply was over handled_reply_max_bytes (" +
+                        std::to_string(config_.handled_reply_max_bytes) + ") and was not kept";
+  }
+  return true;
 }
 
 // A delivery for a service switched off: a call is answered at once, a

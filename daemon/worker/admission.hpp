@@ -27,6 +27,7 @@
 #include "base/replay_cache.hpp"
 #include "config/config.hpp"
 #include "worker/dead_letter.hpp"
+#include "worker/handled_store.hpp"
 #include "worker/access_policy.hpp"
 #include "worker/delivery.hpp"
 #include "worker/job.hpp"
@@ -47,7 +48,11 @@ struct Decision {
     kAnswerError,
     kDeadLetter,  // a message into the error queue, with the reason (DeadLetterPolicy)
     kSendKept,    // a call redelivered after a lost connection: the reply kept for it
-    kDispatch,    // to service `runner`, with `job`
+    // Its message id was handled already (HandledStore): a message is acked
+    // unrun; a call gets the reply kept for it (`message`, the reply's body
+    // as sent then), or, when none was kept, the error `code`.
+    kDuplicate,
+    kDispatch,  // to service `runner`, with `job`
     // Its deadline has passed: a call is answered `code` (deadline_exceeded),
     // a message is acked unrun; either counted as expired against `runner`.
     kExpired,
@@ -92,6 +97,9 @@ class Admission {
   // cool-down. Once, after the services are added: a crash of this worker
   // starts a new one, which reads it again.
   void read_crashes();
+  // The store of handled message ids, when the worker could open it
+  // (null: every delivery is new). It must outlive this.
+  void set_handled_store(HandledStore* store) { handled_ = store; }
 
   // The services whose plugin failed to load or start, with the reason.
   const std::map<std::string, std::string>& unavailable() const { return unavailable_; }
@@ -112,9 +120,12 @@ class Admission {
   bool admit_call(const Delivery& delivery, const UnsentReplies& unsent, const std::string& name, Decision* decision);
   bool switched_off(std::size_t runner, Decision* decision);
   bool within_deadline(const Delivery& delivery, const std::string& name, Decision* decision);
+  bool read_message_id(const Delivery& delivery, Decision* decision);
+  bool handled_before(const std::string& name, Decision* decision);
 
   const Config& config_;
   CrashJournal* journal_;
+  HandledStore* handled_ = nullptr;
   TokenCheck tokens_;
   DeadLetterPolicy dead_letters_;  // for messages that crashed workers
   AccessPolicy access_;

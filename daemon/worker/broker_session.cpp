@@ -228,7 +228,7 @@ bool BrokerSession::publish_reply(const std::string& reply_to, const std::string
 
 bool BrokerSession::publish_dead_letter(std::string_view body, const std::string& service, const std::string& error,
                                         int attempts, const Headers& headers, const Headers& own_headers,
-                                        const std::string& queue) {
+                                        const std::string& queue, std::string_view message_id) {
   // The table points into `texts`, which must outlive the publish.
   std::deque<std::string> texts;
   std::vector<amqp_table_entry_t> entries;
@@ -255,6 +255,10 @@ bool BrokerSession::publish_dead_letter(std::string_view body, const std::string
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+  if (!message_id.empty()) {
+    props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+    props.message_id = to_bytes(message_id);
+  }
   const std::string& to = queue.empty() ? config_.error_queue : queue;
   int status = connection_.queue_publish(kChannel, amqp_empty_bytes, to_bytes(to), props, to_bytes(body));
   if (status != AMQP_STATUS_OK) {
@@ -270,8 +274,16 @@ void BrokerSession::settle(std::uint64_t tag, bool ack) {
     acks_.ack(tag);
     return;
   }
+  reject(tag, false);
+}
+
+void BrokerSession::requeue(std::uint64_t tag) {
+  reject(tag, true);
+}
+
+void BrokerSession::reject(std::uint64_t tag, bool requeue) {
   if (!acks_.reject(tag)) return;
-  amqp_basic_reject_t reject{tag, 0};
+  amqp_basic_reject_t reject{tag, requeue ? amqp_boolean_t{1} : amqp_boolean_t{0}};
   int status = connection_.queue_method(kChannel, AMQP_BASIC_REJECT_METHOD, &reject);
   if (status != AMQP_STATUS_OK) {
     SBUS_LOG(kWarn) << "reject of delivery " << tag << " failed: " << amqp_error_string2(status);

@@ -153,13 +153,17 @@ class BrokerSession {
   // set here. An entry of the error queue is sealed (error_seal.hpp) unless
   // it was refused for its token (own header x-sbus-token). False when the
   // connection failed.
+  // `message_id`: the delivery's (Envelope::message_id), kept as its
+  // property so that it comes back with it; empty: none.
   bool publish_dead_letter(std::string_view body, const std::string& service, const std::string& error, int attempts,
-                           const Headers& headers, const Headers& own_headers = {}, const std::string& queue = {})
-      REQUIRES(mutex_);
+                           const Headers& headers, const Headers& own_headers = {}, const std::string& queue = {},
+                           std::string_view message_id = {}) REQUIRES(mutex_);
   // A delivery is handled (ack: acked with the next flush_acks()) or
   // refused (basic.reject at once); leave() keeps it unacked on purpose.
   void settle(std::uint64_t tag, bool ack) REQUIRES(mutex_);
   void leave(std::uint64_t tag) REQUIRES(mutex_) { acks_.leave(tag); }
+  // Rejected with requeue at once: the broker delivers it again.
+  void requeue(std::uint64_t tag) REQUIRES(mutex_);
   // Queues the due acks, then writes everything queued: the replies and
   // acks of this turn go out together (FrameBuffer).
   void flush_acks() REQUIRES(mutex_);
@@ -176,6 +180,7 @@ class BrokerSession {
   void release_body(amqp_channel_t channel, const amqp_basic_properties_t* props, std::uint64_t too_large)
       REQUIRES(mutex_);
   bool handle_frame(const amqp_frame_t& frame) REQUIRES(mutex_);
+  void reject(std::uint64_t tag, bool requeue) REQUIRES(mutex_);
   Read lost(const char* what, int status) REQUIRES(mutex_);
   void suspect_recent_replies(int reply_code) REQUIRES(mutex_);
   void publish_quarantined(const std::string& reply_to, const std::string& correlation_id, std::string_view body,

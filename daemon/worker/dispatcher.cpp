@@ -42,9 +42,9 @@ void Dispatcher::finished(std::size_t runner) {
   window_->give_back(runner);
 }
 
-void Dispatcher::forget_pending() {
+void Dispatcher::forget_pending(std::vector<std::string>* handled_keys) {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
-    const std::size_t dropped = runners_[i]->discard_queued();
+    const std::size_t dropped = runners_[i]->discard_queued(handled_keys);
     outstanding_ -= dropped;
     window_->give_back(i, dropped);
   }

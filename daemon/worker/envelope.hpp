@@ -35,6 +35,12 @@ struct Envelope {
   // into the worker's Config, which outlives every delivery.
   std::string caller;
   const std::string* reply_key = nullptr;
+  // Its message id (the AMQP property message_id), checked by admission;
+  // empty: none (py-servicebus). `handled_key`: its key in the handled
+  // store (HandledStore::key), set once admission knows its service; empty:
+  // it is not remembered (no id, or no store).
+  std::string message_id;
+  std::string handled_key;
 
   bool is_call() const { return kind == DeliveryKind::kCall; }
   bool is_event() const { return kind == DeliveryKind::kEvent; }

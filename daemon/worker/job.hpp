@@ -47,6 +47,10 @@ struct Outcome {
   std::optional<ErrorEntry> dead_letter;
   // Stopped before the message could be handled: leave it unacked.
   bool leave = false;
+  // Handled, but what its handler sent could not be released (the broker
+  // was lost, Outbox::release()): rejected with requeue, unanswered, so
+  // that the broker delivers it again.
+  bool requeue = false;
   // Finished after its runner was abandoned (ServiceRunner::abandon_call()):
   // never handed to the worker.
   bool abandoned = false;

@@ -25,11 +25,17 @@ constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
 // keeps from an inherited deadline.
 constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
+// The id of the delivery a handler runs for, from which the ids of the
+// messages it sends are derived (Outbox); empty when it has none.
+std::string incoming_message_id(const Request& request) {
+  return std::string(request.message_id());
+}
+
 }  // namespace
 
 ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
                              RunnerHost* host, CrashJournal* journal, int max_retries,
-                             std::shared_ptr<CurrentDeadline> current_deadline)
+                             std::shared_ptr<CurrentDeadline> current_deadline, std::shared_ptr<Outbox> outbox)
     : index_(index),
       config_(std::move(config)),
       service_(std::move(service)),
@@ -39,6 +45,7 @@ ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedServ
       journal_(journal),
       dead_letters_(max_retries),
       current_deadline_(std::move(current_deadline)),
+      outbox_(std::move(outbox)),
       budget_(config_.queue_len, config_.queue_bytes) {}
 
 ServiceRunner::~ServiceRunner() {
@@ -84,9 +91,12 @@ std::size_t ServiceRunner::queued_bytes() {
   return budget_.bytes();
 }
 
-std::size_t ServiceRunner::discard_queued() {
+std::size_t ServiceRunner::discard_queued(std::vector<std::string>* handled_keys) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
+  for (const Job& job : queue_) {
+    if (handled_keys != nullptr && !job.envelope.handled_key.empty()) handled_keys->push_back(job.envelope.handled_key);
+  }
   queue_.clear();
   budget_.clear();
   return count;
@@ -256,6 +266,7 @@ Outcome ServiceRunner::execute(Job& job) {
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
   request.set_deadline(job.deadline);
   request.set_caller(outcome.envelope.caller);
+  request.set_message_id(outcome.envelope.message_id);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
@@ -309,9 +320,16 @@ void ServiceRunner::call_service(const Request& request, Job& job, Reply* reply,
   try {
     if (is_call) {
       Response response;
+      if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
       service_.service().on_call(request, response);
-      reply->error_code = response.error_code();
-      reply->message = response.body();
+      std::string error;
+      if (release_held(outcome, &error)) {
+        reply->error_code = response.error_code();
+        reply->message = response.body();
+      } else {
+        reply->error_code = errc::kServiceFailed;
+        reply->message = std::string("service ") + config_.name + " failed: " + error;
+      }
     } else {
       run_message(request, job, reply->id, outcome);
     }
@@ -322,7 +340,43 @@ void ServiceRunner::call_service(const Request& request, Job& job, Reply* reply,
     reply->error_code = errc::kServiceFailed;
     reply->message = "service " + config_.name + " failed: unknown exception";
   }
+  // What a handler that threw had sent never leaves.
+  if (outbox_ != nullptr) outbox_->discard();
   if (is_call && current_deadline_ != nullptr) current_deadline_->set(std::nullopt);
+}
+
+bool ServiceRunner::release_held(Outcome* outcome, std::string* error) {
+  if (outbox_ == nullptr) return true;
+  Outbox::Released released = outbox_->release();
+  if (released.ok) return true;
+  *error = std::move(released.error);
+  outcome->requeue = released.connection_failed;
+  SBUS_LOG_LIMITED(kWarn, "release failed")
+      << log_service(config_.name) << config_.name << ": " << log_value(*error)
+      << (outcome->requeue ? "; the delivery is not acked, the broker delivers it again" : "");
+  return false;
+}
+
+bool ServiceRunner::attempt_message(const Request& request, Outcome* outcome, std::string* error) {
+  if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
+  bool threw = true;
+  try {
+    if (outcome->envelope.is_event()) {
+      service_.service().on_event(request);
+    } else {
+      service_.service().on_message(request);
+    }
+    threw = false;
+  } catch (const std::exception& e) {
+    *error = e.what();
+  } catch (...) {
+    *error = "unknown exception";
+  }
+  if (threw) {
+    if (outbox_ != nullptr) outbox_->discard();
+    return false;
+  }
+  return release_held(outcome, error);
 }
 
 // Past the deadline, whatever a call answered or threw goes to nobody who
@@ -347,18 +401,8 @@ void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::t
 void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
     std::string error;
-    try {
-      if (outcome->envelope.is_event()) {
-        service_.service().on_event(request);
-      } else {
-        service_.service().on_message(request);
-      }
-      break;
-    } catch (const std::exception& e) {
-      error = e.what();
-    } catch (...) {
-      error = "unknown exception";
-    }
+    if (attempt_message(request, outcome, &error)) break;
+    if (outcome->requeue) break;  // the broker is gone: no attempt counted
     SBUS_LOG_LIMITED(kWarn, "message attempt failed")
         << log_service(config_.name) << log_event(id) << "event " << log_value(id) << ": " << config_.name
         << ": attempt " << attempt << " failed: " << log_value(error);

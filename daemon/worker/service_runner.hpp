@@ -30,6 +30,7 @@
 #include "config/config.hpp"
 #include "worker/dead_letter.hpp"
 #include "worker/job.hpp"
+#include "worker/outbox.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/queue_budget.hpp"
 #include "worker/wakeup.hpp"
@@ -76,7 +77,7 @@ class ServiceRunner {
  public:
   ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
                 RunnerHost* host, CrashJournal* journal, int max_retries,
-                std::shared_ptr<CurrentDeadline> current_deadline = nullptr);
+                std::shared_ptr<CurrentDeadline> current_deadline = nullptr, std::shared_ptr<Outbox> outbox = nullptr);
   ~ServiceRunner();
   ServiceRunner(const ServiceRunner&) = delete;
   ServiceRunner& operator=(const ServiceRunner&) = delete;
@@ -100,8 +101,9 @@ class ServiceRunner {
   void unwatch_socket(int fd) { wakeup_.unwatch(fd); }
 
   // Drops the jobs not yet started and returns how many; the one running
-  // finishes and reports as usual.
-  std::size_t discard_queued();
+  // finishes and reports as usual. Adds the handled-store keys of the
+  // dropped jobs that have one to `handled_keys`, when given.
+  std::size_t discard_queued(std::vector<std::string>* handled_keys = nullptr);
 
   // Ends the thread after the running job (queued ones are dropped) and
   // runs the service's stop().
@@ -145,6 +147,13 @@ class ServiceRunner {
   void call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome);
   void answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline, Reply* reply) const;
   void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
+  // One attempt of a message or an event: the handler, then the release
+  // of what it sent. False with *error set when either failed; a release
+  // that lost the broker also sets outcome->requeue.
+  bool attempt_message(const Request& request, Outcome* outcome, std::string* error);
+  // Releases what the handler sent (the outbox): true when all of it left,
+  // or nothing was held.
+  bool release_held(Outcome* outcome, std::string* error);
   // abandon_call(), or with `always` also a thread that runs no delivery.
   std::optional<Abandoned> give_up(bool always);
   // With `lock` (on mutex_) held: releases it while the thread sleeps
@@ -165,6 +174,9 @@ class ServiceRunner {
   int journal_slot_ = -1;
   // Set around each call (may be null: then nobody reads it).
   std::shared_ptr<CurrentDeadline> current_deadline_;
+  // What the service sends while a handler runs (may be null: nothing is
+  // held). Opened and released on the service thread around each attempt.
+  std::shared_ptr<Outbox> outbox_;
 
   std::mutex mutex_;
   // start() waits on it for the service's start(), stop_by() for the end

@@ -63,13 +63,18 @@ void Worker::start_services() {
       auto current = std::make_shared<CurrentDeadline>();
       SenderOptions own_sender = sender;
       own_sender.inherited_deadline = [current] { return current->get(); };
+      // What it sends while it handles a delivery is held until it returns.
+      auto outbox = std::make_shared<Outbox>(config_.node + "." + service.name);
+      own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
+        return outbox->hold(std::move(release), now);
+      };
       ServiceContext context{config_.node, service.category, service.service, service.options, std::move(own_sender)};
       // An isolated service's plugin runs in its own process (remote_service.hpp).
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service,
           service.isolate ? remote_service_for(service, broker_index_)
                           : loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
-          std::move(context), this, journal_, config_.max_retries, std::move(current));
+          std::move(context), this, journal_, config_.max_retries, std::move(current), std::move(outbox));
       runner->start();
       admission_.add_service(dispatcher_.size(), runner->config());
       dispatcher_.add(std::move(runner));
@@ -194,7 +199,9 @@ void Worker::begin_stop() {
 }
 
 void Worker::forget_pending() {
-  dispatcher_.forget_pending();
+  std::vector<std::string> handled_keys;
+  dispatcher_.forget_pending(&handled_keys);
+  for (const std::string& key : handled_keys) release_running_id(key, nullptr);
 }
 
 void Worker::wake_services() {
@@ -261,6 +268,7 @@ Worker::ServeEnd Worker::serve() {
 Worker::ServeEnd Worker::serve_turns() {
   for (;;) {
     if (Clock::now() >= next_report_) report_metrics();
+    if (handled_dirty_ && Clock::now() >= next_handled_sync_) sync_handled();
     bool read_owed = false;
     if (!flush_completions(&read_owed)) return ServeEnd::kConnectionLost;
     session_.flush_acks();
@@ -291,6 +299,7 @@ Worker::ServeEnd Worker::serve_turns() {
           static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
       wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
     }
+    wait = handled_wait(wait);
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;
@@ -383,6 +392,7 @@ bool Worker::start() {
     return false;
   }
   wire_codec_init();
+  open_handled_store();
   try {
     start_services();
   } catch (const Error& e) {
@@ -434,6 +444,7 @@ void Worker::shut_down() {
   dispatcher_.unwatch_socket(session_.fd());
   session_.close();
   dispatcher_.stop(session_.stopping() ? drain_deadline_ : Clock::time_point::max());
+  sync_handled();
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";
 }

@@ -71,7 +71,11 @@ void Worker::carry_out(Decision& decision, const Delivery& delivery) {
       ++stats_.services[decision.runner].expired;
       expire(envelope, decision.job.event.id, decision.message);
       return;
-    case Decision::Verdict::kDispatch: dispatch(std::move(decision.job), decision.runner); return;
+    case Decision::Verdict::kDuplicate:
+      ++stats_.services[decision.runner].duplicates;
+      answer_duplicate(envelope, decision.job.event.id, decision.message, decision.code, decision.message);
+      return;
+    case Decision::Verdict::kDispatch: dispatch_once(std::move(decision.job), decision.runner); return;
   }
 }
 
@@ -149,7 +153,8 @@ void Worker::dead_letter(const Envelope& envelope, std::string_view body, const 
                          const ErrorEntry& entry, const std::string& event_service) {
   Headers own = entry.own;
   for (auto& header : event_header(envelope, event_service)) own.push_back(std::move(header));
-  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, own)) {
+  if (session_.publish_dead_letter(body, entry.service, entry.reason, entry.attempts, headers, own, {},
+                                   envelope.message_id)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -188,7 +193,8 @@ void Worker::overflow(Job job, std::size_t runner) {
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   Headers own = event_header(envelope, service.name);
   own.emplace_back("x-sbus-hold", make_hold_stamp(config_.secret, config_.node, job.body, now));
-  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_))) {
+  if (session_.publish_dead_letter(job.body, service.name, "", 0, job.headers, own, hold_queue_name(config_),
+                                   envelope.message_id)) {
     session_.settle(envelope.delivery_tag, true);
   }
 }
@@ -207,15 +213,16 @@ void Worker::finish(Outcome& outcome) {
   dispatcher_.finished(outcome.runner);
   if (outcome.expired) {
     ++stats_.services[outcome.runner].expired;
-  } else if (!outcome.leave) {
+  } else if (!outcome.leave && !outcome.requeue) {
     ServiceStats& stats = stats_.services[outcome.runner];
     ++stats.handled;
     if (outcome.failed) ++stats.failed;
     stats.busy += outcome.busy;
     observe_duration(stats, outcome.busy);
   }
+  remember_handled(outcome);
   if (!session_.current(envelope)) {
-    if (envelope.is_call() && !outcome.dead_letter && !outcome.leave) {
+    if (envelope.is_call() && !outcome.dead_letter && !outcome.leave && !outcome.requeue) {
       SBUS_LOG(kWarn) << "delivery " << envelope.delivery_tag
                       << " finished after its connection was lost; its reply is kept for the redelivery";
       session_.unsent().keep(envelope.key, std::move(outcome.body));
@@ -228,6 +235,12 @@ void Worker::finish(Outcome& outcome) {
   if (outcome.leave) {
     // Left unacked on purpose: the broker gives it to the next consumer.
     session_.leave(envelope.delivery_tag);
+    return;
+  }
+  if (outcome.requeue) {
+    // What its handler sent did not all leave: run again, it sends the same
+    // message ids (Outbox), and the receivers drop what they already have.
+    session_.requeue(envelope.delivery_tag);
     return;
   }
   if (outcome.dead_letter) {
@@ -266,7 +279,8 @@ bool Worker::complete(Outcome outcome) {
 }
 
 bool Worker::finish_inline(Outcome& outcome) {
-  if (!session_.current(outcome.envelope) || session_.stopping() || outcome.leave || outcome.dead_letter) {
+  if (!session_.current(outcome.envelope) || session_.stopping() || outcome.leave || outcome.requeue ||
+      outcome.dead_letter) {
     return false;
   }
   if (outcome.envelope.is_call() && !session_.direct_route(outcome.envelope.reply_to)) {

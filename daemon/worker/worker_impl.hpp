@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/thread_annotations.hpp"
@@ -19,6 +20,7 @@
 #include "worker/broker_session.hpp"
 #include "worker/completion_queue.hpp"
 #include "worker/dispatcher.hpp"
+#include "worker/handled_store.hpp"
 #include "worker/peer_watch.hpp"
 #include "worker/service_runner.hpp"
 #include "worker/status_pipe.hpp"
@@ -109,6 +111,16 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   bool finish_inline(Outcome& outcome) REQUIRES(session_.mutex());
   std::string stats_json() REQUIRES(session_.mutex());
 
+  // Handled once (worker_handled.cpp; docs/reliability.md#handled-once).
+  void open_handled_store() REQUIRES(session_.mutex(), session_.connection_thread());
+  void sync_handled() REQUIRES(session_.mutex(), session_.connection_thread());
+  int handled_wait(int wait) const REQUIRES(session_.mutex());
+  void dispatch_once(Job job, std::size_t runner) REQUIRES(session_.mutex());
+  bool remember_handled(const Outcome& outcome) REQUIRES(session_.mutex());
+  void release_running_id(const std::string& key, const Outcome* outcome) REQUIRES(session_.mutex());
+  void answer_duplicate(const Envelope& envelope, const std::string& id, std::string_view reply,
+                        const std::string& code, const std::string& message) REQUIRES(session_.mutex());
+
   const Config& config_;
   std::size_t broker_index_;
   BrokerUri uri_;
@@ -132,6 +144,21 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   // runners that got a job while asleep (Dispatcher::take_wakes()).
   std::vector<ServiceRunner*> waking_;
   std::unique_ptr<PeerWatch> peer_watch_;
+
+  // The store of handled message ids (null: it could not be opened, and
+  // every delivery is handled at least once), when its records were last
+  // synced, and whether some were written since.
+  std::unique_ptr<HandledStore> handled_ GUARDED_BY(session_.mutex());
+  Clock::time_point next_handled_sync_ GUARDED_BY(session_.mutex()){};
+  bool handled_dirty_ GUARDED_BY(session_.mutex()) = false;
+  // The keys of the deliveries with a message id that a service runs or
+  // has queued, and the deliveries with the same key that wait for it to
+  // finish: run once it failed, answered as duplicates once it succeeded.
+  struct Parked {
+    Job job;
+    std::size_t runner;
+  };
+  std::unordered_map<std::string, std::vector<Parked>> running_ids_ GUARDED_BY(session_.mutex());
 };
 
 }  // namespace sbus

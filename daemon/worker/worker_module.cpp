@@ -11,6 +11,7 @@
 #include "amqp/tls_socket.hpp"
 #include "worker/isolated_process.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/handled_store.hpp"
 #include "worker/worker.hpp"
 
 #define SBUS_MODULE_EXPORT __attribute__((visibility("default")))
@@ -51,6 +52,17 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, 
     if (sbus::load_tls_module(sbus::tls_module_candidates(), &error) == nullptr) {
       problems.push_back(config->path + ": brokers: an amqps:// broker needs TLS, but " + error);
     }
+  }
+  // The store of handled ids (worker/handled_store.hpp), opened as a worker
+  // opens it: one that cannot be opened is a problem (sbusd does not start),
+  // a corrupted one is moved aside with a warning, so that a start never
+  // fails on it again and again.
+  try {
+    std::string warning;
+    sbus::HandledStore::open(sbus::handled_store_options(*config), &warning);
+    if (!warning.empty()) SBUS_LOG(kWarn) << warning;
+  } catch (const sbus::StoreError& e) {
+    problems.push_back(config->path + ": state_dir: " + e.what());
   }
   std::string text;
   for (const std::string& problem : problems) text += problem + "\n";

@@ -68,6 +68,8 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Uint64(stats.failed);
     out->Key("expired");
     out->Uint64(stats.expired);
+    out->Key("duplicates");
+    out->Uint64(stats.duplicates);
     out->Key("busy_s");
     out->Double(seconds(stats.busy));
     out->Key("running");
@@ -257,8 +259,7 @@ std::string metrics_report(const StatsSources& sources, std::size_t in_flight) {
     out.add("sbus_service_handled_total", labels, stats.handled);
     out.add("sbus_service_failed_total", labels, stats.failed);
     out.add("sbus_service_expired_total", labels, stats.expired);
-    // No delivery is recognised as a duplicate yet (handled-once): always 0.
-    out.add("sbus_service_duplicates_total", labels, std::uint64_t{0});
+    out.add("sbus_service_duplicates_total", labels, stats.duplicates);
     out.add("sbus_service_refused_busy_total", labels, stats.refused_busy);
     out.add("sbus_service_held_total", labels, stats.held);
     write_histogram(out, labels, stats);

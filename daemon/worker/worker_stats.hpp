@@ -30,6 +30,9 @@ struct ServiceStats {
   // Not run: the deadline had passed when the worker read it or when its
   // turn came (a call answered `deadline_exceeded`, a message acked).
   std::uint64_t expired = 0;  // messages moved to the hold queue for the same reason
+  // Deliveries whose message id was handled already (HandledStore): acked,
+  // or a call answered with its kept reply, not run again.
+  std::uint64_t duplicates = 0;
   std::chrono::nanoseconds busy{0};
   // The latency histogram of sbus_service_duration_seconds: runs whose busy
   // time fell in each of kDurationBuckets (not cumulative), and above them.

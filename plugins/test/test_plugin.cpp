@@ -20,11 +20,24 @@
 //                {"sleep": SECONDS, ...} sleep first (a stuck message service).
 //                Serves calls too: records, then answers true. As an
 //                event service (kind: event) it records one line
-//                {"topic": TOPIC, "params": PARAMS} per event
+//                {"topic": TOPIC, "params": PARAMS} per event. With
+//                `id_file: PATH` among its options, it also appends each
+//                call's, message's or event's message id
+//                (Request::message_id(), "-" for none) as a line there.
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...};
 //                or publishes an event, {"topic": "T", "params": ...}, and
 //                answers whether anyone was subscribed
+//   test.sends   sends messages through its ServiceContext's sender, held
+//                until it returns (docs/plugins.md, "What a handler sends"):
+//                params {"to": "N.C.S", "count": N, "key": K} send N messages
+//                {"key": K, "n": I} (I from 0) to N.C.S; "fail": F throws
+//                after sending, on the first F attempts for that key; "now":
+//                true sends them all with SendOptions::now, "now_first": true
+//                only the first; "sleep": S sleeps S seconds after sending;
+//                "stall_file": PATH hangs for an hour after sending when that
+//                file does not exist yet, creating it (stuck the first time).
+//                Serves messages and calls (answers true)
 //   test.whoami  answers who called it (Request::caller()), as a JSON string
 //   test.log     logs the text of its params ["TEXT"] at info and at debug
 //                level through sbus/log.hpp, and answers true
@@ -37,6 +50,7 @@
 #include <sbus/sender.hpp>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <memory>
 #include <cstdio>
@@ -163,6 +177,7 @@ class RecordService : public sbus::Service {
       throw std::runtime_error("test.record needs options: {file: PATH}");
     }
     path_ = file->second;
+    if (auto ids = context.options.find("id_file"); ids != context.options.end()) id_path_ = ids->second;
   }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
@@ -179,6 +194,7 @@ class RecordService : public sbus::Service {
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);
     append(buffer);
+    append_id(request);
   }
 
   void on_event(const sbus::Request& request) override {
@@ -191,6 +207,7 @@ class RecordService : public sbus::Service {
     request.params().Accept(writer);
     writer.EndObject();
     append(buffer);
+    append_id(request);
   }
 
  private:
@@ -201,7 +218,17 @@ class RecordService : public sbus::Service {
     std::fclose(out);
   }
 
+  void append_id(const sbus::Request& request) {
+    if (id_path_.empty()) return;
+    std::FILE* out = std::fopen(id_path_.c_str(), "a");
+    if (out == nullptr) throw std::runtime_error("cannot open " + id_path_);
+    const std::string_view id = request.message_id();
+    std::fprintf(out, "%.*s\n", static_cast<int>(id.empty() ? 1 : id.size()), id.empty() ? "-" : id.data());
+    std::fclose(out);
+  }
+
   std::string path_;
+  std::string id_path_;
 };
 
 class RelayService : public sbus::Service {
@@ -223,7 +250,11 @@ class RelayService : public sbus::Service {
     // One connection for the service's lifetime, made on first use.
     if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
     if (publishes) {
-      response.send(sender_->publish(params["topic"].GetString(), inner.GetString()));
+      // Sent now, not held until on_call returns: the answer says whether
+      // anyone was subscribed, which only the broker's confirm tells.
+      sbus::SendOptions now;
+      now.now = true;
+      response.send(sender_->publish(params["topic"].GetString(), inner.GetString(), now));
       return;
     }
     sbus::CallResult result = sender_->call(params["address"].GetString(), inner.GetString(), std::chrono::seconds(10));
@@ -237,6 +268,56 @@ class RelayService : public sbus::Service {
  private:
   const sbus::ServiceContext* context_ = nullptr;  // valid until stop() returns
   std::unique_ptr<sbus::Sender> sender_;
+};
+
+class SendsService : public sbus::Service {
+ public:
+  void start(const sbus::ServiceContext& context) override { context_ = &context; }
+
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    on_message(request);
+    response.send(true);
+  }
+
+  void on_message(const sbus::Request& request) override {
+    const rapidjson::Value& params = request.params();
+    if (!params.IsObject() || !params.HasMember("to") || !params["to"].IsString() || !params.HasMember("key") ||
+        !params["key"].IsString()) {
+      throw std::invalid_argument(R"(test.sends takes {"to": "NODE.CATEGORY.SERVICE", "key": "K", ...})");
+    }
+    const std::string key = params["key"].GetString();
+    const int count = params.HasMember("count") && params["count"].IsInt() ? params["count"].GetInt() : 1;
+    const int fail = params.HasMember("fail") && params["fail"].IsInt() ? params["fail"].GetInt() : 0;
+    const bool now = params.HasMember("now") && params["now"].IsTrue();
+    const bool now_first = params.HasMember("now_first") && params["now_first"].IsTrue();
+    if (!sender_) sender_ = std::make_unique<sbus::Sender>(context_->sender());
+    for (int n = 0; n < count; ++n) {
+      sbus::SendOptions options;
+      options.now = now || (now_first && n == 0);
+      sender_->send(params["to"].GetString(), R"({"key":")" + key + R"(","n":)" + std::to_string(n) + "}", options);
+    }
+    if (params.HasMember("sleep") && params["sleep"].IsNumber()) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
+    }
+    if (params.HasMember("stall_file") && params["stall_file"].IsString()) stall_once(params["stall_file"].GetString());
+    if (++attempts_[key] <= fail) {
+      throw std::runtime_error("test.sends: attempt " + std::to_string(attempts_[key]) + " of " + key + " fails");
+    }
+  }
+
+ private:
+  const sbus::ServiceContext* context_ = nullptr;  // valid until stop() returns
+  std::unique_ptr<sbus::Sender> sender_;
+  std::map<std::string, int> attempts_;
+
+  static void stall_once(const std::string& path) {
+    if (std::FILE* seen = std::fopen(path.c_str(), "r")) {
+      std::fclose(seen);
+      return;
+    }
+    if (std::FILE* mark = std::fopen(path.c_str(), "w")) std::fclose(mark);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 };
 
 class WhoamiService : public sbus::Service {
@@ -302,4 +383,5 @@ SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::
             SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent),
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
             SBUS_SERVICE("whoami", WhoamiService, sbus::Kind::kCall),
+            SBUS_SERVICE("sends", SendsService, sbus::Kind::kCall | sbus::Kind::kMessage),
             SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))

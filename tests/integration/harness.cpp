@@ -529,8 +529,13 @@ std::string RawAmqp::declare_reply_queue() {
 
 void RawAmqp::publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                       std::string_view reply_to, std::string_view correlation_id,
-                      const std::vector<std::pair<std::string, std::string>>& headers, std::string_view expiration) {
+                      const std::vector<std::pair<std::string, std::string>>& headers, std::string_view expiration,
+                      std::optional<std::string_view> message_id) {
   amqp_basic_properties_t props{};
+  if (message_id) {
+    props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+    props.message_id = bytes(*message_id);
+  }
   std::vector<amqp_table_entry_t> entries;
   for (const auto& [key, value] : headers) {
     amqp_table_entry_t entry{bytes(key), {}};

@@ -252,10 +252,11 @@ class RawAmqp {
 
   // Publishes on channel 1. reply_to, correlation_id and the AMQP
   // expiration (milliseconds, as text) are set when not empty; `headers`
-  // as text values.
+  // as text values; the message_id property when `message_id` is set.
   void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                std::string_view reply_to = {}, std::string_view correlation_id = {},
-               const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string_view expiration = {});
+               const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string_view expiration = {},
+               std::optional<std::string_view> message_id = std::nullopt);
 
   struct Message {
     std::string body;

@@ -37,7 +37,9 @@ ExitCode run_call(const Invocation& invocation) {
   const std::string& params = invocation.operands[1];
   if (!params_are_json(params, out)) return ExitCode::kUsage;
   return with_sender(invocation, [&](Sender& sender) {
-    const CallResult result = sender.call(address, params, invocation.timeout);
+    CallOptions options;
+    options.message_id = invocation.line.id;
+    const CallResult result = sender.call(address, params, invocation.timeout, options);
     warn_dropped(sender, out);
     JsonObject about;
     about.text("address", address).text("id", result.id).text("broker", sender.connected_broker());
@@ -65,6 +67,7 @@ ExitCode run_send(const Invocation& invocation) {
   if (!invocation.line.ttl.empty()) options.ttl = parse_duration(invocation.line.ttl);
   if (!invocation.line.delay.empty()) options.delay = parse_delay(invocation.line.delay, &error);
   if (!invocation.line.at.empty()) options.at = parse_rfc3339(invocation.line.at, &error);
+  options.message_id = invocation.line.id;
   return with_sender(invocation, [&](Sender& sender) {
     sender.send(address, params, options);
     JsonObject document;
@@ -88,6 +91,7 @@ ExitCode run_publish(const Invocation& invocation) {
   std::string error;
   if (!invocation.line.delay.empty()) options.delay = parse_delay(invocation.line.delay, &error);
   if (!invocation.line.at.empty()) options.at = parse_rfc3339(invocation.line.at, &error);
+  options.message_id = invocation.line.id;
   return with_sender(invocation, [&](Sender& sender) {
     const bool subscribed = sender.publish(topic, params, options);
     if (!subscribed) {

@@ -75,6 +75,9 @@ std::optional<ExitCode> check_common_options(const CommandLine& line, const Verb
   if (!line.ttl.empty() && verb.name != "send") {
     return output.fail(ExitCode::kUsage, "usage", "--ttl is for send only (a call's deadline is its --timeout)");
   }
+  if (!line.id.empty() && verb.name != "call" && verb.name != "send" && verb.name != "publish") {
+    return output.fail(ExitCode::kUsage, "usage", "--id is for call, send and publish only");
+  }
   if ((line.wait_seconds != 2 || !line.ping_nodes.empty()) && verb.name != "discover") {
     return output.fail(ExitCode::kUsage, "usage", "--wait and --ping are for discover only");
   }

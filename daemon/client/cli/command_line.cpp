@@ -42,6 +42,9 @@ po::options_description cli_options(CommandLine* into) {
       "for `send` and `publish`: deliver no earlier than this from now (250ms, 90s, 2h, 1d, 1h30m; up to 497 days)");
   add("at", po::value(&line.at),
       "for `send` and `publish`: deliver no earlier than this RFC 3339 time (2026-12-24T18:00:00Z)");
+  add("id", po::value(&line.id),
+      "for `call`, `send` and `publish`: the message id, an idempotency key (sent twice, handled once; default: a "
+      "fresh one)");
   add("retry", po::value(&line.retry),
       "retry a call this many times on the next broker when its connection fails (calls are not assumed idempotent: "
       "default 0)");

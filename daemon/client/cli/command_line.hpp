@@ -35,6 +35,7 @@ struct CommandLine {
   std::string ttl;    // for `send`: as written, "30s"; empty: none
   std::string delay;  // for `send`: as written, "90s"; empty: none
   std::string at;     // for `send`: an RFC 3339 time; empty: none
+  std::string id;     // --id: the message id (idempotency key); empty: a fresh one
   int retry = 0;
   bool smart_route = false;
   bool json = false;

@@ -71,8 +71,8 @@ void print_other_agents(const rapidjson::Value& stats) {
 
 // One row a service; false when a service is not an object.
 bool print_services(const rapidjson::Value& services) {
-  std::printf("%-32s %-8s %10s %8s %10s %8s %7s %8s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S", "RUNNING",
-              "QUEUED", "EXPIRED");
+  std::printf("%-32s %-8s %10s %8s %10s %8s %7s %8s %10s\n", "SERVICE", "KIND", "HANDLED", "FAILED", "BUSY_S",
+              "RUNNING", "QUEUED", "EXPIRED", "DUPLICATES");
   for (const auto& service : services.GetObject()) {
     const rapidjson::Value& s = service.value;
     if (!s.IsObject()) return false;
@@ -82,9 +82,10 @@ bool print_services(const rapidjson::Value& services) {
                   one_line(s["unavailable"].GetString()).c_str());
       continue;
     }
-    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f %8.0f\n", service.name.GetString(), kind,
+    std::printf("%-32s %-8s %10.0f %8.0f %10.3f %8s %7.0f %8.0f %10.0f\n", service.name.GetString(), kind,
                 number_of(s, "handled"), number_of(s, "failed"), number_of(s, "busy_s"),
-                flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"));
+                flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"),
+                number_of(s, "duplicates"));
     if (s.HasMember("isolated_pid") && s["isolated_pid"].IsNumber()) {
       std::printf("%-32s isolated: pid %.0f\n", "", number_of(s, "isolated_pid"));
     }

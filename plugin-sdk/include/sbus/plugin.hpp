@@ -155,6 +155,16 @@ class Request {
   const std::string& topic() const { return topic_; }
   // Set by sbusd before the service sees an event.
   void set_topic(std::string topic) { topic_ = std::move(topic); }
+  // The message id the sender gave the call, message or event (the AMQP
+  // property message_id; docs/reliability.md#handled-once): unique per
+  // message, or the caller's own idempotency key (`sbus send --id KEY`).
+  // sbusd runs a handler at most once per id and service (within the
+  // node's retention), so a service whose side effects leave sbus (a
+  // database, a payment) can key them on it too. Empty when the sender set
+  // none (py-servicebus). Valid while the Request lives.
+  std::string_view message_id() const { return message_id_; }
+  // Set by sbusd before the service sees the request.
+  void set_message_id(std::string message_id) { message_id_ = std::move(message_id); }
 
  private:
   std::string id_;
@@ -163,6 +173,7 @@ class Request {
   std::string service_;
   rapidjson::Document params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
+  std::string message_id_;
   std::string caller_;
   std::string topic_;
 };

@@ -85,6 +85,19 @@ struct SenderOptions {
   // The topic exchange events are published to (sbusd's events_exchange),
   // which sbusd declares; a sender only publishes to it.
   std::string events_exchange = "sbus.events";
+  // sbusd's, set on a service's sender (ServiceContext::sender() and
+  // sender_options()): what holds the messages and events the service sends
+  // while it handles a delivery (docs/plugins.md, "What a handler sends").
+  // send() and publish() (with or without SendOptions, deferred too, and
+  // publish_async) hand it `release`, a function that publishes the message
+  // with the AMQP message id it is given, confirmed, and throws SenderError
+  // as send() would; it returns true when it took it: held, or with `now`
+  // (SendOptions::now) released at once with its id. It returns false when
+  // no handler of the service runs on the calling thread: the message is
+  // sent as by any sender. Calls are never held. Empty (any sender not made
+  // by sbusd): nothing is held.
+  using Release = std::function<void(const std::string& message_id)>;
+  std::function<bool(Release release, bool now)> hold;
 };
 
 // How Sender::send sends one message. Deferred delivery
@@ -96,6 +109,18 @@ struct SenderOptions {
 // not positive, or a time not ahead, or beyond 497 days, throws kAddress
 // before anything is sent. The message is signed for when it is due, so
 // its token is fresh when it arrives.
+//
+// Held sends: a service's sender (ServiceContext::sender()) holds what the
+// service sends while it handles a call, message or event, and sbusd
+// releases it once the handler has returned: published with confirms, and
+// only then is the incoming delivery acked (and a call answered). When the
+// handler throws, nothing it sent leaves; each retry sends afresh. The
+// options are checked when send() is called (a bad address or delay throws
+// then); a ttl counts from the release. Each message the handler sends
+// (held or `now`) carries a message id derived from the incoming
+// delivery's id and its place in the order, unless message_id is set, so
+// that a handler run again sends the same ids. See docs/plugins.md, "What
+// a handler sends".
 struct SendOptions {
   // Dropped, not run, if it still waits this long once due (the header
   // x-sbus-deadline; a deferred message carries no AMQP expiration, which
@@ -103,6 +128,28 @@ struct SendOptions {
   std::optional<std::chrono::milliseconds> ttl;
   std::optional<std::chrono::milliseconds> delay;
   std::optional<std::chrono::system_clock::time_point> at;
+  // Sent at once, confirmed, even while a service's handler runs: not held
+  // until it returns, and not taken back if it throws (and sent again by
+  // each retry, with the same message id). For the rare message that must
+  // leave before the handler ends, such as a progress report. Senders that
+  // hold nothing ignore it.
+  bool now = false;
+  // The message's id (the AMQP property message_id): the caller's own
+  // idempotency key ("charge order 42"), or empty for a fresh unique one.
+  // An sbusd handles an id once per service (docs/reliability.md#handled-once):
+  // sent twice, the second is acked unrun. At most 128 bytes of UTF-8 text
+  // without control characters, else kAddress before anything is sent.
+  std::string message_id;
+};
+
+// How Sender::call makes one call.
+struct CallOptions {
+  // As SendOptions::message_id. A call whose id was handled is answered
+  // with the reply it got then, unrun: with retry (SenderOptions::retry)
+  // and an id, a call runs once even when its connection died after the
+  // service ran. Empty: a fresh unique id, kept across the retries of the
+  // call.
+  std::string message_id;
 };
 
 // The answer of a service. A reply with status="error" (sbusd) or a plain
@@ -121,6 +168,9 @@ struct CallResult {
 struct DeadLetter {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Its message id (SendOptions::message_id), kept when it is requeued;
+  // empty: none.
+  std::string message_id;
   std::string header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
       if (key == name) return value;
@@ -169,6 +219,8 @@ class SBUS_EXPORT Sender {
   // mandatory, and the broker returns it); with several brokers and retry
   // > 0 the next broker is tried first.
   CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout);
+  CallResult call(std::string_view address, std::string_view params_json, std::chrono::milliseconds timeout,
+                  const CallOptions& options);
 
   // Pipelining: publishes a call and returns its id at once, without
   // waiting; its reply comes from next_reply(). Any number can be in flight
@@ -204,6 +256,12 @@ class SBUS_EXPORT Sender {
   // without a queue then is refused as above (kUnroutable), and kPublish
   // says when no sbusd declared deferred delivery on the broker.
   void send(std::string_view address, std::string_view params_json, const SendOptions& options);
+  // On a service's sender while its handler runs, each of these sends and
+  // publishes is held (SendOptions, "Held sends") unless SendOptions::now:
+  // it returns at once, publish() returns true (whether anyone is
+  // subscribed is known only at the release; with SendOptions::now it
+  // says, as usual) and publish_async() returns an empty id that
+  // wait_published() does not wait for.
 
   // Publishes an event to `topic` (dot-separated words of letters, digits,
   // '_' and '-': "orders.created") with `params_json`, persistent, with
@@ -262,6 +320,8 @@ class SBUS_EXPORT Sender {
   void send_message(std::string_view address, std::string_view params_json, const SendOptions& options);
   std::string call_async_with(std::string_view address, std::string_view params_json,
                               std::optional<std::chrono::milliseconds> timeout);
+  // publish() with the message id already chosen (Impl::use_message_id).
+  bool publish_with_id(std::string_view topic, std::string_view params_json);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
