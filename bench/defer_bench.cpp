@@ -2,6 +2,7 @@
 // "Deferred delivery"; docs/performance.md has a run).
 //
 //   sbus-defer-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick]
+//                    [--delays MS,MS,...] [--spaced N] [--burst N]
 //
 // Starts sbusd once for the node bench-defer against the broker on
 // 127.0.0.1:PORT, so that it declares the levels and binds its node queue,
@@ -14,7 +15,9 @@
 //     each; --quick: 20);
 //   - 10,000 messages (--quick: 500) all due at the same time.
 // Prints p50, p99 and max lateness, and how many arrived early (never
-// should), one line per pattern.
+// should), one line per pattern. --delays, --spaced and --burst (0: none)
+// replace the delays and counts, e.g. to compare a delay of one level
+// (1280 ms: level 7 alone) with one of seven (1270 ms: levels 6 to 0).
 #include <amqp.h>
 #include <unistd.h>
 
@@ -51,6 +54,9 @@ struct Options {
   std::string sbusd;
   std::string plugin_dir;
   bool quick = false;
+  std::vector<std::chrono::milliseconds> delays{100ms, 1000ms, 10000ms};
+  long spaced = -1;  // -1: 200, or 20 with --quick
+  long burst = -1;   // -1: 10,000, or 500 with --quick
 };
 
 std::int64_t wall_us() {
@@ -170,8 +176,8 @@ int run(const Options& options) {
   const std::string address = std::string(kNode) + ".bench.sink";
   std::printf("sbus-defer-bench: lateness = read time minus due time, in ms\n");
   std::printf("%-28s %6s %8s %9s %9s %9s %6s\n", "pattern", "sent", "arrived", "p50", "p99", "max", "early");
-  const std::size_t spaced = options.quick ? 20 : 200;
-  for (const std::chrono::milliseconds delay : {100ms, 1000ms, 10000ms}) {
+  const std::size_t spaced = options.spaced >= 0 ? options.spaced : options.quick ? 20 : 200;
+  for (const std::chrono::milliseconds delay : options.delays) {
     sbus::SendOptions send;
     send.delay = delay;
     for (std::size_t i = 0; i < spaced; ++i) {
@@ -183,7 +189,8 @@ int run(const Options& options) {
   }
   // All due at once: sent from now on, due after a margin that covers the
   // sending (a message not sent before it is due is counted as not sent).
-  const std::size_t burst = options.quick ? 500 : 10000;
+  const std::size_t burst = options.burst >= 0 ? options.burst : options.quick ? 500 : 10000;
+  if (burst == 0) return 0;
   sbus::SendOptions send;
   const std::chrono::milliseconds margin = 5s + std::chrono::milliseconds(8 * static_cast<long>(burst));
   send.at = Wall::now() + margin;
@@ -193,6 +200,10 @@ int run(const Options& options) {
              reader.take(sent, std::chrono::duration_cast<std::chrono::seconds>(margin) + 120s));
   return 0;
 }
+
+const char* const kUsage =
+    "usage: sbus-defer-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick] [--delays MS,MS,...] [--spaced N] "
+    "[--burst N]\n";
 
 }  // namespace
 
@@ -208,13 +219,26 @@ int main(int argc, char** argv) {
       options.plugin_dir = argv[++i];
     } else if (arg == "--quick") {
       options.quick = true;
+    } else if (arg == "--delays" && i + 1 < argc) {
+      options.delays.clear();
+      for (const char* at = argv[++i]; *at != '\0';) {
+        char* end = nullptr;
+        const long ms = std::strtol(at, &end, 10);
+        if (end == at || ms <= 0) break;
+        options.delays.emplace_back(ms);
+        at = *end == ',' ? end + 1 : end;
+      }
+    } else if (arg == "--spaced" && i + 1 < argc) {
+      options.spaced = std::max(0L, std::atol(argv[++i]));
+    } else if (arg == "--burst" && i + 1 < argc) {
+      options.burst = std::max(0L, std::atol(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: sbus-defer-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick]\n");
+      std::fprintf(stderr, "%s", kUsage);
       return 2;
     }
   }
-  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty()) {
-    std::fprintf(stderr, "usage: sbus-defer-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick]\n");
+  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty() || options.delays.empty()) {
+    std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   try {

@@ -5,8 +5,8 @@
 
 namespace bench {
 
-FloorClient::FloorClient(int port, std::string queue, std::string body)
-    : connection_(port), queue_(std::move(queue)), body_(std::move(body)), started_(kRing) {
+FloorClient::FloorClient(int port, std::string queue, std::string body, const TlsFiles& tls)
+    : connection_(port, tls), queue_(std::move(queue)), body_(std::move(body)), started_(kRing) {
   amqp_basic_consume(connection_.get(), kRpcChannel, amqp_cstring_bytes(kDirectReplyTo), amqp_empty_bytes, 0, 1, 0,
                      amqp_empty_table);
   connection_.check("consume " + std::string(kDirectReplyTo));

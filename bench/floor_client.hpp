@@ -19,8 +19,9 @@ namespace bench {
 class FloorClient {
  public:
   // `body` is what every request carries (a captured sbus call body, so the
-  // floor moves as many bytes as sbus does).
-  FloorClient(int port, std::string queue, std::string body);
+  // floor moves as many bytes as sbus does); `tls`: over mutual TLS to the
+  // broker's TLS port.
+  FloorClient(int port, std::string queue, std::string body, const TlsFiles& tls = {});
 
   // Publishes one call without waiting.
   void issue();

@@ -6,7 +6,10 @@
 // token and no thread hand-off. A delivery without reply_to (a message) is
 // only acked.
 //
-//   sbus-bench-floor PORT QUEUE [PREFETCH]
+//   sbus-bench-floor PORT QUEUE [PREFETCH [TLS_DIR]]
+//
+// With TLS_DIR (tests/tls/make_certs' files): over mutual TLS, through
+// rabbitmq-c's OpenSSL socket, PORT being the broker's TLS port.
 //
 // Runs until killed (SIGTERM) or until the broker closes the connection.
 #include <cstdio>
@@ -17,15 +20,16 @@
 #include "raw_amqp.hpp"
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 4) {
-    std::fprintf(stderr, "usage: sbus-bench-floor PORT QUEUE [PREFETCH]\n");
+  if (argc < 3 || argc > 5) {
+    std::fprintf(stderr, "usage: sbus-bench-floor PORT QUEUE [PREFETCH [TLS_DIR]]\n");
     return 2;
   }
   const int port = std::atoi(argv[1]);
   const std::string queue = argv[2];
-  const int prefetch = argc == 4 ? std::atoi(argv[3]) : 64;
+  const int prefetch = argc >= 4 ? std::atoi(argv[3]) : 64;
+  const bench::TlsFiles tls = bench::TlsFiles::in(argc == 5 ? argv[4] : "");
   try {
-    bench::RawConnection connection(port);
+    bench::RawConnection connection(port, tls);
     amqp_connection_state_t c = connection.get();
     connection.declare_node_queue(queue);
     amqp_basic_qos(c, bench::kRpcChannel, 0, static_cast<std::uint16_t>(prefetch), 0);

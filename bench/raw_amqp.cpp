@@ -1,5 +1,6 @@
 #include "raw_amqp.hpp"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
 #include <stdexcept>
@@ -25,18 +26,42 @@ std::string describe(const amqp_rpc_reply_t& reply) {
   return "unknown reply";
 }
 
-RawConnection::RawConnection(int port) {
+namespace {
+
+amqp_socket_t* tls_socket(amqp_connection_state_t state, const TlsFiles& tls) {
+  amqp_socket_t* socket = amqp_ssl_socket_new(state);
+  if (socket == nullptr) return nullptr;
+  if (amqp_ssl_socket_set_cacert(socket, tls.ca_file.c_str()) != AMQP_STATUS_OK ||
+      amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()) != AMQP_STATUS_OK) {
+    throw std::runtime_error("cannot read the TLS files " + tls.ca_file + ", " + tls.cert_file + ", " + tls.key_file);
+  }
+  return socket;
+}
+
+}  // namespace
+
+RawConnection::RawConnection(int port, const TlsFiles& tls) {
   state_ = amqp_new_connection();
   if (state_ == nullptr) throw std::runtime_error("amqp_new_connection: out of memory");
-  amqp_socket_t* socket = amqp_tcp_socket_new(state_);
+  amqp_socket_t* socket = nullptr;
+  try {
+    socket = tls.enabled() ? tls_socket(state_, tls) : amqp_tcp_socket_new(state_);
+  } catch (...) {
+    amqp_destroy_connection(state_);
+    throw;
+  }
   if (socket == nullptr) {
     amqp_destroy_connection(state_);
     throw std::runtime_error("amqp_tcp_socket_new failed");
   }
-  const int status = amqp_socket_open(socket, "127.0.0.1", port);
+  // The server certificate names localhost (and 127.0.0.1, which rabbitmq-c
+  // does not match against an IP address entry).
+  const char* host = tls.enabled() ? "localhost" : "127.0.0.1";
+  const int status = amqp_socket_open(socket, host, port);
   if (status != AMQP_STATUS_OK) {
     amqp_destroy_connection(state_);
-    throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + ": " + amqp_error_string2(status));
+    throw std::runtime_error("connect to " + std::string(host) + ":" + std::to_string(port) + ": " +
+                             amqp_error_string2(status));
   }
   amqp_rpc_reply_t login =
       amqp_login(state_, "/", 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");

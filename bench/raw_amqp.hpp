@@ -28,16 +28,33 @@ inline std::string text(amqp_bytes_t b) {
 
 std::string describe(const amqp_rpc_reply_t& reply);
 
+// Mutual TLS for a connection (amqps://, as production runs): the CA that
+// signed the broker's certificate, and the client's certificate and key.
+// Empty: plain TCP.
+struct TlsFiles {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool enabled() const { return !ca_file.empty(); }
+  // DIR/ca.pem, DIR/client.pem and DIR/client.key (tests/tls/make_certs).
+  static TlsFiles in(const std::string& dir) {
+    return dir.empty() ? TlsFiles{} : TlsFiles{dir + "/ca.pem", dir + "/client.pem", dir + "/client.key"};
+  }
+};
+
 class RawConnection {
  public:
   // Connects to 127.0.0.1:port as guest on vhost /, without heartbeats, and
-  // opens channel 1.
-  explicit RawConnection(int port);
+  // opens channel 1; with `tls`, through rabbitmq-c's OpenSSL socket to
+  // localhost:port, the broker's certificate checked.
+  explicit RawConnection(int port, const TlsFiles& tls = {});
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
 
   amqp_connection_state_t get() const { return state_; }
+  // The socket's descriptor (for TCP_CORK in the tuned floor).
+  int fd() const { return amqp_get_sockfd(state_); }
 
   // Throws unless the last synchronous method succeeded.
   void check(std::string_view what) const;

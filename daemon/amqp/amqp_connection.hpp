@@ -118,6 +118,9 @@ int read_content(amqp_connection_state_t c, amqp_channel_t channel, const amqp_b
       size = frame.payload.properties.body_size;
       if (announced != nullptr) *announced = size;
       if (size > max_body) return kContentTooLarge;
+      // One allocation for the whole body: grown frame by frame, a large
+      // body would be copied again at each doubling.
+      body->reserve(static_cast<std::size_t>(size));
       if (size > kSpillBodyBytes && spill != nullptr && clone_properties(**properties, spilled, spill)) {
         *properties = spilled;
         recycle = true;

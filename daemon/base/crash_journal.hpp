@@ -13,7 +13,10 @@
 // the worker crashed (a signal, not an exit), it also notes the time and
 // service of each such call in a ring of crashes, so that a restarted worker
 // sees which services keep crashing it. All fields are lock-free atomics: a
-// process can die anywhere without leaving a lock held.
+// process can die anywhere without leaving a lock held. They are plain
+// integers accessed through std::atomic_ref, so that mapping the journal
+// writes nothing: a page is made resident only by the first slot on it, and
+// scans stop at the highest slot ever claimed (the supervisor's RSS).
 #pragma once
 
 #include <sys/types.h>
@@ -45,13 +48,13 @@ class CrashJournal {
   // service_key()); -1 when full.
   int claim_slot(pid_t pid, std::uint64_t service = 0);
   void begin(int slot, std::uint64_t key) {
-    if (slot >= 0) slots_[slot].key.store(key, std::memory_order_release);
+    if (slot >= 0) std::atomic_ref(slots_[slot].key).store(key, std::memory_order_release);
   }
   void end(int slot) {
-    if (slot >= 0) slots_[slot].key.store(0, std::memory_order_release);
+    if (slot >= 0) std::atomic_ref(slots_[slot].key).store(0, std::memory_order_release);
   }
   void release_slot(int slot) {
-    if (slot >= 0) slots_[slot].pid.store(0, std::memory_order_release);
+    if (slot >= 0) std::atomic_ref(slots_[slot].pid).store(0, std::memory_order_release);
   }
 
   // Supervisor, after reaping `pid`: records what it was running; returns how
@@ -74,21 +77,25 @@ class CrashJournal {
 
  private:
   struct Slot {
-    std::atomic<pid_t> pid;
-    std::atomic<std::uint64_t> key;
-    std::atomic<std::uint64_t> service;
+    pid_t pid;
+    std::uint64_t key;
+    std::uint64_t service;
   };
   // Written by the supervisor alone; `service` last, so that a reader that
   // finds it set finds its time set too.
   struct Crash {
-    std::atomic<std::uint64_t> service;
-    std::atomic<std::int64_t> at_ns;
+    std::uint64_t service;
+    std::int64_t at_ns;
   };
+  // How many slots the scans look at: one past the highest claimed so far.
+  std::size_t slots_in_use() const;
+
   Slot slots_[kSlots];
-  std::atomic<std::uint64_t> ring_[kRing];
-  std::atomic<std::uint32_t> ring_next_;
+  std::uint64_t ring_[kRing];
+  std::uint32_t ring_next_;
   Crash crashes_[kCrashRing];
-  std::atomic<std::uint32_t> crash_next_;
+  std::uint32_t crash_next_;
+  std::uint32_t slots_high_;
 };
 
 }  // namespace sbus

@@ -95,6 +95,17 @@ struct LogContext {
 enum class JournalVia { kInProcess, kRelay };
 LogFormat log_set_output(LogFormat format, LogContext context, std::string* error = nullptr,
                          JournalVia via = JournalVia::kInProcess);
+
+// The supervisor's end of its relay's socket, -1 when none was started. A
+// worker (a fork of the supervisor, with its own copy of this code in
+// sbusd-worker.so) adopts it: its entries then go through the supervisor's
+// relay too, each one packet, so that no two are ever mixed, and the worker
+// maps no libsystemd. After adopt_journal_relay(), log_set_output() with
+// JournalVia::kRelay sends to it.
+int journal_relay_fd();
+void adopt_journal_relay(int fd);
+bool journal_relay_adopted();
+
 LogFormat log_format();
 const LogContext& log_context();
 // log_set_output() with the format resolved and the writer loaded already

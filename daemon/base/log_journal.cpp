@@ -71,8 +71,10 @@ JournalWriter load_once(std::string* error) {
   return nullptr;
 }
 
-// The supervisor's end of the relay's socket (start_journal_relay()).
+// The supervisor's end of the relay's socket (start_journal_relay()), also
+// a worker's (adopt_journal_relay()), and the writer that sends to it.
 int g_relay_fd = -1;
+JournalWriter g_relay_started = nullptr;
 
 // Sends one entry to the relay as one packet: the fields joined by line
 // feeds (no field holds one: the text and the values are escaped). Never
@@ -170,8 +172,7 @@ JournalWriter load_journal_writer(std::string* error) {
 }
 
 JournalWriter start_journal_relay(std::string* error) {
-  static JournalWriter started = nullptr;
-  if (started != nullptr) return started;
+  if (g_relay_started != nullptr) return g_relay_started;
   bool found = false;
   for (const std::string& path : module_candidates()) found = found || ::access(path.c_str(), R_OK) == 0;
   if (!found) {
@@ -207,8 +208,22 @@ JournalWriter start_journal_relay(std::string* error) {
     return nullptr;
   }
   g_relay_fd = fds[0];
-  started = &relay_writer;
-  return started;
+  g_relay_started = &relay_writer;
+  return g_relay_started;
+}
+
+int journal_relay_fd() {
+  return g_relay_fd;
+}
+
+void adopt_journal_relay(int fd) {
+  if (fd < 0 || g_relay_started != nullptr) return;
+  g_relay_fd = fd;
+  g_relay_started = &relay_writer;
+}
+
+bool journal_relay_adopted() {
+  return g_relay_started != nullptr;
 }
 
 bool log_journal_send(JournalWriter writer, const LogRecord& record) {

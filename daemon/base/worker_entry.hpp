@@ -61,4 +61,9 @@ int sbus_isolated_serve(const sbus::Config* config, std::size_t broker_index, st
 // `out_fd`; with `run_start` non-zero, also creates each service and runs its
 // start() and stop(). Returns 0 when all is well, 1 otherwise.
 int sbus_worker_check(const sbus::Config* config, int out_fd, int run_start);
+// The supervisor's journal relay (the socket of its relay process), which
+// the worker's log sends its entries to when they go to the journal,
+// instead of loading the journal module itself. Called before
+// sbus_worker_serve(), only when the supervisor has a relay.
+void sbus_worker_use_journal_relay(int fd);
 }

@@ -43,6 +43,10 @@ void Sender::Impl::use_message_id(const std::string& given) {
     message_id = given;
     return;
   }
+  if (!options.send_message_id) {
+    message_id.clear();
+    return;
+  }
   if (message_id_prefix.empty()) message_id_prefix = fresh_message_id_prefix();
   message_id = message_id_prefix + std::to_string(++message_ids);
 }

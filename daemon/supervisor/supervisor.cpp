@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -491,6 +492,10 @@ void Supervisor::publish_metrics(Clock::TimePoint now) {
   status_changed_ = false;
   next_publish_ = now + kMetricsPublishInterval;
   metrics_->publish(render_metrics({*config_, workers_, now - started_, metrics_->pid(), stopping_}));
+  // The text just rendered and the workers' reports it replaced are freed:
+  // their pages back to the system, or the heap keeps the peak of every
+  // scrape (about 0.2 MB of the supervisor's 5 MB, docs/performance.md).
+  ::malloc_trim(0);
 }
 
 // SIGUSR1: the log file anew, as nginx does, for an outside logrotate.

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/log.hpp"
 #include "base/worker_entry.hpp"
 
 namespace sbus {
@@ -56,6 +57,12 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     dprintf(serve ? STDERR_FILENO : start.out_fd, "%scannot load the worker module %s: %s\n", serve ? "sbusd: " : "",
             path.c_str(), reason != nullptr ? reason : "entry point missing");
     _exit(kWorkerExitFatal);
+  }
+  if (serve) {
+    // The worker's (and an isolated process's) journal entries go through
+    // the supervisor's relay.
+    void* use_relay = journal_relay_fd() >= 0 ? dlsym(handle, "sbus_worker_use_journal_relay") : nullptr;
+    if (use_relay != nullptr) reinterpret_cast<decltype(&sbus_worker_use_journal_relay)>(use_relay)(journal_relay_fd());
   }
   if (isolated) {
     _exit(reinterpret_cast<decltype(&sbus_isolated_serve)>(entry)(start.config, start.broker_index, start.service_index,

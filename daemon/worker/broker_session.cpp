@@ -1,5 +1,6 @@
 #include "worker/broker_session.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -110,6 +111,13 @@ void BrokerSession::declare(AmqpConnection& connection, std::size_t window) {
   amqp_basic_consume_ok_t* ok = amqp_basic_consume(c, kChannel, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   connection.check_last("consume from " + config_.node);
   consumer_tag_ = bytes_to_string(ok->consumer_tag);
+  // RabbitMQ applies basic.qos to each consumer started after it: an event
+  // queue's consumer takes at most `prefetch` deliveries, which its service
+  // may always hold (its share of the window is prefetch + 1 while the
+  // others are idle), so a burst of events waits in its queue rather than
+  // bouncing through NODE.hold for hold_time.
+  amqp_basic_qos(c, kChannel, 0, static_cast<std::uint16_t>(std::min(config_.prefetch, 65535)), 0);
+  connection.check_last("basic.qos for the event queues");
   event_consumer_tags_ = consume_event_queues(connection, kChannel, config_);
 }
 

@@ -71,6 +71,7 @@ std::vector<std::string> encode(const IsolatedRequest& request) {
           request.service,
           request.topic,
           request.caller,
+          request.message_id,
           std::to_string(request.deadline_unix_ms),
           request.params};
 }
@@ -80,7 +81,7 @@ std::vector<std::string> encode(const IsolatedReply& reply) {
 }
 
 bool decode(const std::vector<std::string>& fields, IsolatedRequest* request) {
-  if (fields.size() != 8 || fields[0].size() != 1) return false;
+  if (fields.size() != 9 || fields[0].size() != 1) return false;
   const char kind = fields[0][0];
   if (kind != 'c' && kind != 'm' && kind != 'e') return false;
   request->kind = static_cast<IsolatedRequest::Kind>(kind);
@@ -89,17 +90,20 @@ bool decode(const std::vector<std::string>& fields, IsolatedRequest* request) {
   request->service = fields[3];
   request->topic = fields[4];
   request->caller = fields[5];
+  request->message_id = fields[6];
   try {
-    request->deadline_unix_ms = std::stoll(fields[6]);
+    request->deadline_unix_ms = std::stoll(fields[7]);
   } catch (const std::exception&) {
     return false;
   }
-  request->params = fields[7];
+  request->params = fields[8];
   return true;
 }
 
 bool decode(const std::vector<std::string>& fields, IsolatedReply* reply) {
-  if (fields.size() != 3 || fields[0].size() != 1 || (fields[0][0] != 'o' && fields[0][0] != 't')) return false;
+  if (fields.size() != 3 || fields[0].size() != 1 ||
+      (fields[0][0] != 'o' && fields[0][0] != 't' && fields[0][0] != 'l'))
+    return false;
   reply->status = static_cast<IsolatedReply::Status>(fields[0][0]);
   reply->code = fields[1];
   reply->body = fields[2];

@@ -37,15 +37,20 @@ struct IsolatedRequest {
   std::string service;
   std::string topic;
   std::string caller;
+  std::string message_id;             // the delivery's AMQP message_id; empty: none
   std::int64_t deadline_unix_ms = 0;  // 0: none
   std::string params;                 // JSON text
 };
 
-// What the isolated process answers. kOk: a call's `body` is its result
-// (or, with `code`, an error reply); kThrew: the plugin threw, `body` is
-// the what() (a call's service_failed, a message's retry).
+// What the isolated process answers. kOk: the handler succeeded and what
+// it sent left (its outbox was released); a call's `body` is its result
+// (or, with `code`, an error reply). kFailed: the handler failed, or the
+// broker refused what it sent; `body` says why (a call's service_failed, a
+// message's retry). kReleaseLost: the handler succeeded but the broker was
+// lost while what it sent was released; `body` says why (the delivery is
+// not acked, the broker delivers it again).
 struct IsolatedReply {
-  enum class Status : char { kOk = 'o', kThrew = 't' };
+  enum class Status : char { kOk = 'o', kFailed = 't', kReleaseLost = 'l' };
   Status status = Status::kOk;
   std::string code;
   std::string body;

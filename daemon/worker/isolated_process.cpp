@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -19,6 +21,8 @@
 #include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
 #include "worker/isolated_channel.hpp"
+#include "worker/outbox.hpp"
+#include "worker/plugin_host.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/service_runner.hpp"
 #include "worker/status_pipe.hpp"
@@ -33,69 +37,110 @@ constexpr std::chrono::seconds kBindWait{30};
 // during a reload.
 constexpr std::size_t kMaxConnections = 8;
 
+// The plugin of the isolated service as a service thread runs it: its
+// HostContext (a sender with the inherited deadline and the outbox's
+// hold), the LoadedService, and around each request the outbox opened
+// with the delivery's message id and released once the handler succeeded.
 class IsolatedServer {
  public:
   IsolatedServer(const Config& config, const ServiceConfig& service, CrashJournal* journal)
-      : config_(config), service_(service), journal_(journal) {}
+      : config_(config),
+        service_(service),
+        journal_(journal),
+        outbox_(std::make_shared<Outbox>(config.node + "." + service.name)) {}
 
+  // Loads and starts the plugin; the reason when it cannot.
+  std::optional<std::string> start(std::size_t broker_index);
+  std::optional<std::string> stop() { return loaded_.stop(); }
   // Runs one request in the plugin, on this thread.
-  IsolatedReply run(IsolatedRequest request);
-  LoadedService& loaded() { return loaded_; }
-  void set_loaded(LoadedService loaded) { loaded_ = std::move(loaded); }
-  std::shared_ptr<CurrentDeadline> current() const { return current_; }
-  // What start() is given; valid until stop() has returned.
-  ServiceContext& context() { return context_; }
+  IsolatedReply run(const IsolatedRequest& request);
   void claim_slot() {
     if (journal_ != nullptr) slot_ = journal_->claim_slot(getpid());
   }
 
  private:
+  // The handler, then the release of what it sent.
+  IsolatedReply handle(sbus_request& request, IsolatedRequest::Kind kind);
+
   const Config& config_;
   const ServiceConfig& service_;
   CrashJournal* journal_;
   int slot_ = -1;
-  ServiceContext context_;
-  LoadedService loaded_{nullptr, nullptr};
+  std::shared_ptr<Outbox> outbox_;
   std::shared_ptr<CurrentDeadline> current_ = std::make_shared<CurrentDeadline>();
+  // Declared before the service: its senders are closed after destroy().
+  std::unique_ptr<HostContext> context_;
+  LoadedService loaded_{nullptr, sbus_service_def{}, nullptr};
 };
 
-IsolatedReply IsolatedServer::run(IsolatedRequest request) {
-  IsolatedReply reply;
-  rapidjson::Document params;
-  params.Parse(request.params.c_str(), request.params.size());
-  const bool is_event = request.kind == IsolatedRequest::Kind::kEvent;
-  Request call(request.id, config_.node, is_event ? service_.category : request.category,
-               is_event ? service_.service : request.service, std::move(params));
-  if (is_event) call.set_topic(request.topic);
-  std::optional<std::chrono::system_clock::time_point> deadline;
-  if (request.deadline_unix_ms != 0) {
-    deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(request.deadline_unix_ms));
+std::optional<std::string> IsolatedServer::start(std::size_t broker_index) {
+  SenderOptions sender = sender_options_of(config_);
+  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index),
+              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index) + 1);
+  const std::shared_ptr<CurrentDeadline> current = current_;
+  sender.inherited_deadline = [current] { return current->get(); };
+  const std::shared_ptr<Outbox> outbox = outbox_;
+  sender.hold = [outbox](SenderOptions::Release release, bool now) { return outbox->hold(std::move(release), now); };
+  try {
+    context_ = std::make_unique<HostContext>(config_.node, service_.category, service_.service, service_.options,
+                                             std::move(sender));
+    PluginLoader loader;
+    loaded_ = loader.create(service_.plugin_path, service_.export_name, sdk_kind(service_.kind));
+    if (std::optional<std::string> failure = loaded_.start(context_->get())) {
+      return failure->empty() ? std::string("exception") : *failure;
+    }
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what()[0] != '\0' ? e.what() : "exception");
   }
-  call.set_deadline(deadline);
-  call.set_caller(request.caller);
+}
+
+IsolatedReply IsolatedServer::handle(sbus_request& request, IsolatedRequest::Kind kind) {
+  IsolatedReply reply;
+  outbox_->open(std::string(request.message_id));
+  const std::optional<std::string> failure = kind == IsolatedRequest::Kind::kCall
+                                                 ? loaded_.call(request)
+                                                 : loaded_.deliver(request, kind == IsolatedRequest::Kind::kEvent);
+  if (failure) {
+    // What a handler that failed had sent never leaves.
+    outbox_->discard();
+    reply.status = IsolatedReply::Status::kFailed;
+    reply.body = *failure;
+    return reply;
+  }
+  Outbox::Released released = outbox_->release();
+  if (!released.ok) {
+    reply.status = released.connection_failed ? IsolatedReply::Status::kReleaseLost : IsolatedReply::Status::kFailed;
+    reply.body = std::move(released.error);
+    return reply;
+  }
+  reply.code = std::move(request.error_code);
+  reply.body = std::move(request.body);
+  return reply;
+}
+
+IsolatedReply IsolatedServer::run(const IsolatedRequest& in) {
+  rapidjson::Document params;
+  params.Parse(in.params.c_str(), in.params.size());
+  const bool is_call = in.kind == IsolatedRequest::Kind::kCall;
+  sbus_request request;
+  request.id = in.id;
+  request.node = config_.node;
+  request.category = in.category;
+  request.service = in.service;
+  request.topic = in.topic;
+  request.caller = in.caller;
+  request.message_id = in.message_id;
+  request.params = &params;
+  if (in.deadline_unix_ms != 0) {
+    request.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(in.deadline_unix_ms));
+  }
+  request.is_call = is_call;
   // A key no delivery has: it only tells the supervisor that this process
   // died during a call.
-  if (slot_ >= 0) journal_->begin(slot_, CrashJournal::key("isolated", service_.name, request.id));
-  if (request.kind == IsolatedRequest::Kind::kCall) current_->set(deadline);
-  try {
-    Service& service = loaded_.service();
-    if (request.kind == IsolatedRequest::Kind::kCall) {
-      Response response;
-      service.on_call(call, response);
-      reply.code = response.error_code();
-      reply.body = response.body();
-    } else if (request.kind == IsolatedRequest::Kind::kMessage) {
-      service.on_message(call);
-    } else {
-      service.on_event(call);
-    }
-  } catch (const std::exception& e) {
-    reply.status = IsolatedReply::Status::kThrew;
-    reply.body = e.what();
-  } catch (...) {
-    reply.status = IsolatedReply::Status::kThrew;
-    reply.body = "unknown exception";
-  }
+  if (slot_ >= 0) journal_->begin(slot_, CrashJournal::key("isolated", service_.name, in.id));
+  if (is_call) current_->set(request.deadline);
+  IsolatedReply reply = handle(request, in.kind);
   current_->set(std::nullopt);
   if (slot_ >= 0) journal_->end(slot_);
   return reply;
@@ -103,28 +148,12 @@ IsolatedReply IsolatedServer::run(IsolatedRequest request) {
 
 // Loads and starts the plugin; false (said on the status pipe) when it
 // cannot.
-bool start_service(const Config& config, std::size_t broker_index, const ServiceConfig& service, IsolatedServer& server,
-                   StatusPipe& status) {
-  SenderOptions sender = sender_options_of(config);
-  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index),
-              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index) + 1);
-  const std::shared_ptr<CurrentDeadline> current = server.current();
-  sender.inherited_deadline = [current] { return current->get(); };
-  server.context() = ServiceContext{config.node, service.category, service.service, service.options, std::move(sender)};
-  std::string error;
-  try {
-    PluginLoader loader;
-    server.set_loaded(loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)));
-    server.loaded().service().start(server.context());
-    return true;
-  } catch (const std::exception& e) {
-    error = e.what()[0] != '\0' ? e.what() : "exception";
-  } catch (...) {
-    error = "unknown exception";
-  }
-  SBUS_LOG(kError) << log_service(service.name) << "isolated service " << service.name << ": " << error;
+bool start_service(std::size_t broker_index, const ServiceConfig& service, IsolatedServer& server, StatusPipe& status) {
+  const std::optional<std::string> error = server.start(broker_index);
+  if (!error) return true;
+  SBUS_LOG(kError) << log_service(service.name) << "isolated service " << service.name << ": " << *error;
   std::string record(1, kStatusUnavailable);
-  record += service.name + ": " + error;
+  record += service.name + ": " + *error;
   std::replace(record.begin() + 1, record.end(), '\n', ' ');
   status.send(record + "\n");
   return false;
@@ -166,7 +195,7 @@ void serve(int listener, int signals, IsolatedServer& server) {
       std::vector<std::string> fields;
       IsolatedRequest request;
       const bool ok = read_frame(fds[i].fd, std::nullopt, &fields) == ReadResult::kFrame && decode(fields, &request) &&
-                      write_frame(fds[i].fd, encode(server.run(std::move(request))));
+                      write_frame(fds[i].fd, encode(server.run(request)));
       if (!ok) {
         ::close(fds[i].fd);
         connections.erase(std::find(connections.begin(), connections.end(), fds[i].fd));
@@ -193,19 +222,15 @@ int run_isolated(const Config& config, std::size_t broker_index, std::size_t ser
     SBUS_LOG(kError) << "signalfd failed: " << std::strerror(errno);
     return kWorkerExitError;
   }
-  if (!start_service(config, broker_index, service, server, status)) return kWorkerExitFatal;
+  if (!start_service(broker_index, service, server, status)) return kWorkerExitFatal;
   const int listener = bind_socket(isolated_socket_name(::getppid(), broker_index, service.name), service.name);
   if (listener < 0) return kWorkerExitError;
   server.claim_slot();
   SBUS_LOG(kInfo) << log_service(service.name) << "isolated service " << service.name << " serving in pid " << getpid();
   serve(listener, signals, server);
   ::close(listener);
-  try {
-    server.loaded().service().stop();
-  } catch (const std::exception& e) {
-    SBUS_LOG(kWarn) << log_service(service.name) << "service " << service.name << ": stop() threw: " << e.what();
-  } catch (...) {
-    SBUS_LOG(kWarn) << log_service(service.name) << "service " << service.name << ": stop() threw";
+  if (std::optional<std::string> failure = server.stop()) {
+    SBUS_LOG(kWarn) << log_service(service.name) << "service " << service.name << ": stop() failed: " << *failure;
   }
   SBUS_LOG(kInfo) << log_service(service.name) << "isolated service " << service.name << " (pid " << getpid()
                   << ") stopped";

@@ -16,7 +16,9 @@ namespace sbus {
 inline constexpr int kMaxParamsDepth = 64;
 
 // Parses `text` into job->params (and job->params_memory); false with the
-// reason in `error` (text for an `invalid_params` reply).
-bool parse_params(std::string_view text, Job* job, std::string* error);
+// reason in `error` (text for an `invalid_params` reply). A std::string:
+// the parse reads up to its terminating NUL (RapidJSON's fast string scan
+// needs one).
+bool parse_params(const std::string& text, Job* job, std::string* error);
 
 }  // namespace sbus

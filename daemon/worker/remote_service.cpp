@@ -1,78 +1,136 @@
 #include "worker/remote_service.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <stdexcept>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/log.hpp"
 #include "protocol/wire_codec.hpp"
+#include "worker/isolated_channel.hpp"
+#include "worker/plugin_host.hpp"
 
 namespace sbus {
 namespace {
 
 using Steady = std::chrono::steady_clock;
 
-// When the wait for an answer ends: kHangGrace past the caller's deadline.
-std::optional<Steady::time_point> answer_deadline(const Request& request) {
-  if (!request.deadline()) return std::nullopt;
-  return Steady::now() + (*request.deadline() - std::chrono::system_clock::now()) + kHangGrace;
+// The pid each stand-in of this worker is connected to, by service name.
+struct Pids {
+  std::mutex mutex;
+  std::map<std::string, pid_t> by_name;
+};
+
+Pids& pids() {
+  static Pids* instance = new Pids();  // never destroyed: service threads may outlive exit's destructors
+  return *instance;
 }
 
-IsolatedRequest to_isolated(const Request& request, IsolatedRequest::Kind kind) {
+void set_pid(const std::string& name, pid_t pid) {
+  Pids& p = pids();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.by_name[name] = pid;
+}
+
+// When the wait for an answer ends: kHangGrace past the caller's deadline.
+std::optional<Steady::time_point> answer_deadline(const sbus_request& request) {
+  if (!request.deadline) return std::nullopt;
+  return Steady::now() + (*request.deadline - std::chrono::system_clock::now()) + kHangGrace;
+}
+
+IsolatedRequest to_isolated(const sbus_request& request, IsolatedRequest::Kind kind) {
   IsolatedRequest out;
   out.kind = kind;
-  out.id = request.id();
-  out.category = request.category();
-  out.service = request.service();
-  out.topic = request.topic();
-  out.caller = request.caller();
-  if (request.deadline()) {
+  out.id = request.id;
+  out.category = request.category;
+  out.service = request.service;
+  out.topic = request.topic;
+  out.caller = request.caller;
+  out.message_id = request.message_id;
+  if (request.deadline) {
     out.deadline_unix_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline()->time_since_epoch()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline->time_since_epoch()).count();
   }
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  request.params().Accept(writer);
-  out.params.assign(buffer.GetString(), buffer.GetSize());
+  if (request.params == nullptr) {
+    out.params = "null";
+  } else {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    request.params->Accept(writer);
+    out.params.assign(buffer.GetString(), buffer.GetSize());
+  }
   return out;
 }
 
-}  // namespace
+class RemoteService {
+ public:
+  RemoteService(std::string name, std::string socket) : name_(std::move(name)), socket_(std::move(socket)) {}
+  ~RemoteService() { disconnect(); }
+  RemoteService(const RemoteService&) = delete;
+  RemoteService& operator=(const RemoteService&) = delete;
 
-RemoteService::RemoteService(std::string name, std::string socket)
-    : name_(std::move(name)), socket_(std::move(socket)) {}
+  int start(const sbus_context* context);
+  int stop();
+  int on_call(sbus_request* request);
+  int deliver(sbus_request* request, IsolatedRequest::Kind kind);
 
-RemoteService::~RemoteService() {
-  disconnect();
+ private:
+  enum class Failure { kNone, kUnavailable, kEnded, kHung };
+  // Runs `request` in the isolated process; on kNone, `reply` is its
+  // answer, else `why` says what happened.
+  Failure run(const sbus_request& request, IsolatedRequest::Kind kind, IsolatedReply* reply, std::string* why);
+  bool connect(Steady::time_point until, std::string* why);
+  void disconnect();
+  // The handler's answer, as the runner takes it from a plugin: 0, or a
+  // failure with its text given to set_failure.
+  int answer(const IsolatedReply& reply);
+
+  std::string name_;
+  std::string socket_;
+  const sbus_context* context_ = nullptr;
+  int fd_ = -1;
+  pid_t pid_ = 0;
+};
+
+int fail(const std::string& why) {
+  plugin_host()->set_failure(why.data(), why.size());
+  return 1;
 }
 
-void RemoteService::start(const ServiceContext&) {
+int RemoteService::start(const sbus_context* context) {
+  context_ = context;
   // Not an error when its process is not listening yet: the first call waits.
   std::string why;
   connect(Steady::now(), &why);
+  return 0;
 }
 
-void RemoteService::stop() {
+int RemoteService::stop() {
   disconnect();
+  return 0;
 }
 
 void RemoteService::disconnect() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  pid_.store(0, std::memory_order_relaxed);
+  pid_ = 0;
+  set_pid(name_, 0);
 }
 
 bool RemoteService::connect(Steady::time_point until, std::string* why) {
   if (fd_ >= 0) return true;
   for (;;) {
-    pid_t peer = 0;
-    fd_ = connect_isolated(socket_, &peer, why);
+    fd_ = connect_isolated(socket_, &pid_, why);
     if (fd_ >= 0) {
-      pid_.store(peer, std::memory_order_relaxed);
-      SBUS_LOG(kInfo) << log_service(name_) << log_worker_pid(peer) << "isolated service " << name_
-                      << ": connected to its process pid " << peer;
+      set_pid(name_, pid_);
+      SBUS_LOG(kInfo) << log_service(name_) << log_worker_pid(pid_) << "isolated service " << name_
+                      << ": connected to its process pid " << pid_;
       return true;
     }
     if (Steady::now() >= until) return false;
@@ -80,7 +138,7 @@ bool RemoteService::connect(Steady::time_point until, std::string* why) {
   }
 }
 
-RemoteService::Failure RemoteService::run(const Request& request, IsolatedRequest::Kind kind, IsolatedReply* reply,
+RemoteService::Failure RemoteService::run(const sbus_request& request, IsolatedRequest::Kind kind, IsolatedReply* reply,
                                           std::string* why) {
   const std::optional<Steady::time_point> deadline = answer_deadline(request);
   Steady::time_point connect_until = Steady::now() + kConnectWait;
@@ -97,7 +155,7 @@ RemoteService::Failure RemoteService::run(const Request& request, IsolatedReques
       *why = "isolated service " + name_ + " has no process listening (starting or restarting): " + *why;
       return Failure::kUnavailable;
     }
-    pid = pid_.load(std::memory_order_relaxed);
+    pid = pid_;
     read = write_frame(fd_, frame) ? read_frame(fd_, deadline, &fields) : ReadResult::kUnread;
     if (read == ReadResult::kUnread) disconnect();
   }
@@ -120,43 +178,100 @@ RemoteService::Failure RemoteService::run(const Request& request, IsolatedReques
   return Failure::kEnded;
 }
 
-void RemoteService::on_call(const Request& request, Response& response) {
+int RemoteService::answer(const IsolatedReply& reply) {
+  if (reply.status == IsolatedReply::Status::kOk) return 0;
+  if (reply.status == IsolatedReply::Status::kReleaseLost && context_ != nullptr && context_->sender.hold) {
+    // The handler succeeded in the isolated process, but what it sent did
+    // not all leave: the worker's outbox meets the same failure when it
+    // releases, and leaves the delivery unacked as for a service of its own.
+    const std::string error = reply.body;
+    const bool taken = context_->sender.hold(
+        [error](const std::string&) { throw SenderError(SenderError::Kind::kConnectionLost, error); }, false);
+    if (taken) return 0;
+  }
+  return fail(reply.body);
+}
+
+int RemoteService::on_call(sbus_request* request) {
   IsolatedReply reply;
   std::string why;
-  switch (run(request, IsolatedRequest::Kind::kCall, &reply, &why)) {
+  const char* code = nullptr;
+  switch (run(*request, IsolatedRequest::Kind::kCall, &reply, &why)) {
     case Failure::kNone: break;
-    case Failure::kUnavailable: response.error(errc::kServiceUnavailable, why); return;
-    case Failure::kEnded: response.error(errc::kInterrupted, why); return;
-    case Failure::kHung: response.error(errc::kDeadlineExceeded, why); return;
+    case Failure::kUnavailable: code = errc::kServiceUnavailable; break;
+    case Failure::kEnded: code = errc::kInterrupted; break;
+    case Failure::kHung: code = errc::kDeadlineExceeded; break;
   }
-  if (reply.status == IsolatedReply::Status::kThrew) throw std::runtime_error(reply.body);
-  if (reply.code.empty()) {
-    response.send_json(std::move(reply.body));
-  } else {
-    response.error(std::move(reply.code), std::move(reply.body));
+  // The reply is written into the request as reply_result and reply_error
+  // would; its result was checked as one JSON value in the isolated process.
+  request->replied = true;
+  if (code != nullptr) {
+    request->error_code = code;
+    request->body = std::move(why);
+    return 0;
+  }
+  request->error_code = std::move(reply.code);
+  request->body = reply.body;
+  return answer(reply);
+}
+
+int RemoteService::deliver(sbus_request* request, IsolatedRequest::Kind kind) {
+  IsolatedReply reply;
+  std::string why;
+  // Each failure is the handler's: the message is retried, then goes to
+  // the error queue, as one whose plugin failed.
+  if (run(*request, kind, &reply, &why) != Failure::kNone) return fail(why);
+  return answer(reply);
+}
+
+RemoteService* self_of(void* self) {
+  return static_cast<RemoteService*>(self);
+}
+
+// The entry points of the stand-in's service record. None throws: each
+// boundary of the C ABI is kept, as a plugin keeps it.
+template <typename F>
+int guarded(F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("unknown exception");
   }
 }
 
-void RemoteService::on_message(const Request& request) {
-  IsolatedReply reply;
-  std::string why;
-  // Each failure throws: the message is retried, then goes to the error
-  // queue, as one whose plugin threw.
-  if (run(request, IsolatedRequest::Kind::kMessage, &reply, &why) != Failure::kNone) throw std::runtime_error(why);
-  if (reply.status == IsolatedReply::Status::kThrew) throw std::runtime_error(reply.body);
-}
+const sbus_service_def kRemoteDef = {
+    sizeof(sbus_service_def),
+    SBUS_KIND_CALL | SBUS_KIND_MESSAGE | SBUS_KIND_EVENT,
+    "isolated",
+    [](const sbus_host*) -> void* { return nullptr; },  // made by remote_service_for() alone
+    [](void* self, const sbus_context* context) { return guarded([&] { return self_of(self)->start(context); }); },
+    [](void* self, sbus_request* request) { return guarded([&] { return self_of(self)->on_call(request); }); },
+    [](void* self, sbus_request* request) {
+      return guarded([&] { return self_of(self)->deliver(request, IsolatedRequest::Kind::kMessage); });
+    },
+    [](void* self, sbus_request* request) {
+      return guarded([&] { return self_of(self)->deliver(request, IsolatedRequest::Kind::kEvent); });
+    },
+    [](void* self) { return guarded([&] { return self_of(self)->stop(); }); },
+    [](void* self) { delete self_of(self); },
+};
 
-void RemoteService::on_event(const Request& request) {
-  IsolatedReply reply;
-  std::string why;
-  if (run(request, IsolatedRequest::Kind::kEvent, &reply, &why) != Failure::kNone) throw std::runtime_error(why);
-  if (reply.status == IsolatedReply::Status::kThrew) throw std::runtime_error(reply.body);
-}
+}  // namespace
 
 LoadedService remote_service_for(const ServiceConfig& service, std::size_t broker_index) {
   // The supervisor is the parent of the worker and of the isolated process.
-  return LoadedService(nullptr, std::make_unique<RemoteService>(
-                                    service.name, isolated_socket_name(::getppid(), broker_index, service.name)));
+  auto remote =
+      std::make_unique<RemoteService>(service.name, isolated_socket_name(::getppid(), broker_index, service.name));
+  return LoadedService(nullptr, kRemoteDef, remote.release());
+}
+
+pid_t isolated_pid(const std::string& name) {
+  Pids& p = pids();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  auto found = p.by_name.find(name);
+  return found == p.by_name.end() ? 0 : found->second;
 }
 
 }  // namespace sbus

@@ -27,20 +27,21 @@ constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
 // The id of the delivery a handler runs for, from which the ids of the
 // messages it sends are derived (Outbox); empty when it has none.
-std::string incoming_message_id(const Request& request) {
-  return std::string(request.message_id());
+std::string incoming_message_id(const sbus_request& request) {
+  return std::string(request.message_id);
 }
 
 }  // namespace
 
-ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
-                             RunnerHost* host, CrashJournal* journal, int max_retries,
-                             std::shared_ptr<CurrentDeadline> current_deadline, std::shared_ptr<Outbox> outbox)
+ServiceRunner::ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service,
+                             std::unique_ptr<HostContext> context, RunnerHost* host, CrashJournal* journal,
+                             int max_retries, std::shared_ptr<CurrentDeadline> current_deadline,
+                             std::shared_ptr<Outbox> outbox)
     : index_(index),
       config_(std::move(config)),
-      service_(std::move(service)),
       context_(std::move(context)),
-      reply_secret_(context_.sender_options().secret),
+      service_(std::move(service)),
+      reply_secret_(context_->sender_options().secret),
       host_(host),
       journal_(journal),
       dead_letters_(max_retries),
@@ -190,16 +191,9 @@ void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
 
 void ServiceRunner::run() {
   if (journal_ != nullptr) journal_slot_ = journal_->claim_slot(getpid(), CrashJournal::service_key(config_.name));
-  try {
-    service_.service().start(context_);
-  } catch (const std::exception& e) {
+  if (std::optional<std::string> failure = service_.start(context_->get())) {
     std::lock_guard<std::mutex> lock(mutex_);
-    start_error_ = e.what()[0] ? e.what() : "exception";
-    started_cv_.notify_all();
-    return;
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    start_error_ = "unknown exception";
+    start_error_ = failure->empty() ? "exception" : *failure;
     started_cv_.notify_all();
     return;
   }
@@ -234,12 +228,8 @@ void ServiceRunner::run() {
     }
   }
 
-  try {
-    service_.service().stop();
-  } catch (const std::exception& e) {
-    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw: " << e.what();
-  } catch (...) {
-    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw";
+  if (std::optional<std::string> failure = service_.stop()) {
+    SBUS_LOG(kWarn) << log_service(config_.name) << "service " << config_.name << ": stop() threw: " << *failure;
   }
   if (journal_ != nullptr) journal_->release_slot(journal_slot_);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -257,16 +247,21 @@ Outcome ServiceRunner::execute(Job& job) {
   // An event's service is the one it was routed to; its topic, in the
   // body's service element (protocol.md, Events), is the Request's topic.
   const bool is_event = outcome.envelope.is_event();
-  Request request(job.event.id, context_.node, is_event ? config_.category : std::move(job.event.category),
-                  is_event ? config_.service : std::move(job.event.service), std::move(job.params));
-  if (is_event) request.set_topic(std::move(job.event.service));
-  Reply reply;
-  reply.id = std::move(job.event.id);
   const bool is_call = outcome.envelope.is_call();
+  sbus_request request;
+  request.id = job.event.id;
+  request.node = context_->get()->node;
+  request.category = is_event ? std::string_view(config_.category) : std::string_view(job.event.category);
+  request.service = is_event ? std::string_view(config_.service) : std::string_view(job.event.service);
+  if (is_event) request.topic = job.event.service;
+  request.caller = outcome.envelope.caller;
+  request.params = &job.params;
+  request.deadline = job.deadline;
+  request.is_call = is_call;
+  Reply reply;
+  reply.id = job.event.id;
+  request.message_id = outcome.envelope.message_id;
   if (expired_in_queue(job, &reply, &outcome)) return outcome;
-  request.set_deadline(job.deadline);
-  request.set_caller(outcome.envelope.caller);
-  request.set_message_id(outcome.envelope.message_id);
   if (journal_ != nullptr) journal_->begin(journal_slot_, outcome.envelope.key);
   InFlight in_flight{&outcome, &reply.id};
   in_flight_.store(&in_flight, std::memory_order_release);
@@ -289,7 +284,7 @@ Outcome ServiceRunner::execute(Job& job) {
         << log_service(config_.name) << log_event(reply.id) << "event " << log_value(reply.id) << ": " << config_.name
         << ": " << log_value(reply.error_code) << ": " << log_value(reply.message, 400);
   }
-  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope, reply_secret_, context_.node);
+  if (is_call) outcome.body = encode_signed_reply(&reply, outcome.envelope, reply_secret_, context_->get()->node);
   return outcome;
 }
 
@@ -306,7 +301,7 @@ bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outc
   if (is_call) {
     reply->error_code = errc::kDeadlineExceeded;
     reply->message = message;
-    outcome->body = encode_signed_reply(reply, outcome->envelope, reply_secret_, context_.node);
+    outcome->body = encode_signed_reply(reply, outcome->envelope, reply_secret_, context_->get()->node);
   }
   return true;
 }
@@ -314,24 +309,15 @@ bool ServiceRunner::expired_in_queue(const Job& job, Reply* reply, Outcome* outc
 // The plugin's on_call (its answer into `reply`) or on_message (with its
 // retries); an exception becomes service_failed. While a call runs, the
 // calls its service makes inherit its deadline (current_deadline_).
-void ServiceRunner::call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome) {
+void ServiceRunner::call_service(sbus_request& request, Job& job, Reply* reply, Outcome* outcome) {
   const bool is_call = outcome->envelope.is_call();
   if (is_call && current_deadline_ != nullptr) current_deadline_->set(job.deadline);
+  // Nothing throws across the C ABI; caught all the same, as a boundary.
   try {
-    if (is_call) {
-      Response response;
-      if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
-      service_.service().on_call(request, response);
-      std::string error;
-      if (release_held(outcome, &error)) {
-        reply->error_code = response.error_code();
-        reply->message = response.body();
-      } else {
-        reply->error_code = errc::kServiceFailed;
-        reply->message = std::string("service ") + config_.name + " failed: " + error;
-      }
-    } else {
+    if (!is_call) {
       run_message(request, job, reply->id, outcome);
+    } else {
+      answer_call(request, reply, outcome);
     }
   } catch (const std::exception& e) {
     reply->error_code = errc::kServiceFailed;
@@ -357,26 +343,30 @@ bool ServiceRunner::release_held(Outcome* outcome, std::string* error) {
   return false;
 }
 
-bool ServiceRunner::attempt_message(const Request& request, Outcome* outcome, std::string* error) {
+bool ServiceRunner::attempt_message(sbus_request& request, Outcome* outcome, std::string* error) {
   if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
-  bool threw = true;
-  try {
-    if (outcome->envelope.is_event()) {
-      service_.service().on_event(request);
-    } else {
-      service_.service().on_message(request);
-    }
-    threw = false;
-  } catch (const std::exception& e) {
-    *error = e.what();
-  } catch (...) {
-    *error = "unknown exception";
-  }
-  if (threw) {
+  if (std::optional<std::string> failure = service_.deliver(request, outcome->envelope.is_event())) {
+    *error = std::move(*failure);
     if (outbox_ != nullptr) outbox_->discard();
     return false;
   }
   return release_held(outcome, error);
+}
+
+// A call: the plugin's answer, sent only once what it sent meanwhile has
+// left (release_held); otherwise service_failed.
+void ServiceRunner::answer_call(sbus_request& request, Reply* reply, Outcome* outcome) {
+  if (outbox_ != nullptr) outbox_->open(incoming_message_id(request));
+  std::string error;
+  if (std::optional<std::string> failure = service_.call(request)) {
+    error = std::move(*failure);
+  } else if (release_held(outcome, &error)) {
+    reply->error_code = std::move(request.error_code);
+    reply->message = std::move(request.body);
+    return;
+  }
+  reply->error_code = errc::kServiceFailed;
+  reply->message = "service " + config_.name + " failed: " + error;
 }
 
 // Past the deadline, whatever a call answered or threw goes to nobody who
@@ -398,7 +388,7 @@ void ServiceRunner::answer_late(const std::optional<std::chrono::system_clock::t
 // A message (or an event) is retried, and moved to the error queue once its retries are
 // spent, as DeadLetterPolicy decides; between attempts the thread sleeps,
 // and a stop meanwhile leaves the message unacked.
-void ServiceRunner::run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome) {
+void ServiceRunner::run_message(sbus_request& request, Job& job, const std::string& id, Outcome* outcome) {
   for (int attempt = 1;; ++attempt) {
     std::string error;
     if (attempt_message(request, outcome, &error)) break;

@@ -31,6 +31,7 @@
 #include "worker/dead_letter.hpp"
 #include "worker/job.hpp"
 #include "worker/outbox.hpp"
+#include "worker/plugin_host.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/queue_budget.hpp"
 #include "worker/wakeup.hpp"
@@ -75,7 +76,7 @@ class CurrentDeadline {
 
 class ServiceRunner {
  public:
-  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, ServiceContext context,
+  ServiceRunner(std::size_t index, ServiceConfig config, LoadedService service, std::unique_ptr<HostContext> context,
                 RunnerHost* host, CrashJournal* journal, int max_retries,
                 std::shared_ptr<CurrentDeadline> current_deadline = nullptr, std::shared_ptr<Outbox> outbox = nullptr);
   ~ServiceRunner();
@@ -131,8 +132,6 @@ class ServiceRunner {
   bool stop_by(std::chrono::steady_clock::time_point deadline);
 
   const ServiceConfig& config() const { return config_; }
-  // The service object (for sbus.stats: an isolated service's RemoteService).
-  Service& service() { return service_.service(); }
 
   // For sbus.stats: the jobs waiting in its queue, and whether one runs now.
   std::size_t queued();
@@ -144,13 +143,15 @@ class ServiceRunner {
   Outcome execute(Job& job);
   // The parts of execute(), in the order it runs them.
   bool expired_in_queue(const Job& job, Reply* reply, Outcome* outcome);
-  void call_service(const Request& request, Job& job, Reply* reply, Outcome* outcome);
+  void call_service(sbus_request& request, Job& job, Reply* reply, Outcome* outcome);
   void answer_late(const std::optional<std::chrono::system_clock::time_point>& deadline, Reply* reply) const;
-  void run_message(const Request& request, Job& job, const std::string& id, Outcome* outcome);
+  void run_message(sbus_request& request, Job& job, const std::string& id, Outcome* outcome);
   // One attempt of a message or an event: the handler, then the release
   // of what it sent. False with *error set when either failed; a release
   // that lost the broker also sets outcome->requeue.
-  bool attempt_message(const Request& request, Outcome* outcome, std::string* error);
+  bool attempt_message(sbus_request& request, Outcome* outcome, std::string* error);
+  // A call's handler, then the release of what it sent, into *reply.
+  void answer_call(sbus_request& request, Reply* reply, Outcome* outcome);
   // Releases what the handler sent (the outbox): true when all of it left,
   // or nothing was held.
   bool release_held(Outcome* outcome, std::string* error);
@@ -163,8 +164,9 @@ class ServiceRunner {
 
   std::size_t index_;
   ServiceConfig config_;
+  // Declared before the service: its senders are closed after destroy().
+  std::unique_ptr<HostContext> context_;
   LoadedService service_;
-  ServiceContext context_;
   // The config's secret, as the context's sender has it: hmac-sha256-v2
   // answers are signed with it.
   std::string reply_secret_;

@@ -68,8 +68,9 @@ void Worker::start_services() {
       own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
         return outbox->hold(std::move(release), now);
       };
-      ServiceContext context{config_.node, service.category, service.service, service.options, std::move(own_sender)};
-      // An isolated service's plugin runs in its own process (remote_service.hpp).
+      auto context = std::make_unique<HostContext>(config_.node, service.category, service.service, service.options,
+                                                   std::move(own_sender));
+      // An isolated service's plugin runs in a process of its own (remote_service.hpp).
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service,
           service.isolate ? remote_service_for(service, broker_index_)

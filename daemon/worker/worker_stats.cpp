@@ -82,10 +82,10 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Uint64(stats.refused_busy);
     out->Key("held");
     out->Uint64(stats.held);
-    if (const auto* remote = dynamic_cast<const RemoteService*>(&runner.service())) {
+    if (runner.config().isolate) {
       // Its process (docs/isolation.md); 0 while none is connected.
       out->Key("isolated_pid");
-      out->Int(remote->pid());
+      out->Int(isolated_pid(runner.config().name));
     }
     out->EndObject();
   }

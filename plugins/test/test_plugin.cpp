@@ -20,7 +20,8 @@
 //                {"sleep": SECONDS, ...} sleep first (a stuck message service).
 //                Serves calls too: records, then answers true. As an
 //                event service (kind: event) it records one line
-//                {"topic": TOPIC, "params": PARAMS} per event. With
+//                {"topic": TOPIC, "params": PARAMS} per event, sleeping
+//                first as a message does. With
 //                `id_file: PATH` among its options, it also appends each
 //                call's, message's or event's message id
 //                (Request::message_id(), "-" for none) as a line there.
@@ -186,10 +187,7 @@ class RecordService : public sbus::Service {
   }
 
   void on_message(const sbus::Request& request) override {
-    const rapidjson::Value& params = request.params();
-    if (params.IsObject() && params.HasMember("sleep") && params["sleep"].IsNumber()) {
-      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
-    }
+    sleep_if_asked(request);
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     request.params().Accept(writer);
@@ -198,6 +196,7 @@ class RecordService : public sbus::Service {
   }
 
   void on_event(const sbus::Request& request) override {
+    sleep_if_asked(request);
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
     writer.StartObject();
@@ -211,6 +210,13 @@ class RecordService : public sbus::Service {
   }
 
  private:
+  static void sleep_if_asked(const sbus::Request& request) {
+    const rapidjson::Value& params = request.params();
+    if (params.IsObject() && params.HasMember("sleep") && params["sleep"].IsNumber()) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
+    }
+  }
+
   void append(const rapidjson::StringBuffer& buffer) {
     std::FILE* out = std::fopen(path_.c_str(), "a");
     if (out == nullptr) throw std::runtime_error("cannot open " + path_);

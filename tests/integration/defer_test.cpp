@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -211,4 +212,26 @@ TEST_CASE("nodes of both queue types share the levels: whichever declared them, 
   check_deferred(classic_node, "50ms", 50ms, 10s);
   // The one that came second found the levels of the other type.
   CHECK((quorum_node.log() + classic_node.log()).find("used as it is") != std::string::npos);
+}
+
+TEST_CASE("a deferred message survives a restart of its node's sbusd in the middle of its delay", "[defer][restart]") {
+  // Nothing of sbusd is on the way: the message waits in the levels while
+  // no sbusd runs, and the node's next sbusd gets it.
+  sbus_test::SbusdOptions options;
+  options.node = sbus_test::unique_node();
+  auto first = std::make_unique<SbusdProcess>(options);
+  sbus::SendOptions later;
+  later.delay = 1500ms;
+  const Wall::time_point due = Wall::now() + *later.delay;
+  {
+    sbus::Sender sender(first->sender_options());
+    sender.send(first->address("test.record"), "[\"through an sbusd restart\"]", later);
+  }
+  REQUIRE(first->stop() == 0);
+  CHECK_FALSE(recorded(*first, "through an sbusd restart"));
+  first.reset();
+  std::this_thread::sleep_until(due + 500ms);  // due while no sbusd runs
+  SbusdProcess second(options);
+  REQUIRE(sbus_test::wait_until([&] { return recorded(second, "through an sbusd restart"); }, 15s, 5ms));
+  CHECK(written_at(second.record_file()) >= due - kFileClockTick);
 }

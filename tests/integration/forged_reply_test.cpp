@@ -25,6 +25,7 @@
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
+using sbus_test::BrokerUsers;
 using sbus_test::RawAmqp;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
@@ -156,36 +157,6 @@ TEST_CASE("a forged unsigned refusal is taken only as that error, never as a res
 }
 
 namespace {
-
-// Broker users made with rabbitmqctl for one test, deleted afterwards.
-class BrokerUsers {
- public:
-  BrokerUsers() = default;
-  ~BrokerUsers() {
-    for (const std::string& user : users_) sbus_test::broker_ctl({"delete_user", user});
-  }
-  BrokerUsers(const BrokerUsers&) = delete;
-  BrokerUsers& operator=(const BrokerUsers&) = delete;
-
-  // Adds `user` (password: the user name) with these permissions on vhost /.
-  void add(const std::string& user, const std::string& configure, const std::string& write, const std::string& read) {
-    const sbus_test::ProcessResult added = sbus_test::broker_ctl({"add_user", user, user});
-    INFO(added.out << added.err);
-    REQUIRE(added.exit_code == 0);
-    users_.push_back(user);
-    const sbus_test::ProcessResult set =
-        sbus_test::broker_ctl({"set_permissions", "-p", "/", user, configure, write, read});
-    INFO(set.out << set.err);
-    REQUIRE(set.exit_code == 0);
-  }
-
-  static std::string uri(const std::string& user) {
-    return "amqp://" + user + ":" + user + "@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
-  }
-
- private:
-  std::vector<std::string> users_;
-};
 
 // The method `what` on a fresh connection as `user` must be refused with
 // 403 ACCESS_REFUSED.

@@ -328,6 +328,40 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
+bool close_outbox_connection(pid_t pid, std::string* listing) {
+  const ProcessResult connections =
+      broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  *listing = connections.out;
+  if (connections.exit_code != 0) return false;
+  std::string outbox;
+  std::istringstream rows(connections.out);
+  for (std::string row; std::getline(rows, row);) {
+    if (row.find("\"sbus outbox " + std::to_string(pid) + "\"") != std::string::npos) {
+      outbox = row.substr(0, row.find('\t'));
+    }
+  }
+  return !outbox.empty() && broker_ctl({"close_connection", outbox, "closed by the integration test"}).exit_code == 0;
+}
+
+BrokerUsers::~BrokerUsers() {
+  for (const std::string& user : users_) broker_ctl({"delete_user", user});
+}
+
+void BrokerUsers::add(const std::string& user, const std::string& configure, const std::string& write,
+                      const std::string& read) {
+  const ProcessResult added = broker_ctl({"add_user", user, user});
+  INFO(added.out << added.err);
+  REQUIRE(added.exit_code == 0);
+  users_.push_back(user);
+  const ProcessResult set = broker_ctl({"set_permissions", "-p", "/", user, configure, write, read});
+  INFO(set.out << set.err);
+  REQUIRE(set.exit_code == 0);
+}
+
+std::string BrokerUsers::uri(const std::string& user) {
+  return "amqp://" + user + ":" + user + "@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+}
+
 SbusdProcess::SbusdProcess(SbusdOptions options) : node_(options.node.empty() ? unique_node() : options.node) {
   secret_ = options.secret.empty() ? std::string(kSecret) : options.secret;
   secret_file_ = write_secret(dir_.path(), secret_);

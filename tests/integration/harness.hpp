@@ -134,6 +134,30 @@ ProcessResult run_program(const std::string& path, const std::vector<std::string
 // second or two.
 ProcessResult broker_ctl(const std::vector<std::string>& args);
 
+// Closes the broker connection that releases the held sends of process
+// `pid` ("sbus outbox PID"). False when there is none; `listing` gets the
+// connections the broker listed.
+bool close_outbox_connection(pid_t pid, std::string* listing);
+
+// Broker users made with rabbitmqctl on the test broker for one test,
+// deleted on destruction.
+class BrokerUsers {
+ public:
+  BrokerUsers() = default;
+  ~BrokerUsers();
+  BrokerUsers(const BrokerUsers&) = delete;
+  BrokerUsers& operator=(const BrokerUsers&) = delete;
+
+  // Adds `user` (password: the user name) with these permissions on vhost
+  // /; the test fails (REQUIRE) if rabbitmqctl refuses.
+  void add(const std::string& user, const std::string& configure, const std::string& write, const std::string& read);
+  // amqp://USER:USER@127.0.0.1:PORT/%2f on the test broker.
+  static std::string uri(const std::string& user);
+
+ private:
+  std::vector<std::string> users_;
+};
+
 struct SbusdOptions {
   // Written to the config's `brokers:`; empty means {broker_uri()}.
   std::vector<std::string> brokers;

@@ -56,13 +56,73 @@ std::int64_t alive_pid(sbus::Sender& sender, const SbusdProcess& sbusd) {
   return pid;
 }
 
+// Four senders calling, one call at a time each, math.add and test.echo
+// in the worker and iso.echo in an isolated process of its own, every
+// answer checked, until stop() (or 20,000 calls each).
+class BackgroundCalls {
+ public:
+  static constexpr const char* kServices =
+      "  - name: math.add\n    plugin: math\n"
+      "  - name: test.echo\n    plugin: test\n"
+      "  - name: iso.echo\n    plugin: test\n    export: echo\n    isolate: true\n";
+
+  explicit BackgroundCalls(const SbusdProcess& sbusd) {
+    for (int s = 0; s < 4; ++s) senders_.emplace_back([this, &sbusd, s] { run(sbusd, s); });
+  }
+  ~BackgroundCalls() { stop(); }
+
+  void stop() {
+    done_ = true;
+    for (std::thread& sender : senders_) {
+      if (sender.joinable()) sender.join();
+    }
+  }
+  int answered() const { return answered_.load(); }
+  int failed() const { return failed_.load(); }
+  std::string first_failure() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failures_.empty() ? "" : failures_.front();
+  }
+
+ private:
+  void run(const SbusdProcess& sbusd, int s) {
+    sbus::Sender sender(sbusd.sender_options());
+    for (int i = 0; !done_.load() && i < 20000; ++i) {
+      const int which = (i + s) % 3;
+      const std::string n = std::to_string(i);
+      std::string error;
+      try {
+        const sbus::CallResult result =
+            which == 0 ? sender.call(sbusd.address("math.add"), "[" + n + "," + std::to_string(s) + "]", 10s)
+                       : sender.call(sbusd.address(which == 1 ? "test.echo" : "iso.echo"), "[" + n + "]", 10s);
+        const std::string expected = which == 0 ? std::to_string(i + s) : "[" + n + "]";
+        if (result.ok() && result.message == expected) {
+          ++answered_;
+          continue;
+        }
+        error = result.error_code + ": " + result.message;
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      ++failed_;
+      std::lock_guard<std::mutex> lock(mutex_);
+      failures_.push_back(error);
+    }
+  }
+
+  std::atomic<bool> done_{false};
+  std::atomic<int> answered_{0};
+  std::atomic<int> failed_{0};
+  std::mutex mutex_;
+  std::vector<std::string> failures_;
+  std::vector<std::thread> senders_;
+};
+
 }  // namespace
 
 TEST_CASE("An isolated service that crashes ten times costs the services of its worker no call", "[isolate][crash]") {
-  SbusdProcess sbusd(
-      with_services("  - name: math.add\n    plugin: math\n"
-                    "  - name: test.echo\n    plugin: test\n"
-                    "  - name: test.crash\n    plugin: test\n    isolate: true\n"));
+  SbusdProcess sbusd(with_services(std::string(BackgroundCalls::kServices) +
+                                   "  - name: test.crash\n    plugin: test\n    isolate: true\n"));
   sbus::Sender control(sbusd.sender_options());
   const std::int64_t first = alive_pid(control, sbusd);
   REQUIRE(first > 0);
@@ -73,38 +133,9 @@ TEST_CASE("An isolated service that crashes ten times costs the services of its 
   INFO(shown.out << shown.err);
   CHECK(shown.out.find("isolated: pid " + std::to_string(first)) != std::string::npos);
 
-  // Four senders call the services of the worker while test.crash crashes.
-  std::atomic<bool> done{false};
-  std::atomic<int> answered{0};
-  std::atomic<int> failed{0};
-  std::vector<std::string> failures;
-  std::mutex failures_mutex;
-  std::vector<std::thread> senders;
-  for (int s = 0; s < 4; ++s) {
-    senders.emplace_back([&, s] {
-      sbus::Sender sender(sbusd.sender_options());
-      for (int i = 0; !done.load() && i < 20000; ++i) {
-        const bool add = (i + s) % 2 == 0;
-        try {
-          const sbus::CallResult result =
-              add ? sender.call(sbusd.address("math.add"), "[" + std::to_string(i) + "," + std::to_string(s) + "]", 10s)
-                  : sender.call(sbusd.address("test.echo"), "[" + std::to_string(i) + "]", 10s);
-          const std::string expected = add ? std::to_string(i + s) : "[" + std::to_string(i) + "]";
-          if (result.ok() && result.message == expected) {
-            ++answered;
-            continue;
-          }
-          std::lock_guard<std::mutex> lock(failures_mutex);
-          failures.push_back(result.error_code + ": " + result.message);
-        } catch (const std::exception& e) {
-          std::lock_guard<std::mutex> lock(failures_mutex);
-          failures.push_back(e.what());
-        }
-        ++failed;
-      }
-    });
-  }
-
+  // Four senders call the other services, in the worker and isolated,
+  // while test.crash crashes.
+  BackgroundCalls load(sbusd);
   std::int64_t pid = first;
   int crashes = 0;
   for (int round = 0; round < 10; ++round) {
@@ -118,15 +149,14 @@ TEST_CASE("An isolated service that crashes ten times costs the services of its 
     CHECK(next != pid);
     pid = next;
   }
-  done = true;
-  for (std::thread& sender : senders) sender.join();
+  load.stop();
   const std::string log = sbusd.log();
-  INFO("failures: " << (failures.empty() ? "" : failures.front()) << "\nlog:\n" << log.substr(0, 20000));
-  std::cout << "[figure] isolated test.crash crashed " << crashes << " times; " << answered.load()
-            << " calls of math.add and test.echo answered, " << failed.load() << " failed\n";
+  INFO("failures: " << load.first_failure() << "\nlog:\n" << log.substr(0, 20000));
+  std::cout << "[figure] isolated test.crash crashed " << crashes << " times; " << load.answered()
+            << " calls of math.add, test.echo and the isolated iso.echo answered, " << load.failed() << " failed\n";
   CHECK(crashes == 10);
-  CHECK(failed.load() == 0);
-  CHECK(answered.load() > 0);
+  CHECK(load.failed() == 0);
+  CHECK(load.answered() > 0);
   CHECK(count_of(log, "killed by signal 11") == 10);
   // The worker itself never restarted.
   const rapidjson::Document stats = stats_of(control, sbusd);
@@ -135,11 +165,11 @@ TEST_CASE("An isolated service that crashes ten times costs the services of its 
 }
 
 TEST_CASE("An isolated service over its memory_limit is restarted and the log says why", "[isolate][memory]") {
-  SbusdProcess sbusd(
-      with_services("  - name: math.add\n    plugin: math\n"
-                    "  - name: test.alloc\n    plugin: test\n    isolate: true\n"
-                    "    memory_limit: 64M\n"));
+  SbusdProcess sbusd(with_services(std::string(BackgroundCalls::kServices) +
+                                   "  - name: test.alloc\n    plugin: test\n    isolate: true\n"
+                                   "    memory_limit: 64M\n"));
   sbus::Sender sender(sbusd.sender_options());
+  BackgroundCalls load(sbusd);
   const sbus::CallResult small = sender.call(sbusd.address("test.alloc"), "1", 10s);
   REQUIRE(small.ok());
   const std::int64_t before = isolated_pid(sender, sbusd, "test.alloc");
@@ -166,6 +196,12 @@ TEST_CASE("An isolated service over its memory_limit is restarted and the log sa
   CHECK(isolated_pid(sender, sbusd, "test.alloc") != before);
   CHECK(sbusd.log().find("killed by signal 9 (Killed) (over its memory_limit") != std::string::npos);
   CHECK(sender.call(sbusd.address("math.add"), "[2,3]", 10s).message == "5");
+  load.stop();
+  std::cout << "[figure] isolated test.alloc over its memory_limit: " << load.answered()
+            << " calls of the other services answered, " << load.failed() << " failed\n";
+  INFO("failures: " << load.first_failure());
+  CHECK(load.failed() == 0);
+  CHECK(load.answered() > 0);
   CHECK(sbusd.stop() == 0);
 }
 
@@ -173,12 +209,12 @@ TEST_CASE("An isolated call hung past its deadline costs its process, and the se
           "[isolate][deadline]") {
   TempDir dir;
   const std::string mark = dir.file("stalled");
-  SbusdProcess sbusd(
-      with_services("  - name: math.add\n    plugin: math\n"
-                    "  - name: test.stall_once\n    plugin: test\n    isolate: true\n"
-                    "    options:\n      file: " +
-                    mark + "\n"));
+  SbusdProcess sbusd(with_services(std::string(BackgroundCalls::kServices) +
+                                   "  - name: test.stall_once\n    plugin: test\n    isolate: true\n"
+                                   "    options:\n      file: " +
+                                   mark + "\n"));
   sbus::Sender sender(sbusd.sender_options());
+  BackgroundCalls load(sbusd);
   sbus::Sender other(sbusd.sender_options());
   const auto called = std::chrono::steady_clock::now();
   // The caller gives up after 2 s (no reply): the call hangs in the plugin.
@@ -198,6 +234,12 @@ TEST_CASE("An isolated call hung past its deadline costs its process, and the se
   CHECK(again.message == "\"again\"");
   CHECK(std::chrono::steady_clock::now() - called < 25s);
   CHECK(sbusd.log().find("killed by signal 9") != std::string::npos);
+  load.stop();
+  std::cout << "[figure] isolated test.stall_once hung past its deadline: " << load.answered()
+            << " calls of the other services answered, " << load.failed() << " failed\n";
+  INFO("failures: " << load.first_failure());
+  CHECK(load.failed() == 0);
+  CHECK(load.answered() > 0);
   CHECK(sbusd.stop() == 0);
 }
 

@@ -3,6 +3,7 @@
 // calls are made, /healthz following a broker that stops and comes back,
 // an address that cannot be bound, and what the supervisor maps.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <set>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -364,4 +366,84 @@ TEST_CASE("the supervisor maps no TLS library: the HTTP server runs in a process
 
   sbusd.stop();
   CHECK_FALSE(std::filesystem::exists(socket_path));
+}
+
+namespace {
+
+// A process's resident memory (VmRSS), in kB.
+long rss_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// Where a process's RSS is, by file mapped ("[heap]", "/dev/zero" and the
+// like for the rest): "NAME KB" a line, to explain a figure.
+std::string rss_by_mapping(pid_t pid) {
+  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+  std::map<std::string, long> kb;
+  std::string name;
+  for (std::string line; std::getline(smaps, line);) {
+    std::istringstream fields(line);
+    std::string first;
+    fields >> first;
+    if (first == "Rss:") {
+      long value = 0;
+      fields >> value;
+      kb[name] += value;
+    } else if (first.find('-') != std::string::npos && first.back() != ':') {
+      std::string skip;
+      name = "[anonymous]";
+      for (int i = 0; i < 4 && fields >> skip;) ++i;
+      std::getline(fields >> std::ws, name);
+      if (name.empty()) name = "[anonymous]";
+    }
+  }
+  std::string text;
+  for (const auto& [file, value] : kb) text += file + " " + std::to_string(value) + "\n";
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("the supervisor keeps its footprint: at most 5 MB idle, after calls and scrapes, and after a worker restart",
+          "[metrics][memory]") {
+  // 5 MiB: what docs/performance.md promises. Most of it is libc and
+  // libstdc++ pages, which the kernel maps in 64 kB runs around each page
+  // touched when they are in the page cache already: a cold cache gives a
+  // smaller figure, never a larger one.
+  constexpr long kLimitKb = 5 * 1024;
+  TempDir dir;
+  const std::string socket_path = dir.file("metrics.sock");
+  SbusdProcess sbusd({.extra_yaml = "metrics_listen: " + socket_path + "\n"});
+  REQUIRE(wait_until([&] { return scrape(socket_path, "/healthz").status == 200; }, 20s, 100ms));
+  const long idle = rss_kb(sbusd.pid());
+
+  sbus::Sender sender(sbusd.sender_options());
+  for (int i = 0; i < 50; ++i) REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");
+  for (int i = 0; i < 5; ++i) REQUIRE(scrape(socket_path, "/metrics").status == 200);
+  const long after_calls = rss_kb(sbusd.pid());
+
+  // A worker killed and started again: the supervisor reaps it, clears its
+  // slots in the crash journal and forks another.
+  const std::string broker = "amqp://guest@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+  const pid_t worker = worker_pid_in_log(sbusd.log(), broker);
+  REQUIRE(worker > 0);
+  REQUIRE(::kill(worker, SIGKILL) == 0);
+  REQUIRE(wait_until([&] { return worker_pid_in_log(sbusd.log(), broker) != worker; }, 20s));
+  REQUIRE(wait_until([&] { return sender.call(sbusd.address("math.add"), "[2,2]", 5s).message == "4"; }, 30s));
+  REQUIRE(scrape(socket_path, "/metrics").status == 200);
+  const long after_restart = rss_kb(sbusd.pid());
+
+  std::cout << "[metrics] supervisor RSS " << idle << " kB idle, " << after_calls << " kB after calls and scrapes, "
+            << after_restart << " kB after a worker restart" << std::endl;
+  REQUIRE(idle > 0);
+  INFO("the supervisor's RSS by mapping, in kB:\n" << rss_by_mapping(sbusd.pid()));
+  if (kRssMeasurable) {
+    CHECK(idle <= kLimitKb);
+    CHECK(after_calls <= kLimitKb);
+    CHECK(after_restart <= kLimitKb);
+  }
 }

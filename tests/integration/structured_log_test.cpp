@@ -228,6 +228,9 @@ TEST_CASE("Under systemd sbusd writes native journal entries with its fields, on
 
   // The supervisor's own lines: its pid, the node, sbusd as identifier.
   REQUIRE(wait_until([&] { return !with(journal.entries(), "MESSAGE", "started: node").empty(); }, 10s));
+  // The relay process that writes the supervisor's entries, and the
+  // workers' too: journald's _PID of each.
+  const pid_t relay = with(journal.entries(), "MESSAGE", "started: node").front().sender;
   {
     const std::vector<Entry> entries = journal.entries();
     INFO(describe(entries));
@@ -263,9 +266,14 @@ TEST_CASE("Under systemd sbusd writes native journal entries with its fields, on
     CHECK(line.get("MESSAGE").find("event " + line.get("EVENT_ID") + ": test.fail: ") == 0);
     CHECK(line.get("NODE") == sbusd.node());
     CHECK(line.get("BROKER").find(":" + port) != std::string::npos);
-    CHECK(line.get("WORKER_PID") == std::to_string(line.sender));
-    CHECK(line.get("SYSLOG_PID") == std::to_string(line.sender));
-    CHECK(line.sender != sbusd.pid());
+    // Through the supervisor's relay: the worker's pid in its fields, and
+    // no libsystemd in the worker.
+    const std::string worker = line.get("WORKER_PID");
+    CHECK(line.get("SYSLOG_PID") == worker);
+    CHECK(worker != std::to_string(sbusd.pid()));
+    CHECK(worker != std::to_string(relay));
+    CHECK(line.sender == relay);
+    CHECK_FALSE(sbus_test::maps_library(sbus_test::mapped_libraries(std::atoi(worker.c_str())), "libsystemd.so"));
   }
 
   SECTION("plugin lines from many calls at once: one entry a line, each with the worker's fields") {
@@ -303,7 +311,9 @@ TEST_CASE("Under systemd sbusd writes native journal entries with its fields, on
       CHECK(line.fields.count("MESSAGE") == 1);
       CHECK(line.get("SERVICE") == "test.log");
       CHECK(line.get("PRIORITY") == "6");
-      CHECK(line.get("WORKER_PID") == std::to_string(line.sender));
+      CHECK(line.get("SYSLOG_PID") == line.get("WORKER_PID"));
+      CHECK(line.get("WORKER_PID") != std::to_string(sbusd.pid()));
+      CHECK(line.sender == relay);
       CHECK(line.get("BROKER").find(":" + port) != std::string::npos);
     }
   }

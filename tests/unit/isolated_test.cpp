@@ -106,6 +106,7 @@ TEST_CASE("A request and a reply cross the isolated channel whole", "[isolate][c
   request.service = "echo";
   request.topic = "orders.created";
   request.caller = "py-servicebus";
+  request.message_id = "5f0c2a7e9b1d4c3a8e6f0a1b2c3d4e5f";
   request.deadline_unix_ms = 1'700'000'000'123;
   request.params = std::string("[1,\"two\\u0000\"]") + std::string(1, '\0');
   REQUIRE(sbus::write_frame(pair.fds[0], sbus::encode(request)));
@@ -117,16 +118,22 @@ TEST_CASE("A request and a reply cross the isolated channel whole", "[isolate][c
   CHECK(read.id == request.id);
   CHECK(read.topic == request.topic);
   CHECK(read.caller == request.caller);
+  CHECK(read.message_id == request.message_id);
   CHECK(read.deadline_unix_ms == request.deadline_unix_ms);
   CHECK(read.params == request.params);
 
-  const sbus::IsolatedReply reply{sbus::IsolatedReply::Status::kThrew, "", "boom"};
+  const sbus::IsolatedReply reply{sbus::IsolatedReply::Status::kFailed, "", "boom"};
   REQUIRE(sbus::write_frame(pair.fds[1], sbus::encode(reply)));
   REQUIRE(sbus::read_frame(pair.fds[0], std::nullopt, &fields) == sbus::ReadResult::kFrame);
   sbus::IsolatedReply answer;
   REQUIRE(sbus::decode(fields, &answer));
-  CHECK(answer.status == sbus::IsolatedReply::Status::kThrew);
+  CHECK(answer.status == sbus::IsolatedReply::Status::kFailed);
   CHECK(answer.body == "boom");
+  const sbus::IsolatedReply lost{sbus::IsolatedReply::Status::kReleaseLost, "", "connection lost"};
+  REQUIRE(sbus::write_frame(pair.fds[1], sbus::encode(lost)));
+  REQUIRE(sbus::read_frame(pair.fds[0], std::nullopt, &fields) == sbus::ReadResult::kFrame);
+  REQUIRE(sbus::decode(fields, &answer));
+  CHECK(answer.status == sbus::IsolatedReply::Status::kReleaseLost);
   // A reply is not a request.
   CHECK_FALSE(sbus::decode(fields, &read));
 }

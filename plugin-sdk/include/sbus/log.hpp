@@ -30,38 +30,42 @@
 // on the write. The context is the one start() received; sbusd keeps it
 // valid until stop() has returned (keep a pointer or a copy).
 //
-// Outside sbusd (a test program that links libsbus.so), lines go to stderr
-// at level info and above, with the tag "sbus".
+// Outside sbusd (a context a test program made, which links libsbus.so),
+// lines go to stderr at level info and above, with the tag "sbus".
+//
+// In sbusd the line goes through the C ABI's host->log (sbus/plugin.h).
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 #include "sbus/export.hpp"
+#include "sbus/plugin.h"
+
+// libsbus.so's log, for a context made outside sbusd.
+extern "C" SBUS_EXPORT void sbus_log_outside(const char* category, std::size_t category_size, const char* service,
+                                             std::size_t service_size, int level, const char* text,
+                                             std::size_t text_size);
+extern "C" SBUS_EXPORT int sbus_log_outside_enabled(int level);
 
 namespace sbus {
 
 struct ServiceContext;
 
-enum class LogLevel { kDebug = 0, kInfo, kWarn, kError };
+enum class LogLevel { kDebug = SBUS_LOG_DEBUG, kInfo = SBUS_LOG_INFO, kWarn = SBUS_LOG_WARN, kError = SBUS_LOG_ERROR };
 
 // Writes `text` as one line of the worker's log at `level`, after
-// "CATEGORY.SERVICE: " of `context`. Never throws.
-SBUS_EXPORT void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept;
+// "CATEGORY.SERVICE: " of `context`. Never throws. (These are defined in
+// sbus/detail/plugin_abi.hpp, which sbus/plugin.hpp includes, beside
+// ServiceContext.)
+inline void log(const ServiceContext& context, LogLevel level, std::string_view text) noexcept;
 
 // Whether a line at `level` would be written: to skip building costly text.
-SBUS_EXPORT bool log_enabled(const ServiceContext& context, LogLevel level) noexcept;
+inline bool log_enabled(const ServiceContext& context, LogLevel level) noexcept;
 
-inline void log_debug(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kDebug, text);
-}
-inline void log_info(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kInfo, text);
-}
-inline void log_warn(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kWarn, text);
-}
-inline void log_error(const ServiceContext& context, std::string_view text) noexcept {
-  log(context, LogLevel::kError, text);
-}
+inline void log_debug(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_info(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_warn(const ServiceContext& context, std::string_view text) noexcept;
+inline void log_error(const ServiceContext& context, std::string_view text) noexcept;
 
 }  // namespace sbus

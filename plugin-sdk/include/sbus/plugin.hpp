@@ -33,10 +33,11 @@
 // Logging: sbus/log.hpp writes lines to sbusd's log, named after the service.
 // docs/plugins.md is the guide to all of this.
 //
-// ABI: sbusd checks kAbiVersion of the plugin against its own before it
-// touches anything else in the plugin, and refuses a mismatch. Any change to
-// the layout of the types below or to Service's virtual methods bumps it.
-// docs/plugins.md says what changed in each version.
+// ABI: this header is a layer over the C ABI of sbus/plugin.h, compiled
+// into the plugin: no type of the C++ standard library crosses into sbusd,
+// so a plugin needs no particular compiler or standard library, and a
+// plugin built against ABI 5.N keeps loading in later sbusd versions that
+// speak 5 (docs/plugins.md, "Compatibility").
 #pragma once
 
 #include <rapidjson/document.h>
@@ -44,6 +45,7 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -57,6 +59,8 @@
 #include <vector>
 
 #include "sbus/export.hpp"
+#include "sbus/log.hpp"
+#include "sbus/plugin.h"
 #include "sbus/sender.hpp"
 
 namespace sbus {
@@ -66,19 +70,21 @@ namespace sbus {
 // 4: Request::caller() (who sent the call; a member of Request); events:
 //    Kind::kEvent, Service::on_event and Request::topic(); SenderOptions
 //    and SendOptions for deferred delivery.
-inline constexpr std::uint32_t kAbiVersion = 4;
+// 5: the C ABI of sbus/plugin.h, with this header as a layer over it;
+//    Request::message_id().
+inline constexpr std::uint32_t kAbiVersion = SBUS_ABI_MAJOR;
 
 // The kinds of delivery a service serves, as bits of a set: combine them
 // with |, as in sbus::Kind::kCall | sbus::Kind::kMessage. The values are part
 // of the ABI; a new kind takes a new bit.
 enum class Kind : std::uint32_t {
-  kCall = 1u << 0,     // RPCs, to on_call: `kind: rpc` in sbusd's YAML
-  kMessage = 1u << 1,  // fire-and-forget messages, to on_message: `kind: message`
-  kEvent = 1u << 2,    // published events of the YAML's `topics`, to on_event: `kind: event`
+  kCall = SBUS_KIND_CALL,        // RPCs, to on_call: `kind: rpc` in sbusd's YAML
+  kMessage = SBUS_KIND_MESSAGE,  // fire-and-forget messages, to on_message: `kind: message`
+  kEvent = SBUS_KIND_EVENT,      // published events of the YAML's `topics`, to on_event: `kind: event`
 };
 
 // Every kind this SDK knows: a set with other bits is from a newer SDK.
-inline constexpr Kind kAllKinds = static_cast<Kind>((1u << 0) | (1u << 1) | (1u << 2));
+inline constexpr Kind kAllKinds = static_cast<Kind>(SBUS_KIND_CALL | SBUS_KIND_MESSAGE | SBUS_KIND_EVENT);
 
 constexpr Kind operator|(Kind a, Kind b) {
   return static_cast<Kind>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
@@ -173,9 +179,9 @@ class Request {
   std::string service_;
   rapidjson::Document params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
-  std::string message_id_;
   std::string caller_;
   std::string topic_;
+  std::string message_id_;
 };
 
 // The answer to an RPC. Call send() (a JSON result) or error() once; the last
@@ -225,10 +231,12 @@ class Response {
 // What sbusd tells a service when it starts: where it runs, the `options:`
 // map of its entry in the YAML config, and a way to call other services.
 // sbusd keeps the object start() receives valid until stop() has returned.
+// It lives in the plugin (this SDK copies it from sbusd's C context), so its
+// layout is the plugin's own business.
 struct ServiceContext {
   ServiceContext() = default;
-  // sbusd makes one for each service; a plugin's own tests may too. `sender`
-  // is what sender() and sender_options() give.
+  // A plugin's own tests make one; `sender` is what sender() and
+  // sender_options() give.
   ServiceContext(std::string node_name, std::string category_name, std::string service_name,
                  std::map<std::string, std::string> service_options, SenderOptions sender)
       : node(std::move(node_name)),
@@ -245,19 +253,28 @@ struct ServiceContext {
   // A new Sender to call other services, as this node: the worker's broker
   // first, then the others of the config; the config's exchange, secret,
   // `token` (how to sign) and `tls:` settings. It connects on its first
-  // call. Made in libsbus.so, from the settings as this sbusd has them: a
-  // plugin that only uses sender() keeps working when those settings grow.
-  // Not thread-safe (see Sender): one per thread.
-  SBUS_EXPORT Sender sender() const;
+  // call. Made in libsbus.so from the settings sbusd passes as JSON, so a
+  // plugin keeps working when those settings grow. Not thread-safe (see
+  // Sender): one per thread.
+  Sender sender() const { return Sender(sender_options()); }
 
   // A copy of those settings, for a service that changes some of them (retry,
   // connect_timeout, smart_route) before it makes a Sender of its own.
   SenderOptions sender_options() const { return sender_ ? *sender_ : SenderOptions{}; }
 
+  // sbusd's side of the context, for sbus/log.hpp and the C ABI: both null
+  // in a context a plugin's test made.
+  const sbus_host* host() const { return host_; }
+  const sbus_context* handle() const { return handle_; }
+
+  // Made by the SDK from sbusd's context when a service starts.
+  static ServiceContext from_host(const sbus_host* host, const sbus_context* handle);
+
  private:
-  // Behind a pointer, so that this struct's layout does not follow
-  // SenderOptions'. Null in a default-made context: no brokers.
+  // Shared by copies. Null in a default-made context: no brokers.
   std::shared_ptr<const SenderOptions> sender_;
+  const sbus_host* host_ = nullptr;
+  const sbus_context* handle_ = nullptr;
 };
 
 // Base class of every service. Override on_call for a service that serves
@@ -312,89 +329,10 @@ class Service {
   }
 };
 
-// --- The export record. Its layout is part of the ABI: abi_version must stay
-// the first member so that any sbusd can read it.
-
-struct ServiceFactory {
-  const char* name;      // the SERVICE part; the YAML maps CATEGORY.SERVICE to it
-  Kind kinds;            // what it serves: one Kind or several
-  Service* (*create)();  // returns a new object owned by the caller
-};
-
-struct PluginDescriptor {
-  std::uint32_t abi_version;
-  const char* name;
-  const ServiceFactory* services;
-  std::size_t service_count;
-};
-
-// The exported symbol sbusd looks up in each plugin.
-inline constexpr const char* kPluginSymbol = "sbus_plugin_descriptor";
-
-namespace detail {
-
-template <typename T>
-Service* create_service() {
-  return new T();
-}
-
-// Whether T overrides on_call / on_message: &T::on_call has the type of the
-// class that declared it last. An overloaded name cannot be told: trusted.
-template <typename T>
-constexpr bool overrides_on_call() {
-  if constexpr (requires { &T::on_call; }) {
-    return !std::is_same_v<decltype(&T::on_call), decltype(&Service::on_call)>;
-  } else {
-    return true;
-  }
-}
-template <typename T>
-constexpr bool overrides_on_message() {
-  if constexpr (requires { &T::on_message; }) {
-    return !std::is_same_v<decltype(&T::on_message), decltype(&Service::on_message)>;
-  } else {
-    return true;
-  }
-}
-
-template <typename T>
-constexpr bool overrides_on_event() {
-  if constexpr (requires { &T::on_event; }) {
-    return !std::is_same_v<decltype(&T::on_event), decltype(&Service::on_event)>;
-  } else {
-    return true;
-  }
-}
-
-template <typename T>
-inline constexpr bool kAlwaysFalse = false;
-
-template <typename T, Kind kKinds>
-constexpr ServiceFactory make_service_factory(const char* name) {
-  static_assert(std::is_base_of_v<Service, T>, "SBUS_SERVICE: the class must derive from sbus::Service");
-  static_assert(static_cast<std::uint32_t>(kKinds) != 0 && (kKinds & kAllKinds) == kKinds,
-                "SBUS_SERVICE: say the kinds the service serves: sbus::Kind::kCall, sbus::Kind::kMessage or both");
-  static_assert(!serves(kKinds, Kind::kCall) || overrides_on_call<T>(),
-                "SBUS_SERVICE: a service that serves sbus::Kind::kCall overrides on_call");
-  static_assert(!serves(kKinds, Kind::kMessage) || overrides_on_message<T>(),
-                "SBUS_SERVICE: a service that serves sbus::Kind::kMessage overrides on_message");
-  static_assert(!serves(kKinds, Kind::kEvent) || overrides_on_event<T>(),
-                "SBUS_SERVICE: a service that serves sbus::Kind::kEvent overrides on_event");
-  return ServiceFactory{name, kKinds, &create_service<T>};
-}
-
-// SBUS_SERVICE(EXPORT, CLASS) without kinds, as before ABI 3.
-template <typename T>
-constexpr ServiceFactory make_service_factory(const char* name) {
-  static_assert(kAlwaysFalse<T>,
-                "SBUS_SERVICE(EXPORT, CLASS, KINDS): since plugin ABI 3 a service says what it serves, "
-                "e.g. SBUS_SERVICE(\"add\", AddService, sbus::Kind::kCall) (docs/plugins.md)");
-  return ServiceFactory{name, Kind::kCall, nullptr};
-}
-
-}  // namespace detail
-
 }  // namespace sbus
+
+// After the types it maps onto the C ABI.
+#include "sbus/detail/plugin_abi.hpp"  // IWYU pragma: export
 
 // One service of a plugin: the name it is exported under, its class and the
 // kinds it serves (sbus::Kind::kCall, sbus::Kind::kMessage, or both joined
@@ -403,16 +341,26 @@ constexpr ServiceFactory make_service_factory(const char* name) {
 //   SBUS_SERVICE("add", AddService, sbus::Kind::kCall)
 #define SBUS_SERVICE(name, ...) ::sbus::detail::make_service_factory<__VA_ARGS__>(name)
 
-// Exports the plugin `plugin_name` with the services listed after it:
+// The version string a plugin's descriptor carries (sbus_plugin::version):
+// define SBUS_PLUGIN_VERSION before including this header, or on the
+// compiler's command line; empty without.
+#ifndef SBUS_PLUGIN_VERSION
+#define SBUS_PLUGIN_VERSION ""
+#endif
+
+// Exports the plugin `plugin_name` with the services listed after it, as
+// the C ABI's descriptor (sbus/plugin.h):
 //   SBUS_PLUGIN("test", SBUS_SERVICE("echo", Echo, sbus::Kind::kCall),
 //               SBUS_SERVICE("record", Record, sbus::Kind::kMessage))
-#define SBUS_PLUGIN(plugin_name, ...)                                                                          \
-  namespace {                                                                                                  \
-  constexpr ::sbus::ServiceFactory sbus_plugin_services_[] = {__VA_ARGS__};                                    \
-  const ::sbus::PluginDescriptor sbus_plugin_descriptor_ = {                                                   \
-      ::sbus::kAbiVersion, plugin_name, sbus_plugin_services_,                                                 \
-      sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};                                       \
-  }                                                                                                            \
-  extern "C" __attribute__((visibility("default"))) const ::sbus::PluginDescriptor* sbus_plugin_descriptor() { \
-    return &sbus_plugin_descriptor_;                                                                           \
+#define SBUS_PLUGIN(plugin_name, ...)                                                               \
+  namespace {                                                                                       \
+  constexpr ::sbus_service_def sbus_plugin_services_[] = {__VA_ARGS__};                             \
+  const ::sbus_plugin sbus_plugin_descriptor_ = {                                                   \
+      SBUS_ABI_MAJOR,        SBUS_ABI_MINOR,                                                        \
+      sizeof(::sbus_plugin), sizeof(::sbus_service_def),                                            \
+      plugin_name,           SBUS_PLUGIN_VERSION,                                                   \
+      sbus_plugin_services_, sizeof(sbus_plugin_services_) / sizeof(sbus_plugin_services_[0])};     \
+  }                                                                                                 \
+  extern "C" __attribute__((visibility("default"))) const ::sbus_plugin* sbus_plugin_descriptor() { \
+    return &sbus_plugin_descriptor_;                                                                \
   }

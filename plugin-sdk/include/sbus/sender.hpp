@@ -79,6 +79,10 @@ struct SenderOptions {
   // what it costs, or for agents that choke on either (py-servicebus
   // ignores both).
   bool send_deadline = true;
+  // Whether calls, messages and events carry a fresh message id when the
+  // caller gives none (docs/reliability.md#handled-once). Turn it off only to
+  // measure what remembering them costs (bench/handled_bench.cpp).
+  bool send_message_id = true;
   // The prefix of the exchanges of deferred delivery (SendOptions::delay),
   // which sbusd declares: its config key delay_exchange.
   std::string delay_exchange = "sbus.delay";

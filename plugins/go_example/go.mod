@@ -1,0 +1,3 @@
+module sbus.example/go_example
+
+go 1.19
