@@ -203,3 +203,34 @@ TEST_CASE("An isolated handler whose release loses the broker leaves the deliver
   // Its process did not end for it.
   CHECK(isolated_pid(sender, sbusd, "test.sends") == process);
 }
+
+TEST_CASE("A py-servicebus call to an isolated service goes to the node's one queue and is answered from its process",
+          "[isolate][wire]") {
+  SbusdOptions options;
+  options.services_yaml = "  - {name: test.whoami, plugin: test, isolate: true}\n";
+  SbusdProcess sbusd(options);
+  sbus_test::RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+  const std::string id = "py-" + std::to_string(::getpid()) + "-iso";
+  const std::string body = "<?xml version=\"1.0\"?>\n<event version=\"1\">\n    <id>" + id + "</id>\n    <token>" +
+                           sbus_test::py_token(sbus_test::kSecret, sbus_test::local_date()) +
+                           "</token>\n    <catgory>test</catgory>\n    <service>whoami</service>\n"
+                           "    <params><![CDATA[null]]></params>\n</event>";
+  raw.publish("py-servicebus", sbusd.node(), body, reply_queue, "corr-iso");
+  const std::optional<sbus_test::RawAmqp::Message> reply = raw.receive(10s);
+  INFO("sbusd log:\n" << sbusd.log());
+  REQUIRE(reply);
+  INFO("reply: " << reply->body);
+  CHECK(reply->correlation_id == "corr-iso");
+  CHECK(sbus_test::between(reply->body, "<id>", "</id>") == id);
+  CHECK(contains(reply->body, "<message><![CDATA[\"py-servicebus\"]]></message>"));
+  // Its process consumes nothing: the node's queue has the worker as its
+  // one consumer, and no queue of the service's own exists.
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(isolated_pid(sender, sbusd, "test.whoami") > 0);
+  const ProcessResult queues = sbus_test::broker_ctl({"list_queues", "-q", "--no-table-headers", "name", "consumers"});
+  REQUIRE(queues.exit_code == 0);
+  INFO("queues:\n" << queues.out);
+  CHECK(contains(queues.out, sbusd.node() + "\t1\n"));
+  CHECK_FALSE(contains(queues.out, "whoami"));
+}
