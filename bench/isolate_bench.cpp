@@ -99,7 +99,8 @@ void throughput_turn(const sbus::SenderOptions& options, const std::string& addr
 pid_t start_sbusd(const Options& options, const sbus::SenderOptions& sender_options, const std::string& dir) {
   const std::string config = dir + "/sbusd.yaml";
   std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
-                        << kSecret << "\"\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
+                        << kSecret << "\"\nstate_dir: " << dir
+                        << "/state\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
                         << "\nlog_level: warn\nservices:\n"
                         << "  - name: bench.echo\n    plugin: test\n    export: echo\n"
                         << "  - name: bench.isolated\n    plugin: test\n    export: echo\n    isolate: true\n";

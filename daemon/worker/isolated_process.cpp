@@ -53,7 +53,7 @@ class IsolatedServer {
   std::optional<std::string> start(std::size_t broker_index);
   std::optional<std::string> stop() { return loaded_.stop(); }
   // Runs one request in the plugin, on this thread.
-  IsolatedReply run(const IsolatedRequest& request);
+  IsolatedReply run(IsolatedRequest request);
   void claim_slot() {
     if (journal_ != nullptr) slot_ = journal_->claim_slot(getpid());
   }
@@ -119,9 +119,7 @@ IsolatedReply IsolatedServer::handle(sbus_request& request, IsolatedRequest::Kin
   return reply;
 }
 
-IsolatedReply IsolatedServer::run(const IsolatedRequest& in) {
-  rapidjson::Document params;
-  params.Parse(in.params.c_str(), in.params.size());
+IsolatedReply IsolatedServer::run(IsolatedRequest in) {
   const bool is_call = in.kind == IsolatedRequest::Kind::kCall;
   sbus_request request;
   request.id = in.id;
@@ -131,7 +129,10 @@ IsolatedReply IsolatedServer::run(const IsolatedRequest& in) {
   request.topic = in.topic;
   request.caller = in.caller;
   request.message_id = in.message_id;
-  request.params = &params;
+  // The params as the worker wrote them: request_params() hands out this
+  // text, unparsed here.
+  request.params_json = std::move(in.params);
+  request.params_written = true;
   if (in.deadline_unix_ms != 0) {
     request.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(in.deadline_unix_ms));
   }
@@ -195,7 +196,7 @@ void serve(int listener, int signals, IsolatedServer& server) {
       std::vector<std::string> fields;
       IsolatedRequest request;
       const bool ok = read_frame(fds[i].fd, std::nullopt, &fields) == ReadResult::kFrame && decode(fields, &request) &&
-                      write_frame(fds[i].fd, encode(server.run(request)));
+                      write_frame(fds[i].fd, encode(server.run(std::move(request))));
       if (!ok) {
         ::close(fds[i].fd);
         connections.erase(std::find(connections.begin(), connections.end(), fds[i].fd));
