@@ -321,3 +321,24 @@ TEST_CASE("An isolated event service records the events of its topics in its own
   CHECK(isolated_pid(sender, sbusd, "audit.record") != sbusd.pid());
   CHECK(sbusd.stop() == 0);
 }
+
+TEST_CASE("An isolated service whose plugin cannot start is answered service_unavailable, and the others serve",
+          "[isolate][unavailable]") {
+  // test.record without its `file` option: its start() fails, in its process.
+  SbusdProcess sbusd(
+      with_services("  - name: math.add\n    plugin: math\n"
+                    "  - name: test.record\n    plugin: test\n    isolate: true\n"));
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(wait_until([&] { return sbusd.log().find("test.record needs options") != std::string::npos; }, 10s));
+  const auto called = std::chrono::steady_clock::now();
+  const sbus::CallResult call = sender.call(sbusd.address("test.record"), "[1]", 15s);
+  INFO("log:\n" << sbusd.log());
+  CHECK(call.error_code == "service_unavailable");
+  CHECK(call.message.find("no process listening") != std::string::npos);
+  // It waited for a process (kConnectWait), not for the caller's deadline.
+  CHECK(std::chrono::steady_clock::now() - called < 12s);
+  CHECK(sender.call(sbusd.address("math.add"), "[2,2]", 10s).message == "4");
+  CHECK(isolated_pid(sender, sbusd, "test.record") == 0);
+  CHECK(stats_of(sender, sbusd)["restarts"].GetUint64() == 0);
+  CHECK(sbusd.stop() == 0);
+}
