@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "protocol/xml_capture.hpp"
+#include "protocol/xml_text_scan.hpp"
 
 namespace sbus {
 namespace {
@@ -318,11 +319,7 @@ bool parse(std::string_view body, const char* root_name, Capture* capture, Decod
 // Whether xml_safe_text() would return `text` as it is: printable ASCII,
 // tab, LF and CR. Such text (nearly all that is written) is not copied.
 bool already_safe(std::string_view text) {
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\t' && c != '\n' && c != '\r') || byte >= 0x7f) return false;
-  }
-  return true;
+  return plain_text_length(text, TextScan{.carriage_return = true}) == text.size();
 }
 
 void append_escaped(std::string* out, std::string_view text, bool in_attribute) {

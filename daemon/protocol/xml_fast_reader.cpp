@@ -1,4 +1,5 @@
 #include "protocol/xml_capture.hpp"
+#include "protocol/xml_text_scan.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -64,10 +65,7 @@ class FastReader {
   bool at(char c) const { return at_ < text_.size() && text_[at_] == c; }
 
   static bool printable(char c) { return c >= 0x20 && c <= 0x7e; }  // ASCII; false for bytes over 0x7f
-  static bool text_char(char c) { return printable(c) || c == '\t' || c == '\n'; }
-  static bool all_text(std::string_view text) {
-    return std::all_of(text.begin(), text.end(), [](char c) { return text_char(c); });
-  }
+  static bool all_text(std::string_view text) { return plain_text_length(text, TextScan{}) == text.size(); }
 
   void skip_blanks() {
     while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n')) ++at_;
@@ -167,14 +165,9 @@ class FastReader {
         continue;
       }
       if (at("</")) return end_tag(tag);
-      // find_first_of("<&") would look each character up in the set with a
-      // call of its own.
-      std::size_t end = at_;
-      while (end < text_.size() && text_[end] != '<' && text_[end] != '&') {
-        if (!text_char(text_[end])) return false;
-        ++end;
-      }
-      if (end == text_.size() || text_[end] == '&') return false;
+      // Up to the next '<', which is to be of a CDATA section or the end tag.
+      const std::size_t end = at_ + plain_text_length(text_.substr(at_), TextScan{.markup = true});
+      if (end == text_.size() || text_[end] != '<') return false;
       const std::string_view run = text_.substr(at_, end - at_);
       if (run.empty() || run.find("]]>") != std::string_view::npos) return false;  // '<' not of a CDATA or end tag
       if (text != nullptr) text->append(run);

@@ -222,7 +222,8 @@ void Admission::admit_to_runner(Delivery& delivery, const std::string& name, Dec
   if (switched_off(runner, decision)) return;
   // After the redelivery checks: a kept reply or `interrupted` says more.
   if (!within_deadline(delivery, name, decision)) return;
-  if (std::string error; !parse_params(job.event.params, &job, &error)) {
+  std::size_t document_bytes = 0;
+  if (std::string error; !check_params(job.event.params, &error, &document_bytes)) {
     refuse(decision, errc::kInvalidParams, std::move(error), ReplyGuard::Caller::kAuthenticated);
     return;
   }
@@ -230,8 +231,9 @@ void Admission::admit_to_runner(Delivery& delivery, const std::string& name, Dec
     job.body = delivery.body;
     job.headers = std::move(delivery.headers);
   }
-  job.bytes = job.body.size() + job.event.params.size() + job.event.id.size() + job.event.token.size() +
-              (job.params_memory != nullptr ? job.params_memory->Capacity() : 0);
+  // With the document its plugin's SDK makes of the params when it runs:
+  // 1 MB of small numbers become 8 MB of it.
+  job.bytes = job.body.size() + job.event.params.size() + document_bytes + job.event.id.size() + job.event.token.size();
   decision->verdict = Decision::Verdict::kDispatch;
 }
 

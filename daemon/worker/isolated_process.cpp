@@ -129,10 +129,9 @@ IsolatedReply IsolatedServer::run(IsolatedRequest in) {
   request.topic = in.topic;
   request.caller = in.caller;
   request.message_id = in.message_id;
-  // The params as the worker wrote them: request_params() hands out this
-  // text, unparsed here.
-  request.params_json = std::move(in.params);
-  request.params_written = true;
+  // The params as the worker checked them: request_params() hands out
+  // this text, unparsed here.
+  request.params = in.params;
   if (in.deadline_unix_ms != 0) {
     request.deadline = std::chrono::system_clock::time_point(std::chrono::milliseconds(in.deadline_unix_ms));
   }

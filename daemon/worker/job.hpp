@@ -1,11 +1,8 @@
 // What passes between a worker's connection thread and its service threads.
 #pragma once
 
-#include <rapidjson/document.h>
-
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,13 +17,9 @@ namespace sbus {
 // One delivery handed to a service.
 struct Job {
   Envelope envelope;
+  // event.params: checked at admission (check_params()), and handed to the
+  // plugin as they are.
   Event event;
-  // The memory of `params`, sized to them: a Document's own pool takes a
-  // 64 KiB chunk, and with many calls in flight those chunks spread the
-  // heap. Declared first: `params` (and the Request it moves into, which
-  // the service destroys before the Job) point into it.
-  std::unique_ptr<rapidjson::MemoryPoolAllocator<>> params_memory;
-  rapidjson::Document params;
   // Messages only: what the error queue gets if it keeps failing.
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;

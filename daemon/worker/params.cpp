@@ -1,91 +1,112 @@
 // RapidJSON copies the unescaped runs of a string 16 bytes at a time with
-// SSE2, which every x86-64 has: large params are mostly one long string.
-// Here only, for the reader, which is the one use of its iterative parse: its
-// aligned loads may touch bytes past the text's NUL (never past a page),
-// which AddressSanitizer reports; and RapidJSON 1.1.0's SSE2 *writer*
-// mishandles a string holding a NUL (log_format_test fails with it), so the
-// definition must not reach the writers elsewhere. Before any include:
-// RapidJSON's headers read it once (worker/params.hpp includes them).
+// SSE2, which every x86-64 has: large params and replies are mostly one long
+// string. Here only, for the reader: its aligned loads may touch bytes past
+// the text's NUL (never past a page), which AddressSanitizer reports; and
+// RapidJSON 1.1.0's SSE2 *writer* mishandles a string holding a NUL
+// (log_format_test fails with it), so the definition must not reach the
+// writers elsewhere (this file instantiates none). Before any include:
+// RapidJSON's headers read it once.
 #if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(RAPIDJSON_SSE2)
 #define RAPIDJSON_SSE2
 #endif
 
 #include "worker/params.hpp"
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
 
-#include <algorithm>
 #include <memory>
-#include <utility>
-#include <vector>
 
 namespace sbus {
 namespace {
 
-// Whether `root` nests arrays and objects more than `limit` deep, walked
-// with a stack of its own (the document may be nested any depth). A string
-// is one value here, however long: the text is not read again.
-bool deeper_than(const rapidjson::Value& root, int limit) {
-  std::vector<std::pair<const rapidjson::Value*, int>> open;
-  if (root.IsArray() || root.IsObject()) open.emplace_back(&root, 1);
-  while (!open.empty()) {
-    const auto [value, depth] = open.back();
-    open.pop_back();
-    if (depth > limit) return true;
-    auto visit = [&open, depth = depth](const rapidjson::Value& child) {
-      if (child.IsArray() || child.IsObject()) open.emplace_back(&child, depth + 1);
-    };
-    if (value->IsArray()) {
-      for (const rapidjson::Value& child : value->GetArray()) visit(child);
-    } else {
-      for (const auto& member : value->GetObject()) visit(member.value);
-    }
+// Counts how deep the reader is; stops it one level past `limit`, so text
+// nested any deeper costs no more than that.
+class DepthLimit : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthLimit> {
+ public:
+  explicit DepthLimit(int limit) : limit_(limit) {}
+  bool Default() {  // every scalar and key
+    ++values_;
+    return true;
   }
-  return false;
-}
+  bool StartObject() { return open(); }
+  bool StartArray() { return open(); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+  bool too_deep() const { return too_deep_; }
+  std::size_t values() const { return values_; }
 
-// RapidJSON's default parse stack; params longer than this get one of their
-// length and this more.
-constexpr std::size_t kParamsStackBytes = 1024;
+ private:
+  bool open() {
+    ++values_;
+    too_deep_ = ++depth_ > limit_;
+    return !too_deep_;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+  int limit_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+  std::size_t values_ = 0;
+};
+
+// What RapidJSON's document takes a value.
+constexpr std::size_t kDocumentBytesPerValue = 16;
+
+// The reader's stack holds each string it reads whole: kept between calls
+// of one thread up to this size, so that typical params take no allocation;
+// a larger one is given back after the text that grew it.
+constexpr std::size_t kKeptStackBytes = 128 * 1024;
+
+// Parses `text` with `Flags` into `handler` on this thread's reader; `*end`:
+// the offset where the reader stopped.
+template <unsigned Flags, typename Handler>
+rapidjson::ParseResult read_json(const std::string& text, Handler& handler, std::size_t* end = nullptr) {
+  thread_local std::unique_ptr<rapidjson::Reader> reader;
+  if (reader == nullptr) reader = std::make_unique<rapidjson::Reader>();
+  rapidjson::StringStream stream(text.c_str());
+  const rapidjson::ParseResult result = reader->Parse<Flags>(stream, handler);
+  if (end != nullptr) *end = stream.Tell();
+  if (text.size() > kKeptStackBytes) reader.reset();
+  return result;
+}
 
 }  // namespace
 
-bool parse_params(const std::string& text, Job* job, std::string* error) {
+bool check_params(const std::string& text, std::string* error, std::size_t* document_bytes) {
   // The parse stops at a NUL: one inside the text would hide what follows.
   if (const std::size_t nul = text.find('\0'); nul != std::string::npos) {
     *error = "params are not JSON: a NUL byte at offset " + std::to_string(nul);
     return false;
   }
-  // RapidJSON's parse stacks grow by realloc(), which extends a block in
-  // place at the top of the thread's heap: large params would leave that
-  // heap (and the RSS) as large after they are gone. Sized up front, a
-  // large stack is one block that malloc maps on its own and gives back.
-  const std::size_t stack_bytes = text.size() > kParamsStackBytes ? text.size() + kParamsStackBytes : kParamsStackBytes;
-  // A DOM takes about 16 bytes a value: a chunk of twice the text holds
-  // most params whole; larger ones take more chunks.
-  const std::size_t chunk = std::clamp<std::size_t>(2 * text.size(), 256, 64 * 1024);
-  job->params_memory = std::make_unique<rapidjson::MemoryPoolAllocator<>>(chunk);
-  // The parse stack's allocator is stateless: one for all, instead of one
-  // allocated with each document.
-  static rapidjson::CrtAllocator stack_allocator;
-  job->params = rapidjson::Document(job->params_memory.get(), stack_bytes, &stack_allocator);
-  // Iterative, so that no depth of text overflows the stack; from the
-  // NUL-terminated bytes as they are (a StringStream: UTF-8 in and out, no
-  // transcoding stream between, and SSE2's string scan where built with it).
-  job->params.Parse<rapidjson::kParseIterativeFlag>(text.c_str());
-  if (job->params.HasParseError()) {
-    *error = std::string("params are not JSON: ") + rapidjson::GetParseError_En(job->params.GetParseError()) +
-             " at offset " + std::to_string(job->params.GetErrorOffset());
-    return false;
-  }
-  // Each level opens with a '[' or '{' of its own: shorter text cannot be
-  // too deep. The depth is checked on the document, not by a second parse;
-  // a pool-allocated document is freed without walking it, so a deep one
-  // costs nothing more to drop.
-  if (text.size() > static_cast<std::size_t>(kMaxParamsDepth) && deeper_than(job->params, kMaxParamsDepth)) {
+  DepthLimit depth(kMaxParamsDepth);
+  // Iterative, so that no depth of text overflows the stack.
+  const rapidjson::ParseResult result = read_json<rapidjson::kParseIterativeFlag>(text, depth);
+  if (depth.too_deep()) {
     *error = "params are nested more than " + std::to_string(kMaxParamsDepth) + " deep";
     return false;
+  }
+  if (result.IsError()) {
+    *error = std::string("params are not JSON: ") + rapidjson::GetParseError_En(result.Code()) + " at offset " +
+             std::to_string(result.Offset());
+    return false;
+  }
+  if (document_bytes != nullptr) *document_bytes = depth.values() * kDocumentBytesPerValue;
+  return true;
+}
+
+bool is_one_json_value(const std::string& text) {
+  rapidjson::BaseReaderHandler<> ignore;
+  std::size_t end = 0;
+  const rapidjson::ParseResult result =
+      read_json<rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(text, ignore, &end);
+  if (result.IsError()) return false;
+  // A NUL ends the reader's stream: it is not a blank either.
+  for (std::size_t i = end; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return false;
   }
   return true;
 }

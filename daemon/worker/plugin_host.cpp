@@ -1,6 +1,5 @@
 #include "worker/plugin_host.hpp"
 
-#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sbus/plugin.hpp>
@@ -11,6 +10,7 @@
 #include <set>
 
 #include "base/log.hpp"
+#include "worker/params.hpp"
 #include <sbus/plugin.hpp>
 
 struct sbus_sender {
@@ -106,19 +106,9 @@ SBUS_REQUEST_FIELD(message_id)
 
 sbus_str request_params(const sbus_request* request) {
   if (valid_request(request, "request_params") == nullptr) return kEmpty;
-  auto* r = const_cast<sbus_request*>(request);  // the thread's own: its cache
-  if (!r->params_written) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-    if (r->params != nullptr) {
-      r->params->Accept(writer);
-      r->params_json.assign(buffer.GetString(), buffer.GetSize());
-    } else {
-      r->params_json = "null";
-    }
-    r->params_written = true;
-  }
-  return str(r->params_json);
+  // The text as the caller sent it, checked at admission: no document of
+  // it is kept, nor written out again.
+  return request->params.empty() ? str("null") : str(request->params);
 }
 
 int request_deadline(const sbus_request* request, std::int64_t* unix_ms) {
@@ -143,17 +133,15 @@ int reply_result(sbus_request* request, const char* json, std::size_t json_size)
   std::string_view text;
   if (!view(json, json_size, &text)) return SBUS_E_INVALID_ARGUMENT;
   // One JSON value and nothing after it: the reply is spliced into the
-  // reply's JSON as it is.
-  rapidjson::BaseReaderHandler<> handler;
-  rapidjson::Reader reader;
-  rapidjson::MemoryStream stream(text.data(), text.size());
-  if (!reader.Parse<rapidjson::kParseStopWhenDoneFlag>(stream, handler)) return SBUS_E_INVALID_JSON;
-  for (std::size_t i = stream.Tell(); i < text.size(); ++i) {
-    if (text[i] != ' ' && text[i] != '\n' && text[i] != '\r' && text[i] != '\t') return SBUS_E_INVALID_JSON;
+  // reply's JSON as it is. Checked on the copy, whose NUL the fast scan
+  // needs.
+  request->body.assign(text);
+  if (!is_one_json_value(request->body)) {
+    request->body.clear();
+    return SBUS_E_INVALID_JSON;
   }
   request->replied = true;
   request->error_code.clear();
-  request->body.assign(text);
   return SBUS_OK;
 }
 

@@ -7,8 +7,6 @@
 // handle that fails the check is answered SBUS_E_INVALID_HANDLE and logged.
 #pragma once
 
-#include <rapidjson/document.h>
-
 #include <chrono>
 #include <map>
 #include <cstdint>
@@ -31,7 +29,7 @@ struct sbus_request {
   std::string_view topic;
   std::string_view caller;
   std::string_view message_id;
-  const rapidjson::Value* params = nullptr;
+  std::string_view params;  // JSON text, checked (check_params()); empty: null
   std::optional<std::chrono::system_clock::time_point> deadline;
   bool is_call = false;
 
@@ -39,10 +37,6 @@ struct sbus_request {
   bool replied = false;
   std::string error_code;
   std::string body;
-
-  // The params as JSON text, written on first request_params().
-  std::string params_json;
-  bool params_written = false;
 };
 
 // One configured service's context, from before start() until after

@@ -1,7 +1,5 @@
 #include "worker/remote_service.hpp"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -57,14 +55,8 @@ IsolatedRequest to_isolated(const sbus_request& request, IsolatedRequest::Kind k
     out.deadline_unix_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline->time_since_epoch()).count();
   }
-  if (request.params == nullptr) {
-    out.params = "null";
-  } else {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-    request.params->Accept(writer);
-    out.params.assign(buffer.GetString(), buffer.GetSize());
-  }
+  // The text the worker checked, as it came in (empty: null).
+  out.params = request.params.empty() ? std::string_view("null") : request.params;
   return out;
 }
 

