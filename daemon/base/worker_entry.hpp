@@ -57,6 +57,11 @@ extern "C" {
 // worker.hpp); returns the process's exit code.
 int sbus_worker_serve(const sbus::Config* config, std::size_t broker_index, int status_fd, sbus::CrashJournal* journal,
                       sbus::ReplayCache* replay, const sbus::WorkerHistory* history);
+// Serves config->services[service_index], an isolated service, for the
+// workers of config->broker_uris[broker_index] (worker/isolated_process.hpp)
+// until SIGTERM or SIGINT; returns the process's exit code.
+int sbus_isolated_serve(const sbus::Config* config, std::size_t broker_index, std::size_t service_index, int status_fd,
+                        sbus::CrashJournal* journal);
 // Loads every plugin of `config` and writes one line per problem to
 // `out_fd`; with `run_start` non-zero, also creates each service and runs its
 // start() and stop(). Returns 0 when all is well, 1 otherwise.

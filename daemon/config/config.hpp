@@ -54,6 +54,10 @@ struct ServiceConfig {
   // the group whose services share one queue (empty: this node's own).
   std::vector<std::string> topics;
   std::string group;
+  // Runs in a process of its own per broker (docs/isolation.md); there,
+  // over memory_limit bytes of RSS (0: no limit) the process is restarted.
+  bool isolate = false;
+  std::uint64_t memory_limit = 0;
   int line = 0;  // 1-based line of the entry, for messages
 };
 

@@ -403,6 +403,26 @@ void parse_group(const YAML::Node& value, const std::string& key, ServiceConfig&
   }
 }
 
+// memory_limit: bytes, or a number with K, M or G (binary units): 256M.
+void parse_memory_limit(const YAML::Node& value, const std::string& key, ServiceConfig& out, Loading& at) {
+  std::string text;
+  if (!at.checker.scalar(value, key, &text)) return;
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string unit = text.substr(digits);
+  const int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
+  constexpr std::uint64_t kMin = 1 << 20;
+  constexpr std::uint64_t kMax = 1ULL << 40;
+  std::uint64_t number = 0;
+  if (digits == 0 || digits > 13 || shift < 0 || (number = std::stoull(text.substr(0, digits)) << shift) < kMin ||
+      number > kMax) {
+    at.checker.problem(value, key,
+                       "'" + text + "' is not a memory size from 1M to 1024G (bytes, or a number with K, M or G)");
+    return;
+  }
+  out.memory_limit = number;
+}
+
 // The keys of each service. A plugin is compared by the file it resolves to
 // (its contents are compared by the supervisor).
 constexpr ServiceKey kServiceKeys[] = {
@@ -430,6 +450,12 @@ constexpr ServiceKey kServiceKeys[] = {
      "(required for events)", "events: the topic patterns it subscribes to", "[\"orders.*\", \"audit.#\"]"},
     {"group", with_parser(&parse_group, &differs<&ServiceConfig::group>, "string"), Restart::kWorkers,
      "(none: every node)", "events: the group whose services share one queue", "billing"},
+    {"isolate", boolean_value<&ServiceConfig::isolate>(), Restart::kWorkers, "`false`",
+     "the service runs in a process of its own per broker: its crash, hang or leak costs no other service a call",
+     "true"},
+    {"memory_limit", with_parser(&parse_memory_limit, &differs<&ServiceConfig::memory_limit>, "size"),
+     Restart::kWorkers, "(none)", "isolated services: the RSS (`256M`, `1G`) past which its process is restarted",
+     "256M"},
 };
 
 // A row that does not say what a change does fails to compile here. (That
@@ -489,6 +515,10 @@ ServiceConfig read_service(const YAML::Node& entry, const std::string& key, Load
   if (!entry["name"]) at.checker.problem(entry, key + ".name", "missing (CATEGORY.SERVICE)");
   if (!entry["plugin"]) at.checker.problem(entry, key + ".plugin", "missing (a plugin name or a path to a .so)");
   if (!entry["export"]) service.export_name = service.service;
+  if (service.memory_limit != 0 && !service.isolate) {
+    at.checker.warning(entry["memory_limit"], key + ".memory_limit",
+                       "ignored without isolate: true (only an isolated service's process is measured)");
+  }
   if (service.kind == ServiceKind::kEvent && !entry["topics"]) {
     at.checker.problem(entry, key + ".topics", "missing: an event service lists the topic patterns it subscribes to");
   }

@@ -28,6 +28,10 @@ LaunchedChild ProcessLauncher::start_worker(const ServeStart& start, std::string
   worker.journal = start.journal;
   worker.replay = start.replay;
   worker.history = start.history;
+  if (start.isolated_service) {
+    worker.entry = WorkerStart::Entry::kIsolated;
+    worker.service_index = *start.isolated_service;
+  }
   const pid_t pid = fork_worker(worker, error);
   ::close(status_pipe[1]);
   if (pid < 0) {

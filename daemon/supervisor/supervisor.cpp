@@ -42,7 +42,8 @@ Supervisor::Supervisor(SupervisorSettings settings, Config config, WorkerLaunche
       clock_(clock),
       notifier_(notifier),
       config_(std::make_shared<const Config>(std::move(config))),
-      stamps_(stamp_plugins(*config_)) {}
+      stamps_(stamp_plugins(*config_)),
+      isolated_(launcher, clock) {}
 
 Supervisor::~Supervisor() {
   for (WorkerRecord& worker : workers_) close_status(worker);
@@ -103,6 +104,7 @@ bool Supervisor::start() {
   open_journal();
   started_ = clock_.now();
   for (std::size_t i = 0; i < config_->brokers.size(); ++i) spawn(add_worker(config_->brokers[i], i));
+  isolated_.start(config_, journal_);
   if (!config_->metrics_listen.empty()) {
     // Read at start only: a reload keeps the address and the process.
     metrics_ = std::make_unique<MetricsProcess>(config_->metrics_listen, config_->log_level);
@@ -121,6 +123,7 @@ bool Supervisor::turn(const Signals& signals) {
   step_reload();
   if (signals.reopen_log) reopen_log();
   for (WorkerRecord& worker : workers_) read_status(worker);
+  isolated_.read_status();
   if (log_file_) log_file_->pump();
 
   if (stopping_) {
@@ -133,6 +136,7 @@ bool Supervisor::turn(const Signals& signals) {
   step_replacement();
   const Clock::TimePoint now = clock_.now();
   spawn_due(now);
+  isolated_.step(now);
   update_status();
   publish_metrics(now);
   if (notifier_.watchdog_interval().count() > 0 && now >= next_watchdog_) {
@@ -165,6 +169,7 @@ std::vector<int> Supervisor::wait_fds() const {
   for (const WorkerRecord& worker : workers_) {
     if (worker.status_fd >= 0) fds.push_back(worker.status_fd);
   }
+  isolated_.add_fds(&fds);
   return fds;
 }
 
@@ -173,7 +178,7 @@ milliseconds Supervisor::wait_timeout() const {
   const auto until = [&](Clock::TimePoint at) {
     return std::max(milliseconds(0), duration_cast<milliseconds>(at - now));
   };
-  milliseconds timeout{1000};
+  milliseconds timeout = isolated_.timeout(now);
   for (const WorkerRecord& worker : workers_) {
     if (worker.state == WorkerState::kWaitingRestart) timeout = std::min(timeout, until(worker.restart_at));
   }
@@ -189,8 +194,8 @@ void Supervisor::spawn(WorkerRecord& worker) {
   if (worker.spawned) ++worker.history.restarts;
   worker.spawned = true;
   std::string error;
-  const LaunchedChild child =
-      launcher_.start_worker({worker.config.get(), worker.broker_index, journal_, replay_, &worker.history}, &error);
+  const LaunchedChild child = launcher_.start_worker(
+      {worker.config.get(), worker.broker_index, journal_, replay_, &worker.history, std::nullopt}, &error);
   if (child.pid < 0) {
     SBUS_LOG(kError) << log_broker(worker.name()) << "cannot start a worker for " << worker.name() << ": " << error
                      << "; retrying in 1 s";
@@ -281,6 +286,7 @@ void Supervisor::reap() {
       metrics_restart_at_ = clock_.now() + kMetricsRestartDelay;
       continue;
     }
+    if (isolated_.exited(exit->pid, exit->status, stopping_)) continue;
     if (WorkerRecord* worker = find(exit->pid)) worker_exited(*worker, exit->pid, exit->status);
   }
 }
@@ -368,9 +374,14 @@ void Supervisor::begin_stop() {
   }
 }
 
-// Each turn while stopping: SIGKILL to the workers still alive past the
-// deadline, and again every kKillGrace until they are gone.
+// Each turn while stopping: SIGTERM to the isolated services once the
+// workers are gone; SIGKILL to the processes still alive past the deadline,
+// and again every kKillGrace until they are gone.
 void Supervisor::step_stop() {
+  // Isolated services stop once no worker may pass them a call.
+  if (std::none_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; })) {
+    isolated_.signal_all(SIGTERM);
+  }
   if (clock_.now() < kill_at_) return;
   for (WorkerRecord& worker : workers_) {
     if (worker.pid > 0) {
@@ -379,11 +390,13 @@ void Supervisor::step_stop() {
       launcher_.signal(worker.pid, SIGKILL);
     }
   }
+  isolated_.signal_all(SIGKILL);
   kill_at_ = clock_.now() + kKillGrace;
 }
 
 bool Supervisor::any_alive() const {
-  return std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
+  return isolated_.any_alive() ||
+         std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
 }
 
 // The nonces of hmac calls, for the workers forked from now on: in

@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "supervisor/clock.hpp"
 #include "supervisor/config_check.hpp"
+#include "supervisor/isolated_services.hpp"
 #include "supervisor/log_file.hpp"
 #include "supervisor/metrics_process.hpp"
 #include "supervisor/reload_plan.hpp"
@@ -96,6 +97,8 @@ class Supervisor {
   std::chrono::milliseconds wait_timeout() const;
 
   const std::deque<WorkerRecord>& workers() const { return workers_; }
+  // The processes of isolated services (isolated_services.hpp).
+  const IsolatedServices& isolated() const { return isolated_; }
   const Config& config() const { return *config_; }
   bool stopping() const { return stopping_; }
   bool reload_running() const { return reload_check_ != nullptr; }
@@ -146,6 +149,7 @@ class Supervisor {
   std::shared_ptr<const Config> config_;
   PluginStamps stamps_;
   std::deque<WorkerRecord> workers_;  // deque: records keep their address
+  IsolatedServices isolated_;
   std::uint64_t next_id_ = 0;
   // The check of a reload under way, and whether another SIGHUP came
   // meanwhile (one more reload follows it).

@@ -132,6 +132,7 @@ void Supervisor::apply(const ReloadPlan& plan, std::shared_ptr<const Config> con
   }
   for (const std::string& path : changed_plugins(stamps_, stamps))
     SBUS_LOG(kInfo) << "reload: plugin " << path << " changed";
+  isolated_.reload(config, stamps_, stamps);
   config_ = std::move(config);
   stamps_ = std::move(stamps);
   SBUS_LOG(kInfo) << "reload: " << plan.count(ReloadPlan::Step::kStart) << " broker(s) added, " << plan.removed()

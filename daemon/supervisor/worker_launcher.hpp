@@ -45,6 +45,9 @@ struct ServeStart {
   CrashJournal* journal = nullptr;
   ReplayCache* replay = nullptr;
   const WorkerHistory* history = nullptr;
+  // Set: the process of this isolated service (config->services[i]) for
+  // that broker's workers (docs/isolation.md), instead of a worker.
+  std::optional<std::size_t> isolated_service;
 };
 
 class WorkerLauncher {

@@ -31,8 +31,9 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     *error = "cannot load the worker module " + path + ": " + std::strerror(errno);
     return -1;
   }
-  const bool serve = start.entry == WorkerStart::Entry::kServe;
-  const char* symbol = serve ? "sbus_worker_serve" : "sbus_worker_check";
+  const bool isolated = start.entry == WorkerStart::Entry::kIsolated;
+  const bool serve = start.entry == WorkerStart::Entry::kServe || isolated;
+  const char* symbol = isolated ? "sbus_isolated_serve" : serve ? "sbus_worker_serve" : "sbus_worker_check";
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -58,9 +59,16 @@ pid_t fork_worker(const WorkerStart& start, std::string* error) {
     _exit(kWorkerExitFatal);
   }
   if (serve) {
-    // The worker's journal entries go through the supervisor's relay.
+    // The worker's (and an isolated process's) journal entries go through
+    // the supervisor's relay.
     void* use_relay = journal_relay_fd() >= 0 ? dlsym(handle, "sbus_worker_use_journal_relay") : nullptr;
     if (use_relay != nullptr) reinterpret_cast<decltype(&sbus_worker_use_journal_relay)>(use_relay)(journal_relay_fd());
+  }
+  if (isolated) {
+    _exit(reinterpret_cast<decltype(&sbus_isolated_serve)>(entry)(start.config, start.broker_index, start.service_index,
+                                                                  start.out_fd, start.journal));
+  }
+  if (serve) {
     _exit(reinterpret_cast<decltype(&sbus_worker_serve)>(entry)(start.config, start.broker_index, start.out_fd,
                                                                 start.journal, start.replay, start.history));
   }

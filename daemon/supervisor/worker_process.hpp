@@ -20,7 +20,7 @@ struct WorkerHistory;  // base/worker_entry.hpp
 // What a worker runs, all set up before the fork: the child runs no more of
 // sbusd's own code than fork_worker() itself.
 struct WorkerStart {
-  enum class Entry { kServe, kCheck };
+  enum class Entry { kServe, kCheck, kIsolated };
   Entry entry = Entry::kServe;
   const Config* config = nullptr;
   std::size_t broker_index = 0;  // kServe: the broker it serves
@@ -30,6 +30,7 @@ struct WorkerStart {
   ReplayCache* replay = nullptr;
   bool run_start = false;                  // kCheck: create each service and run its start() and stop()
   const WorkerHistory* history = nullptr;  // kServe
+  std::size_t service_index = 0;           // kIsolated: the isolated service it runs
 };
 
 // Forks a child that loads sbusd-worker.so, calls the entry point and exits

@@ -21,6 +21,7 @@
 #include "protocol/wire_codec.hpp"
 #include "worker/heap_trim.hpp"
 #include "worker/plugin_loader.hpp"
+#include "worker/remote_service.hpp"
 #include "worker/signed_reply.hpp"
 
 // The worker's life and its loop; what it does with each delivery and
@@ -79,8 +80,11 @@ void Worker::start_services() {
       };
       auto context = std::make_unique<HostContext>(config_.node, service.category, service.service, service.options,
                                                    std::move(own_sender));
+      // An isolated service's plugin runs in a process of its own (remote_service.hpp).
       auto runner = std::make_unique<ServiceRunner>(
-          dispatcher_.size(), service, loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
+          dispatcher_.size(), service,
+          service.isolate ? remote_service_for(service, broker_index_)
+                          : loader.create(service.plugin_path, service.export_name, sdk_kind(service.kind)),
           std::move(context), this, journal_, config_.max_retries, std::move(current), std::move(outbox));
       runner->start();
       admission_.add_service(dispatcher_.size(), runner->config());

@@ -13,6 +13,7 @@
 
 #include "base/log.hpp"
 #include "amqp/tls_socket.hpp"
+#include "worker/isolated_process.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/handled_store.hpp"
 #include "worker/worker.hpp"
@@ -33,6 +34,18 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_serve(const sbus::Config* config, 
   if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << sbus::log_format_name(config->log_format) << ": " << why;
   return sbus::run_worker(*config, broker_index, status_fd,
                           sbus::WorkerShared{journal, replay, history != nullptr ? *history : sbus::WorkerHistory{}});
+}
+
+extern "C" SBUS_MODULE_EXPORT int sbus_isolated_serve(const sbus::Config* config, std::size_t broker_index,
+                                                      std::size_t service_index, int status_fd,
+                                                      sbus::CrashJournal* journal) {
+  const std::string broker = config->broker_uris[broker_index].redacted();
+  sbus::log_init("isolated " + config->services.at(service_index).name, config->log_level);
+  std::string why;
+  const sbus::JournalVia via = sbus::journal_relay_adopted() ? sbus::JournalVia::kRelay : sbus::JournalVia::kInProcess;
+  sbus::log_set_output(config->log_format, sbus::LogContext{config->node, broker, getpid()}, &why, via);
+  if (!why.empty()) SBUS_LOG(kWarn) << "log_format " << sbus::log_format_name(config->log_format) << ": " << why;
+  return sbus::run_isolated(*config, broker_index, service_index, status_fd, journal);
 }
 
 extern "C" SBUS_MODULE_EXPORT void sbus_worker_use_journal_relay(int fd) {

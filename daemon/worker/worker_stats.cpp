@@ -8,6 +8,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "worker/remote_service.hpp"
+
 namespace sbus {
 
 namespace {
@@ -84,6 +86,11 @@ void write_services(const StatsSources& sources, Writer* out) {
     out->Uint64(stats.refused_busy);
     out->Key("held");
     out->Uint64(stats.held);
+    if (runner.config().isolate) {
+      // Its process (docs/isolation.md); 0 while none is connected.
+      out->Key("isolated_pid");
+      out->Int(isolated_pid(runner.config().name));
+    }
     out->EndObject();
   }
   for (const ServiceConfig& service : sources.config.services) {

@@ -10,7 +10,10 @@
 //                error queue
 //   test.fail_event  (kind: event) the same for an event
 //   test.crash   dereferences null: the worker dies and the supervisor
-//                restarts it (do not configure it in production)
+//                restarts it (do not configure it in production); params
+//                "alive?" answer the pid of the process instead
+//   test.alloc   allocates the given MiB (a number) and keeps it, touched:
+//                a leak on request; answers the MiB kept so far
 //   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`; params
@@ -55,6 +58,9 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -125,10 +131,35 @@ class CrashService : public sbus::Service {
  public:
   // A real SIGSEGV in sanitized builds too: UBSan would otherwise catch the
   // null store and exit(1) first (./scripts/test --sanitize).
-  __attribute__((no_sanitize("null"))) void on_call(const sbus::Request&, sbus::Response&) override {
+  __attribute__((no_sanitize("null"))) void on_call(const sbus::Request& request, sbus::Response& response) override {
+    if (request.params().IsString() && request.params().GetString() == std::string("alive?")) {
+      response.send(static_cast<std::int64_t>(getpid()));
+      return;
+    }
     volatile int* null = nullptr;
     *null = 1;
   }
+};
+
+// Keeps what each call allocates, touched page by page so that it counts
+// in the RSS: a leak on request.
+class AllocService : public sbus::Service {
+ public:
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    const auto& params = request.params();
+    if (!params.IsInt64() || params.GetInt64() < 0 || params.GetInt64() > 4096) {
+      response.error("invalid_params", "test.alloc takes a number of MiB (0 to 4096)");
+      return;
+    }
+    std::vector<char>& block = kept_.emplace_back(static_cast<std::size_t>(params.GetInt64()) << 20);
+    for (std::size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
+    total_ += static_cast<std::int64_t>(params.GetInt64());
+    response.send(total_);
+  }
+
+ private:
+  std::vector<std::vector<char>> kept_;
+  std::int64_t total_ = 0;
 };
 
 class CrashMessageService : public sbus::Service {
@@ -353,6 +384,7 @@ SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("fail_event", FailEventService, sbus::Kind::kEvent),
             SBUS_SERVICE("crash", CrashService, sbus::Kind::kCall),
+            SBUS_SERVICE("alloc", AllocService, sbus::Kind::kCall),
             SBUS_SERVICE("crash_message", CrashMessageService, sbus::Kind::kMessage),
             SBUS_SERVICE("record", RecordService, sbus::Kind::kCall | sbus::Kind::kMessage | sbus::Kind::kEvent),
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),

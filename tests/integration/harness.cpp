@@ -350,6 +350,21 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
+bool close_outbox_connection(pid_t pid, std::string* listing) {
+  const ProcessResult connections =
+      broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+  *listing = connections.out;
+  if (connections.exit_code != 0) return false;
+  std::string outbox;
+  std::istringstream rows(connections.out);
+  for (std::string row; std::getline(rows, row);) {
+    if (row.find("\"sbus outbox " + std::to_string(pid) + "\"") != std::string::npos) {
+      outbox = row.substr(0, row.find('\t'));
+    }
+  }
+  return !outbox.empty() && broker_ctl({"close_connection", outbox, "closed by the integration test"}).exit_code == 0;
+}
+
 BrokerUsers::~BrokerUsers() {
   for (const std::string& user : users_) broker_ctl({"delete_user", user});
 }

@@ -144,6 +144,11 @@ void require_own_state_dir(const std::vector<std::string>& argv);
 // second or two.
 ProcessResult broker_ctl(const std::vector<std::string>& args);
 
+// Closes the broker connection that releases the held sends of process
+// `pid` ("sbus outbox PID"). False when there is none; `listing` gets the
+// connections the broker listed.
+bool close_outbox_connection(pid_t pid, std::string* listing);
+
 // Broker users made with rabbitmqctl on the test broker for one test,
 // deleted on destruction.
 class BrokerUsers {

@@ -152,17 +152,10 @@ TEST_CASE("A release that loses its connection leaves the delivery unacked: it c
   const std::string broker = "amqp://guest@127.0.0.1:" + std::to_string(sbus_test::broker_port()) + "/%2f";
   const pid_t worker = sbus_test::worker_pid_in_log(sbusd.log(), broker);
   REQUIRE(worker > 0);
-  auto connections =
-      sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
-  REQUIRE(connections.exit_code == 0);
-  std::string outbox;
-  std::istringstream rows(connections.out);
-  for (std::string row; std::getline(rows, row);) {
-    if (contains(row, "\"sbus outbox " + std::to_string(worker) + "\"")) outbox = row.substr(0, row.find('\t'));
-  }
-  INFO("connections:\n" << connections.out);
-  REQUIRE(!outbox.empty());
-  REQUIRE(sbus_test::broker_ctl({"close_connection", outbox, "closed by the integration test"}).exit_code == 0);
+  std::string connections;
+  const bool closed = sbus_test::close_outbox_connection(worker, &connections);
+  INFO("connections:\n" << connections);
+  REQUIRE(closed);
 
   // Its release finds the connection gone: not acked, delivered again, run
   // again and released on a new connection.

@@ -40,12 +40,13 @@ class FakeLauncher final : public sbus::WorkerLauncher {
   struct Child {
     pid_t pid = -1;
     bool check = false;
-    std::string broker;          // a worker: config->brokers[broker_index] at its start
-    std::size_t services = 0;    // a worker: how many services its config has
-    std::uint32_t restarts = 0;  // a worker: WorkerHistory::restarts at its start
-    bool replacing = false;      // a worker: WorkerHistory::replacing at its start
-    int write_fd = -1;           // the child's end of its pipe; -1 once it ended
-    std::vector<int> signals;    // what the supervisor sent it, in order
+    std::string broker;                           // a worker: config->brokers[broker_index] at its start
+    std::size_t services = 0;                     // a worker: how many services its config has
+    std::uint32_t restarts = 0;                   // a worker: WorkerHistory::restarts at its start
+    bool replacing = false;                       // a worker: WorkerHistory::replacing at its start
+    std::optional<std::size_t> isolated_service;  // the process of an isolated service
+    int write_fd = -1;                            // the child's end of its pipe; -1 once it ended
+    std::vector<int> signals;                     // what the supervisor sent it, in order
     bool ended = false;
   };
 
@@ -64,6 +65,7 @@ class FakeLauncher final : public sbus::WorkerLauncher {
     child.services = start.config->services.size();
     child.restarts = start.history->restarts;
     child.replacing = start.history->replacing;
+    child.isolated_service = start.isolated_service;
     return {child.pid, read_fds_.back()};
   }
 
@@ -221,7 +223,8 @@ class LogCapture {
   int saved_ = -1;
 };
 
-// The YAML a rig writes: a broker URI per entry, math.add and `services`.
+// The YAML a rig writes: a broker URI per entry, math.add and `services`
+// ("test.crash:isolate" is test.crash with isolate: true).
 struct RigConfig {
   std::vector<std::string> brokers = {"amqp://guest:guest@10.0.0.1:5672/%2f"};
   std::vector<std::string> services = {"math.add"};
@@ -264,7 +267,9 @@ class SupervisorRig {
             "/state\nplugin_dir: " SBUS_BUILD_DIR "/plugins\ndrain_timeout: " +
             std::to_string(config.drain_timeout_seconds) + "\nservices:\n";
     for (const std::string& service : config.services) {
-      yaml += "  - name: " + service + "\n    plugin: " + service.substr(0, service.find('.')) + "\n";
+      const std::string name = service.substr(0, service.find(':'));
+      yaml += "  - name: " + name + "\n    plugin: " + service.substr(0, service.find('.')) + "\n";
+      if (name != service) yaml += "    isolate: true\n";
     }
     std::ofstream(path() + ".new") << yaml;
     std::filesystem::rename(path() + ".new", path());

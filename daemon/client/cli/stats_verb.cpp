@@ -87,6 +87,9 @@ bool print_services(const rapidjson::Value& services) {
                 number_of(s, "handled"), number_of(s, "failed"), number_of(s, "busy_s"),
                 flag_of(s, "running") ? "yes" : "no", number_of(s, "queued"), number_of(s, "expired"),
                 number_of(s, "duplicates"));
+    if (s.HasMember("isolated_pid") && s["isolated_pid"].IsNumber()) {
+      std::printf("%-32s isolated: pid %.0f\n", "", number_of(s, "isolated_pid"));
+    }
   }
   return true;
 }
