@@ -96,6 +96,10 @@ CrashJournal* CrashJournal::open_file(const std::string& path, int lock_wait_ms,
   return journal;
 }
 
+void CrashJournal::drop_resident_pages() {
+  ::madvise(static_cast<void*>(this), sizeof(CrashJournal), MADV_DONTNEED);
+}
+
 std::uint64_t CrashJournal::key(std::string_view reply_to, std::string_view correlation_id, std::string_view event_id) {
   // FNV-1a over the three fields with separators; 0 is kept for "empty".
   std::uint64_t hash = 14695981039346656037ull;

@@ -108,6 +108,12 @@ class CrashJournal {
   // (*returned says how many, when given).
   int worker_died(pid_t pid, bool crashed = false, std::int64_t now_ns = 0, int* returned = nullptr);
 
+  // Supervisor: lets go of the pages of the journal this process has made
+  // resident (a scan after a worker's death, the import of a file). The
+  // mapping is shared, so nothing is lost: the next access maps the same
+  // contents again; only this process's RSS shrinks.
+  void drop_resident_pages();
+
   // Worker: the times (steady_clock nanoseconds) of the crashes of
   // `service` that the ring remembers, oldest first.
   std::vector<std::int64_t> crash_times(std::uint64_t service) const;

@@ -306,6 +306,7 @@ void Supervisor::worker_exited(WorkerRecord& worker, pid_t pid, int status) {
     int returned = 0;
     interrupted = journal_->worker_died(pid, crashed, now_ns, &returned);
     if (returned > 0) log_returned(worker, pid, returned);
+    journal_->drop_resident_pages();  // the scan's pages: the supervisor's 5 MB
     if (interrupted > 0) {
       SBUS_LOG(kWarn) << log_broker(worker.name()) << log_worker_pid(pid) << "worker pid " << pid << " died during "
                       << interrupted << " call(s); they will be answered `interrupted` if redelivered";
@@ -399,9 +400,6 @@ bool Supervisor::any_alive() const {
          std::any_of(workers_.begin(), workers_.end(), [](const WorkerRecord& w) { return w.pid > 0; });
 }
 
-// The nonces of hmac calls, for the workers forked from now on: in
-// state_dir's file when `config` accepts hmac tokens (so that they outlive
-// a restart), else in memory. Kept when already right for `config`.
 void Supervisor::log_returned(const WorkerRecord& worker, pid_t pid, int returned) {
   SBUS_LOG(kInfo) << log_broker(worker.name()) << log_worker_pid(pid) << "worker pid " << pid << " died after "
                   << returned << " handler(s) with a message id returned, before the id was recorded;"
@@ -426,13 +424,19 @@ void Supervisor::open_journal() {
                     << " handler(s) with a message id had returned in the last sbusd before their id was recorded;"
                        " their redeliveries are taken as handled";
   }
-  if (journal_ != nullptr) return;
+  if (journal_ != nullptr) {
+    journal_->drop_resident_pages();  // what the import read
+    return;
+  }
   SBUS_LOG(kWarn) << error << "; the crash journal is kept in memory: a SIGKILL of every sbusd process may run"
                   << " a message with an id again";
   journal_ = CrashJournal::create();
   if (journal_ == nullptr) SBUS_LOG(kWarn) << "no crash journal (mmap failed): interrupted calls may run twice";
 }
 
+// The nonces of hmac calls, for the workers forked from now on: in
+// state_dir's file when `config` accepts hmac tokens (so that they outlive
+// a restart), else in memory. Kept when already right for `config`.
 bool Supervisor::open_replay(const Config& config, std::string* error) {
   if (!accepts_hmac(config)) {
     // Without it (mmap failed) each worker keeps its own.
