@@ -16,18 +16,20 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "sends_harness.hpp"
 
 using namespace std::chrono_literals;
+using sbus_test::contains;
+using sbus_test::count_of;
+using sbus_test::lines_of;
+using sbus_test::record_line;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
 using sbus_test::TempDir;
+using sbus_test::wait_for_marker;
 using sbus_test::wait_until;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // test.sends (as a message and as a call service) and test.record writing
 // to `record`.
@@ -40,29 +42,6 @@ SbusdOptions sends_to_record(const std::string& record, int max_retries) {
       "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " +
       record + "\n";
   return options;
-}
-
-std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> lines;
-  std::istringstream in(sbus_test::read_file(path));
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::string record_line(const std::string& key, int n) {
-  return R"({"key":")" + key + R"(","n":)" + std::to_string(n) + "}";
-}
-
-long count_of(const std::vector<std::string>& lines, const std::string& line) {
-  return std::count(lines.begin(), lines.end(), line);
-}
-
-// Sends a last message through test.sends and waits until test.record has
-// it: test.sends runs its messages one at a time, in order, so everything
-// sent before it has been handled (and released) by then.
-void wait_for_marker(sbus::Sender& sender, const SbusdProcess& sbusd, const std::string& record) {
-  sender.send(sbusd.address("test.sends"), R"({"to":")" + sbusd.address("test.record") + R"(","key":"end"})");
-  REQUIRE(wait_until([&] { return count_of(lines_of(record), record_line("end", 0)) == 1; }, 20s));
 }
 
 }  // namespace

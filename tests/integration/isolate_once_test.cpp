@@ -13,35 +13,22 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "sends_harness.hpp"
 #include "protocol/token.hpp"
 
+using sbus_test::contains;
+using sbus_test::count_of;
+using sbus_test::lines_of;
 using sbus_test::ProcessResult;
+using sbus_test::record_line;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
 using sbus_test::TempDir;
+using sbus_test::wait_for_marker;
 using sbus_test::wait_until;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> lines;
-  std::istringstream in(sbus_test::read_file(path));
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::string record_line(const std::string& key, int n) {
-  return R"({"key":")" + key + R"(","n":)" + std::to_string(n) + "}";
-}
-
-long count_of(const std::vector<std::string>& lines, const std::string& line) {
-  return std::count(lines.begin(), lines.end(), line);
-}
 
 std::int64_t isolated_pid(sbus::Sender& sender, const SbusdProcess& sbusd, const char* service) {
   const rapidjson::Document stats = sbus_test::stats_of(sender, sbusd);
@@ -62,13 +49,6 @@ SbusdOptions isolated_sends(const std::string& record, const std::string& ids, i
       "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " +
       record + "\n      id_file: " + ids + "\n";
   return options;
-}
-
-// Sends a last message through test.sends and waits until test.record has
-// it: test.sends runs its messages one at a time, in order.
-void wait_for_marker(sbus::Sender& sender, const SbusdProcess& sbusd, const std::string& record) {
-  sender.send(sbusd.address("test.sends"), R"({"to":")" + sbusd.address("test.record") + R"(","key":"end"})");
-  REQUIRE(wait_until([&] { return count_of(lines_of(record), record_line("end", 0)) == 1; }, 20s));
 }
 
 }  // namespace
