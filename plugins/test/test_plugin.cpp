@@ -17,7 +17,9 @@
 //   test.crash_message  (kind: message) the same for a message
 //   test.record  (kind: message) appends its params as a JSON line to the
 //                file named by the service's `options: {file: PATH}`; params
-//                {"sleep": SECONDS, ...} sleep first (a stuck message service).
+//                {"sleep": SECONDS, ...} sleep first (a stuck message service),
+//                {"wait_file": PATH, ...} waits first until PATH exists (at
+//                most a minute: a run the test ends when it chooses).
 //                Serves calls too: records, then answers true. As an
 //                event service (kind: event) it records one line
 //                {"topic": TOPIC, "params": PARAMS} per event, sleeping
@@ -212,8 +214,23 @@ class RecordService : public sbus::Service {
  private:
   static void sleep_if_asked(const sbus::Request& request) {
     const rapidjson::Value& params = request.params();
-    if (params.IsObject() && params.HasMember("sleep") && params["sleep"].IsNumber()) {
+    if (!params.IsObject()) return;
+    if (params.HasMember("sleep") && params["sleep"].IsNumber()) {
       std::this_thread::sleep_for(std::chrono::duration<double>(std::min(params["sleep"].GetDouble(), 3600.0)));
+    }
+    if (params.HasMember("wait_file") && params["wait_file"].IsString()) {
+      wait_for_file(params["wait_file"].GetString(), std::chrono::seconds(60));
+    }
+  }
+
+  static void wait_for_file(const char* path, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      if (std::FILE* seen = std::fopen(path, "r")) {
+        std::fclose(seen);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 

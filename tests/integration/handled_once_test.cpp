@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <iostream>
 #include <map>
@@ -141,24 +142,37 @@ TEST_CASE("a call with --retry whose connection dies while its service runs runs
   REQUIRE_FALSE(mine.empty());
   sbus::CallResult result;
   std::string error;
+  // The service waits for `release` before it records and answers: the
+  // caller's connection dies meanwhile, and its retry reaches the worker
+  // while the first run still runs, however slow rabbitmqctl is.
+  const std::string release = recorders.dir.file("release");
   std::thread caller([&] {
     try {
       sbus::CallOptions call;
       call.message_id = "charge order 43";
-      result = sender.call(sbusd.address("test.tally"), "{\"sleep\": 8}", 25s, call);
+      result = sender.call(sbusd.address("test.tally"), "{\"wait_file\": \"" + release + "\"}", 50s, call);
     } catch (const sbus::SenderError& e) {
       error = e.what();
     }
   });
-  // The service sleeps 8 s before it records and answers: the caller's
-  // connection dies meanwhile (rabbitmqctl takes a second or two), and its
-  // retry reaches the worker while the first run is still running.
   std::this_thread::sleep_for(500ms);
   const ProcessResult closed = sbus_test::broker_ctl({"close_connection", mine, "closed by the handled-once test"});
+  // The sender connects again and sends the call again at once.
+  const bool reconnected = wait_until(
+      [&] {
+        for (const std::string& pid : sender_connections()) {
+          if (pid != mine && std::find(before.begin(), before.end(), pid) == before.end()) return true;
+        }
+        return false;
+      },
+      20s, 200ms);
+  std::this_thread::sleep_for(1s);
   const bool closed_while_running = lines_of(recorders.call_ids).empty();
+  { std::ofstream(release) << "go\n"; }
   caller.join();
   INFO("close_connection: " << closed.out << closed.err << "\ncall error: " << error << "\nsbusd log:\n"
                             << sbusd.log());
+  CHECK(reconnected);
   REQUIRE(closed.exit_code == 0);
   REQUIRE(closed_while_running);
   REQUIRE(error.empty());

@@ -11,7 +11,8 @@
 // is longer than sbusd shows. Every variant
 // is the plugin `version` with the service `which`, so any can be copied
 // over another. Called with params [MS, PATH], a build creates PATH and then
-// answers after MS milliseconds: a call in progress while its worker drains.
+// answers after MS milliseconds: a call in progress while its worker drains;
+// with [MS, PATH, RELEASE] it answers sooner once the file RELEASE exists.
 #ifdef SBUS_TEST_ODD_VERSION
 // A version sbusd shows otherwise: on two lines, and longer than 128 bytes.
 #define SBUS_PLUGIN_VERSION "6.0\nodd\t" SBUS_TEST_ODD_VERSION
@@ -52,9 +53,13 @@ class WhichService : public sbus::Service {
   }
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     const rapidjson::Value& params = request.params();
-    if (params.IsArray() && params.Size() == 2 && params[0].IsInt() && params[1].IsString()) {
+    if (params.IsArray() && params.Size() >= 2 && params[0].IsInt() && params[1].IsString()) {
       std::ofstream(params[1].GetString()) << "running\n";
-      std::this_thread::sleep_for(std::chrono::milliseconds(params[0].GetInt()));
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(params[0].GetInt());
+      const char* release = params.Size() == 3 && params[2].IsString() ? params[2].GetString() : nullptr;
+      while (std::chrono::steady_clock::now() < until && !(release != nullptr && std::ifstream(release))) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
     }
 #ifdef SBUS_TEST_MISSING_SYMBOL
     response.send(sbus_test_function_nobody_defines());
