@@ -1,7 +1,12 @@
 // The test plugin: services to try sbus with and to test it.
-//   test.echo    answers its params unchanged; with `options: {stop_file:
-//                PATH}` its stop() creates that file. Serves messages too,
-//                and does nothing with them (a sink, as the benchmark's)
+//   test.echo    answers its params unchanged, byte for byte as they came
+//                (Request::params_json(): no parse, no re-writing); with
+//                `options: {stop_file: PATH}` its stop() creates that file.
+//                Serves messages too, and does nothing with them (a sink, as
+//                the benchmark's)
+//   test.rewrite answers its params as the SDK writes them back from their
+//                document (Response::send(request.params())): compact, with
+//                escapes such as \u00e9 written as the UTF-8 character
 //   test.sleep   sleeps the given seconds (a number, or [seconds]), answers them;
 //                stops early, answering deadline_exceeded, once its caller
 //                has given up (Request::given_up())
@@ -73,7 +78,9 @@ class EchoService : public sbus::Service {
     if (file != context.options.end()) stop_file_ = file->second;
   }
 
-  void on_call(const sbus::Request& request, sbus::Response& response) override { response.send(request.params()); }
+  void on_call(const sbus::Request& request, sbus::Response& response) override {
+    response.send_json(std::string(request.params_json()));
+  }
 
   void on_message(const sbus::Request&) override {}
 
@@ -84,6 +91,11 @@ class EchoService : public sbus::Service {
 
  private:
   std::string stop_file_;
+};
+
+class RewriteService : public sbus::Service {
+ public:
+  void on_call(const sbus::Request& request, sbus::Response& response) override { response.send(request.params()); }
 };
 
 class SleepService : public sbus::Service {
@@ -396,6 +408,7 @@ class StallOnceService : public sbus::Service {
 }  // namespace
 
 SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
+            SBUS_SERVICE("rewrite", RewriteService, sbus::Kind::kCall),
             SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
             SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),

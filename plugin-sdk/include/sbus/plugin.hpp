@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -111,23 +112,30 @@ inline constexpr const char* kServiceError = "service_error";
 class Request {
  public:
   Request(std::string id, std::string node, std::string category, std::string service, rapidjson::Document params)
-      : id_(std::move(id)),
-        node_(std::move(node)),
-        category_(std::move(category)),
-        service_(std::move(service)),
-        params_(std::move(params)) {}
-  // The same with the params as JSON text, parsed here: in place, in a copy
-  // the Request keeps (its strings point into it), which reads a long string
-  // about three times faster than a parse that copies it out.
+      : Request(std::move(id), std::move(node), std::move(category), std::move(service)) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    params.Accept(writer);
+    params_->own(std::string_view(buffer.GetString(), buffer.GetSize()));
+    params_->document = std::move(params);
+    std::call_once(params_->parsed, [] {});
+  }
+  // The same with the params as JSON text, copied: parsed on first use of
+  // params(), in place, in a copy the Request keeps (its strings point into
+  // it), which reads a long string about three times faster than a parse
+  // that copies it out.
   Request(std::string id, std::string node, std::string category, std::string service, std::string_view params_json)
-      : id_(std::move(id)),
-        node_(std::move(node)),
-        category_(std::move(category)),
-        service_(std::move(service)),
-        params_text_(new char[params_json.size() + 1]) {
-    if (!params_json.empty()) std::memcpy(params_text_.get(), params_json.data(), params_json.size());
-    params_text_[params_json.size()] = '\0';
-    params_.ParseInsitu(params_text_.get());
+      : Request(std::move(id), std::move(node), std::move(category), std::move(service)) {
+    params_->own(params_json);
+  }
+  // The params' text as sbusd hands it over, valid as long as the Request:
+  // not copied, and not parsed unless params() is asked for.
+  struct Borrowed {
+    std::string_view json;
+  };
+  Request(std::string id, std::string node, std::string category, std::string service, Borrowed params_json)
+      : Request(std::move(id), std::move(node), std::move(category), std::move(service)) {
+    params_->json = params_json.json;
   }
 
   // The caller's event id: opaque, unique per caller process.
@@ -138,7 +146,18 @@ class Request {
   const std::string& service() const { return service_; }
   // The params as parsed JSON: any JSON value (py-servicebus senders send a
   // list or an object).
-  const rapidjson::Value& params() const { return params_; }
+  // Parsed on first use (thread-safe).
+  const rapidjson::Value& params() const {
+    static const rapidjson::Value kNull;
+    if (!params_) return kNull;  // moved from
+    std::call_once(params_->parsed, [this] { params_->parse(); });
+    return params_->document;
+  }
+  // The params as JSON text, byte for byte as the caller sent them (its
+  // whitespace and escapes), checked by sbusd to be one JSON value. A
+  // service that passes its params on or answers them unchanged answers
+  // this (Response::send_json) without a parse or a re-writing.
+  std::string_view params_json() const { return params_ ? params_->json : std::string_view(); }
 
   // When the caller stops waiting (its timeout, carried by the call), or
   // nullopt for a caller that sent none (py-servicebus) and a message
@@ -190,10 +209,37 @@ class Request {
   std::string node_;
   std::string category_;
   std::string service_;
-  // The text params_ was parsed from in place (its strings are in it); a
-  // heap block of its own, which moving the Request does not move.
-  std::unique_ptr<char[]> params_text_;
-  rapidjson::Document params_;
+  Request(std::string id, std::string node, std::string category, std::string service)
+      : id_(std::move(id)),
+        node_(std::move(node)),
+        category_(std::move(category)),
+        service_(std::move(service)),
+        params_(std::make_unique<Params>()) {}
+
+  // The params' text and their document, made on first use; a heap block of
+  // its own, which moving the Request does not move (the document's strings
+  // point into `parsed_text`, `json` may point into `owned`).
+  struct Params {
+    std::string_view json;
+    std::unique_ptr<char[]> owned;
+    std::once_flag parsed;
+    std::unique_ptr<char[]> parsed_text;
+    rapidjson::Document document;
+
+    void own(std::string_view text) {
+      owned.reset(new char[text.size() + 1]);
+      if (!text.empty()) std::memcpy(owned.get(), text.data(), text.size());
+      owned[text.size()] = '\0';
+      json = std::string_view(owned.get(), text.size());
+    }
+    void parse() {
+      parsed_text.reset(new char[json.size() + 1]);
+      if (!json.empty()) std::memcpy(parsed_text.get(), json.data(), json.size());
+      parsed_text[json.size()] = '\0';
+      document.ParseInsitu(parsed_text.get());
+    }
+  };
+  std::unique_ptr<Params> params_;
   std::optional<std::chrono::system_clock::time_point> deadline_;
   std::string caller_;
   std::string topic_;

@@ -156,7 +156,7 @@ inline std::optional<std::chrono::system_clock::time_point> time_of(int has, std
 inline Request request_of(const sbus_host* host, const sbus_request* r) {
   const sbus_str json = host->request_params(r);
   Request request(text(host->request_id(r)), text(host->request_node(r)), text(host->request_category(r)),
-                  text(host->request_service(r)), std::string_view(json.data, json.size));
+                  text(host->request_service(r)), Request::Borrowed{std::string_view(json.data, json.size)});
   std::int64_t ms = 0;
   const int has_deadline = host->request_deadline(r, &ms);
   request.set_deadline(time_of(has_deadline, ms));
