@@ -55,6 +55,8 @@ struct Options {
   // --sequential-only: that figure alone, as the default run takes it (to
   // show that its ratio holds from run to run).
   bool sequential_only = false;
+  // --large-only: the large-body figures alone (64 KiB and 1 MiB echoes).
+  bool large_only = false;
   // RSS after the first 10,000 calls against after this many.
   std::uint64_t soak_calls = 200000;
   int startup_runs = 5;

@@ -22,11 +22,12 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "sbus-bench: " << problem
-            << "\nusage: sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]\n"
-               "                  [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only]\n"
-               "                  [--sbusd PATH]\n"
-               "                  [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]\n";
+  std::cerr
+      << "sbus-bench: " << problem
+      << "\nusage: sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]\n"
+         "                  [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only] [--large-only]\n"
+         "                  [--sbusd PATH]\n"
+         "                  [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]\n";
   std::exit(2);
 }
 
@@ -205,6 +206,8 @@ Options parse_options(int argc, char** argv) {
       options.floor = value();
     } else if (arg == "--sequential-only") {
       options.sequential_only = true;
+    } else if (arg == "--large-only") {
+      options.large_only = true;
     } else if (arg == "--floor-tuned") {
       options.floor_tuned = value();
     } else if (arg == "--tls-port") {

@@ -2,6 +2,7 @@
 //
 //   sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]
 //              [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only]
+//              [--large-only]
 //              [--sbusd PATH] [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]
 //
 // The default run takes about seven minutes: 15 runs of 1 s of each load
@@ -381,6 +382,11 @@ void Bench::run() {
   const long floor_idle = rss_kib(floor_pid_);
   const long worker_idle_private = private_kib(worker);
   const long floor_idle_private = private_kib(floor_pid_);
+  if (options_.large_only) {
+    measure_large_bodies();
+    print_table();
+    return;
+  }
 
   auto errors_of = [](auto& client) -> std::uint64_t {
     if constexpr (requires { client.errors(); }) {

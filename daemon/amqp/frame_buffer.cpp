@@ -111,6 +111,10 @@ int FrameBuffer::add_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp
     return status;
   }
   const std::size_t chunk_max = frame_max_ - kFrameHeader - kFrameFooter;
+  // Room for all the body's frames at once: a large body is copied into
+  // the buffer once, not again each time the buffer doubles.
+  const std::size_t frames = (body.len + chunk_max - 1) / chunk_max;
+  reserve(body.len + frames * (kFrameHeader + kFrameFooter));
   const char* bytes = static_cast<const char*>(body.bytes);
   for (std::size_t offset = 0; offset < body.len;) {
     const std::size_t chunk = std::min(chunk_max, body.len - offset);

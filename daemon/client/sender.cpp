@@ -385,7 +385,7 @@ std::optional<AsyncReply> Sender::next_reply(std::chrono::milliseconds timeout) 
   if (!decode_reply(body, &reply, &failure)) {
     return AsyncReply{id, CallResult{id, "malformed reply: " + failure.detail, errc::kMalformedReply}};
   }
-  return AsyncReply{id, CallResult{reply.id, reply.message, reply.error_code}};
+  return AsyncReply{id, CallResult{std::move(reply.id), std::move(reply.message), std::move(reply.error_code)}};
 }
 
 std::size_t Sender::in_flight() const {

@@ -245,7 +245,8 @@ CallResult Sender::Impl::call_once(const std::string& node, Event& event, std::s
     throw SenderError(SenderError::Kind::kProtocol,
                       "malformed reply from " + std::string(address) + ": " + failure.detail);
   }
-  return CallResult{reply.id, reply.message, reply.error_code};
+  // Moved, not copied: a large reply's text is not copied once more.
+  return CallResult{std::move(reply.id), std::move(reply.message), std::move(reply.error_code)};
 }
 
 }  // namespace sbus
