@@ -408,7 +408,6 @@ class StallOnceService : public sbus::Service {
 }  // namespace
 
 SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::Kind::kMessage),
-            SBUS_SERVICE("rewrite", RewriteService, sbus::Kind::kCall),
             SBUS_SERVICE("sleep", SleepService, sbus::Kind::kCall),
             SBUS_SERVICE("fail", FailService, sbus::Kind::kCall),
             SBUS_SERVICE("fail_message", FailMessageService, sbus::Kind::kMessage),
@@ -420,4 +419,5 @@ SBUS_PLUGIN("test", SBUS_SERVICE("echo", EchoService, sbus::Kind::kCall | sbus::
             SBUS_SERVICE("relay", RelayService, sbus::Kind::kCall), SBUS_SERVICE("log", LogService, sbus::Kind::kCall),
             SBUS_SERVICE("whoami", WhoamiService, sbus::Kind::kCall),
             SBUS_SERVICE("sends", SendsService, sbus::Kind::kCall | sbus::Kind::kMessage),
-            SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall))
+            SBUS_SERVICE("stall_once", StallOnceService, sbus::Kind::kCall),
+            SBUS_SERVICE("rewrite", RewriteService, sbus::Kind::kCall))

@@ -84,7 +84,8 @@ TEST_CASE("test.rewrite answers its params as the SDK writes them: compact, esca
   CHECK(spaced.message == R"({"spaced":[1,2],"slash":"a/b"})");
 }
 
-TEST_CASE("a 1 MiB call of escaped unicode and binary-ish JSON comes back from test.echo byte for byte", "[rpc][echo]") {
+TEST_CASE("a 1 MiB call of escaped unicode and binary-ish JSON comes back from test.echo byte for byte",
+          "[rpc][echo]") {
   SbusdProcess sbusd(echo_and_rewrite());
   sbus::Sender sender(sbusd.sender_options());
   // Many AMQP frames each way (the frame size is 32 KiB), with escapes and
