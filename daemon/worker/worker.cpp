@@ -17,11 +17,11 @@
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
 #include "worker/heap_trim.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/remote_service.hpp"
+#include "worker/service_sender.hpp"
 #include "worker/signed_reply.hpp"
 
 // The worker's life and its loop; what it does with each delivery and
@@ -60,26 +60,14 @@ constexpr std::chrono::seconds kMetricsReportInterval{1};
 
 void Worker::start_services() {
   PluginLoader loader;
-  // This worker's broker first.
-  SenderOptions sender = sender_options_of(config_);
-  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_),
-              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_) + 1);
   for (const ServiceConfig& service : config_.services) {
     // A service that cannot load or start takes no other down: it is
     // answered service_unavailable, and the supervisor is told why.
     try {
-      // The calls the service makes while it handles a call inherit that
-      // call's deadline: its thread sets it, its sender reads it.
       auto current = std::make_shared<CurrentDeadline>();
-      SenderOptions own_sender = sender;
-      own_sender.inherited_deadline = [current] { return current->get(); };
-      // What it sends while it handles a delivery is held until it returns.
       auto outbox = std::make_shared<Outbox>(config_.node + "." + service.name);
-      own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
-        return outbox->hold(std::move(release), now);
-      };
       auto context = std::make_unique<HostContext>(config_.node, service.category, service.service, service.options,
-                                                   std::move(own_sender));
+                                                   service_sender_options(config_, broker_index_, current, outbox));
       // An isolated service's plugin runs in a process of its own (remote_service.hpp).
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service,
