@@ -204,6 +204,7 @@ bool Worker::flush_completions(bool* read_owed) {
   remember_all_handled(completed_);
   for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
+  commit_deferred_if_due();
   return session_.ok();
 }
 
@@ -293,6 +294,17 @@ bool Worker::finish_inline(Outcome& outcome) {
   }
   finish(outcome);
   session_.flush_acks();
+  // Its record may wait (defer_record()): committed now, after the reply
+  // left, when the deferred ones are due; else the connection thread must
+  // be awake by then to commit them, should no other call come.
+  if (!deferred_.empty()) {
+    if (deferred_.due(Clock::now())) {
+      commit_deferred();
+    } else if (deferred_.deadline() < sleep_until_) {
+      sleep_until_ = deferred_.deadline();
+      completions_.wake();
+    }
+  }
   // The connection thread must run a turn when the connection failed, or
   // when rabbitmq-c read frames while sending (poll() cannot see those).
   if (session_.needs_turn()) completions_.wake();
