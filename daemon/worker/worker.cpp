@@ -362,7 +362,6 @@ Worker::Step Worker::sleep_until_event(int wait) {
   if (!completions_.watch()) return Step::kAgain;
   if (!dispatcher_.take_wakes(&waking_, socket_fd())) session_.lose();
   const int epoll_fd = dispatcher_.epoll_fd();
-  sleep_until_ = wait < 0 ? Clock::time_point::max() : Clock::now() + milliseconds(wait);
   session_.unlock();
   Dispatcher::fire(&waking_);
   epoll_event events[3];

@@ -62,6 +62,7 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   // Service threads.
   bool complete(Outcome outcome) override;
   bool read_socket() override;
+  void commit_records() override;
 
  private:
   enum class ServeEnd { kStopped, kConnectionLost };
@@ -161,11 +162,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   std::unique_ptr<HandledStore> handled_ GUARDED_BY(session_.mutex());
   Clock::time_point next_handled_sync_ GUARDED_BY(session_.mutex()){};
   bool handled_dirty_ GUARDED_BY(session_.mutex()) = false;
-  // The records acked before their commit (group commit, handled_commit_ms),
-  // and when the connection thread's sleep ends at the latest: a service
-  // thread that defers a record due sooner wakes it.
+  // The records acked before their commit (group commit, handled_commit_ms).
   DeferredRecords deferred_ GUARDED_BY(session_.mutex()){std::chrono::milliseconds(config_.handled_commit_ms)};
-  Clock::time_point sleep_until_ GUARDED_BY(session_.mutex()){Clock::time_point::max()};
   // The keys of the deliveries with a message id that a service runs or
   // has queued, and the deliveries with the same key that wait for it to
   // finish: run once it failed, answered as duplicates once it succeeded.

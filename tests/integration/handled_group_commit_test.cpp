@@ -33,9 +33,10 @@ std::vector<std::string> lines_of(const std::string& path) {
 // records wait up to 10 s to be committed.
 SbusdOptions window_options(const TempDir& dir, const std::string& ids) {
   SbusdOptions options;
-  options.services_yaml = "  - {name: test.echo, plugin: test}\n"
-                          "  - {name: test.record, plugin: test, kind: message, options: {file: " +
-                          dir.file("record.log") + ", id_file: " + ids + "}}\n";
+  options.services_yaml =
+      "  - {name: test.echo, plugin: test}\n"
+      "  - {name: test.record, plugin: test, kind: message, options: {file: " +
+      dir.file("record.log") + ", id_file: " + ids + "}}\n";
   options.extra_yaml = "handled_commit_ms: 10000\n";
   options.state_dir = dir.file("state");
   options.node = sbus_test::unique_node();
@@ -62,9 +63,9 @@ TEST_CASE("a call and a message sent twice back to back, inside the commit windo
   send.message_id = "record in the window";
   sender.send(sbusd.address("test.record"), "[1]", send);
   sender.send(sbusd.address("test.record"), "[2]", send);
-  CHECK(wait_until([&] { return sbus_test::service_stat(sbus_test::stats_of(sender, sbusd), "test.record",
-                                                        "duplicates") == 1; },
-                   10s, 20ms));
+  CHECK(wait_until(
+      [&] { return sbus_test::service_stat(sbus_test::stats_of(sender, sbusd), "test.record", "duplicates") == 1; },
+      10s, 20ms));
   CHECK(lines_of(ids) == std::vector<std::string>{"record in the window"});
   CHECK(sbus_test::service_stat(sbus_test::stats_of(sender, sbusd), "test.echo", "duplicates") == 1);
   // After the window, from the store: the same.
@@ -74,8 +75,8 @@ TEST_CASE("a call and a message sent twice back to back, inside the commit windo
   CHECK(later.call(again.address("test.echo"), "[3]", 5s, call).message == "[1]");
   later.send(again.address("test.record"), "[3]", send);
   CHECK(wait_until(
-      [&] { return sbus_test::service_stat(sbus_test::stats_of(later, again), "test.record", "duplicates") == 1; },
-      10s, 20ms));
+      [&] { return sbus_test::service_stat(sbus_test::stats_of(later, again), "test.record", "duplicates") == 1; }, 10s,
+      20ms));
   CHECK(lines_of(ids).size() == 1);
 }
 
