@@ -265,6 +265,7 @@ bool Worker::drain() {
 
 Worker::ServeEnd Worker::serve() {
   const ServeEnd end = serve_turns();
+  commit_deferred();  // not left waiting through a reconnect or the stop
   wake_services();
   return end;
 }
@@ -274,6 +275,7 @@ Worker::ServeEnd Worker::serve() {
 Worker::ServeEnd Worker::serve_turns() {
   for (;;) {
     if (Clock::now() >= next_report_) report_metrics();
+    commit_deferred_if_due();
     if (handled_dirty_ && Clock::now() >= next_handled_sync_) sync_handled();
     thread_heap_trim().trim_if_due(std::chrono::steady_clock::now());
     bool read_owed = false;
@@ -306,7 +308,7 @@ Worker::ServeEnd Worker::serve_turns() {
           static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
       wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
     }
-    wait = heap_trim_wait(handled_wait(wait));
+    wait = heap_trim_wait(deferred_wait(handled_wait(wait)));
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;
@@ -451,6 +453,7 @@ void Worker::shut_down() {
   dispatcher_.unwatch_socket(session_.fd());
   session_.close();
   dispatcher_.stop(session_.stopping() ? drain_deadline_ : Clock::time_point::max());
+  commit_deferred();
   sync_handled();
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";
