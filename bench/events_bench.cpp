@@ -297,7 +297,7 @@ bool figure(const Options& options, int in_flight, FloorSide& floor, SbusSide& s
   const int burst = options.burst > 0 ? options.burst : std::max(2, 16 / in_flight);
   // Unmeasured bursts first: connections, queues and caches warm.
   bench::run_interleaved(floor, sbus, 0s, burst);
-  const auto [floor_stats, sbus_stats] =
+  auto [floor_stats, sbus_stats] =
       bench::run_interleaved(floor, sbus, std::chrono::duration<double>(options.seconds), burst);
   std::vector<double> ratios;
   for (std::size_t i = 0; i < floor_stats.burst_seconds.size() && i < sbus_stats.burst_seconds.size(); ++i) {
@@ -305,12 +305,10 @@ bool figure(const Options& options, int in_flight, FloorSide& floor, SbusSide& s
   }
   const double ratio = bench::median(ratios);
   const bool ok = ratio >= kGoal;
-  bench::RunStats floor_batches = floor_stats;
-  bench::RunStats sbus_batches = sbus_stats;
   std::printf("%-34s %9.0f %9.0f %7.2f  >= %.2fx %s\n", (std::to_string(in_flight) + " in flight, events/s").c_str(),
               floor_stats.rate() * in_flight, sbus_stats.rate() * in_flight, ratio, kGoal, ok ? "ok" : "MISSED");
   std::printf("%-34s %9.2f %9.2f          %s\n", "  p50 K publishes to confirms, ms",
-              floor_batches.latency_us(0.5) / 1000, sbus_batches.latency_us(0.5) / 1000,
+              floor_stats.latency_us(0.5) / 1000, sbus_stats.latency_us(0.5) / 1000,
               bench::ratio_spread(ratios).c_str());
   std::fflush(stdout);
   return ok;
