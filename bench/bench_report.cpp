@@ -47,20 +47,9 @@ std::vector<double> pair_ratios(const Row& row) {
   return ratios;
 }
 
-// The spread of a paired row's ratios: how many, their quartiles, and the
-// 95% confidence interval of their median (the order statistics n/2 -+
-// 0.98 sqrt(n), which hold whatever the ratios' distribution).
+// The spread of a paired row's ratios (ratio_spread()).
 std::string pair_spread(const Row& row) {
-  const std::vector<double> ratios = pair_ratios(row);
-  const std::size_t n = ratios.size();
-  if (n < 4) return {};
-  std::string text =
-      "(" + std::to_string(n) + " pairs, quartiles " + format(ratios[n / 4], 2) + "-" + format(ratios[(3 * n) / 4], 2);
-  const auto half = static_cast<std::size_t>(0.98 * std::sqrt(static_cast<double>(n)));
-  if (n >= 10 && half < n / 2)
-    text +=
-        ", median's 95% CI " + format(ratios[n / 2 - half], 2) + "-" + format(ratios[std::min(n - 1, n / 2 + half)], 2);
-  return text + ")";
+  return ratio_spread(pair_ratios(row));
 }
 
 }  // namespace

@@ -3,26 +3,26 @@
 // queue in the same run (docs/performance.md, "Events").
 //
 //   sbus-events-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick]
-//                     [--runs N] [--seconds S] [--in-flight K]
+//                     [--seconds S] [--in-flight K] [--burst B]
 //
 // sbus: sbusd serves the node bench-events with one event service
-// (test.record writing to /dev/null) subscribed to bench.events.*; a
-// sbus::Sender publishes to bench.events.created (persistent, mandatory,
-// with publisher confirms). An event counts once sbusd's sbus.stats says
-// its service handled it (after on_event returned; sbusd acks then).
+// (test.record appending a line per event to a file in /dev/shm)
+// subscribed to bench.events.*; a sbus::Sender publishes to
+// bench.events.created (persistent, mandatory, with publisher confirms). An
+// event counts once its line is in the file (on_event wrote it; sbusd acks
+// after on_event returns); at the end sbus.stats must agree.
 // Floor: rabbitmq-c alone publishes a body of the same size the same way to
 // a durable topic exchange bound to one durable classic queue, and a second
 // connection consumes it (prefetch 64, as sbusd) and acks each message.
 //
-// The ratio is the median of the ratios of the pairs (a floor run and an
-// sbus run back to back, which goes first alternating), not the ratio of
-// the two medians: on a shared machine the load drifts between pairs.
-//
-// "K in flight": K publishes, then their K confirms, again and again
-// (Sender::publish_async then wait_published; the floor the same). A run
-// publishes for S seconds (default 1) and ends when the last event is
-// handled; its rate is events / (last handled - first published). Each
-// rate is the median of N runs (default 7; --quick: 3 runs of 0.3 s).
+// "K in flight": K publishes, then their K confirms (Sender::publish_async
+// then wait_published; the floor the same), B times: a burst, which ends
+// when its last event is handled. Floor and sbus take bursts in turn
+// (run_interleaved(), which goes first alternating) for S seconds (default
+// 20; --quick: 2). The ratio is the median of the bursts' ratios (the floor
+// burst's seconds over the sbus burst's beside it), with their quartiles:
+// a slow spell of a shared machine lasts far longer than a burst, so it
+// lands on both sides alike.
 #include <amqp.h>
 #include <rapidjson/document.h>
 #include <unistd.h>
@@ -43,6 +43,7 @@
 
 #include "bench_util.hpp"
 #include "child_process.hpp"
+#include "drivers.hpp"
 #include "raw_amqp.hpp"
 #include "run_stats.hpp"
 
@@ -60,13 +61,24 @@ constexpr const char* kFloorQueue = "bench.floor.events";
 constexpr double kGoal = 0.9;
 
 struct Options : bench::SbusdOptions {
-  int runs = 7;
-  double seconds = 1.0;
+  double seconds = 20.0;
+  int burst = 0;  // 0: 16 events a burst at 1 in flight, 2 batches above
   std::vector<int> in_flight = {1, 64};
 };
 
-double seconds_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
+std::uint64_t nanoseconds_since(Clock::time_point start) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+}
+
+// Waits until count() reaches `target`, looking every 50 us: the same for
+// both sides, and light enough for a 2-core machine.
+template <typename Count>
+void wait_for_count(Count count, std::uint64_t target) {
+  const Clock::time_point deadline = Clock::now() + 60s;
+  while (count() < target) {
+    if (Clock::now() > deadline) throw std::runtime_error("events not handled within 60 s of their burst");
+    std::this_thread::sleep_for(50us);
+  }
 }
 
 // The floor's publisher: rabbitmq-c, one connection, confirms on channel 2.
@@ -165,11 +177,15 @@ class FloorConsumer {
   std::atomic<std::uint64_t> consumed_{0};
 };
 
-// sbusd serving the event service, for the whole benchmark.
+// sbusd serving the event service, for the whole benchmark; its service
+// appends one line per event to record_ (tmpfs when there is one).
 class Agent {
  public:
   Agent(const Options& options, const sbus::SenderOptions& sender_options)
-      : dir_("/tmp/sbus-events-bench." + std::to_string(::getpid())), stats_(sender_options) {
+      : dir_("/tmp/sbus-events-bench." + std::to_string(::getpid())),
+        record_((std::filesystem::is_directory("/dev/shm") ? std::string("/dev/shm") : dir_) + "/sbus-events-bench." +
+                std::to_string(::getpid()) + ".jsonl"),
+        stats_(sender_options) {
     std::filesystem::create_directories(dir_);
     const std::string config = dir_ + "/sbusd.yaml";
     std::ofstream(config) << "node: " << kNode << "\nbrokers: [" << sender_options.brokers[0] << "]\nsecret: \""
@@ -177,7 +193,7 @@ class Agent {
                           << "\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
                           << "\nlog_level: warn\nservices:\n  - name: " << kService
                           << "\n    plugin: test\n    export: record\n    kind: event\n    topics: [\"bench.events.*\"]"
-                          << "\n    options:\n      file: /dev/null\n";
+                          << "\n    options:\n      file: " << record_ << "\n";
     bench::SpawnOptions spawn;
     spawn.args = {options.sbusd, "--config", config};
     pid_ = bench::spawn(spawn);
@@ -194,6 +210,15 @@ class Agent {
   ~Agent() {
     bench::stop_process(pid_, 10s);
     std::filesystem::remove_all(dir_);
+    std::filesystem::remove(record_);
+  }
+
+  // How many events the service has recorded: its file's lines, all of one
+  // length. A stat(), cheap enough to ask every 50 us.
+  std::uint64_t recorded() const {
+    std::error_code error;
+    const std::uintmax_t size = std::filesystem::file_size(record_, error);
+    return error ? 0 : size / kRecordLine.size();
   }
 
   // How many events the service has handled, from sbus.stats.
@@ -208,29 +233,85 @@ class Agent {
   }
 
  private:
+  static inline const std::string kRecordLine = std::string("{\"topic\":\"") + kTopic + "\",\"params\":[]}\n";
+
   std::string dir_;
+  std::string record_;
   sbus::Sender stats_;
   pid_t pid_ = -1;
 };
 
-// Publishes in batches of `in_flight` for `seconds`, then waits until
-// `handled()` reaches what was published; events per second.
-template <typename Publish, typename Handled>
-double one_run(int in_flight, double seconds, Publish publish, Handled handled) {
-  const std::uint64_t before = handled();
-  const Clock::time_point start = Clock::now();
-  std::uint64_t sent = 0;
-  while (seconds_between(start, Clock::now()) < seconds) {
-    publish(in_flight);
-    sent += static_cast<std::uint64_t>(in_flight);
+// The two sides as run_interleaved() drives them: roundtrip() publishes
+// `in_flight` events and waits for their confirms; settle() waits until all
+// published so far are handled.
+class FloorSide {
+ public:
+  FloorSide(FloorPublisher& publisher, FloorConsumer& consumer, int in_flight)
+      : publisher_(publisher), consumer_(consumer), in_flight_(in_flight), published_(consumer.consumed()) {}
+  std::uint64_t roundtrip(std::chrono::milliseconds) {
+    const Clock::time_point start = Clock::now();
+    publisher_.publish(in_flight_);
+    published_ += static_cast<std::uint64_t>(in_flight_);
+    return nanoseconds_since(start);
   }
-  const Clock::time_point deadline = Clock::now() + 60s;
-  while (handled() - before < sent) {
-    if (Clock::now() > deadline) throw std::runtime_error("events not handled within 60 s of the run");
-    // sbus asks sbus.stats, a call: not so often that the asking slows it.
-    std::this_thread::sleep_for(5ms);
+  void settle() {
+    wait_for_count([this] { return consumer_.consumed(); }, published_);
   }
-  return static_cast<double>(sent) / seconds_between(start, Clock::now());
+
+ private:
+  FloorPublisher& publisher_;
+  FloorConsumer& consumer_;
+  int in_flight_;
+  std::uint64_t published_;
+};
+
+class SbusSide {
+ public:
+  SbusSide(sbus::Sender& sender, Agent& agent, int in_flight)
+      : sender_(sender), agent_(agent), in_flight_(in_flight), published_(agent.recorded()) {}
+  std::uint64_t roundtrip(std::chrono::milliseconds timeout) {
+    const Clock::time_point start = Clock::now();
+    if (in_flight_ == 1) {
+      if (!sender_.publish(kTopic, "[]")) throw std::runtime_error("nobody subscribed to " + std::string(kTopic));
+    } else {
+      for (int i = 0; i < in_flight_; ++i) sender_.publish_async(kTopic, "[]");
+      if (sender_.wait_published(timeout) != 0) throw std::runtime_error("events came back unrouted");
+    }
+    published_ += static_cast<std::uint64_t>(in_flight_);
+    return nanoseconds_since(start);
+  }
+  void settle() {
+    wait_for_count([this] { return agent_.recorded(); }, published_);
+  }
+  std::uint64_t published() const { return published_; }
+
+ private:
+  sbus::Sender& sender_;
+  Agent& agent_;
+  int in_flight_;
+  std::uint64_t published_;
+};
+
+// One figure: the two sides interleaved burst by burst; false if missed.
+bool figure(const Options& options, int in_flight, FloorSide& floor, SbusSide& sbus) {
+  const int burst = options.burst > 0 ? options.burst : std::max(2, 16 / in_flight);
+  // Unmeasured bursts first: connections, queues and caches warm.
+  bench::run_interleaved(floor, sbus, 0s, burst);
+  auto [floor_stats, sbus_stats] =
+      bench::run_interleaved(floor, sbus, std::chrono::duration<double>(options.seconds), burst);
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < floor_stats.burst_seconds.size() && i < sbus_stats.burst_seconds.size(); ++i) {
+    if (sbus_stats.burst_seconds[i] > 0) ratios.push_back(floor_stats.burst_seconds[i] / sbus_stats.burst_seconds[i]);
+  }
+  const double ratio = bench::median(ratios);
+  const bool ok = ratio >= kGoal;
+  std::printf("%-34s %9.0f %9.0f %7.2f  >= %.2fx %s\n", (std::to_string(in_flight) + " in flight, events/s").c_str(),
+              floor_stats.rate() * in_flight, sbus_stats.rate() * in_flight, ratio, kGoal, ok ? "ok" : "MISSED");
+  std::printf("%-34s %9.2f %9.2f          %s\n", "  p50 K publishes to confirms, ms",
+              floor_stats.latency_us(0.5) / 1000, sbus_stats.latency_us(0.5) / 1000,
+              bench::ratio_spread(ratios).c_str());
+  std::fflush(stdout);
+  return ok;
 }
 
 int run(const Options& options) {
@@ -241,68 +322,33 @@ int run(const Options& options) {
   sbus::Sender publisher(sender_options);
   // The floor's body: about as long as the event sbus puts on the wire for
   // "[]" (an XML event with a compat token).
-  const std::string params = "[]";
   FloorPublisher floor(options.port, std::string(300, 'x'));
   FloorConsumer consumer(options.port);
 
-  const auto sbus_publish = [&](int count) {
-    if (count == 1) {
-      if (!publisher.publish(kTopic, params)) throw std::runtime_error("nobody subscribed to " + std::string(kTopic));
-      return;
-    }
-    for (int i = 0; i < count; ++i) publisher.publish_async(kTopic, params);
-    if (publisher.wait_published(10s) != 0) throw std::runtime_error("events came back unrouted");
-  };
-  const auto sbus_handled = [&] { return agent.handled(); };
-  const auto floor_publish = [&](int count) { floor.publish(count); };
-  const auto floor_handled = [&] { return consumer.consumed(); };
-
   std::printf(
       "sbus-events-bench: events published with confirms to one subscriber and handled; floor = rabbitmq-c\n"
-      "publish to a topic exchange, one durable queue, consume and ack; median of %d runs of %.1f s\n"
-      "each (rates), and of the %d pairs' ratios\n\n",
-      options.runs, options.seconds, options.runs);
+      "publish to a topic exchange, one durable queue, consume and ack; the two interleaved burst by burst\n"
+      "for %.1f s; ratio = median of the bursts' ratios\n\n",
+      options.seconds);
   std::printf("%-34s %9s %9s %7s  %s\n", "figure", "floor", "sbus", "ratio", "target");
+  const std::uint64_t handled_before = agent.handled();
+  std::uint64_t published = 0;  // by sbus, in all figures
   int missed = 0;
   for (const int in_flight : options.in_flight) {
-    std::vector<double> floor_rates;
-    std::vector<double> sbus_rates;
-    std::vector<double> ratios;
-    // One unmeasured run each: connections, queues and caches warm.
-    one_run(in_flight, options.seconds / 4, floor_publish, floor_handled);
-    one_run(in_flight, options.seconds / 4, sbus_publish, sbus_handled);
-    for (int i = 0; i < options.runs; ++i) {
-      // A pair of runs back to back, which goes first alternating: the
-      // load of a shared machine drifts over seconds, less within a pair.
-      double floor_rate = 0;
-      double sbus_rate = 0;
-      if (i % 2 == 0) {
-        floor_rate = one_run(in_flight, options.seconds, floor_publish, floor_handled);
-        sbus_rate = one_run(in_flight, options.seconds, sbus_publish, sbus_handled);
-      } else {
-        sbus_rate = one_run(in_flight, options.seconds, sbus_publish, sbus_handled);
-        floor_rate = one_run(in_flight, options.seconds, floor_publish, floor_handled);
-      }
-      floor_rates.push_back(floor_rate);
-      sbus_rates.push_back(sbus_rate);
-      ratios.push_back(floor_rate > 0 ? sbus_rate / floor_rate : 0);
-    }
-    const double floor_rate = bench::median(floor_rates);
-    const double sbus_rate = bench::median(sbus_rates);
-    const double ratio = bench::median(ratios);
-    const bool ok = ratio >= kGoal;
-    missed += ok ? 0 : 1;
-    std::printf("%-34s %9.0f %9.0f %7.2f  >= %.2fx %s\n", (std::to_string(in_flight) + " in flight, events/s").c_str(),
-                floor_rate, sbus_rate, ratio, kGoal, ok ? "ok" : "MISSED");
-    std::fflush(stdout);
+    FloorSide floor_side(floor, consumer, in_flight);
+    SbusSide sbus_side(publisher, agent, in_flight);
+    missed += figure(options, in_flight, floor_side, sbus_side) ? 0 : 1;
+    published = sbus_side.published();
   }
+  // Every event recorded was handled as sbusd counts it, too.
+  wait_for_count([&] { return agent.handled() - handled_before; }, published);
   std::printf("\n%d target(s) missed\n", missed);
   return 0;
 }
 
 const char* const kUsage =
-    "usage: sbus-events-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick] [--runs N] [--seconds S]\n"
-    "                         [--in-flight K]\n";
+    "usage: sbus-events-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick] [--seconds S]\n"
+    "                         [--in-flight K] [--burst B]\n";
 
 }  // namespace
 
@@ -310,13 +356,12 @@ int main(int argc, char** argv) {
   Options options;
   const bool ok = bench::parse_sbusd_options(argc, argv, &options, [&](const std::string& arg, const char* next) {
     if (arg == "--quick") {
-      options.runs = 3;
-      options.seconds = 0.3;
+      options.seconds = 2;
       return 0;
     }
     if (next == nullptr) return -1;
-    if (arg == "--runs") {
-      options.runs = std::max(1, std::atoi(next));
+    if (arg == "--burst") {
+      options.burst = std::max(1, std::atoi(next));
     } else if (arg == "--seconds") {
       options.seconds = std::max(0.05, std::atof(next));
     } else if (arg == "--in-flight") {

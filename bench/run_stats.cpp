@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace bench {
 
@@ -28,6 +29,23 @@ double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t mid = values.size() / 2;
   return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+std::string ratio_spread(std::vector<double> ratios) {
+  std::sort(ratios.begin(), ratios.end());
+  const std::size_t n = ratios.size();
+  if (n < 4) return {};
+  auto format = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f", value);
+    return std::string(text);
+  };
+  std::string text =
+      "(" + std::to_string(n) + " pairs, quartiles " + format(ratios[n / 4]) + "-" + format(ratios[(3 * n) / 4]);
+  const auto half = static_cast<std::size_t>(0.98 * std::sqrt(static_cast<double>(n)));
+  if (n >= 10 && half < n / 2)
+    text += ", median's 95% CI " + format(ratios[n / 2 - half]) + "-" + format(ratios[std::min(n - 1, n / 2 + half)]);
+  return text + ")";
 }
 
 }  // namespace bench

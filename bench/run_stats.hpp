@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace bench {
@@ -33,5 +34,11 @@ struct RunStats {
 // The median of `values` (the mean of the middle two for an even count); 0
 // for none.
 double median(std::vector<double> values);
+
+// The spread of ratios of runs or bursts taken side by side: "(N pairs,
+// quartiles A-B, median's 95% CI C-D)"; the interval from the order
+// statistics n/2 -+ 0.98 sqrt(n), which hold whatever the distribution, for
+// 10 or more. Empty for fewer than 4.
+std::string ratio_spread(std::vector<double> ratios);
 
 }  // namespace bench
