@@ -440,8 +440,10 @@ void HandledStore::release_map() {
   MDB_envinfo info{};
   MDB_stat stat{};
   if (map_ == nullptr || mdb_env_info(env_, &info) != 0 || mdb_env_stat(env_, &stat) != 0) return;
-  // Up to the last page in use: the map (handled_max_bytes) may be far
-  // larger than the file.
+  // map_ stays LMDB's map for the environment's life: LMDB maps the file
+  // again only in mdb_env_set_mapsize(), which the store calls before
+  // mdb_env_open() alone. Up to the last page in use: the map
+  // (handled_max_bytes) may be far larger than the file.
   const std::size_t used = std::min<std::size_t>((info.me_last_pgno + 1) * std::size_t{stat.ms_psize}, map_bytes_);
   ::madvise(map_, used, MADV_DONTNEED);
 }
