@@ -27,6 +27,7 @@
 
 #include <sbus/sender.hpp>
 
+#include "bench_util.hpp"
 #include "child_process.hpp"
 
 namespace {
@@ -38,10 +39,7 @@ constexpr const char* kNode = "bench-isolate";
 constexpr const char* kSecret = "sbus-isolate-bench secret, 16 bytes or more";
 constexpr int kSenders = 4;
 
-struct Options {
-  int port = 0;
-  std::string sbusd;
-  std::string plugin_dir;
+struct Options : bench::SbusdOptions {
   bool quick = false;
 };
 
@@ -162,22 +160,12 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--port" && i + 1 < argc) {
-      options.port = std::atoi(argv[++i]);
-    } else if (arg == "--sbusd" && i + 1 < argc) {
-      options.sbusd = argv[++i];
-    } else if (arg == "--plugin-dir" && i + 1 < argc) {
-      options.plugin_dir = argv[++i];
-    } else if (arg == "--quick") {
-      options.quick = true;
-    } else {
-      options.port = 0;
-      break;
-    }
-  }
-  if (options.port <= 0 || options.sbusd.empty() || options.plugin_dir.empty()) {
+  const bool ok = bench::parse_sbusd_options(argc, argv, &options, [&](const std::string& arg, const char*) {
+    if (arg != "--quick") return -1;
+    options.quick = true;
+    return 0;
+  });
+  if (!ok) {
     std::fprintf(stderr, "usage: sbus-isolate-bench --port PORT --sbusd PATH --plugin-dir DIR [--quick]\n");
     return 2;
   }

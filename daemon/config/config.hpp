@@ -171,6 +171,9 @@ struct Config {
   std::int64_t handled_max_ids = 1000000;
   std::int64_t handled_reply_max_bytes = 64 * 1024;
   std::int64_t handled_max_bytes = 1LL << 30;
+  // How long the record of a delivery acked before its commit may wait to
+  // be committed with others (0: each is committed before its ack).
+  std::int64_t handled_commit_ms = 5;
   // A fleet whose secret is shorter than kMinSecretBytes and cannot rotate
   // yet (py-servicebus peers share it): accepted, with a warning at start.
   bool legacy_short_secret = false;

@@ -249,6 +249,10 @@ constexpr ConfigKey kConfigKeys[] = {
      "65536", "a call's reply up to this size is kept with its id, to answer a repeated call", "1024"},
     {"handled_max_bytes", integer_value<1LL << 20, 1LL << 40, &Config::handled_max_bytes>(), Restart::kWorkers, "1 GiB",
      "the store of handled ids never grows past this (when full, the oldest eighth is forgotten)", "16777216"},
+    {"handled_commit_ms", integer_value<0, 10000, &Config::handled_commit_ms>(), Restart::kWorkers, "5",
+     "milliseconds a handled id's record may wait after its ack, to be committed with others (0: each is committed "
+     "before its ack)",
+     "0"},
     // Keys are compared by their contents: a key file rewritten in place
     // (a rotation) replaces the workers on SIGHUP like a changed path.
     {"callers", with_parser(&parse_callers, &differs<&Config::callers>, "list"), Restart::kWorkers, "",

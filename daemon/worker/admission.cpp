@@ -335,7 +335,9 @@ bool Admission::handled_before(const std::string& name, Decision* decision) {
   Envelope& envelope = decision->job.envelope;
   if (handled_ == nullptr || envelope.message_id.empty()) return false;
   envelope.handled_key = HandledStore::key(name, envelope.caller, envelope.message_id);
-  std::optional<HandledRecord> record = handled_->find(envelope.handled_key);
+  std::optional<HandledRecord> record;
+  if (deferred_ != nullptr && !deferred_->empty()) record = deferred_->find(envelope.handled_key);
+  if (!record) record = handled_->find(envelope.handled_key);
   if (!record) record = returned_before(name, envelope);
   if (!record) return false;
   SBUS_LOG(kDebug) << log_service(name) << log_event(decision->job.event.id) << "event "

@@ -27,6 +27,7 @@
 #include "base/replay_cache.hpp"
 #include "config/config.hpp"
 #include "worker/dead_letter.hpp"
+#include "worker/deferred_records.hpp"
 #include "worker/handled_store.hpp"
 #include "worker/access_policy.hpp"
 #include "worker/delivery.hpp"
@@ -100,6 +101,9 @@ class Admission {
   // The store of handled message ids, when the worker could open it
   // (null: every delivery is new). It must outlive this.
   void set_handled_store(HandledStore* store) { handled_ = store; }
+  // The records acked before their commit, looked up before the store. It
+  // must outlive this.
+  void set_deferred(const DeferredRecords* deferred) { deferred_ = deferred; }
 
   // The services whose plugin failed to load or start, with the reason.
   const std::map<std::string, std::string>& unavailable() const { return unavailable_; }
@@ -127,6 +131,7 @@ class Admission {
   const Config& config_;
   CrashJournal* journal_;
   HandledStore* handled_ = nullptr;
+  const DeferredRecords* deferred_ = nullptr;
   TokenCheck tokens_;
   DeadLetterPolicy dead_letters_;  // for messages that crashed workers
   AccessPolicy access_;

@@ -265,8 +265,7 @@ int HandledStore::put(MDB_txn* txn, std::string_view key, HandledRecord::Kind ki
                       std::int64_t now_ms, std::size_t prune_budget) {
   // A reply that would take a sixteenth of the map is not kept whatever
   // the cap says: the map must keep room to delete in.
-  const bool keep_reply = kind == HandledRecord::Kind::kReply && reply != nullptr &&
-                          reply->size() <= options_.max_reply_bytes && reply->size() <= options_.max_bytes / 16;
+  const bool keep_reply = kind == HandledRecord::Kind::kReply && reply != nullptr && keeps_reply(reply->size());
   if (kind == HandledRecord::Kind::kReply && !keep_reply) kind = HandledRecord::Kind::kReplyNotKept;
   // Room first: LMDB copies the pages it changes, so even a delete needs
   // free pages, and a map that is full cannot be pruned.
@@ -313,7 +312,8 @@ bool HandledStore::record(std::string_view key, const std::string* reply, std::c
 
 std::size_t HandledStore::record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now) {
   if (env_ == nullptr || entries.empty()) return 0;
-  if (entries.size() == 1) return record(entries[0].key, entries[0].reply, now) ? 1 : 0;
+  auto kind_of = [](const Entry& entry) { return entry.reply != nullptr ? HandledRecord::Kind::kReply : entry.kind; };
+  if (entries.size() == 1) return record(entries[0].key, kind_of(entries[0]), entries[0].reply, now) ? 1 : 0;
   int rc = 0;
   std::size_t recorded = 0;
   {
@@ -322,8 +322,7 @@ std::size_t HandledStore::record_all(const std::vector<Entry>& entries, std::chr
     for (const Entry& entry : entries) {
       if (rc != 0) break;
       if (entry.key.empty()) continue;
-      const auto kind = entry.reply == nullptr ? HandledRecord::Kind::kMessage : HandledRecord::Kind::kReply;
-      rc = put(txn.txn, entry.key, kind, entry.reply, unix_ms(now), kPrunePerRecord);
+      rc = put(txn.txn, entry.key, kind_of(entry), entry.reply, unix_ms(now), kPrunePerRecord);
       recorded += rc == 0;
     }
     if (rc == 0) rc = txn.commit();
@@ -332,7 +331,7 @@ std::size_t HandledStore::record_all(const std::vector<Entry>& entries, std::chr
   // The transaction is gone with all it held: each on its own, with room
   // made as record() makes it, and the failure logged there.
   recorded = 0;
-  for (const Entry& entry : entries) recorded += record(entry.key, entry.reply, now);
+  for (const Entry& entry : entries) recorded += record(entry.key, kind_of(entry), entry.reply, now);
   return recorded;
 }
 

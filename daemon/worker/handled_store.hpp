@@ -93,16 +93,24 @@ class HandledStore {
   bool record(std::string_view key, HandledRecord::Kind kind, const std::string* reply,
               std::chrono::system_clock::time_point now);
 
-  // One id to record (a call's `reply`, or nullptr for a message).
+  // One id to record (a call's `reply`, or nullptr and `kind`: a message,
+  // or a call whose reply is not kept).
   struct Entry {
     std::string_view key;
     const std::string* reply = nullptr;
+    HandledRecord::Kind kind = HandledRecord::Kind::kMessage;
   };
   // Records every entry in one transaction: one commit for a run of
   // deliveries, as record() makes one for each. When that transaction
   // fails (a full map), each is recorded on its own, as record() does.
   // How many are recorded.
   std::size_t record_all(const std::vector<Entry>& entries, std::chrono::system_clock::time_point now);
+
+  // Whether a call's reply of `size` bytes is kept with its id (else its
+  // record says kReplyNotKept).
+  bool keeps_reply(std::size_t size) const {
+    return size <= options_.max_reply_bytes && size <= options_.max_bytes / 16;
+  }
 
   // Forgets what is past `keep` or over `max_ids` and flushes the records
   // to disk, then unmaps the pages of the file this process has read

@@ -18,13 +18,13 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "base/worker_entry.hpp"
-#include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
 #include "worker/isolated_channel.hpp"
 #include "worker/outbox.hpp"
 #include "worker/plugin_host.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/service_runner.hpp"
+#include "worker/service_sender.hpp"
 #include "worker/status_pipe.hpp"
 
 namespace sbus {
@@ -74,16 +74,9 @@ class IsolatedServer {
 };
 
 std::optional<std::string> IsolatedServer::start(std::size_t broker_index) {
-  SenderOptions sender = sender_options_of(config_);
-  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index),
-              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index) + 1);
-  const std::shared_ptr<CurrentDeadline> current = current_;
-  sender.inherited_deadline = [current] { return current->get(); };
-  const std::shared_ptr<Outbox> outbox = outbox_;
-  sender.hold = [outbox](SenderOptions::Release release, bool now) { return outbox->hold(std::move(release), now); };
   try {
     context_ = std::make_unique<HostContext>(config_.node, service_.category, service_.service, service_.options,
-                                             std::move(sender));
+                                             service_sender_options(config_, broker_index, current_, outbox_));
     PluginLoader loader;
     loaded_ = loader.create(service_.plugin_path, service_.export_name, sdk_kind(service_.kind));
     if (std::optional<std::string> failure = loaded_.start(context_->get())) {

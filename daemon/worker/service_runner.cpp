@@ -173,8 +173,14 @@ void ServiceRunner::sleep(std::unique_lock<std::mutex>& lock,
   if (!deadline) {
     // Idle: with the seat, and no longer than until the heap's trim is due.
     std::optional<std::chrono::nanoseconds> until;
-    if (const auto trim = thread_heap_trim().due()) until = *trim - std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    if (const auto trim = thread_heap_trim().due()) until = *trim - now;
+    if (commit_by_) until = std::min(until.value_or(*commit_by_ - now), *commit_by_ - now);
     socket = wakeup_.sleep(host_idle_, until);
+    if (commit_by_ && std::chrono::steady_clock::now() >= *commit_by_) {
+      commit_by_.reset();
+      host_->commit_records();
+    }
   } else if (const auto left = *deadline - std::chrono::steady_clock::now(); left.count() > 0) {
     wakeup_.sleep(false, left);
   }

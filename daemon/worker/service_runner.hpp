@@ -49,6 +49,10 @@ class RunnerHost {
   // The runner holds the reader seat and the socket has new data. True when
   // the connection thread was found asleep, as above.
   virtual bool read_socket() = 0;
+  // The handled-id records this thread acked before their commit are due
+  // (ServiceRunner::commit_records_by()): committed, unless the connection
+  // thread is awake (then it commits them).
+  virtual void commit_records() = 0;
 };
 
 // The deadline of the call a service thread is running, for the calls its
@@ -140,6 +144,12 @@ class ServiceRunner {
   std::size_t queued_bytes();
   bool running() const { return running_.load(std::memory_order_relaxed); }
 
+  // The service thread, on itself: the handled-id records its outcomes
+  // left waiting (the worker's group commit) are due at `when`; an idle
+  // sleep ends then, and the thread asks the host to commit them, so that
+  // the connection thread need not be woken for them.
+  void commit_records_by(std::chrono::steady_clock::time_point when) { commit_by_ = when; }
+
  private:
   void run();
   Outcome execute(Job& job);
@@ -197,7 +207,8 @@ class ServiceRunner {
   // something: then an idle sleep watches the socket. While the connection
   // thread is busy it reads anyway, and a seat holder woken for the data
   // would find the worker's lock taken and sleep again for nothing.
-  bool host_idle_ = true;  // the service thread's own
+  bool host_idle_ = true;                                           // the service thread's own
+  std::optional<std::chrono::steady_clock::time_point> commit_by_;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;
   bool finished_ = false;  // run() has returned, or is about to

@@ -17,11 +17,11 @@
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "config/sender_options.hpp"
 #include "protocol/wire_codec.hpp"
 #include "worker/heap_trim.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/remote_service.hpp"
+#include "worker/service_sender.hpp"
 #include "worker/signed_reply.hpp"
 
 // The worker's life and its loop; what it does with each delivery and
@@ -60,26 +60,14 @@ constexpr std::chrono::seconds kMetricsReportInterval{1};
 
 void Worker::start_services() {
   PluginLoader loader;
-  // This worker's broker first.
-  SenderOptions sender = sender_options_of(config_);
-  std::rotate(sender.brokers.begin(), sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_),
-              sender.brokers.begin() + static_cast<std::ptrdiff_t>(broker_index_) + 1);
   for (const ServiceConfig& service : config_.services) {
     // A service that cannot load or start takes no other down: it is
     // answered service_unavailable, and the supervisor is told why.
     try {
-      // The calls the service makes while it handles a call inherit that
-      // call's deadline: its thread sets it, its sender reads it.
       auto current = std::make_shared<CurrentDeadline>();
-      SenderOptions own_sender = sender;
-      own_sender.inherited_deadline = [current] { return current->get(); };
-      // What it sends while it handles a delivery is held until it returns.
       auto outbox = std::make_shared<Outbox>(config_.node + "." + service.name);
-      own_sender.hold = [outbox](SenderOptions::Release release, bool now) {
-        return outbox->hold(std::move(release), now);
-      };
       auto context = std::make_unique<HostContext>(config_.node, service.category, service.service, service.options,
-                                                   std::move(own_sender));
+                                                   service_sender_options(config_, broker_index_, current, outbox));
       // An isolated service's plugin runs in a process of its own (remote_service.hpp).
       auto runner = std::make_unique<ServiceRunner>(
           dispatcher_.size(), service,
@@ -277,6 +265,7 @@ bool Worker::drain() {
 
 Worker::ServeEnd Worker::serve() {
   const ServeEnd end = serve_turns();
+  commit_deferred();  // not left waiting through a reconnect or the stop
   wake_services();
   return end;
 }
@@ -286,6 +275,7 @@ Worker::ServeEnd Worker::serve() {
 Worker::ServeEnd Worker::serve_turns() {
   for (;;) {
     if (Clock::now() >= next_report_) report_metrics();
+    commit_deferred_if_due();
     if (handled_dirty_ && Clock::now() >= next_handled_sync_) sync_handled();
     thread_heap_trim().trim_if_due(std::chrono::steady_clock::now());
     bool read_owed = false;
@@ -318,7 +308,7 @@ Worker::ServeEnd Worker::serve_turns() {
           static_cast<int>(std::chrono::duration_cast<milliseconds>(next_report_ - Clock::now()).count()) + 1;
       wait = std::max(wait < 0 ? report : std::min(wait, report), 0);
     }
-    wait = heap_trim_wait(handled_wait(wait));
+    wait = heap_trim_wait(deferred_wait(handled_wait(wait)));
     if (const Step step = watch_broker(&wait); step != Step::kSleep) {
       if (step == Step::kLost) return ServeEnd::kConnectionLost;
       continue;
@@ -463,6 +453,7 @@ void Worker::shut_down() {
   dispatcher_.unwatch_socket(session_.fd());
   session_.close();
   dispatcher_.stop(session_.stopping() ? drain_deadline_ : Clock::time_point::max());
+  commit_deferred();
   sync_handled();
   ::close(signal_fd_);
   SBUS_LOG(kInfo) << "stopped";

@@ -204,6 +204,7 @@ bool Worker::flush_completions(bool* read_owed) {
   remember_all_handled(completed_);
   for (Outcome& outcome : completed_) finish(outcome);
   completed_.clear();
+  commit_deferred_if_due();
   return session_.ok();
 }
 
@@ -293,10 +294,27 @@ bool Worker::finish_inline(Outcome& outcome) {
   }
   finish(outcome);
   session_.flush_acks();
+  // Its record may wait (defer_record()): committed now, after the reply
+  // left, when the deferred ones are due; else by this thread when it is
+  // still idle then (commit_records()), should no other call come: the
+  // connection thread sleeps on.
+  if (!deferred_.empty()) {
+    if (deferred_.due(Clock::now())) {
+      commit_deferred();
+    } else {
+      dispatcher_.runner(outcome.runner).commit_records_by(deferred_.deadline());
+    }
+  }
   // The connection thread must run a turn when the connection failed, or
   // when rabbitmq-c read frames while sending (poll() cannot see those).
   if (session_.needs_turn()) completions_.wake();
   return true;
+}
+
+void Worker::commit_records() {
+  if (!session_.try_lock()) return;  // the connection thread is awake: its turn commits them
+  commit_deferred_if_due();
+  session_.unlock();
 }
 
 // The service thread that holds the reader seat was woken by the socket. It

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +36,7 @@ void Worker::open_handled_store() {
     handled_.reset();
   }
   admission_.set_handled_store(handled_.get());
+  admission_.set_deferred(&deferred_);
 }
 
 void Worker::sync_handled() {
@@ -76,16 +79,20 @@ void Worker::dispatch_once(Job job, std::size_t runner) {
 // ack or reply leaves, also when its connection is gone, so that the
 // broker's redelivery is known. One moved to the error queue, left,
 // requeued (what its handler sent not all released) or expired is not: it
-// was not handled. True when recorded.
+// was not handled. One whose return the crash journal marked may be acked
+// first (defer_record()). True when recorded or deferred.
 bool Worker::remember_handled(Outcome& outcome) {
   const std::string& key = outcome.envelope.handled_key;
   if (key.empty()) return false;
   const bool handled = outcome.handled();
   bool recorded = false;
   if (handled && handled_ != nullptr && outcome.returned_mark != kRecorded) {
-    recorded =
-        handled_->record(key, outcome.envelope.is_call() ? &outcome.body : nullptr, std::chrono::system_clock::now());
-    handled_dirty_ = true;
+    recorded = defer_record(outcome);
+    if (!recorded) {
+      // Alone, or with the deferred records when some wait: one commit.
+      const std::string* reply = outcome.envelope.is_call() ? &outcome.body : nullptr;
+      recorded = commit_deferred({HandledStore::Entry{key, reply}}) > 0;
+    }
   }
   if (journal_ != nullptr) journal_->clear_mark(outcome.returned_mark, CrashJournal::service_key(key));
   outcome.returned_mark = -1;
@@ -93,26 +100,93 @@ bool Worker::remember_handled(Outcome& outcome) {
   return recorded;
 }
 
+// Group commit (docs/reliability.md#handled-once): the record of a
+// delivery whose return the crash journal marked waits in deferred_, and
+// the delivery is acked and answered at once. Its mark stays set until the
+// record is committed, so a kill of the worker meanwhile leaves the key to
+// the supervisor's ring of returned keys, as a kill between the return
+// and the record does; a copy of it that comes meanwhile is found in
+// deferred_ (Admission). False when it must be recorded now: no mark,
+// group commit off, or deferred_ full.
+bool Worker::defer_record(Outcome& outcome) {
+  if (!deferred_.enabled() || outcome.returned_mark < 0 || deferred_.full()) return false;
+  DeferredRecords::Entry entry{outcome.envelope.handled_key, {}, outcome.returned_mark};
+  if (outcome.envelope.is_call()) {
+    entry.record.kind =
+        handled_->keeps_reply(outcome.body.size()) ? HandledRecord::Kind::kReply : HandledRecord::Kind::kReplyNotKept;
+    if (entry.record.kind == HandledRecord::Kind::kReply) entry.record.reply = outcome.body;
+  }
+  deferred_.add(std::move(entry), Clock::now());
+  outcome.returned_mark = kDeferred;
+  return true;
+}
+
+// Commits the deferred records with `entries` in one transaction and
+// clears the deferred ones' marks (recorded, or logged as not: then they
+// are handled at least once, as a record that fails always was). How many
+// of `entries` are recorded is not told apart from the deferred ones: the
+// count of all.
+std::size_t Worker::commit_deferred(std::vector<HandledStore::Entry> entries) {
+  std::vector<DeferredRecords::Entry> deferred = deferred_.take();
+  if (handled_ == nullptr || (entries.empty() && deferred.empty())) return 0;
+  for (const DeferredRecords::Entry& entry : deferred) {
+    const bool kept = entry.record.kind == HandledRecord::Kind::kReply;
+    entries.push_back({entry.key, kept ? &entry.record.reply : nullptr, entry.record.kind});
+  }
+  const std::size_t recorded = handled_->record_all(entries, std::chrono::system_clock::now());
+  handled_dirty_ = true;
+  if (journal_ != nullptr) {
+    for (const DeferredRecords::Entry& entry : deferred) {
+      journal_->clear_mark(entry.mark, CrashJournal::service_key(entry.key));
+    }
+  }
+  return recorded;
+}
+
+void Worker::commit_deferred_if_due() {
+  if (deferred_.due(Clock::now())) commit_deferred();
+}
+
+// The loop's sleep, shortened to when the deferred records are due.
+int Worker::deferred_wait(int wait) const {
+  if (deferred_.empty()) return wait;
+  const auto until = std::chrono::ceil<std::chrono::milliseconds>(deferred_.deadline() - Clock::now()).count();
+  const int left = static_cast<int>(std::max<std::int64_t>(until, 0));
+  return wait < 0 ? left : std::min(wait, left);
+}
+
 // The records of a run of outcomes, in one transaction of the handled
 // store before any of them is finished (finish() acks and answers): one
-// commit for the run instead of one each. Their crash-journal marks are
-// cleared at once, and finish() does not record them again (kRecorded).
+// commit for the run instead of one each. When all of them may wait
+// (defer_record(), while deferred_ has room), finish() defers them;
+// otherwise all are committed here, with the deferred records, when that
+// makes one commit of two or more. Their crash-journal marks are cleared
+// at once, and finish() does not record them again (kRecorded).
 void Worker::remember_all_handled(std::vector<Outcome>& outcomes) {
-  if (handled_ == nullptr || outcomes.size() < 2) return;
-  std::vector<HandledStore::Entry> entries;
-  for (const Outcome& outcome : outcomes) {
-    if (outcome.envelope.handled_key.empty() || !outcome.handled()) continue;
-    entries.push_back({outcome.envelope.handled_key, outcome.envelope.is_call() ? &outcome.body : nullptr});
-  }
-  if (entries.size() < 2) return;
-  handled_->record_all(entries, std::chrono::system_clock::now());
-  handled_dirty_ = true;
+  if (handled_ == nullptr) return;
+  std::size_t room = deferred_.enabled() ? DeferredRecords::kCapacity - deferred_.size() : 0;
+  std::vector<Outcome*> handled;
+  bool commit_now = false;
   for (Outcome& outcome : outcomes) {
     if (outcome.envelope.handled_key.empty() || !outcome.handled()) continue;
-    if (journal_ != nullptr) {
-      journal_->clear_mark(outcome.returned_mark, CrashJournal::service_key(outcome.envelope.handled_key));
+    handled.push_back(&outcome);
+    if (outcome.returned_mark >= 0 && room > 0) {
+      --room;
+    } else {
+      commit_now = true;
     }
-    outcome.returned_mark = kRecorded;
+  }
+  if (!commit_now || handled.size() + deferred_.size() < 2) return;
+  std::vector<HandledStore::Entry> entries;
+  for (const Outcome* outcome : handled) {
+    entries.push_back({outcome->envelope.handled_key, outcome->envelope.is_call() ? &outcome->body : nullptr});
+  }
+  commit_deferred(std::move(entries));
+  for (Outcome* outcome : handled) {
+    if (journal_ != nullptr) {
+      journal_->clear_mark(outcome->returned_mark, CrashJournal::service_key(outcome->envelope.handled_key));
+    }
+    outcome->returned_mark = kRecorded;
   }
 }
 

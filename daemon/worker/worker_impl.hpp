@@ -19,6 +19,7 @@
 #include "worker/admission.hpp"
 #include "worker/broker_session.hpp"
 #include "worker/completion_queue.hpp"
+#include "worker/deferred_records.hpp"
 #include "worker/dispatcher.hpp"
 #include "worker/handled_store.hpp"
 #include "worker/peer_watch.hpp"
@@ -61,6 +62,7 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   // Service threads.
   bool complete(Outcome outcome) override;
   bool read_socket() override;
+  void commit_records() override;
 
  private:
   enum class ServeEnd { kStopped, kConnectionLost };
@@ -118,8 +120,14 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   void dispatch_once(Job job, std::size_t runner) REQUIRES(session_.mutex());
   bool remember_handled(Outcome& outcome) REQUIRES(session_.mutex());
   void remember_all_handled(std::vector<Outcome>& outcomes) REQUIRES(session_.mutex());
-  // Outcome::returned_mark of one remember_all_handled() has recorded.
+  bool defer_record(Outcome& outcome) REQUIRES(session_.mutex());
+  std::size_t commit_deferred(std::vector<HandledStore::Entry> entries = {}) REQUIRES(session_.mutex());
+  void commit_deferred_if_due() REQUIRES(session_.mutex());
+  int deferred_wait(int wait) const REQUIRES(session_.mutex());
+  // Outcome::returned_mark of one remember_all_handled() has recorded, and
+  // of one whose record waits in deferred_ (its mark kept there).
   static constexpr int kRecorded = -2;
+  static constexpr int kDeferred = -3;
   void release_running_id(const std::string& key, const Outcome* outcome) REQUIRES(session_.mutex());
   void answer_duplicate(const Envelope& envelope, const std::string& id, std::string_view reply,
                         const std::string& code, const std::string& message) REQUIRES(session_.mutex());
@@ -154,6 +162,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   std::unique_ptr<HandledStore> handled_ GUARDED_BY(session_.mutex());
   Clock::time_point next_handled_sync_ GUARDED_BY(session_.mutex()){};
   bool handled_dirty_ GUARDED_BY(session_.mutex()) = false;
+  // The records acked before their commit (group commit, handled_commit_ms).
+  DeferredRecords deferred_ GUARDED_BY(session_.mutex()){std::chrono::milliseconds(config_.handled_commit_ms)};
   // The keys of the deliveries with a message id that a service runs or
   // has queued, and the deliveries with the same key that wait for it to
   // finish: run once it failed, answered as duplicates once it succeeded.

@@ -350,18 +350,27 @@ ProcessResult broker_ctl(const std::vector<std::string>& args) {
   return run_program(std::string(SBUS_SOURCE_DIR) + "/scripts/broker", argv, 60s);
 }
 
+std::string connection_named(const std::string& name, std::string* listing) {
+  const std::string quoted = "\"" + name + "\"";
+  std::string pid;
+  wait_until(
+      [&] {
+        const ProcessResult connections =
+            broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
+        if (listing != nullptr) *listing = connections.out + connections.err;
+        if (connections.exit_code != 0) return false;
+        std::istringstream rows(connections.out);
+        for (std::string row; std::getline(rows, row);) {
+          if (row.find(quoted) != std::string::npos) pid = row.substr(0, row.find('\t'));
+        }
+        return !pid.empty();
+      },
+      20s, 500ms);
+  return pid;
+}
+
 bool close_outbox_connection(pid_t pid, std::string* listing) {
-  const ProcessResult connections =
-      broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
-  *listing = connections.out;
-  if (connections.exit_code != 0) return false;
-  std::string outbox;
-  std::istringstream rows(connections.out);
-  for (std::string row; std::getline(rows, row);) {
-    if (row.find("\"sbus outbox " + std::to_string(pid) + "\"") != std::string::npos) {
-      outbox = row.substr(0, row.find('\t'));
-    }
-  }
+  const std::string outbox = connection_named("sbus outbox " + std::to_string(pid), listing);
   return !outbox.empty() && broker_ctl({"close_connection", outbox, "closed by the integration test"}).exit_code == 0;
 }
 

@@ -144,6 +144,12 @@ void require_own_state_dir(const std::vector<std::string>& argv);
 // second or two.
 ProcessResult broker_ctl(const std::vector<std::string>& args);
 
+// The pid (as rabbitmqctl names it) of the broker connection whose client
+// properties hold `name` ("sbusd NODE", "sbus outbox PID"), listed again
+// for up to 20 s: rabbitmqctl may time out on a loaded machine. Empty when
+// there is none; `listing` gets the connections the broker last listed.
+std::string connection_named(const std::string& name, std::string* listing = nullptr);
+
 // Closes the broker connection that releases the held sends of process
 // `pid` ("sbus outbox PID"). False when there is none; `listing` gets the
 // connections the broker listed.

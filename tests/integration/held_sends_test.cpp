@@ -25,26 +25,10 @@ using sbus_test::lines_of;
 using sbus_test::record_line;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
+using sbus_test::sends_to_record;
 using sbus_test::TempDir;
 using sbus_test::wait_for_marker;
 using sbus_test::wait_until;
-
-namespace {
-
-// test.sends (as a message and as a call service) and test.record writing
-// to `record`.
-SbusdOptions sends_to_record(const std::string& record, int max_retries) {
-  SbusdOptions options;
-  options.extra_yaml = "max_retries: " + std::to_string(max_retries) + "\n";
-  options.services_yaml =
-      "  - name: test.sends\n    plugin: test\n    kind: message\n"
-      "  - name: rpc.sends\n    plugin: test\n    export: sends\n"
-      "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " +
-      record + "\n";
-  return options;
-}
-
-}  // namespace
 
 TEST_CASE("A handler that sends 3 messages and throws on its first 2 attempts releases exactly 3 messages, once",
           "[held]") {

@@ -23,6 +23,7 @@ using sbus_test::ProcessResult;
 using sbus_test::record_line;
 using sbus_test::SbusdOptions;
 using sbus_test::SbusdProcess;
+using sbus_test::sends_to_record;
 using sbus_test::TempDir;
 using sbus_test::wait_for_marker;
 using sbus_test::wait_until;
@@ -35,20 +36,6 @@ std::int64_t isolated_pid(sbus::Sender& sender, const SbusdProcess& sbusd, const
   const auto& entry = stats["services"][service];
   REQUIRE(entry.HasMember("isolated_pid"));
   return entry["isolated_pid"].GetInt64();
-}
-
-// test.sends isolated (as a message and as a call service), sending to
-// test.record in the worker, which writes each message it gets to
-// `record` and its message id to `ids`.
-SbusdOptions isolated_sends(const std::string& record, const std::string& ids, int max_retries) {
-  SbusdOptions options;
-  options.extra_yaml = "max_retries: " + std::to_string(max_retries) + "\n";
-  options.services_yaml =
-      "  - name: test.sends\n    plugin: test\n    kind: message\n    isolate: true\n"
-      "  - name: rpc.sends\n    plugin: test\n    export: sends\n    isolate: true\n"
-      "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " +
-      record + "\n      id_file: " + ids + "\n";
-  return options;
 }
 
 }  // namespace
@@ -123,7 +110,7 @@ TEST_CASE("An isolated handler's sends leave only once it succeeds: 3 messages, 
   TempDir dir;
   const std::string record = dir.file("record");
   const std::string ids = dir.file("ids");
-  SbusdProcess sbusd(isolated_sends(record, ids, 5));
+  SbusdProcess sbusd(sends_to_record(record, 5, true, ids));
   sbus::Sender sender(sbusd.sender_options());
   sbus::SendOptions with_id;
   with_id.message_id = "k in";
@@ -161,7 +148,7 @@ TEST_CASE("An isolated handler whose release loses the broker leaves the deliver
           "[isolate][held]") {
   TempDir dir;
   const std::string record = dir.file("record");
-  SbusdProcess sbusd(isolated_sends(record, dir.file("ids"), 5));
+  SbusdProcess sbusd(sends_to_record(record, 5, true, dir.file("ids")));
   sbus::Sender sender(sbusd.sender_options());
   const std::string to = R"({"to":")" + sbusd.address("test.record") + R"(")";
   // The first release opens the isolated process's outbox connection.

@@ -431,16 +431,9 @@ TEST_CASE("sbusd consumes again after its queue is deleted", "[rpc][recovery]") 
 TEST_CASE("sbusd reconnects after the broker closes its connection", "[rpc][recovery]") {
   SbusdProcess sbusd;
   // The worker's connection, by the name it gives itself.
-  auto connections =
-      sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
-  REQUIRE(connections.exit_code == 0);
-  std::string connection_pid;
-  std::istringstream lines(connections.out);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos)
-      connection_pid = line.substr(0, line.find('\t'));
-  }
-  INFO("connections:\n" << connections.out);
+  std::string connections;
+  const std::string connection_pid = sbus_test::connection_named("sbusd " + sbusd.node(), &connections);
+  INFO("connections:\n" << connections);
   REQUIRE(!connection_pid.empty());
   auto closed = sbus_test::broker_ctl({"close_connection", connection_pid, "closed by the integration test"});
   INFO("close_connection: " << closed.out << closed.err);

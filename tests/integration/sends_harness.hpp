@@ -14,6 +14,23 @@
 
 namespace sbus_test {
 
+// A node whose test.sends (kind message) and rpc.sends (the same service,
+// kind rpc) send to test.record, which writes each message as a line of the
+// file `record`; `isolate`: the two senders run in an isolated process;
+// `ids`, when given: test.record also writes each message id as a line there.
+inline SbusdOptions sends_to_record(const std::string& record, int max_retries, bool isolate = false,
+                                    const std::string& ids = {}) {
+  const std::string isolated = isolate ? "    isolate: true\n" : "";
+  SbusdOptions options;
+  options.extra_yaml = "max_retries: " + std::to_string(max_retries) + "\n";
+  options.services_yaml =
+      "  - name: test.sends\n    plugin: test\n    kind: message\n" + isolated +
+      "  - name: rpc.sends\n    plugin: test\n    export: sends\n" + isolated +
+      "  - name: test.record\n    plugin: test\n    kind: message\n    options:\n      file: " + record + "\n";
+  if (!ids.empty()) options.services_yaml += "      id_file: " + ids + "\n";
+  return options;
+}
+
 // The lines of the file at `path` (none when it cannot be read).
 inline std::vector<std::string> lines_of(const std::string& path) {
   std::vector<std::string> lines;

@@ -1551,15 +1551,7 @@ TEST_CASE(
   sbus::Sender sender(sbusd.sender_options());
   REQUIRE(sender.call(sbusd.address("math.add"), "[1,2]", 10s).message == "3");  // it holds the stuck call
 
-  auto connections =
-      sbus_test::broker_ctl({"list_connections", "-q", "--no-table-headers", "pid", "client_properties"});
-  REQUIRE(connections.exit_code == 0);
-  std::string connection_pid;
-  std::istringstream lines(connections.out);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.find("\"sbusd " + sbusd.node() + "\"") != std::string::npos)
-      connection_pid = line.substr(0, line.find('\t'));
-  }
+  const std::string connection_pid = sbus_test::connection_named("sbusd " + sbusd.node());
   REQUIRE(!connection_pid.empty());
 
   // The worker alone stops (the supervisor starts another), and loses its

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "protocol/message_id.hpp"
+#include "worker/deferred_records.hpp"
 
 namespace fs = std::filesystem;
 using sbus::HandledRecord;
@@ -338,4 +339,51 @@ TEST_CASE("ids recorded together in one transaction are all found, and an id tha
     CHECK_FALSE(store->find(too_long_key));
     CHECK(store->size() == 3);
   }
+}
+
+TEST_CASE("records kept for a group commit are found before it, then all committed with their kinds") {
+  using sbus::DeferredRecords;
+  Folder folder;
+  HandledStoreOptions options = options_in(folder.path);
+  options.max_reply_bytes = 8;
+  auto store = open_store(options);
+  DeferredRecords deferred(std::chrono::milliseconds(5));
+  REQUIRE(deferred.enabled());
+  CHECK_FALSE(DeferredRecords(std::chrono::milliseconds(0)).enabled());
+  const auto start = DeferredRecords::Clock::now();
+  HandledRecord reply;
+  reply.kind = HandledRecord::Kind::kReply;
+  reply.reply = "[1]";
+  HandledRecord not_kept;
+  not_kept.kind = HandledRecord::Kind::kReplyNotKept;
+  deferred.add({"call", reply, 3}, start);
+  deferred.add({"big call", not_kept, 4}, start + std::chrono::milliseconds(4));
+  deferred.add({"message", HandledRecord{}, 5}, start + std::chrono::milliseconds(4));
+  CHECK(store->keeps_reply(8));
+  CHECK_FALSE(store->keeps_reply(9));
+  // The window runs from the first record.
+  CHECK_FALSE(deferred.due(start + std::chrono::milliseconds(4)));
+  CHECK(deferred.due(start + std::chrono::milliseconds(5)));
+  REQUIRE(deferred.find("call"));
+  CHECK(deferred.find("call")->reply == "[1]");
+  CHECK(deferred.find("big call")->kind == HandledRecord::Kind::kReplyNotKept);
+  CHECK_FALSE(deferred.find("other"));
+  CHECK_FALSE(store->find("call"));  // not in the store before the commit
+  std::vector<DeferredRecords::Entry> taken = deferred.take();
+  CHECK(deferred.empty());
+  CHECK_FALSE(deferred.find("call"));
+  REQUIRE(taken.size() == 3);
+  CHECK(taken[1].mark == 4);
+  std::vector<HandledStore::Entry> entries;
+  for (const DeferredRecords::Entry& entry : taken) {
+    const bool kept = entry.record.kind == HandledRecord::Kind::kReply;
+    entries.push_back({entry.key, kept ? &entry.record.reply : nullptr, entry.record.kind});
+  }
+  CHECK(store->record_all(entries, system_clock::now()) == 3);
+  CHECK(store->find("call")->reply == "[1]");
+  CHECK(store->find("big call")->kind == HandledRecord::Kind::kReplyNotKept);
+  CHECK(store->find("message")->kind == HandledRecord::Kind::kMessage);
+  // One alone takes record()'s path, with its kind too.
+  CHECK(store->record_all({{"alone", nullptr, HandledRecord::Kind::kReplyNotKept}}, system_clock::now()) == 1);
+  CHECK(store->find("alone")->kind == HandledRecord::Kind::kReplyNotKept);
 }
