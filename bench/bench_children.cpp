@@ -62,6 +62,7 @@ int load_main(int argc, char** argv) {
   bool no_deadline = false;
   bool no_id = false;
   std::size_t echo_bytes = 0;
+  std::string tls_dir;
   bool bad = argc < 7;
   for (int i = 7; i < argc; ++i) {
     const std::string word = argv[i];
@@ -71,6 +72,8 @@ int load_main(int argc, char** argv) {
       no_id = true;
     } else if (word.rfind("echo=", 0) == 0 && std::strtoull(word.c_str() + 5, nullptr, 10) >= 4) {
       echo_bytes = std::strtoull(word.c_str() + 5, nullptr, 10);
+    } else if (word.rfind("tls=", 0) == 0 && word.size() > 4) {
+      tls_dir = word.substr(4);  // PORT is then the broker's TLS port (tests/tls/make_certs' files in DIR)
     } else {
       bad = true;
     }
@@ -78,7 +81,7 @@ int load_main(int argc, char** argv) {
   if (bad) {
     std::cerr << "usage: sbus-bench load PORT ADDRESS[,ADDRESS...]|floor:QUEUE SECRET_FILE|BODY_FILE CALLS DEPTH "
                  "[no-deadline] "
-                 "[no-id] [echo=BYTES]\n";
+                 "[no-id] [echo=BYTES] [tls=CERT_DIR]\n";
     return 2;
   }
   const int port = std::atoi(argv[2]);
@@ -101,11 +104,11 @@ int load_main(int argc, char** argv) {
   };
   try {
     if (target.rfind("floor:", 0) == 0) {
-      FloorClient client(port, target.substr(6), read_text(argv[4]));
+      FloorClient client(port, target.substr(6), read_text(argv[4]), TlsFiles::in(tls_dir));
       drive(client);
       return 0;
     }
-    sbus::SenderOptions options = sender_options(port, trim(read_text(argv[4])));
+    sbus::SenderOptions options = sender_options(port, trim(read_text(argv[4])), TlsFiles::in(tls_dir));
     options.send_deadline = !no_deadline;
     options.send_message_id = !no_id;
     const std::string params = echo_bytes > 0 ? large_params(echo_bytes) : kParams;

@@ -36,7 +36,8 @@
 // makes CALLS calls to a running sbusd (or floor server), DEPTH in flight,
 // and prints the rate: a fixed load to profile the server under (perf,
 // strace -c, callgrind). no-deadline: sbus's calls without their deadline
-// (SenderOptions::send_deadline off), to time against them.
+// (SenderOptions::send_deadline off), to time against them. tls=DIR: over
+// amqps:// to PORT, the broker's TLS port, with tests/tls/make_certs' files.
 #include <amqp.h>
 #include <fcntl.h>
 #include <signal.h>

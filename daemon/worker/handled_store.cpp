@@ -2,14 +2,21 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
+#include <tuple>
+#include <utility>
 
 #include "base/log.hpp"
 #include "config/config.hpp"
@@ -26,6 +33,26 @@ constexpr std::uint64_t kPrunePerRecord = 4;
 constexpr std::uint64_t kPrunePerSync = 100000;
 // More than LMDB's lock file takes with its default 126 readers (8 KiB).
 constexpr off_t kLockFileBytes = 32 * 1024;
+
+// Where this process maps the file `st` (LMDB says where only with
+// MDB_FIXEDMAP): its line of /proc/self/maps. {nullptr, 0} when not found.
+std::pair<void*, std::size_t> find_map(const struct stat& st) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    unsigned dev_major = 0;
+    unsigned dev_minor = 0;
+    std::uint64_t inode = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %*s %*x %x:%x %" SCNu64, &begin, &end, &dev_major,
+                    &dev_minor, &inode) == 5 &&
+        inode == st.st_ino && dev_major == major(st.st_dev) && dev_minor == minor(st.st_dev)) {
+      return {reinterpret_cast<void*>(begin), end - begin};
+    }
+  }
+  return {nullptr, 0};
+}
 
 // The codes that say the file is not a sound LMDB environment.
 bool corrupt_code(int rc) {
@@ -115,6 +142,8 @@ void HandledStore::close_env() {
   reader_ = nullptr;
   if (env_ != nullptr) mdb_env_close(env_);
   env_ = nullptr;
+  map_ = nullptr;
+  map_bytes_ = 0;
 }
 
 void HandledStore::open_env(std::string* warning) {
@@ -193,7 +222,10 @@ int HandledStore::try_open() {
   if (rc == 0) rc = txn.commit();
   if (rc != 0) return rc;
   struct stat st {};
-  if (::stat(file().c_str(), &st) == 0) inode_ = st.st_ino;
+  if (::stat(file().c_str(), &st) == 0) {
+    inode_ = st.st_ino;
+    std::tie(map_, map_bytes_) = find_map(st);
+  }
   return 0;
 }
 
@@ -400,6 +432,19 @@ void HandledStore::sync(std::chrono::system_clock::time_point now) {
     txn.commit();
   }
   mdb_env_sync(env_, 1);
+  release_map();
+}
+
+void HandledStore::release_map() {
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  if (map_ == nullptr || mdb_env_info(env_, &info) != 0 || mdb_env_stat(env_, &stat) != 0) return;
+  // map_ stays LMDB's map for the environment's life: LMDB maps the file
+  // again only in mdb_env_set_mapsize(), which the store calls before
+  // mdb_env_open() alone. Up to the last page in use: the map
+  // (handled_max_bytes) may be far larger than the file.
+  const std::size_t used = std::min<std::size_t>((info.me_last_pgno + 1) * std::size_t{stat.ms_psize}, map_bytes_);
+  ::madvise(map_, used, MADV_DONTNEED);
 }
 
 std::uint64_t HandledStore::size() {
