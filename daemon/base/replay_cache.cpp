@@ -62,13 +62,22 @@ ReplayCache* ReplayCache::open_file(const std::string& path, std::string* error)
   return static_cast<ReplayCache*>(memory);
 }
 
-ReplayCache::Result ReplayCache::remember(std::string_view nonce, std::int64_t expires, std::int64_t now) {
+namespace {
+
+// FNV-1a; 0 marks a free slot.
+std::uint64_t nonce_hash(std::string_view nonce) {
   std::uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : nonce) {
     hash ^= c;
     hash *= 1099511628211ull;
   }
-  if (hash == 0) hash = 1;
+  return hash == 0 ? 1 : hash;
+}
+
+}  // namespace
+
+ReplayCache::Result ReplayCache::remember(std::string_view nonce, std::int64_t expires, std::int64_t now) {
+  const std::uint64_t hash = nonce_hash(nonce);
   const std::size_t start = static_cast<std::size_t>(hash % kSlots);
   for (std::size_t i = 0; i < kProbe; ++i) {
     Slot& slot = slots_[(start + i) % kSlots];
@@ -87,6 +96,20 @@ ReplayCache::Result ReplayCache::remember(std::string_view nonce, std::int64_t e
     }
   }
   return Result::kFull;
+}
+
+// Expired at once: the slot is free for any nonce, and this one is fresh
+// again.
+void ReplayCache::forget(std::string_view nonce) {
+  const std::uint64_t hash = nonce_hash(nonce);
+  const std::size_t start = static_cast<std::size_t>(hash % kSlots);
+  for (std::size_t i = 0; i < kProbe; ++i) {
+    Slot& slot = slots_[(start + i) % kSlots];
+    if (std::atomic_ref<std::uint64_t>(slot.hash).load(std::memory_order_acquire) == hash) {
+      std::atomic_ref<std::int64_t>(slot.expires).store(0, std::memory_order_release);
+      return;
+    }
+  }
 }
 
 }  // namespace sbus

@@ -37,6 +37,9 @@ class ReplayCache {
   // Records `nonce` as seen until `expires` (unix seconds); kReplayed when
   // it was already there and still live.
   Result remember(std::string_view nonce, std::int64_t expires, std::int64_t now);
+  // Lets `nonce` in again: a call this worker admitted but gave back to the
+  // broker unstarted (a drain), whose redelivery is no replay.
+  void forget(std::string_view nonce);
 
  private:
   // Plain integers, accessed through std::atomic_ref: constructing

@@ -112,6 +112,9 @@ class Admission {
   // Decision's job. `unsent`: the replies the session kept for redelivered
   // calls.
   Decision decide(Delivery& delivery, const UnsentReplies& unsent);
+  // A delivery admitted and given back to the broker unstarted: its token's
+  // nonce is let in again (TokenCheck::forget()).
+  void given_back(std::string_view token) { tokens_.forget(token); }
 
  private:
   void decide_service(Delivery& delivery, const UnsentReplies& unsent, std::size_t caller, Decision* decision);

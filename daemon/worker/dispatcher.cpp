@@ -42,9 +42,9 @@ void Dispatcher::finished(std::size_t runner) {
   window_->give_back(runner);
 }
 
-void Dispatcher::forget_pending(std::vector<std::string>* handled_keys) {
+void Dispatcher::forget_pending(std::vector<std::string>* handled_keys, std::vector<std::string>* tokens) {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
-    const std::size_t dropped = runners_[i]->discard_queued(handled_keys);
+    const std::size_t dropped = runners_[i]->discard_queued(handled_keys, tokens);
     outstanding_ -= dropped;
     window_->give_back(i, dropped);
   }

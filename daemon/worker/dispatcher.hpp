@@ -71,8 +71,9 @@ class Dispatcher {
   // An outcome of `runner` came back.
   void finished(std::size_t runner);
   // Drops the jobs not started yet: the broker delivers them again. Their
-  // handled-store keys go to `handled_keys`, when given.
-  void forget_pending(std::vector<std::string>* handled_keys = nullptr);
+  // handled-store keys go to `handled_keys`, their tokens to `tokens`, when
+  // given.
+  void forget_pending(std::vector<std::string>* handled_keys = nullptr, std::vector<std::string>* tokens = nullptr);
 
   // Registers a new connection's socket: first with the seat holder, then
   // with the epoll, which the kernel then wakes only when the seat holder

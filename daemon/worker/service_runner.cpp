@@ -88,11 +88,12 @@ std::size_t ServiceRunner::queued_bytes() {
   return budget_.bytes();
 }
 
-std::size_t ServiceRunner::discard_queued(std::vector<std::string>* handled_keys) {
+std::size_t ServiceRunner::discard_queued(std::vector<std::string>* handled_keys, std::vector<std::string>* tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t count = queue_.size();
   for (const Job& job : queue_) {
     if (handled_keys != nullptr && !job.envelope.handled_key.empty()) handled_keys->push_back(job.envelope.handled_key);
+    if (tokens != nullptr && !job.event.token.empty()) tokens->push_back(job.event.token);
   }
   queue_.clear();
   budget_.clear();

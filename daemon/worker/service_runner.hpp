@@ -107,8 +107,10 @@ class ServiceRunner {
 
   // Drops the jobs not yet started and returns how many; the one running
   // finishes and reports as usual. Adds the handled-store keys of the
-  // dropped jobs that have one to `handled_keys`, when given.
-  std::size_t discard_queued(std::vector<std::string>* handled_keys = nullptr);
+  // dropped jobs that have one to `handled_keys`, and their tokens to
+  // `tokens`, when given.
+  std::size_t discard_queued(std::vector<std::string>* handled_keys = nullptr,
+                             std::vector<std::string>* tokens = nullptr);
 
   // Ends the thread after the running job (queued ones are dropped) and
   // runs the service's stop().

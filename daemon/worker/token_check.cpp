@@ -149,6 +149,15 @@ bool TokenCheck::remember_nonce(const std::string& nonce, std::int64_t timestamp
   return false;
 }
 
+void TokenCheck::forget(std::string_view token) {
+  if (replay_ == nullptr) return;
+  if (HmacV2Token v2; parse_hmac_v2_token(token, &v2)) {
+    replay_->forget(v2.nonce);
+  } else if (HmacToken v1; parse_hmac_token(token, &v1)) {
+    replay_->forget(v1.nonce);
+  }
+}
+
 bool TokenCheck::held_caller(const Event& event, CallerIdentity* who, const char** code, std::string* message) const {
   HmacV2Token token;
   if (!parse_hmac_v2_token(event.token, &token) || token.caller.empty()) return true;

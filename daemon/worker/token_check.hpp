@@ -59,6 +59,10 @@ class TokenCheck {
   // was checked when it first came (the stamp covers the body, token and
   // all). False (invalid_token) for a caller no longer configured.
   bool held_caller(const Event& event, CallerIdentity* who, const char** code, std::string* message) const;
+  // A call admitted here and given back to the broker unstarted (a drain):
+  // its hmac nonce is let in again, so that its redelivery, to this worker
+  // or the one replacing it, is not refused as a replay.
+  void forget(std::string_view token);
 
  private:
   bool check_hmac_v2(const Event& event, bool redelivery, const char** code, std::string* message,

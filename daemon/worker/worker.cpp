@@ -204,10 +204,15 @@ void Worker::begin_stop() {
   session_.stop_consuming();
 }
 
+// The jobs not started yet go back to the broker unacked; their hmac
+// nonces are let in again, or their redelivery (to the worker replacing
+// this one, say) would be refused as a replay.
 void Worker::forget_pending() {
   std::vector<std::string> handled_keys;
-  dispatcher_.forget_pending(&handled_keys);
+  std::vector<std::string> tokens;
+  dispatcher_.forget_pending(&handled_keys, &tokens);
   for (const std::string& key : handled_keys) release_running_id(key, nullptr);
+  for (const std::string& token : tokens) admission_.given_back(token);
 }
 
 void Worker::wake_services() {

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -277,4 +278,42 @@ TEST_CASE("sbusd --check names bad callers and rules with file and line, and war
   CHECK(good.err.find("warning: " + dir.file("good.yaml") +
                       ":12: policy[0].allow.services[1]: 'ledger.*' matches no service of this node") !=
         std::string::npos);
+}
+
+// A worker that stops gives the calls it took but had not started back to
+// the broker; the next worker runs them. Their nonces were taken when they
+// came, and must not make them replays then.
+TEST_CASE("Signed calls a stopping worker had taken but not started are run by the next worker, not refused as replays",
+          "[callers][stop]") {
+  SbusdOptions options;
+  options.services_yaml = "  - {name: test.sleep, plugin: test}\n  - {name: test.echo, plugin: test}\n";
+  options.extra_yaml = "accept: [hmac-sha256-v2]\ntoken: hmac-sha256-v2\n";
+  SbusdProcess sbusd(options);
+  sbus::SenderOptions signed_calls = sbusd.sender_options();
+  signed_calls.token = "hmac-sha256-v2";
+  sbus::Sender sender(signed_calls);
+  REQUIRE(sender.call(sbusd.address("test.echo"), "[0]", 10s).ok());
+  const std::string broker = "amqp://guest@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+  const pid_t worker = worker_pid_in_log(sbusd.log(), broker);
+  REQUIRE(worker > 0);
+
+  // A runs on test.sleep's thread; B waits behind it in the worker. The
+  // echo's answer, sent after both, means the worker has read them.
+  // A sender each: a call holds its sender until it is answered.
+  sbus::CallResult a, b;
+  std::thread first([&] { a = sbus::Sender(signed_calls).call(sbusd.address("test.sleep"), "[2]", 30s); });
+  std::this_thread::sleep_for(500ms);
+  std::thread second([&] { b = sbus::Sender(signed_calls).call(sbusd.address("test.sleep"), "[0]", 30s); });
+  std::this_thread::sleep_for(500ms);
+  const bool read = sender.call(sbusd.address("test.echo"), "[1]", 10s).ok();
+  const bool stopped = ::kill(worker, SIGTERM) == 0;
+  first.join();
+  second.join();
+  REQUIRE(read);
+  REQUIRE(stopped);
+  INFO("sbusd log:\n" << sbusd.log());
+  CHECK(a.ok());
+  CHECK(b.ok());
+  CHECK(b.message == "0");
+  CHECK(sbusd.log().find("replay refused") == std::string::npos);
 }

@@ -270,6 +270,18 @@ TEST_CASE("the replay cache remembers a nonce until it expires", "[token][hmac]"
   CHECK(cache->remember("n1", 300, 161) == sbus::ReplayCache::Result::kFresh);
 }
 
+TEST_CASE("a nonce the replay cache forgets is fresh again, and the others stay", "[token][hmac]") {
+  sbus::ReplayCache* cache = sbus::ReplayCache::create(false);
+  REQUIRE(cache != nullptr);
+  CHECK(cache->remember("given back", 160, 100) == sbus::ReplayCache::Result::kFresh);
+  CHECK(cache->remember("kept", 160, 100) == sbus::ReplayCache::Result::kFresh);
+  cache->forget("given back");
+  cache->forget("never seen");
+  CHECK(cache->remember("given back", 160, 110) == sbus::ReplayCache::Result::kFresh);
+  CHECK(cache->remember("given back", 160, 111) == sbus::ReplayCache::Result::kReplayed);
+  CHECK(cache->remember("kept", 160, 110) == sbus::ReplayCache::Result::kReplayed);
+}
+
 TEST_CASE("the hmac-sha256-v2 signature covers the node, every field of the call and the caller", "[token][hmac]") {
   const std::string nonce = "0123456789abcdef0123456789abcdef";
   const sbus::SignedCall call{"node-a", "id", "cat", "svc", "[1]", ""};
