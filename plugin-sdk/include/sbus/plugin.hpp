@@ -44,6 +44,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstddef>
@@ -118,7 +119,7 @@ class Request {
     params.Accept(writer);
     params_->own(std::string_view(buffer.GetString(), buffer.GetSize()));
     params_->document = std::move(params);
-    std::call_once(params_->parsed, [] {});
+    params_->parsed.store(true, std::memory_order_relaxed);
   }
   // The same with the params as JSON text, copied: parsed on first use of
   // params(), in place, in a copy the Request keeps (its strings point into
@@ -146,11 +147,19 @@ class Request {
   const std::string& service() const { return service_; }
   // The params as parsed JSON: any JSON value (py-servicebus senders send a
   // list or an object).
-  // Parsed on first use (thread-safe).
+  // Parsed on first use (thread-safe). Not std::call_once: glibc's
+  // pthread_once makes a futex system call each time it completes, one per
+  // call served; a mutex not contended makes none.
   const rapidjson::Value& params() const {
     static const rapidjson::Value kNull;
     if (!params_) return kNull;  // moved from
-    std::call_once(params_->parsed, [this] { params_->parse(); });
+    if (!params_->parsed.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(params_->parsing);
+      if (!params_->parsed.load(std::memory_order_relaxed)) {
+        params_->parse();
+        params_->parsed.store(true, std::memory_order_release);
+      }
+    }
     return params_->document;
   }
   // The params as JSON text, byte for byte as the caller sent them (its
@@ -222,7 +231,8 @@ class Request {
   struct Params {
     std::string_view json;
     std::unique_ptr<char[]> owned;
-    std::once_flag parsed;
+    std::atomic<bool> parsed{false};
+    std::mutex parsing;
     std::unique_ptr<char[]> parsed_text;
     rapidjson::Document document;
 
