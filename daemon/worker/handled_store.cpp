@@ -226,6 +226,9 @@ int HandledStore::try_open() {
     inode_ = st.st_ino;
     std::tie(map_, map_bytes_) = find_map(st);
   }
+  // What the checks and LMDB's first transaction read (the free list of a
+  // large store among it, several hundred KB) stays out of the idle RSS.
+  release_map();
   return 0;
 }
 

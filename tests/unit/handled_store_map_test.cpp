@@ -100,3 +100,33 @@ TEST_CASE("a sync unmaps the pages of the handled store the worker read, and its
   CHECK_FALSE(store->find(HandledStore::key("math.add", "py-servicebus", "never-recorded")));
   CHECK(store->size() == kIds);
 }
+
+TEST_CASE("a handled store opened again maps none of the pages its checks read") {
+  Folder folder;
+  sbus::HandledStoreOptions options;
+  options.dir = folder.path + "/handled";
+  options.max_bytes = 64ULL << 20;
+  std::string warning;
+  auto store = HandledStore::open(options, &warning);
+  const std::string reply = "<response status=\"ok\">3</response>";
+  // 20,000 records: the next open's checks and first write transaction
+  // read hundreds of KB of them (556 kB when they were left mapped).
+  for (int first = 0; first < 20000; first += 100) {
+    std::vector<HandledStore::Entry> batch;
+    std::vector<std::string> keys;
+    keys.reserve(100);
+    for (int i = first; i < first + 100; ++i) keys.push_back(id_key(i));
+    for (const std::string& key : keys) batch.push_back({key, &reply});
+    REQUIRE(store->record_all(batch, system_clock::now()) == batch.size());
+  }
+  store.reset();
+
+  store = HandledStore::open(options, &warning);
+  REQUIRE(warning.empty());
+  const std::string file = fs::canonical(options.dir).string() + "/data.mdb";
+  const long mapped = mapped_kib(file);
+  INFO("data.mdb mapped after the open: " << mapped << " kB");
+  CHECK(mapped <= 64);
+  REQUIRE(store->find(id_key(19999)));
+  CHECK(store->size() == 20000);
+}
