@@ -165,6 +165,7 @@ void Bench::measure_tls() {
   Runs seq = repeat("TLS, sequential", measure(1));
   Runs pipe64 = repeat("TLS, 64 in flight", measure(64));
   sbus_errors_ += sbus.errors();
+  if (sbus.errors() > 0) std::cerr << "sbus-bench: TLS: " << sbus.last_error() << "\n";
   add_rpc_rows("sequential, 1 in flight", seq, false);
   rows_[rows_.size() - 3].min_ratio = 0.90;
   add_rpc_rows("pipelined, 64 in flight", pipe64, false);

@@ -462,6 +462,10 @@ void Bench::run() {
   RunStats soak_rest = run_pipelined(*sbus_client_, 64, std::chrono::hours(1), options_.soak_calls - first);
   const long worker_soaked = rss_kib(worker);
   sbus_errors_ += sbus_client_->errors() - soak_errors_before;
+  if (sbus_client_->errors() > soak_errors_before) {
+    std::cerr << "sbus-bench: soak: " << sbus_client_->errors() - soak_errors_before
+              << " calls answered wrongly, the last: " << sbus_client_->last_error() << "\n";
+  }
   std::cerr << "sbus-bench: soak done: "
             << static_cast<long>((soak_first.calls + soak_rest.calls) / (soak_first.seconds + soak_rest.seconds))
             << " calls/s\n";

@@ -11,7 +11,6 @@
 
 #include "base/log.hpp"
 #include "worker/params.hpp"
-#include <sbus/plugin.hpp>
 
 struct sbus_sender {
   explicit sbus_sender(const sbus_context* owner_context) : owner(owner_context), sender(owner_context->sender) {}

@@ -135,7 +135,9 @@ void Worker::refuse(const Decision& decision, const Delivery& delivery) {
       return;
     }
   }
-  DeadLetterPolicy::Refusal refusal{decision.code, decision.message};
+  DeadLetterPolicy::Refusal refusal;
+  refusal.code = decision.code;
+  refusal.message = decision.message;
   if (!event.category.empty() || !event.service.empty()) refusal.service = event.category + "." + event.service;
   refusal.token_refused = decision.token_refused;
   refusal.body_dropped = delivery.too_large > 0;
