@@ -57,6 +57,20 @@ std::string id_key(int i) {
   return HandledStore::key("math.add", "py-servicebus", std::to_string((i * 7919) % 100003) + "-id");
 }
 
+// Records `count` ids (id_key(0) to id_key(count - 1)), 100 a transaction,
+// each with the same short reply.
+void fill(HandledStore& store, int count) {
+  static const std::string reply = "<response status=\"ok\">3</response>";
+  for (int first = 0; first < count; first += 100) {
+    std::vector<HandledStore::Entry> batch;
+    std::vector<std::string> keys;
+    keys.reserve(100);
+    for (int i = first; i < first + 100; ++i) keys.push_back(id_key(i));
+    for (const std::string& key : keys) batch.push_back({key, &reply});
+    REQUIRE(store.record_all(batch, system_clock::now()) == batch.size());
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a sync unmaps the pages of the handled store the worker read, and its ids are found after") {
@@ -72,14 +86,7 @@ TEST_CASE("a sync unmaps the pages of the handled store the worker read, and its
 
   const std::string reply = "<response status=\"ok\">3</response>";
   constexpr int kIds = 20000;
-  for (int first = 0; first < kIds; first += 100) {
-    std::vector<HandledStore::Entry> batch;
-    std::vector<std::string> keys;
-    keys.reserve(100);
-    for (int i = first; i < first + 100; ++i) keys.push_back(id_key(i));
-    for (const std::string& key : keys) batch.push_back({key, &reply});
-    REQUIRE(store->record_all(batch, system_clock::now()) == batch.size());
-  }
+  fill(*store, kIds);
   for (int i = 0; i < kIds; i += 7) REQUIRE(store->find(id_key(i)));
   const long before = mapped_kib(file);
   INFO("data.mdb mapped before the sync: " << before << " kB");
@@ -108,17 +115,9 @@ TEST_CASE("a handled store opened again maps none of the pages its checks read")
   options.max_bytes = 64ULL << 20;
   std::string warning;
   auto store = HandledStore::open(options, &warning);
-  const std::string reply = "<response status=\"ok\">3</response>";
   // 20,000 records: the next open's checks and first write transaction
   // read hundreds of KB of them (556 kB when they were left mapped).
-  for (int first = 0; first < 20000; first += 100) {
-    std::vector<HandledStore::Entry> batch;
-    std::vector<std::string> keys;
-    keys.reserve(100);
-    for (int i = first; i < first + 100; ++i) keys.push_back(id_key(i));
-    for (const std::string& key : keys) batch.push_back({key, &reply});
-    REQUIRE(store->record_all(batch, system_clock::now()) == batch.size());
-  }
+  fill(*store, 20000);
   store.reset();
 
   store = HandledStore::open(options, &warning);
