@@ -71,13 +71,19 @@ void fill(HandledStore& store, int count) {
   }
 }
 
+// A store of at most 64 MiB in `folder`.
+sbus::HandledStoreOptions store_options(const Folder& folder) {
+  sbus::HandledStoreOptions options;
+  options.dir = folder.path + "/handled";
+  options.max_bytes = 64ULL << 20;
+  return options;
+}
+
 }  // namespace
 
 TEST_CASE("a sync unmaps the pages of the handled store the worker read, and its ids are found after") {
   Folder folder;
-  sbus::HandledStoreOptions options;
-  options.dir = folder.path + "/handled";
-  options.max_bytes = 64ULL << 20;
+  const sbus::HandledStoreOptions options = store_options(folder);
   std::string warning;
   auto store = HandledStore::open(options, &warning);
   REQUIRE(warning.empty());
@@ -110,9 +116,7 @@ TEST_CASE("a sync unmaps the pages of the handled store the worker read, and its
 
 TEST_CASE("a handled store opened again maps none of the pages its checks read") {
   Folder folder;
-  sbus::HandledStoreOptions options;
-  options.dir = folder.path + "/handled";
-  options.max_bytes = 64ULL << 20;
+  const sbus::HandledStoreOptions options = store_options(folder);
   std::string warning;
   auto store = HandledStore::open(options, &warning);
   // 20,000 records: the next open's checks and first write transaction
