@@ -6,7 +6,8 @@
 //                     [--seconds S] [--in-flight K] [--burst B]
 //
 // sbus: sbusd serves the node bench-events with one event service
-// (test.record appending a line per event to a file in /dev/shm)
+// (test.record appending a line per event, one write() each, to a file in
+// /dev/shm that it keeps open)
 // subscribed to bench.events.*; a sbus::Sender publishes to
 // bench.events.created (persistent, mandatory, with publisher confirms). An
 // event counts once its line is in the file (on_event wrote it; sbusd acks
@@ -193,7 +194,7 @@ class Agent {
                           << "\nplugin_dir: " << std::filesystem::absolute(options.plugin_dir).string()
                           << "\nlog_level: warn\nservices:\n  - name: " << kService
                           << "\n    plugin: test\n    export: record\n    kind: event\n    topics: [\"bench.events.*\"]"
-                          << "\n    options:\n      file: " << record_ << "\n";
+                          << "\n    options:\n      file: " << record_ << "\n      keep_open: \"true\"\n";
     bench::SpawnOptions spawn;
     spawn.args = {options.sbusd, "--config", config};
     pid_ = bench::spawn(spawn);

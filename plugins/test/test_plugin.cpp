@@ -32,6 +32,11 @@
 //                `id_file: PATH` among its options, it also appends each
 //                call's, message's or event's message id
 //                (Request::message_id(), "-" for none) as a line there.
+//                `keep_open: true` keeps FILE open from start() to stop()
+//                and writes each line with one write() (the events
+//                benchmark: a handler that costs what a real one does, not
+//                an open and a close per event); a file moved or deleted
+//                meanwhile is then not made again.
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...};
 //                or publishes an event, {"topic": "T", "params": ...}, and
@@ -61,6 +66,7 @@
 #include <map>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -193,7 +199,17 @@ class RecordService : public sbus::Service {
     }
     path_ = file->second;
     if (auto ids = context.options.find("id_file"); ids != context.options.end()) id_path_ = ids->second;
+    if (auto keep = context.options.find("keep_open"); keep != context.options.end() && keep->second == "true") {
+      kept_ = std::fopen(path_.c_str(), "a");
+      if (kept_ == nullptr) throw std::runtime_error("cannot open " + path_);
+    }
   }
+
+  void stop() override {
+    if (kept_ != nullptr) std::fclose(kept_);
+    kept_ = nullptr;
+  }
+  ~RecordService() override { stop(); }
 
   void on_call(const sbus::Request& request, sbus::Response& response) override {
     on_message(request);
@@ -247,6 +263,12 @@ class RecordService : public sbus::Service {
   }
 
   void append(const rapidjson::StringBuffer& buffer) {
+    if (kept_ != nullptr) {
+      std::lock_guard<std::mutex> lock(kept_mutex_);
+      std::fprintf(kept_, "%s\n", buffer.GetString());
+      if (std::fflush(kept_) != 0) throw std::runtime_error("cannot write " + path_);
+      return;
+    }
     std::FILE* out = std::fopen(path_.c_str(), "a");
     if (out == nullptr) throw std::runtime_error("cannot open " + path_);
     std::fprintf(out, "%s\n", buffer.GetString());
@@ -264,6 +286,8 @@ class RecordService : public sbus::Service {
 
   std::string path_;
   std::string id_path_;
+  std::FILE* kept_ = nullptr;  // keep_open: the file, open from start() to stop()
+  std::mutex kept_mutex_;
 };
 
 class RelayService : public sbus::Service {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -117,6 +118,27 @@ TEST_CASE("An event reaches every event service whose pattern matches its topic:
     }
     CHECK(star_line);
   }
+}
+
+TEST_CASE("test.record with keep_open writes each event's line to the file it opened at start", "[events]") {
+  TempDir dir;
+  const std::string p = sbus_test::topic_prefix();
+  SbusdOptions options;
+  options.services_yaml = recorder("kept.record", dir.file("kept"), {p + ".kept.*"}) + "      keep_open: \"true\"\n";
+  SbusdProcess sbusd(options);
+  // Opened by start(), before any event: the file is there, empty.
+  REQUIRE(wait_until([&] { return std::filesystem::exists(dir.file("kept")); }, 10s));
+  CHECK(lines_of(dir.file("kept")).empty());
+
+  sbus::Sender sender(sbusd.sender_options());
+  for (int n = 0; n < 20; ++n) CHECK(sender.publish(p + ".kept.created", "{\"n\":" + std::to_string(n) + "}"));
+  // Each line is out of the process's buffer once its event is acked.
+  REQUIRE(wait_until([&] { return lines_of(dir.file("kept")).size() == 20; }, 10s));
+  std::vector<int> expected(20);
+  for (int n = 0; n < 20; ++n) expected[static_cast<std::size_t>(n)] = n;
+  CHECK(numbers_in(dir.file("kept")) == expected);
+  INFO(sbusd.log());
+  CHECK(sbusd.log().find("cannot open") == std::string::npos);
 }
 
 TEST_CASE("sbus publish says on stderr when nobody is subscribed, exits 0, and refuses a malformed topic",
