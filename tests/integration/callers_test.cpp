@@ -317,3 +317,40 @@ TEST_CASE("Signed calls a stopping worker had taken but not started are run by t
   CHECK(b.message == "0");
   CHECK(sbusd.log().find("replay refused") == std::string::npos);
 }
+
+// The crash journal knows the message as started, so its redelivery's seen
+// nonce is excused (admission), as a call's is.
+TEST_CASE("A signed message waiting out its retry back-off when its worker stops is run by the next worker",
+          "[callers][stop]") {
+  SbusdOptions options;
+  options.services_yaml = "  - {name: test.fail_message, plugin: test, kind: message}\n";
+  // Back-off 100 ms, doubling to 5 s: the fifth failure waits 1.6 s, the
+  // seventh 5 s.
+  options.extra_yaml = "accept: [hmac-sha256-v2]\ntoken: hmac-sha256-v2\nmax_retries: 20\n";
+  // A back-off is waited out within the drain, as a running call is: the
+  // drain timeout gives the message up to the broker.
+  options.drain_timeout_seconds = 2;
+  SbusdProcess sbusd(options);
+  sbus::SenderOptions signed_messages = sbusd.sender_options();
+  signed_messages.token = "hmac-sha256-v2";
+  sbus::Sender sender(signed_messages);
+  const std::string broker = "amqp://guest@127.0.0.1:" + std::to_string(broker_port()) + "/%2f";
+  const pid_t worker = worker_pid_in_log(sbusd.log(), broker);
+  REQUIRE(worker > 0);
+
+  sender.send(sbusd.address("test.fail_message"), "[1]");
+  REQUIRE(wait_until([&] { return sbusd.log().find("attempt 6 failed") != std::string::npos; }, 20s));
+  // In its back-off of 5 s now: the drain's end leaves it unacked.
+  REQUIRE(::kill(worker, SIGTERM) == 0);
+  const auto attempts_of_one_worker = [&] {
+    std::size_t count = 0;
+    for (std::size_t at = 0; (at = sbusd.log().find("attempt 1 failed", at)) != std::string::npos; ++at) ++count;
+    return count;
+  };
+  // The next worker gets it from the broker and runs it from its first attempt.
+  const bool run_again = wait_until([&] { return attempts_of_one_worker() >= 2; }, 20s);
+  INFO("sbusd log:\n" << sbusd.log());
+  CHECK(run_again);
+  CHECK(sbusd.log().find("replay refused") == std::string::npos);
+  CHECK(sbusd.log().find("nonce seen before") == std::string::npos);
+}
