@@ -36,7 +36,8 @@
 //                and writes each line with one write() (the events
 //                benchmark: a handler that costs what a real one does, not
 //                an open and a close per event); a file moved or deleted
-//                meanwhile is then not made again.
+//                meanwhile is then not made again. Any value but true or
+//                false fails start().
 //   test.relay   calls another service through sbus::Sender, as a service
 //                that uses others does: {"address": "N.C.S", "params": ...};
 //                or publishes an event, {"topic": "T", "params": ...}, and
@@ -199,7 +200,10 @@ class RecordService : public sbus::Service {
     }
     path_ = file->second;
     if (auto ids = context.options.find("id_file"); ids != context.options.end()) id_path_ = ids->second;
-    if (auto keep = context.options.find("keep_open"); keep != context.options.end() && keep->second == "true") {
+    if (auto keep = context.options.find("keep_open"); keep != context.options.end() && keep->second != "false") {
+      if (keep->second != "true") {
+        throw std::runtime_error("test.record: keep_open is true or false, not '" + keep->second + "'");
+      }
       kept_ = std::fopen(path_.c_str(), "a");
       if (kept_ == nullptr) throw std::runtime_error("cannot open " + path_);
     }

@@ -430,6 +430,22 @@ TEST_CASE("sbusd --check refuses kind: event for a service that does not declare
   CHECK(contains(check.err, config + ":8: services[0].kind: event, but service 'echo' of plugin"));
 }
 
+TEST_CASE("sbusd --check --start names a keep_open of test.record that is neither true nor false", "[events][check]") {
+  TempDir dir;
+  const std::string config = dir.file("sbusd.yaml");
+  sbus_test::write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers:\n  - " + sbus_test::broker_uri() +
+                                    "\nsecret_file: " + sbus_test::write_secret(dir.path()) + "\nstate_dir: " +
+                                    dir.file("state") + "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" +
+                                    recorder("kept.record", dir.file("kept"), {"a.*"}) + "      keep_open: \"yes\"\n");
+  const auto check = sbus_test::run_program(SBUS_BUILD_DIR "/bin/sbusd", {"--config", config, "--check", "--start"});
+  INFO(check.err);
+  CHECK(check.exit_code == 1);
+  CHECK(contains(check.err,
+                 "services[0]: kept.record: start failed: test.record: keep_open is true or false, not 'yes'"));
+  // Refused before it opened anything.
+  CHECK_FALSE(std::filesystem::exists(dir.file("kept")));
+}
+
 TEST_CASE("Publishing where no sbusd declared the events exchange is nobody subscribed, and the sender goes on",
           "[events]") {
   SbusdProcess sbusd;
