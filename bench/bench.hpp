@@ -57,6 +57,11 @@ struct Options {
   bool sequential_only = false;
   // --large-only: the large-body figures alone (64 KiB and 1 MiB echoes).
   bool large_only = false;
+  // --pipelined-only: the loads with calls in flight (64 on one service,
+  // beside both floors; over 8 services; 16 callers), their CPU and sleeps.
+  bool pipelined_only = false;
+  // --tls-only: the figures over TLS alone.
+  bool tls_only = false;
   // RSS after the first 10,000 calls against after this many.
   std::uint64_t soak_calls = 200000;
   int startup_runs = 5;

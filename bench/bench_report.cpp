@@ -67,8 +67,13 @@ void Bench::print_table() {
       }
     }
   }
-  std::printf("\nsbus-bench: %s, %ld cores (%s), Linux %s, RabbitMQ %s on 127.0.0.1:%d\n",
-              options_.quick ? "quick" : "full", sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str(), machine.release,
+  const char* scope = options_.sequential_only  ? "sequential only"
+                      : options_.large_only     ? "large bodies only"
+                      : options_.pipelined_only ? "pipelined only"
+                      : options_.tls_only       ? "TLS only"
+                                                : "full";
+  std::printf("\nsbus-bench: %s%s, %ld cores (%s), Linux %s, RabbitMQ %s on 127.0.0.1:%d\n",
+              options_.quick ? "quick, " : "", scope, sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str(), machine.release,
               broker_version_.c_str(), options_.port);
   std::printf(
       "each figure: median of %d runs of %.1f s (sequential, deadlines, policy: %d windows of %.2f s, the two sides\n"
@@ -197,6 +202,10 @@ Options parse_options(int argc, char** argv) {
       options.sequential_only = true;
     } else if (arg == "--large-only") {
       options.large_only = true;
+    } else if (arg == "--pipelined-only") {
+      options.pipelined_only = true;
+    } else if (arg == "--tls-only") {
+      options.tls_only = true;
     } else if (arg == "--floor-tuned") {
       options.floor_tuned = value();
     } else if (arg == "--tls-port") {

@@ -2,7 +2,7 @@
 //
 //   sbus-bench --port PORT [--quick] [--soak] [--runs N] [--seconds S] [--soak-calls N]
 //              [--startup-runs N] [--tls-port PORT --tls-dir DIR] [--sequential-only]
-//              [--large-only]
+//              [--large-only] [--pipelined-only] [--tls-only]
 //              [--sbusd PATH] [--plugin-dir DIR] [--floor PATH] [--floor-tuned PATH]
 //
 // The default run takes about seven minutes: 15 runs of 1 s of each load
@@ -388,6 +388,11 @@ void Bench::run() {
     print_table();
     return;
   }
+  if (options_.tls_only) {
+    measure_tls();
+    print_table();
+    return;
+  }
 
   auto errors_of = [](auto& client) -> std::uint64_t {
     if constexpr (requires { client.errors(); }) {
@@ -412,7 +417,9 @@ void Bench::run() {
     };
   };
 
-  auto seq = interleave("sequential RPC", *floor_client_, *sbus_client_);
+  // Not measured for --pipelined-only: a minute of the few it takes.
+  Runs seq;
+  if (!options_.pipelined_only) seq = interleave("sequential RPC", *floor_client_, *sbus_client_);
   // How often a server thread sleeps and is woken: the cost that dominates
   // a sequential call on a VM.
   auto switch_row = [&](const std::string& label, Runs& runs) {
@@ -431,10 +438,45 @@ void Bench::run() {
     print_table();
     return;
   }
-  auto pipe16 = repeat("16 in flight", pipelined(16, false));
   auto pipe64 = repeat("64 in flight", pipelined(64, false));
   auto fan = repeat("64 in flight over 8 services", pipelined(64, true));
   auto callers = repeat("16 caller processes", [&](System system) { return run_callers(system, kCallerProcesses); });
+  // The rows of the loads with calls in flight, and the tuned floor beside
+  // them, in the table's order.
+  auto add_pipelined_rows = [&] {
+    add_rpc_rows("pipelined, 64 in flight", pipe64, false);
+    rows_[rows_.size() - 3].min_ratio = 1.10;
+    measure_tuned_floor([&](System system, FloorClient* floor, SbusClient* sbus) {
+      auto load = [&](auto& client) { return run_pipelined(client, 64, run_length_); };
+      return floor != nullptr ? drive(system, *floor, load) : drive(system, *sbus, load);
+    });
+    section("fan-out (floor: the same load on its one queue)");
+    add_rpc_rows("64 in flight over 8 services", fan, false);
+    rows_[rows_.size() - 3].min_ratio = 0.95;
+    add_rpc_rows("16 caller processes, 1 in flight each", callers, false);
+    rows_[rows_.size() - 3].min_ratio = 0.95;
+  };
+  // The server's CPU and thread sleeps a call, the sequential figure's
+  // too unless it was not measured.
+  auto add_cost_rows = [&](bool sequential) {
+    section("server CPU (sbusd: all its processes; floor: its server)");
+    if (sequential) add_cpu_row("CPU s per 10,000 calls, sequential", seq, 2.0);
+    add_cpu_row("CPU s per 10,000 calls, 64 in flight", pipe64, 2.0);
+    add_cpu_row("CPU s per 10,000 calls, 64 over 8 services", fan, 1.3);
+    add_cpu_row("CPU s per 10,000 calls, 16 callers", callers, 1.3);
+    if (sequential) switch_row("thread sleeps per call, sequential", seq);
+    switch_row("thread sleeps per call, 64 in flight", pipe64);
+    switch_row("thread sleeps per call, 64 over 8 services", fan);
+    switch_row("thread sleeps per call, 16 callers", callers);
+  };
+  if (options_.pipelined_only) {
+    section("RPC (math.add), one sender connection");
+    add_pipelined_rows();
+    add_cost_rows(false);
+    print_table();
+    return;
+  }
+  auto pipe16 = repeat("16 in flight", pipelined(16, false));
   // Deadlines: the same sequential calls with and without, interleaved as
   // floor and sbus are (the "floor" column is sbus without).
   auto deadline_pair = interleave("sequential RPC without/with deadlines", *no_deadline_client_, *sbus_client_);
@@ -482,17 +524,7 @@ void Bench::run() {
   rows_[rows_.size() - 2].max_ratio = 1.2;
   rows_[rows_.size() - 1].max_ratio = 1.2;
   add_rpc_rows("pipelined, 16 in flight", pipe16, false);
-  add_rpc_rows("pipelined, 64 in flight", pipe64, false);
-  rows_[rows_.size() - 3].min_ratio = 1.10;
-  measure_tuned_floor([&](System system, FloorClient* floor, SbusClient* sbus) {
-    auto load = [&](auto& client) { return run_pipelined(client, 64, run_length_); };
-    return floor != nullptr ? drive(system, *floor, load) : drive(system, *sbus, load);
-  });
-  section("fan-out (floor: the same load on its one queue)");
-  add_rpc_rows("64 in flight over 8 services", fan, false);
-  rows_[rows_.size() - 3].min_ratio = 0.95;
-  add_rpc_rows("16 caller processes, 1 in flight each", callers, false);
-  rows_[rows_.size() - 3].min_ratio = 0.95;
+  add_pipelined_rows();
 
   section("deadlines (floor column: sbus without them; goal: no measurable cost, ratio >= 0.98)");
   Row& with_deadlines = add("sequential, calls/s with deadlines", "", 0);
@@ -516,15 +548,7 @@ void Bench::run() {
     for (RunStats& stats : send64[system]) (system == System::kFloor ? s64.floor : s64.sbus).push_back(stats.rate());
   }
 
-  section("server CPU (sbusd: all its processes; floor: its server)");
-  add_cpu_row("CPU s per 10,000 calls, sequential", seq, 2.0);
-  add_cpu_row("CPU s per 10,000 calls, 64 in flight", pipe64, 2.0);
-  add_cpu_row("CPU s per 10,000 calls, 64 over 8 services", fan, 1.3);
-  add_cpu_row("CPU s per 10,000 calls, 16 callers", callers, 1.3);
-  switch_row("thread sleeps per call, sequential", seq);
-  switch_row("thread sleeps per call, 64 in flight", pipe64);
-  switch_row("thread sleeps per call, 64 over 8 services", fan);
-  switch_row("thread sleeps per call, 16 callers", callers);
+  add_cost_rows(true);
 
   section("memory (VmRSS; floor: its server)");
   add_rss_row("supervisor, idle", floor_idle, supervisor_idle, 5.0);

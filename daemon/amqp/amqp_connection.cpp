@@ -238,12 +238,10 @@ void AmqpConnection::check_status(int status, std::string_view operation) const 
 
 int AmqpConnection::queue_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
                                   const amqp_basic_properties_t& properties, amqp_bytes_t body, bool mandatory) {
-  if (tls_) return amqp_basic_publish(state_, channel, exchange, routing_key, mandatory ? 1 : 0, 0, &properties, body);
   return queued_.add_publish(channel, exchange, routing_key, mandatory, properties, body);
 }
 
 int AmqpConnection::queue_method(amqp_channel_t channel, amqp_method_number_t method, void* decoded) {
-  if (tls_) return amqp_send_method(state_, channel, method, decoded);
   return queued_.add_method(channel, method, decoded);
 }
 
@@ -254,7 +252,10 @@ int AmqpConnection::flush() {
     return AMQP_STATUS_SOCKET_ERROR;
   }
   // No limit while blocked: the broker reads again once the alarm clears.
-  return queued_.write_to(amqp_get_sockfd(state_), blocked_ ? std::chrono::milliseconds(-1) : write_stall_);
+  const std::chrono::milliseconds stall = blocked_ ? std::chrono::milliseconds(-1) : write_stall_;
+  // Over TLS through rabbitmq-c's socket: OpenSSL frames the bytes.
+  if (tls_) return queued_.write_through(state_, stall);
+  return queued_.write_to(amqp_get_sockfd(state_), stall);
 }
 
 bool AmqpConnection::note_blocking(const amqp_frame_t& frame) {
@@ -290,7 +291,13 @@ void AmqpConnection::close() {
     return;
   }
   // Short timeouts: a dead broker must not hold up a stop.
-  if (!queued_.empty()) queued_.write_to(amqp_get_sockfd(state_), std::chrono::seconds(1));
+  if (!queued_.empty()) {
+    if (tls_) {
+      queued_.write_through(state_, std::chrono::seconds(1));
+    } else {
+      queued_.write_to(amqp_get_sockfd(state_), std::chrono::seconds(1));
+    }
+  }
   timeval quick{1, 0};
   amqp_set_rpc_timeout(state_, &quick);
   amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);

@@ -194,8 +194,8 @@ class AmqpConnection {
 
   // Frames queued for one write by flush(). A reply and its ack are four
   // frames, which rabbitmq-c writes with four send() calls; queued, they go
-  // out with one, and so do the replies and acks of a whole loop turn.
-  // Over TLS, which rabbitmq-c encrypts, each goes out at once instead.
+  // out with one, and so do the replies and acks of a whole loop turn;
+  // over TLS, with one SSL_write.
   // Nothing else may be sent on the connection while frames are queued:
   // flush() first. Each returns an AMQP status.
   int queue_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,

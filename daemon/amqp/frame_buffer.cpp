@@ -3,9 +3,26 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <limits>
+
+// rabbitmq-c's own send loop (amqp_socket.c): the whole buffer through the
+// connection's socket, its TLS socket included, waiting for room until the
+// deadline (CLOCK_MONOTONIC nanoseconds; all ones: none). Not in its public
+// headers; sbus links rabbitmq-c's static archive, which defines it, so a
+// version without it fails the link, not a call. Returns `len` when all was
+// sent, fewer bytes at the deadline, or a negative AMQP status.
+extern "C" {
+struct sbus_amqp_time {
+  std::uint64_t time_point_ns;
+};
+ssize_t amqp_try_send(amqp_connection_state_t state, const void* buf, size_t len, sbus_amqp_time deadline, int flags);
+}
 
 namespace sbus {
 namespace {
@@ -128,6 +145,26 @@ int FrameBuffer::add_publish(amqp_channel_t channel, amqp_bytes_t exchange, amqp
     offset += chunk;
   }
   return AMQP_STATUS_OK;
+}
+
+int FrameBuffer::write_through(amqp_connection_state_t state, std::chrono::milliseconds stall) {
+  sbus_amqp_time deadline{std::numeric_limits<std::uint64_t>::max()};
+  if (stall.count() >= 0) {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline.time_point_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000u +
+                             static_cast<std::uint64_t>(now.tv_nsec) +
+                             static_cast<std::uint64_t>(std::chrono::nanoseconds(stall).count());
+  }
+  const ssize_t sent = amqp_try_send(state, data_.get(), size_, deadline, 0);
+  int status = AMQP_STATUS_OK;
+  if (sent < 0) {
+    status = static_cast<int>(sent);
+  } else if (static_cast<std::size_t>(sent) < size_) {
+    status = AMQP_STATUS_TIMEOUT;
+  }
+  clear();
+  return status;
 }
 
 int FrameBuffer::write_to(int fd, std::chrono::milliseconds stall) {

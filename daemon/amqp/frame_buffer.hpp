@@ -42,6 +42,9 @@ class FrameBuffer {
   // connection must be given up: part of a frame may have gone out. The
   // buffer is empty afterwards either way.
   int write_to(int fd, std::chrono::milliseconds stall);
+  // The same through the connection's rabbitmq-c socket: over TLS, one
+  // SSL_write for the lot instead of one a frame.
+  int write_through(amqp_connection_state_t state, std::chrono::milliseconds stall);
 
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }

@@ -1,6 +1,7 @@
 #include "worker/completion_queue.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -9,11 +10,15 @@
 
 namespace sbus {
 
-CompletionQueue::CompletionQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (fd_ < 0) std::abort();  // out of file descriptors at start: nothing to serve with
+CompletionQueue::CompletionQueue()
+    : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      timer_fd_(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+  // Out of file descriptors at start: nothing to serve with.
+  if (fd_ < 0 || timer_fd_ < 0) std::abort();
 }
 
 CompletionQueue::~CompletionQueue() {
+  ::close(timer_fd_);
   ::close(fd_);
 }
 
@@ -24,6 +29,33 @@ void CompletionQueue::push(Outcome outcome) {
   std::lock_guard<std::mutex> lock(mutex_);
   items_.push_back(std::move(outcome));
   if (watching_) wake_locked();
+}
+
+void CompletionQueue::hold(Outcome outcome) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  items_.push_back(std::move(outcome));
+  // An awake connection thread takes it on its next turn (watch() finds it).
+  if (!watching_ || armed_) return;
+  itimerspec at{};
+  at.it_value.tv_nsec = std::chrono::nanoseconds(kHeldFor).count();
+  armed_ = timerfd_settime(timer_fd_, 0, &at, nullptr) == 0;
+  if (!armed_) wake_locked();  // no timer: no wait
+}
+
+void CompletionQueue::take_outcomes(std::vector<Outcome>* out) {
+  out->clear();
+  std::lock_guard<std::mutex> lock(mutex_);
+  out->swap(items_);
+  disarm_locked();
+}
+
+// Disarming also clears an expiry not read yet: the timer's fd is not
+// readable after it.
+void CompletionQueue::disarm_locked() {
+  if (!armed_) return;
+  armed_ = false;
+  const itimerspec never{};
+  timerfd_settime(timer_fd_, 0, &never, nullptr);
 }
 
 bool CompletionQueue::watch() {
@@ -65,6 +97,7 @@ bool CompletionQueue::take(std::vector<Outcome>* out) {
     [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof(count));
   }
   out->swap(items_);
+  disarm_locked();
   return std::exchange(read_owed_, false);
 }
 

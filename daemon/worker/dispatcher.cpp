@@ -14,7 +14,7 @@ Dispatcher::~Dispatcher() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-bool Dispatcher::open(int signal_fd, int completion_fd) {
+bool Dispatcher::open(int signal_fd, int completion_fd, int held_fd) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return false;
   epoll_event event{};
@@ -22,7 +22,8 @@ bool Dispatcher::open(int signal_fd, int completion_fd) {
   event.data.u64 = kSignalEvent;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, signal_fd, &event) != 0) return false;
   event.data.u64 = kCompletionEvent;
-  return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, completion_fd, &event) == 0;
+  return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, completion_fd, &event) == 0 &&
+         epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, held_fd, &event) == 0;
 }
 
 bool Dispatcher::submit(Job& job, std::size_t runner) {

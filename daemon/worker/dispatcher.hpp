@@ -50,9 +50,10 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Creates the epoll, watching `signal_fd` and `completion_fd`; false
-  // (errno set) when the kernel refuses.
-  bool open(int signal_fd, int completion_fd);
+  // Creates the epoll, watching `signal_fd`, `completion_fd` and
+  // `held_fd` (CompletionQueue's two); false (errno set) when the kernel
+  // refuses.
+  bool open(int signal_fd, int completion_fd, int held_fd);
   int epoll_fd() const { return epoll_fd_; }
 
   // The runners, in index order, then start() once for the window.

@@ -21,6 +21,11 @@ namespace {
 // keeps from an inherited deadline.
 constexpr std::chrono::milliseconds kDeadlineSlack{500};
 
+// A quick job's outcome, with more jobs queued, is held (RunnerHost::hold())
+// to leave with the run's next complete(): at most kHeldRun of them.
+constexpr std::chrono::microseconds kQuick{200};
+constexpr std::size_t kHeldRun = 16;
+
 // The id of the delivery a handler runs for, from which the ids of the
 // messages it sends are derived (Outbox); empty when it has none.
 std::string incoming_message_id(const sbus_request& request) {
@@ -227,7 +232,13 @@ void ServiceRunner::run() {
     const bool large = job.bytes > kLargeBodyBytes || outcome.body.size() > kLargeBodyBytes;
     running_.store(false, std::memory_order_relaxed);
     if (outcome.abandoned) return;  // the worker has moved on: touch nothing of it
-    host_idle_ = host_->complete(std::move(outcome));
+    if (hold(outcome, large)) {
+      ++held_;
+      host_->hold(std::move(outcome));
+    } else {
+      held_ = 0;
+      host_idle_ = host_->complete(std::move(outcome));
+    }
     if (large) {
       // What a large call's params and reply took from the heap is free
       // now; pieces of it below live blocks would stay in RSS once the run
@@ -244,6 +255,15 @@ void ServiceRunner::run() {
   std::lock_guard<std::mutex> lock(mutex_);
   finished_ = true;
   started_cv_.notify_all();
+}
+
+// Whether an outcome waits for the run it belongs to: the job was quick,
+// another is queued, and the run is short. A slow job's outcome, or the
+// run's last, hands over all of it at once.
+bool ServiceRunner::hold(const Outcome& outcome, bool large) {
+  if (large || outcome.busy >= kQuick || held_ + 1 >= kHeldRun) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !queue_.empty() && !stopping_;
 }
 
 // Runs one job in the plugin: a call's reply is encoded here, a message's

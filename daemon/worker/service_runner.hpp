@@ -46,6 +46,10 @@ class RunnerHost {
   // Hands over an outcome. True when the connection thread was found
   // asleep (and the worker finished the outcome on this thread at once).
   virtual bool complete(Outcome outcome) = 0;
+  // Hands over an outcome to leave with the next one complete() hands over
+  // (the runner has more jobs queued): one write for their replies and one
+  // ack for their deliveries. It waits at most CompletionQueue::kHeldFor.
+  virtual void hold(Outcome outcome) = 0;
   // The runner holds the reader seat and the socket has new data. True when
   // the connection thread was found asleep, as above.
   virtual bool read_socket() = 0;
@@ -155,6 +159,7 @@ class ServiceRunner {
  private:
   void run();
   Outcome execute(Job& job);
+  bool hold(const Outcome& outcome, bool large);
   // The parts of execute(), in the order it runs them.
   bool expired_in_queue(const Job& job, Reply* reply, Outcome* outcome);
   void call_service(sbus_request& request, Job& job, Reply* reply, Outcome* outcome);
@@ -209,7 +214,8 @@ class ServiceRunner {
   // something: then an idle sleep watches the socket. While the connection
   // thread is busy it reads anyway, and a seat holder woken for the data
   // would find the worker's lock taken and sleep again for nothing.
-  bool host_idle_ = true;                                           // the service thread's own
+  bool host_idle_ = true;  // the service thread's own
+  std::size_t held_ = 0;   // outcomes held since the last complete(): the service thread's own
   std::optional<std::chrono::steady_clock::time_point> commit_by_;  // the service thread's own
   bool stopping_ = false;
   bool started_ = false;

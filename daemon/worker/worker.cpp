@@ -357,8 +357,8 @@ Worker::Step Worker::sleep_until_event(int wait) {
   const int epoll_fd = dispatcher_.epoll_fd();
   session_.unlock();
   Dispatcher::fire(&waking_);
-  epoll_event events[3];
-  const int ready = epoll_wait(epoll_fd, events, 3, wait);
+  epoll_event events[4];
+  const int ready = epoll_wait(epoll_fd, events, 4, wait);
   session_.lock();
   completions_.unwatch();
   if (ready < 0 && errno != EINTR) return Step::kLost;
@@ -380,7 +380,7 @@ bool Worker::open_events() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal_fd_ = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-  return signal_fd_ >= 0 && dispatcher_.open(signal_fd_, completions_.fd());
+  return signal_fd_ >= 0 && dispatcher_.open(signal_fd_, completions_.fd(), completions_.timer_fd());
 }
 
 int Worker::run() {

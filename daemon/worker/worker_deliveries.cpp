@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -273,6 +274,15 @@ bool Worker::complete(Outcome outcome) {
     completions_.push(std::move(outcome));
     return false;
   }
+  completions_.take_outcomes(&run_);
+  if (!run_.empty()) {
+    run_.push_back(std::move(outcome));
+    std::vector<Outcome> left;
+    finish_run(&left);
+    session_.unlock();
+    for (Outcome& theirs : left) completions_.push(std::move(theirs));
+    return true;
+  }
   if (finish_inline(outcome)) {
     session_.unlock();
     return true;
@@ -282,15 +292,48 @@ bool Worker::complete(Outcome outcome) {
   return true;
 }
 
+void Worker::hold(Outcome outcome) {
+  completions_.hold(std::move(outcome));
+}
+
+// The outcomes of a run (run_), as finish_inline() would each, with their
+// handled-id records in one transaction and one write for their replies
+// and acks. What must be the connection thread's is moved to `left`.
+void Worker::finish_run(std::vector<Outcome>* left) {
+  const auto here = [this](const Outcome& outcome) REQUIRES(session_.mutex()) {
+    return session_.current(outcome.envelope) && !session_.stopping() && !outcome.leave && !outcome.requeue &&
+           !outcome.dead_letter && (!outcome.envelope.is_call() || session_.direct_route(outcome.envelope.reply_to));
+  };
+  const auto theirs = std::stable_partition(run_.begin(), run_.end(), here);
+  std::move(theirs, run_.end(), std::back_inserter(*left));
+  run_.erase(theirs, run_.end());
+  remember_all_handled(run_);
+  for (Outcome& outcome : run_) finish(outcome);
+  session_.flush_acks();
+  if (!deferred_.empty() && !run_.empty()) {
+    if (deferred_.due(Clock::now())) {
+      commit_deferred();
+    } else {
+      dispatcher_.runner(run_.back().runner).commit_records_by(deferred_.deadline());
+    }
+  }
+  run_.clear();
+  if (session_.needs_turn()) completions_.wake();
+}
+
 bool Worker::finish_inline(Outcome& outcome) {
   if (!session_.current(outcome.envelope) || session_.stopping() || outcome.leave || outcome.requeue ||
       outcome.dead_letter) {
     return false;
   }
-  // A delivery with an id while more wait for its service: its record
-  // joins the connection thread's batch (one LMDB commit for the run, not
-  // one each). Alone, it is finished here, at once.
-  if (!outcome.envelope.handled_key.empty() && dispatcher_.runner(outcome.runner).queued() > 0) return false;
+  // A delivery with an id while more wait for its service: unless its
+  // record may wait for the group commit (defer_record()), it joins the
+  // connection thread's batch (one LMDB commit for the run, not one each).
+  // Alone, it is finished here, at once.
+  const bool deferrable = deferred_.enabled() && outcome.returned_mark >= 0 && !deferred_.full();
+  if (!outcome.envelope.handled_key.empty() && !deferrable && dispatcher_.runner(outcome.runner).queued() > 0) {
+    return false;
+  }
   if (outcome.envelope.is_call() && !session_.direct_route(outcome.envelope.reply_to)) {
     return false;  // the quarantine path may block: the connection thread's work
   }

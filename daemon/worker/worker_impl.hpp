@@ -61,6 +61,7 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
 
   // Service threads.
   bool complete(Outcome outcome) override;
+  void hold(Outcome outcome) override;
   bool read_socket() override;
   void commit_records() override;
 
@@ -111,6 +112,7 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   bool flush_completions(bool* read_owed) REQUIRES(session_.mutex(), session_.connection_thread());
   void finish(Outcome& outcome) REQUIRES(session_.mutex());
   bool finish_inline(Outcome& outcome) REQUIRES(session_.mutex());
+  void finish_run(std::vector<Outcome>* left) REQUIRES(session_.mutex());
   std::string stats_json() REQUIRES(session_.mutex());
 
   // Handled once (worker_handled.cpp; docs/reliability.md#handled-once).
@@ -150,6 +152,8 @@ class Worker final : public RunnerHost, private BrokerSession::DeliveryHandler {
   Dispatcher dispatcher_ GUARDED_BY(session_.mutex());
   WorkerStats stats_ GUARDED_BY(session_.mutex());
   std::vector<Outcome> completed_ GUARDED_BY(session_.mutex());
+  // A service thread's run of held outcomes, finished together (finish_run()).
+  std::vector<Outcome> run_ GUARDED_BY(session_.mutex());
   CompletionQueue completions_;  // any thread
   // The connection thread's, fired after it lets go of the lock: the
   // runners that got a job while asleep (Dispatcher::take_wakes()).

@@ -673,6 +673,42 @@ TEST_CASE("64 calls in flight on one sender connection each get their own answer
   CHECK_FALSE(sender.next_reply(10ms).has_value());
 }
 
+TEST_CASE("a quick call's reply does not wait for the slow call of its service queued behind it", "[rpc][async]") {
+  // A quick outcome with more jobs queued is held to leave with the run
+  // (RunnerHost::hold()): the quick call here is queued behind a slow one
+  // and ahead of another, so that it is held when the second slow one
+  // starts. Its reply must leave anyway, not 3 s later with the second's.
+  // No heartbeat and no ping: nothing else wakes the connection thread
+  // meanwhile, and the pause lets it fall asleep before the two arrive.
+  SbusdOptions options;
+  options.extra_yaml = "heartbeat: 0\nping_interval: 0\n";
+  SbusdProcess sbusd(options);
+  sbus::Sender sender(sbusd.sender_options());
+  REQUIRE(sender.call(sbusd.address("test.sleep"), "[0]", 10s).ok());
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    const auto start = Clock::now();
+    const std::string first = sender.call_async(sbusd.address("test.sleep"), "[0.3]");
+    std::this_thread::sleep_for(100ms);
+    const std::string quick = sender.call_async(sbusd.address("test.sleep"), "[0]");
+    const std::string slow = sender.call_async(sbusd.address("test.sleep"), "[3]");
+    std::map<std::string, Clock::duration> answered;
+    while (answered.size() < 3 && Clock::now() - start < 20s) {
+      std::optional<sbus::AsyncReply> reply = sender.next_reply(1s);
+      if (!reply) continue;
+      CHECK(reply->result.ok());
+      answered[reply->id] = Clock::now() - start;
+    }
+    REQUIRE(answered.size() == 3);
+    const auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    INFO("first " << ms(answered[first]) << " ms, quick " << ms(answered[quick]) << " ms, slow " << ms(answered[slow])
+                  << " ms");
+    CHECK(answered[quick] >= 300ms);  // it waited for the first, with the slow one queued behind it
+    CHECK(answered[quick] < 2s);      // and not for the slow one
+    CHECK(answered[slow] >= 3300ms);
+  }
+}
+
 namespace {
 
 // The voluntary context switches of the worker `pid`: of its main thread
