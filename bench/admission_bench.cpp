@@ -52,7 +52,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: sbus-admission-bench [OPERATIONS [none|policy]]\n");
     return 2;
   }
-  sbus::wire_codec_init();
   sbus::ServiceConfig add;
   add.name = "math.add";
   add.category = "math";

@@ -39,7 +39,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: sbus-codec-bench [OPERATIONS]\n");
     return 2;
   }
-  sbus::wire_codec_init();
   const sbus::Event event{"host-4711-1", "6f1c0b3b6a0c5e9f1e2d3c4b5a69788796a5b4c3", "math", "add", "[1, 2]"};
   const sbus::Reply reply{"host-4711-1", "3", ""};
   const std::string event_body = sbus::encode_event(event);

@@ -1,37 +1,12 @@
 #include "amqp/tls_socket.hpp"
 
-#include <dlfcn.h>
-#include <link.h>
-#include <sys/stat.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-
 #include "base/error.hpp"
+#include "base/module_file.hpp"
 
 namespace sbus {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr const char* kModuleName = "sbus-tls.so";
-
-// The folder of the program or shared object that holds this code.
-fs::path own_folder() {
-  Dl_info info{};
-  link_map* map = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(&own_folder), &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 ||
-      map == nullptr) {
-    return {};
-  }
-  // The main program's link map has no name.
-  std::error_code ignored;
-  const fs::path file = map->l_name[0] == '\0' ? fs::read_symlink("/proc/self/exe", ignored) : fs::path(map->l_name);
-  return fs::absolute(file, ignored).parent_path();
-}
 
 struct LoadedModule {
   TlsAttachFunction attach = nullptr;
@@ -52,39 +27,12 @@ const LoadedModule& loaded_module() {
 }  // namespace
 
 std::vector<std::string> tls_module_candidates() {
-  if (const char* path = std::getenv("SBUS_TLS_MODULE"); path != nullptr && *path != '\0') return {path};
-  std::vector<std::string> candidates;
-  const fs::path here = own_folder();
-  if (!here.empty()) {
-    candidates.push_back((here / kModuleName).string());
-    candidates.push_back((here.parent_path() / "libexec" / "sbus" / kModuleName).lexically_normal().string());
-  }
-  const std::string installed = SBUS_TLS_MODULE_INSTALLED;
-  if (std::find(candidates.begin(), candidates.end(), installed) == candidates.end()) candidates.push_back(installed);
-  return candidates;
+  return module_candidates("SBUS_TLS_MODULE", kModuleName, SBUS_TLS_MODULE_INSTALLED);
 }
 
 TlsAttachFunction load_tls_module(const std::vector<std::string>& candidates, std::string* error) {
-  std::string tried;
-  for (const std::string& path : candidates) {
-    if (!tried.empty()) tried += "; ";
-    struct stat status {};
-    if (::stat(path.c_str(), &status) != 0) {
-      tried += path + ": " + (errno == ENOENT ? std::string("no such file") : std::strerror(errno));
-      continue;
-    }
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      tried += path + ": " + (why != nullptr ? why : "cannot be loaded");
-      continue;
-    }
-    if (void* entry = dlsym(handle, kTlsAttachSymbol)) return reinterpret_cast<TlsAttachFunction>(entry);
-    tried += path + ": not an sbus TLS module (no " + kTlsAttachSymbol + ")";
-    dlclose(handle);
-  }
-  *error = "the TLS module " + std::string(kModuleName) + " cannot be loaded (" + tried + ")";
-  return nullptr;
+  return reinterpret_cast<TlsAttachFunction>(
+      load_module_entry(candidates, "TLS", kModuleName, kTlsAttachSymbol, error));
 }
 
 std::unique_ptr<TlsSocket> TlsSocket::attach(amqp_connection_state_t state, const BrokerUri& uri,

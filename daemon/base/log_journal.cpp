@@ -2,8 +2,6 @@
 // the module that holds libsystemd (loaded only when the journal is used,
 // so the supervisor maps libsystemd and its compression libraries only
 // then).
-#include <dlfcn.h>
-#include <link.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -14,13 +12,11 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
-#include <filesystem>
 #include <mutex>
 #include <vector>
 
 #include "base/log_record.hpp"
-
-namespace fs = std::filesystem;
+#include "base/module_file.hpp"
 
 namespace sbus {
 namespace {
@@ -28,47 +24,13 @@ namespace {
 constexpr const char* kModuleName = "sbus-journal.so";
 constexpr const char* kWriterSymbol = "sbus_journal_sendv";
 
-// The folder of the program or shared object that holds this code.
-fs::path own_folder() {
-  Dl_info info{};
-  link_map* map = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(&own_folder), &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) == 0 ||
-      map == nullptr) {
-    return {};
-  }
-  std::error_code ignored;
-  const fs::path file = map->l_name[0] == '\0' ? fs::read_symlink("/proc/self/exe", ignored) : fs::path(map->l_name);
-  return fs::absolute(file, ignored).parent_path();
-}
-
-std::vector<std::string> module_candidates() {
-  std::vector<std::string> candidates;
-  const fs::path here = own_folder();
-  if (!here.empty()) {
-    candidates.push_back((here / kModuleName).string());
-    candidates.push_back((here.parent_path() / "libexec" / "sbus" / kModuleName).lexically_normal().string());
-  }
-  candidates.push_back(SBUS_JOURNAL_MODULE_INSTALLED);
-  return candidates;
+std::vector<std::string> journal_candidates() {
+  return module_candidates("SBUS_JOURNAL_MODULE", kModuleName, SBUS_JOURNAL_MODULE_INSTALLED);
 }
 
 JournalWriter load_once(std::string* error) {
-  std::string tried;
-  for (const std::string& path : module_candidates()) {
-    if (::access(path.c_str(), R_OK) != 0) continue;
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      tried += (tried.empty() ? "" : "; ") + path + ": " + (why != nullptr ? why : "cannot be loaded");
-      continue;
-    }
-    if (void* entry = dlsym(handle, kWriterSymbol)) return reinterpret_cast<JournalWriter>(entry);
-    tried += (tried.empty() ? "" : "; ") + path + ": no " + kWriterSymbol;
-    dlclose(handle);
-  }
-  *error = std::string("the journal module ") + kModuleName + " cannot be loaded (" +
-           (tried.empty() ? "not found" : tried) + ")";
-  return nullptr;
+  const std::vector<std::string> candidates = journal_candidates();
+  return reinterpret_cast<JournalWriter>(load_module_entry(candidates, "journal", kModuleName, kWriterSymbol, error));
 }
 
 // The supervisor's end of the relay's socket (start_journal_relay()), also
@@ -174,7 +136,7 @@ JournalWriter load_journal_writer(std::string* error) {
 JournalWriter start_journal_relay(std::string* error) {
   if (g_relay_started != nullptr) return g_relay_started;
   bool found = false;
-  for (const std::string& path : module_candidates()) found = found || ::access(path.c_str(), R_OK) == 0;
+  for (const std::string& path : journal_candidates()) found = found || ::access(path.c_str(), R_OK) == 0;
   if (!found) {
     *error = std::string("the journal module ") + kModuleName + " is not installed";
     return nullptr;

@@ -90,7 +90,6 @@ std::optional<std::chrono::system_clock::time_point> due_of(const SendOptions& o
 
 Sender::Sender(SenderOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
-  wire_codec_init();
 }
 Sender::~Sender() = default;
 Sender::Sender(Sender&&) noexcept = default;

@@ -2,11 +2,11 @@
 // response, as UTF-8 XML. Decoding reads the layout that sbus and
 // py-servicebus write with a strict reader of its own, and everything else
 // with libxml2 (no DTD, no entity substitution, no network, through SAX
-// callbacks that keep the few fields a decode needs; no tree is built);
-// encoding writes the text directly.
+// callbacks that keep the few fields a decode needs; no tree is built),
+// which the module sbus-xml.so holds and the first such body loads
+// (protocol/xml_libxml2.hpp); encoding writes the text directly.
 //
-// Thread-safety: every function may be called from any thread once
-// wire_codec_init() has run (once per process, before threads start).
+// Thread-safety: every function may be called from any thread.
 #pragma once
 
 #include <string>
@@ -85,8 +85,6 @@ struct DecodeFailure {
   std::string code;
   std::string detail;
 };
-
-void wire_codec_init();
 
 // How a body is read: kFastFirst tries the fast reader and falls back to
 // libxml2 for anything outside its subset of XML (see wire_codec.cpp);

@@ -405,7 +405,6 @@ bool Worker::start() {
     SBUS_LOG(kError) << "signalfd or epoll: " << std::strerror(errno);
     return false;
   }
-  wire_codec_init();
   open_handled_store();
   try {
     start_services();

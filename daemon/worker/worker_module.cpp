@@ -13,6 +13,7 @@
 
 #include "base/log.hpp"
 #include "amqp/tls_socket.hpp"
+#include "protocol/xml_libxml2.hpp"
 #include "worker/isolated_process.hpp"
 #include "worker/plugin_loader.hpp"
 #include "worker/handled_store.hpp"
@@ -97,6 +98,9 @@ extern "C" SBUS_MODULE_EXPORT int sbus_worker_check(const sbus::Config* config, 
     if (sbus::load_tls_module(sbus::tls_module_candidates(), &error) == nullptr) {
       problems.push_back(config->path + ": brokers: an amqps:// broker needs TLS, but " + error);
     }
+  }
+  if (std::string error = sbus::libxml2_load_error(); !error.empty()) {
+    problems.push_back(config->path + ": bodies that only libxml2 reads could not be read: " + error);
   }
   check_handled_store(*config, &problems);
   std::string text;

@@ -7,7 +7,6 @@
 #include "protocol/wire_codec.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  sbus::wire_codec_init();
   return 0;
 }
 

@@ -569,6 +569,7 @@ TEST_CASE("A worker killed with SIGKILL is back and serving within a second", "[
 
 TEST_CASE("The supervisor maps none of the libraries that serving needs, and a worker without TLS maps no OpenSSL",
           "[supervisor][memory]") {
+  // Nor libxml2 until a body that only libxml2 reads (the end of this test).
   // test.so links libsbus.so (test.relay calls through sbus::Sender), and
   // the worker checks both kinds of token: neither needs libssl, libcrypto
   // or a shared rabbitmq-c, which only sbus-tls.so brings.
@@ -595,17 +596,70 @@ TEST_CASE("The supervisor maps none of the libraries that serving needs, and a w
     for (const std::string& name : worker_maps) names += name + " ";
     return names;
   }());
-  for (const char* library : {"libxml2.so", "sbusd-worker.so", "math.so", "test.so", "libsbus.so"}) {
+  for (const char* library : {"sbusd-worker.so", "math.so", "test.so", "libsbus.so"}) {
     INFO(library);
     CHECK_FALSE(maps_library(supervisor_maps, library));
     CHECK(maps_library(worker_maps, library));
   }
-  for (const char* library : {"librabbitmq.so", "libssl.so", "libcrypto.so", "sbus-tls.so"}) {
+  for (const char* library :
+       {"librabbitmq.so", "libssl.so", "libcrypto.so", "sbus-tls.so", "libxml2.so", "libicuuc.so", "sbus-xml.so"}) {
     INFO(library);
     CHECK_FALSE(maps_library(supervisor_maps, library));
     CHECK_FALSE(maps_library(worker_maps, library));
   }
+
+  // A call the fast reader declines (a comment in its id) is read by
+  // libxml2, from sbus-xml.so, which that body loads.
+  RawAmqp raw;
+  const std::string reply_queue = raw.declare_reply_queue();
+  std::string body = sbus_test::py_call_body("xml-ab", kSecret, "math", "add", "[40,2]");
+  body.replace(body.find("<id>xml-ab</id>"), 15, "<id>xml-<!-- declined -->ab</id>");
+  raw.publish("py-servicebus", sbusd.node(), body, reply_queue, "c-xml");
+  const std::optional<RawAmqp::Message> reply = raw.receive(10s);
+  REQUIRE(reply.has_value());
+  INFO("reply: " << reply->body);
+  CHECK(reply->body.find("<id>xml-ab</id>") != std::string::npos);
+  CHECK(reply->body.find("42") != std::string::npos);
+  CHECK(reply->body.find("status=\"error\"") == std::string::npos);
+  const std::set<std::string> after = mapped_libraries(worker);
+  CHECK(maps_library(after, "sbus-xml.so"));
+  CHECK(maps_library(after, "libxml2.so"));
+  CHECK_FALSE(maps_library(mapped_libraries(sbusd.pid()), "libxml2.so"));
   CHECK(sbusd.stop() == 0);
+}
+
+namespace {
+
+// A config in `dir` serving math.add on the tests' broker; its path.
+std::string write_math_config(const TempDir& dir) {
+  const std::string secret_file = sbus_test::write_secret(dir.path());
+  const std::string config = dir.file("sbusd.yaml");
+  write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + broker_uri() +
+                         "]\nsecret_file: " + secret_file + "\nstate_dir: " + dir.file("state") +
+                         "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" + service_yaml("math.add"));
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("sbusd --check names an XML module that cannot be loaded", "[supervisor][memory]") {
+  // The module is loaded on the first body that only libxml2 reads; the
+  // check loads it at once, so that a broken install is named before then.
+  TempDir dir;
+  const std::string config = write_math_config(dir);
+  const std::string output = dir.file("output");
+  const std::string sbusd = SBUS_BUILD_DIR "/bin/sbusd --check --config " + config + " > " + output + " 2>&1";
+  const int missing = std::system(("SBUS_XML_MODULE=" + dir.file("none.so") + " " + sbusd).c_str());
+  REQUIRE(WIFEXITED(missing));
+  CHECK(WEXITSTATUS(missing) == 1);
+  const std::string text = read_file(output);
+  INFO(text);
+  CHECK(text.find("bodies that only libxml2 reads could not be read: the XML module sbus-xml.so cannot be loaded (" +
+                  dir.file("none.so") + ": no such file)") != std::string::npos);
+  const int found = std::system(sbusd.c_str());
+  REQUIRE(WIFEXITED(found));
+  INFO(read_file(output));
+  CHECK(WEXITSTATUS(found) == 0);
 }
 
 TEST_CASE("sbusd without a loadable worker module refuses to start and says why", "[supervisor][memory]") {
@@ -616,11 +670,7 @@ TEST_CASE("sbusd without a loadable worker module refuses to start and says why"
   write_file(copy, read_file(SBUS_BUILD_DIR "/bin/sbusd"));
   REQUIRE(::chmod(copy.c_str(), 0755) == 0);
   TempDir dir;
-  const std::string secret_file = sbus_test::write_secret(dir.path());
-  const std::string config = dir.file("sbusd.yaml");
-  write_file(config, "node: " + sbus_test::unique_node() + "\nbrokers: [" + broker_uri() +
-                         "]\nsecret_file: " + secret_file + "\nstate_dir: " + dir.file("state") +
-                         "\nplugin_dir: " SBUS_BUILD_DIR "/plugins\nservices:\n" + service_yaml("math.add"));
+  const std::string config = write_math_config(dir);
   const std::string output = dir.file("output");
   const int status = std::system((copy + " --config " + config + " > " + output + " 2>&1").c_str());
   REQUIRE(WIFEXITED(status));

@@ -107,7 +107,6 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("admission answers PING itself, to anyone", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision decision = fixture.decide(fixture.call(std::string(sbus::kPingBody)));
   CHECK(decision.verdict == Verdict::kPong);
@@ -115,7 +114,6 @@ TEST_CASE("admission answers PING itself, to anyone", "[admission]") {
 }
 
 TEST_CASE("admission refuses what it cannot read, before any service sees it", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   SECTION("a body over max_message_bytes, dropped unread") {
     sbus::Delivery delivery = fixture.call("");
@@ -150,7 +148,6 @@ TEST_CASE("admission refuses what it cannot read, before any service sees it", "
 }
 
 TEST_CASE("admission answers sbus.stats itself and refuses other sbus services", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   CHECK(fixture.decide(fixture.call(event_body("sbus", "stats", "[]"))).verdict == Verdict::kOwnStats);
   const sbus::Decision other = fixture.decide(fixture.call(event_body("sbus", "reboot", "[]")));
@@ -162,7 +159,6 @@ TEST_CASE("admission answers sbus.stats itself and refuses other sbus services",
 }
 
 TEST_CASE("admission refuses a service that is not configured, or of the other kind", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision unknown = fixture.decide(fixture.call(event_body("math", "nope", "[]")));
   CHECK(unknown.verdict == Verdict::kRefuse);
@@ -179,7 +175,6 @@ TEST_CASE("admission refuses a service that is not configured, or of the other k
 }
 
 TEST_CASE("a service that could not start answers calls service_unavailable and keeps messages", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision to_call = fixture.decide(fixture.call(event_body("broken", "svc", "[]")));
   CHECK(to_call.verdict == Verdict::kAnswerError);
@@ -192,7 +187,6 @@ TEST_CASE("a service that could not start answers calls service_unavailable and 
 }
 
 TEST_CASE("a call is dispatched to its service with its params parsed and its envelope whole", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2,3]"));
   const sbus::Decision decision = fixture.admission.decide(delivery, fixture.unsent);
@@ -214,7 +208,6 @@ TEST_CASE("a call is dispatched to its service with its params parsed and its en
 }
 
 TEST_CASE("a message is dispatched with its body and headers, for the error queue", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const std::string body = event_body("test", "record", R"({"event":"hello"})");
   const sbus::Decision decision = fixture.decide(fixture.message(body));
@@ -227,7 +220,6 @@ TEST_CASE("a message is dispatched with its body and headers, for the error queu
 }
 
 TEST_CASE("an hmac-sha256 call is let in once: its copy is refused as a replay", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const std::string token = sbus::make_hmac_token(kSecret, "event-1", "math", "add", "[1]");
   const std::string body = event_body("math", "add", "[1]", token);
@@ -238,7 +230,6 @@ TEST_CASE("an hmac-sha256 call is let in once: its copy is refused as a replay",
 }
 
 TEST_CASE("a call redelivered after a lost connection gets the reply kept for it", "[admission]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   fixture.unsent.keep(sbus::CrashJournal::key("amq.rabbitmq.reply-to.caller", "c-1", "event-1"), "the reply");
   sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1]"));
@@ -253,7 +244,6 @@ TEST_CASE("a call redelivered after a lost connection gets the reply kept for it
 
 TEST_CASE("a call that a dead worker started is answered interrupted, unless its service is idempotent",
           "[admission]") {
-  sbus::wire_codec_init();
   Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
   sbus::CrashJournal* journal = mapped.value;
   REQUIRE(journal != nullptr);
@@ -276,7 +266,6 @@ TEST_CASE("a call that a dead worker started is answered interrupted, unless its
 }
 
 TEST_CASE("a service that keeps crashing its worker is switched off, its failures counted", "[admission]") {
-  sbus::wire_codec_init();
   Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
   sbus::CrashJournal* journal = mapped.value;
   REQUIRE(journal != nullptr);
@@ -306,7 +295,6 @@ std::string unix_ms(std::chrono::system_clock::time_point at) {
 }  // namespace
 
 TEST_CASE("a call whose deadline has passed is answered deadline_exceeded, not dispatched", "[admission][deadline]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   sbus::Delivery delivery = fixture.call(event_body("math", "add", "[1,2]"));
   delivery.deadline = unix_ms(std::chrono::system_clock::now() - std::chrono::seconds(2));
@@ -321,7 +309,6 @@ TEST_CASE("a call whose deadline has passed is answered deadline_exceeded, not d
 
 TEST_CASE("a message whose deadline has passed is dropped unrun and counted, not dead-lettered",
           "[admission][deadline]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   sbus::Delivery delivery = fixture.message(event_body("test", "record", R"({"event":"late"})"));
   delivery.deadline = unix_ms(std::chrono::system_clock::now() - std::chrono::milliseconds(1));
@@ -332,7 +319,6 @@ TEST_CASE("a message whose deadline has passed is dropped unrun and counted, not
 }
 
 TEST_CASE("a live deadline goes with the job to its service", "[admission][deadline]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const auto at = std::chrono::system_clock::now() + std::chrono::seconds(5);
   SECTION("a call") {
@@ -354,7 +340,6 @@ TEST_CASE("a live deadline goes with the job to its service", "[admission][deadl
 }
 
 TEST_CASE("a deadline header that cannot be read is no deadline: the call is served", "[admission][deadline]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const std::string header =
       GENERATE(std::string("soon"), std::string(""), std::string("-5"), std::string("12345678901234567890"),
@@ -372,7 +357,6 @@ TEST_CASE("a deadline header that cannot be read is no deadline: the call is ser
 }
 
 TEST_CASE("default_call_timeout gives a call without a deadline one, from when it is read", "[admission][deadline]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   fixture.config.default_call_timeout_ms = 30000;
   const auto before = std::chrono::system_clock::now();
@@ -405,7 +389,6 @@ TEST_CASE("default_call_timeout gives a call without a deadline one, from when i
 
 TEST_CASE("admission sends an event to the event service whose queue it came from, and to no other",
           "[admission][events]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::ServiceConfig audit = service("audit", "orders", sbus::ServiceKind::kEvent);
   fixture.admission.add_service(2, audit);
@@ -457,7 +440,6 @@ TEST_CASE("admission sends an event to the event service whose queue it came fro
 
 TEST_CASE("a redelivery whose handler returned in a killed worker is a duplicate, recorded, and not run again",
           "[admission][handled_once]") {
-  sbus::wire_codec_init();
   Mapped<sbus::CrashJournal> mapped(sbus::CrashJournal::create());
   sbus::CrashJournal* journal = mapped.value;
   REQUIRE(journal != nullptr);

@@ -125,7 +125,6 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("A call signed with a caller's own key is let in as that caller and answered with that key", "[callers]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision decision = fixture.call_as("billing", kBillingKey, "math.add");
   REQUIRE(decision.verdict == Verdict::kDispatch);
@@ -136,7 +135,6 @@ TEST_CASE("A call signed with a caller's own key is let in as that caller and an
 }
 
 TEST_CASE("Whoever signs with the shared secret is the identity py-servicebus", "[callers]") {
-  sbus::wire_codec_init();
   sbus::Config config = policy_config();
   config.policy.push_back(rule(true, {"py-servicebus"}, {"math.*"}));
   Fixture fixture(config);
@@ -162,7 +160,6 @@ TEST_CASE("Whoever signs with the shared secret is the identity py-servicebus", 
 }
 
 TEST_CASE("Bad caller tokens are refused with the token codes, never let in", "[callers]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const auto refused = [&](const std::string& token, const char* code) {
     const sbus::Decision decision = fixture.decide(fixture.body("math.add", token));
@@ -208,7 +205,6 @@ TEST_CASE("Bad caller tokens are refused with the token codes, never let in", "[
 }
 
 TEST_CASE("During a rotation either key of a caller is valid, and the reply is signed with the one used", "[callers]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   for (const char* key : {kOpsOld, kOpsNew}) {
     const sbus::Decision decision = fixture.call_as("ops", key, "math.add");
@@ -264,7 +260,6 @@ TEST_CASE("The policy's matrix: deny wins, globs match, what no rule allows is f
 
 TEST_CASE("A denied call is answered forbidden unrun and a denied message dead-lettered, both audited",
           "[callers][policy]") {
-  sbus::wire_codec_init();
   Fixture fixture;
   const sbus::Decision call = fixture.call_as("ops", kOpsNew, "admin.reset");
   CHECK(call.verdict == Verdict::kAnswerError);
@@ -314,7 +309,6 @@ TEST_CASE("A reload's changes of callers, keys, identity and policy are each an 
 
 TEST_CASE("A message back from the hold queue keeps the caller its token names, and the policy applies again",
           "[callers][policy]") {
-  sbus::wire_codec_init();
   sbus::Config config = policy_config();
   config.hold_ms = 5000;
   Fixture fixture(config);
@@ -344,7 +338,6 @@ TEST_CASE("A message back from the hold queue keeps the caller its token names, 
 
 TEST_CASE("The policy judges events as their own kind: a denied event is dead-lettered, others pass",
           "[callers][policy][events]") {
-  sbus::wire_codec_init();
   sbus::Config config = policy_config();
   // billing may publish to the orders events; nobody's message reaches them.
   config.policy = {rule(true, {"billing"}, {"audit.orders"}, {"event"}), rule(true, {"ops*"}, {"*"}, {"call"})};

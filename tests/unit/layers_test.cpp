@@ -24,6 +24,7 @@ const std::map<std::string, std::set<std::string>> kMayInclude = {
     {"amqp", {"base"}},
     {"protocol", {"base", "amqp"}},
     {"tls", {"base", "amqp"}},
+    {"xml", {"protocol"}},
     {"journal", {}},
     {"metrics", {"base"}},
     {"supervisor", {"base", "config", "sbus"}},

@@ -40,7 +40,6 @@ struct Decoded {
 };
 
 Decoded decode(std::string_view body) {
-  sbus::wire_codec_init();
   Decoded d;
   d.ok = sbus::decode_event(body, &d.event, &d.failure);
   return d;
@@ -53,7 +52,6 @@ struct DecodedReply {
 };
 
 DecodedReply decode_reply(std::string_view body) {
-  sbus::wire_codec_init();
   DecodedReply d;
   d.ok = sbus::decode_reply(body, &d.reply, &d.failure);
   return d;
@@ -302,7 +300,6 @@ TEST_CASE("decode_reply decodes entities in the status and code attributes", "[w
 }
 
 TEST_CASE("a call cut short inside its id leaves no id to name in the error reply", "[wire_codec]") {
-  sbus::wire_codec_init();
   Event event;
   DecodeFailure failure;
   CHECK_FALSE(sbus::decode_event("<event version=\"1\"><id>abc&bogus;def</id></event>", &event, &failure));
@@ -583,7 +580,6 @@ std::string describe_reply_decode(std::string_view body, sbus::XmlReader reader)
 }  // namespace
 
 TEST_CASE("the fast reader takes what sbus and py-servicebus write", "[wire_codec][fast_reader]") {
-  sbus::wire_codec_init();
   CHECK(sbus::fast_reader_takes(sbus::encode_event(Event{"host-1-7", "0123abcd", "math", "add", "[1, 2]"})));
   CHECK(sbus::fast_reader_takes(sbus::encode_event(Event{"a<b&c", "t", "c", "s", "{\"k\": \"]]>\"}"})) == false);
   CHECK(sbus::fast_reader_takes(EventXml().text()));
@@ -601,7 +597,6 @@ TEST_CASE("the fast reader takes what sbus and py-servicebus write", "[wire_code
 
 TEST_CASE("the fast reader and libxml2 read every body alike, and the fast reader declines what it cannot read exactly",
           "[wire_codec][fast_reader]") {
-  sbus::wire_codec_init();
   const std::string whole = EventXml().text();
   const auto with = [](std::string EventXml::*part, std::string text) {
     EventXml xml;
